@@ -1,0 +1,305 @@
+/* tf-config.c: presets, validation and JSON for TfConfig. */
+#include "tf-config.h"
+
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+G_DEFINE_QUARK (tf-error-quark, tf_error)
+
+int
+tf_config_default_mlp_hidden (int d_model)
+{
+  int h = (8 * d_model + 2) / 3;  /* ceil(8/3 · d) */
+  return (h + 31) / 32 * 32;
+}
+
+int tf_config_head_dim (const TfConfig *c) { return c->d_model / c->n_heads; }
+int tf_config_patches_per_side (const TfConfig *c) { return c->image_size / c->patch_size; }
+int tf_config_n_patches (const TfConfig *c)
+{
+  int p = tf_config_patches_per_side (c);
+  return p * p;
+}
+int tf_config_patch_dim (const TfConfig *c)
+{
+  return c->image_channels * c->patch_size * c->patch_size;
+}
+int tf_config_image_values (const TfConfig *c)
+{
+  return c->image_size * c->image_size * c->image_channels;
+}
+
+gboolean
+tf_config_preset (TfConfig *config, const char *name, GError **error)
+{
+  TfConfig c = {
+    .vocab_size = 0,
+    .max_seq_len = 256,
+    .image_size = 32,
+    .image_channels = 3,
+    .patch_size = 4,
+    .diffusion_steps = 1000,
+    .schedule = "cosine",
+    .rope_theta = 10000.0f,
+    .norm_eps = 1e-5f,
+    .bos_id = -1, .eos_id = -1, .boi_id = -1, .eoi_id = -1,
+    .pad_id = -1, .user_id = -1, .assistant_id = -1,
+  };
+
+  if (g_strcmp0 (name, "tiny") == 0)
+    {
+      c.d_model = 64;
+      c.n_layers = 2;
+      c.n_heads = 4;
+      c.max_seq_len = 128;
+      c.patch_size = 8;
+    }
+  else if (g_strcmp0 (name, "small") == 0)
+    {
+      c.d_model = 128;
+      c.n_layers = 4;
+      c.n_heads = 4;
+    }
+  else if (g_strcmp0 (name, "default") == 0)
+    {
+      c.d_model = 256;
+      c.n_layers = 8;
+      c.n_heads = 8;
+    }
+  else
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "unknown preset '%s' (expected tiny, small or default)", name);
+      return FALSE;
+    }
+  c.mlp_hidden = tf_config_default_mlp_hidden (c.d_model);
+  *config = c;
+  return TRUE;
+}
+
+static gboolean
+check_range (const char *what, const char *field, long value, long lo, long hi,
+             GError **error)
+{
+  if (value < lo || value > hi)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field '%s' is %ld, expected %ld to %ld",
+                   what, field, value, lo, hi);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+tf_config_validate (const TfConfig *c, const char *what, GError **error)
+{
+  /* Bounds keep every derived size (and their products) far from overflow
+   * and refuse absurd allocations before they happen. */
+  if (!check_range (what, "vocab_size", c->vocab_size, 8, 1 << 20, error) ||
+      !check_range (what, "d_model", c->d_model, 2, 16384, error) ||
+      !check_range (what, "n_layers", c->n_layers, 1, 256, error) ||
+      !check_range (what, "n_heads", c->n_heads, 1, 256, error) ||
+      !check_range (what, "mlp_hidden", c->mlp_hidden, 1, 65536, error) ||
+      !check_range (what, "max_seq_len", c->max_seq_len, 2, 65536, error) ||
+      !check_range (what, "image_size", c->image_size, 1, 1024, error) ||
+      !check_range (what, "image_channels", c->image_channels, 1, 16, error) ||
+      !check_range (what, "patch_size", c->patch_size, 1, 64, error) ||
+      !check_range (what, "diffusion_steps", c->diffusion_steps, 1, 100000, error))
+    return FALSE;
+
+  if (c->d_model % c->n_heads != 0 || tf_config_head_dim (c) % 2 != 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: d_model %d must split into %d heads of even size",
+                   what, c->d_model, c->n_heads);
+      return FALSE;
+    }
+  if (c->d_model % 2 != 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: d_model %d must be even (sinusoidal timestep code)", what, c->d_model);
+      return FALSE;
+    }
+  if (c->image_size % c->patch_size != 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: image_size %d is not a multiple of patch_size %d",
+                   what, c->image_size, c->patch_size);
+      return FALSE;
+    }
+  if (tf_config_n_patches (c) + 2 > c->max_seq_len)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: an image takes %d positions, more than max_seq_len %d allows",
+                   what, tf_config_n_patches (c), c->max_seq_len);
+      return FALSE;
+    }
+  if (strcmp (c->schedule, "cosine") != 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field 'schedule' is '%s', expected 'cosine'", what, c->schedule);
+      return FALSE;
+    }
+  if (!(c->rope_theta > 1.0f && c->rope_theta < 1e9f))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field 'rope_theta' is %g, expected 1 to 1e9", what, c->rope_theta);
+      return FALSE;
+    }
+  if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field 'norm_eps' is %g, expected between 0 and 1", what, c->norm_eps);
+      return FALSE;
+    }
+
+  const struct { const char *name; int id; } ids[] = {
+    { "bos_id", c->bos_id }, { "eos_id", c->eos_id }, { "boi_id", c->boi_id },
+    { "eoi_id", c->eoi_id }, { "pad_id", c->pad_id }, { "user_id", c->user_id },
+    { "assistant_id", c->assistant_id },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (ids); i++)
+    {
+      if (!check_range (what, ids[i].name, ids[i].id, 0, c->vocab_size - 1, error))
+        return FALSE;
+      for (guint j = 0; j < i; j++)
+        if (ids[i].id == ids[j].id)
+          {
+            g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                         "%s: config fields '%s' and '%s' are both %d; special tokens must differ",
+                         what, ids[j].name, ids[i].name, ids[i].id);
+            return FALSE;
+          }
+    }
+  return TRUE;
+}
+
+#define INT_FIELDS(X) \
+  X (vocab_size) X (d_model) X (n_layers) X (n_heads) X (mlp_hidden) \
+  X (max_seq_len) X (image_size) X (image_channels) X (patch_size) \
+  X (diffusion_steps) X (bos_id) X (eos_id) X (boi_id) X (eoi_id) \
+  X (pad_id) X (user_id) X (assistant_id)
+
+char *
+tf_config_to_json (const TfConfig *c)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+#define ADD_INT(f) json_builder_set_member_name (b, #f); json_builder_add_int_value (b, c->f);
+  INT_FIELDS (ADD_INT)
+#undef ADD_INT
+  json_builder_set_member_name (b, "schedule");
+  json_builder_add_string_value (b, c->schedule);
+  json_builder_set_member_name (b, "rope_theta");
+  json_builder_add_double_value (b, c->rope_theta);
+  json_builder_set_member_name (b, "norm_eps");
+  json_builder_add_double_value (b, c->norm_eps);
+  json_builder_end_object (b);
+
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  return json_generator_to_data (gen, NULL);
+}
+
+static gboolean
+get_member (JsonObject *obj, const char *field, const char *what, JsonNode **node,
+            GError **error)
+{
+  *node = json_object_get_member (obj, field);
+  if (*node == NULL || !JSON_NODE_HOLDS_VALUE (*node))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field '%s' is missing or not a value", what, field);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+get_int (JsonObject *obj, const char *field, const char *what, int *out, GError **error)
+{
+  JsonNode *node;
+  if (!get_member (obj, field, what, &node, error))
+    return FALSE;
+  if (json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field '%s' is not an integer", what, field);
+      return FALSE;
+    }
+  gint64 v = json_node_get_int (node);
+  if (v < G_MININT || v > G_MAXINT)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field '%s' is out of range", what, field);
+      return FALSE;
+    }
+  *out = (int) v;
+  return TRUE;
+}
+
+static gboolean
+get_float (JsonObject *obj, const char *field, const char *what, float *out, GError **error)
+{
+  JsonNode *node;
+  if (!get_member (obj, field, what, &node, error))
+    return FALSE;
+  GType type = json_node_get_value_type (node);
+  if (type != G_TYPE_INT64 && type != G_TYPE_DOUBLE)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field '%s' is not a number", what, field);
+      return FALSE;
+    }
+  *out = (float) json_node_get_double (node);
+  return TRUE;
+}
+
+gboolean
+tf_config_from_json (TfConfig *config, const char *json, const char *what, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) local = NULL;
+  TfConfig c = { 0 };
+
+  if (!json_parser_load_from_data (parser, json, -1, &local))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG, "%s: config is not valid JSON: %s",
+                   what, local->message);
+      return FALSE;
+    }
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG, "%s: config is not a JSON object", what);
+      return FALSE;
+    }
+  JsonObject *obj = json_node_get_object (root);
+
+#define GET_INT(f) if (!get_int (obj, #f, what, &c.f, error)) return FALSE;
+  INT_FIELDS (GET_INT)
+#undef GET_INT
+  if (!get_float (obj, "rope_theta", what, &c.rope_theta, error) ||
+      !get_float (obj, "norm_eps", what, &c.norm_eps, error))
+    return FALSE;
+
+  JsonNode *node;
+  if (!get_member (obj, "schedule", what, &node, error))
+    return FALSE;
+  const char *schedule = json_node_get_value_type (node) == G_TYPE_STRING
+                         ? json_node_get_string (node) : NULL;
+  if (schedule == NULL || strlen (schedule) >= TF_CONFIG_SCHEDULE_MAX)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field 'schedule' is not a known schedule name", what);
+      return FALSE;
+    }
+  g_strlcpy (c.schedule, schedule, sizeof c.schedule);
+
+  if (!tf_config_validate (&c, what, error))
+    return FALSE;
+  *config = c;
+  return TRUE;
+}

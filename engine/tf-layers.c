@@ -1,0 +1,24 @@
+/* tf-layers.c: instantiates the kernels of tf-layers-impl.h in float (the
+ * engine) and double (finite-difference tests). */
+#include "tf-layers.h"
+
+#include <cblas.h>
+#include <glib.h>
+#include <math.h>
+#include <string.h>
+
+#define REAL float
+#define FN(name) name
+#define GEMM cblas_sgemm
+#include "tf-layers-impl.h"
+#undef REAL
+#undef FN
+#undef GEMM
+
+#define REAL double
+#define FN(name) name##_f64
+#define GEMM cblas_dgemm
+#include "tf-layers-impl.h"
+#undef REAL
+#undef FN
+#undef GEMM

@@ -1,0 +1,79 @@
+/* tf-layers.h: the model's layers, each a forward/backward pair.
+ *
+ * Conventions (as in llm.c): row-major activations [n, dim]; weights
+ * [out, in] as in PyTorch, y = W x + b; every backward ADDS into the weight
+ * gradients it is given, and into d_in unless documented to overwrite.
+ * A NULL gradient pointer means "not needed".
+ *
+ * Each kernel exists in float (the engine) and, with the suffix _f64, in
+ * double: both are compiled from the same source (tf-layers-impl.h), so the
+ * double version's finite-difference test checks the float version's math. */
+#pragma once
+
+#include <stdint.h>
+
+/* Attention masks are ranges: query i of a row sees keys lo[i]..hi[i]
+ * (inclusive) of the same row; hi < lo means it sees nothing (padding).
+ * The Transfusion mask is such a range: from the start of the query's
+ * document to the query itself (text) or to the end of its image (patches). */
+
+#define TF_LAYER_DECLS(REAL, SUF)                                                      \
+  /* out[n,o] = in[n,i] · Wᵀ + b (b may be NULL) */                                   \
+  void tf_linear_forward##SUF (REAL *out, const REAL *in, const REAL *w, const REAL *b, \
+                               int n, int in_dim, int out_dim);                         \
+  void tf_linear_backward##SUF (REAL *d_in, REAL *d_w, REAL *d_b, const REAL *d_out,   \
+                                const REAL *in, const REAL *w,                          \
+                                int n, int in_dim, int out_dim);                        \
+  /* out[n] = table[ids[n]] */                                                          \
+  void tf_embedding_forward##SUF (REAL *out, const int32_t *ids, const REAL *table,     \
+                                  int n, int dim);                                      \
+  void tf_embedding_backward##SUF (REAL *d_table, const REAL *d_out, const int32_t *ids, \
+                                   int n, int dim);                                     \
+  /* out = x / sqrt(mean(x²) + eps) · w; rstd[n] saved for backward */                 \
+  void tf_rmsnorm_forward##SUF (REAL *out, REAL *rstd, const REAL *in, const REAL *w,   \
+                                int n, int dim, double eps);                            \
+  void tf_rmsnorm_backward##SUF (REAL *d_in, REAL *d_w, const REAL *d_out,              \
+                                 const REAL *in, const REAL *w, const REAL *rstd,       \
+                                 int n, int dim);                                       \
+  /* Rotary embedding in place on x[n, stride] (heads at columns h·head_dim),         \
+   * interleaved pairs, angle pos[n]·theta^(−2j/head_dim). Backward rotates back. */  \
+  void tf_rope_forward##SUF (REAL *x, int stride, const int *pos, int n, int n_heads,   \
+                             int head_dim, double theta);                               \
+  void tf_rope_backward##SUF (REAL *d_x, int stride, const int *pos, int n, int n_heads, \
+                              int head_dim, double theta);                              \
+  /* qkv[b·L + i, 3d] → out[b·L + i, d]; probs[b, h, L, L] saved (only the           \
+   * visible range of each row is written). */                                        \
+  void tf_attention_forward##SUF (REAL *out, REAL *probs, const REAL *qkv,              \
+                                  const int *lo, const int *hi,                         \
+                                  int batch, int seq_len, int n_heads, int head_dim);   \
+  /* d_qkv is OVERWRITTEN. */                                                           \
+  void tf_attention_backward##SUF (REAL *d_qkv, const REAL *d_out, const REAL *qkv,     \
+                                   const REAL *probs, const int *lo, const int *hi,     \
+                                   int batch, int seq_len, int n_heads, int head_dim);  \
+  /* gate_up[n, 2h] = [g | u] → out[n, h] = silu(g) · u; d_gate_up OVERWRITTEN. */    \
+  void tf_swiglu_forward##SUF (REAL *out, const REAL *gate_up, int n, int hidden);      \
+  void tf_swiglu_backward##SUF (REAL *d_gate_up, const REAL *d_out, const REAL *gate_up, \
+                                int n, int hidden);                                     \
+  /* out = silu(in), elementwise; d_in OVERWRITTEN */                                   \
+  void tf_silu_forward##SUF (REAL *out, const REAL *in, int n);                         \
+  void tf_silu_backward##SUF (REAL *d_in, const REAL *d_out, const REAL *in, int n);    \
+  /* Sinusoidal code of t: [cos(t·f_0..), sin(t·f_0..)], f_i = 10000^(−i/half) */      \
+  void tf_timestep_code##SUF (REAL *out, double t, int dim);                            \
+  /* Cross-entropy per position with target ≥ 0 (others give 0); returns the sum.    \
+   * Backward OVERWRITES d_logits: scale·(softmax − onehot), 0 without target. */     \
+  double tf_cross_entropy_forward##SUF (REAL *losses, const REAL *logits,               \
+                                        const int32_t *targets, int n, int vocab);      \
+  void tf_cross_entropy_backward##SUF (REAL *d_logits, const REAL *logits,              \
+                                       const int32_t *targets, int n, int vocab,        \
+                                       double scale);                                   \
+  /* Σ (pred − target)² over n values; backward OVERWRITES d_pred = 2·scale·(pred − target) */ \
+  double tf_squared_error_forward##SUF (const REAL *pred, const REAL *target, int n);   \
+  void tf_squared_error_backward##SUF (REAL *d_pred, const REAL *pred,                  \
+                                       const REAL *target, int n, double scale);        \
+  /* image[H, W, C] ↔ patches[(H/p)·(W/p), p·p·C], row-major patches,                \
+   * channels-last inside a patch */                                                    \
+  void tf_patchify##SUF (REAL *patches, const REAL *image, int size, int channels, int p); \
+  void tf_unpatchify##SUF (REAL *image, const REAL *patches, int size, int channels, int p);
+
+TF_LAYER_DECLS (float, )
+TF_LAYER_DECLS (double, _f64)

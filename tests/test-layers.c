@@ -1,0 +1,398 @@
+/* test-layers.c: every layer's backward against central finite differences,
+ * in double precision (the _f64 kernels are compiled from the same source as
+ * the float ones), plus float-vs-double agreement of the forwards.
+ *
+ * For a layer y = f(x, w) the test takes the scalar s = Σ r·y with fixed
+ * random r, runs the backward with d_y = r, and compares every analytic
+ * d s/d x and d s/d w with (s(x + h) − s(x − h)) / 2h. */
+#include "tf-layers.h"
+#include "tf-rng.h"
+#include "tf-test-util.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FD_STEP 1e-6
+#define FD_ATOL 1e-8
+#define FD_RTOL 1e-6
+
+static TfRng rng;
+
+static double *
+randn (size_t n, double scale)
+{
+  double *v = g_new (double, n);
+  for (size_t i = 0; i < n; i++)
+    v[i] = scale * tf_rng_normal (&rng);
+  return v;
+}
+
+/* A layer under test: evaluates s = Σ r·y for the current inputs. */
+typedef double (*LossFn) (void *ctx);
+
+/* Checks analytic[i] against the central difference of loss() in x[i]. */
+static gboolean
+check_gradient (const char *name, double *x, size_t n, const double *analytic,
+                LossFn loss, void *ctx)
+{
+  g_autofree double *numeric = g_new (double, n);
+  for (size_t i = 0; i < n; i++)
+    {
+      double saved = x[i];
+      x[i] = saved + FD_STEP;
+      double up = loss (ctx);
+      x[i] = saved - FD_STEP;
+      double down = loss (ctx);
+      x[i] = saved;
+      numeric[i] = (up - down) / (2 * FD_STEP);
+    }
+  double worst;
+  gboolean ok = tf_test_close_f64 (name, analytic, numeric, n, FD_ATOL, FD_RTOL, &worst);
+  g_test_message ("%s: largest share of tolerance used %.3g", name, worst);
+  return ok;
+}
+
+static double
+dot (const double *a, const double *b, size_t n)
+{
+  double s = 0;
+  for (size_t i = 0; i < n; i++)
+    s += a[i] * b[i];
+  return s;
+}
+
+/* ---- linear ------------------------------------------------------------ */
+
+typedef struct { double *in, *w, *b, *r, *out; int n, i, o; } LinearCtx;
+
+static double
+linear_loss (void *p)
+{
+  LinearCtx *c = p;
+  tf_linear_forward_f64 (c->out, c->in, c->w, c->b, c->n, c->i, c->o);
+  return dot (c->out, c->r, (size_t) c->n * c->o);
+}
+
+static void
+test_linear (void)
+{
+  LinearCtx c = { .n = 5, .i = 7, .o = 6 };
+  c.in = randn (c.n * c.i, 1); c.w = randn (c.o * c.i, 1); c.b = randn (c.o, 1);
+  c.r = randn (c.n * c.o, 1); c.out = g_new (double, c.n * c.o);
+  g_autofree double *d_in = g_new0 (double, c.n * c.i);
+  g_autofree double *d_w = g_new0 (double, c.o * c.i);
+  g_autofree double *d_b = g_new0 (double, c.o);
+  tf_linear_backward_f64 (d_in, d_w, d_b, c.r, c.in, c.w, c.n, c.i, c.o);
+  gboolean ok = check_gradient ("linear d_in", c.in, c.n * c.i, d_in, linear_loss, &c);
+  ok &= check_gradient ("linear d_w", c.w, c.o * c.i, d_w, linear_loss, &c);
+  ok &= check_gradient ("linear d_b", c.b, c.o, d_b, linear_loss, &c);
+
+  /* Backward adds into what is there. */
+  tf_linear_backward_f64 (NULL, d_w, NULL, c.r, c.in, c.w, c.n, c.i, c.o);
+  g_autofree double *twice = g_new0 (double, c.o * c.i);
+  tf_linear_backward_f64 (NULL, twice, NULL, c.r, c.in, c.w, c.n, c.i, c.o);
+  tf_linear_backward_f64 (NULL, twice, NULL, c.r, c.in, c.w, c.n, c.i, c.o);
+  ok &= tf_test_close_f64 ("linear accumulates", d_w, twice, c.o * c.i, 1e-12, 1e-12, NULL);
+  g_assert_true (ok);
+  g_free (c.in); g_free (c.w); g_free (c.b); g_free (c.r); g_free (c.out);
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+
+typedef struct { double *table, *r, *out; const int32_t *ids; int n, dim; } EmbCtx;
+
+static double
+embedding_loss (void *p)
+{
+  EmbCtx *c = p;
+  tf_embedding_forward_f64 (c->out, c->ids, c->table, c->n, c->dim);
+  return dot (c->out, c->r, (size_t) c->n * c->dim);
+}
+
+static void
+test_embedding (void)
+{
+  static const int32_t ids[] = { 3, 0, 3, 5, 1 };   /* a repeated id accumulates */
+  EmbCtx c = { .ids = ids, .n = 5, .dim = 4 };
+  c.table = randn (6 * c.dim, 1); c.r = randn (c.n * c.dim, 1);
+  c.out = g_new (double, c.n * c.dim);
+  g_autofree double *d_table = g_new0 (double, 6 * c.dim);
+  tf_embedding_backward_f64 (d_table, c.r, ids, c.n, c.dim);
+  g_assert_true (check_gradient ("embedding d_table", c.table, 6 * c.dim, d_table,
+                                 embedding_loss, &c));
+  g_free (c.table); g_free (c.r); g_free (c.out);
+}
+
+/* ---- rmsnorm ----------------------------------------------------------- */
+
+typedef struct { double *in, *w, *r, *out, *rstd; int n, dim; } NormCtx;
+
+static double
+rmsnorm_loss (void *p)
+{
+  NormCtx *c = p;
+  tf_rmsnorm_forward_f64 (c->out, c->rstd, c->in, c->w, c->n, c->dim, 1e-5);
+  return dot (c->out, c->r, (size_t) c->n * c->dim);
+}
+
+static void
+test_rmsnorm (void)
+{
+  NormCtx c = { .n = 4, .dim = 8 };
+  c.in = randn (c.n * c.dim, 1); c.w = randn (c.dim, 1); c.r = randn (c.n * c.dim, 1);
+  c.out = g_new (double, c.n * c.dim); c.rstd = g_new (double, c.n);
+  rmsnorm_loss (&c);
+  g_autofree double *d_in = g_new0 (double, c.n * c.dim);
+  g_autofree double *d_w = g_new0 (double, c.dim);
+  tf_rmsnorm_backward_f64 (d_in, d_w, c.r, c.in, c.w, c.rstd, c.n, c.dim);
+  gboolean ok = check_gradient ("rmsnorm d_in", c.in, c.n * c.dim, d_in, rmsnorm_loss, &c);
+  ok &= check_gradient ("rmsnorm d_w", c.w, c.dim, d_w, rmsnorm_loss, &c);
+  g_assert_true (ok);
+  g_free (c.in); g_free (c.w); g_free (c.r); g_free (c.out); g_free (c.rstd);
+}
+
+/* ---- RoPE -------------------------------------------------------------- */
+
+typedef struct { double *in, *r, *work; const int *pos; int n, heads, hd, stride; } RopeCtx;
+
+static double
+rope_loss (void *p)
+{
+  RopeCtx *c = p;
+  memcpy (c->work, c->in, sizeof (double) * c->n * c->stride);
+  tf_rope_forward_f64 (c->work, c->stride, c->pos, c->n, c->heads, c->hd, 10000.0);
+  return dot (c->work, c->r, (size_t) c->n * c->stride);
+}
+
+static void
+test_rope (void)
+{
+  static const int pos[] = { 0, 1, 2, 7, 100 };
+  /* stride > heads·hd: the kernel must leave the other columns alone */
+  RopeCtx c = { .pos = pos, .n = 5, .heads = 2, .hd = 4, .stride = 10 };
+  size_t total = (size_t) c.n * c.stride;
+  c.in = randn (total, 1); c.r = randn (total, 1); c.work = g_new (double, total);
+  g_autofree double *d_in = g_memdup2 (c.r, sizeof (double) * total);
+  tf_rope_backward_f64 (d_in, c.stride, pos, c.n, c.heads, c.hd, 10000.0);
+  g_assert_true (check_gradient ("rope d_in", c.in, total, d_in, rope_loss, &c));
+
+  /* Position 0 is the identity; the rotation keeps norms. */
+  memcpy (c.work, c.in, sizeof (double) * total);
+  tf_rope_forward_f64 (c.work, c.stride, pos, c.n, c.heads, c.hd, 10000.0);
+  g_assert_true (tf_test_close_f64 ("rope pos 0", c.work, c.in, c.heads * c.hd, 0, 0, NULL));
+  double before = dot (c.in + c.stride * 4, c.in + c.stride * 4, c.heads * c.hd);
+  double after = dot (c.work + c.stride * 4, c.work + c.stride * 4, c.heads * c.hd);
+  g_assert_cmpfloat_with_epsilon (before, after, 1e-12);
+  g_free (c.in); g_free (c.r); g_free (c.work);
+}
+
+/* ---- attention ----------------------------------------------------------- */
+
+typedef struct {
+  double *qkv, *r, *out, *probs;
+  const int *lo, *hi;
+  int batch, len, heads, hd;
+} AttnCtx;
+
+static double
+attention_loss (void *p)
+{
+  AttnCtx *c = p;
+  tf_attention_forward_f64 (c->out, c->probs, c->qkv, c->lo, c->hi, c->batch, c->len,
+                            c->heads, c->hd);
+  return dot (c->out, c->r, (size_t) c->batch * c->len * c->heads * c->hd);
+}
+
+static void
+test_attention (void)
+{
+  /* Row 0: text 0-1, an image 2-4 (bidirectional), text 5; row 1: two
+   * documents (0-2, 3-4) and a padding position 5. */
+  static const int lo[] = { 0, 0, 0, 0, 0, 0,   0, 0, 0, 3, 3, 0 };
+  static const int hi[] = { 0, 1, 4, 4, 4, 5,   0, 1, 2, 3, 4, -1 };
+  AttnCtx c = { .lo = lo, .hi = hi, .batch = 2, .len = 6, .heads = 2, .hd = 4 };
+  const int d = c.heads * c.hd;
+  const size_t N = (size_t) c.batch * c.len;
+  c.qkv = randn (N * 3 * d, 1); c.r = randn (N * d, 1); c.out = g_new (double, N * d);
+  c.probs = g_new0 (double, (size_t) c.batch * c.heads * c.len * c.len);
+  attention_loss (&c);
+  /* The padding query attends to nothing and outputs zeros. */
+  for (int e = 0; e < d; e++)
+    g_assert_cmpfloat (c.out[11 * d + e], ==, 0.0);
+  g_autofree double *d_qkv = g_new (double, N * 3 * d);
+  tf_attention_backward_f64 (d_qkv, c.r, c.qkv, c.probs, lo, hi, c.batch, c.len, c.heads, c.hd);
+  g_assert_true (check_gradient ("attention d_qkv", c.qkv, N * 3 * d, d_qkv, attention_loss, &c));
+  /* Nothing flows into the padding position. */
+  for (int e = 0; e < 3 * d; e++)
+    g_assert_cmpfloat (d_qkv[11 * 3 * d + e], ==, 0.0);
+  g_free (c.qkv); g_free (c.r); g_free (c.out); g_free (c.probs);
+}
+
+/* ---- SwiGLU and SiLU ----------------------------------------------------- */
+
+typedef struct { double *in, *r, *out; int n, h; } ActCtx;
+
+static double
+swiglu_loss (void *p)
+{
+  ActCtx *c = p;
+  tf_swiglu_forward_f64 (c->out, c->in, c->n, c->h);
+  return dot (c->out, c->r, (size_t) c->n * c->h);
+}
+
+static double
+silu_loss (void *p)
+{
+  ActCtx *c = p;
+  tf_silu_forward_f64 (c->out, c->in, c->n);
+  return dot (c->out, c->r, c->n);
+}
+
+static void
+test_swiglu (void)
+{
+  ActCtx c = { .n = 3, .h = 5 };
+  c.in = randn (c.n * 2 * c.h, 2); c.r = randn (c.n * c.h, 1); c.out = g_new (double, c.n * c.h);
+  g_autofree double *d_in = g_new (double, c.n * 2 * c.h);
+  tf_swiglu_backward_f64 (d_in, c.r, c.in, c.n, c.h);
+  g_assert_true (check_gradient ("swiglu d_gate_up", c.in, c.n * 2 * c.h, d_in, swiglu_loss, &c));
+  g_free (c.in); g_free (c.r); g_free (c.out);
+}
+
+static void
+test_silu (void)
+{
+  ActCtx c = { .n = 12 };
+  c.in = randn (c.n, 3); c.r = randn (c.n, 1); c.out = g_new (double, c.n);
+  g_autofree double *d_in = g_new (double, c.n);
+  tf_silu_backward_f64 (d_in, c.r, c.in, c.n);
+  g_assert_true (check_gradient ("silu d_in", c.in, c.n, d_in, silu_loss, &c));
+  g_free (c.in); g_free (c.r); g_free (c.out);
+}
+
+/* ---- losses ------------------------------------------------------------- */
+
+typedef struct { double *logits, *losses; const int32_t *targets; int n, vocab; } CeCtx;
+
+static double
+cross_entropy_loss (void *p)
+{
+  CeCtx *c = p;
+  return tf_cross_entropy_forward_f64 (c->losses, c->logits, c->targets, c->n, c->vocab);
+}
+
+static void
+test_cross_entropy (void)
+{
+  static const int32_t targets[] = { 2, -1, 0, 6 };
+  CeCtx c = { .targets = targets, .n = 4, .vocab = 7 };
+  c.logits = randn (c.n * c.vocab, 3); c.losses = g_new (double, c.n);
+  g_autofree double *d_logits = g_new (double, c.n * c.vocab);
+  tf_cross_entropy_backward_f64 (d_logits, c.logits, targets, c.n, c.vocab, 1.0);
+  g_assert_true (check_gradient ("cross-entropy d_logits", c.logits, c.n * c.vocab, d_logits,
+                                 cross_entropy_loss, &c));
+  /* Uniform logits give log(V). */
+  g_autofree double *flat = g_new0 (double, c.vocab);
+  double loss = tf_cross_entropy_forward_f64 (c.losses, flat, targets, 1, c.vocab);
+  g_assert_cmpfloat_with_epsilon (loss, log (c.vocab), 1e-12);
+  g_free (c.logits); g_free (c.losses);
+}
+
+typedef struct { double *pred, *target; int n; } SeCtx;
+
+static double
+squared_error_loss (void *p)
+{
+  SeCtx *c = p;
+  return tf_squared_error_forward_f64 (c->pred, c->target, c->n);
+}
+
+static void
+test_squared_error (void)
+{
+  SeCtx c = { .n = 10 };
+  c.pred = randn (c.n, 1); c.target = randn (c.n, 1);
+  g_autofree double *d_pred = g_new (double, c.n);
+  tf_squared_error_backward_f64 (d_pred, c.pred, c.target, c.n, 1.0);
+  g_assert_true (check_gradient ("squared error d_pred", c.pred, c.n, d_pred,
+                                 squared_error_loss, &c));
+  g_free (c.pred); g_free (c.target);
+}
+
+/* ---- shapes and codes --------------------------------------------------- */
+
+static void
+test_patchify (void)
+{
+  const int size = 8, ch = 3, p = 4;
+  g_autofree double *image = g_new (double, size * size * ch);
+  for (int i = 0; i < size * size * ch; i++)
+    image[i] = i;
+  g_autofree double *patches = g_new (double, size * size * ch);
+  g_autofree double *back = g_new (double, size * size * ch);
+  tf_patchify_f64 (patches, image, size, ch, p);
+  /* patch 1 (row 0, column 1), element (dy=2, dx=3, c=1) is pixel (2, 7, 1) */
+  g_assert_cmpfloat (patches[1 * p * p * ch + (2 * p + 3) * ch + 1], ==, (2 * size + 7) * ch + 1);
+  /* patch 2 (row 1, column 0), element (0, 0, 0) is pixel (4, 0, 0) */
+  g_assert_cmpfloat (patches[2 * p * p * ch], ==, 4 * size * ch);
+  tf_unpatchify_f64 (back, patches, size, ch, p);
+  g_assert_cmpmem (back, sizeof (double) * size * size * ch, image, sizeof (double) * size * size * ch);
+}
+
+static void
+test_timestep_code (void)
+{
+  double code[8];
+  tf_timestep_code_f64 (code, 0.0, 8);
+  for (int i = 0; i < 4; i++)
+    {
+      g_assert_cmpfloat (code[i], ==, 1.0);
+      g_assert_cmpfloat (code[4 + i], ==, 0.0);
+    }
+  tf_timestep_code_f64 (code, 500.0, 8);
+  g_assert_cmpfloat_with_epsilon (code[0], cos (500.0), 1e-15);
+  g_assert_cmpfloat_with_epsilon (code[4 + 1], sin (500.0 * pow (10000.0, -0.25)), 1e-12);
+}
+
+/* The float kernels agree with the double ones (same source, float rounding). */
+static void
+test_float_matches_double (void)
+{
+  const int n = 6, dim = 16;
+  g_autofree double *xd = randn (n * dim, 1);
+  g_autofree double *wd = randn (dim, 1);
+  g_autofree float *xf = g_new (float, n * dim);
+  g_autofree float *wf = g_new (float, dim);
+  for (int i = 0; i < n * dim; i++)
+    xd[i] = xf[i] = (float) xd[i];
+  for (int i = 0; i < dim; i++)
+    wd[i] = wf[i] = (float) wd[i];
+  g_autofree double *yd = g_new (double, n * dim), *rd = g_new (double, n);
+  g_autofree float *yf = g_new (float, n * dim), *rf = g_new (float, n);
+  tf_rmsnorm_forward_f64 (yd, rd, xd, wd, n, dim, 1e-5);
+  tf_rmsnorm_forward (yf, rf, xf, wf, n, dim, 1e-5);
+  g_autofree float *yd_f = g_new (float, n * dim);
+  for (int i = 0; i < n * dim; i++)
+    yd_f[i] = (float) yd[i];
+  g_assert_true (tf_test_close_f32 ("rmsnorm float vs double", yf, yd_f, n * dim, 1e-6, 1e-5, NULL));
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  tf_rng_seed (&rng, 20241120);
+  g_test_add_func ("/layers/linear", test_linear);
+  g_test_add_func ("/layers/embedding", test_embedding);
+  g_test_add_func ("/layers/rmsnorm", test_rmsnorm);
+  g_test_add_func ("/layers/rope", test_rope);
+  g_test_add_func ("/layers/attention", test_attention);
+  g_test_add_func ("/layers/swiglu", test_swiglu);
+  g_test_add_func ("/layers/silu", test_silu);
+  g_test_add_func ("/layers/cross-entropy", test_cross_entropy);
+  g_test_add_func ("/layers/squared-error", test_squared_error);
+  g_test_add_func ("/layers/patchify", test_patchify);
+  g_test_add_func ("/layers/timestep-code", test_timestep_code);
+  g_test_add_func ("/layers/float-matches-double", test_float_matches_double);
+  return g_test_run ();
+}

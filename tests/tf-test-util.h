@@ -1,0 +1,18 @@
+/* tf-test-util.h: helpers shared by the tests. */
+#pragma once
+
+#include <glib.h>
+#include <stddef.h>
+
+/* Compares got against ref element-wise with |got − ref| ≤ atol + rtol·|ref|.
+ * On failure prints the tensor name, the worst element (index, got, ref) and
+ * the number of elements out of tolerance, and returns FALSE. Always records
+ * in *worst (if non-NULL) the largest share of its tolerance that any element
+ * used, max |got − ref| / (atol + rtol·|ref|): ≤ 1 passes. */
+gboolean tf_test_close_f32 (const char *name, const float *got, const float *ref, size_t n,
+                            double atol, double rtol, double *worst);
+gboolean tf_test_close_f64 (const char *name, const double *got, const double *ref, size_t n,
+                            double atol, double rtol, double *worst);
+
+/* Path of a file in the source tree's tests/ folder. */
+char *tf_test_data_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
