@@ -40,8 +40,8 @@ tf_config_preset (TfConfig *config, const char *name, GError **error)
     .patch_size = 4,
     .diffusion_steps = 1000,
     .schedule = "cosine",
-    .rope_theta = 10000.0f,
-    .norm_eps = 1e-5f,
+    .rope_theta = 10000.0,
+    .norm_eps = 1e-5,
     .bos_id = -1, .eos_id = -1, .boi_id = -1, .eoi_id = -1,
     .pad_id = -1, .user_id = -1, .assistant_id = -1,
   };
@@ -141,13 +141,13 @@ tf_config_validate (const TfConfig *c, const char *what, GError **error)
                    "%s: config field 'schedule' is '%s', expected 'cosine'", what, c->schedule);
       return FALSE;
     }
-  if (!(c->rope_theta > 1.0f && c->rope_theta < 1e9f))
+  if (!(c->rope_theta > 1.0 && c->rope_theta < 1e9))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "%s: config field 'rope_theta' is %g, expected 1 to 1e9", what, c->rope_theta);
       return FALSE;
     }
-  if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f))
+  if (!(c->norm_eps > 0.0 && c->norm_eps < 1.0))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "%s: config field 'norm_eps' is %g, expected between 0 and 1", what, c->norm_eps);
@@ -241,7 +241,7 @@ get_int (JsonObject *obj, const char *field, const char *what, int *out, GError 
 }
 
 static gboolean
-get_float (JsonObject *obj, const char *field, const char *what, float *out, GError **error)
+get_double (JsonObject *obj, const char *field, const char *what, double *out, GError **error)
 {
   JsonNode *node;
   if (!get_member (obj, field, what, &node, error))
@@ -253,7 +253,7 @@ get_float (JsonObject *obj, const char *field, const char *what, float *out, GEr
                    "%s: config field '%s' is not a number", what, field);
       return FALSE;
     }
-  *out = (float) json_node_get_double (node);
+  *out = json_node_get_double (node);
   return TRUE;
 }
 
@@ -281,8 +281,8 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
 #define GET_INT(f) if (!get_int (obj, #f, what, &c.f, error)) return FALSE;
   INT_FIELDS (GET_INT)
 #undef GET_INT
-  if (!get_float (obj, "rope_theta", what, &c.rope_theta, error) ||
-      !get_float (obj, "norm_eps", what, &c.norm_eps, error))
+  if (!get_double (obj, "rope_theta", what, &c.rope_theta, error) ||
+      !get_double (obj, "norm_eps", what, &c.norm_eps, error))
     return FALSE;
 
   JsonNode *node;

@@ -31,8 +31,8 @@ typedef struct {
   int patch_size;
   int diffusion_steps;  /* T */
   char schedule[TF_CONFIG_SCHEDULE_MAX]; /* "cosine" */
-  float rope_theta;
-  float norm_eps;
+  double rope_theta;
+  double norm_eps;
   /* special token ids */
   int bos_id;
   int eos_id;

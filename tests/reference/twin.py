@@ -1,0 +1,605 @@
+"""twin.py: the PyTorch twin of the C Transfusion engine (SPEC §2, §3, §6).
+
+The same math as engine/, written one function per layer so that a reader can
+check each against SPEC.md. Works in float32 and float64 (the module's dtype).
+Angles (RoPE, timestep code) and the noise schedule and image noising are
+computed in float64 and then rounded to the module dtype.
+
+Batch format (a list of rows; each row a list of segments):
+    {"text": [ids], "new_document": bool}
+    {"image": index, "t": int, "diffusion_loss": bool, "new_document": bool}
+`images` maps each image index to {"pixels": [H,W,C], "noise": [H,W,C]}
+(channels-last, pixels in [-1, 1], noise standard normal).
+"""
+
+import json
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from safetensors_io import read_safetensors, write_safetensors
+
+FORMAT = "transfusion"
+
+# Config fields, in the order they are written.
+CONFIG_KEYS = (
+    "vocab_size", "d_model", "n_layers", "n_heads", "mlp_hidden", "max_seq_len",
+    "image_size", "image_channels", "patch_size", "diffusion_steps", "schedule",
+    "rope_theta", "norm_eps",
+    "bos_id", "eos_id", "boi_id", "eoi_id", "pad_id", "user_id", "assistant_id",
+)
+_FLOAT_KEYS = ("rope_theta", "norm_eps")
+_STRING_KEYS = ("schedule",)
+
+# Kinds of position (as TF_POS_* in engine/transfusion.h).
+POS_PAD, POS_TEXT, POS_PATCH = 0, 1, 2
+
+# Timestep code base (fixed, not rope_theta) and cosine schedule offset.
+TIME_CODE_BASE = 10000.0
+COSINE_S = 0.008
+
+
+# ---- Config --------------------------------------------------------------
+
+def validate_config(config, what="config"):
+    """Checks every field and the relations between them; returns a clean
+    copy with ints as int and floats as float."""
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        raise ValueError(f"{what}: missing field(s) {', '.join(missing)}")
+    c = {}
+    for k in CONFIG_KEYS:
+        v = config[k]
+        if k in _STRING_KEYS:
+            if not isinstance(v, str):
+                raise ValueError(f"{what}: field '{k}' is {v!r}, expected a string")
+            c[k] = v
+        elif k in _FLOAT_KEYS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{what}: field '{k}' is {v!r}, expected a positive number")
+            c[k] = float(v)
+        else:
+            if isinstance(v, bool) or not isinstance(v, int) and not (isinstance(v, float) and v.is_integer()):
+                raise ValueError(f"{what}: field '{k}' is {v!r}, expected an integer")
+            c[k] = int(v)
+
+    def need(cond, message):
+        if not cond:
+            raise ValueError(f"{what}: {message}")
+
+    for k in ("vocab_size", "d_model", "n_layers", "n_heads", "mlp_hidden", "max_seq_len",
+              "image_size", "image_channels", "patch_size", "diffusion_steps"):
+        need(c[k] > 0, f"field '{k}' is {c[k]}, expected > 0")
+    need(c["schedule"] == "cosine", f"field 'schedule' is '{c['schedule']}', expected 'cosine'")
+    need(c["d_model"] % c["n_heads"] == 0,
+         f"d_model {c['d_model']} is not a multiple of n_heads {c['n_heads']}")
+    need((c["d_model"] // c["n_heads"]) % 2 == 0, "head dimension must be even (RoPE pairs)")
+    need(c["d_model"] % 2 == 0, "d_model must be even (timestep code)")
+    need(c["image_size"] % c["patch_size"] == 0,
+         f"image_size {c['image_size']} is not a multiple of patch_size {c['patch_size']}")
+    for k in ("bos_id", "eos_id", "boi_id", "eoi_id", "pad_id", "user_id", "assistant_id"):
+        need(0 <= c[k] < c["vocab_size"], f"field '{k}' is {c[k]}, expected 0..{c['vocab_size'] - 1}")
+    return c
+
+
+def config_to_json(config):
+    c = validate_config(config)
+    return json.dumps({k: c[k] for k in CONFIG_KEYS}, separators=(",", ":"))
+
+
+def head_dim(c):
+    return c["d_model"] // c["n_heads"]
+
+
+def patches_per_side(c):
+    return c["image_size"] // c["patch_size"]
+
+
+def n_patches(c):
+    return patches_per_side(c) ** 2
+
+
+def patch_dim(c):
+    return c["image_channels"] * c["patch_size"] ** 2
+
+
+def param_shapes(c):
+    """[(name, shape)] of every parameter, in checkpoint order."""
+    d, V, h, pd = c["d_model"], c["vocab_size"], c["mlp_hidden"], patch_dim(c)
+    shapes = [
+        ("tok_emb.weight", (V, d)),
+        ("patch_in.weight", (d, pd)),
+        ("patch_in.bias", (d,)),
+        ("patch_pos", (n_patches(c), d)),
+        ("time_mlp.0.weight", (d, d)),
+        ("time_mlp.0.bias", (d,)),
+        ("time_mlp.2.weight", (d, d)),
+        ("time_mlp.2.bias", (d,)),
+    ]
+    for i in range(c["n_layers"]):
+        p = f"layers.{i}."
+        shapes += [
+            (p + "attn_norm.weight", (d,)),
+            (p + "attn.wq", (d, d)),
+            (p + "attn.wk", (d, d)),
+            (p + "attn.wv", (d, d)),
+            (p + "attn.wo", (d, d)),
+            (p + "mlp_norm.weight", (d,)),
+            (p + "mlp.w1", (h, d)),
+            (p + "mlp.w3", (h, d)),
+            (p + "mlp.w2", (d, h)),
+        ]
+    shapes += [
+        ("norm.weight", (d,)),
+        ("lm_head.weight", (V, d)),
+        ("patch_out.weight", (pd, d)),
+        ("patch_out.bias", (pd,)),
+    ]
+    return shapes
+
+
+def is_norm(name):
+    return name.endswith("norm.weight")
+
+
+def is_bias(name):
+    return name.endswith(".bias")
+
+
+# ---- Noise schedule ------------------------------------------------------
+
+def cosine_alpha_bar(T, s=COSINE_S):
+    """ᾱ(t), t = 0..T, float64 (Nichol & Dhariwal): f(t) = cos²(((t/T + s)/(1 + s))·π/2),
+    beta_t = min(1 − f(t)/f(t−1), 0.999), ᾱ(0) = 1, ᾱ(t) = ᾱ(t−1)·(1 − beta_t)."""
+    def f(t):
+        return math.cos(((t / T + s) / (1 + s)) * math.pi / 2) ** 2
+
+    alpha_bar = np.empty(T + 1, dtype=np.float64)
+    alpha_bar[0] = 1.0
+    for t in range(1, T + 1):
+        beta = min(1.0 - f(t) / f(t - 1), 0.999)
+        alpha_bar[t] = alpha_bar[t - 1] * (1.0 - beta)
+    return alpha_bar
+
+
+def noise_image(pixels, noise, t, alpha_bar):
+    """x_t = sqrt(ᾱ(t))·x0 + sqrt(1 − ᾱ(t))·ε over the whole H×W×C image, float64."""
+    x0 = np.asarray(pixels, dtype=np.float64)
+    eps = np.asarray(noise, dtype=np.float64)
+    a = alpha_bar[t]
+    return math.sqrt(a) * x0 + math.sqrt(1.0 - a) * eps
+
+
+# ---- Patches ---------------------------------------------------------------
+
+def patchify(image, p):
+    """[H, W, C] -> [P·P, p·p·C]: patch k = pr·P + pc, element (dy·p + dx)·C + c
+    holds pixel (pr·p + dy, pc·p + dx, c)."""
+    H, W, C = image.shape
+    x = image.reshape(H // p, p, W // p, p, C).permute(0, 2, 1, 3, 4)
+    return x.reshape((H // p) * (W // p), p * p * C)
+
+
+def unpatchify(patches, image_size, p, C):
+    """Inverse of patchify: [P·P, p·p·C] -> [H, W, C]."""
+    P = image_size // p
+    x = patches.reshape(P, P, p, p, C).permute(0, 2, 1, 3, 4)
+    return x.reshape(image_size, image_size, C)
+
+
+# ---- Batch layout ----------------------------------------------------------
+
+class Layout:
+    """Where everything sits in the padded batch [B, L].
+
+    kind: POS_PAD/POS_TEXT/POS_PATCH; doc: document id within the row (−1 for
+    padding); pos: RoPE position (index within the document); token: text id
+    or −1; image: image index or −1; patch: patch index k or −1; target: the
+    LM target token or −1. images: [(index, row, start, t, diffusion_loss)]
+    in batch order."""
+
+    def __init__(self, batch, config):
+        c = config
+        n_img = n_patches(c)
+        rows = []
+        self.images = []
+        seen = set()
+        for b, row in enumerate(batch):
+            if not row:
+                raise ValueError(f"batch: row {b} has no segments")
+            kinds, docs, poss, tokens, imgs, patches = [], [], [], [], [], []
+            doc, pos = -1, 0
+            for s, seg in enumerate(row):
+                where = f"batch: row {b} segment {s}"
+                # The first segment of a row always starts a document.
+                if s == 0 or seg.get("new_document", False):
+                    doc += 1
+                    pos = 0
+                if "text" in seg:
+                    for tok in seg["text"]:
+                        if not isinstance(tok, int) or not 0 <= tok < c["vocab_size"]:
+                            raise ValueError(f"{where}: token {tok!r} out of range 0..{c['vocab_size'] - 1}")
+                        kinds.append(POS_TEXT); docs.append(doc); poss.append(pos)
+                        tokens.append(tok); imgs.append(-1); patches.append(-1)
+                        pos += 1
+                elif "image" in seg:
+                    index, t = seg["image"], seg["t"]
+                    if index in seen:
+                        raise ValueError(f"{where}: image {index} appears twice")
+                    seen.add(index)
+                    if not isinstance(t, int) or not 0 <= t <= c["diffusion_steps"]:
+                        raise ValueError(f"{where}: t = {t!r} out of range 0..{c['diffusion_steps']}")
+                    self.images.append((index, b, len(kinds), t, bool(seg.get("diffusion_loss", False))))
+                    for k in range(n_img):
+                        kinds.append(POS_PATCH); docs.append(doc); poss.append(pos)
+                        tokens.append(-1); imgs.append(index); patches.append(k)
+                        pos += 1
+                else:
+                    raise ValueError(f"{where}: neither 'text' nor 'image'")
+            if len(kinds) > c["max_seq_len"]:
+                raise ValueError(f"batch: row {b} has {len(kinds)} positions, "
+                                 f"more than max_seq_len {c['max_seq_len']}")
+            rows.append((kinds, docs, poss, tokens, imgs, patches))
+
+        B = len(rows)
+        L = max(len(r[0]) for r in rows)
+        self.B, self.L = B, L
+        self.kind = np.full((B, L), POS_PAD, dtype=np.int64)
+        self.doc = np.full((B, L), -1, dtype=np.int64)
+        self.pos = np.zeros((B, L), dtype=np.int64)
+        self.token = np.full((B, L), -1, dtype=np.int64)
+        self.image = np.full((B, L), -1, dtype=np.int64)
+        self.patch = np.full((B, L), -1, dtype=np.int64)
+        for b, (kinds, docs, poss, tokens, imgs, patches) in enumerate(rows):
+            n = len(kinds)
+            self.kind[b, :n] = kinds
+            self.doc[b, :n] = docs
+            self.pos[b, :n] = poss
+            self.token[b, :n] = tokens
+            self.image[b, :n] = imgs
+            self.patch[b, :n] = patches
+
+        # LM target: the next token, when the next position is text of the same document.
+        self.target = np.full((B, L), -1, dtype=np.int64)
+        nxt_text = (self.kind[:, 1:] == POS_TEXT) & (self.kind[:, :-1] == POS_TEXT)
+        same_doc = self.doc[:, 1:] == self.doc[:, :-1]
+        has = nxt_text & same_doc
+        self.target[:, :-1] = np.where(has, self.token[:, 1:], -1)
+
+    def attention_mask(self):
+        """[B, L, L] bool: query i sees key j iff same document, neither is
+        padding, and (j ≤ i, or i and j are patches of the same image)."""
+        L = self.L
+        real = self.kind != POS_PAD
+        same_doc = self.doc[:, :, None] == self.doc[:, None, :]
+        causal = np.arange(L)[None, :] <= np.arange(L)[:, None]
+        patch = self.kind == POS_PATCH
+        same_image = patch[:, :, None] & patch[:, None, :] & (self.image[:, :, None] == self.image[:, None, :])
+        return real[:, :, None] & real[:, None, :] & same_doc & (causal[None] | same_image)
+
+
+# ---- Layers ------------------------------------------------------------------
+
+def rmsnorm(x, weight, eps):
+    """x / sqrt(mean(x²) + eps) · weight over the last dimension."""
+    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
+
+
+def silu(x):
+    return x * torch.sigmoid(x)
+
+
+def timestep_code(t, d, dtype):
+    """Sinusoidal code of t (dim d): [cos(t·f_0..f_{h−1}), sin(t·f_0..f_{h−1})],
+    f_i = exp(−ln(10000)·i/h), h = d/2. Float64, then rounded to @dtype."""
+    half = d // 2
+    freqs = np.exp(-math.log(TIME_CODE_BASE) * np.arange(half, dtype=np.float64) / half)
+    angles = t * freqs
+    return torch.tensor(np.concatenate([np.cos(angles), np.sin(angles)]), dtype=dtype)
+
+
+def time_embedding(code, w0, b0, w2, b2):
+    """temb(t) = W2 · silu(W0 · code + b0) + b2."""
+    return F.linear(silu(F.linear(code, w0, b0)), w2, b2)
+
+
+def patch_embedding(x_t, w, b, pos_emb, temb, p):
+    """Patch k of the noised image -> W·patch_k + b + patch_pos[k] + temb(t).  [n_patches, d]"""
+    return F.linear(patchify(x_t, p), w, b) + pos_emb + temb
+
+
+def rope_tables(pos, hd, theta, dtype):
+    """cos/sin [B, L, 1, hd/2] of angle pos·theta^(−2j/hd), float64 then @dtype."""
+    j = np.arange(hd // 2, dtype=np.float64)
+    inv_freq = theta ** (-2.0 * j / hd)
+    angles = pos.astype(np.float64)[:, :, None] * inv_freq
+    cos = torch.tensor(np.cos(angles)[:, :, None, :], dtype=dtype)
+    sin = torch.tensor(np.sin(angles)[:, :, None, :], dtype=dtype)
+    return cos, sin
+
+
+def rope(x, cos, sin):
+    """Rotates interleaved pairs (2j, 2j+1) of x [B, L, H, hd]:
+    (a, b) -> (a·cos − b·sin, a·sin + b·cos)."""
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+
+
+def attention(xn, wq, wk, wv, wo, cos, sin, mask, n_heads):
+    """Multi-head self-attention with RoPE under @mask [B, L, L].
+    Queries that see no key (padding) get a zero output."""
+    B, L, d = xn.shape
+    hd = d // n_heads
+    q = rope(F.linear(xn, wq).view(B, L, n_heads, hd), cos, sin).transpose(1, 2)
+    k = rope(F.linear(xn, wk).view(B, L, n_heads, hd), cos, sin).transpose(1, 2)
+    v = F.linear(xn, wv).view(B, L, n_heads, hd).transpose(1, 2)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(hd)            # [B, H, L, L]
+    m = mask[:, None]                                            # [B, 1, L, L]
+    has_key = m.any(-1, keepdim=True)                            # [B, 1, L, 1]
+    scores = scores.masked_fill(~m, float("-inf"))
+    scores = torch.where(has_key, scores, torch.zeros_like(scores))  # no all −inf rows
+    probs = torch.softmax(scores, dim=-1) * has_key
+    out = (probs @ v).transpose(1, 2).reshape(B, L, d)
+    return F.linear(out, wo)
+
+
+def swiglu(xn, w1, w3, w2):
+    """w2 · (silu(w1 · xn) * (w3 · xn))."""
+    return F.linear(silu(F.linear(xn, w1)) * F.linear(xn, w3), w2)
+
+
+def block(x, layer, cos, sin, mask, n_heads, eps):
+    """One pre-norm transformer layer."""
+    x = x + attention(rmsnorm(x, layer.attn_norm.weight, eps),
+                      layer.attn.wq, layer.attn.wk, layer.attn.wv, layer.attn.wo,
+                      cos, sin, mask, n_heads)
+    x = x + swiglu(rmsnorm(x, layer.mlp_norm.weight, eps),
+                   layer.mlp.w1, layer.mlp.w3, layer.mlp.w2)
+    return x
+
+
+# ---- Module ------------------------------------------------------------------
+
+class _Weight(nn.Module):
+    def __init__(self, *shape):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(*shape))
+
+
+class _Linear(nn.Module):
+    def __init__(self, n_out, n_in):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_out, n_in))
+        self.bias = nn.Parameter(torch.empty(n_out))
+
+
+class _Attention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        for name in ("wq", "wk", "wv", "wo"):
+            setattr(self, name, nn.Parameter(torch.empty(d, d)))
+
+
+class _MLP(nn.Module):
+    def __init__(self, d, h):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.empty(h, d))
+        self.w3 = nn.Parameter(torch.empty(h, d))
+        self.w2 = nn.Parameter(torch.empty(d, h))
+
+
+class _Layer(nn.Module):
+    def __init__(self, d, h):
+        super().__init__()
+        self.attn_norm = _Weight(d)
+        self.attn = _Attention(d)
+        self.mlp_norm = _Weight(d)
+        self.mlp = _MLP(d, h)
+
+
+class Transfusion(nn.Module):
+    """The model. Parameter names are the checkpoint's tensor names."""
+
+    def __init__(self, config):
+        super().__init__()
+        c = self.config = validate_config(config)
+        d, V, pd = c["d_model"], c["vocab_size"], patch_dim(c)
+        self.tok_emb = _Weight(V, d)
+        self.patch_in = _Linear(d, pd)
+        self.patch_pos = nn.Parameter(torch.empty(n_patches(c), d))
+        self.time_mlp = nn.ModuleDict({"0": _Linear(d, d), "2": _Linear(d, d)})
+        self.layers = nn.ModuleList(_Layer(d, c["mlp_hidden"]) for _ in range(c["n_layers"]))
+        self.norm = _Weight(d)
+        self.lm_head = _Weight(V, d)
+        self.patch_out = _Linear(pd, d)
+        self.alpha_bar = cosine_alpha_bar(c["diffusion_steps"])
+
+        params = dict(self.named_parameters())
+        expected = param_shapes(c)
+        assert sorted(params) == sorted(n for n, _ in expected)
+        for name, shape in expected:
+            assert tuple(params[name].shape) == shape, name
+
+    @property
+    def dtype(self):
+        return self.tok_emb.weight.dtype
+
+    def ordered_parameters(self):
+        """[(name, parameter)] in checkpoint order."""
+        params = dict(self.named_parameters())
+        return [(name, params[name]) for name, _ in param_shapes(self.config)]
+
+    def forward(self, batch, images, lam=5.0):
+        c = self.config
+        dtype = self.dtype
+        d, p, C, S = c["d_model"], c["patch_size"], c["image_channels"], c["image_size"]
+        layout = Layout(batch, c)
+        B, L = layout.B, layout.L
+
+        # Noised images (float64, then the model dtype).
+        x_t = {}
+        for index, _, _, t, _ in layout.images:
+            if index not in images:
+                raise ValueError(f"batch: image {index} has no pixels")
+            pixels = _numpy64(images[index]["pixels"])
+            noise = images[index].get("noise")
+            noise = np.zeros_like(pixels) if noise is None and t == 0 else _numpy64(noise)
+            for what, a in (("pixels", pixels), ("noise", noise)):
+                if a.shape != (S, S, C):
+                    raise ValueError(f"batch: image {index} {what} has shape {list(a.shape)}, "
+                                     f"expected {[S, S, C]}")
+            x_t[index] = torch.tensor(noise_image(pixels, noise, t, self.alpha_bar), dtype=dtype)
+
+        # Input embeddings, row by row: tokens, patch embeddings, zero padding.
+        rows = []
+        for b, row in enumerate(batch):
+            parts = []
+            for seg in row:
+                if "text" in seg:
+                    parts.append(self.tok_emb.weight[torch.tensor(seg["text"], dtype=torch.long)])
+                else:
+                    t = seg["t"]
+                    temb = time_embedding(timestep_code(t, d, dtype),
+                                          self.time_mlp["0"].weight, self.time_mlp["0"].bias,
+                                          self.time_mlp["2"].weight, self.time_mlp["2"].bias)
+                    parts.append(patch_embedding(x_t[seg["image"]], self.patch_in.weight,
+                                                 self.patch_in.bias, self.patch_pos, temb, p))
+            n = sum(part.shape[0] for part in parts)
+            parts.append(torch.zeros(L - n, d, dtype=dtype))
+            rows.append(torch.cat(parts))
+        x = torch.stack(rows)                                   # [B, L, d]
+
+        mask = torch.tensor(layout.attention_mask())
+        cos, sin = rope_tables(layout.pos, head_dim(c), c["rope_theta"], dtype)
+        hidden = [x]
+        for layer in self.layers:
+            x = block(x, layer, cos, sin, mask, c["n_heads"], c["norm_eps"])
+            hidden.append(x)
+
+        xn = rmsnorm(x, self.norm.weight, c["norm_eps"])
+        logits = F.linear(xn, self.lm_head.weight)             # [B, L, V]
+
+        eps_pred = {}
+        for index, b, start, _, _ in layout.images:
+            out = F.linear(xn[b, start:start + n_patches(c)], self.patch_out.weight, self.patch_out.bias)
+            eps_pred[index] = unpatchify(out, S, p, C)
+
+        # L_LM: mean cross-entropy over every text target in the batch.
+        target = torch.tensor(layout.target)
+        has_target = target >= 0
+        if has_target.any():
+            lm = F.cross_entropy(logits[has_target], target[has_target], reduction="mean")
+        else:
+            lm = torch.zeros((), dtype=dtype)
+
+        # L_DDPM: mean over images (with diffusion_loss and t > 0) of the per-image MSE.
+        mses = []
+        for index, _, _, t, diffusion_loss in layout.images:
+            if diffusion_loss and t > 0:
+                noise = torch.tensor(_numpy64(images[index]["noise"]), dtype=dtype)
+                mses.append((eps_pred[index] - noise).pow(2).mean())
+        ddpm = torch.stack(mses).mean() if mses else torch.zeros((), dtype=dtype)
+
+        loss = lm + lam * ddpm
+        return {"logits": logits, "eps_pred": eps_pred, "lm": lm, "ddpm": ddpm, "loss": loss,
+                "x_t": x_t, "hidden": hidden, "layout": layout,
+                "n_text_targets": int(has_target.sum()), "n_images": len(mses)}
+
+
+def _numpy64(a):
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+# ---- Initialisation and checkpoints ---------------------------------------------
+
+@torch.no_grad()
+def init_parameters(model, seed=0):
+    """Normal(0, 0.02) matrices and embeddings, output projections (attn.wo,
+    mlp.w2) scaled by 1/sqrt(2·n_layers), norms 1, biases 0. Draws in
+    checkpoint order from one generator seeded with @seed."""
+    gen = torch.Generator().manual_seed(seed)
+    out_scale = 1.0 / math.sqrt(2 * model.config["n_layers"])
+    for name, param in model.ordered_parameters():
+        if is_norm(name):
+            param.fill_(1.0)
+        elif is_bias(name):
+            param.zero_()
+        else:
+            w = torch.empty(param.shape, dtype=torch.float32).normal_(0.0, 0.02, generator=gen)
+            if name.endswith("attn.wo") or name.endswith("mlp.w2"):
+                w *= out_scale
+            param.copy_(w)
+    return model
+
+
+def save_checkpoint(model, config, path, extra_metadata=None, dtype="F32"):
+    """Writes the parameters in checkpoint order as @dtype (F32, F16, BF16,
+    F64) with "format" and "config" (JSON) in __metadata__."""
+    metadata = {"format": FORMAT, "config": config_to_json(config)}
+    for key, value in (extra_metadata or {}).items():
+        metadata[key] = value
+    tensors = [(name, p.detach().cpu().numpy(), dtype) for name, p in model.ordered_parameters()]
+    write_safetensors(path, tensors, metadata)
+
+
+def load_checkpoint(path, dtype=torch.float32):
+    """Reads a checkpoint (any float dtype) into a new model of @dtype.
+    Returns (model, config, metadata). Errors name the file and the tensor."""
+    tensors, metadata = read_safetensors(path)
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: __metadata__ 'format' is {metadata.get('format')!r}, "
+                         f"expected '{FORMAT}'")
+    if "config" not in metadata:
+        raise ValueError(f"{path}: __metadata__ has no 'config'")
+    try:
+        raw_config = json.loads(metadata["config"])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: __metadata__ 'config' is not JSON ({e})")
+    if not isinstance(raw_config, dict):
+        raise ValueError(f"{path}: __metadata__ 'config' is not a JSON object")
+    config = validate_config(raw_config, what=f"{path}: config")
+    model = Transfusion(config).to(dtype)
+    expected = param_shapes(config)
+    names = {n for n, _ in expected}
+    for name in tensors:
+        if name not in names:
+            raise ValueError(f"{path}: tensor '{name}' is not a parameter of this config")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, shape in expected:
+            if name not in tensors:
+                raise ValueError(f"{path}: tensor '{name}' is missing")
+            a = tensors[name]
+            if tuple(a.shape) != shape:
+                raise ValueError(f"{path}: tensor '{name}' has shape {list(a.shape)}, "
+                                 f"expected {list(shape)}")
+            if a.dtype.kind != "f":
+                raise ValueError(f"{path}: tensor '{name}' has dtype {a.dtype}, expected a float type")
+            params[name].copy_(torch.from_numpy(a.astype(np.float64)))
+    return model, config, metadata
+
+
+def load_batch(path):
+    """Reads a batch file (tests/golden/tiny-batch.safetensors).
+    Returns (batch, images, lam, tensors, metadata)."""
+    tensors, metadata = read_safetensors(path)
+    if "batch" not in metadata:
+        raise ValueError(f"{path}: __metadata__ has no 'batch'")
+    batch = json.loads(metadata["batch"])
+    lam = float(metadata.get("lambda", "5"))
+    images = {}
+    for row in batch:
+        for seg in row:
+            if "image" in seg:
+                i = seg["image"]
+                for what in ("pixels", "noise"):
+                    if f"image.{i}.{what}" not in tensors:
+                        raise ValueError(f"{path}: tensor 'image.{i}.{what}' is missing")
+                images[i] = {"pixels": tensors[f"image.{i}.pixels"],
+                             "noise": tensors[f"image.{i}.noise"]}
+    return batch, images, lam, tensors, metadata
