@@ -11,15 +11,11 @@
 static TfConfig
 tiny_config (void)
 {
-  TfConfig c;
-  g_assert_true (tf_config_preset (&c, "tiny", NULL));
+  TfConfig c = tf_test_tiny_config (40);
   c.d_model = 32;
   c.n_heads = 4;
   c.mlp_hidden = 64;
   c.max_seq_len = 96;
-  c.vocab_size = 40;
-  c.bos_id = 33; c.eos_id = 34; c.boi_id = 35; c.eoi_id = 36;
-  c.pad_id = 37; c.user_id = 38; c.assistant_id = 39;
   return c;
 }
 

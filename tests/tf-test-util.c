@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #define CLOSE_BODY                                                              \
   size_t bad = 0, worst_i = 0;                                                  \
@@ -59,4 +60,38 @@ tf_test_data_path (const char *first, ...)
   va_end (args);
   g_ptr_array_add (parts, NULL);
   return g_build_filenamev ((char **) parts->pdata);
+}
+
+TfConfig
+tf_test_tiny_config (int vocab_size)
+{
+  TfConfig c;
+  g_assert_true (tf_config_preset (&c, "tiny", NULL));
+  c.vocab_size = vocab_size;
+  c.bos_id = vocab_size - 7;
+  c.eos_id = vocab_size - 6;
+  c.boi_id = vocab_size - 5;
+  c.eoi_id = vocab_size - 4;
+  c.pad_id = vocab_size - 3;
+  c.user_id = vocab_size - 2;
+  c.assistant_id = vocab_size - 1;
+  return c;
+}
+
+char *
+tf_test_save_tiny_model (const char *dir, TfConfig *config, guint64 *n_params)
+{
+  g_autoptr (GError) error = NULL;
+  TfConfig c = tf_test_tiny_config (64);
+  g_autoptr (TfModel) model = tf_model_new (&c, &error);
+  g_assert_no_error (error);
+  tf_model_init_random (model, 1);
+  char *path = g_build_filename (dir, "tiny.safetensors", NULL);
+  g_assert_true (tf_model_save (model, path, TF_DTYPE_F32, NULL, NULL, 0, &error));
+  g_assert_no_error (error);
+  if (config != NULL)
+    *config = c;
+  if (n_params != NULL)
+    *n_params = tf_model_n_params (model);
+  return path;
 }

@@ -1,0 +1,22 @@
+/* main.c: the desktop application, `transfusion [MODEL.safetensors…]`. */
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <locale.h>
+
+#include "tf-application.h"
+
+int
+main (int argc, char *argv[])
+{
+  g_autoptr(TfApplication) app = NULL;
+
+  /* GTK sets the locale itself; the catalogue must be bound before any
+   * string is translated. */
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+
+  app = tf_application_new ();
+  return g_application_run (G_APPLICATION (app), argc, argv);
+}

@@ -1,0 +1,201 @@
+/* tf-application.c: the application: its actions, accelerators and windows. */
+#include "config.h"
+
+#include "tf-application.h"
+#include "tf-window.h"
+
+#include <glib/gi18n.h>
+
+struct _TfApplication
+{
+  GtkApplication  parent_instance;
+  GSettings      *settings;
+};
+
+G_DEFINE_FINAL_TYPE (TfApplication, tf_application, GTK_TYPE_APPLICATION)
+
+TfApplication *
+tf_application_new (void)
+{
+  return g_object_new (TF_TYPE_APPLICATION,
+                       "application-id", APPLICATION_ID,
+                       "flags", G_APPLICATION_HANDLES_OPEN,
+                       NULL);
+}
+
+GSettings *
+tf_application_get_settings (TfApplication *self)
+{
+  g_return_val_if_fail (TF_IS_APPLICATION (self), NULL);
+  return self->settings;
+}
+
+/* The window to act in: the focused one, or a new one. */
+static TfWindow *
+tf_application_get_window (TfApplication *self)
+{
+  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
+
+  if (TF_IS_WINDOW (window))
+    return TF_WINDOW (window);
+  return tf_window_new (self);
+}
+
+static void
+tf_application_open_model_action (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  TfApplication *self = user_data;
+  TfWindow *window = tf_application_get_window (self);
+
+  gtk_window_present (GTK_WINDOW (window));
+  tf_window_choose_model (window);
+}
+
+static void
+tf_application_about_action (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  TfApplication *self = user_data;
+  static const char *authors[] = { "The Transfusion authors", NULL };
+
+  gtk_show_about_dialog (gtk_application_get_active_window (GTK_APPLICATION (self)),
+                         "program-name", _("Transfusion"),
+                         "logo-icon-name", APPLICATION_ID,
+                         "version", PACKAGE_VERSION,
+                         "comments", _("Train and run a model that writes text and draws images"),
+                         "authors", authors,
+                         "license-type", GTK_LICENSE_MIT_X11,
+                         "translator-credits", _("translator-credits"),
+                         NULL);
+}
+
+static void
+tf_application_quit_action (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  TfApplication *self = user_data;
+  g_autoptr(GList) windows = g_list_copy (gtk_application_get_windows (GTK_APPLICATION (self)));
+
+  /* Closing (not destroying) lets each window save its state; the
+   * application ends when the last one is gone. */
+  for (GList *l = windows; l != NULL; l = l->next)
+    gtk_window_close (GTK_WINDOW (l->data));
+}
+
+static const GActionEntry app_actions[] = {
+  { .name = "open-model", .activate = tf_application_open_model_action },
+  { .name = "about", .activate = tf_application_about_action },
+  { .name = "quit", .activate = tf_application_quit_action },
+};
+
+static GSettings *
+settings_if_installed (void)
+{
+  GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
+  g_autoptr(GSettingsSchema) schema = NULL;
+
+  if (source != NULL)
+    schema = g_settings_schema_source_lookup (source, APPLICATION_ID, TRUE);
+  if (schema == NULL)
+    return NULL;
+  return g_settings_new_full (schema, NULL, NULL);
+}
+
+static void
+tf_application_startup (GApplication *app)
+{
+  TfApplication *self = TF_APPLICATION (app);
+  static const struct { const char *action; const char *accels[2]; } accels[] = {
+    { "app.open-model", { "<Control>o", NULL } },
+    { "app.quit", { "<Control>q", NULL } },
+    { "window.close", { "<Control>w", NULL } },
+  };
+
+  G_APPLICATION_CLASS (tf_application_parent_class)->startup (app);
+
+  self->settings = settings_if_installed ();
+
+  g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
+                                   G_N_ELEMENTS (app_actions), self);
+  for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
+    gtk_application_set_accels_for_action (GTK_APPLICATION (self), accels[i].action,
+                                           accels[i].accels);
+
+  g_autoptr(GtkCssProvider) css = gtk_css_provider_new ();
+  gtk_css_provider_load_from_resource (css, "/org/transfusion/Transfusion/style.css");
+  gtk_style_context_add_provider_for_display (gdk_display_get_default (),
+                                              GTK_STYLE_PROVIDER (css),
+                                              GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
+
+  gtk_window_set_default_icon_name (APPLICATION_ID);
+}
+
+static void
+tf_application_activate (GApplication *app)
+{
+  TfWindow *window = tf_application_get_window (TF_APPLICATION (app));
+
+  gtk_window_present (GTK_WINDOW (window));
+}
+
+static void
+tf_application_open (GApplication *app, GFile **files, int n_files, const char *hint)
+{
+  TfApplication *self = TF_APPLICATION (app);
+
+  /* The first file goes to the current window, each further one gets its own. */
+  for (int i = 0; i < n_files; i++)
+    {
+      TfWindow *window = i == 0 ? tf_application_get_window (self) : tf_window_new (self);
+
+      tf_window_open_model (window, files[i]);
+      gtk_window_present (GTK_WINDOW (window));
+    }
+}
+
+static int
+tf_application_handle_local_options (GApplication *app, GVariantDict *options)
+{
+  if (g_variant_dict_contains (options, "version"))
+    {
+      g_print ("transfusion %s\n", PACKAGE_VERSION);
+      return 0;
+    }
+  return -1;
+}
+
+static void
+tf_application_dispose (GObject *object)
+{
+  TfApplication *self = TF_APPLICATION (object);
+
+  g_clear_object (&self->settings);
+  G_OBJECT_CLASS (tf_application_parent_class)->dispose (object);
+}
+
+static void
+tf_application_class_init (TfApplicationClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GApplicationClass *app_class = G_APPLICATION_CLASS (klass);
+
+  object_class->dispose = tf_application_dispose;
+  app_class->startup = tf_application_startup;
+  app_class->activate = tf_application_activate;
+  app_class->open = tf_application_open;
+  app_class->handle_local_options = tf_application_handle_local_options;
+}
+
+static void
+tf_application_init (TfApplication *self)
+{
+  static const GOptionEntry options[] = {
+    { "version", 'v', G_OPTION_FLAG_NONE, G_OPTION_ARG_NONE, NULL,
+      N_("Show the version and exit"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+
+  g_application_add_main_option_entries (G_APPLICATION (self), options);
+  g_application_set_option_context_parameter_string (G_APPLICATION (self),
+                                                      _("[MODEL.safetensors…]"));
+  g_application_set_option_context_summary (G_APPLICATION (self),
+                                            _("Opens each model file given in its own window."));
+}

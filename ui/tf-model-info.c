@@ -1,0 +1,225 @@
+/* tf-model-info.c: what a model file holds, for people. */
+#include "config.h"
+
+#include "tf-model-info.h"
+
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <stddef.h>
+#include <string.h>
+
+/* Engine messages name the file already; this is the safety net that keeps
+ * "FILE: problem" true for every message a person sees. */
+static void
+propagate_naming_file (GError **dest, GError *src, const char *path)
+{
+  g_autofree char *base = g_path_get_basename (path);
+
+  if (strstr (src->message, path) == NULL && strstr (src->message, base) == NULL)
+    g_prefix_error (&src, "%s: ", path);
+  g_propagate_error (dest, src);
+}
+
+static char *
+describe_dtypes (const TfSafetensors *st)
+{
+  int counts[TF_N_DTYPES] = { 0 };
+  int n_kinds = 0;
+  int n = tf_safetensors_n_tensors (st);
+
+  for (int i = 0; i < n; i++)
+    {
+      int dtype = (int) tf_safetensors_tensor (st, i)->dtype;
+
+      if (dtype < 0 || dtype >= TF_N_DTYPES)
+        continue;
+      if (counts[dtype]++ == 0)
+        n_kinds++;
+    }
+
+  if (n_kinds == 0)
+    return g_strdup (_("none"));
+
+  g_autoptr(GString) text = g_string_new (NULL);
+  for (int d = 0; d < TF_N_DTYPES; d++)
+    {
+      if (counts[d] == 0)
+        continue;
+      if (text->len > 0)
+        g_string_append (text, ", ");
+      g_string_append (text, tf_dtype_name ((TfDtype) d));
+      if (n_kinds > 1)
+        g_string_append_printf (text,
+                                g_dngettext (GETTEXT_PACKAGE, " (%d tensor)", " (%d tensors)",
+                                             counts[d]),
+                                counts[d]);
+    }
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+TfModelInfo *
+tf_model_info_load (const char *path, GError **error)
+{
+  GError *local_error = NULL;
+  GStatBuf st_buf;
+
+  g_return_val_if_fail (path != NULL, NULL);
+
+  g_autoptr(TfSafetensors) st = tf_safetensors_open (path, &local_error);
+  if (st == NULL)
+    {
+      propagate_naming_file (error, local_error, path);
+      return NULL;
+    }
+
+  g_autoptr(TfModel) model = tf_model_load (path, &local_error);
+  if (model == NULL)
+    {
+      propagate_naming_file (error, local_error, path);
+      return NULL;
+    }
+
+  g_autoptr(TfModelInfo) info = g_new0 (TfModelInfo, 1);
+  info->path = g_strdup (path);
+
+  g_autofree char *base = g_path_get_basename (path);
+  if (g_str_has_suffix (base, ".safetensors") && strlen (base) > strlen (".safetensors"))
+    info->name = g_strndup (base, strlen (base) - strlen (".safetensors"));
+  else
+    info->name = g_steal_pointer (&base);
+
+  if (g_stat (path, &st_buf) == 0)
+    info->file_size = (guint64) st_buf.st_size;
+
+  info->n_tensors = tf_safetensors_n_tensors (st);
+  info->dtypes = describe_dtypes (st);
+
+  guint n_keys = 0;
+  g_autofree const char **keys = tf_safetensors_metadata_keys (st, &n_keys);
+  info->metadata_keys = g_new0 (char *, n_keys + 1);
+  for (guint i = 0; i < n_keys; i++)
+    info->metadata_keys[i] = g_strdup (keys[i]);
+
+  info->model = g_steal_pointer (&model);
+  return g_steal_pointer (&info);
+}
+
+void
+tf_model_info_free (TfModelInfo *info)
+{
+  if (info == NULL)
+    return;
+  g_free (info->path);
+  g_free (info->name);
+  g_free (info->dtypes);
+  g_strfreev (info->metadata_keys);
+  g_clear_pointer (&info->model, tf_model_free);
+  g_free (info);
+}
+
+/* ---- The config's fields ---------------------------------------------- */
+
+/* The kind follows the member's C type, so the table stays right when a
+ * field changes type. */
+#define FIELD_KIND(key) \
+  _Generic (((TfConfig *) 0)->key, \
+            int: TF_CONFIG_FIELD_INT, \
+            float: TF_CONFIG_FIELD_FLOAT, \
+            double: TF_CONFIG_FIELD_DOUBLE, \
+            char *: TF_CONFIG_FIELD_STRING)
+#define FIELD(key, label, group) \
+  { #key, label, TF_CONFIG_GROUP_##group, FIELD_KIND (key), offsetof (TfConfig, key) }
+
+static const TfConfigField config_fields[] = {
+  FIELD (vocab_size,      N_("Vocabulary"),           TEXT),
+  FIELD (d_model,         N_("Width"),                TRANSFORMER),
+  FIELD (n_layers,        N_("Layers"),               TRANSFORMER),
+  FIELD (n_heads,         N_("Attention heads"),      TRANSFORMER),
+  FIELD (mlp_hidden,      N_("MLP hidden size"),      TRANSFORMER),
+  FIELD (max_seq_len,     N_("Context length"),       TEXT),
+  FIELD (image_size,      N_("Image size"),           IMAGE),
+  FIELD (image_channels,  N_("Channels"),             IMAGE),
+  FIELD (patch_size,      N_("Patch size"),           IMAGE),
+  FIELD (diffusion_steps, N_("Steps"),                DIFFUSION),
+  FIELD (schedule,        N_("Noise schedule"),       DIFFUSION),
+  FIELD (rope_theta,      N_("RoPE θ"),               TRANSFORMER),
+  FIELD (norm_eps,        N_("RMSNorm ε"),            TRANSFORMER),
+  FIELD (bos_id,          N_("Beginning of text"),    TOKENS),
+  FIELD (eos_id,          N_("End of text"),          TOKENS),
+  FIELD (boi_id,          N_("Beginning of image"),   TOKENS),
+  FIELD (eoi_id,          N_("End of image"),         TOKENS),
+  FIELD (pad_id,          N_("Padding"),              TOKENS),
+  FIELD (user_id,         N_("User"),                 TOKENS),
+  FIELD (assistant_id,    N_("Assistant"),            TOKENS),
+};
+
+#undef FIELD
+#undef FIELD_KIND
+
+const TfConfigField *
+tf_config_fields (guint *n_fields)
+{
+  *n_fields = G_N_ELEMENTS (config_fields);
+  return config_fields;
+}
+
+const char *
+tf_config_group_title (TfConfigGroup group)
+{
+  switch (group)
+    {
+    case TF_CONFIG_GROUP_TRANSFORMER: return _("Transformer");
+    case TF_CONFIG_GROUP_TEXT:        return _("Text");
+    case TF_CONFIG_GROUP_IMAGE:       return _("Image");
+    case TF_CONFIG_GROUP_DIFFUSION:   return _("Diffusion");
+    case TF_CONFIG_GROUP_TOKENS:      return _("Special tokens");
+    case TF_N_CONFIG_GROUPS:
+    default:                          break;
+    }
+  g_return_val_if_reached (NULL);
+}
+
+char *
+tf_config_field_format (const TfConfigField *field, const TfConfig *config)
+{
+  const char *base = (const char *) config + field->offset;
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+  switch (field->kind)
+    {
+    case TF_CONFIG_FIELD_INT:
+      return g_strdup_printf ("%d", *(const int *) base);
+    case TF_CONFIG_FIELD_FLOAT:
+      return g_strdup (g_ascii_formatd (buf, sizeof buf, "%g", *(const float *) base));
+    case TF_CONFIG_FIELD_DOUBLE:
+      return g_strdup (g_ascii_formatd (buf, sizeof buf, "%g", *(const double *) base));
+    case TF_CONFIG_FIELD_STRING:
+      return g_strndup (base, TF_CONFIG_SCHEDULE_MAX);
+    default:
+      g_return_val_if_reached (NULL);
+    }
+}
+
+/* ---- Numbers for people ------------------------------------------------ */
+
+char *
+tf_format_count (guint64 n)
+{
+  static const char *const prefixes[] = { "k", "M", "G", "T" };
+  double value = (double) n;
+  guint unit;
+
+  if (n < 1000)
+    return g_strdup_printf ("%" G_GUINT64_FORMAT, n);
+
+  value /= 1000.0;
+  for (unit = 0; unit + 1 < G_N_ELEMENTS (prefixes) && value >= 999.5; unit++)
+    value /= 1000.0;
+
+  /* Three significant digits, rounding as printf will. */
+  if (value < 9.995)
+    return g_strdup_printf ("%.2f %s", value, prefixes[unit]);
+  if (value < 99.95)
+    return g_strdup_printf ("%.1f %s", value, prefixes[unit]);
+  return g_strdup_printf ("%.0f %s", value, prefixes[unit]);
+}
