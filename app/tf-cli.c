@@ -5,7 +5,7 @@
  * library never exits the process. */
 #include "config.h"
 
-#include "tf-cli.h"
+#include "tf-cli-private.h"
 
 #include <glib/gi18n.h>
 #include <string.h>
@@ -13,32 +13,14 @@
 #include "tf-model-info.h"
 #include "transfusion.h"
 
-#define PROGRAM "transfusion-cli"
-
-typedef struct {
-  FILE *out;
-  FILE *err;
-} TfCli;
-
-typedef struct _TfCliCommand TfCliCommand;
-
-/* @argv[0] is the command's name. */
-typedef int (*TfCliCommandFunc) (TfCli *cli, const TfCliCommand *command,
-                                 int argc, char **argv);
-
-struct _TfCliCommand {
-  const char       *name;
-  const char       *operands;  /* for the usage line; N_(), translated at use */
-  const char       *summary;   /* one line; N_(), translated at use */
-  TfCliCommandFunc  run;
-};
-
 static int cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 
 /* The commands, in the order --help lists them. train, generate, caption,
  * chat, eval, bench and data join here as they are written. */
 static const TfCliCommand commands[] = {
   { "info", N_("MODEL.safetensors…"), N_("Show what a model file holds"), cmd_info },
+  { "train", "", N_("Train a model on the bundled data sets or a folder"), tf_cli_train },
+  { "data", "", N_("Look at the training data"), tf_cli_data },
 };
 
 /* ---- Options ------------------------------------------------------------ */
@@ -64,8 +46,8 @@ print_help (FILE *to, GOptionContext *context, const char *usage)
  * and --help. @command is what the user typed to get here ("transfusion-cli
  * info"), @usage its usage line. On success *operands holds what is left and
  * the return value is -1; otherwise the return value is the exit status. */
-static int
-parse_options (TfCli *cli, const char *command, const char *usage, const char *summary,
+int
+tf_cli_parse_options (TfCli *cli, const char *command, const char *usage, const char *summary,
                const GOptionEntry *entries, gboolean stop_at_operand,
                int argc, char **argv, GStrv *operands)
 {
@@ -158,14 +140,14 @@ print_model_info (TfCli *cli, const TfModelInfo *info)
 }
 
 /* What the user typed to run @command, and its usage line. */
-static char *
-command_line (const TfCliCommand *command)
+char *
+tf_cli_command_line (const TfCliCommand *command)
 {
   return g_strdup_printf ("%s %s", PROGRAM, command->name);
 }
 
-static char *
-command_usage (const TfCliCommand *command)
+char *
+tf_cli_command_usage (const TfCliCommand *command)
 {
   return g_strdup_printf ("%s %s [OPTION…] %s", PROGRAM, command->name, _(command->operands));
 }
@@ -173,8 +155,8 @@ command_usage (const TfCliCommand *command)
 static int
 cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
-  g_autofree char *line = command_line (command);
-  g_autofree char *usage = command_usage (command);
+  g_autofree char *line = tf_cli_command_line (command);
+  g_autofree char *usage = tf_cli_command_usage (command);
   g_autofree char *summary = NULL;
   g_auto(GStrv) files = NULL;
   int status;
@@ -184,7 +166,7 @@ cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
                              _("Prints each file's parameter count, data types, size and\n"
                                "metadata keys, then the model's config, one field per line.\n"
                                "Exit status: 0 when every file is a good model, 1 otherwise."));
-  status = parse_options (cli, line, usage, summary, NULL, FALSE, argc, argv, &files);
+  status = tf_cli_parse_options (cli, line, usage, summary, NULL, FALSE, argc, argv, &files);
   if (status >= 0)
     return status;
 
@@ -241,7 +223,7 @@ tf_cli_run (int argc, char **argv, FILE *out, FILE *err)
   g_string_append_printf (summary, _("Run '%s COMMAND --help' for the options of a command."),
                           PROGRAM);
 
-  status = parse_options (&cli, PROGRAM, PROGRAM " [OPTION…] COMMAND [ARG…]", summary->str,
+  status = tf_cli_parse_options (&cli, PROGRAM, PROGRAM " [OPTION…] COMMAND [ARG…]", summary->str,
                           entries, TRUE, argc, argv, &operands);
   if (status >= 0)
     return status;

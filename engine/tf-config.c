@@ -52,7 +52,6 @@ tf_config_preset (TfConfig *config, const char *name, GError **error)
       c.n_layers = 2;
       c.n_heads = 4;
       c.max_seq_len = 128;
-      c.patch_size = 8;
     }
   else if (g_strcmp0 (name, "small") == 0)
     {

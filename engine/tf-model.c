@@ -347,6 +347,14 @@ tf_model_save (TfModel *m, const char *path, TfDtype dtype,
                const char *const *meta_keys, const char *const *meta_values, int n_meta,
                GError **error)
 {
+  return tf_model_save_weights (m, m->params, path, dtype, meta_keys, meta_values, n_meta, error);
+}
+
+gboolean
+tf_model_save_weights (TfModel *m, const float *weights, const char *path, TfDtype dtype,
+                       const char *const *meta_keys, const char *const *meta_values, int n_meta,
+                       GError **error)
+{
   if (dtype != TF_DTYPE_F32 && dtype != TF_DTYPE_F16 && dtype != TF_DTYPE_BF16)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
@@ -363,7 +371,7 @@ tf_model_save (TfModel *m, const char *path, TfDtype dtype,
       out[i].n_dims = t->n_dims;
       out[i].shape[0] = t->shape[0];
       out[i].shape[1] = t->shape[1];
-      out[i].data = m->params + t->offset;
+      out[i].data = weights + t->offset;
     }
   g_autofree char *config_json = tf_config_to_json (&m->config);
   g_autofree const char **keys = g_new (const char *, n_meta + 2);

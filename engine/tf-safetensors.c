@@ -2,12 +2,26 @@
  *
  * Reading validates the whole file before anything is handed out, so a
  * caller never sees a tensor whose bytes lie outside the file. The header is
- * checked twice: first by a strict JSON scanner of our own (json-glib 1.6
- * accepts comments, single quotes, hex and leading-zero numbers, and clamps
- * integers that do not fit in 64 bits; the scanner also bounds the nesting
- * depth so the recursive parser cannot run out of stack), then json-glib
- * builds the tree. Duplicate names, which json-glib silently merges, are
- * caught from its "object-member" signal.
+ * read by a strict JSON scanner of our own (RFC 8259: no comments, single
+ * quotes, hex or leading-zero numbers; integers must fit in 64 bits; nesting
+ * is bounded so the recursion cannot run out of stack), in four walks over a
+ * private copy of it that allocate only what is kept:
+ *
+ *   1. syntax, and how many member names are ever open at once;
+ *   2. duplicate member names, at any depth: each open object's name offsets
+ *      sit on one stack (4 bytes a name), sorted when the object closes;
+ *   3. the meaning of every entry, counting the tensors, metadata pairs and
+ *      string bytes to keep;
+ *   4. the same walk again, filling arrays allocated to the exact counts.
+ *
+ * So opening allocates the copy (1× the header), the stack (under 1×, freed
+ * before walk 3), the decoded names, keys and values (never more than 1×),
+ * 112 bytes per tensor (each takes ~50 header bytes) and 16 per metadata
+ * pair (each takes 7 or more): at most about 3× the header, where
+ * json-glib's tree took 20 to 70×. Sorting is in place. The problems are reported in the order
+ * json-glib found them: syntax first, then the first duplicate name as a
+ * parser meets it, then the first bad entry in file order, then the layout
+ * of the data.
  *
  * Writing goes to "PATH.XXXXXX" beside the target, fsync, rename, fsync of
  * the directory: a crash leaves either the old file or the new one. */
@@ -17,17 +31,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
-#include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Deeper headers are refused before json-glib sees them. */
+/* Deeper headers are refused. */
 #define HEADER_MAX_DEPTH 64
 /* Elements converted per write() when the writer changes the dtype. */
 #define WRITE_CHUNK_ELEMENTS 16384
+
+/* Offsets into the header are kept as 32-bit numbers. */
+G_STATIC_ASSERT (TF_SAFETENSORS_MAX_HEADER < G_MAXUINT32);
+
+typedef struct {
+  char *key;
+  char *value;
+} MetaPair;
 
 struct _TfSafetensors {
   char          *display_name;
@@ -36,10 +57,10 @@ struct _TfSafetensors {
   uint64_t       data_size;
   TfTensorInfo  *tensors;      /* sorted by offset */
   int            n_tensors;
-  GHashTable    *by_name;      /* name → TfTensorInfo*, borrowed */
-  GHashTable    *metadata;     /* key → value, owned */
-  char         **metadata_keys; /* sorted, NULL-terminated, strings borrowed from metadata */
+  guint32       *by_name;      /* indices into tensors, sorted by name */
+  MetaPair      *metadata;     /* sorted by key */
   guint          n_metadata;
+  char          *strings;      /* every name, key and value, NUL-terminated, end to end */
 };
 
 /* --- dtypes ------------------------------------------------------------ */
@@ -184,18 +205,27 @@ tf_bf16_to_f32 (uint16_t h)
 /* --- messages ----------------------------------------------------------- */
 
 /* Sets "FILE: tensor 'NAME': problem" or "FILE: problem". Returns FALSE. */
+G_GNUC_PRINTF (5, 0)
+static gboolean
+fail_va (GError **error, int code, const char *file, const char *tensor, const char *format,
+         va_list args)
+{
+  g_autofree char *problem = g_strdup_vprintf (format, args);
+  if (tensor != NULL)
+    g_set_error (error, TF_ERROR, code, "%s: tensor '%s': %s", file, tensor, problem);
+  else
+    g_set_error (error, TF_ERROR, code, "%s: %s", file, problem);
+  return FALSE;
+}
+
 G_GNUC_PRINTF (5, 6)
 static gboolean
 fail (GError **error, int code, const char *file, const char *tensor, const char *format, ...)
 {
   va_list args;
   va_start (args, format);
-  g_autofree char *problem = g_strdup_vprintf (format, args);
+  fail_va (error, code, file, tensor, format, args);
   va_end (args);
-  if (tensor != NULL)
-    g_set_error (error, TF_ERROR, code, "%s: tensor '%s': %s", file, tensor, problem);
-  else
-    g_set_error (error, TF_ERROR, code, "%s: %s", file, problem);
   return FALSE;
 }
 
@@ -224,6 +254,53 @@ shape_size (const int64_t *shape, int n_dims, TfDtype dtype,
   return g_uint64_checked_mul (n_bytes, n, tf_dtype_size (dtype));
 }
 
+/* --- sorting without allocating ------------------------------------------ */
+
+/* Heapsort: O(n log n) whatever the input, and no scratch memory (qsort
+ * may allocate a copy of the array). Elements of at most 16 bytes. */
+static void
+swap_elements (char *a, char *b, size_t size)
+{
+  char tmp[16];
+  memcpy (tmp, a, size);
+  memcpy (a, b, size);
+  memcpy (b, tmp, size);
+}
+
+static void
+sift_down (char *base, size_t root, size_t n, size_t size, GCompareDataFunc compare,
+           gpointer data)
+{
+  for (;;)
+    {
+      size_t child = 2 * root + 1;
+      if (child >= n)
+        return;
+      if (child + 1 < n && compare (base + child * size, base + (child + 1) * size, data) < 0)
+        child++;
+      if (compare (base + root * size, base + child * size, data) >= 0)
+        return;
+      swap_elements (base + root * size, base + child * size, size);
+      root = child;
+    }
+}
+
+static void
+heap_sort (void *array, size_t n, size_t size, GCompareDataFunc compare, gpointer data)
+{
+  char *base = array;
+  g_assert (size <= 16);
+  if (n < 2)
+    return;
+  for (size_t i = n / 2; i-- > 0;)
+    sift_down (base, i, n, size, compare, data);
+  for (size_t last = n - 1; last > 0; last--)
+    {
+      swap_elements (base, base + last * size, size);
+      sift_down (base, 0, last, size, compare, data);
+    }
+}
+
 /* --- strict JSON scan --------------------------------------------------- */
 
 typedef struct {
@@ -232,6 +309,17 @@ typedef struct {
   const char *end;
   const char *problem;        /* static text */
   char        detail[96];     /* the offending token, when useful */
+  /* Walk 1 measures how many member names are open at once... */
+  gsize       open_keys;
+  gsize       max_open_keys;
+  /* ...so that walk 2 can keep them (keys != NULL) to find duplicates. */
+  guint32    *keys;           /* offsets of the open objects' names, innermost last */
+  gsize       n_keys;
+  guint32     top_key;        /* the header member being scanned */
+  gboolean    have_dup;       /* the first duplicate in the order a parser meets them: */
+  guint32     dup_key;        /* its name, */
+  int         dup_depth;      /* its object's depth (1 = the header) */
+  guint32     dup_top;        /* and the header member that holds it */
 } JsonScan;
 
 static gboolean
@@ -306,7 +394,7 @@ scan_string (JsonScan *s)
         continue;
       if (esc != 'u')
         return scan_error (s, "invalid escape in a string");
-      unsigned u;
+      unsigned u = 0;
       if (!scan_hex4 (s, &u))
         return FALSE;
       /* Names and values become C strings, so U+0000 cannot be represented. */
@@ -316,7 +404,7 @@ scan_string (JsonScan *s)
         return scan_error (s, "unpaired surrogate in a string");
       if (u >= 0xd800 && u <= 0xdbff)
         {
-          unsigned low;
+          unsigned low = 0;
           if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
             return scan_error (s, "unpaired surrogate in a string");
           s->p += 2;
@@ -377,7 +465,8 @@ scan_number (JsonScan *s)
       while (s->p < s->end && g_ascii_isdigit (*s->p))
         s->p++;
     }
-  /* json-glib would clamp these silently; no size or offset can be that big. */
+  /* No size or offset can be that big; refusing here means every integer
+   * the later walks see fits in an int64. */
   if (integral && (overflow || magnitude > (negative ? (uint64_t) G_MAXINT64 + 1 : (uint64_t) G_MAXINT64)))
     {
       int len = (int) MIN (s->p - begin, (ptrdiff_t) sizeof s->detail - 1);
@@ -399,6 +488,208 @@ scan_literal (JsonScan *s, const char *word)
   return TRUE;
 }
 
+/* --- decoding string literals ---------------------------------------------- */
+
+/* Reads, a byte at a time, the text of a string literal the scan accepted
+ * (so it is well formed and ends with '"' inside the header). */
+typedef struct {
+  const char *p;
+  char        utf8[6];   /* a \u escape, encoded */
+  int         n, i;
+} StringReader;
+
+static void
+reader_init (StringReader *r, const char *literal)
+{
+  r->p = literal + 1;
+  r->n = r->i = 0;
+}
+
+static unsigned
+read_hex4 (const char *p)
+{
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++)
+    v = v * 16 + (unsigned) MAX (hex_value (p[i]), 0);
+  return v;
+}
+
+/* The next byte, or -1 at the closing quote. */
+static int
+reader_next (StringReader *r)
+{
+  if (r->i < r->n)
+    return (unsigned char) r->utf8[r->i++];
+  char c = *r->p;
+  if (c == '"')
+    return -1;
+  r->p++;
+  if (c != '\\')
+    return (unsigned char) c;
+  c = *r->p++;
+  switch (c)
+    {
+    case 'b':
+      return '\b';
+    case 'f':
+      return '\f';
+    case 'n':
+      return '\n';
+    case 'r':
+      return '\r';
+    case 't':
+      return '\t';
+    case 'u':
+      break;
+    default:  /* '"', '\\', '/' */
+      return (unsigned char) c;
+    }
+  gunichar u = read_hex4 (r->p);
+  r->p += 4;
+  if (u >= 0xd800 && u <= 0xdbff)  /* the scan checked that a low half follows */
+    {
+      gunichar low = read_hex4 (r->p + 2);
+      r->p += 6;
+      u = 0x10000 + ((u - 0xd800) << 10) + (low - 0xdc00);
+    }
+  r->n = g_unichar_to_utf8 (u, r->utf8);
+  r->i = 1;
+  return (unsigned char) r->utf8[0];
+}
+
+/* Decodes @literal into @out (if not NULL, without a NUL); returns the length. */
+static gsize
+decode_string (const char *literal, char *out)
+{
+  StringReader r;
+  gsize n = 0;
+  int c;
+  reader_init (&r, literal);
+  while ((c = reader_next (&r)) >= 0)
+    {
+      if (out != NULL)
+        out[n] = (char) c;
+      n++;
+    }
+  return n;
+}
+
+static char *
+decode_dup (const char *literal)
+{
+  char *out = g_malloc (decode_string (literal, NULL) + 1);
+  out[decode_string (literal, out)] = '\0';
+  return out;
+}
+
+static gboolean
+literal_equals (const char *literal, const char *word)
+{
+  StringReader r;
+  int c;
+  reader_init (&r, literal);
+  for (; (c = reader_next (&r)) >= 0; word++)
+    if (*word == '\0' || (unsigned char) *word != c)
+      return FALSE;
+  return *word == '\0';
+}
+
+/* Orders two literals by their decoded bytes. */
+static int
+compare_literals (const char *a, const char *b)
+{
+  /* Equal raw bytes other than '\\' and '"' decode alike, and at the first
+   * difference without a backslash the raw bytes decide ('"', the end, first). */
+  size_t i = 1;
+  while (a[i] == b[i] && a[i] != '\\' && a[i] != '"')
+    i++;
+  if (a[i] != '\\' && b[i] != '\\')
+    {
+      int ca = a[i] == '"' ? -1 : (unsigned char) a[i];
+      int cb = b[i] == '"' ? -1 : (unsigned char) b[i];
+      return ca < cb ? -1 : ca > cb;
+    }
+  StringReader ra, rb;
+  reader_init (&ra, a + i - 1);
+  reader_init (&rb, b + i - 1);
+  for (;;)
+    {
+      int ca = reader_next (&ra), cb = reader_next (&rb);
+      if (ca != cb)
+        return ca < cb ? -1 : 1;
+      if (ca < 0)
+        return 0;
+    }
+}
+
+/* --- duplicate member names -------------------------------------------- */
+
+/* Name offsets by decoded name, then by position. */
+static int
+compare_key_offsets (gconstpointer a, gconstpointer b, gpointer text)
+{
+  guint32 x = *(const guint32 *) a, y = *(const guint32 *) b;
+  int order = compare_literals ((const char *) text + x, (const char *) text + y);
+  if (order != 0)
+    return order;
+  return x < y ? -1 : x > y;
+}
+
+/* An object at @depth has just closed; its names are s->keys[base...]. A
+ * parser that builds the tree meets a member when its value ends, so the
+ * duplicate it would report is the one whose member ends first. */
+static void
+note_duplicates (JsonScan *s, gsize base, int depth)
+{
+  guint32 *keys = s->keys + base;
+  gsize n = s->n_keys - base;
+  guint32 dup = G_MAXUINT32, next = G_MAXUINT32;
+
+  if (n < 2)
+    return;
+  heap_sort (keys, n, sizeof *keys, compare_key_offsets, (gpointer) s->start);
+  /* In each run of equal names all but the first are duplicates; the
+   * earliest of them is this object's first. */
+  for (gsize i = 1; i < n; i++)
+    if (keys[i] < dup && compare_literals (s->start + keys[i - 1], s->start + keys[i]) == 0)
+      dup = keys[i];
+  if (dup == G_MAXUINT32)
+    return;
+  /* Its member ends before the next name of this object begins. An earlier
+   * find lies in an object that closed already: one wholly before this one
+   * (met first), or one nested in a member of this one, which is met first
+   * unless that member comes after the duplicate. */
+  for (gsize i = 0; i < n; i++)
+    if (keys[i] > dup && keys[i] < next)
+      next = keys[i];
+  if (s->have_dup && (next == G_MAXUINT32 || s->dup_key < next))
+    return;
+  s->have_dup = TRUE;
+  s->dup_key = dup;
+  s->dup_depth = depth;
+  s->dup_top = s->top_key;
+}
+
+/* A member name at s->p, in an object at @depth. */
+static gboolean
+note_key (JsonScan *s, int depth)
+{
+  guint32 at = (guint32) (s->p - s->start);
+  if (depth == 1)
+    s->top_key = at;
+  if (s->keys == NULL)
+    {
+      s->open_keys++;
+      s->max_open_keys = MAX (s->max_open_keys, s->open_keys);
+      return TRUE;
+    }
+  /* Walk 1 sized the stack for this very text. */
+  if (s->n_keys >= s->max_open_keys)
+    return scan_error (s, "too many names");
+  s->keys[s->n_keys++] = at;
+  return TRUE;
+}
+
 static gboolean scan_value (JsonScan *s, int depth);
 
 static gboolean
@@ -406,6 +697,7 @@ scan_container (JsonScan *s, int depth)
 {
   gboolean object = *s->p == '{';
   char close = object ? '}' : ']';
+  gsize base = s->n_keys, members = 0;
 
   if (depth > HEADER_MAX_DEPTH)
     return scan_error (s, "nested more than 64 levels deep");
@@ -422,6 +714,9 @@ scan_container (JsonScan *s, int depth)
         {
           if (s->p >= s->end || *s->p != '"')
             return scan_error (s, s->p >= s->end ? "unexpected end" : "expected a string key");
+          if (!note_key (s, depth))
+            return FALSE;
+          members++;
           if (!scan_string (s))
             return FALSE;
           scan_ws (s);
@@ -438,6 +733,13 @@ scan_container (JsonScan *s, int depth)
       if (*s->p == close)
         {
           s->p++;
+          if (object && s->keys != NULL)
+            {
+              note_duplicates (s, base, depth);
+              s->n_keys = base;
+            }
+          else if (object)
+            s->open_keys -= members;
           return TRUE;
         }
       if (*s->p != ',')
@@ -472,9 +774,23 @@ scan_value (JsonScan *s, int depth)
     }
 }
 
-/* Checks that @text is exactly one JSON value (RFC 8259) plus whitespace. */
 static gboolean
-check_json_syntax (const char *file, const char *text, size_t len, GError **error)
+report_scan_error (const JsonScan *s, const char *file, GError **error)
+{
+  if (s->detail[0] != '\0')
+    return fail (error, TF_ERROR_FORMAT, file, NULL,
+                 "header is not valid JSON: %s (%s) at byte %td of the header",
+                 s->problem, s->detail, s->p - s->start);
+  return fail (error, TF_ERROR_FORMAT, file, NULL,
+               "header is not valid JSON: %s at byte %td of the header",
+               s->problem, s->p - s->start);
+}
+
+/* Walk 1: checks that @text is exactly one JSON value (RFC 8259) plus
+ * whitespace, and measures the stack walk 2 needs. */
+static gboolean
+check_json_syntax (const char *file, const char *text, size_t len, gsize *max_open_keys,
+                   GError **error)
 {
   JsonScan s = { .p = text, .start = text, .end = text + len };
   gboolean ok = scan_value (&s, 0);
@@ -484,79 +800,355 @@ check_json_syntax (const char *file, const char *text, size_t len, GError **erro
       if (s.p < s.end)
         ok = scan_error (&s, "unexpected text after the end");
     }
-  if (ok)
+  if (!ok)
+    return report_scan_error (&s, file, error);
+  *max_open_keys = s.max_open_keys;
+  return TRUE;
+}
+
+/* Walk 2: no object may name a member twice, at any depth. */
+static gboolean
+check_duplicates (const char *file, const char *text, size_t len, gsize max_open_keys,
+                  GError **error)
+{
+  if (max_open_keys < 2)
     return TRUE;
-  if (s.detail[0] != '\0')
-    return fail (error, TF_ERROR_FORMAT, file, NULL,
-                 "header is not valid JSON: %s (%s) at byte %td of the header",
-                 s.problem, s.detail, s.p - s.start);
-  return fail (error, TF_ERROR_FORMAT, file, NULL,
-               "header is not valid JSON: %s at byte %td of the header",
-               s.problem, s.p - s.start);
-}
+  JsonScan s = { .p = text, .start = text, .end = text + len, .max_open_keys = max_open_keys };
+  s.keys = g_new (guint32, max_open_keys);
+  gboolean ok = scan_value (&s, 0);
+  g_free (s.keys);
+  if (!ok)  /* walk 1 accepted the same text */
+    return report_scan_error (&s, file, error);
+  if (!s.have_dup)
+    return TRUE;
 
-/* --- duplicate members ------------------------------------------------ */
-
-/* json-glib keeps the last of two equal member names without a word. A
- * member is a duplicate exactly when adding it did not grow its object,
- * which is what "object-member" lets us see (it fires after the insert). */
-typedef struct {
-  GHashTable *sizes;      /* JsonObject* → size after its previous member */
-  int         depth;      /* object nesting, 1 = the header object */
-  char       *dup_key;    /* the first duplicate found */
-  int         dup_depth;
-  char       *dup_top;    /* the header member that holds it */
-} DupScan;
-
-static void
-on_object_start (JsonParser *parser, gpointer user_data)
-{
-  (void) parser;
-  ((DupScan *) user_data)->depth++;
-}
-
-static void
-on_object_end (JsonParser *parser, JsonObject *object, gpointer user_data)
-{
-  DupScan *d = user_data;
-  (void) parser;
-  /* Forget it: a later object may reuse the address. */
-  g_hash_table_remove (d->sizes, object);
-  d->depth--;
-}
-
-static void
-on_object_member (JsonParser *parser, JsonObject *object, const char *name, gpointer user_data)
-{
-  DupScan *d = user_data;
-  guint before = GPOINTER_TO_UINT (g_hash_table_lookup (d->sizes, object));
-  guint after = json_object_get_size (object);
-  (void) parser;
-
-  g_hash_table_insert (d->sizes, object, GUINT_TO_POINTER (after));
-  if (after == before && d->dup_key == NULL)
+  g_autofree char *key = decode_dup (text + s.dup_key);
+  if (s.dup_depth == 1)
     {
-      d->dup_key = g_strdup (name);
-      d->dup_depth = d->depth;
+      if (strcmp (key, "__metadata__") == 0)
+        return fail (error, TF_ERROR_FORMAT, file, NULL, "'__metadata__' appears twice");
+      return fail (error, TF_ERROR_FORMAT, file, NULL, "tensor '%s' appears twice", key);
     }
-  /* The first header member to finish after a nested duplicate contains it. */
-  if (d->depth == 1 && d->dup_key != NULL && d->dup_top == NULL)
-    d->dup_top = g_strdup (name);
+  g_autofree char *top = decode_dup (text + s.dup_top);
+  if (strcmp (top, "__metadata__") == 0)
+    return fail (error, TF_ERROR_FORMAT, file, NULL,
+                 "__metadata__: key '%s' appears twice", key);
+  return fail (error, TF_ERROR_FORMAT, file, top, "key '%s' appears twice", key);
+}
+
+/* --- walking a header the scan accepted ---------------------------------- */
+
+/* These step through text that walk 1 accepted; they still never read
+ * outside it. */
+
+/* At a container's opening bracket: steps inside and returns TRUE, or past
+ * the closing bracket and returns FALSE when it is empty. */
+static gboolean
+container_first (JsonScan *c)
+{
+  char close = *c->p == '{' ? '}' : ']';
+  c->p++;
+  scan_ws (c);
+  if (c->p < c->end && *c->p == close)
+    {
+      c->p++;
+      return FALSE;
+    }
+  return c->p < c->end;
+}
+
+/* After an element: steps to the next one and returns TRUE, or past the
+ * closing bracket and returns FALSE. */
+static gboolean
+container_next (JsonScan *c)
+{
+  scan_ws (c);
+  if (c->p < c->end && *c->p == ',')
+    {
+      c->p++;
+      scan_ws (c);
+      return c->p < c->end;
+    }
+  if (c->p < c->end)
+    c->p++;
+  return FALSE;
+}
+
+/* At a member: returns its name literal and moves to its value. */
+static const char *
+member_name (JsonScan *c)
+{
+  const char *name = c->p;
+  scan_string (c);
+  scan_ws (c);
+  if (c->p < c->end)
+    c->p++;  /* ':' */
+  scan_ws (c);
+  return name;
+}
+
+/* Skips the value at c->p. */
+static void
+skip_value (JsonScan *c)
+{
+  /* The depth was checked by walk 1; only the scan's own recursion counts here. */
+  scan_value (c, 0);
+}
+
+/* Reads a non-negative integer (or -0, which json-glib read as 0) and moves
+ * past it. FALSE for anything else: a fraction, an exponent, another type. */
+static gboolean
+read_uint (JsonScan *c, uint64_t *out)
+{
+  const char *begin = c->p;
+  if (c->p >= c->end || (*c->p != '-' && !g_ascii_isdigit (*c->p)) || !scan_number (c))
+    return FALSE;
+  gboolean negative = *begin == '-';
+  uint64_t v = 0;
+  for (const char *q = begin + negative; q < c->p; q++)
+    if (!g_ascii_isdigit (*q) ||
+        !g_uint64_checked_mul (&v, v, 10) || !g_uint64_checked_add (&v, v, (uint64_t) (*q - '0')))
+      return FALSE;
+  if (v > G_MAXINT64 || (negative && v != 0))
+    return FALSE;
+  *out = v;
+  return TRUE;
+}
+
+/* Elements of the array at @array. */
+static guint64
+count_elements (const JsonScan *at, const char *array)
+{
+  JsonScan c = *at;
+  guint64 n = 0;
+  c.p = array;
+  if (container_first (&c))
+    do
+      {
+        skip_value (&c);
+        n++;
+      }
+    while (container_next (&c));
+  return n;
+}
+
+/* [begin, end] with two non-negative integers. */
+static gboolean
+read_offsets (const JsonScan *at, const char *array, uint64_t *begin, uint64_t *end)
+{
+  JsonScan c = *at;
+  c.p = array;
+  return *array == '[' && container_first (&c) &&
+         read_uint (&c, begin) && container_next (&c) &&
+         read_uint (&c, end) && !container_next (&c);
+}
+
+/* Walks 3 and 4. The first validates and counts, the second, into arrays of
+ * the counted sizes, stores; it meets exactly what the first did. */
+typedef struct {
+  TfSafetensors *st;
+  const char    *text;
+  size_t         len;
+  gboolean       fill;
+  int            n_tensors;
+  guint          n_metadata;
+  gsize          n_string_bytes;
+  /* Sizes from walk 3, for walk 4. */
+  int            max_tensors;
+  guint          max_metadata;
+  gsize          max_string_bytes;
+} HeaderWalk;
+
+/* Fails with "FILE: tensor 'NAME': problem", NAME decoded from @name. */
+G_GNUC_PRINTF (4, 5)
+static gboolean
+entry_fail (HeaderWalk *w, GError **error, const char *name, const char *format, ...)
+{
+  g_autofree char *decoded = decode_dup (name);
+  va_list args;
+  va_start (args, format);
+  fail_va (error, TF_ERROR_FORMAT, w->st->display_name, decoded, format, args);
+  va_end (args);
+  return FALSE;
+}
+
+/* Copies the decoded @literal into the string store; walk 3 only counts. */
+static char *
+keep_string (HeaderWalk *w, const char *literal)
+{
+  gsize len = decode_string (literal, NULL);
+  char *kept = NULL;
+  if (w->fill && w->n_string_bytes + len + 1 <= w->max_string_bytes)
+    {
+      kept = w->st->strings + w->n_string_bytes;
+      decode_string (literal, kept);
+      kept[len] = '\0';
+    }
+  w->n_string_bytes += len + 1;
+  return kept;
 }
 
 static gboolean
-report_duplicate (const DupScan *d, const char *file, GError **error)
+parse_metadata (HeaderWalk *w, JsonScan *c, GError **error)
 {
-  if (d->dup_depth == 1)
+  const char *file = w->st->display_name;
+  if (*c->p != '{')
+    return fail (error, TF_ERROR_FORMAT, file, NULL, "__metadata__ is not an object");
+  if (!container_first (c))
+    return TRUE;
+  do
     {
-      if (strcmp (d->dup_key, "__metadata__") == 0)
-        return fail (error, TF_ERROR_FORMAT, file, NULL, "'__metadata__' appears twice");
-      return fail (error, TF_ERROR_FORMAT, file, NULL, "tensor '%s' appears twice", d->dup_key);
+      const char *key = member_name (c);
+      if (c->p >= c->end || *c->p != '"')
+        {
+          g_autofree char *decoded = decode_dup (key);
+          return fail (error, TF_ERROR_FORMAT, file, NULL,
+                       "__metadata__: value of '%s' is not a string", decoded);
+        }
+      const char *value = c->p;
+      scan_string (c);
+      char *kept_key = keep_string (w, key);
+      char *kept_value = keep_string (w, value);
+      if (w->fill && w->n_metadata < w->max_metadata)
+        w->st->metadata[w->n_metadata] = (MetaPair) { kept_key, kept_value };
+      w->n_metadata++;
     }
-  if (strcmp (d->dup_top, "__metadata__") == 0)
-    return fail (error, TF_ERROR_FORMAT, file, NULL,
-                 "__metadata__: key '%s' appears twice", d->dup_key);
-  return fail (error, TF_ERROR_FORMAT, file, d->dup_top, "key '%s' appears twice", d->dup_key);
+  while (container_next (c));
+  return TRUE;
+}
+
+static gboolean
+dtype_from_literal (const char *literal, TfDtype *dtype)
+{
+  for (int i = 0; i < TF_N_DTYPES; i++)
+    if (literal_equals (literal, dtype_table[i].name))
+      {
+        *dtype = (TfDtype) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* The entry at c->p, for the tensor named by the literal @name; moves past it. */
+static gboolean
+parse_tensor (HeaderWalk *w, JsonScan *c, const char *name, TfTensorInfo *info, GError **error)
+{
+  const char *dtype = NULL, *shape = NULL, *offsets = NULL;
+
+  if (*c->p != '{')
+    return entry_fail (w, error, name, "entry is not an object");
+  if (container_first (c))
+    do
+      {
+        const char *key = member_name (c);
+        if (literal_equals (key, "dtype"))
+          dtype = c->p;
+        else if (literal_equals (key, "shape"))
+          shape = c->p;
+        else if (literal_equals (key, "data_offsets"))
+          offsets = c->p;
+        else
+          {
+            g_autofree char *decoded = decode_dup (key);
+            return entry_fail (w, error, name, "unknown key '%s'", decoded);
+          }
+        skip_value (c);
+      }
+    while (container_next (c));
+  if (dtype == NULL)
+    return entry_fail (w, error, name, "missing 'dtype'");
+  if (shape == NULL)
+    return entry_fail (w, error, name, "missing 'shape'");
+  if (offsets == NULL)
+    return entry_fail (w, error, name, "missing 'data_offsets'");
+
+  if (*dtype != '"')
+    return entry_fail (w, error, name, "dtype is not a string");
+  if (!dtype_from_literal (dtype, &info->dtype))
+    {
+      g_autofree char *decoded = decode_dup (dtype);
+      return entry_fail (w, error, name, "unknown dtype '%s'", decoded);
+    }
+
+  if (*shape != '[')
+    return entry_fail (w, error, name, "shape is not an array");
+  guint64 n_dims = count_elements (c, shape);
+  if (n_dims > TF_SAFETENSORS_MAX_DIMS)
+    return entry_fail (w, error, name,
+                       "shape has %" G_GUINT64_FORMAT " dimensions, at most %d are supported",
+                       n_dims, TF_SAFETENSORS_MAX_DIMS);
+  info->n_dims = (int) n_dims;
+  JsonScan dims = *c;
+  dims.p = shape;
+  if (container_first (&dims))
+    for (int i = 0; i < info->n_dims; i++)
+      {
+        uint64_t dim = 0;
+        if (!read_uint (&dims, &dim))
+          return entry_fail (w, error, name, "shape[%d] is not a non-negative integer", i);
+        info->shape[i] = (int64_t) dim;
+        container_next (&dims);
+      }
+
+  uint64_t begin = 0, end = 0;
+  if (!read_offsets (c, offsets, &begin, &end))
+    return entry_fail (w, error, name,
+                       "data_offsets is not [begin,end] with two non-negative integers");
+  if (begin > end)
+    return entry_fail (w, error, name,
+                       "data_offsets [%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "] end before they begin",
+                       begin, end);
+  info->begin = begin;
+  info->end = end;
+
+  g_autofree char *shape_text = format_shape (info->shape, info->n_dims);
+  uint64_t n_bytes = 0;
+  if (!shape_size (info->shape, info->n_dims, info->dtype, &info->n_elements, &n_bytes))
+    return entry_fail (w, error, name, "shape %s × %s is too large",
+                       shape_text, tf_dtype_name (info->dtype));
+  if (n_bytes != end - begin)
+    return entry_fail (w, error, name,
+                       "shape %s × %s needs %" G_GUINT64_FORMAT " bytes, data_offsets give %" G_GUINT64_FORMAT,
+                       shape_text, tf_dtype_name (info->dtype), n_bytes, end - begin);
+  if (end > w->st->data_size)
+    return entry_fail (w, error, name,
+                       "data_offsets [%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "] go past the end of the data (%" G_GUINT64_FORMAT " bytes)",
+                       begin, end, w->st->data_size);
+  return TRUE;
+}
+
+/* Walk 3 (or 4, with w->fill): every header member, in file order. */
+static gboolean
+walk_header (HeaderWalk *w, GError **error)
+{
+  JsonScan c = { .p = w->text, .start = w->text, .end = w->text + w->len };
+  w->n_tensors = 0;
+  w->n_metadata = 0;
+  w->n_string_bytes = 0;
+  if (!container_first (&c))
+    return TRUE;
+  do
+    {
+      const char *name = member_name (&c);
+      if (c.p >= c.end)
+        break;
+      if (literal_equals (name, "__metadata__"))
+        {
+          if (!parse_metadata (w, &c, error))
+            return FALSE;
+          continue;
+        }
+      TfTensorInfo info = { 0 };
+      if (!parse_tensor (w, &c, name, &info, error))
+        return FALSE;
+      info.name = keep_string (w, name);
+      if (w->fill && w->n_tensors < w->max_tensors)
+        w->st->tensors[w->n_tensors] = info;
+      /* A valid entry takes dozens of header bytes, so this cannot overflow. */
+      w->n_tensors++;
+    }
+  while (container_next (&c));
+  return TRUE;
 }
 
 /* --- reading ------------------------------------------------------------ */
@@ -566,146 +1158,67 @@ tf_safetensors_free (TfSafetensors *st)
 {
   if (st == NULL)
     return;
-  for (int i = 0; i < st->n_tensors; i++)
-    g_free (st->tensors[i].name);
   g_free (st->tensors);
-  g_clear_pointer (&st->by_name, g_hash_table_unref);
-  g_clear_pointer (&st->metadata, g_hash_table_unref);
-  g_free (st->metadata_keys);
+  g_free (st->by_name);
+  g_free (st->metadata);
+  g_free (st->strings);
   g_clear_pointer (&st->bytes, g_bytes_unref);
   g_free (st->display_name);
   g_free (st);
 }
 
-/* A non-negative integral JSON number. */
-static gboolean
-node_get_uint (JsonNode *node, uint64_t *out)
-{
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
-      json_node_get_value_type (node) != G_TYPE_INT64)
-    return FALSE;
-  gint64 v = json_node_get_int (node);
-  if (v < 0)
-    return FALSE;
-  *out = (uint64_t) v;
-  return TRUE;
-}
-
-static gboolean
-parse_metadata (TfSafetensors *st, JsonNode *node, GError **error)
-{
-  const char *file = st->display_name;
-  if (!JSON_NODE_HOLDS_OBJECT (node))
-    return fail (error, TF_ERROR_FORMAT, file, NULL, "__metadata__ is not an object");
-  JsonObject *object = json_node_get_object (node);
-  g_autoptr (GList) keys = json_object_get_members (object);
-  for (GList *l = keys; l != NULL; l = l->next)
-    {
-      JsonNode *value = json_object_get_member (object, l->data);
-      if (!JSON_NODE_HOLDS_VALUE (value) || json_node_get_value_type (value) != G_TYPE_STRING)
-        return fail (error, TF_ERROR_FORMAT, file, NULL,
-                     "__metadata__: value of '%s' is not a string", (const char *) l->data);
-      g_hash_table_insert (st->metadata, g_strdup (l->data),
-                           g_strdup (json_node_get_string (value)));
-    }
-  return TRUE;
-}
-
-static gboolean
-parse_tensor (TfSafetensors *st, const char *name, JsonNode *node, TfTensorInfo *info,
-              GError **error)
-{
-  const char *file = st->display_name;
-  if (!JSON_NODE_HOLDS_OBJECT (node))
-    return fail (error, TF_ERROR_FORMAT, file, name, "entry is not an object");
-  JsonObject *object = json_node_get_object (node);
-
-  g_autoptr (GList) keys = json_object_get_members (object);
-  for (GList *l = keys; l != NULL; l = l->next)
-    if (strcmp (l->data, "dtype") != 0 && strcmp (l->data, "shape") != 0 &&
-        strcmp (l->data, "data_offsets") != 0)
-      return fail (error, TF_ERROR_FORMAT, file, name, "unknown key '%s'", (const char *) l->data);
-
-  JsonNode *dtype = json_object_get_member (object, "dtype");
-  JsonNode *shape = json_object_get_member (object, "shape");
-  JsonNode *offsets = json_object_get_member (object, "data_offsets");
-  if (dtype == NULL)
-    return fail (error, TF_ERROR_FORMAT, file, name, "missing 'dtype'");
-  if (shape == NULL)
-    return fail (error, TF_ERROR_FORMAT, file, name, "missing 'shape'");
-  if (offsets == NULL)
-    return fail (error, TF_ERROR_FORMAT, file, name, "missing 'data_offsets'");
-
-  if (!JSON_NODE_HOLDS_VALUE (dtype) || json_node_get_value_type (dtype) != G_TYPE_STRING)
-    return fail (error, TF_ERROR_FORMAT, file, name, "dtype is not a string");
-  if (!tf_dtype_from_name (json_node_get_string (dtype), &info->dtype))
-    return fail (error, TF_ERROR_FORMAT, file, name, "unknown dtype '%s'",
-                 json_node_get_string (dtype));
-
-  if (!JSON_NODE_HOLDS_ARRAY (shape))
-    return fail (error, TF_ERROR_FORMAT, file, name, "shape is not an array");
-  JsonArray *dims = json_node_get_array (shape);
-  guint n_dims = json_array_get_length (dims);
-  if (n_dims > TF_SAFETENSORS_MAX_DIMS)
-    return fail (error, TF_ERROR_FORMAT, file, name,
-                 "shape has %u dimensions, at most %d are supported",
-                 n_dims, TF_SAFETENSORS_MAX_DIMS);
-  info->n_dims = (int) n_dims;
-  for (guint i = 0; i < n_dims; i++)
-    {
-      uint64_t dim;
-      if (!node_get_uint (json_array_get_element (dims, i), &dim))
-        return fail (error, TF_ERROR_FORMAT, file, name,
-                     "shape[%u] is not a non-negative integer", i);
-      info->shape[i] = (int64_t) dim;
-    }
-
-  uint64_t begin, end;
-  if (!JSON_NODE_HOLDS_ARRAY (offsets) ||
-      json_array_get_length (json_node_get_array (offsets)) != 2 ||
-      !node_get_uint (json_array_get_element (json_node_get_array (offsets), 0), &begin) ||
-      !node_get_uint (json_array_get_element (json_node_get_array (offsets), 1), &end))
-    return fail (error, TF_ERROR_FORMAT, file, name,
-                 "data_offsets is not [begin,end] with two non-negative integers");
-  if (begin > end)
-    return fail (error, TF_ERROR_FORMAT, file, name,
-                 "data_offsets [%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "] end before they begin",
-                 begin, end);
-  info->begin = begin;
-  info->end = end;
-
-  g_autofree char *shape_text = format_shape (info->shape, info->n_dims);
-  uint64_t n_bytes;
-  if (!shape_size (info->shape, info->n_dims, info->dtype, &info->n_elements, &n_bytes))
-    return fail (error, TF_ERROR_FORMAT, file, name, "shape %s × %s is too large",
-                 shape_text, tf_dtype_name (info->dtype));
-  if (n_bytes != end - begin)
-    return fail (error, TF_ERROR_FORMAT, file, name,
-                 "shape %s × %s needs %" G_GUINT64_FORMAT " bytes, data_offsets give %" G_GUINT64_FORMAT,
-                 shape_text, tf_dtype_name (info->dtype), n_bytes, end - begin);
-  if (end > st->data_size)
-    return fail (error, TF_ERROR_FORMAT, file, name,
-                 "data_offsets [%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "] go past the end of the data (%" G_GUINT64_FORMAT " bytes)",
-                 begin, end, st->data_size);
-  return TRUE;
-}
-
+/* By offset; equal ranges keep their order in the header. */
 static int
-compare_offsets (gconstpointer a, gconstpointer b, gpointer user_data)
+compare_order (gconstpointer a, gconstpointer b, gpointer tensors)
 {
-  const TfTensorInfo *x = a, *y = b;
-  (void) user_data;
+  guint32 i = *(const guint32 *) a, j = *(const guint32 *) b;
+  const TfTensorInfo *x = (const TfTensorInfo *) tensors + i, *y = (const TfTensorInfo *) tensors + j;
   if (x->begin != y->begin)
     return x->begin < y->begin ? -1 : 1;
   if (x->end != y->end)
     return x->end < y->end ? -1 : 1;
-  return 0;
+  return i < j ? -1 : i > j;
 }
 
 static int
-compare_strings (const void *a, const void *b)
+compare_tensor_names (gconstpointer a, gconstpointer b, gpointer tensors)
 {
-  return strcmp (*(char *const *) a, *(char *const *) b);
+  const TfTensorInfo *t = tensors;
+  return strcmp (t[*(const guint32 *) a].name, t[*(const guint32 *) b].name);
+}
+
+static int
+compare_meta_keys (gconstpointer a, gconstpointer b, gpointer unused)
+{
+  return strcmp (((const MetaPair *) a)->key, ((const MetaPair *) b)->key);
+}
+
+/* Sorts the tensors by offset, in place. */
+static void
+sort_tensors (TfSafetensors *st)
+{
+  guint32 n = (guint32) st->n_tensors;
+  g_autofree guint32 *order = g_new (guint32, n);
+  for (guint32 i = 0; i < n; i++)
+    order[i] = i;
+  heap_sort (order, n, sizeof *order, compare_order, st->tensors);
+  /* tensors[i] = old tensors[order[i]], one cycle of the permutation at a time. */
+  for (guint32 i = 0; i < n; i++)
+    {
+      if (order[i] == i)
+        continue;
+      TfTensorInfo first = st->tensors[i];
+      guint32 j = i;
+      while (order[j] != i)
+        {
+          guint32 k = order[j];
+          st->tensors[j] = st->tensors[k];
+          order[j] = j;
+          j = k;
+        }
+      st->tensors[j] = first;
+      order[j] = j;
+    }
 }
 
 /* The ranges, sorted, must tile the data section exactly. */
@@ -719,7 +1232,7 @@ check_layout (TfSafetensors *st, GError **error)
   for (int i = 0; i < st->n_tensors; i++)
     {
       const TfTensorInfo *t = &st->tensors[i];
-      if (t->begin < expected)
+      if (t->begin < expected && previous != NULL)
         return fail (error, TF_ERROR_FORMAT, file, t->name,
                      "data_offsets [%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "] overlap tensor '%s' [%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "]",
                      t->begin, t->end, previous->name, previous->begin, previous->end);
@@ -744,9 +1257,14 @@ check_layout (TfSafetensors *st, GError **error)
 }
 
 static gboolean
-parse_header (TfSafetensors *st, const char *text, size_t len, GError **error)
+parse_header (TfSafetensors *st, const char *mapped, size_t len, GError **error)
 {
   const char *file = st->display_name;
+  /* The walks after the first trust what it checked, and a mapped file can
+   * change under us if another program writes to it in place: read a copy. */
+  g_autofree char *text = g_malloc (len + 1);
+  memcpy (text, mapped, len);
+  text[len] = '\0';
 
   if (memchr (text, '\0', len) != NULL)
     return fail (error, TF_ERROR_FORMAT, file, NULL, "header contains a NUL byte");
@@ -754,64 +1272,39 @@ parse_header (TfSafetensors *st, const char *text, size_t len, GError **error)
     return fail (error, TF_ERROR_FORMAT, file, NULL, "header is not valid UTF-8");
   if (len == 0 || text[0] != '{')
     return fail (error, TF_ERROR_FORMAT, file, NULL, "header does not start with '{'");
-  if (!check_json_syntax (file, text, len, error))
+  gsize max_open_keys = 0;
+  if (!check_json_syntax (file, text, len, &max_open_keys, error) ||
+      !check_duplicates (file, text, len, max_open_keys, error))
     return FALSE;
 
-  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
-  DupScan dups = { .sizes = g_hash_table_new (NULL, NULL) };
-  g_signal_connect (parser, "object-start", G_CALLBACK (on_object_start), &dups);
-  g_signal_connect (parser, "object-end", G_CALLBACK (on_object_end), &dups);
-  g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member), &dups);
-  g_autoptr (GError) json_error = NULL;
-  gboolean parsed = json_parser_load_from_data (parser, text, (gssize) len, &json_error);
-  gboolean ok;
-  if (!parsed)
-    ok = fail (error, TF_ERROR_FORMAT, file, NULL, "header is not valid JSON: %s",
-               json_error->message);
-  else if (dups.dup_key != NULL)
-    ok = report_duplicate (&dups, file, error);
-  else
-    ok = TRUE;
-  g_hash_table_unref (dups.sizes);
-  g_free (dups.dup_key);
-  g_free (dups.dup_top);
-  if (!ok)
+  HeaderWalk w = { .st = st, .text = text, .len = len };
+  if (!walk_header (&w, error))
     return FALSE;
+  w.fill = TRUE;
+  w.max_tensors = w.n_tensors;
+  w.max_metadata = w.n_metadata;
+  w.max_string_bytes = w.n_string_bytes;
+  st->tensors = g_new0 (TfTensorInfo, w.max_tensors);
+  st->metadata = g_new0 (MetaPair, w.max_metadata);
+  st->strings = g_malloc (w.max_string_bytes);
+  if (!walk_header (&w, error))
+    return FALSE;
+  /* Cannot happen: the text is ours and the walks are the same. */
+  if (w.n_tensors != w.max_tensors || w.n_metadata != w.max_metadata ||
+      w.n_string_bytes != w.max_string_bytes)
+    return fail (error, TF_ERROR_FORMAT, file, NULL, "header could not be read consistently");
+  st->n_tensors = w.n_tensors;
+  st->n_metadata = w.n_metadata;
 
-  JsonNode *root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return fail (error, TF_ERROR_FORMAT, file, NULL, "header is not a JSON object");
-  JsonObject *object = json_node_get_object (root);
-
-  g_autoptr (GList) names = json_object_get_members (object);
-  for (GList *l = names; l != NULL; l = l->next)
-    {
-      const char *name = l->data;
-      JsonNode *node = json_object_get_member (object, name);
-      if (strcmp (name, "__metadata__") == 0)
-        {
-          if (!parse_metadata (st, node, error))
-            return FALSE;
-          continue;
-        }
-      TfTensorInfo info = { 0 };
-      if (!parse_tensor (st, name, node, &info, error))
-        return FALSE;
-      /* Grown only for valid entries, each of which takes dozens of header bytes. */
-      if ((st->n_tensors & (st->n_tensors - 1)) == 0)
-        st->tensors = g_renew (TfTensorInfo, st->tensors, st->n_tensors ? 2 * (gsize) st->n_tensors : 1);
-      info.name = g_strdup (name);
-      st->tensors[st->n_tensors++] = info;
-    }
-
-  g_qsort_with_data (st->tensors, st->n_tensors, sizeof (TfTensorInfo), compare_offsets, NULL);
+  sort_tensors (st);
   if (!check_layout (st, error))
     return FALSE;
+  st->by_name = g_new (guint32, st->n_tensors);
   for (int i = 0; i < st->n_tensors; i++)
-    g_hash_table_insert (st->by_name, st->tensors[i].name, &st->tensors[i]);
-
-  st->metadata_keys = (char **) g_hash_table_get_keys_as_array (st->metadata, &st->n_metadata);
-  qsort (st->metadata_keys, st->n_metadata, sizeof (char *), compare_strings);
+    st->by_name[i] = (guint32) i;
+  heap_sort (st->by_name, (size_t) st->n_tensors, sizeof (guint32), compare_tensor_names,
+             st->tensors);
+  heap_sort (st->metadata, st->n_metadata, sizeof (MetaPair), compare_meta_keys, NULL);
   return TRUE;
 }
 
@@ -853,8 +1346,6 @@ tf_safetensors_open_bytes (GBytes *bytes, const char *display_name, GError **err
   st->bytes = g_bytes_ref (bytes);
   st->data = p + 8 + header_len;
   st->data_size = size - 8 - header_len;
-  st->by_name = g_hash_table_new (g_str_hash, g_str_equal);
-  st->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (!parse_header (st, (const char *) p + 8, (size_t) header_len, error))
     return NULL;
   return g_steal_pointer (&st);
@@ -933,7 +1424,20 @@ tf_safetensors_find (const TfSafetensors *st, const char *name)
 {
   g_return_val_if_fail (st != NULL, NULL);
   g_return_val_if_fail (name != NULL, NULL);
-  return g_hash_table_lookup (st->by_name, name);
+  size_t lo = 0, hi = (size_t) st->n_tensors;
+  while (lo < hi)
+    {
+      size_t mid = lo + (hi - lo) / 2;
+      const TfTensorInfo *info = &st->tensors[st->by_name[mid]];
+      int order = strcmp (name, info->name);
+      if (order == 0)
+        return info;
+      if (order < 0)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+  return NULL;
 }
 
 static gboolean
@@ -1125,7 +1629,19 @@ tf_safetensors_metadata (const TfSafetensors *st, const char *key)
 {
   g_return_val_if_fail (st != NULL, NULL);
   g_return_val_if_fail (key != NULL, NULL);
-  return g_hash_table_lookup (st->metadata, key);
+  size_t lo = 0, hi = st->n_metadata;
+  while (lo < hi)
+    {
+      size_t mid = lo + (hi - lo) / 2;
+      int order = strcmp (key, st->metadata[mid].key);
+      if (order == 0)
+        return st->metadata[mid].value;
+      if (order < 0)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+  return NULL;
 }
 
 const char **
@@ -1134,7 +1650,11 @@ tf_safetensors_metadata_keys (const TfSafetensors *st, guint *n_keys)
   g_return_val_if_fail (st != NULL, NULL);
   if (n_keys != NULL)
     *n_keys = st->n_metadata;
-  return (const char **) g_memdup2 (st->metadata_keys, (st->n_metadata + 1) * sizeof (char *));
+  const char **keys = g_new (const char *, st->n_metadata + 1);
+  for (guint i = 0; i < st->n_metadata; i++)
+    keys[i] = st->metadata[i].key;
+  keys[st->n_metadata] = NULL;
+  return keys;
 }
 
 /* --- writing ------------------------------------------------------------ */
@@ -1180,68 +1700,87 @@ check_tensor_out (const char *path, const TfTensorOut *t, GHashTable *seen, uint
   return TRUE;
 }
 
-/* The compact JSON header, unpadded. */
+/* @s (valid UTF-8) as a JSON string literal. Every byte below 0x20 is
+ * escaped (json-glib 1.6.6, which we used before, left U+001F raw); DEL
+ * too, as json-glib did, so that the bytes written do not change. */
+static void
+append_json_string (GString *out, const char *s)
+{
+  g_string_append_c (out, '"');
+  for (const unsigned char *p = (const unsigned char *) s; *p != '\0'; p++)
+    switch (*p)
+      {
+      case '"':
+        g_string_append (out, "\\\"");
+        break;
+      case '\\':
+        g_string_append (out, "\\\\");
+        break;
+      case '\b':
+        g_string_append (out, "\\b");
+        break;
+      case '\f':
+        g_string_append (out, "\\f");
+        break;
+      case '\n':
+        g_string_append (out, "\\n");
+        break;
+      case '\r':
+        g_string_append (out, "\\r");
+        break;
+      case '\t':
+        g_string_append (out, "\\t");
+        break;
+      default:
+        if (*p < 0x20 || *p == 0x7f)
+          g_string_append_printf (out, "\\u%04x", *p);
+        else
+          g_string_append_c (out, (char) *p);
+        break;
+      }
+  g_string_append_c (out, '"');
+}
+
+/* The compact JSON header, unpadded: metadata first, then the tensors in
+ * the order given. */
 static char *
 build_header (const TfTensorOut *tensors, int n_tensors,
               const char *const *meta_keys, const char *const *meta_values, int n_meta,
               gsize *length)
 {
-  g_autoptr (JsonBuilder) builder = json_builder_new_immutable ();
-  json_builder_begin_object (builder);
+  GString *out = g_string_new ("{");
   if (n_meta > 0)
     {
-      json_builder_set_member_name (builder, "__metadata__");
-      json_builder_begin_object (builder);
+      g_string_append (out, "\"__metadata__\":{");
       for (int i = 0; i < n_meta; i++)
         {
-          json_builder_set_member_name (builder, meta_keys[i]);
-          json_builder_add_string_value (builder, meta_values[i]);
+          if (i > 0)
+            g_string_append_c (out, ',');
+          append_json_string (out, meta_keys[i]);
+          g_string_append_c (out, ':');
+          append_json_string (out, meta_values[i]);
         }
-      json_builder_end_object (builder);
+      g_string_append_c (out, '}');
     }
   uint64_t offset = 0;
   for (int i = 0; i < n_tensors; i++)
     {
       const TfTensorOut *t = &tensors[i];
-      uint64_t n_elements, n_bytes;
+      uint64_t n_elements = 0, n_bytes = 0;
       shape_size (t->shape, t->n_dims, t->dtype, &n_elements, &n_bytes);
-      json_builder_set_member_name (builder, t->name);
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "dtype");
-      json_builder_add_string_value (builder, tf_dtype_name (t->dtype));
-      json_builder_set_member_name (builder, "shape");
-      json_builder_begin_array (builder);
+      if (i > 0 || n_meta > 0)
+        g_string_append_c (out, ',');
+      append_json_string (out, t->name);
+      g_string_append_printf (out, ":{\"dtype\":\"%s\",\"shape\":[", tf_dtype_name (t->dtype));
       for (int d = 0; d < t->n_dims; d++)
-        json_builder_add_int_value (builder, t->shape[d]);
-      json_builder_end_array (builder);
-      json_builder_set_member_name (builder, "data_offsets");
-      json_builder_begin_array (builder);
-      json_builder_add_int_value (builder, (gint64) offset);
-      json_builder_add_int_value (builder, (gint64) (offset + n_bytes));
-      json_builder_end_array (builder);
-      json_builder_end_object (builder);
+        g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d ? "," : "", t->shape[d]);
+      g_string_append_printf (out, "],\"data_offsets\":[%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT "]}",
+                              offset, offset + n_bytes);
       offset += n_bytes;
     }
-  json_builder_end_object (builder);
-
-  g_autoptr (JsonNode) root = json_builder_get_root (builder);
-  g_autoptr (JsonGenerator) generator = json_generator_new ();
-  json_generator_set_root (generator, root);
-  gsize raw_length;
-  g_autofree char *raw = json_generator_to_data (generator, &raw_length);
-
-  /* json-glib 1.6 leaves U+001F unescaped, which is not JSON. A raw byte
-   * below 0x20 can only be inside a string here, so escape any we find. */
-  GString *text = g_string_sized_new (raw_length);
-  for (gsize i = 0; i < raw_length; i++)
-    {
-      if ((unsigned char) raw[i] < 0x20)
-        g_string_append_printf (text, "\\u%04x", (unsigned) raw[i]);
-      else
-        g_string_append_c (text, raw[i]);
-    }
-  *length = text->len;
-  return g_string_free (text, FALSE);
+  g_string_append_c (out, '}');
+  *length = out->len;
+  return g_string_free (out, FALSE);
 }
 
 /* Writes all of @buf; returns 0 or an errno value. */

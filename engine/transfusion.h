@@ -55,6 +55,10 @@ TfModel *tf_model_load (const char *path, GError **error);
 gboolean tf_model_save (TfModel *model, const char *path, TfDtype dtype,
                         const char *const *meta_keys, const char *const *meta_values,
                         int n_meta, GError **error);
+/* The same for another buffer of this model's layout (an EMA copy, say). */
+gboolean tf_model_save_weights (TfModel *model, const float *weights, const char *path,
+                                TfDtype dtype, const char *const *meta_keys,
+                                const char *const *meta_values, int n_meta, GError **error);
 
 /* ---- Noise schedule -------------------------------------------------- */
 

@@ -5,6 +5,11 @@
 TF_BUILD_PACKAGES=(
   build-essential meson ninja-build pkg-config gettext
   libglib2.0-dev libgtk-4-dev libjson-glib-dev libopenblas-dev libpng-dev
+  libcairo2-dev libfreetype-dev
+)
+# The training data (SPEC §5): read from these packages, never downloaded.
+TF_DATA_PACKAGES=(
+  dataset-fashion-mnist fonts-noto-color-emoji unicode-data wordnet-base
 )
 TF_TEST_PACKAGES=(
   xvfb xauth desktop-file-utils appstream

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tf-cli.h"
+#include "tf-image.h"
 #include "transfusion.h"
 #include "tf-test-util.h"
 
@@ -128,10 +129,23 @@ test_help (void)
   g_assert_cmpstr (r.err, ==, "");
   cli_result_clear (&r);
 
-  /* Only what exists is listed. */
+  /* What exists is listed, and only that. */
   run_in_process (&r, "-h", NULL);
   g_assert_cmpint (r.status, ==, 0);
-  g_assert_null (strstr (r.out, "train"));
+  g_assert_true (g_regex_match_simple ("^  train +", r.out, G_REGEX_MULTILINE, 0));
+  g_assert_true (g_regex_match_simple ("^  data +", r.out, G_REGEX_MULTILINE, 0));
+  g_assert_null (strstr (r.out, "generate"));
+  cli_result_clear (&r);
+
+  run_in_process (&r, "train", "--help", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "--save-every"));
+  g_assert_nonnull (strstr (r.out, "--resume"));
+  cli_result_clear (&r);
+
+  run_in_process (&r, "train", "--steps", "10", NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  g_assert_nonnull (strstr (r.err, "no --out"));
   cli_result_clear (&r);
 
   run_in_process (&r, "info", "--help", NULL);
@@ -305,6 +319,40 @@ test_info_bad_files (void)
   g_rmdir (dir);
 }
 
+/* `data --preview` writes a contact sheet a person can look at. */
+static void
+test_data_preview (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("test-cli-XXXXXX", &error);
+  g_autofree char *sheet = g_build_filename (dir, "sheet.png", NULL);
+  CliResult r = { 0 };
+
+  run_in_process (&r, "data", "--data", "shapes", "--count", "4", "--preview", sheet, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "shapes"));
+  g_assert_nonnull (strstr (r.out, "wrote"));
+  cli_result_clear (&r);
+
+  TfImage image = { 0 };
+  g_assert_true (tf_image_read_png (sheet, &image, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (image.width, >, 4 * 32);
+  tf_image_clear (&image);
+
+  run_in_process (&r, "data", "--data", "no-such-folder", "--preview", sheet, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "no-such-folder"));
+  cli_result_clear (&r);
+
+  run_in_process (&r, "data", "--split", "test", "--preview", sheet, NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  cli_result_clear (&r);
+
+  g_unlink (sheet);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -316,6 +364,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/info/generated", test_info_generated);
   g_test_add_func ("/cli/info/golden", test_info_golden);
   g_test_add_func ("/cli/info/bad-files", test_info_bad_files);
+  g_test_add_func ("/cli/data/preview", test_data_preview);
 
   return g_test_run ();
 }

@@ -13,6 +13,7 @@ tiny_config (void)
 {
   TfConfig c = tf_test_tiny_config (40);
   c.d_model = 32;
+  c.patch_size = 8;   /* 16 patches: the layouts below count on it */
   c.n_heads = 4;
   c.mlp_hidden = 64;
   c.max_seq_len = 96;

@@ -569,6 +569,21 @@ test_header_bytes (void)
                        "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
                        x_bytes, 8);
 
+  /* Names and values are escaped: quotes, backslashes and every byte below
+   * 0x20 (json-glib 1.6.6 left U+001F raw), and DEL; '/' and UTF-8 are not. */
+  const char *ctl_key = "k\x1f\x01", *ctl_value = "\"\\/\b\f\n\r\t\x7f\xc3\xa9";
+  TfTensorOut ctl = { .name = "a\x1f", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { 2 }, .data = x };
+  g_assert_true (tf_safetensors_write (path, &ctl, 1, &ctl_key, &ctl_value, 1, &error));
+  g_assert_no_error (error);
+  check_written_bytes (path,
+                       "{\"__metadata__\":{\"k\\u001f\\u0001\":\"\\\"\\\\/\\b\\f\\n\\r\\t\\u007f\xc3\xa9\"},"
+                       "\"a\\u001f\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+                       x_bytes, 8);
+  g_autoptr (TfSafetensors) ctl_st = tf_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (tf_safetensors_find (ctl_st, "a\x1f"));
+  g_assert_cmpstr (tf_safetensors_metadata (ctl_st, ctl_key), ==, ctl_value);
+
   /* No tensors, no metadata: "{}" and six spaces. */
   g_assert_true (tf_safetensors_write (path, NULL, 0, NULL, NULL, 0, &error));
   check_written_bytes (path, "{}", NULL, 0);
@@ -612,6 +627,16 @@ test_foreign_files (void)
   g_assert_cmpuint (a->begin, ==, 4);
   g_assert_cmpuint (a->end, ==, 8);
   g_assert_cmpuint (tf_safetensors_find (st, "e2")->n_elements, ==, 0);
+
+  /* Escapes are decoded wherever they appear. */
+  g_autoptr (GBytes) escaped = make_file (
+    "{\"\\u0077\\t\\/\":{\"\\u0064type\":\"\\u0046\\u00332\",\"shape\":[2],\"data_offsets\":[0,8]},"
+    "\"__metadata__\":{\"k\\\\\":\"\\\"\\b\\f\\n\\r\\u001f\"}}", 8);
+  g_autoptr (TfSafetensors) decoded = open_ok (escaped);
+  const TfTensorInfo *w = tf_safetensors_find (decoded, "w\t/");
+  g_assert_nonnull (w);
+  g_assert_cmpint (w->dtype, ==, TF_DTYPE_F32);
+  g_assert_cmpstr (tf_safetensors_metadata (decoded, "k\\"), ==, "\"\b\f\n\r\x1f");
 
   /* The smallest file: an empty header object and no data. */
   g_autoptr (GBytes) tiny = make_file ("{}", 0);
@@ -670,6 +695,37 @@ static const BadHeader bad_headers[] = {
   { "duplicate metadata key", "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0,
     "__metadata__: key 'k' appears twice" },
   { "duplicate metadata", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, "'__metadata__' appears twice" },
+  /* Names are compared decoded, and duplicates are reported in the order a
+   * parser meets them (when a member's value ends), before any other problem. */
+  { "duplicate spelled with an escape", "{\"a\":" T8 ",\"\\u0061\":" T8 "}", 8, "tensor 'a' appears twice" },
+  { "duplicate with a surrogate pair",
+    "{\"__metadata__\":{\"\\ud83d\\ude00\":\"1\",\"\xf0\x9f\x98\x80\":\"2\"}}", 0,
+    "__metadata__: key '\xf0\x9f\x98\x80' appears twice" },
+  { "duplicate deep inside an entry", "{\"a\":{\"x\":[{\"k\":1,\"k\":2}]}}", 0,
+    "tensor 'a': key 'k' appears twice" },
+  { "duplicate inside a metadata array", "{\"__metadata__\":[{\"k\":1,\"k\":2}]}", 0,
+    "__metadata__: key 'k' appears twice" },
+  { "outer duplicate met first", "{\"a\":1,\"a\":2,\"b\":{\"x\":1,\"x\":2}}", 0, "tensor 'a' appears twice" },
+  { "inner duplicate met first", "{\"a\":{\"x\":1,\"x\":2},\"a\":3}", 0, "tensor 'a': key 'x' appears twice" },
+  { "inner duplicate in the repeated member", "{\"a\":1,\"a\":{\"x\":1,\"x\":2}}", 0,
+    "tensor 'a': key 'x' appears twice" },
+  { "earliest of two duplicates", "{\"b\":1,\"a\":1,\"a\":2,\"b\":2}", 0, "tensor 'a' appears twice" },
+  { "duplicate after a bad entry", "{\"a\":{\"dtype\":4},\"b\":" T8 ",\"b\":" T8 "}", 8, "tensor 'b' appears twice" },
+  { "syntax error after a duplicate", "{\"a\":1,\"a\":2,}", 0, "header is not valid JSON" },
+  { "escaped unknown dtype", "{\"a\":{\"dtype\":\"F\\u00e9\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+    "tensor 'a': unknown dtype 'F\xc3\xa9'" },
+  { "escaped unknown key", "{\"a\\n\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\\\"y\":1}}", 8,
+    "tensor 'a\n': unknown key 'x\"y'" },
+  { "first bad entry in file order",
+    "{\"b\":{\"dtype\":\"F32\",\"shape\":[2]},\"a\":{\"dtype\":\"F8\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+    "tensor 'b': missing 'data_offsets'" },
+  { "unknown key before missing ones", "{\"a\":{\"extra\":1}}", 8, "tensor 'a': unknown key 'extra'" },
+  { "nested shape", "{\"a\":{\"dtype\":\"F32\",\"shape\":[[2]],\"data_offsets\":[0,8]}}", 8,
+    "tensor 'a': shape[0] is not a non-negative integer" },
+  { "offsets not an array", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":{\"0\":8}}}", 8,
+    "tensor 'a': data_offsets is not [begin,end]" },
+  { "one offset", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0]}}", 0,
+    "tensor 'a': data_offsets is not [begin,end]" },
   { "unknown dtype", "{\"a\":{\"dtype\":\"F8\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
     "tensor 'a': unknown dtype 'F8'" },
   { "dtype not a string", "{\"a\":{\"dtype\":4,\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
@@ -1061,6 +1117,186 @@ test_write_short (void)
   remove_tree (dir);
 }
 
+/* --- memory ---------------------------------------------------------------- */
+
+/* AddressSanitizer maps terabytes of shadow memory, so an address-space
+ * limit means nothing under it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* Headers of about 8 MB, and the address space opening one may add. Parsing
+ * them into a json-glib tree took 150 to 550 MB; we need 8 to 22 MB (a copy
+ * of the header, the decoded strings, 112 bytes per tensor). */
+#define BIG_HEADER ((size_t) 8 << 20)
+#define OPEN_BUDGET ((size_t) 40 << 20)
+
+/* The process's address space in bytes, or 0 when /proc does not say. */
+static size_t
+vm_size (void)
+{
+  g_autofree char *status = NULL;
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return 0;
+  const char *line = strstr (status, "\nVmSize:");
+  return line != NULL ? (size_t) g_ascii_strtoull (line + 9, NULL, 10) * 1024 : 0;
+}
+
+/* A string with room for a big header after 8 bytes for its length, sized
+ * once so that no reallocation leaves free memory behind to skew the budget. */
+static GString *
+big_file_new (void)
+{
+  GString *file = g_string_sized_new (BIG_HEADER + 4096);
+  g_string_append_len (file, "01234567", 8);
+  return file;
+}
+
+static GBytes *
+big_file_finish (GString *file, size_t data_size)
+{
+  uint64_t le = GUINT64_TO_LE ((uint64_t) (file->len - 8));
+  memcpy (file->str, &le, 8);
+  for (size_t i = 0; i < data_size; i++)
+    g_string_append_c (file, (char) (i * 7 + 1));
+  return g_string_free_to_bytes (file);
+}
+
+/* Valid: about 120 000 one-byte tensors. */
+static GBytes *
+many_tensors_file (guint *n)
+{
+  GString *file = big_file_new ();
+  g_string_append_c (file, '{');
+  for (*n = 0; file->len < BIG_HEADER; (*n)++)
+    g_string_append_printf (file, "%s\"t%u\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[%u,%u]}",
+                            *n ? "," : "", *n, *n, *n + 1);
+  g_string_append_c (file, '}');
+  return big_file_finish (file, *n);
+}
+
+/* Valid: one metadata value of 8 MB, escapes included. */
+static GBytes *
+big_value_file (size_t *value_len)
+{
+  GString *file = big_file_new ();
+  g_string_append (file, "{\"__metadata__\":{\"big\":\"");
+  /* 13 bytes of JSON, 6 decoded. */
+  for (*value_len = 0; file->len < BIG_HEADER; *value_len += 6)
+    g_string_append (file, "ab\\n\\u00e9\\\"");
+  g_string_append (file, "\"}}");
+  return big_file_finish (file, 0);
+}
+
+/* Hostile: a million tiny metadata members, the last a duplicate. */
+static GBytes *
+many_keys_file (void)
+{
+  GString *file = big_file_new ();
+  g_string_append (file, "{\"__metadata__\":{\"0\":\"\"");
+  for (guint i = 1; file->len < BIG_HEADER; i++)
+    g_string_append_printf (file, ",\"%x\":\"\"", i);
+  g_string_append (file, ",\"0\":\"\"}}");
+  return big_file_finish (file, 0);
+}
+
+/* Hostile: millions of empty arrays, nested 30 deep. */
+static GBytes *
+nested_arrays_file (void)
+{
+  GString *file = big_file_new ();
+  g_string_append (file, "{\"x\":[[]");
+  while (file->len < BIG_HEADER)
+    g_string_append (file, ",[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+  g_string_append (file, "]}");
+  return big_file_finish (file, 0);
+}
+
+/* Hostile: a million empty entries. */
+static GBytes *
+empty_entries_file (void)
+{
+  GString *file = big_file_new ();
+  g_string_append (file, "{\"0\":{}");
+  for (guint i = 1; file->len < BIG_HEADER; i++)
+    g_string_append_printf (file, ",\"%x\":{}", i);
+  g_string_append_c (file, '}');
+  return big_file_finish (file, 0);
+}
+
+/* In a subprocess: every file is built first, then the address space is
+ * capped at what is in use plus OPEN_BUDGET. An allocation beyond it makes
+ * g_malloc abort, which fails the test. */
+static void
+memory_bound_child (void)
+{
+  guint n_tensors = 0;
+  size_t value_len = 0;
+  g_autoptr (GBytes) tensors = many_tensors_file (&n_tensors);
+  g_autoptr (GBytes) value = big_value_file (&value_len);
+  g_autoptr (GBytes) keys = many_keys_file ();
+  g_autoptr (GBytes) arrays = nested_arrays_file ();
+  g_autoptr (GBytes) entries = empty_entries_file ();
+
+  size_t in_use = vm_size ();
+  g_assert_cmpuint (in_use, >, 0);
+  struct rlimit limit;
+  g_assert_cmpint (getrlimit (RLIMIT_AS, &limit), ==, 0);
+  limit.rlim_cur = in_use + OPEN_BUDGET;
+  g_assert_cmpint (setrlimit (RLIMIT_AS, &limit), ==, 0);
+
+  {
+    g_autoptr (TfSafetensors) st = open_ok (tensors);
+    g_assert_cmpint (tf_safetensors_n_tensors (st), ==, (int) n_tensors);
+    g_autofree char *last = g_strdup_printf ("t%u", n_tensors - 1);
+    const TfTensorInfo *info = tf_safetensors_find (st, last);
+    g_assert_true (info == tf_safetensors_tensor (st, (int) n_tensors - 1));
+    g_assert_cmpuint (info->begin, ==, n_tensors - 1);
+    int32_t byte;
+    g_assert_true (tf_safetensors_read_i32 (st, info, &byte, 1, NULL));
+    g_assert_cmpint (byte, ==, (guint8) ((n_tensors - 1) * 7 + 1));
+  }
+  {
+    g_autoptr (TfSafetensors) st = open_ok (value);
+    const char *big = tf_safetensors_metadata (st, "big");
+    g_assert_nonnull (big);
+    g_assert_cmpuint (strlen (big), ==, value_len);
+    g_assert_cmpmem (big, 12, "ab\n\xc3\xa9\"ab\n\xc3\xa9\"", 12);
+  }
+  expect_format_error (keys, "__metadata__: key '0' appears twice");
+  expect_format_error (arrays, "tensor 'x': entry is not an object");
+  expect_format_error (entries, "tensor '0': missing 'dtype'");
+}
+
+static void
+test_memory_bound (void)
+{
+  if (UNDER_ASAN)
+    {
+      g_test_skip ("AddressSanitizer reserves too much address space for a limit to mean anything");
+      return;
+    }
+  if (vm_size () == 0)
+    {
+      g_test_skip ("/proc/self/status does not give the address space size");
+      return;
+    }
+  if (g_test_subprocess ())
+    {
+      memory_bound_child ();
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
 /* --- fuzzing -------------------------------------------------------------- */
 
 /* Everything a caller might do with a file that opened. */
@@ -1191,6 +1427,7 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/write-bad-input", test_write_bad_input);
   g_test_add_func ("/safetensors/write-io-errors", test_write_io_errors);
   g_test_add_func ("/safetensors/write-short", test_write_short);
+  g_test_add_func ("/safetensors/memory-bound", test_memory_bound);
   g_test_add_func ("/safetensors/fuzz", test_fuzz);
 
   return g_test_run ();

@@ -1,0 +1,38 @@
+/* tf-cli-private.h: what the commands of transfusion-cli share. */
+#pragma once
+
+#include "tf-cli.h"
+
+#define PROGRAM "transfusion-cli"
+
+typedef struct {
+  FILE *out;
+  FILE *err;
+} TfCli;
+
+typedef struct _TfCliCommand TfCliCommand;
+
+/* @argv[0] is the command's name. */
+typedef int (*TfCliCommandFunc) (TfCli *cli, const TfCliCommand *command,
+                                 int argc, char **argv);
+
+struct _TfCliCommand {
+  const char       *name;
+  const char       *operands;  /* for the usage line; N_(), translated at use */
+  const char       *summary;   /* one line; N_(), translated at use */
+  TfCliCommandFunc  run;
+};
+
+/* Parses @argv (whose [0] names the program or the command) with @entries
+ * and --help. @command is what the user typed to get here ("transfusion-cli
+ * info"), @usage its usage line. On success *operands holds what is left and
+ * the return value is -1; otherwise the return value is the exit status. */
+int tf_cli_parse_options (TfCli *cli, const char *command, const char *usage,
+                          const char *summary, const GOptionEntry *entries,
+                          gboolean stop_at_operand, int argc, char **argv, GStrv *operands);
+/* "transfusion-cli NAME" and its usage line. */
+char *tf_cli_command_line (const TfCliCommand *command);
+char *tf_cli_command_usage (const TfCliCommand *command);
+
+int tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+int tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv);

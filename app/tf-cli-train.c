@@ -1,0 +1,320 @@
+/* tf-cli-train.c: `transfusion-cli train` and `transfusion-cli data`. */
+#include "config.h"
+
+#include "tf-cli-private.h"
+
+#include <glib/gi18n.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tf-data.h"
+#include "tf-train.h"
+
+/* ---- train -------------------------------------------------------------- */
+
+/* Set by the first Ctrl-C; the trainer saves and stops between steps. The
+ * handler resets itself, so a second Ctrl-C ends the process at once. */
+static volatile gint interrupted;
+
+static void
+on_interrupt (int signum)
+{
+  g_atomic_int_set (&interrupted, 1);
+}
+
+typedef struct {
+  TfCli   *cli;
+  gboolean tty;
+  gint64   last_print;   /* monotonic µs */
+} TrainReport;
+
+static char *
+format_duration (double seconds)
+{
+  if (!isfinite (seconds) || seconds < 0)
+    return g_strdup ("--:--");
+  gint64 s = (gint64) (seconds + 0.5);
+  if (s >= 3600)
+    return g_strdup_printf ("%" G_GINT64_FORMAT ":%02d:%02d", s / 3600, (int) (s / 60 % 60),
+                            (int) (s % 60));
+  return g_strdup_printf ("%d:%02d", (int) (s / 60), (int) (s % 60));
+}
+
+static void
+on_progress (const TfTrainProgress *p, gpointer user_data)
+{
+  TrainReport *r = user_data;
+  gint64 now = g_get_monotonic_time ();
+  /* A terminal gets a line rewritten in place; a log gets a line every 10 s. */
+  gint64 every = r->tty ? 200000 : 10000000;
+  if (p->step != p->steps && p->step != 1 && now - r->last_print < every)
+    return;
+  r->last_print = now;
+  g_autofree char *elapsed = format_duration (p->elapsed);
+  g_autofree char *eta = format_duration (p->eta);
+  fprintf (r->cli->err,
+           "%sstep %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  lm %.4f  ddpm %.4f  "
+           "%.0f tok/s  pad %.1f%%  lr %.2e  elapsed %s  eta %s%s",
+           r->tty ? "\r\033[K" : "", p->step, p->steps, p->lm, p->ddpm, p->tokens_per_second,
+           100.0 * p->padding, p->lr, elapsed, eta, r->tty ? "" : "\n");
+  fflush (r->cli->err);
+}
+
+static gboolean
+parse_weights (const char *text, guint n_data, double **out, GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (text, ",", -1);
+  if (g_strv_length (parts) != n_data)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("--weights has %u values but --data has %u entries"),
+                   g_strv_length (parts), n_data);
+      return FALSE;
+    }
+  *out = g_new (double, n_data);
+  for (guint i = 0; i < n_data; i++)
+    {
+      char *end;
+      (*out)[i] = g_ascii_strtod (parts[i], &end);
+      if (*end != '\0' || end == parts[i] || !isfinite ((*out)[i]) || (*out)[i] < 0)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("--weights: '%s' is not a weight ≥ 0"), parts[i]);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
+
+int
+tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
+{
+  g_autofree char *line = tf_cli_command_line (command);
+  g_autofree char *usage = g_strdup_printf ("%s train [OPTION…] --out MODEL.safetensors", PROGRAM);
+  TfTrainOptions o;
+  tf_train_options_init (&o);
+  g_autofree char *preset = NULL, *data = NULL, *weights = NULL, *out = NULL;
+  g_autofree char *seed = NULL;
+  gint64 steps = o.steps, warmup = -1, save_steps = 0, max_examples = 0;
+  int batch = o.batch, vocab = 0;
+  double lr = o.lr, save_every = o.save_every_minutes, image_first = o.image_first;
+  double cfg_drop = o.cfg_drop, chat = o.chat_fraction, lambda = o.lambda;
+  gboolean resume = FALSE;
+  const GOptionEntry entries[] = {
+    { "preset", 0, 0, G_OPTION_ARG_STRING, &preset, N_("Model size: tiny, small or default (small)"), N_("NAME") },
+    { "data", 0, 0, G_OPTION_ARG_STRING, &data, N_("Comma-separated: fashion, emoji, shapes, wordnet, or folders (all four)"), N_("LIST") },
+    { "weights", 0, 0, G_OPTION_ARG_STRING, &weights, N_("Mixing weight of each --data entry (1 each)"), N_("LIST") },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Where to write the model (.safetensors)"), N_("FILE") },
+    { "steps", 0, 0, G_OPTION_ARG_INT64, &steps, N_("Optimizer steps in all (1000)"), N_("N") },
+    { "batch", 0, 0, G_OPTION_ARG_INT, &batch, N_("Sequences per step (8)"), N_("B") },
+    { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, N_("Peak learning rate (0.001)"), N_("X") },
+    { "seed", 0, 0, G_OPTION_ARG_STRING, &seed, N_("Seed of every random choice (1)"), N_("S") },
+    { "save-every", 0, 0, G_OPTION_ARG_DOUBLE, &save_every, N_("Save every so many minutes; fractions allowed (5)"), N_("MINUTES") },
+    { "save-every-steps", 0, 0, G_OPTION_ARG_INT64, &save_steps, N_("Also save every N steps"), N_("N") },
+    { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, N_("Continue the run saved beside --out, exactly"), NULL },
+    { "vocab", 0, 0, G_OPTION_ARG_INT, &vocab, N_("Tokenizer vocabulary for a new run (by preset)"), N_("N") },
+    { "warmup", 0, 0, G_OPTION_ARG_INT64, &warmup, N_("Warm-up steps (5% of steps, at most 1000)"), N_("N") },
+    { "image-first", 0, 0, G_OPTION_ARG_DOUBLE, &image_first, N_("Fraction of pairs with the image first (0.2)"), N_("F") },
+    { "cfg-drop", 0, 0, G_OPTION_ARG_DOUBLE, &cfg_drop, N_("Fraction of captions dropped for guidance (0.1)"), N_("F") },
+    { "chat", 0, 0, G_OPTION_ARG_DOUBLE, &chat, N_("Fraction of examples in the chat template (0.25)"), N_("F") },
+    { "lambda", 0, 0, G_OPTION_ARG_DOUBLE, &lambda, N_("Weight of the diffusion loss (5)"), N_("X") },
+    { "max-examples", 0, 0, G_OPTION_ARG_INT64, &max_examples, N_("Use only the first N examples of each source"), N_("N") },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autofree char *summary = g_strdup_printf (
+      "%s\n\n%s", _(command->summary),
+      _("Writes the model (EMA weights) to --out and the training state beside it\n"
+        "(.state.safetensors) every few minutes and at the end, atomically, and a log\n"
+        "of every step (.log.jsonl). Ctrl-C saves and stops; --resume continues the\n"
+        "run bit for bit."));
+  g_auto (GStrv) operands = NULL;
+  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
+                                     &operands);
+  if (status >= 0)
+    {
+      tf_train_options_clear (&o);
+      return status;
+    }
+  if (operands[0] != NULL || out == NULL)
+    {
+      if (operands[0] != NULL)
+        fprintf (cli->err, _("%s: unexpected argument '%s'\n"), line, operands[0]);
+      else
+        fprintf (cli->err, _("%s: no --out model file given\n"), line);
+      fprintf (cli->err, _("Run '%s --help' for usage.\n"), line);
+      tf_train_options_clear (&o);
+      return TF_CLI_EXIT_USAGE;
+    }
+
+  g_autoptr (GError) error = NULL;
+  if (preset)
+    {
+      g_free (o.preset);
+      o.preset = g_strdup (preset);
+    }
+  if (data)
+    {
+      g_strfreev (o.data);
+      o.data = g_strsplit (data, ",", -1);
+    }
+  if (weights && !parse_weights (weights, g_strv_length (o.data), &o.weights, &error))
+    {
+      fprintf (cli->err, "%s: %s\n", line, error->message);
+      tf_train_options_clear (&o);
+      return TF_CLI_EXIT_USAGE;
+    }
+  if (seed && !g_ascii_string_to_unsigned (seed, 10, 0, G_MAXUINT64, &o.seed, &error))
+    {
+      fprintf (cli->err, "%s: --seed: %s\n", line, error->message);
+      tf_train_options_clear (&o);
+      return TF_CLI_EXIT_USAGE;
+    }
+  o.out = g_strdup (out);
+  o.steps = steps;
+  o.batch = batch;
+  o.lr = lr;
+  o.save_every_minutes = save_every;
+  o.save_every_steps = save_steps;
+  o.resume = resume;
+  o.vocab_size = vocab;
+  o.warmup_steps = warmup;
+  o.image_first = image_first;
+  o.cfg_drop = cfg_drop;
+  o.chat_fraction = chat;
+  o.lambda = lambda;
+  o.max_examples = max_examples;
+
+  g_autoptr (TfTrainer) trainer = tf_trainer_new (&o, &error);
+  tf_train_options_clear (&o);
+  if (trainer == NULL)
+    {
+      fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
+      return TF_CLI_EXIT_FAILURE;
+    }
+  const TfConfig *c = tf_model_config (tf_trainer_model (trainer));
+  fprintf (cli->err, _("%s %s: %zu parameters (d %d, %d layers, %d heads, vocabulary %d), "
+                       "from step %" G_GINT64_FORMAT "\n"),
+           tf_trainer_step (trainer) > 0 ? _("resuming") : _("training"), out,
+           tf_model_n_params (tf_trainer_model (trainer)), c->d_model, c->n_layers, c->n_heads,
+           c->vocab_size, tf_trainer_step (trainer));
+
+  struct sigaction action = { 0 }, previous;
+  action.sa_handler = on_interrupt;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset (&action.sa_mask);
+  g_atomic_int_set (&interrupted, 0);
+  sigaction (SIGINT, &action, &previous);
+
+  TrainReport report = { cli, isatty (fileno (cli->err)), 0 };
+  gboolean ok = tf_trainer_run (trainer, on_progress, &report, &interrupted, &error);
+  sigaction (SIGINT, &previous, NULL);
+  if (report.tty)
+    fputc ('\n', cli->err);
+  if (!ok)
+    {
+      gboolean stopped = g_error_matches (error, TF_ERROR, TF_ERROR_ABORTED);
+      fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
+      return stopped ? TF_CLI_EXIT_OK : TF_CLI_EXIT_FAILURE;
+    }
+  fprintf (cli->err, _("saved %s after %" G_GINT64_FORMAT " steps\n"), out,
+           tf_trainer_step (trainer));
+  return TF_CLI_EXIT_OK;
+}
+
+/* ---- data --------------------------------------------------------------- */
+
+int
+tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
+{
+  g_autofree char *line = tf_cli_command_line (command);
+  g_autofree char *usage = g_strdup_printf ("%s data [OPTION…] --preview FILE.png", PROGRAM);
+  g_autofree char *data = NULL, *preview = NULL, *split = NULL, *seed_text = NULL;
+  int count = 8, scale = 3;
+  const GOptionEntry entries[] = {
+    { "preview", 0, 0, G_OPTION_ARG_FILENAME, &preview, N_("Write a contact sheet of samples to FILE.png"), N_("FILE") },
+    { "data", 0, 0, G_OPTION_ARG_STRING, &data, N_("Comma-separated: fashion, emoji, shapes, wordnet, or folders (all four)"), N_("LIST") },
+    { "count", 'n', 0, G_OPTION_ARG_INT, &count, N_("Samples per source (8)"), N_("N") },
+    { "scale", 0, 0, G_OPTION_ARG_INT, &scale, N_("Pixel scale of the images (3)"), N_("N") },
+    { "split", 0, 0, G_OPTION_ARG_STRING, &split, N_("train or heldout (train)"), N_("NAME") },
+    { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, N_("Which samples (1)"), N_("S") },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autofree char *summary = g_strdup_printf (
+      "%s\n\n%s", _(command->summary),
+      _("Draws samples from each source as training sees them (image and caption, or\n"
+        "question and answer) and writes them as one PNG, with the number of examples\n"
+        "of each source printed."));
+  g_auto (GStrv) operands = NULL;
+  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
+                                     &operands);
+  if (status >= 0)
+    return status;
+  TfSplit which = TF_SPLIT_TRAIN;
+  guint64 seed = 1;
+  if (split != NULL && strcmp (split, "heldout") == 0)
+    which = TF_SPLIT_HELDOUT;
+  if ((split != NULL && which == TF_SPLIT_TRAIN && strcmp (split, "train") != 0) ||
+      preview == NULL || operands[0] != NULL || count < 1 || count > 256 || scale < 1 ||
+      scale > 16 || (seed_text && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64,
+                                                                &seed, NULL)))
+    {
+      fprintf (cli->err, _("%s: give --preview FILE.png, --count 1 to 256, --scale 1 to 16, "
+                           "--split train or heldout\n"), line);
+      fprintf (cli->err, _("Run '%s --help' for usage.\n"), line);
+      return TF_CLI_EXIT_USAGE;
+    }
+
+  g_auto (GStrv) names = g_strsplit (data ? data : "fashion,emoji,shapes,wordnet", ",", -1);
+  TfConfig c;
+  tf_config_preset (&c, "default", NULL);
+  g_autoptr (GArray) examples = g_array_new (FALSE, TRUE, sizeof (TfExample));
+  g_array_set_clear_func (examples, (GDestroyNotify) tf_example_clear);
+  TfRng rng;
+  tf_rng_seed (&rng, seed);
+  for (guint i = 0; names[i] != NULL; i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autoptr (TfDataSource) source = NULL;
+      const char *n = names[i];
+      if (strcmp (n, "fashion") == 0)
+        source = tf_data_fashion_new (NULL, which, c.image_size, c.image_channels, &error);
+      else if (strcmp (n, "shapes") == 0)
+        source = tf_data_shapes_new (which, c.image_size, c.image_channels, &error);
+      else if (strcmp (n, "emoji") == 0)
+        source = tf_data_emoji_new (NULL, which, c.image_size, c.image_channels, &error);
+      else if (strcmp (n, "wordnet") == 0)
+        source = tf_data_wordnet_new (NULL, which, &error);
+      else
+        source = tf_data_folder_new (n, which, c.image_size, c.image_channels, &error);
+      if (source == NULL)
+        {
+          fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
+          return TF_CLI_EXIT_FAILURE;
+        }
+      fprintf (cli->out, "%-10s %" G_GINT64_FORMAT " examples (%s)\n",
+               tf_data_source_name (source), tf_data_source_size (source),
+               which == TF_SPLIT_TRAIN ? "train" : "held out");
+      for (int k = 0; k < count; k++)
+        {
+          TfExample ex = { 0 };
+          int64_t index = (int64_t) tf_rng_below (&rng, (uint64_t) tf_data_source_size (source));
+          if (!tf_data_source_get (source, index, &rng, &ex, &error))
+            {
+              fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
+              return TF_CLI_EXIT_FAILURE;
+            }
+          g_array_append_val (examples, ex);
+        }
+    }
+  g_autoptr (GError) error = NULL;
+  if (!tf_data_write_contact_sheet ((TfExample *) examples->data, (int) examples->len, scale,
+                                    preview, &error))
+    {
+      fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
+      return TF_CLI_EXIT_FAILURE;
+    }
+  fprintf (cli->out, _("wrote %s (%u samples)\n"), preview, examples->len);
+  return TF_CLI_EXIT_OK;
+}

@@ -1,0 +1,101 @@
+/* tf-data.h: training and evaluation data (SPEC §5, issue 3).
+ *
+ * A data source is an indexed, deterministic list of examples: the same
+ * (source, split, index, rng state) always gives the same example, so a
+ * trainer that saves its position and RNG resumes exactly. Each source has a
+ * held-out split that training never reads. Nothing is downloaded: the files
+ * come from Debian packages or the user's folder. */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "tf-rng.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  TF_SPLIT_TRAIN,
+  TF_SPLIT_HELDOUT,
+} TfSplit;
+
+typedef enum {
+  TF_EXAMPLE_IMAGE,   /* an image and its caption */
+  TF_EXAMPLE_TEXT,    /* text only: a prompt (may be NULL) and a body */
+} TfExampleKind;
+
+typedef struct {
+  TfExampleKind kind;
+  /* TF_EXAMPLE_IMAGE: size × size × channels, channels-last, in [-1, 1] */
+  float *pixels;
+  int    size;
+  int    channels;
+  /* What the image shows, as a sentence fragment ("a small red circle at the
+   * top left"); varied by the rng where the source has several phrasings. */
+  char  *caption;
+  /* TF_EXAMPLE_TEXT: a question or term (e.g. "what is a dog?"), may be NULL,
+   * and the body (a definition, an answer, a sentence). */
+  char  *prompt;
+  char  *text;
+  /* A short name of the subject ("sneaker", "pizza", "dog"): evaluation and
+   * the prompt completions of the app use it. */
+  char  *subject;
+  /* Subject class index within the source (Fashion-MNIST label, emoji index,
+   * ...) or -1. */
+  int    label;
+} TfExample;
+
+void tf_example_clear (TfExample *example);
+
+typedef struct _TfDataSource TfDataSource;
+
+/* Fashion-MNIST from @dir (NULL: /usr/share/datasets/fashion-mnist). The
+ * train split reads only train-*.gz; the held-out split reads only t10k-*.gz.
+ * 28×28 grey images centred on the model's image size (grey replicated to
+ * all channels), captions from varied templates per class. */
+TfDataSource *tf_data_fashion_new (const char *dir, TfSplit split, int image_size,
+                                   int channels, GError **error);
+/* Cairo-rendered scenes of 1–3 objects (shape, colour, size, position) with
+ * captions from a grammar, generated from the index as seed; the held-out
+ * split is a disjoint seed range. */
+TfDataSource *tf_data_shapes_new (TfSplit split, int image_size, int channels, GError **error);
+/* Noto Color Emoji rendered by Cairo, named from Unicode's emoji-test.txt
+ * (@dir NULL: /usr/share/unicode/emoji), with scale, position and background
+ * augmentations stated in the caption; a fixed set of (emoji, augmentation)
+ * pairs is held out. */
+TfDataSource *tf_data_emoji_new (const char *dir, TfSplit split, int image_size, int channels,
+                                 GError **error);
+/* WordNet glosses and examples (@dir NULL: /usr/share/wordnet) as
+ * definitions ("what is a X?" → "a X is ...") and short dialogues; a fixed
+ * slice is held out. */
+TfDataSource *tf_data_wordnet_new (const char *dir, TfSplit split, GError **error);
+/* A folder of images (PNG at least) with same-named .txt captions, resized
+ * to the model's size. Broken files are skipped with one g_warning each
+ * naming the file and the problem; the held-out split is every 20th file by
+ * sorted name. An empty or unreadable folder is an error. */
+TfDataSource *tf_data_folder_new (const char *dir, TfSplit split, int image_size, int channels,
+                                  GError **error);
+
+void tf_data_source_free (TfDataSource *source);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfDataSource, tf_data_source_free)
+
+/* "fashion", "shapes", "emoji", "wordnet" or the folder's path. */
+const char *tf_data_source_name (const TfDataSource *source);
+/* Number of distinct examples (generated sources report the size of their
+ * seed range). Always ≥ 1 for a source that opened. */
+int64_t tf_data_source_size (const TfDataSource *source);
+/* Fills @example with example @index (0 ≤ index < size). Random choices
+ * (caption phrasing, augmentations) come from @rng only. */
+gboolean tf_data_source_get (TfDataSource *source, int64_t index, TfRng *rng,
+                             TfExample *example, GError **error);
+/* Names of the subjects the source can show (class names, emoji names, shape
+ * and colour words), for prompt completion; NULL-terminated, owned by the
+ * source. */
+const char *const *tf_data_source_subjects (const TfDataSource *source);
+
+/* Writes a contact sheet PNG of @n examples: images (nearest-neighbour
+ * scaled by @scale) with their captions, or text examples as text. */
+gboolean tf_data_write_contact_sheet (const TfExample *examples, int n, int scale,
+                                      const char *path, GError **error);
+
+G_END_DECLS

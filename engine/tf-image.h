@@ -1,0 +1,42 @@
+/* tf-image.h: PNG files and pixel conversions.
+ *
+ * Reading accepts every PNG colour type and bit depth (palette, grey, alpha,
+ * 16-bit, interlaced) and gives 8-bit RGBA; it refuses images whose size
+ * would need more than TF_IMAGE_MAX_PIXELS pixels before allocating.
+ * Writing is atomic (temporary file, fsync, rename) and can carry iTXt text
+ * chunks, e.g. "parameters" in the A1111 form (SPEC §6). */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define TF_IMAGE_MAX_PIXELS (64u * 1024u * 1024u)
+
+typedef struct {
+  int      width;
+  int      height;
+  uint8_t *rgba;     /* width × height × 4 */
+} TfImage;
+
+void tf_image_clear (TfImage *image);
+
+gboolean tf_image_read_png (const char *path, TfImage *image, GError **error);
+gboolean tf_image_read_png_bytes (const void *data, size_t len, const char *display_name,
+                                  TfImage *image, GError **error);
+/* Text chunks: NULL-terminated key/value arrays (may be NULL). Reading them
+ * back: tf_image_read_png_text returns a hash table key → value (UTF-8). */
+gboolean tf_image_write_png (const char *path, const uint8_t *rgb, int width, int height,
+                             int channels, const char *const *keys, const char *const *values,
+                             GError **error);
+GHashTable *tf_image_read_png_text (const char *path, GError **error);
+
+/* Model pixels: composite RGBA over white, resize to size × size with area
+ * averaging (down) or bilinear (up), keeping the aspect ratio by centring on
+ * a white square, then scale to [-1, 1] with @channels (1: luminance, 3: RGB). */
+void tf_image_to_model (const TfImage *image, int size, int channels, float *out);
+/* Model pixels → 8-bit (clamped, rounded). */
+void tf_image_from_model (const float *pixels, int size, int channels, uint8_t *out);
+
+G_END_DECLS

@@ -1,0 +1,960 @@
+/* tf-train.c: the Transfusion objective on mixed data, AdamW, EMA, and
+ * checkpoints that resume exactly (SPEC §3). */
+#include "config.h"
+#include "tf-train.h"
+#include "tf-data.h"
+#include "tf-rng.h"
+
+#include <errno.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define STATE_FORMAT "transfusion-train-state"
+
+struct _TfTrainer {
+  TfTrainOptions opt;
+  TfModel       *model;
+  TfActivations *acts;
+  TfTokenizer   *tok;
+  TfDataSource **sources;
+  double        *cum_weights;   /* cumulative, normalised */
+  int            n_sources;
+  float         *adam_m, *adam_v, *ema;
+  TfRng          rng;
+  int64_t        step;
+  double         elapsed_before;  /* seconds spent in earlier runs */
+  GTimer        *timer;
+  double         last_save;       /* timer seconds at the last save */
+  double         step_seconds;    /* smoothed, for the ETA */
+  char          *state_path;
+  char          *log_path;
+  FILE          *log;
+};
+
+/* ---- Options ------------------------------------------------------------ */
+
+void
+tf_train_options_init (TfTrainOptions *o)
+{
+  memset (o, 0, sizeof *o);
+  o->preset = g_strdup ("small");
+  o->data = g_strsplit ("fashion,emoji,shapes,wordnet", ",", -1);
+  o->steps = 1000;
+  o->batch = 8;
+  o->lr = 1e-3;
+  o->min_lr_ratio = 0.1;
+  o->warmup_steps = -1;
+  o->weight_decay = 0.1;
+  o->beta1 = 0.9;
+  o->beta2 = 0.95;
+  o->adam_eps = 1e-8;
+  o->clip = 1.0;
+  o->ema_decay = 0.999;
+  o->seed = 1;
+  o->save_every_minutes = 5.0;
+  o->image_first = 0.2;
+  o->cfg_drop = 0.1;
+  o->chat_fraction = 0.25;
+  o->lambda = 5.0;
+}
+
+void
+tf_train_options_clear (TfTrainOptions *o)
+{
+  g_free (o->preset);
+  g_strfreev (o->data);
+  g_free (o->weights);
+  g_free (o->out);
+  memset (o, 0, sizeof *o);
+}
+
+static void
+options_copy (TfTrainOptions *dst, const TfTrainOptions *src)
+{
+  *dst = *src;
+  dst->preset = g_strdup (src->preset);
+  dst->data = g_strdupv (src->data);
+  dst->out = g_strdup (src->out);
+  guint n = src->data ? g_strv_length (src->data) : 0;
+  dst->weights = src->weights ? g_memdup2 (src->weights, sizeof (double) * n) : NULL;
+}
+
+/* The options that shape a run, as one canonical JSON object: a resumed run
+ * must have the same ones, or it would not continue the same run. */
+static char *
+options_identity (const TfTrainOptions *o)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+#define STR(k, v) json_builder_set_member_name (b, k); json_builder_add_string_value (b, v);
+#define DBL(k, v) json_builder_set_member_name (b, k); json_builder_add_double_value (b, v);
+#define INT(k, v) json_builder_set_member_name (b, k); json_builder_add_int_value (b, v);
+  STR ("preset", o->preset)
+  json_builder_set_member_name (b, "data");
+  json_builder_begin_array (b);
+  for (int i = 0; o->data && o->data[i]; i++)
+    json_builder_add_string_value (b, o->data[i]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "weights");
+  json_builder_begin_array (b);
+  for (int i = 0; o->data && o->data[i]; i++)
+    json_builder_add_double_value (b, o->weights ? o->weights[i] : 1.0);
+  json_builder_end_array (b);
+  INT ("batch", o->batch)
+  DBL ("lr", o->lr)
+  DBL ("min_lr_ratio", o->min_lr_ratio)
+  INT ("warmup_steps", o->warmup_steps)
+  DBL ("weight_decay", o->weight_decay)
+  DBL ("beta1", o->beta1)
+  DBL ("beta2", o->beta2)
+  DBL ("adam_eps", o->adam_eps)
+  DBL ("clip", o->clip)
+  DBL ("ema_decay", o->ema_decay)
+  g_autofree char *seed = g_strdup_printf ("%" G_GUINT64_FORMAT, o->seed);
+  STR ("seed", seed)
+  DBL ("image_first", o->image_first)
+  DBL ("cfg_drop", o->cfg_drop)
+  DBL ("chat_fraction", o->chat_fraction)
+  DBL ("lambda", o->lambda)
+  INT ("vocab_size", o->vocab_size)
+  INT ("max_examples", o->max_examples)
+#undef STR
+#undef DBL
+#undef INT
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  return json_generator_to_data (gen, NULL);
+}
+
+static gboolean
+options_validate (const TfTrainOptions *o, GError **error)
+{
+#define REQUIRE(cond, ...)                                                     \
+  if (!(cond))                                                                 \
+    {                                                                          \
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT, __VA_ARGS__);              \
+      return FALSE;                                                            \
+    }
+  REQUIRE (o->out != NULL && *o->out, "no output model path given");
+  REQUIRE (g_str_has_suffix (o->out, ".safetensors"),
+           "%s: the model path must end in .safetensors", o->out);
+  REQUIRE (o->data != NULL && o->data[0] != NULL, "no training data given");
+  REQUIRE (o->steps >= 1 && o->steps <= (G_GINT64_CONSTANT (1) << 40),
+           "--steps %" G_GINT64_FORMAT " is out of range (1 to 2^40)", o->steps);
+  REQUIRE (o->batch >= 1 && o->batch <= 4096, "--batch %d is out of range (1 to 4096)", o->batch);
+  REQUIRE (isfinite (o->lr) && o->lr > 0 && o->lr < 1, "--lr %g is out of range (0 to 1)", o->lr);
+  REQUIRE (o->min_lr_ratio >= 0 && o->min_lr_ratio <= 1, "the minimum learning-rate ratio must be 0 to 1");
+  REQUIRE (o->weight_decay >= 0 && o->weight_decay < 1, "weight decay must be 0 to 1");
+  REQUIRE (o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1, "Adam betas must be in [0, 1)");
+  REQUIRE (o->adam_eps > 0 && o->clip > 0, "Adam eps and the clipping norm must be positive");
+  REQUIRE (o->ema_decay >= 0 && o->ema_decay < 1, "the EMA decay must be in [0, 1)");
+  REQUIRE (o->image_first >= 0 && o->image_first <= 1, "--image-first must be 0 to 1");
+  REQUIRE (o->cfg_drop >= 0 && o->cfg_drop <= 1, "--cfg-drop must be 0 to 1");
+  REQUIRE (o->chat_fraction >= 0 && o->chat_fraction <= 1, "--chat must be 0 to 1");
+  REQUIRE (isfinite (o->lambda) && o->lambda >= 0, "--lambda must be ≥ 0");
+  REQUIRE (isfinite (o->save_every_minutes) && o->save_every_minutes > 0,
+           "--save-every must be a positive number of minutes");
+  REQUIRE (o->vocab_size == 0 || (o->vocab_size >= 256 + TF_N_SPECIAL && o->vocab_size <= 65536),
+           "--vocab %d is out of range (%d to 65536)", o->vocab_size, 256 + TF_N_SPECIAL);
+  for (int i = 0; o->data[i]; i++)
+    REQUIRE (o->weights == NULL || (isfinite (o->weights[i]) && o->weights[i] >= 0),
+             "the weight of data '%s' must be ≥ 0", o->data[i]);
+#undef REQUIRE
+  return TRUE;
+}
+
+char *
+tf_train_state_path (const char *model_path)
+{
+  if (g_str_has_suffix (model_path, ".safetensors"))
+    {
+      g_autofree char *stem = g_strndup (model_path, strlen (model_path) - strlen (".safetensors"));
+      return g_strconcat (stem, ".state.safetensors", NULL);
+    }
+  return g_strconcat (model_path, ".state.safetensors", NULL);
+}
+
+static char *
+log_path_for (const char *model_path)
+{
+  g_autofree char *stem = g_str_has_suffix (model_path, ".safetensors")
+    ? g_strndup (model_path, strlen (model_path) - strlen (".safetensors"))
+    : g_strdup (model_path);
+  return g_strconcat (stem, ".log.jsonl", NULL);
+}
+
+/* ---- Data --------------------------------------------------------------- */
+
+static gboolean
+open_sources (TfTrainer *tr, const TfConfig *c, GError **error)
+{
+  const TfTrainOptions *o = &tr->opt;
+  tr->n_sources = g_strv_length (o->data);
+  tr->sources = g_new0 (TfDataSource *, tr->n_sources);
+  tr->cum_weights = g_new (double, tr->n_sources);
+  double total = 0;
+  for (int i = 0; i < tr->n_sources; i++)
+    {
+      const char *name = o->data[i];
+      TfDataSource *s;
+      if (strcmp (name, "fashion") == 0)
+        s = tf_data_fashion_new (NULL, TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
+      else if (strcmp (name, "shapes") == 0)
+        s = tf_data_shapes_new (TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
+      else if (strcmp (name, "emoji") == 0)
+        s = tf_data_emoji_new (NULL, TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
+      else if (strcmp (name, "wordnet") == 0)
+        s = tf_data_wordnet_new (NULL, TF_SPLIT_TRAIN, error);
+      else if (g_file_test (name, G_FILE_TEST_IS_DIR))
+        s = tf_data_folder_new (name, TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
+      else
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                       "data '%s' is neither fashion, emoji, shapes, wordnet nor a folder", name);
+          return FALSE;
+        }
+      if (s == NULL)
+        return FALSE;
+      tr->sources[i] = s;
+      total += o->weights ? o->weights[i] : 1.0;
+      tr->cum_weights[i] = total;
+    }
+  if (!(total > 0))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT, "the data weights add up to zero");
+      return FALSE;
+    }
+  for (int i = 0; i < tr->n_sources; i++)
+    tr->cum_weights[i] /= total;
+  return TRUE;
+}
+
+static gboolean
+draw_example (TfTrainer *tr, TfRng *rng, TfExample *ex, GError **error)
+{
+  double u = tf_rng_uniform (rng);
+  int s = 0;
+  while (s + 1 < tr->n_sources && u >= tr->cum_weights[s])
+    s++;
+  int64_t n = tf_data_source_size (tr->sources[s]);
+  if (tr->opt.max_examples > 0 && tr->opt.max_examples < n)
+    n = tr->opt.max_examples;
+  int64_t index = (int64_t) tf_rng_below (rng, (uint64_t) n);
+  memset (ex, 0, sizeof *ex);
+  return tf_data_source_get (tr->sources[s], index, rng, ex, error);
+}
+
+static const char *const draw_phrases[] = {
+  "draw ", "draw me ", "make a picture of ", "show me ", "paint ", "create an image of ",
+};
+static const char *const caption_questions[] = {
+  "what is this?", "what is in this picture?", "describe this image.", "caption this.",
+  "what do you see?",
+};
+
+/* ---- Tokenizer corpus --------------------------------------------------- */
+
+static TfTokenizer *
+train_tokenizer (TfTrainer *tr, int vocab_size, GError **error)
+{
+  /* Text drawn from the same data (its own generator, so the training
+   * stream does not depend on how much text this takes). */
+  TfRng rng;
+  tf_rng_seed (&rng, tr->opt.seed ^ 0x746f6b656e697a65ull);
+  g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  const int n_draw = 6000;
+  for (int i = 0; i < n_draw; i++)
+    {
+      TfExample ex;
+      if (!draw_example (tr, &rng, &ex, error))
+        return NULL;
+      if (ex.caption)
+        g_ptr_array_add (texts, g_strdup (ex.caption));
+      if (ex.prompt)
+        g_ptr_array_add (texts, g_strdup (ex.prompt));
+      if (ex.text)
+        g_ptr_array_add (texts, g_strdup (ex.text));
+      tf_example_clear (&ex);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (draw_phrases); i++)
+    for (int k = 0; k < 20; k++)
+      g_ptr_array_add (texts, g_strdup (draw_phrases[i]));
+  for (guint i = 0; i < G_N_ELEMENTS (caption_questions); i++)
+    for (int k = 0; k < 20; k++)
+      g_ptr_array_add (texts, g_strdup (caption_questions[i]));
+  return tf_tokenizer_train ((const char *const *) texts->pdata, NULL, texts->len, vocab_size,
+                             error);
+}
+
+/* ---- Documents and batches ---------------------------------------------- */
+
+/* One step's batch: segments and the memory they point into. */
+typedef struct {
+  GArray    *rows;       /* TfSequence */
+  GPtrArray *segments;   /* TfSegment arrays, one per row */
+  GPtrArray *owned;      /* token arrays, pixels, noise */
+  int64_t    positions;  /* real positions */
+  int        max_row;
+} StepBatch;
+
+typedef struct {
+  GArray    *segs;       /* TfSegment */
+  int        length;
+} Doc;
+
+static void
+doc_text (TfTrainer *tr, Doc *doc, GPtrArray *owned, const int32_t *ids, size_t n)
+{
+  if (n == 0)
+    return;
+  int32_t *copy = g_memdup2 (ids, n * sizeof (int32_t));
+  g_ptr_array_add (owned, copy);
+  TfSegment seg = { .kind = TF_SEGMENT_TEXT, .tokens = copy, .n_tokens = (int) n };
+  g_array_append_val (doc->segs, seg);
+  doc->length += (int) n;
+}
+
+static void
+doc_special (TfTrainer *tr, Doc *doc, GPtrArray *owned, TfSpecial special)
+{
+  int32_t id = tf_tokenizer_special_id (tr->tok, special);
+  doc_text (tr, doc, owned, &id, 1);
+}
+
+static void
+doc_string (TfTrainer *tr, Doc *doc, GPtrArray *owned, const char *text, int max_tokens)
+{
+  if (text == NULL || *text == '\0')
+    return;
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  tf_tokenizer_encode_append (tr->tok, text, strlen (text), ids);
+  doc_text (tr, doc, owned, (int32_t *) ids->data, MIN ((int) ids->len, max_tokens));
+}
+
+/* The image at noise level t in [t_lo, t_hi], with ε drawn now. */
+static void
+doc_image (TfTrainer *tr, TfRng *rng, Doc *doc, GPtrArray *owned, float *pixels,
+           int t_lo, int t_hi)
+{
+  const TfConfig *c = tf_model_config (tr->model);
+  const int values = tf_config_image_values (c);
+  int t = t_lo + (int) tf_rng_below (rng, (uint64_t) (t_hi - t_lo + 1));
+  float *noise = g_new (float, values);
+  for (int k = 0; k < values; k++)
+    noise[k] = (float) tf_rng_normal (rng);
+  g_ptr_array_add (owned, noise);
+  TfSegment seg = { .kind = TF_SEGMENT_IMAGE, .pixels = pixels, .noise = noise, .t = t,
+                    .diffusion_loss = TRUE };
+  g_array_append_val (doc->segs, seg);
+  doc->length += tf_config_n_patches (c);
+}
+
+/* Turns an example into a document of the SPEC §3/§5 mix. */
+static void
+build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
+{
+  const TfConfig *c = tf_model_config (tr->model);
+  const TfTrainOptions *o = &tr->opt;
+  const int T = c->diffusion_steps;
+  const int max_caption = c->max_seq_len / 4;
+  const gboolean chat = tf_rng_uniform (rng) < o->chat_fraction;
+
+  doc_special (tr, doc, owned, TF_SPECIAL_BOS);
+  if (ex->kind == TF_EXAMPLE_IMAGE)
+    {
+      float *pixels = g_steal_pointer (&ex->pixels);
+      g_ptr_array_add (owned, pixels);
+      if (chat && tf_rng_uniform (rng) < 0.5)
+        {
+          /* "draw X" → image */
+          const char *phrase = draw_phrases[tf_rng_below (rng, G_N_ELEMENTS (draw_phrases))];
+          g_autofree char *ask = g_strconcat (phrase, ex->caption, NULL);
+          doc_special (tr, doc, owned, TF_SPECIAL_USER);
+          doc_string (tr, doc, owned, ask, max_caption);
+          doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
+          doc_special (tr, doc, owned, TF_SPECIAL_BOI);
+          doc_image (tr, rng, doc, owned, pixels, 1, T);
+          doc_special (tr, doc, owned, TF_SPECIAL_EOI);
+        }
+      else if (chat)
+        {
+          /* image + "what is this?" → caption; the image first, so t ≤ T/2 */
+          const char *q = caption_questions[tf_rng_below (rng, G_N_ELEMENTS (caption_questions))];
+          doc_special (tr, doc, owned, TF_SPECIAL_USER);
+          doc_special (tr, doc, owned, TF_SPECIAL_BOI);
+          doc_image (tr, rng, doc, owned, pixels, 0, T / 2);
+          doc_special (tr, doc, owned, TF_SPECIAL_EOI);
+          doc_string (tr, doc, owned, q, max_caption);
+          doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
+          doc_string (tr, doc, owned, ex->caption, max_caption);
+        }
+      else if (tf_rng_uniform (rng) < o->image_first)
+        {
+          doc_special (tr, doc, owned, TF_SPECIAL_BOI);
+          doc_image (tr, rng, doc, owned, pixels, 0, T / 2);
+          doc_special (tr, doc, owned, TF_SPECIAL_EOI);
+          doc_string (tr, doc, owned, ex->caption, max_caption);
+        }
+      else
+        {
+          /* caption first; sometimes no caption, for classifier-free guidance */
+          if (tf_rng_uniform (rng) >= o->cfg_drop)
+            doc_string (tr, doc, owned, ex->caption, max_caption);
+          doc_special (tr, doc, owned, TF_SPECIAL_BOI);
+          doc_image (tr, rng, doc, owned, pixels, 1, T);
+          doc_special (tr, doc, owned, TF_SPECIAL_EOI);
+        }
+    }
+  else
+    {
+      const int budget = c->max_seq_len - 4;
+      if (chat && ex->prompt != NULL)
+        {
+          doc_special (tr, doc, owned, TF_SPECIAL_USER);
+          doc_string (tr, doc, owned, ex->prompt, max_caption);
+          doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
+        }
+      doc_string (tr, doc, owned, ex->text, budget - doc->length);
+    }
+  doc_special (tr, doc, owned, TF_SPECIAL_EOS);
+}
+
+static void
+step_batch_clear (StepBatch *sb)
+{
+  if (sb->segments)
+    g_ptr_array_unref (sb->segments);
+  if (sb->owned)
+    g_ptr_array_unref (sb->owned);
+  if (sb->rows)
+    g_array_unref (sb->rows);
+  memset (sb, 0, sizeof *sb);
+}
+
+/* Packs documents into batch rows of at most max_seq_len positions. A
+ * document that does not fit is dropped (its draw is part of the
+ * deterministic stream) and the row closes after three such misses. */
+static gboolean
+build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
+{
+  const TfConfig *c = tf_model_config (tr->model);
+  const int L = c->max_seq_len;
+  memset (sb, 0, sizeof *sb);
+  sb->rows = g_array_new (FALSE, FALSE, sizeof (TfSequence));
+  sb->segments = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
+  sb->owned = g_ptr_array_new_with_free_func (g_free);
+
+  for (int b = 0; b < tr->opt.batch; b++)
+    {
+      GArray *row = g_array_new (FALSE, FALSE, sizeof (TfSegment));
+      g_ptr_array_add (sb->segments, row);
+      int used = 0, misses = 0;
+      while (misses < 3 && L - used >= 8)
+        {
+          TfExample ex;
+          if (!draw_example (tr, &tr->rng, &ex, error))
+            return FALSE;
+          Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0 };
+          GPtrArray *doc_owned = g_ptr_array_new_with_free_func (g_free);
+          build_doc (tr, &tr->rng, &ex, &doc, doc_owned);
+          tf_example_clear (&ex);
+          if (doc.length <= L - used)
+            {
+              g_array_index (doc.segs, TfSegment, 0).new_document = TRUE;
+              g_array_append_vals (row, doc.segs->data, doc.segs->len);
+              used += doc.length;
+              for (guint k = 0; k < doc_owned->len; k++)
+                g_ptr_array_add (sb->owned, doc_owned->pdata[k]);
+              g_ptr_array_set_free_func (doc_owned, NULL);
+            }
+          else
+            misses++;
+          g_ptr_array_unref (doc_owned);
+          g_array_unref (doc.segs);
+        }
+      sb->positions += used;
+      sb->max_row = MAX (sb->max_row, used);
+    }
+  for (guint b = 0; b < sb->segments->len; b++)
+    {
+      GArray *row = sb->segments->pdata[b];
+      TfSequence seq = { (TfSegment *) row->data, (int) row->len };
+      g_array_append_val (sb->rows, seq);
+    }
+  return TRUE;
+}
+
+/* ---- Optimizer ---------------------------------------------------------- */
+
+static int64_t
+warmup_steps (const TfTrainOptions *o)
+{
+  if (o->warmup_steps >= 0)
+    return o->warmup_steps;
+  return MIN ((int64_t) 1000, MAX ((int64_t) 1, o->steps / 20));
+}
+
+/* Linear warm-up, then cosine decay to lr · min_lr_ratio at the last step. */
+static double
+learning_rate (const TfTrainOptions *o, int64_t step)
+{
+  int64_t warm = warmup_steps (o);
+  if (step < warm)
+    return o->lr * (double) (step + 1) / warm;
+  double span = (double) MAX ((int64_t) 1, o->steps - warm);
+  double progress = MIN (1.0, (double) (step - warm) / span);
+  double cosine = 0.5 * (1.0 + cos (G_PI * progress));
+  return o->lr * (o->min_lr_ratio + (1.0 - o->min_lr_ratio) * cosine);
+}
+
+static double
+clip_gradients (TfTrainer *tr)
+{
+  float *g = tf_model_grads (tr->model);
+  const size_t n = tf_model_n_params (tr->model);
+  double ss = 0.0;
+  for (size_t i = 0; i < n; i++)
+    ss += (double) g[i] * g[i];
+  double norm = sqrt (ss);
+  if (norm > tr->opt.clip)
+    {
+      float scale = (float) (tr->opt.clip / (norm + 1e-6));
+      for (size_t i = 0; i < n; i++)
+        g[i] *= scale;
+    }
+  return norm;
+}
+
+/* AdamW with decoupled weight decay on matrices only, then the EMA. */
+static void
+adamw_update (TfTrainer *tr, double lr)
+{
+  const TfTrainOptions *o = &tr->opt;
+  TfModel *m = tr->model;
+  float *p = tf_model_params (m), *g = tf_model_grads (m);
+  const double t = (double) (tr->step + 1);
+  const double bc1 = 1.0 - pow (o->beta1, t), bc2 = 1.0 - pow (o->beta2, t);
+  const float b1 = (float) o->beta1, b2 = (float) o->beta2;
+  const float step_size = (float) (lr / bc1), inv_sqrt_bc2 = (float) (1.0 / sqrt (bc2));
+  const float eps = (float) o->adam_eps;
+  const double ema_d = MIN (o->ema_decay, (1.0 + tr->step) / (10.0 + tr->step));
+  const float ema_a = (float) ema_d, ema_b = (float) (1.0 - ema_d);
+
+  for (int i = 0; i < tf_model_n_tensors (m); i++)
+    {
+      const TfParamInfo *info = tf_model_tensor (m, i);
+      const float decay = info->is_matrix ? (float) (lr * o->weight_decay) : 0.0f;
+      const size_t lo = info->offset, hi = info->offset + info->size;
+#pragma omp parallel for schedule(static) if (hi - lo > 65536)
+      for (size_t k = lo; k < hi; k++)
+        {
+          float mk = tr->adam_m[k] = b1 * tr->adam_m[k] + (1 - b1) * g[k];
+          float vk = tr->adam_v[k] = b2 * tr->adam_v[k] + (1 - b2) * g[k] * g[k];
+          p[k] -= step_size * mk / (sqrtf (vk) * inv_sqrt_bc2 + eps) + decay * p[k];
+          tr->ema[k] = ema_a * tr->ema[k] + ema_b * p[k];
+        }
+    }
+}
+
+/* ---- Save and resume ---------------------------------------------------- */
+
+static char *
+rng_to_string (const TfRng *rng)
+{
+  return g_strdup_printf ("%016" G_GINT64_MODIFIER "x%016" G_GINT64_MODIFIER "x%016"
+                          G_GINT64_MODIFIER "x%016" G_GINT64_MODIFIER "x",
+                          (guint64) rng->s[0], (guint64) rng->s[1],
+                          (guint64) rng->s[2], (guint64) rng->s[3]);
+}
+
+static gboolean
+rng_from_string (TfRng *rng, const char *s)
+{
+  if (s == NULL || strlen (s) != 64)
+    return FALSE;
+  for (int i = 0; i < 4; i++)
+    {
+      char word[17];
+      memcpy (word, s + 16 * i, 16);
+      word[16] = '\0';
+      char *end;
+      rng->s[i] = g_ascii_strtoull (word, &end, 16);
+      if (*end != '\0')
+        return FALSE;
+    }
+  return (rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) != 0;
+}
+
+static char *
+provenance_json (TfTrainer *tr, double elapsed)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autofree char *identity = options_identity (&tr->opt);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "trainer");
+  json_builder_add_string_value (b, "transfusion-cli train " PACKAGE_VERSION);
+  json_builder_set_member_name (b, "step");
+  json_builder_add_int_value (b, tr->step);
+  json_builder_set_member_name (b, "steps");
+  json_builder_add_int_value (b, tr->opt.steps);
+  json_builder_set_member_name (b, "wall_seconds");
+  json_builder_add_double_value (b, round (elapsed));
+  json_builder_set_member_name (b, "weights");
+  json_builder_add_string_value (b, "ema");
+  json_builder_set_member_name (b, "options");
+  json_builder_add_string_value (b, identity);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  json_generator_set_root (gen, root);
+  return json_generator_to_data (gen, NULL);
+}
+
+static double
+trainer_elapsed (TfTrainer *tr)
+{
+  return tr->elapsed_before + g_timer_elapsed (tr->timer, NULL);
+}
+
+gboolean
+tf_trainer_save (TfTrainer *tr, GError **error)
+{
+  TfModel *m = tr->model;
+  const int64_t n = (int64_t) tf_model_n_params (m);
+  const double elapsed = trainer_elapsed (tr);
+  g_autofree char *config = tf_config_to_json (tf_model_config (m));
+  g_autofree char *tokenizer = tf_tokenizer_to_json (tr->tok);
+  g_autofree char *identity = options_identity (&tr->opt);
+  g_autofree char *step = g_strdup_printf ("%" G_GINT64_FORMAT, tr->step);
+  g_autofree char *steps = g_strdup_printf ("%" G_GINT64_FORMAT, tr->opt.steps);
+  g_autofree char *rng = rng_to_string (&tr->rng);
+  g_autofree char *elapsed_s = g_strdup_printf ("%.3f", elapsed);
+  g_autofree char *provenance = provenance_json (tr, elapsed);
+
+  /* The state first: if the model write then fails, resuming still works. */
+  const char *keys[] = { "format", "config", "tokenizer", "options", "step", "steps", "rng",
+                         "elapsed" };
+  const char *values[] = { STATE_FORMAT, config, tokenizer, identity, step, steps, rng,
+                           elapsed_s };
+  TfTensorOut tensors[] = {
+    { .name = "params", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n },
+      .data = tf_model_params (m) },
+    { .name = "adam.m", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n }, .data = tr->adam_m },
+    { .name = "adam.v", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n }, .data = tr->adam_v },
+    { .name = "ema", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n }, .data = tr->ema },
+  };
+  if (!tf_safetensors_write (tr->state_path, tensors, G_N_ELEMENTS (tensors), keys, values,
+                             G_N_ELEMENTS (keys), error))
+    return FALSE;
+
+  const char *mkeys[] = { "tokenizer", "provenance" };
+  const char *mvalues[] = { tokenizer, provenance };
+  if (!tf_model_save_weights (m, tr->ema, tr->opt.out, TF_DTYPE_F32, mkeys, mvalues, 2, error))
+    return FALSE;
+  if (tr->log != NULL)
+    fflush (tr->log);
+  tr->last_save = g_timer_elapsed (tr->timer, NULL);
+  return TRUE;
+}
+
+static gboolean
+read_state_tensor (TfSafetensors *st, const char *path, const char *name, float *out,
+                   size_t n, GError **error)
+{
+  const TfTensorInfo *info = tf_safetensors_find (st, name);
+  if (info == NULL || info->dtype != TF_DTYPE_F32 || info->n_elements != n)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: tensor '%s' is missing or is not F32 [%zu]", path, name, n);
+      return FALSE;
+    }
+  return tf_safetensors_read_f32 (st, info, out, n, error);
+}
+
+/* Restores everything from the state file; the options that shape the run
+ * must be the ones it was started with. */
+static gboolean
+load_state (TfTrainer *tr, GError **error)
+{
+  const char *path = tr->state_path;
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
+  if (st == NULL)
+    return FALSE;
+  if (g_strcmp0 (tf_safetensors_metadata (st, "format"), STATE_FORMAT) != 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: not a training state (format is not '"
+                   STATE_FORMAT "')", path);
+      return FALSE;
+    }
+  g_autofree char *identity = options_identity (&tr->opt);
+  const char *saved = tf_safetensors_metadata (st, "options");
+  if (g_strcmp0 (saved, identity) != 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s: this run was started with other options, so it cannot be resumed "
+                   "exactly with these.\n  saved: %s\n  given: %s", path,
+                   saved ? saved : "(none)", identity);
+      return FALSE;
+    }
+  TfConfig config;
+  const char *config_json = tf_safetensors_metadata (st, "config");
+  if (config_json == NULL || !tf_config_from_json (&config, config_json, path, error))
+    {
+      if (error && *error == NULL)
+        g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: __metadata__ has no 'config'", path);
+      return FALSE;
+    }
+  const char *tok_json = tf_safetensors_metadata (st, "tokenizer");
+  if (tok_json == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: __metadata__ has no 'tokenizer'", path);
+      return FALSE;
+    }
+  tr->tok = tf_tokenizer_from_json (tok_json, path, error);
+  if (tr->tok == NULL || !tf_tokenizer_matches_config (tr->tok, &config, path, error))
+    return FALSE;
+
+  const char *step = tf_safetensors_metadata (st, "step");
+  const char *elapsed = tf_safetensors_metadata (st, "elapsed");
+  if (step == NULL || !g_ascii_string_to_signed (step, 10, 0, G_MAXINT64, &tr->step, NULL) ||
+      !rng_from_string (&tr->rng, tf_safetensors_metadata (st, "rng")) || elapsed == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: __metadata__ 'step', 'rng' or 'elapsed' is missing or malformed", path);
+      return FALSE;
+    }
+  tr->elapsed_before = g_ascii_strtod (elapsed, NULL);
+
+  tr->model = tf_model_new (&config, error);
+  if (tr->model == NULL)
+    return FALSE;
+  const size_t n = tf_model_n_params (tr->model);
+  tr->adam_m = g_new (float, n);
+  tr->adam_v = g_new (float, n);
+  tr->ema = g_new (float, n);
+  return read_state_tensor (st, path, "params", tf_model_params (tr->model), n, error) &&
+         read_state_tensor (st, path, "adam.m", tr->adam_m, n, error) &&
+         read_state_tensor (st, path, "adam.v", tr->adam_v, n, error) &&
+         read_state_tensor (st, path, "ema", tr->ema, n, error);
+}
+
+/* Keeps only log lines of steps already done: a resumed run redoes the
+ * steps after its checkpoint and logs them again. */
+static gboolean
+open_log (TfTrainer *tr, GError **error)
+{
+  g_autofree char *contents = NULL;
+  if (tr->opt.resume && g_file_get_contents (tr->log_path, &contents, NULL, NULL))
+    {
+      g_autoptr (GString) kept = g_string_new (NULL);
+      g_auto (GStrv) lines = g_strsplit (contents, "\n", -1);
+      for (int i = 0; lines[i]; i++)
+        {
+          const char *at = strstr (lines[i], "\"step\":");
+          gint64 step = at ? g_ascii_strtoll (at + 7, NULL, 10) : -1;
+          if (step >= 1 && step <= tr->step)
+            g_string_append_printf (kept, "%s\n", lines[i]);
+        }
+      if (!g_file_set_contents (tr->log_path, kept->str, kept->len, error))
+        return FALSE;
+    }
+  tr->log = fopen (tr->log_path, tr->opt.resume ? "a" : "w");
+  if (tr->log == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not open the log: %s",
+                   tr->log_path, g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- The trainer -------------------------------------------------------- */
+
+TfTrainer *
+tf_trainer_new (const TfTrainOptions *options, GError **error)
+{
+  if (!options_validate (options, error))
+    return NULL;
+  g_autoptr (TfTrainer) tr = g_new0 (TfTrainer, 1);
+  options_copy (&tr->opt, options);
+  tr->state_path = tf_train_state_path (options->out);
+  tr->log_path = log_path_for (options->out);
+  tr->timer = g_timer_new ();
+
+  TfConfig config;
+  if (!tf_config_preset (&config, options->preset, error))
+    return NULL;
+
+  gboolean resuming = options->resume && g_file_test (tr->state_path, G_FILE_TEST_EXISTS);
+  if (resuming)
+    {
+      if (!load_state (tr, error))
+        return NULL;
+      if (tr->step > tr->opt.steps)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                       "%s: the run is at step %" G_GINT64_FORMAT ", past --steps %" G_GINT64_FORMAT,
+                       tr->state_path, tr->step, tr->opt.steps);
+          return NULL;
+        }
+      config = *tf_model_config (tr->model);
+      if (!open_sources (tr, &config, error))
+        return NULL;
+    }
+  else
+    {
+      /* The sources do not depend on the vocabulary: open them with the
+       * preset's image shape, then learn the tokenizer from them. */
+      if (!open_sources (tr, &config, error))
+        return NULL;
+      int vocab = options->vocab_size;
+      if (vocab == 0)
+        vocab = g_strcmp0 (options->preset, "tiny") == 0 ? 512
+              : g_strcmp0 (options->preset, "small") == 0 ? 2048 : 4096;
+      tr->tok = train_tokenizer (tr, vocab, error);
+      if (tr->tok == NULL)
+        return NULL;
+      tf_tokenizer_apply_to_config (tr->tok, &config);
+      tr->model = tf_model_new (&config, error);
+      if (tr->model == NULL)
+        return NULL;
+      tf_model_init_random (tr->model, options->seed);
+      const size_t n = tf_model_n_params (tr->model);
+      tr->adam_m = g_new0 (float, n);
+      tr->adam_v = g_new0 (float, n);
+      tr->ema = g_memdup2 (tf_model_params (tr->model), n * sizeof (float));
+      tf_rng_seed (&tr->rng, options->seed);
+      tr->step = 0;
+    }
+  tr->opt.resume = resuming;
+  tr->acts = tf_activations_new (tr->model);
+  tf_model_grads (tr->model);
+  if (!open_log (tr, error))
+    return NULL;
+  return g_steal_pointer (&tr);
+}
+
+void
+tf_trainer_free (TfTrainer *tr)
+{
+  if (tr == NULL)
+    return;
+  for (int i = 0; i < tr->n_sources; i++)
+    if (tr->sources[i])
+      tf_data_source_free (tr->sources[i]);
+  g_free (tr->sources);
+  g_free (tr->cum_weights);
+  tf_activations_free (tr->acts);
+  tf_model_free (tr->model);
+  if (tr->tok)
+    tf_tokenizer_free (tr->tok);
+  g_free (tr->adam_m);
+  g_free (tr->adam_v);
+  g_free (tr->ema);
+  if (tr->timer)
+    g_timer_destroy (tr->timer);
+  if (tr->log)
+    fclose (tr->log);
+  g_free (tr->state_path);
+  g_free (tr->log_path);
+  tf_train_options_clear (&tr->opt);
+  g_free (tr);
+}
+
+TfModel *tf_trainer_model (TfTrainer *tr) { return tr->model; }
+const TfTokenizer *tf_trainer_tokenizer (TfTrainer *tr) { return tr->tok; }
+int64_t tf_trainer_step (TfTrainer *tr) { return tr->step; }
+
+gboolean
+tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
+{
+  const double start = g_timer_elapsed (tr->timer, NULL);
+  StepBatch sb;
+  if (!build_batch (tr, &sb, error))
+    {
+      step_batch_clear (&sb);
+      return FALSE;
+    }
+  TfBatch batch = { (TfSequence *) sb.rows->data, (int) sb.rows->len, (float) tr->opt.lambda };
+  TfLosses losses;
+  if (!tf_model_forward (tr->model, tr->acts, &batch, &losses, error))
+    {
+      step_batch_clear (&sb);
+      return FALSE;
+    }
+  tf_model_zero_grads (tr->model);
+  tf_model_backward (tr->model, tr->acts);
+  const double lr = learning_rate (&tr->opt, tr->step);
+  const double norm = clip_gradients (tr);
+  if (!isfinite (losses.loss) || !isfinite (norm))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "step %" G_GINT64_FORMAT ": the loss or the gradient is not finite "
+                   "(loss %g, gradient norm %g); lower --lr", tr->step + 1, losses.loss, norm);
+      step_batch_clear (&sb);
+      return FALSE;
+    }
+  adamw_update (tr, lr);
+  tr->step++;
+
+  const double seconds = g_timer_elapsed (tr->timer, NULL) - start;
+  tr->step_seconds = tr->step_seconds == 0 ? seconds : 0.9 * tr->step_seconds + 0.1 * seconds;
+  TfTrainProgress p = {
+    .step = tr->step,
+    .steps = tr->opt.steps,
+    .loss = losses.loss,
+    .lm = losses.lm,
+    .ddpm = losses.ddpm,
+    .lr = lr,
+    .grad_norm = norm,
+    .tokens_per_second = seconds > 0 ? sb.positions / seconds : 0,
+    .padding = 1.0 - (double) sb.positions / ((double) batch.n_sequences * losses.seq_len),
+    .positions = sb.positions,
+    .elapsed = trainer_elapsed (tr),
+    .eta = tr->step_seconds * (double) (tr->opt.steps - tr->step),
+  };
+  if (tr->log != NULL)
+    fprintf (tr->log,
+             "{\"step\":%" G_GINT64_FORMAT ",\"loss\":%.6f,\"lm\":%.6f,\"ddpm\":%.6f,"
+             "\"lr\":%.6g,\"grad_norm\":%.5g,\"positions\":%" G_GINT64_FORMAT
+             ",\"padding\":%.4f,\"tokens_per_second\":%.1f,\"elapsed\":%.2f}\n",
+             p.step, p.loss, p.lm, p.ddpm, p.lr, p.grad_norm, p.positions, p.padding,
+             p.tokens_per_second, p.elapsed);
+  if (progress != NULL)
+    *progress = p;
+  step_batch_clear (&sb);
+  return TRUE;
+}
+
+gboolean
+tf_trainer_run (TfTrainer *tr, TfTrainCallback callback, gpointer user_data,
+                volatile gint *abort, GError **error)
+{
+  tr->last_save = g_timer_elapsed (tr->timer, NULL);
+  while (tr->step < tr->opt.steps)
+    {
+      if (abort != NULL && g_atomic_int_get (abort))
+        {
+          if (!tf_trainer_save (tr, error))
+            return FALSE;
+          g_set_error (error, TF_ERROR, TF_ERROR_ABORTED,
+                       "stopped at step %" G_GINT64_FORMAT "; saved %s", tr->step, tr->opt.out);
+          return FALSE;
+        }
+      TfTrainProgress p;
+      if (!tf_trainer_train_step (tr, &p, error))
+        return FALSE;
+      if (callback != NULL)
+        callback (&p, user_data);
+      gboolean by_steps = tr->opt.save_every_steps > 0 && tr->step % tr->opt.save_every_steps == 0;
+      gboolean by_time = g_timer_elapsed (tr->timer, NULL) - tr->last_save >=
+                         tr->opt.save_every_minutes * 60.0;
+      if ((by_steps || by_time) && tr->step < tr->opt.steps && !tf_trainer_save (tr, error))
+        return FALSE;
+    }
+  return tf_trainer_save (tr, error);
+}

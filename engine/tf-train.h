@@ -1,0 +1,98 @@
+/* tf-train.h: training a Transfusion model (SPEC §3, issue 3).
+ *
+ * A TfTrainer owns the model, its gradients, the AdamW moments, the EMA copy,
+ * the tokenizer, the data sources and one random generator. Every random
+ * draw (which source, which example, caption phrasing, caption dropping,
+ * order, t and ε) comes from that generator, and its state is saved with the
+ * step: resuming from a checkpoint continues bit for bit as if the run had
+ * never stopped.
+ *
+ * Files: OUT (the model for sampling: EMA weights, F32, with tokenizer and
+ * provenance metadata) and the training state beside it (OUT with
+ * ".safetensors" replaced by ".state.safetensors": raw weights, moments,
+ * EMA, step, RNG and options). Both are written atomically, state first. */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "transfusion.h"
+#include "tf-tokenizer.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char    *preset;          /* "tiny", "small", "default" */
+  char   **data;            /* NULL-terminated: fashion, emoji, shapes, wordnet, or a folder */
+  double  *weights;         /* mixing weight per data entry (NULL: 1 each) */
+  char    *out;             /* OUT.safetensors */
+  int64_t  steps;           /* total optimizer steps */
+  int      batch;           /* rows per step, each up to max_seq_len positions */
+  double   lr;              /* peak learning rate */
+  double   min_lr_ratio;    /* cosine decays to lr · this */
+  int64_t  warmup_steps;    /* −1: 5% of steps, at most 1000 */
+  double   weight_decay;    /* on matrices only */
+  double   beta1, beta2, adam_eps;
+  double   clip;            /* global gradient-norm clip */
+  double   ema_decay;
+  uint64_t seed;
+  double   save_every_minutes;
+  int64_t  save_every_steps; /* 0: by time only */
+  double   image_first;     /* fraction of image–caption pairs put image first */
+  double   cfg_drop;        /* fraction of caption-first pairs with the caption dropped */
+  double   chat_fraction;   /* fraction of examples put in the chat template */
+  double   lambda;          /* weight of L_DDPM */
+  int      vocab_size;      /* for a new tokenizer; 0: by preset */
+  int64_t  max_examples;    /* > 0: use only the first N examples of each source */
+  gboolean resume;
+} TfTrainOptions;
+
+/* Defaults as in SPEC §3: AdamW (0.9, 0.95), eps 1e-8, wd 0.1, clip 1,
+ * λ = 5, 20% image first, 10% caption dropped, EMA 0.999. */
+void tf_train_options_init (TfTrainOptions *options);
+void tf_train_options_clear (TfTrainOptions *options);
+
+/* The path of the training state for a model path. */
+char *tf_train_state_path (const char *model_path);
+
+typedef struct {
+  int64_t step;             /* steps done, after this one */
+  int64_t steps;            /* total */
+  double  loss, lm, ddpm;
+  double  lr;
+  double  grad_norm;        /* before clipping */
+  double  tokens_per_second; /* real (non-padding) positions per second, this step */
+  double  padding;          /* fraction of the batch's positions that are padding */
+  int64_t positions;        /* real positions this step */
+  double  elapsed;          /* seconds in this run (and earlier runs, when resumed) */
+  double  eta;              /* seconds left at the recent rate */
+} TfTrainProgress;
+
+typedef struct _TfTrainer TfTrainer;
+
+/* Opens the data, then either starts a new run (trains the tokenizer on text
+ * drawn from the data, initialises the model from the seed) or, with
+ * options->resume and a state file present, continues it (the options that
+ * shape the run must match the saved ones; steps may grow). */
+TfTrainer *tf_trainer_new (const TfTrainOptions *options, GError **error);
+void tf_trainer_free (TfTrainer *trainer);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfTrainer, tf_trainer_free)
+
+TfModel *tf_trainer_model (TfTrainer *trainer);
+const TfTokenizer *tf_trainer_tokenizer (TfTrainer *trainer);
+int64_t tf_trainer_step (TfTrainer *trainer);
+
+/* One optimizer step. */
+gboolean tf_trainer_train_step (TfTrainer *trainer, TfTrainProgress *progress, GError **error);
+/* Writes OUT and its state atomically. */
+gboolean tf_trainer_save (TfTrainer *trainer, GError **error);
+
+typedef void (*TfTrainCallback) (const TfTrainProgress *progress, gpointer user_data);
+
+/* Runs to options->steps, saving every save_every_minutes/steps and at the
+ * end; checks *abort between steps and, when set, saves and returns FALSE
+ * with TF_ERROR_ABORTED. */
+gboolean tf_trainer_run (TfTrainer *trainer, TfTrainCallback callback, gpointer user_data,
+                         volatile gint *abort, GError **error);
+
+G_END_DECLS
