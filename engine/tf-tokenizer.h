@@ -5,8 +5,12 @@
  * sequence encodes (invalid UTF-8 too) and decode(encode(x)) == x.
  * Text is first cut into chunks (an optional leading space followed by a run
  * of letters, of digits, of spaces or of other bytes); merges never cross a
- * chunk boundary. Training is deterministic: ties between equally frequent
- * pairs go to the smaller (left id, right id). */
+ * chunk boundary. Letters are A–Z, a–z and every byte ≥ 0x80; spaces are
+ * ' ', \t, \n, \v, \f, \r. A run of spaces followed by a non-space leaves
+ * its last byte to the next chunk when that byte is ' ' ("a  b" → "a", " ",
+ * " b"). Training is deterministic: ties between equally frequent pairs go
+ * to the smaller (left id, right id). A tokenizer is read-only once built,
+ * so several threads may encode with it at once. */
 #pragma once
 
 #include <glib.h>
@@ -43,7 +47,7 @@ void tf_tokenizer_free (TfTokenizer *tok);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfTokenizer, tf_tokenizer_free)
 
 /* JSON as stored in a checkpoint's __metadata__["tokenizer"]:
- * {"type":"byte-bpe","merges":[[a,b],...],"special":{"<|bos|>":id,...}}.
+ * {"type":"byte-bpe","version":1,"merges":[[a,b],...],"special":{"<|bos|>":id,...}}.
  * Loading validates everything (each merge refers to earlier ids, ids of
  * specials are the last seven) and names @what in errors. */
 char *tf_tokenizer_to_json (const TfTokenizer *tok);

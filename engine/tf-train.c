@@ -437,7 +437,7 @@ step_batch_clear (StepBatch *sb)
 
 /* Packs documents into batch rows of at most max_seq_len positions. A
  * document that does not fit is dropped (its draw is part of the
- * deterministic stream) and the row closes after three such misses. */
+ * deterministic stream) and the row closes after eight such misses. */
 static gboolean
 build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
 {
@@ -453,7 +453,7 @@ build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
       GArray *row = g_array_new (FALSE, FALSE, sizeof (TfSegment));
       g_ptr_array_add (sb->segments, row);
       int used = 0, misses = 0;
-      while (misses < 3 && L - used >= 8)
+      while (misses < 8 && L - used >= 8)
         {
           TfExample ex;
           if (!draw_example (tr, &tr->rng, &ex, error))
