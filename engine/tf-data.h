@@ -60,7 +60,8 @@ TfDataSource *tf_data_fashion_new (const char *dir, TfSplit split, int image_siz
  * split is a disjoint seed range. */
 TfDataSource *tf_data_shapes_new (TfSplit split, int image_size, int channels, GError **error);
 /* Noto Color Emoji rendered by Cairo, named from Unicode's emoji-test.txt
- * (@dir NULL: /usr/share/unicode/emoji), with scale, position and background
+ * (@dir NULL: /usr/share/unicode/emoji; a NotoColorEmoji.ttf inside @dir is
+ * used before the system's font), with scale, position and background
  * augmentations stated in the caption; a fixed set of (emoji, augmentation)
  * pairs is held out. */
 TfDataSource *tf_data_emoji_new (const char *dir, TfSplit split, int image_size, int channels,

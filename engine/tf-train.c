@@ -789,7 +789,23 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
   if (!tf_config_preset (&config, options->preset, error))
     return NULL;
 
-  gboolean resuming = options->resume && g_file_test (tr->state_path, G_FILE_TEST_EXISTS);
+  /* Never overwrite a run by accident, and never start afresh by accident. */
+  gboolean resuming = options->resume;
+  if (resuming && !g_file_test (tr->state_path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s: no training state to resume (it would be %s)", options->out,
+                   tr->state_path);
+      return NULL;
+    }
+  if (!resuming && (g_file_test (options->out, G_FILE_TEST_EXISTS) ||
+                    g_file_test (tr->state_path, G_FILE_TEST_EXISTS)))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s already exists: continue its run with --resume, or choose another --out",
+                   g_file_test (options->out, G_FILE_TEST_EXISTS) ? options->out : tr->state_path);
+      return NULL;
+    }
   if (resuming)
     {
       if (!load_state (tr, error))

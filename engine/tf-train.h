@@ -71,9 +71,10 @@ typedef struct {
 typedef struct _TfTrainer TfTrainer;
 
 /* Opens the data, then either starts a new run (trains the tokenizer on text
- * drawn from the data, initialises the model from the seed) or, with
- * options->resume and a state file present, continues it (the options that
- * shape the run must match the saved ones; steps may grow). */
+ * drawn from the data, initialises the model from the seed; refused when the
+ * model or its state already exists) or, with options->resume, continues the
+ * saved one (the options that shape the run must match the saved ones;
+ * steps may grow). */
 TfTrainer *tf_trainer_new (const TfTrainOptions *options, GError **error);
 void tf_trainer_free (TfTrainer *trainer);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfTrainer, tf_trainer_free)

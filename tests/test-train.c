@@ -288,6 +288,12 @@ test_bad_options (void)
   o.lr = NAN;
   expect_options_error (&o, "--lr");
 
+  /* Resuming needs a saved run. */
+  g_autofree char *nothing = tmp_path ("nothing.safetensors");
+  tiny_options (&o, nothing);
+  o.resume = TRUE;
+  expect_options_error (&o, "no training state to resume");
+
   /* Resuming with other options would not continue the same run. */
   g_autofree char *run = tmp_path ("options.safetensors");
   run_to_end (run, 4, FALSE, 2);
@@ -296,6 +302,11 @@ test_bad_options (void)
   o.resume = TRUE;
   o.batch = 3;
   expect_options_error (&o, "started with other options");
+
+  /* A new run never overwrites an existing one. */
+  tiny_options (&o, run);
+  o.steps = 4;
+  expect_options_error (&o, "already exists: continue its run with --resume");
 }
 
 int
