@@ -97,7 +97,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   tf_train_options_init (&o);
   g_autofree char *preset = NULL, *data = NULL, *weights = NULL, *out = NULL;
   g_autofree char *seed = NULL;
-  gint64 steps = o.steps, warmup = -1, save_steps = 0, max_examples = 0;
+  gint64 steps = o.steps, warmup = -1, save_steps = 0, max_examples = 0, until = 0;
   int batch = o.batch, vocab = 0;
   double lr = o.lr, save_every = o.save_every_minutes, image_first = o.image_first;
   double cfg_drop = o.cfg_drop, chat = o.chat_fraction, lambda = o.lambda;
@@ -113,6 +113,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed, N_("Seed of every random choice (1)"), N_("S") },
     { "save-every", 0, 0, G_OPTION_ARG_DOUBLE, &save_every, N_("Save every so many minutes; fractions allowed (5)"), N_("MINUTES") },
     { "save-every-steps", 0, 0, G_OPTION_ARG_INT64, &save_steps, N_("Also save every N steps"), N_("N") },
+    { "until-step", 0, 0, G_OPTION_ARG_INT64, &until, N_("Stop and save at step N; --resume goes on later (the schedule still spans --steps)"), N_("N") },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, N_("Continue the run saved beside --out, exactly"), NULL },
     { "vocab", 0, 0, G_OPTION_ARG_INT, &vocab, N_("Tokenizer vocabulary for a new run (by preset)"), N_("N") },
     { "warmup", 0, 0, G_OPTION_ARG_INT64, &warmup, N_("Warm-up steps (5% of steps, at most 1000)"), N_("N") },
@@ -177,6 +178,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   o.lr = lr;
   o.save_every_minutes = save_every;
   o.save_every_steps = save_steps;
+  o.until_step = until;
   o.resume = resume;
   o.vocab_size = vocab;
   o.warmup_steps = warmup;

@@ -950,8 +950,10 @@ gboolean
 tf_trainer_run (TfTrainer *tr, TfTrainCallback callback, gpointer user_data,
                 volatile gint *abort, GError **error)
 {
+  const int64_t end = tr->opt.until_step > 0 ? MIN (tr->opt.until_step, tr->opt.steps)
+                                             : tr->opt.steps;
   tr->last_save = g_timer_elapsed (tr->timer, NULL);
-  while (tr->step < tr->opt.steps)
+  while (tr->step < end)
     {
       if (abort != NULL && g_atomic_int_get (abort))
         {
@@ -969,7 +971,7 @@ tf_trainer_run (TfTrainer *tr, TfTrainCallback callback, gpointer user_data,
       gboolean by_steps = tr->opt.save_every_steps > 0 && tr->step % tr->opt.save_every_steps == 0;
       gboolean by_time = g_timer_elapsed (tr->timer, NULL) - tr->last_save >=
                          tr->opt.save_every_minutes * 60.0;
-      if ((by_steps || by_time) && tr->step < tr->opt.steps && !tf_trainer_save (tr, error))
+      if ((by_steps || by_time) && tr->step < end && !tf_trainer_save (tr, error))
         return FALSE;
     }
   return tf_trainer_save (tr, error);

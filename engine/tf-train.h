@@ -38,6 +38,8 @@ typedef struct {
   uint64_t seed;
   double   save_every_minutes;
   int64_t  save_every_steps; /* 0: by time only */
+  int64_t  until_step;      /* > 0: stop (and save) there; the schedule still
+                             * runs to steps, so a later --resume continues */
   double   image_first;     /* fraction of image–caption pairs put image first */
   double   cfg_drop;        /* fraction of caption-first pairs with the caption dropped */
   double   chat_fraction;   /* fraction of examples put in the chat template */
@@ -90,9 +92,9 @@ gboolean tf_trainer_save (TfTrainer *trainer, GError **error);
 
 typedef void (*TfTrainCallback) (const TfTrainProgress *progress, gpointer user_data);
 
-/* Runs to options->steps, saving every save_every_minutes/steps and at the
- * end; checks *abort between steps and, when set, saves and returns FALSE
- * with TF_ERROR_ABORTED. */
+/* Runs to options->steps (or until_step), saving every save_every_minutes
+ * or save_every_steps and at the end; checks *abort between steps and, when
+ * set, saves and returns FALSE with TF_ERROR_ABORTED. */
 gboolean tf_trainer_run (TfTrainer *trainer, TfTrainCallback callback, gpointer user_data,
                          volatile gint *abort, GError **error);
 
