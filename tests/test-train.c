@@ -114,24 +114,23 @@ assert_same_run (const char *a_model, const char *b_model)
                    tf_model_params (mb), tf_model_n_params (mb) * sizeof (float));
 }
 
+/* Trains to @steps, or stops at @until_step (> 0) through tf_trainer_run(),
+ * which saves when it stops. */
 static void
-run_to_end (const char *out, int64_t steps, gboolean resume, int64_t stop_after)
+run_to_end (const char *out, int64_t steps, gboolean resume, int64_t until_step)
 {
   TfTrainOptions o;
   tiny_options (&o, out);
   o.steps = steps;
   o.resume = resume;
+  o.until_step = until_step;
   g_autoptr (GError) error = NULL;
   g_autoptr (TfTrainer) tr = tf_trainer_new (&o, &error);
   g_assert_no_error (error);
   tf_train_options_clear (&o);
-  while (tf_trainer_step (tr) < (stop_after > 0 ? stop_after : steps))
-    {
-      g_assert_true (tf_trainer_train_step (tr, NULL, &error));
-      g_assert_no_error (error);
-    }
-  g_assert_true (tf_trainer_save (tr, &error));
+  g_assert_true (tf_trainer_run (tr, NULL, NULL, NULL, &error));
   g_assert_no_error (error);
+  g_assert_cmpint (tf_trainer_step (tr), ==, until_step > 0 ? until_step : steps);
 }
 
 static void
