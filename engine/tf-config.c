@@ -2,6 +2,8 @@
 #include "tf-config.h"
 
 #include <json-glib/json-glib.h>
+
+#include "tf-json.h"
 #include <string.h>
 
 G_DEFINE_QUARK (tf-error-quark, tf_error)
@@ -196,10 +198,7 @@ tf_config_to_json (const TfConfig *c)
   json_builder_add_double_value (b, c->norm_eps);
   json_builder_end_object (b);
 
-  g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, NULL);
+  return tf_json_builder_to_string (b);
 }
 
 static gboolean

@@ -18,6 +18,8 @@
 #include "tf-tokenizer.h"
 
 #include <json-glib/json-glib.h>
+
+#include "tf-json.h"
 #include <stdarg.h>
 #include <string.h>
 
@@ -707,10 +709,7 @@ tf_tokenizer_to_json (const TfTokenizer *tok)
   json_builder_end_object (b);
   json_builder_end_object (b);
 
-  g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, NULL);
+  return tf_json_builder_to_string (b);
 }
 
 static gboolean G_GNUC_PRINTF (3, 4)

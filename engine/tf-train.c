@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <json-glib/json-glib.h>
+
+#include "tf-json.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,10 +126,7 @@ options_identity (const TfTrainOptions *o)
 #undef DBL
 #undef INT
   json_builder_end_object (b);
-  g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, NULL);
+  return tf_json_builder_to_string (b);
 }
 
 static gboolean
@@ -608,10 +607,7 @@ provenance_json (TfTrainer *tr, double elapsed)
   json_builder_set_member_name (b, "options");
   json_builder_add_string_value (b, identity);
   json_builder_end_object (b);
-  g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, NULL);
+  return tf_json_builder_to_string (b);
 }
 
 static double
