@@ -144,6 +144,9 @@ options_validate (const TfTrainOptions *o, GError **error)
   REQUIRE (o->data != NULL && o->data[0] != NULL, "no training data given");
   REQUIRE (o->steps >= 1 && o->steps <= (G_GINT64_CONSTANT (1) << 40),
            "--steps %" G_GINT64_FORMAT " is out of range (1 to 2^40)", o->steps);
+  REQUIRE (o->until_step >= 0, "--until-step must be ≥ 0");
+  REQUIRE (o->save_every_steps >= 0, "--save-every-steps must be ≥ 0");
+  REQUIRE (o->max_examples >= 0, "--max-examples must be ≥ 0");
   REQUIRE (o->batch >= 1 && o->batch <= 4096, "--batch %d is out of range (1 to 4096)", o->batch);
   REQUIRE (isfinite (o->lr) && o->lr > 0 && o->lr < 1, "--lr %g is out of range (0 to 1)", o->lr);
   REQUIRE (o->min_lr_ratio >= 0 && o->min_lr_ratio <= 1, "the minimum learning-rate ratio must be 0 to 1");
