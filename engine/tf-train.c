@@ -741,8 +741,25 @@ load_state (TfTrainer *tr, GError **error)
          read_state_tensor (st, path, "ema", tr->ema, n, error);
 }
 
-/* Keeps only log lines of steps already done: a resumed run redoes the
- * steps after its checkpoint and logs them again. */
+/* The step of one log line, or −1 when the line is not a complete record
+ * (a run killed mid-write leaves a partial last line). */
+static gint64
+log_line_step (const char *line)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  if (*line == '\0' || !json_parser_load_from_data (parser, line, -1, NULL))
+    return -1;
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return -1;
+  JsonNode *step = json_object_get_member (json_node_get_object (root), "step");
+  if (step == NULL || json_node_get_value_type (step) != G_TYPE_INT64)
+    return -1;
+  return json_node_get_int (step);
+}
+
+/* Keeps only complete log lines of steps already done: a resumed run redoes
+ * the steps after its checkpoint and logs them again. */
 static gboolean
 open_log (TfTrainer *tr, GError **error)
 {
@@ -753,8 +770,7 @@ open_log (TfTrainer *tr, GError **error)
       g_auto (GStrv) lines = g_strsplit (contents, "\n", -1);
       for (int i = 0; lines[i]; i++)
         {
-          const char *at = strstr (lines[i], "\"step\":");
-          gint64 step = at ? g_ascii_strtoll (at + 7, NULL, 10) : -1;
+          gint64 step = log_line_step (lines[i]);
           if (step >= 1 && step <= tr->step)
             g_string_append_printf (kept, "%s\n", lines[i]);
         }
@@ -939,6 +955,8 @@ tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
              ",\"padding\":%.4f,\"tokens_per_second\":%.1f,\"elapsed\":%.2f}\n",
              p.step, p.loss, p.lm, p.ddpm, p.lr, p.grad_norm, p.positions, p.padding,
              p.tokens_per_second, p.elapsed);
+  if (tr->log != NULL)
+    fflush (tr->log);   /* a kill loses at most the line being written */
   if (progress != NULL)
     *progress = p;
   step_batch_clear (&sb);

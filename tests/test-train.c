@@ -212,9 +212,30 @@ test_kill_and_resume (void)
                   WIFSIGNALED (status) ? "by the signal" : "it had already finished");
   g_assert_cmpint (saved_step (killed), >=, 2);
 
+  /* As a kill in the middle of a write would leave it: a partial last line. */
+  g_autofree char *killed_log = tmp_path ("cli-killed.log.jsonl");
+  FILE *log = fopen (killed_log, "a");
+  fputs ("{\"step\":1,\"loss\":", log);
+  fclose (log);
+
   status = wait_child (spawn_train (killed, "12", TRUE));
   g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
   assert_same_run (straight, killed);
+
+  /* The log holds each step once, complete, like the straight run's. */
+  g_autofree char *straight_log = tmp_path ("cli-straight.log.jsonl");
+  g_autofree char *a = NULL, *b = NULL;
+  g_assert_true (g_file_get_contents (straight_log, &a, NULL, NULL));
+  g_assert_true (g_file_get_contents (killed_log, &b, NULL, NULL));
+  g_auto (GStrv) la = g_strsplit (g_strstrip (a), "\n", -1);
+  g_auto (GStrv) lb = g_strsplit (g_strstrip (b), "\n", -1);
+  g_assert_cmpint (g_strv_length (la), ==, 12);
+  g_assert_cmpint (g_strv_length (lb), ==, 12);
+  for (int i = 0; i < 12; i++)
+    {
+      /* Everything but the timing fields matches. */
+      g_assert_cmpint (strncmp (la[i], lb[i], strstr (la[i], ",\"tokens_per_second\"") - la[i]), ==, 0);
+    }
   /* No temporary files are left beside the model. */
   g_autoptr (GDir) dir = g_dir_open (tmp_dir, 0, NULL);
   for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
