@@ -276,6 +276,57 @@ FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
   }
 }
 
+void
+FN (tf_attention_cached_forward) (REAL *out, const REAL *q, int q_stride,
+                                  const REAL *k_cache, const REAL *v_cache,
+                                  int p0, int n, int block, int n_heads, int head_dim)
+{
+  const int d = n_heads * head_dim;
+  const int n_keys = p0 + n;
+  const REAL scale = (REAL) (1.0 / sqrt ((double) head_dim));
+
+#pragma omp parallel
+  {
+    REAL *p = g_new (REAL, n_keys);
+#pragma omp for collapse(2) schedule(static)
+    for (int h = 0; h < n_heads; h++)
+      for (int i = 0; i < n; i++)
+        {
+          const REAL *qi = q + (size_t) i * q_stride + h * head_dim;
+          REAL *o = out + (size_t) i * d + h * head_dim;
+          const int last = block ? n_keys - 1 : p0 + i;
+          REAL max = -INFINITY;
+          for (int j = 0; j <= last; j++)
+            {
+              const REAL *k = k_cache + (size_t) j * d + h * head_dim;
+              REAL s = 0;
+              for (int e = 0; e < head_dim; e++)
+                s += qi[e] * k[e];
+              s *= scale;
+              p[j] = s;
+              if (s > max)
+                max = s;
+            }
+          double sum = 0.0;
+          for (int j = 0; j <= last; j++)
+            {
+              p[j] = (REAL) exp ((double) (p[j] - max));
+              sum += p[j];
+            }
+          const REAL inv = (REAL) (1.0 / sum);
+          memset (o, 0, sizeof (REAL) * head_dim);
+          for (int j = 0; j <= last; j++)
+            {
+              const REAL w = p[j] * inv;
+              const REAL *v = v_cache + (size_t) j * d + h * head_dim;
+              for (int e = 0; e < head_dim; e++)
+                o[e] += w * v[e];
+            }
+        }
+    g_free (p);
+  }
+}
+
 static inline REAL
 FN (sigmoid) (REAL x)
 {

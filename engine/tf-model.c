@@ -596,7 +596,7 @@ sequence_length (const TfConfig *c, const TfSequence *seq, int row, int *len, GE
                            row, s, seg->t, c->diffusion_steps);
               return FALSE;
             }
-          if (seg->t > 0 && seg->noise == NULL)
+          if (seg->t > 0 && seg->noise == NULL && !seg->noised)
             {
               g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
                            "batch row %d, segment %d: image at t = %d has no noise",
@@ -673,18 +673,18 @@ layout_batch (TfActivations *a, const TfBatch *batch)
           const double ab = m->alpha_bar[seg->t];
           const double ca = sqrt (ab), cb = sqrt (1.0 - ab);
           for (int k = 0; k < values; k++)
-            x_t[k] = seg->t == 0 ? seg->pixels[k]
-                                 : (float) (ca * seg->pixels[k] + cb * seg->noise[k]);
+            x_t[k] = seg->t == 0 || seg->noised
+                     ? seg->pixels[k] : (float) (ca * seg->pixels[k] + cb * seg->noise[k]);
           const int first = a->n_patch_rows;
           tf_patchify (a->patch_x + (size_t) first * pd, x_t, c->image_size,
                        c->image_channels, c->patch_size);
-          if (seg->noise != NULL)
+          if (seg->noise != NULL && !seg->noised)
             tf_patchify (a->patch_eps + (size_t) first * pd, seg->noise, c->image_size,
                          c->image_channels, c->patch_size);
           else
             memset (a->patch_eps + (size_t) first * pd, 0, sizeof (float) * np * pd);
           a->image_t[g] = seg->t;
-          a->image_loss[g] = seg->diffusion_loss && seg->t > 0;
+          a->image_loss[g] = seg->diffusion_loss && seg->t > 0 && !seg->noised;
           a->image_first_row[g] = first;
           a->n_loss_images += a->image_loss[g];
           const int image_end = i - b * L + np;   /* exclusive, row-relative */

@@ -91,6 +91,9 @@ typedef struct {
   int            t;
   /* Whether this image contributes to L_DDPM (ignored when t == 0). */
   gboolean       diffusion_loss;
+  /* The pixels are already x_t (sampling): they are used as they are, noise
+   * is not needed and there is no diffusion loss. */
+  gboolean       noised;
 } TfSegment;
 
 typedef struct {

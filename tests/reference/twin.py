@@ -8,8 +8,14 @@ computed in float64 and then rounded to the module dtype.
 Batch format (a list of rows; each row a list of segments):
     {"text": [ids], "new_document": bool}
     {"image": index, "t": int, "diffusion_loss": bool, "new_document": bool}
+    {"image": index, "t": int, "noised": true}   (sampling: "pixels" ARE x_t)
 `images` maps each image index to {"pixels": [H,W,C], "noise": [H,W,C]}
-(channels-last, pixels in [-1, 1], noise standard normal).
+(channels-last, pixels in [-1, 1], noise standard normal). A "noised" image
+is used as given as x_t at level t (no noising, "noise" unused, no diffusion
+loss); it is how a sampler asks for ε̂ (see predict_eps_block).
+
+Sampling (SPEC §4): sampler_timesteps, predict_eps_block, guided_eps,
+sampler_update (float64).
 """
 
 import json
@@ -206,6 +212,7 @@ class Layout:
         n_img = n_patches(c)
         rows = []
         self.images = []
+        self.noised = set()   # image indices whose pixels are x_t as given
         seen = set()
         for b, row in enumerate(batch):
             if not row:
@@ -232,6 +239,10 @@ class Layout:
                     seen.add(index)
                     if not isinstance(t, int) or not 0 <= t <= c["diffusion_steps"]:
                         raise ValueError(f"{where}: t = {t!r} out of range 0..{c['diffusion_steps']}")
+                    if seg.get("noised", False):
+                        if seg.get("diffusion_loss", False):
+                            raise ValueError(f"{where}: a 'noised' image has no diffusion loss")
+                        self.noised.add(index)
                     self.images.append((index, b, len(kinds), t, bool(seg.get("diffusion_loss", False))))
                     for k in range(n_img):
                         kinds.append(POS_PATCH); docs.append(doc); poss.append(pos)
@@ -445,6 +456,13 @@ class Transfusion(nn.Module):
             if index not in images:
                 raise ValueError(f"batch: image {index} has no pixels")
             pixels = _numpy64(images[index]["pixels"])
+            if index in layout.noised:
+                # The pixels are x_t already (a sampler's current image).
+                if pixels.shape != (S, S, C):
+                    raise ValueError(f"batch: image {index} pixels has shape {list(pixels.shape)}, "
+                                     f"expected {[S, S, C]}")
+                x_t[index] = torch.tensor(pixels, dtype=dtype)
+                continue
             noise = images[index].get("noise")
             noise = np.zeros_like(pixels) if noise is None and t == 0 else _numpy64(noise)
             for what, a in (("pixels", pixels), ("noise", noise)):
@@ -513,6 +531,69 @@ def _numpy64(a):
     if isinstance(a, torch.Tensor):
         a = a.detach().cpu().numpy()
     return np.asarray(a, dtype=np.float64)
+
+
+# ---- Sampling (SPEC §4) ------------------------------------------------------------
+
+def sampler_timesteps(T, n_steps):
+    """The respaced timesteps of a run of @n_steps (1..T): τ_i = ⌊(n_steps − i)·T / n_steps⌋,
+    i = 0..n_steps−1, in integer arithmetic: τ_0 = T, strictly decreasing, the last ≥ 1.
+    The step after the last goes to t = 0."""
+    if not isinstance(T, int) or not isinstance(n_steps, int) or T < 1 or not 1 <= n_steps <= T:
+        raise ValueError(f"sampler_timesteps: n_steps {n_steps!r} out of range 1..{T!r}")
+    return [(n_steps - i) * T // n_steps for i in range(n_steps)]
+
+
+@torch.no_grad()
+def predict_eps_block(model, prefix_ids, x_t, t):
+    """ε̂ [H, W, C] for an image block whose pixels ARE @x_t (no further noising)
+    at noise level @t, placed right after the token prefix @prefix_ids: one row,
+    one document, [prefix] [image block]. In the model's dtype."""
+    batch = [[{"text": [int(i) for i in prefix_ids], "new_document": True},
+              {"image": 0, "t": int(t), "noised": True}]]
+    out = model(batch, {0: {"pixels": x_t}})
+    return out["eps_pred"][0].detach()
+
+
+def guided_eps(eps_c, eps_u, w):
+    """Classifier-free guidance: ε = ε_u + w·(ε_c − ε_u)."""
+    return eps_u + w * (eps_c - eps_u)
+
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+def sampler_update(sampler, alpha_bar, t, t_prev, x_t, eps, z=None):
+    """One denoising step from @t to @t_prev (0 ≤ t_prev < t) given the (guided) ε,
+    in float64. a_t = ᾱ(t), a_p = ᾱ(t_prev) (ᾱ(0) = 1);
+    x0 = clip((x_t − √(1−a_t)·ε)/√a_t, −1, 1);
+    ddim (η = 0): ε' = (x_t − √a_t·x0)/√(1−a_t); x_prev = √a_p·x0 + √(1−a_p)·ε';
+    ddpm: β = 1 − a_t/a_p; x_prev = [√a_p·β/(1−a_t)]·x0 + [√(1−β)·(1−a_p)/(1−a_t)]·x_t
+          + √(β·(1−a_p)/(1−a_t))·z, no z term when t_prev == 0.
+    Returns (x0, x_prev) as float64 numpy arrays."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler_update: unknown sampler {sampler!r}")
+    if not 0 <= t_prev < t < len(alpha_bar):
+        raise ValueError(f"sampler_update: need 0 <= t_prev < t <= {len(alpha_bar) - 1}, "
+                         f"got t {t}, t_prev {t_prev}")
+    x_t = _numpy64(x_t)
+    eps = _numpy64(eps)
+    a_t = float(alpha_bar[t])
+    a_p = 1.0 if t_prev == 0 else float(alpha_bar[t_prev])
+    x0 = np.clip((x_t - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t), -1.0, 1.0)
+    if sampler == "ddim":
+        eps2 = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
+        x_prev = math.sqrt(a_p) * x0 + math.sqrt(1.0 - a_p) * eps2
+    else:
+        beta = 1.0 - a_t / a_p
+        c0 = math.sqrt(a_p) * beta / (1.0 - a_t)
+        ct = math.sqrt(1.0 - beta) * (1.0 - a_p) / (1.0 - a_t)
+        x_prev = c0 * x0 + ct * x_t
+        if t_prev > 0:
+            if z is None:
+                raise ValueError("sampler_update: ddpm needs z when t_prev > 0")
+            x_prev = x_prev + math.sqrt(beta * (1.0 - a_p) / (1.0 - a_t)) * _numpy64(z)
+    return x0, x_prev
 
 
 # ---- Initialisation and checkpoints ---------------------------------------------

@@ -1,0 +1,777 @@
+/* tf-generate.c: text decoding with a KV cache, image denoising against a
+ * cached prefix, captioning and interleaved chat (SPEC §4). */
+#include "config.h"
+#include "tf-generate.h"
+#include "tf-layers.h"
+#include "tf-rng.h"
+
+#include <math.h>
+#include <string.h>
+
+#define N_ROWS 2   /* conditional and unconditional */
+
+struct _TfGenerator {
+  TfModel       *model;
+  TfTokenizer   *tok;
+  TfActivations *acts;          /* the uncached reference path */
+  TfRng          rng;
+  volatile gint  abort;
+
+  /* KV cache per row: [n_layers][max_seq_len][d] for keys and for values */
+  float         *k_cache[N_ROWS], *v_cache[N_ROWS];
+  int            n_cached[N_ROWS];
+
+  /* scratch for a block of up to N_ROWS × max_seq_len positions */
+  int            cap;            /* positions */
+  float         *x, *xn, *qkv, *att, *gu, *act, *proj;
+  float         *logits;         /* [V] */
+  float         *patches;        /* [n_patches, patch_dim] */
+  float         *time_buf;       /* 4 × d */
+  float         *eps_rows;       /* [N_ROWS, values] */
+  int           *order;          /* [V] sorting scratch */
+  double        *probs;          /* [V] */
+};
+
+/* ---- Settings ----------------------------------------------------------- */
+
+const char *
+tf_sampler_name (TfSampler sampler)
+{
+  return sampler == TF_SAMPLER_DDIM ? "ddim" : "ddpm";
+}
+
+gboolean
+tf_sampler_from_name (const char *name, TfSampler *sampler)
+{
+  if (g_ascii_strcasecmp (name, "ddpm") == 0)
+    *sampler = TF_SAMPLER_DDPM;
+  else if (g_ascii_strcasecmp (name, "ddim") == 0)
+    *sampler = TF_SAMPLER_DDIM;
+  else
+    return FALSE;
+  return TRUE;
+}
+
+void
+tf_generate_settings_init (TfGenerateSettings *s)
+{
+  memset (s, 0, sizeof *s);
+  s->temperature = 0.8;
+  s->top_k = 0;
+  s->top_p = 0.95;
+  s->max_tokens = 200;
+  s->steps = 50;
+  s->cfg = 3.0;
+  s->sampler = TF_SAMPLER_DDPM;
+  s->seed = 1;
+}
+
+gboolean
+tf_generate_settings_validate (const TfGenerateSettings *s, GError **error)
+{
+#define REQUIRE(cond, ...)                                                     \
+  if (!(cond))                                                                 \
+    {                                                                          \
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT, __VA_ARGS__);              \
+      return FALSE;                                                            \
+    }
+  REQUIRE (s->steps >= 1 && s->steps <= TF_MAX_STEPS,
+           "steps %d is out of range (1 to %d)", s->steps, TF_MAX_STEPS);
+  REQUIRE (isfinite (s->cfg) && s->cfg >= 0 && s->cfg <= 100,
+           "guidance scale %g is out of range (0 to 100)", s->cfg);
+  REQUIRE (isfinite (s->temperature) && s->temperature >= 0 && s->temperature <= 10,
+           "temperature %g is out of range (0 to 10)", s->temperature);
+  REQUIRE (isfinite (s->top_p) && s->top_p > 0 && s->top_p <= 1,
+           "top-p %g is out of range (above 0, up to 1)", s->top_p);
+  REQUIRE (s->top_k >= 0, "top-k %d is negative", s->top_k);
+  REQUIRE (s->max_tokens >= 1 && s->max_tokens <= 1000000,
+           "max tokens %d is out of range (1 to 1000000)", s->max_tokens);
+  REQUIRE (s->sampler == TF_SAMPLER_DDPM || s->sampler == TF_SAMPLER_DDIM,
+           "unknown sampler %d", (int) s->sampler);
+#undef REQUIRE
+  return TRUE;
+}
+
+/* ---- The generator ------------------------------------------------------ */
+
+TfGenerator *
+tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
+{
+  const TfConfig *c = tf_model_config (model);
+  if (!tf_tokenizer_matches_config (tokenizer, c, "model", error))
+    {
+      tf_model_free (model);
+      tf_tokenizer_free (tokenizer);
+      return NULL;
+    }
+  TfGenerator *g = g_new0 (TfGenerator, 1);
+  g->model = model;
+  g->tok = tokenizer;
+  g->acts = tf_activations_new (model);
+  const size_t d = c->d_model, L = c->max_seq_len, h = c->mlp_hidden;
+  for (int r = 0; r < N_ROWS; r++)
+    {
+      g->k_cache[r] = g_new0 (float, (size_t) c->n_layers * L * d);
+      g->v_cache[r] = g_new0 (float, (size_t) c->n_layers * L * d);
+    }
+  g->cap = N_ROWS * (int) L;
+  const size_t N = g->cap;
+  g->x = g_new (float, N * d);
+  g->xn = g_new (float, N * d);
+  g->qkv = g_new (float, N * 3 * d);
+  g->att = g_new (float, N * d);
+  g->gu = g_new (float, N * 2 * h);
+  g->act = g_new (float, N * h);
+  g->proj = g_new (float, N * MAX (d, (size_t) tf_config_patch_dim (c)));
+  g->logits = g_new (float, c->vocab_size);
+  g->patches = g_new (float, (size_t) tf_config_n_patches (c) * tf_config_patch_dim (c));
+  g->time_buf = g_new (float, 4 * d);
+  g->eps_rows = g_new (float, (size_t) N_ROWS * tf_config_image_values (c));
+  g->order = g_new (int, c->vocab_size);
+  g->probs = g_new (double, c->vocab_size);
+  tf_rng_seed (&g->rng, 1);
+  return g;
+}
+
+TfGenerator *
+tf_generator_new_from_file (const char *path, GError **error)
+{
+  TfModel *model = tf_model_load (path, error);
+  if (model == NULL)
+    return NULL;
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
+  if (st == NULL)
+    {
+      tf_model_free (model);
+      return NULL;
+    }
+  const char *json = tf_safetensors_metadata (st, "tokenizer");
+  if (json == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: __metadata__ has no 'tokenizer', so text cannot be read or written",
+                   path);
+      tf_model_free (model);
+      return NULL;
+    }
+  TfTokenizer *tok = tf_tokenizer_from_json (json, path, error);
+  if (tok == NULL)
+    {
+      tf_model_free (model);
+      return NULL;
+    }
+  return tf_generator_new (model, tok, error);
+}
+
+void
+tf_generator_free (TfGenerator *g)
+{
+  if (g == NULL)
+    return;
+  tf_activations_free (g->acts);
+  tf_model_free (g->model);
+  tf_tokenizer_free (g->tok);
+  for (int r = 0; r < N_ROWS; r++)
+    {
+      g_free (g->k_cache[r]);
+      g_free (g->v_cache[r]);
+    }
+  g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->gu);
+  g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
+  g_free (g->time_buf); g_free (g->eps_rows); g_free (g->order); g_free (g->probs);
+  g_free (g);
+}
+
+TfModel *tf_generator_model (TfGenerator *g) { return g->model; }
+const TfTokenizer *tf_generator_tokenizer (TfGenerator *g) { return g->tok; }
+
+void
+tf_generator_abort (TfGenerator *g)
+{
+  g_atomic_int_set (&g->abort, 1);
+}
+
+static gboolean
+check_abort (TfGenerator *g, GError **error)
+{
+  if (g_atomic_int_get (&g->abort))
+    {
+      g_set_error_literal (error, TF_ERROR, TF_ERROR_ABORTED, "stopped");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- The cached forward -------------------------------------------------- */
+
+/* Parameter pointers by name: looked up once per call, cheap next to a block. */
+static const float *
+W (TfGenerator *g, const char *name)
+{
+  const TfParamInfo *info = tf_model_find_tensor (g->model, name);
+  g_assert (info != NULL);
+  return tf_model_params (g->model) + info->offset;
+}
+
+static const float *
+WL (TfGenerator *g, int layer, const char *suffix)
+{
+  char name[64];
+  g_snprintf (name, sizeof name, "layers.%d.%s", layer, suffix);
+  return W (g, name);
+}
+
+/* Runs @n new positions for each of @n_rows rows (their input embeddings in
+ * g->x, row-major [n_rows × n, d]) through the transformer against each
+ * row's cache, writing their keys and values at the row's next slots. With
+ * @block the positions see each other both ways (an image). @commit keeps
+ * them in the cache; otherwise the next block overwrites them. Leaves the
+ * final normalised hidden states in g->xn. */
+static void
+forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean block,
+               gboolean commit)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  const int d = c->d_model, h = c->mlp_hidden, H = c->n_heads, hd = tf_config_head_dim (c);
+  const int L = c->max_seq_len, N = n_rows * n;
+  g_autofree int *pos = g_new (int, N);
+  g_autofree float *rstd = g_new (float, N);
+  for (int r = 0; r < n_rows; r++)
+    for (int i = 0; i < n; i++)
+      pos[r * n + i] = g->n_cached[rows[r]] + i;
+
+  for (int l = 0; l < c->n_layers; l++)
+    {
+      /* wq, wk and wv are adjacent in the parameter buffer: one product */
+      tf_rmsnorm_forward (g->xn, rstd, g->x, WL (g, l, "attn_norm.weight"), N, d, c->norm_eps);
+      tf_linear_forward (g->qkv, g->xn, WL (g, l, "attn.wq"), NULL, N, d, 3 * d);
+      tf_rope_forward (g->qkv, 3 * d, pos, N, H, hd, c->rope_theta);
+      tf_rope_forward (g->qkv + d, 3 * d, pos, N, H, hd, c->rope_theta);
+      for (int r = 0; r < n_rows; r++)
+        {
+          const int p0 = g->n_cached[rows[r]];
+          float *kc = g->k_cache[rows[r]] + (size_t) l * L * d;
+          float *vc = g->v_cache[rows[r]] + (size_t) l * L * d;
+          for (int i = 0; i < n; i++)
+            {
+              const float *src = g->qkv + (size_t) (r * n + i) * 3 * d;
+              memcpy (kc + (size_t) (p0 + i) * d, src + d, sizeof (float) * d);
+              memcpy (vc + (size_t) (p0 + i) * d, src + 2 * d, sizeof (float) * d);
+            }
+          tf_attention_cached_forward (g->att + (size_t) r * n * d, g->qkv + (size_t) r * n * 3 * d,
+                                       3 * d, kc, vc, p0, n, block, H, hd);
+        }
+      tf_linear_forward (g->proj, g->att, WL (g, l, "attn.wo"), NULL, N, d, d);
+      for (size_t k = 0; k < (size_t) N * d; k++)
+        g->x[k] += g->proj[k];
+
+      tf_rmsnorm_forward (g->xn, rstd, g->x, WL (g, l, "mlp_norm.weight"), N, d, c->norm_eps);
+      tf_linear_forward (g->gu, g->xn, WL (g, l, "mlp.w1"), NULL, N, d, 2 * h);
+      tf_swiglu_forward (g->act, g->gu, N, h);
+      tf_linear_forward (g->proj, g->act, WL (g, l, "mlp.w2"), NULL, N, h, d);
+      for (size_t k = 0; k < (size_t) N * d; k++)
+        g->x[k] += g->proj[k];
+    }
+  tf_rmsnorm_forward (g->xn, rstd, g->x, W (g, "norm.weight"), N, d, c->norm_eps);
+  if (commit)
+    for (int r = 0; r < n_rows; r++)
+      g->n_cached[rows[r]] += n;
+}
+
+static gboolean
+check_room (TfGenerator *g, int row, int n, GError **error)
+{
+  const int L = tf_model_config (g->model)->max_seq_len;
+  if (g->n_cached[row] + n > L)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "the context is full: %d positions are in use and %d more do not fit in the "
+                   "model's %d", g->n_cached[row], n, L);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Appends text tokens to one row; with @logits, the logits after the last. */
+static gboolean
+feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logits,
+             GError **error)
+{
+  if (n == 0)
+    return TRUE;
+  if (!check_room (g, row, n, error))
+    return FALSE;
+  const TfConfig *c = tf_model_config (g->model);
+  const int d = c->d_model;
+  tf_embedding_forward (g->x, tokens, W (g, "tok_emb.weight"), n, d);
+  forward_block (g, &row, 1, n, FALSE, TRUE);
+  if (logits != NULL)
+    tf_linear_forward (logits, g->xn + (size_t) (n - 1) * d, W (g, "lm_head.weight"), NULL, 1,
+                       d, c->vocab_size);
+  return TRUE;
+}
+
+/* The image block x_t at level t after each row's cached prefix: fills
+ * @eps (n_rows × image values); with @commit keeps its keys and values. */
+static gboolean
+feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t,
+            gboolean commit, float *eps, GError **error)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  const int d = c->d_model, np = tf_config_n_patches (c), pd = tf_config_patch_dim (c);
+  for (int r = 0; r < n_rows; r++)
+    if (!check_room (g, rows[r], np, error))
+      return FALSE;
+
+  /* x = patch_in(patches) + patch_pos + temb(t), the same for every row */
+  tf_patchify (g->patches, x_t, c->image_size, c->image_channels, c->patch_size);
+  tf_linear_forward (g->x, g->patches, W (g, "patch_in.weight"), W (g, "patch_in.bias"),
+                     np, pd, d);
+  float *code = g->time_buf, *h1 = code + d, *s1 = h1 + d, *temb = s1 + d;
+  tf_timestep_code (code, t, d);
+  tf_linear_forward (h1, code, W (g, "time_mlp.0.weight"), W (g, "time_mlp.0.bias"), 1, d, d);
+  tf_silu_forward (s1, h1, d);
+  tf_linear_forward (temb, s1, W (g, "time_mlp.2.weight"), W (g, "time_mlp.2.bias"), 1, d, d);
+  const float *pe = W (g, "patch_pos");
+  for (int k = 0; k < np; k++)
+    for (int e = 0; e < d; e++)
+      g->x[(size_t) k * d + e] += pe[(size_t) k * d + e] + temb[e];
+  for (int r = 1; r < n_rows; r++)
+    memcpy (g->x + (size_t) r * np * d, g->x, sizeof (float) * np * d);
+
+  forward_block (g, rows, n_rows, np, TRUE, commit);
+  if (eps != NULL)
+    {
+      const int values = tf_config_image_values (c);
+      tf_linear_forward (g->proj, g->xn, W (g, "patch_out.weight"), W (g, "patch_out.bias"),
+                         n_rows * np, d, pd);
+      for (int r = 0; r < n_rows; r++)
+        tf_unpatchify (eps + (size_t) r * values, g->proj + (size_t) r * np * pd,
+                       c->image_size, c->image_channels, c->patch_size);
+    }
+  return TRUE;
+}
+
+/* ---- Samplers ----------------------------------------------------------- */
+
+void
+tf_sampler_timesteps (int T, int n_steps, int *timesteps)
+{
+  for (int i = 0; i < n_steps; i++)
+    timesteps[i] = (int) ((int64_t) (n_steps - i) * T / n_steps);
+}
+
+void
+tf_sampler_update (TfSampler sampler, const double *alpha_bar, int t, int t_prev,
+                   const float *x_t, const float *eps, const float *z, int n,
+                   float *x0, float *x_prev)
+{
+  const double a_t = alpha_bar[t], a_p = alpha_bar[t_prev];
+  const double sa = sqrt (a_t), sb = sqrt (1.0 - a_t);
+  if (sampler == TF_SAMPLER_DDIM)
+    {
+      for (int k = 0; k < n; k++)
+        {
+          double x0k = CLAMP ((x_t[k] - sb * eps[k]) / sa, -1.0, 1.0);
+          double e = (x_t[k] - sa * x0k) / sb;
+          x0[k] = (float) x0k;
+          x_prev[k] = (float) (sqrt (a_p) * x0k + sqrt (1.0 - a_p) * e);
+        }
+      return;
+    }
+  /* DDPM posterior q(x_prev | x_t, x0) for the respaced pair (t, t_prev) */
+  const double beta = 1.0 - a_t / a_p;
+  const double c0 = sqrt (a_p) * beta / (1.0 - a_t);
+  const double ct = sqrt (1.0 - beta) * (1.0 - a_p) / (1.0 - a_t);
+  const double sigma = sqrt (beta * (1.0 - a_p) / (1.0 - a_t));
+  for (int k = 0; k < n; k++)
+    {
+      double x0k = CLAMP ((x_t[k] - sb * eps[k]) / sa, -1.0, 1.0);
+      double xp = c0 * x0k + ct * x_t[k];
+      if (t_prev > 0 && z != NULL)
+        xp += sigma * z[k];
+      x0[k] = (float) x0k;
+      x_prev[k] = (float) xp;
+    }
+}
+
+/* Denoises from pure noise after the prefixes already in rows 0 (and 1 for
+ * guidance), reporting every step; leaves the clean image in @pixels. */
+static gboolean
+denoise (TfGenerator *g, const TfGenerateSettings *s, gboolean guided,
+         const TfGenerateCallbacks *cb, float *pixels, GError **error)
+{
+  TfModel *m = g->model;
+  const TfConfig *c = tf_model_config (m);
+  const int values = tf_config_image_values (c);
+  const int S = MIN (s->steps, c->diffusion_steps);
+  g_autofree int *ts = g_new (int, S);
+  g_autofree float *x = g_new (float, values);
+  g_autofree float *x0 = g_new (float, values);
+  g_autofree float *x_prev = g_new (float, values);
+  g_autofree float *eps = g_new (float, values);
+  g_autofree float *z = g_new (float, values);
+  const int rows[N_ROWS] = { 0, 1 };
+  const int n_rows = guided ? 2 : 1;
+
+  tf_sampler_timesteps (c->diffusion_steps, S, ts);
+  for (int k = 0; k < values; k++)
+    x[k] = (float) tf_rng_normal (&g->rng);
+  for (int i = 0; i < S; i++)
+    {
+      if (!check_abort (g, error))
+        return FALSE;
+      const int t = ts[i], t_prev = i + 1 < S ? ts[i + 1] : 0;
+      if (!feed_image (g, rows, n_rows, x, t, FALSE, g->eps_rows, error))
+        return FALSE;
+      const float *eps_c = g->eps_rows, *eps_u = g->eps_rows + values;
+      const float w = (float) s->cfg;
+      for (int k = 0; k < values; k++)
+        eps[k] = guided ? eps_u[k] + w * (eps_c[k] - eps_u[k]) : eps_c[k];
+      const gboolean noisy = s->sampler == TF_SAMPLER_DDPM && t_prev > 0;
+      if (noisy)
+        for (int k = 0; k < values; k++)
+          z[k] = (float) tf_rng_normal (&g->rng);
+      tf_sampler_update (s->sampler, tf_model_alpha_bar (m), t, t_prev, x, eps,
+                         noisy ? z : NULL, values, x0, x_prev);
+      if (cb != NULL && cb->step != NULL)
+        {
+          TfStepEvent ev = { i + 1, S, t, c->image_size, c->image_channels, x, x0 };
+          cb->step (&ev, cb->user_data);
+        }
+      memcpy (x, x_prev, sizeof (float) * values);
+    }
+  memcpy (pixels, x, sizeof (float) * values);
+  return TRUE;
+}
+
+/* ---- Text sampling ------------------------------------------------------ */
+
+static int
+compare_probs_desc (const void *a, const void *b, void *data)
+{
+  const double *p = data;
+  double pa = p[*(const int *) a], pb = p[*(const int *) b];
+  if (pa != pb)
+    return pa > pb ? -1 : 1;
+  return *(const int *) a - *(const int *) b;   /* ties: smaller id first */
+}
+
+/* Samples the next token from g->logits; fills the event. */
+static int32_t
+sample_token (TfGenerator *g, const TfGenerateSettings *s, TfTokenEvent *ev)
+{
+  const int V = tf_model_config (g->model)->vocab_size;
+  const double temp = s->temperature > 0 ? s->temperature : 1.0;
+  double max = -INFINITY;
+  for (int v = 0; v < V; v++)
+    max = MAX (max, (double) g->logits[v]);
+  double sum = 0;
+  for (int v = 0; v < V; v++)
+    sum += g->probs[v] = exp ((g->logits[v] - max) / temp);
+  for (int v = 0; v < V; v++)
+    {
+      g->probs[v] /= sum;
+      g->order[v] = v;
+    }
+  g_qsort_with_data (g->order, V, sizeof (int), compare_probs_desc, g->probs);
+
+  int32_t id;
+  if (s->temperature <= 0)
+    id = g->order[0];
+  else
+    {
+      /* keep the top-k, then the smallest set whose mass reaches top-p */
+      int keep = s->top_k > 0 ? MIN (s->top_k, V) : V;
+      double mass = 0;
+      for (int k = 0; k < keep; k++)
+        {
+          mass += g->probs[g->order[k]];
+          if (mass >= s->top_p)
+            {
+              keep = k + 1;
+              break;
+            }
+        }
+      double kept = 0;
+      for (int k = 0; k < keep; k++)
+        kept += g->probs[g->order[k]];
+      double u = tf_rng_uniform (&g->rng) * kept;
+      id = g->order[keep - 1];
+      for (int k = 0; k < keep; k++)
+        {
+          u -= g->probs[g->order[k]];
+          if (u < 0)
+            {
+              id = g->order[k];
+              break;
+            }
+        }
+    }
+  memset (ev, 0, sizeof *ev);
+  ev->id = id;
+  ev->probability = g->probs[id];
+  ev->n_alternatives = MIN (TF_TOP_ALTERNATIVES, V);
+  for (int k = 0; k < ev->n_alternatives; k++)
+    {
+      ev->alternative_ids[k] = g->order[k];
+      ev->alternative_probabilities[k] = g->probs[g->order[k]];
+    }
+  const uint8_t *bytes = tf_tokenizer_token_bytes (g->tok, id, &ev->text_len);
+  ev->text = (const char *) bytes;
+  return id;
+}
+
+static void
+reset_rows (TfGenerator *g, const TfGenerateSettings *s)
+{
+  for (int r = 0; r < N_ROWS; r++)
+    g->n_cached[r] = 0;
+  tf_rng_seed (&g->rng, s->seed);
+  g_atomic_int_set (&g->abort, 0);
+}
+
+static GArray *
+encode (TfGenerator *g, const char *text)
+{
+  GArray *ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  if (text != NULL)
+    tf_tokenizer_encode_append (g->tok, text, strlen (text), ids);
+  return ids;
+}
+
+static void
+append_special (TfGenerator *g, GArray *ids, TfSpecial special)
+{
+  int32_t id = tf_tokenizer_special_id (g->tok, special);
+  g_array_append_val (ids, id);
+}
+
+/* Feeds [bos] negative [boi] into row 1, the unconditional branch. */
+static gboolean
+feed_unconditional (TfGenerator *g, const char *negative, GError **error)
+{
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  append_special (g, ids, TF_SPECIAL_BOS);
+  if (negative != NULL)
+    tf_tokenizer_encode_append (g->tok, negative, strlen (negative), ids);
+  append_special (g, ids, TF_SPECIAL_BOI);
+  g->n_cached[1] = 0;
+  return feed_tokens (g, 1, (int32_t *) ids->data, ids->len, NULL, error);
+}
+
+gboolean
+tf_generator_generate_image (TfGenerator *g, const char *prompt, const TfGenerateSettings *s,
+                             const TfGenerateCallbacks *cb, float *pixels, GError **error)
+{
+  if (!tf_generate_settings_validate (s, error))
+    return FALSE;
+  reset_rows (g, s);
+  const TfConfig *c = tf_model_config (g->model);
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  append_special (g, ids, TF_SPECIAL_BOS);
+  if (prompt != NULL)
+    tf_tokenizer_encode_append (g->tok, prompt, strlen (prompt), ids);
+  append_special (g, ids, TF_SPECIAL_BOI);
+  if ((int) ids->len + tf_config_n_patches (c) > c->max_seq_len)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "the prompt is %u tokens long; with the image's %d positions it does not fit "
+                   "in the model's context of %d", ids->len - 2, tf_config_n_patches (c),
+                   c->max_seq_len);
+      return FALSE;
+    }
+  const gboolean guided = s->cfg != 1.0;
+  if (!feed_tokens (g, 0, (int32_t *) ids->data, ids->len, NULL, error) ||
+      (guided && !feed_unconditional (g, s->negative, error)))
+    return FALSE;
+  if (cb != NULL && cb->image_begin != NULL)
+    cb->image_begin (cb->user_data);
+  if (!denoise (g, s, guided, cb, pixels, error))
+    return FALSE;
+  if (cb != NULL && cb->image_end != NULL)
+    cb->image_end (pixels, c->image_size, c->image_channels, cb->user_data);
+  return TRUE;
+}
+
+/* Decodes from the logits in g->logits into row 0 until <|eos|> (or a user
+ * turn, or max_tokens); <|boi|> draws an image when @images. Appends the
+ * reply's text to @reply. */
+static gboolean
+decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *cb,
+        gboolean images, GString *reply, GError **error)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  const int32_t eos = tf_tokenizer_special_id (g->tok, TF_SPECIAL_EOS);
+  const int32_t boi = tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOI);
+  const int32_t eoi = tf_tokenizer_special_id (g->tok, TF_SPECIAL_EOI);
+  const int32_t user = tf_tokenizer_special_id (g->tok, TF_SPECIAL_USER);
+  for (int n = 0; n < s->max_tokens; n++)
+    {
+      if (!check_abort (g, error))
+        return FALSE;
+      TfTokenEvent ev;
+      int32_t id = sample_token (g, s, &ev);
+      if (id == eos || id == user)
+        {
+          /* the reply ends; <|eos|> closes it in the cache */
+          return feed_tokens (g, 0, &eos, 1, NULL, error);
+        }
+      if (id == boi && images)
+        {
+          const int values = tf_config_image_values (c);
+          g_autofree float *pixels = g_new (float, values);
+          const gboolean guided = s->cfg != 1.0;
+          if (!feed_tokens (g, 0, &boi, 1, NULL, error) ||
+              !check_room (g, 0, tf_config_n_patches (c) + 1, error) ||
+              (guided && !feed_unconditional (g, s->negative, error)))
+            return FALSE;
+          if (cb != NULL && cb->image_begin != NULL)
+            cb->image_begin (cb->user_data);
+          if (!denoise (g, s, guided, cb, pixels, error))
+            return FALSE;
+          /* the clean image replaces the noise: its keys and values at t = 0 */
+          const int row = 0;
+          if (!feed_image (g, &row, 1, pixels, 0, TRUE, NULL, error) ||
+              !feed_tokens (g, 0, &eoi, 1, g->logits, error))
+            return FALSE;
+          if (cb != NULL && cb->image_end != NULL)
+            cb->image_end (pixels, c->image_size, c->image_channels, cb->user_data);
+          continue;
+        }
+      if (cb != NULL && cb->token != NULL)
+        cb->token (&ev, cb->user_data);
+      if (id < tf_tokenizer_vocab_size (g->tok) - TF_N_SPECIAL)
+        g_string_append_len (reply, ev.text, ev.text_len);
+      if (!feed_tokens (g, 0, &id, 1, g->logits, error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+char *
+tf_generator_caption (TfGenerator *g, const float *pixels, const TfGenerateSettings *s,
+                      const TfGenerateCallbacks *cb, GError **error)
+{
+  if (!tf_generate_settings_validate (s, error))
+    return NULL;
+  reset_rows (g, s);
+  const int32_t head[] = { tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOS),
+                           tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOI) };
+  const int32_t eoi = tf_tokenizer_special_id (g->tok, TF_SPECIAL_EOI);
+  const int row = 0;
+  if (!feed_tokens (g, 0, head, 2, NULL, error) ||
+      !feed_image (g, &row, 1, pixels, 0, TRUE, NULL, error) ||
+      !feed_tokens (g, 0, &eoi, 1, g->logits, error))
+    return NULL;
+  g_autoptr (GString) reply = g_string_new (NULL);
+  if (!decode (g, s, cb, FALSE, reply, error))
+    return NULL;
+  return g_strdup (g_strstrip (reply->str));
+}
+
+void
+tf_generator_chat_reset (TfGenerator *g)
+{
+  g->n_cached[0] = g->n_cached[1] = 0;
+}
+
+char *
+tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_image,
+                   const TfGenerateSettings *s, const TfGenerateCallbacks *cb, GError **error)
+{
+  if (!tf_generate_settings_validate (s, error))
+    return NULL;
+  const int before = g->n_cached[0];
+  tf_rng_seed (&g->rng, s->seed);
+  g_atomic_int_set (&g->abort, 0);
+
+  g_autoptr (GArray) head = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  if (before == 0)
+    append_special (g, head, TF_SPECIAL_BOS);
+  append_special (g, head, TF_SPECIAL_USER);
+  if (user_image != NULL)
+    append_special (g, head, TF_SPECIAL_BOI);
+  g_autoptr (GArray) tail = encode (g, user_text);
+  if (user_image != NULL)
+    {
+      int32_t eoi = tf_tokenizer_special_id (g->tok, TF_SPECIAL_EOI);
+      g_array_prepend_val (tail, eoi);
+    }
+  append_special (g, tail, TF_SPECIAL_ASSISTANT);
+
+  const int row = 0;
+  g_autoptr (GString) reply = g_string_new (NULL);
+  gboolean ok = feed_tokens (g, 0, (int32_t *) head->data, head->len, NULL, error) &&
+                (user_image == NULL || feed_image (g, &row, 1, user_image, 0, TRUE, NULL, error)) &&
+                feed_tokens (g, 0, (int32_t *) tail->data, tail->len, g->logits, error) &&
+                decode (g, s, cb, TRUE, reply, error);
+  if (!ok)
+    {
+      /* the conversation is as it was: later positions are overwritten */
+      g->n_cached[0] = before;
+      return NULL;
+    }
+  return g_strdup (g_strstrip (reply->str));
+}
+
+/* ---- Reference and test hooks -------------------------------------------- */
+
+gboolean
+tf_generator_predict_eps (TfGenerator *g, const int32_t *const *prefixes,
+                          const int *prefix_lengths, int n_rows, const float *x_t, int t,
+                          float *eps, GError **error)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  g_autofree TfSegment *segs = g_new0 (TfSegment, 2 * n_rows);
+  g_autofree TfSequence *seqs = g_new0 (TfSequence, n_rows);
+  for (int r = 0; r < n_rows; r++)
+    {
+      segs[2 * r] = (TfSegment) { .kind = TF_SEGMENT_TEXT, .tokens = prefixes[r],
+                                  .n_tokens = prefix_lengths[r] };
+      segs[2 * r + 1] = (TfSegment) { .kind = TF_SEGMENT_IMAGE, .pixels = x_t, .t = t,
+                                      .noised = TRUE };
+      seqs[r] = (TfSequence) { &segs[2 * r], 2 };
+    }
+  TfBatch batch = { seqs, n_rows, 0.0f };
+  if (!tf_model_forward (g->model, g->acts, &batch, NULL, error))
+    return FALSE;
+  for (int r = 0; r < n_rows; r++)
+    tf_activations_image_eps (g->acts, r, eps + (size_t) r * tf_config_image_values (c));
+  return TRUE;
+}
+
+gboolean
+tf_generator_cached_eps (TfGenerator *g, const int32_t *const *prefixes,
+                         const int *prefix_lengths, int n_rows, const float *x_t, int t,
+                         float *eps, GError **error)
+{
+  g_return_val_if_fail (n_rows >= 1 && n_rows <= N_ROWS, FALSE);
+  const int rows[N_ROWS] = { 0, 1 };
+  for (int r = 0; r < n_rows; r++)
+    {
+      g->n_cached[r] = 0;
+      if (!feed_tokens (g, r, prefixes[r], prefix_lengths[r], NULL, error))
+        return FALSE;
+    }
+  return feed_image (g, rows, n_rows, x_t, t, FALSE, eps, error);
+}
+
+gboolean
+tf_generator_cached_logits (TfGenerator *g, const int32_t *tokens, int n, int prefill,
+                            float *logits, GError **error)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  const int d = c->d_model, V = c->vocab_size;
+  g->n_cached[0] = 0;
+  if (prefill > 0)
+    {
+      if (!feed_tokens (g, 0, tokens, prefill, NULL, error))
+        return FALSE;
+      tf_linear_forward (logits, g->xn, W (g, "lm_head.weight"), NULL, prefill, d, V);
+    }
+  for (int i = prefill; i < n; i++)
+    if (!feed_tokens (g, 0, tokens + i, 1, logits + (size_t) i * V, error))
+      return FALSE;
+  return TRUE;
+}

@@ -1,0 +1,156 @@
+/* tf-generate.h: sampling from a Transfusion model (SPEC §4, issue 4).
+ *
+ * A TfGenerator owns a model, its tokenizer, the KV caches, one random
+ * generator and the abort flag. Text is decoded with a KV cache; an image is
+ * denoised as one block of patches that attends to the cached prefix, so each
+ * step costs only the block. Classifier-free guidance runs the conditional and
+ * the unconditional prefix as one batch of two. Every random draw comes from
+ * the generator's seeded RNG: same model, inputs, settings and seed give the
+ * same result, bit for bit, on the same build.
+ *
+ * No process-wide state: two generators may run in two threads. One generator
+ * is used by one thread at a time, except tf_generator_abort(), which any
+ * thread may call. */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "transfusion.h"
+#include "tf-tokenizer.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  TF_SAMPLER_DDPM,   /* ancestral, respaced to any step count */
+  TF_SAMPLER_DDIM,   /* deterministic (η = 0) */
+} TfSampler;
+
+const char *tf_sampler_name (TfSampler sampler);            /* "ddpm", "ddim" */
+gboolean    tf_sampler_from_name (const char *name, TfSampler *sampler);
+
+#define TF_MAX_STEPS 10000
+#define TF_TOP_ALTERNATIVES 5
+
+typedef struct {
+  /* text */
+  double    temperature;  /* 0: greedy */
+  int       top_k;        /* 0: off */
+  double    top_p;        /* 1: off */
+  int       max_tokens;   /* per reply */
+  /* images */
+  int       steps;        /* 1..TF_MAX_STEPS (50); more than the model's T run T */
+  double    cfg;          /* guidance scale w (3); 1 turns the unconditional branch off */
+  TfSampler sampler;      /* DDPM */
+  const char *negative;   /* unconditional prompt; NULL or "": the empty caption */
+  uint64_t  seed;
+} TfGenerateSettings;
+
+void tf_generate_settings_init (TfGenerateSettings *settings);
+/* Checks ranges; errors name the setting ("steps 0 is out of range (1 to 10000)"). */
+gboolean tf_generate_settings_validate (const TfGenerateSettings *settings, GError **error);
+
+typedef struct {
+  int32_t     id;
+  const char *text;       /* the token's bytes (may be part of a UTF-8 character) */
+  size_t      text_len;
+  double      probability;
+  int         n_alternatives;
+  int32_t     alternative_ids[TF_TOP_ALTERNATIVES];   /* most probable first */
+  double      alternative_probabilities[TF_TOP_ALTERNATIVES];
+} TfTokenEvent;
+
+typedef struct {
+  int          step;       /* 1..n_steps */
+  int          n_steps;
+  int          t;          /* the noise level of x_t */
+  int          size, channels;
+  const float *x_t;        /* size × size × channels in model units ([-1, 1] for pixels) */
+  const float *x0;         /* the predicted clean image */
+} TfStepEvent;
+
+typedef struct {
+  void (*token) (const TfTokenEvent *event, gpointer user_data);
+  /* called when the model starts an image (<|boi|>) and when it is done */
+  void (*image_begin) (gpointer user_data);
+  void (*step) (const TfStepEvent *event, gpointer user_data);
+  void (*image_end) (const float *pixels, int size, int channels, gpointer user_data);
+  gpointer user_data;
+} TfGenerateCallbacks;
+
+typedef struct _TfGenerator TfGenerator;
+
+/* Loads a checkpoint with its tokenizer. */
+TfGenerator *tf_generator_new_from_file (const char *path, GError **error);
+/* Takes ownership of @model and @tokenizer. */
+TfGenerator *tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error);
+void tf_generator_free (TfGenerator *gen);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfGenerator, tf_generator_free)
+
+TfModel *tf_generator_model (TfGenerator *gen);
+const TfTokenizer *tf_generator_tokenizer (TfGenerator *gen);
+
+/* Asks the running call to stop; it returns within one step or token with
+ * TF_ERROR_ABORTED. The flag clears when the next call starts. */
+void tf_generator_abort (TfGenerator *gen);
+
+/* Prompt → image: [bos] prompt [boi] then @settings->steps denoising steps
+ * (the unconditional row: [bos] negative [boi]). @pixels receives
+ * size × size × channels values in [-1, 1]. */
+gboolean tf_generator_generate_image (TfGenerator *gen, const char *prompt,
+                                      const TfGenerateSettings *settings,
+                                      const TfGenerateCallbacks *callbacks,
+                                      float *pixels, GError **error);
+
+/* Image → text: [bos] [boi] image (t = 0) [eoi], then decoding to <|eos|>.
+ * Returns the caption (UTF-8 where the model wrote UTF-8). */
+char *tf_generator_caption (TfGenerator *gen, const float *pixels,
+                            const TfGenerateSettings *settings,
+                            const TfGenerateCallbacks *callbacks, GError **error);
+
+/* A chat: each turn is [<|user|>] (<|boi|> image <|eoi|>) text [<|assistant|>]
+ * (the image optional, the first turn starts with <|bos|>); the reply streams
+ * through the callbacks and ends at <|eos|> (or when the model starts a user
+ * turn). When the model writes <|boi|> it draws an image, guided against the
+ * unconditional [<|bos|> <|boi|>] (the dropped caption of training); the
+ * clean image replaces the noise, <|eoi|> follows and text continues. The
+ * conversation stays in the generator's cache until tf_generator_chat_reset().
+ * When the context would overflow, the call fails with TF_ERROR_INPUT and the
+ * conversation is as it was before the call. */
+void tf_generator_chat_reset (TfGenerator *gen);
+char *tf_generator_chat (TfGenerator *gen, const char *user_text, const float *user_image,
+                         const TfGenerateSettings *settings,
+                         const TfGenerateCallbacks *callbacks, GError **error);
+
+/* ---- Pieces, exposed for tests ---------------------------------------- */
+
+/* The respaced timesteps of a sampler run: @n_steps values from T down to
+ * ≥ 1, strictly decreasing; the step after the last goes to t = 0. */
+void tf_sampler_timesteps (int T, int n_steps, int *timesteps);
+
+/* One denoising update from t to t_prev (t_prev < t, ᾱ(0) = 1) given the
+ * (guided) ε: fills x0 (clipped to [-1, 1]) and x_prev; DDPM adds
+ * sqrt(variance)·z with the given z (NULL when t_prev == 0). */
+void tf_sampler_update (TfSampler sampler, const double *alpha_bar, int t, int t_prev,
+                        const float *x_t, const float *eps, const float *z, int n,
+                        float *x0, float *x_prev);
+
+/* The model's ε-prediction for the image block x_t at noise level t after
+ * each of @n_rows prefixes (token arrays, no caching across calls): the
+ * reference the cached path is tested against, and what the twin's golden
+ * step compares with. @eps receives n_rows × image values. */
+gboolean tf_generator_predict_eps (TfGenerator *gen, const int32_t *const *prefixes,
+                                   const int *prefix_lengths, int n_rows, const float *x_t,
+                                   int t, float *eps, GError **error);
+
+/* The cached path, for tests: logits [n × V] of @tokens decoded with a KV
+ * cache (the first @prefill tokens as one block, then one at a time). */
+gboolean tf_generator_cached_logits (TfGenerator *gen, const int32_t *tokens, int n,
+                                     int prefill, float *logits, GError **error);
+/* The cached path of tf_generator_predict_eps(): prefixes prefilled into the
+ * cache, the image block computed against it. */
+gboolean tf_generator_cached_eps (TfGenerator *gen, const int32_t *const *prefixes,
+                                  const int *prefix_lengths, int n_rows, const float *x_t,
+                                  int t, float *eps, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,451 @@
+/* test-generate.c: sampling. The cached paths equal full recomputation; one
+ * denoising step equals the PyTorch twin's; same seed, same bits; abort
+ * within one step; context overflow is an error that changes nothing; a
+ * random model still gives valid images and text; <|boi|> draws an image. */
+#include "tf-generate.h"
+#include "tf-rng.h"
+#include "tf-test-util.h"
+
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+static const char *corpus[] = {
+  "a red circle at the top left", "a small blue square in the centre",
+  "what is a dog? a dog is a domestic animal", "draw a green star",
+  "a photo of a sneaker", "an ankle boot on a black background",
+  "the quick brown fox jumps over the lazy dog", "what is this? a pizza",
+};
+
+/* A random model with a real tokenizer. @max_seq_len and @patch shape it. */
+static TfGenerator *
+tiny_generator (uint64_t seed, int max_seq_len, int patch)
+{
+  g_autoptr (GError) error = NULL;
+  TfTokenizer *tok = tf_tokenizer_train (corpus, NULL, G_N_ELEMENTS (corpus), 300, &error);
+  g_assert_no_error (error);
+  TfConfig c = tf_test_tiny_config (tf_tokenizer_vocab_size (tok));
+  tf_tokenizer_apply_to_config (tok, &c);
+  c.max_seq_len = max_seq_len;
+  c.patch_size = patch;
+  TfModel *m = tf_model_new (&c, &error);
+  g_assert_no_error (error);
+  tf_model_init_random (m, seed);
+  TfGenerator *g = tf_generator_new (m, tok, &error);
+  g_assert_no_error (error);
+  return g;
+}
+
+static void
+test_cached_text_equals_full (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (1, 128, 4);
+  TfModel *m = tf_generator_model (g);
+  const int V = tf_model_config (m)->vocab_size;
+  g_autoptr (GError) error = NULL;
+  size_t n;
+  g_autofree int32_t *ids = tf_tokenizer_encode (tf_generator_tokenizer (g),
+                                                 "the quick brown fox jumps over a red circle", 43, &n);
+  g_assert_cmpuint (n, >, 8);
+
+  /* Full recomputation: one forward over the whole sequence. */
+  TfSegment seg = { .kind = TF_SEGMENT_TEXT, .tokens = ids, .n_tokens = (int) n };
+  TfSequence seq = { &seg, 1 };
+  TfBatch batch = { &seq, 1, 5.0f };
+  g_autoptr (TfActivations) acts = tf_activations_new (m);
+  g_assert_true (tf_model_forward (m, acts, &batch, NULL, &error));
+  g_assert_no_error (error);
+
+  /* Cached: a prefill of 5, then one token at a time. */
+  g_autofree float *cached = g_new (float, n * V);
+  g_assert_true (tf_generator_cached_logits (g, ids, (int) n, 5, cached, &error));
+  g_assert_no_error (error);
+  double worst;
+  g_assert_true (tf_test_close_f32 ("cached logits", cached, tf_activations_logits (acts), n * V,
+                                    1e-4, 1e-4, &worst));
+  g_test_message ("largest share of tolerance used: %.3g", worst);
+}
+
+static void
+test_cached_image_equals_full (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (2, 128, 4);
+  const TfConfig *c = tf_model_config (tf_generator_model (g));
+  const int values = tf_config_image_values (c);
+  const int32_t cond[] = { c->bos_id, 5, 17, 42, c->boi_id };
+  const int32_t uncond[] = { c->bos_id, c->boi_id };
+  const int32_t *prefixes[] = { cond, uncond };
+  const int lengths[] = { 5, 2 };
+  g_autofree float *x_t = g_new (float, values);
+  TfRng rng;
+  tf_rng_seed (&rng, 3);
+  for (int k = 0; k < values; k++)
+    x_t[k] = (float) tf_rng_normal (&rng);
+  g_autofree float *full = g_new (float, 2 * values);
+  g_autofree float *cached = g_new (float, 2 * values);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tf_generator_predict_eps (g, prefixes, lengths, 2, x_t, 640, full, &error));
+  g_assert_no_error (error);
+  g_assert_true (tf_generator_cached_eps (g, prefixes, lengths, 2, x_t, 640, cached, &error));
+  g_assert_no_error (error);
+  double worst;
+  g_assert_true (tf_test_close_f32 ("cached eps", cached, full, 2 * values, 1e-4, 1e-4, &worst));
+  g_test_message ("largest share of tolerance used: %.3g", worst);
+}
+
+/* One denoising step against the twin (tests/golden/tiny-sampling.safetensors). */
+static float *
+golden_tensor (TfSafetensors *st, const char *name, size_t n)
+{
+  const TfTensorInfo *info = tf_safetensors_find (st, name);
+  if (info == NULL)
+    g_error ("golden tensor '%s' is missing", name);
+  g_assert_cmpuint (info->n_elements, ==, n);
+  float *out = g_new (float, n);
+  g_assert_true (tf_safetensors_read_f32 (st, info, out, n, NULL));
+  return out;
+}
+
+static int32_t *
+golden_ids (TfSafetensors *st, const char *key, int *n)
+{
+  g_autoptr (JsonParser) p = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (p, tf_safetensors_metadata (st, key), -1, NULL));
+  JsonArray *a = json_node_get_array (json_parser_get_root (p));
+  *n = json_array_get_length (a);
+  int32_t *ids = g_new (int32_t, *n);
+  for (int i = 0; i < *n; i++)
+    ids[i] = (int32_t) json_array_get_int_element (a, i);
+  return ids;
+}
+
+static void
+test_step_matches_twin (void)
+{
+  g_autofree char *model_path = tf_test_data_path ("golden", "tiny-model.safetensors", NULL);
+  g_autofree char *path = tf_test_data_path ("golden", "tiny-sampling.safetensors", NULL);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("tests/golden/tiny-sampling.safetensors is missing");
+      return;
+    }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  /* The golden model has no tokenizer: the step needs none. */
+  TfModel *m = tf_model_load (model_path, &error);
+  g_assert_no_error (error);
+  const TfConfig *c = tf_model_config (m);
+  const int values = tf_config_image_values (c);
+  int n_cond, n_uncond;
+  g_autofree int32_t *cond = golden_ids (st, "cond_prefix", &n_cond);
+  g_autofree int32_t *uncond = golden_ids (st, "uncond_prefix", &n_uncond);
+  const int t = atoi (tf_safetensors_metadata (st, "t"));
+  const int t_prev = atoi (tf_safetensors_metadata (st, "t_prev"));
+  const float w = (float) g_ascii_strtod (tf_safetensors_metadata (st, "cfg"), NULL);
+
+  /* The golden model has no tokenizer, so the step is assembled here from
+   * the model's forward (which the cached path is tested against above) and
+   * tf_sampler_update(). */
+  g_autofree float *x_t = golden_tensor (st, "x_t", values);
+  g_autofree float *z = golden_tensor (st, "z", values);
+  g_autofree float *ref_eps = golden_tensor (st, "eps", values);
+  g_autofree float *ref_ec = golden_tensor (st, "eps_c", values);
+  g_autofree float *ref_eu = golden_tensor (st, "eps_u", values);
+
+  /* ε of both rows through the model's forward (the cached path is checked
+   * against this path above). */
+  g_autoptr (TfActivations) acts = tf_activations_new (m);
+  TfSegment segs[4] = {
+    { .kind = TF_SEGMENT_TEXT, .tokens = cond, .n_tokens = n_cond },
+    { .kind = TF_SEGMENT_IMAGE, .pixels = x_t, .t = t, .noised = TRUE },
+    { .kind = TF_SEGMENT_TEXT, .tokens = uncond, .n_tokens = n_uncond },
+    { .kind = TF_SEGMENT_IMAGE, .pixels = x_t, .t = t, .noised = TRUE },
+  };
+  TfSequence seqs[2] = { { &segs[0], 2 }, { &segs[2], 2 } };
+  TfBatch batch = { seqs, 2, 0.0f };
+  g_assert_true (tf_model_forward (m, acts, &batch, NULL, &error));
+  g_autofree float *eps_c = g_new (float, values), *eps_u = g_new (float, values);
+  g_autofree float *eps = g_new (float, values);
+  tf_activations_image_eps (acts, 0, eps_c);
+  tf_activations_image_eps (acts, 1, eps_u);
+  for (int k = 0; k < values; k++)
+    eps[k] = eps_u[k] + w * (eps_c[k] - eps_u[k]);
+  gboolean ok = tf_test_close_f32 ("eps_c", eps_c, ref_ec, values, 1e-5, 1e-4, NULL);
+  ok &= tf_test_close_f32 ("eps_u", eps_u, ref_eu, values, 1e-5, 1e-4, NULL);
+  ok &= tf_test_close_f32 ("eps", eps, ref_eps, values, 1e-5, 1e-4, NULL);
+
+  g_autofree float *x0 = g_new (float, values), *x_prev = g_new (float, values);
+  const struct { TfSampler s; const char *x0, *x_prev; } cases[] = {
+    { TF_SAMPLER_DDPM, "ddpm.x0", "ddpm.x_prev" },
+    { TF_SAMPLER_DDIM, "ddim.x0", "ddim.x_prev" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      /* the update from the twin's own ε isolates the sampler arithmetic */
+      tf_sampler_update (cases[i].s, tf_model_alpha_bar (m), t, t_prev, x_t, ref_eps, z, values,
+                         x0, x_prev);
+      g_autofree float *r0 = golden_tensor (st, cases[i].x0, values);
+      g_autofree float *rp = golden_tensor (st, cases[i].x_prev, values);
+      ok &= tf_test_close_f32 (cases[i].x0, x0, r0, values, 1e-5, 1e-4, NULL);
+      ok &= tf_test_close_f32 (cases[i].x_prev, x_prev, rp, values, 1e-5, 1e-4, NULL);
+      /* and the whole step from our own ε */
+      tf_sampler_update (cases[i].s, tf_model_alpha_bar (m), t, t_prev, x_t, eps, z, values,
+                         x0, x_prev);
+      ok &= tf_test_close_f32 (cases[i].x_prev, x_prev, rp, values, 1e-4, 1e-3, NULL);
+    }
+
+  /* Respaced timesteps. */
+  const int counts[] = { 50, 7 };
+  for (guint i = 0; i < G_N_ELEMENTS (counts); i++)
+    {
+      char key[32];
+      g_snprintf (key, sizeof key, "timesteps.%d", counts[i]);
+      int n;
+      g_autofree int32_t *ref = golden_ids (st, key, &n);
+      g_assert_cmpint (n, ==, counts[i]);
+      g_autofree int *ts = g_new (int, n);
+      tf_sampler_timesteps (c->diffusion_steps, n, ts);
+      for (int k = 0; k < n; k++)
+        g_assert_cmpint (ts[k], ==, ref[k]);
+    }
+  g_assert_true (ok);
+  tf_model_free (m);
+}
+
+/* ---- whole generations -------------------------------------------------- */
+
+typedef struct {
+  int steps_seen, images_begun, images_ended, tokens;
+  int abort_at;
+  TfGenerator *g;
+  gboolean finite;
+} Watch;
+
+static void
+on_step (const TfStepEvent *ev, gpointer data)
+{
+  Watch *w = data;
+  w->steps_seen++;
+  const int n = ev->size * ev->size * ev->channels;
+  for (int k = 0; k < n; k++)
+    w->finite &= isfinite (ev->x_t[k]) && isfinite (ev->x0[k]) && fabsf (ev->x0[k]) <= 1.0f;
+  if (w->abort_at > 0 && ev->step == w->abort_at)
+    tf_generator_abort (w->g);
+}
+
+static void on_begin (gpointer data) { ((Watch *) data)->images_begun++; }
+static void
+on_end (const float *pixels, int size, int channels, gpointer data)
+{
+  ((Watch *) data)->images_ended++;
+}
+static void
+on_token (const TfTokenEvent *ev, gpointer data)
+{
+  Watch *w = data;
+  w->tokens++;
+  w->finite &= ev->probability > 0 && ev->probability <= 1;
+}
+
+static void
+test_image_seed_determinism (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (4, 128, 4);
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (g)));
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 8;
+  s.seed = 99;
+  Watch w = { .finite = TRUE, .g = g };
+  TfGenerateCallbacks cb = { on_token, on_begin, on_step, on_end, &w };
+  g_autofree float *a = g_new (float, values), *b = g_new (float, values);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, &cb, a, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (w.steps_seen, ==, 8);
+  g_assert_cmpint (w.images_begun, ==, 1);
+  g_assert_cmpint (w.images_ended, ==, 1);
+  g_assert_true (w.finite);
+  for (int k = 0; k < values; k++)
+    g_assert_true (isfinite (a[k]) && a[k] >= -1 && a[k] <= 1);
+
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, NULL, b, &error));
+  g_assert_cmpmem (a, values * sizeof (float), b, values * sizeof (float));
+  s.seed = 100;
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, NULL, b, &error));
+  g_assert_true (memcmp (a, b, values * sizeof (float)) != 0);
+  s.seed = 99;
+  s.sampler = TF_SAMPLER_DDIM;
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, NULL, b, &error));
+  g_assert_true (memcmp (a, b, values * sizeof (float)) != 0);
+}
+
+static void
+test_abort_within_a_step (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (5, 128, 4);
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (g)));
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 20;
+  Watch w = { .finite = TRUE, .g = g, .abort_at = 3 };
+  TfGenerateCallbacks cb = { NULL, NULL, on_step, NULL, &w };
+  g_autofree float *x = g_new (float, values);
+  g_autoptr (GError) error = NULL;
+  g_assert_false (tf_generator_generate_image (g, "a dog", &s, &cb, x, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_ABORTED);
+  g_assert_cmpint (w.steps_seen, ==, 3);
+
+  /* The next call runs normally. */
+  g_clear_error (&error);
+  w = (Watch) { .finite = TRUE, .g = g };
+  s.steps = 4;
+  g_assert_true (tf_generator_generate_image (g, "a dog", &s, &cb, x, &error));
+  g_assert_cmpint (w.steps_seen, ==, 4);
+}
+
+static void
+test_caption_and_chat_are_valid (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (6, 256, 4);
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (g)));
+  g_autofree float *image = g_new (float, values);
+  for (int k = 0; k < values; k++)
+    image[k] = (float) sin (k * 0.1);
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.max_tokens = 12;
+  Watch w = { .finite = TRUE, .g = g };
+  TfGenerateCallbacks cb = { on_token, on_begin, on_step, on_end, &w };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *caption = tf_generator_caption (g, image, &s, &cb, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (caption);
+  g_assert_true (w.finite);
+  g_assert_cmpint (w.tokens, <=, 12);
+
+  /* Same seed, same caption. */
+  g_autofree char *again = tf_generator_caption (g, image, &s, NULL, &error);
+  g_assert_cmpstr (caption, ==, again);
+
+  g_autofree char *reply = tf_generator_chat (g, "what is a dog?", NULL, &s, &cb, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (reply);
+  g_autofree char *reply2 = tf_generator_chat (g, "what is this?", image, &s, &cb, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (reply2);
+}
+
+static void
+test_context_overflow (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (7, 96, 4);   /* 64 patches + 32 tokens */
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (g)));
+  g_autofree float *x = g_new (float, values);
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 2;
+  s.max_tokens = 4;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GString) long_prompt = g_string_new (NULL);
+  for (int i = 0; i < 40; i++)
+    g_string_append (long_prompt, "quick brown fox ");
+  g_assert_false (tf_generator_generate_image (g, long_prompt->str, &s, NULL, x, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_nonnull (strstr (error->message, "does not fit"));
+  g_clear_error (&error);
+
+  /* A chat turn that does not fit fails and leaves the conversation as it was. */
+  g_autofree char *first = tf_generator_chat (g, "hi", NULL, &s, NULL, &error);
+  g_assert_no_error (error);
+  g_autofree char *too_long = tf_generator_chat (g, long_prompt->str, NULL, &s, NULL, &error);
+  g_assert_null (too_long);
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_nonnull (strstr (error->message, "context is full"));
+  g_clear_error (&error);
+  g_autofree char *next = tf_generator_chat (g, "hi", NULL, &s, NULL, &error);
+  g_assert_no_error (error);
+
+  /* 10^9 steps and NaN guidance are refused before any work. */
+  s.steps = 1000000000;
+  g_assert_false (tf_generator_generate_image (g, "x", &s, NULL, x, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_clear_error (&error);
+  s.steps = 2;
+  s.cfg = NAN;
+  g_assert_false (tf_generator_generate_image (g, "x", &s, NULL, x, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+}
+
+/* A model built so that <|boi|> is always the most likely token: the residual
+ * stream's dimension 0 is a positive constant that no layer changes, and only
+ * the <|boi|> row of the LM head reads it. The chat must then draw images. */
+static void
+test_boi_draws_an_image (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (8, 512, 8);
+  TfModel *m = tf_generator_model (g);
+  const TfConfig *c = tf_model_config (m);
+  float *p = tf_model_params (m);
+  const int d = c->d_model;
+  for (int i = 0; i < tf_model_n_tensors (m); i++)
+    {
+      const TfParamInfo *t = tf_model_tensor (m, i);
+      float *w = p + t->offset;
+      if (strcmp (t->name, "tok_emb.weight") == 0)
+        for (int r = 0; r < t->shape[0]; r++)
+          w[(size_t) r * d] = 1.0f;
+      else if (strcmp (t->name, "patch_in.bias") == 0)
+        w[0] = 1.0f;
+      else if (strcmp (t->name, "patch_in.weight") == 0 || strcmp (t->name, "patch_pos") == 0 ||
+               strcmp (t->name, "time_mlp.2.weight") == 0)
+        {
+          /* row 0 of [d, *] weights, or column 0 of patch_pos [n, d] */
+          if (strcmp (t->name, "patch_pos") == 0)
+            for (int r = 0; r < t->shape[0]; r++)
+              w[(size_t) r * d] = 0.0f;
+          else
+            memset (w, 0, sizeof (float) * t->shape[1]);
+        }
+      else if (strcmp (t->name, "time_mlp.2.bias") == 0)
+        w[0] = 0.0f;
+      else if (g_str_has_suffix (t->name, "attn.wo") || g_str_has_suffix (t->name, "mlp.w2"))
+        memset (w, 0, sizeof (float) * t->shape[1]);   /* output row 0 */
+      else if (strcmp (t->name, "lm_head.weight") == 0)
+        {
+          for (int r = 0; r < t->shape[0]; r++)
+            w[(size_t) r * d] = r == c->boi_id ? 50.0f : 0.0f;
+        }
+    }
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 3;
+  s.max_tokens = 2;
+  s.temperature = 0;
+  Watch w = { .finite = TRUE, .g = g };
+  TfGenerateCallbacks cb = { on_token, on_begin, on_step, on_end, &w };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *reply = tf_generator_chat (g, "draw a dog", NULL, &s, &cb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (w.images_begun, ==, 2);
+  g_assert_cmpint (w.images_ended, ==, 2);
+  g_assert_cmpint (w.steps_seen, ==, 6);
+  g_assert_cmpint (w.tokens, ==, 0);
+  g_assert_true (w.finite);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/generate/cached-text", test_cached_text_equals_full);
+  g_test_add_func ("/generate/cached-image", test_cached_image_equals_full);
+  g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
+  g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);
+  g_test_add_func ("/generate/abort", test_abort_within_a_step);
+  g_test_add_func ("/generate/caption-and-chat", test_caption_and_chat_are_valid);
+  g_test_add_func ("/generate/context-overflow", test_context_overflow);
+  g_test_add_func ("/generate/boi-draws-an-image", test_boi_draws_an_image);
+  return g_test_run ();
+}
