@@ -7,11 +7,11 @@
  * setjmp and freed after the jump is volatile, and nothing is allocated with
  * g_autofree inside the protected region.
  *
- * Writing encodes into memory first, then writes the bytes to "PATH.XXXXXX"
- * beside the target, fsyncs and renames: a failure leaves the previous file
- * as it was. */
+ * Writing encodes into memory first, then writes the bytes atomically
+ * (tf-file.h): a failure leaves the previous file as it was. */
 #include "tf-image.h"
 #include "tf-config.h"
+#include "tf-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,31 +38,35 @@ tf_image_clear (TfImage *image)
   image->height = 0;
 }
 
+/* libpng's error pointer, reading and writing: the last error's message. */
+typedef struct {
+  char text[256];
+} PngMessage;
+
+static void
+keep_png_error (png_structp png, png_const_charp message)
+{
+  PngMessage *kept = png_get_error_ptr (png);
+  g_strlcpy (kept->text, message != NULL ? message : "unknown error", sizeof kept->text);
+  png_longjmp (png, 1);
+}
+
+/* libpng's warnings (an odd sRGB profile, an unknown chunk) are not our
+ * caller's business: the image decodes, or encodes. */
+static void
+ignore_png_warning (png_structp png, png_const_charp message)
+{
+}
+
 /* --- reading ------------------------------------------------------------- */
 
 typedef struct {
   const uint8_t *data;
   size_t         len;
   size_t         pos;
-  char           message[256];   /* libpng's last error */
+  PngMessage     message;
   gboolean       own_message;    /* not libpng's: no "corrupt PNG" */
 } PngReader;
-
-static void
-reader_error (png_structp png, png_const_charp message)
-{
-  PngReader *reader = png_get_error_ptr (png);
-  g_strlcpy (reader->message, message != NULL ? message : "unknown error",
-             sizeof reader->message);
-  png_longjmp (png, 1);
-}
-
-/* libpng's warnings (an odd sRGB profile, an unknown chunk) are not our
- * caller's business: the image decodes. */
-static void
-reader_warning (png_structp png, png_const_charp message)
-{
-}
 
 static void
 reader_read (png_structp png, png_bytep out, size_t n)
@@ -133,8 +137,8 @@ read_png (const uint8_t *data, size_t len, const char *name, TfImage *image, GHa
     }
 
   PngReader reader = { .data = data, .len = len, .pos = 0 };
-  png_structp png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &reader, reader_error,
-                                            reader_warning);
+  png_structp png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &reader.message,
+                                            keep_png_error, ignore_png_warning);
   if (png == NULL)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: out of memory", name);
@@ -158,10 +162,10 @@ read_png (const uint8_t *data, size_t len, const char *name, TfImage *image, GHa
       g_free (pixels);
       png_destroy_read_struct (&png, &info, NULL);
       if (reader.own_message)
-        g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: %s", name, reader.message);
+        g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: %s", name, reader.message.text);
       else
         g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: corrupt PNG: %s", name,
-                     reader.message);
+                     reader.message.text);
       return FALSE;
     }
 
@@ -177,7 +181,7 @@ read_png (const uint8_t *data, size_t len, const char *name, TfImage *image, GHa
   png_uint_32 height = png_get_image_height (png, info);
   if (width == 0 || height == 0 || (uint64_t) width * height > TF_IMAGE_MAX_PIXELS)
     {
-      g_snprintf (reader.message, sizeof reader.message,
+      g_snprintf (reader.message.text, sizeof reader.message.text,
                   "image is %u×%u pixels, more than the limit of %u", (unsigned) width,
                   (unsigned) height, TF_IMAGE_MAX_PIXELS);
       reader.own_message = TRUE;
@@ -327,30 +331,11 @@ tf_image_read_png_text (const char *path, GError **error)
 
 /* --- writing ------------------------------------------------------------- */
 
-typedef struct {
-  GByteArray *bytes;
-  char        message[256];
-} PngWriter;
-
-static void
-writer_error (png_structp png, png_const_charp message)
-{
-  PngWriter *writer = png_get_error_ptr (png);
-  g_strlcpy (writer->message, message != NULL ? message : "unknown error",
-             sizeof writer->message);
-  png_longjmp (png, 1);
-}
-
-static void
-writer_warning (png_structp png, png_const_charp message)
-{
-}
-
 static void
 writer_write (png_structp png, png_bytep data, size_t n)
 {
-  PngWriter *writer = png_get_io_ptr (png);
-  g_byte_array_append (writer->bytes, data, (guint) n);
+  GByteArray *bytes = png_get_io_ptr (png);
+  g_byte_array_append (bytes, data, (guint) n);
 }
 
 static void
@@ -381,9 +366,9 @@ encode_png (const uint8_t *pixels, int width, int height, int channels,
             const char *const *keys, const char *const *values, int n_text,
             GByteArray *bytes, const char *name, GError **error)
 {
-  PngWriter writer = { .bytes = bytes };
-  png_structp png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &writer, writer_error,
-                                             writer_warning);
+  PngMessage message = { "" };
+  png_structp png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &message, keep_png_error,
+                                             ignore_png_warning);
   if (png == NULL)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: out of memory", name);
@@ -404,11 +389,11 @@ encode_png (const uint8_t *pixels, int width, int height, int channels,
       g_free (rows);
       png_destroy_write_struct (&png, &info);
       g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not encode PNG: %s", name,
-                   writer.message);
+                   message.text);
       return FALSE;
     }
 
-  png_set_write_fn (png, &writer, writer_write, writer_flush);
+  png_set_write_fn (png, bytes, writer_write, writer_flush);
   int color_type = channels == 1 ? PNG_COLOR_TYPE_GRAY
                  : channels == 3 ? PNG_COLOR_TYPE_RGB
                                  : PNG_COLOR_TYPE_RGB_ALPHA;
@@ -438,39 +423,6 @@ encode_png (const uint8_t *pixels, int width, int height, int channels,
   g_free (rows);
   g_free (chunks);
   return TRUE;
-}
-
-static int
-write_all (int fd, const uint8_t *data, size_t len)
-{
-  while (len > 0)
-    {
-      ssize_t n = write (fd, data, len);
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          return errno;
-        }
-      data += n;
-      len -= (size_t) n;
-    }
-  return 0;
-}
-
-/* Makes the rename durable. Some file systems cannot sync a directory. */
-static int
-sync_directory (const char *path)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  int fd = g_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-  if (fd < 0)
-    return errno;
-  int err = 0;
-  if (fsync (fd) != 0 && errno != EINVAL && errno != ENOTSUP)
-    err = errno;
-  close (fd);
-  return err;
 }
 
 gboolean
@@ -526,37 +478,10 @@ tf_image_write_png (const char *path, const uint8_t *rgb, int width, int height,
   if (!encode_png (rgb, width, height, channels, keys, values, n_text, bytes, shown, error))
     return FALSE;
 
-  g_autofree char *tmp_path = g_strconcat (path, ".XXXXXX", NULL);
-  int fd = g_mkstemp_full (tmp_path, O_RDWR | O_CLOEXEC, 0666);
-  if (fd < 0)
-    {
-      int err = errno;
-      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not write: %s", shown,
-                   g_strerror (err));
-      return FALSE;
-    }
-  int err = write_all (fd, bytes->data, bytes->len);
-  if (err == 0 && fsync (fd) != 0)
-    err = errno;
-  if (close (fd) != 0 && err == 0)
-    err = errno;
-  if (err == 0 && g_rename (tmp_path, path) != 0)
-    err = errno;
-  if (err != 0)
-    {
-      g_unlink (tmp_path);
-      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not write: %s", shown,
-                   g_strerror (err));
-      return FALSE;
-    }
-  err = sync_directory (path);
-  if (err != 0)
-    {
-      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not write: %s", shown,
-                   g_strerror (err));
-      return FALSE;
-    }
-  return TRUE;
+  g_autoptr (TfAtomicFile) file = tf_atomic_file_new (path, error);
+  if (file == NULL || !tf_atomic_file_write (file, bytes->data, bytes->len, error))
+    return FALSE;
+  return tf_atomic_file_commit (g_steal_pointer (&file), error);
 }
 
 /* --- model pixels ------------------------------------------------------- */

@@ -23,10 +23,11 @@
  * parser meets it, then the first bad entry in file order, then the layout
  * of the data.
  *
- * Writing goes to "PATH.XXXXXX" beside the target, fsync, rename, fsync of
- * the directory: a crash leaves either the old file or the new one. */
+ * Writing is atomic (tf-file.h): a crash leaves either the old file or the
+ * new one. */
 #include "tf-safetensors.h"
 #include "tf-config.h"
+#include "tf-file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1783,37 +1784,15 @@ build_header (const TfTensorOut *tensors, int n_tensors,
   return g_string_free (out, FALSE);
 }
 
-/* Writes all of @buf; returns 0 or an errno value. */
-static int
-write_all (int fd, const void *buf, size_t len)
-{
-  const guint8 *p = buf;
-  while (len > 0)
-    {
-      ssize_t n = write (fd, p, MIN (len, (size_t) 1 << 30));
-      if (n < 0)
-        {
-          if (errno == EINTR)
-            continue;
-          return errno;
-        }
-      if (n == 0)
-        return ENOSPC;
-      p += n;
-      len -= (size_t) n;
-    }
-  return 0;
-}
-
-static int
-write_tensor_data (int fd, const TfTensorOut *t, void *chunk)
+static gboolean
+write_tensor_data (TfAtomicFile *file, const TfTensorOut *t, void *chunk, GError **error)
 {
   uint64_t n_elements, n_bytes;
   shape_size (t->shape, t->n_dims, t->dtype, &n_elements, &n_bytes);
   if (n_elements == 0)
-    return 0;
+    return TRUE;
   if (t->data == NULL)
-    return write_all (fd, t->raw, (size_t) n_bytes);
+    return tf_atomic_file_write (file, t->raw, (size_t) n_bytes, error);
 
   for (uint64_t start = 0; start < n_elements; start += WRITE_CHUNK_ELEMENTS)
     {
@@ -1835,26 +1814,10 @@ write_tensor_data (int fd, const TfTensorOut *t, void *chunk)
                                                              : tf_f32_to_bf16 (src[i]));
           size = count * 2;
         }
-      int err = write_all (fd, chunk, size);
-      if (err != 0)
-        return err;
+      if (!tf_atomic_file_write (file, chunk, size, error))
+        return FALSE;
     }
-  return 0;
-}
-
-/* Makes the rename durable. Some file systems cannot sync a directory. */
-static int
-sync_directory (const char *path)
-{
-  g_autofree char *dir = g_path_get_dirname (path);
-  int fd = g_open (dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-  if (fd < 0)
-    return errno;
-  int err = 0;
-  if (fsync (fd) != 0 && errno != EINVAL && errno != ENOTSUP)
-    err = errno;
-  close (fd);
-  return err;
+  return TRUE;
 }
 
 gboolean
@@ -1904,29 +1867,12 @@ tf_safetensors_write (const char *path,
   memcpy (prefix + 8, header, header_len);
   memset (prefix + 8 + header_len, ' ', padded_len - header_len);
 
-  g_autofree char *tmp_path = g_strconcat (path, ".XXXXXX", NULL);
-  int fd = g_mkstemp_full (tmp_path, O_RDWR | O_CLOEXEC, 0666);
-  if (fd < 0)
-    return fail (error, TF_ERROR_IO, shown, NULL, "could not write: %s", g_strerror (errno));
-
+  g_autoptr (TfAtomicFile) file = tf_atomic_file_new (path, error);
+  if (file == NULL || !tf_atomic_file_write (file, prefix, 8 + padded_len, error))
+    return FALSE;
   g_autofree void *chunk = g_malloc (WRITE_CHUNK_ELEMENTS * sizeof (float));
-  int err = write_all (fd, prefix, 8 + padded_len);
-  for (int i = 0; i < n_tensors && err == 0; i++)
-    err = write_tensor_data (fd, &tensors[i], chunk);
-  if (err == 0 && fsync (fd) != 0)
-    err = errno;
-  if (close (fd) != 0 && err == 0)
-    err = errno;
-  if (err == 0 && g_rename (tmp_path, path) != 0)
-    err = errno;
-  if (err != 0)
-    {
-      g_unlink (tmp_path);
-      return fail (error, TF_ERROR_IO, shown, NULL, "could not write: %s", g_strerror (err));
-    }
-  /* The new file is in place; only its durability is in question now. */
-  err = sync_directory (path);
-  if (err != 0)
-    return fail (error, TF_ERROR_IO, shown, NULL, "could not write: %s", g_strerror (err));
-  return TRUE;
+  for (int i = 0; i < n_tensors; i++)
+    if (!write_tensor_data (file, &tensors[i], chunk, error))
+      return FALSE;
+  return tf_atomic_file_commit (g_steal_pointer (&file), error);
 }

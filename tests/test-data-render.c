@@ -7,6 +7,7 @@
 #include "tf-data.h"
 #include "tf-data-shapes.h"
 #include "tf-config.h"
+#include "tf-test-util.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -17,42 +18,6 @@
 #define EMOJI_FONT_PATH "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 
 /* --- helpers ------------------------------------------------------------ */
-
-static char *
-make_temp_dir (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("tf-data-render-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static void
-write_file (const char *dir, const char *name, const char *contents)
-{
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr (GError) error = NULL;
-  g_file_set_contents (path, contents, -1, &error);
-  g_assert_no_error (error);
-}
 
 static size_t
 n_floats (const TfExample *example)
@@ -83,6 +48,26 @@ assert_same_example (const TfExample *a, const TfExample *b)
   g_assert_cmpstr (a->caption, ==, b->caption);
   g_assert_cmpstr (a->subject, ==, b->subject);
   g_assert_cmpint (a->label, ==, b->label);
+}
+
+/* Example @i of @a and of @b, each drawn with an rng seeded @seed: the same
+ * example, in range, with @channels channels, and the rngs end in the same
+ * state. Returns @a's. */
+static TfExample
+assert_same_draw (TfDataSource *a, TfDataSource *b, int64_t i, uint64_t seed, int channels)
+{
+  TfRng ra, rb;
+  tf_rng_seed (&ra, seed);
+  tf_rng_seed (&rb, seed);
+  TfExample ea, eb;
+  g_assert_true (tf_data_source_get (a, i, &ra, &ea, NULL));
+  g_assert_true (tf_data_source_get (b, i, &rb, &eb, NULL));
+  assert_same_example (&ea, &eb);
+  assert_in_range (&ea);
+  g_assert_cmpint (ea.channels, ==, channels);
+  g_assert_cmpmem (ra.s, sizeof ra.s, rb.s, sizeof rb.s);
+  tf_example_clear (&eb);
+  return ea;
 }
 
 static int
@@ -150,18 +135,9 @@ test_shapes_determinism (void)
       for (int64_t index = 0; index < 200; index++)
         {
           int64_t i = index * 5368709 % tf_data_source_size (a);
-          TfRng ra, rb;
-          tf_rng_seed (&ra, 42 + (uint64_t) index);
-          tf_rng_seed (&rb, 42 + (uint64_t) index);
-          TfExample ea, eb;
-          g_assert_true (tf_data_source_get (a, i, &ra, &ea, NULL));
-          g_assert_true (tf_data_source_get (b, i, &rb, &eb, NULL));
-          assert_same_example (&ea, &eb);
-          assert_in_range (&ea);
+          TfExample ea = assert_same_draw (a, b, i, 42 + (uint64_t) index, channels);
           g_assert_cmpint (ea.size, ==, 32);
-          g_assert_cmpint (ea.channels, ==, channels);
           g_assert_cmpint (ea.label, ==, -1);
-          g_assert_cmpmem (ra.s, sizeof ra.s, rb.s, sizeof rb.s);
 
           /* Another rng phrases it differently but draws the same scene. */
           TfRng rc;
@@ -171,7 +147,6 @@ test_shapes_determinism (void)
           g_assert_cmpmem (ea.pixels, n_floats (&ea) * sizeof (float), ec.pixels,
                            n_floats (&ec) * sizeof (float));
           tf_example_clear (&ea);
-          tf_example_clear (&eb);
           tf_example_clear (&ec);
         }
     }
@@ -706,17 +681,8 @@ test_emoji_determinism (void)
       for (int64_t k = 0; k < 300; k++)
         {
           int64_t i = k * 7919 % tf_data_source_size (a);
-          TfRng ra, rb;
-          tf_rng_seed (&ra, 100 + (uint64_t) k);
-          tf_rng_seed (&rb, 100 + (uint64_t) k);
-          TfExample ea, eb;
-          g_assert_true (tf_data_source_get (a, i, &ra, &ea, NULL));
-          g_assert_true (tf_data_source_get (other, i, &rb, &eb, NULL));
-          assert_same_example (&ea, &eb);
-          assert_in_range (&ea);
-          g_assert_cmpint (ea.channels, ==, channels);
+          TfExample ea = assert_same_draw (a, other, i, 100 + (uint64_t) k, channels);
           tf_example_clear (&ea);
-          tf_example_clear (&eb);
         }
     }
 }
@@ -872,8 +838,8 @@ test_emoji_parsing (void)
     return;
   /* Only fully-qualified entries without skin tones that the font draws
    * as one glyph (the made-up "pizza pair" has none). */
-  g_autofree char *dir = make_temp_dir ();
-  write_file (dir, "emoji-test.txt", mini_emoji_test);
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-render-XXXXXX");
+  tf_test_write_file (dir, "emoji-test.txt", mini_emoji_test, -1);
   g_autoptr (GError) error = NULL;
   g_autoptr (TfDataSource) train = tf_data_emoji_new (dir, TF_SPLIT_TRAIN, 32, 3, &error);
   g_assert_no_error (error);
@@ -889,7 +855,7 @@ test_emoji_parsing (void)
   int64_t total = tf_data_source_size (train) + tf_data_source_size (heldout);
   g_assert_cmpint (total % 5, ==, 0);
   g_test_message ("augmentations per emoji: %" G_GINT64_FORMAT, total / 5);
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 static void
@@ -907,7 +873,7 @@ assert_emoji_error (const char *dir, int code, const char *must_mention)
 static void
 test_emoji_errors (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-render-XXXXXX");
   g_autofree char *test_path = g_build_filename (dir, "emoji-test.txt", NULL);
   g_autofree char *font_path = g_build_filename (dir, "NotoColorEmoji.ttf", NULL);
 
@@ -917,21 +883,24 @@ test_emoji_errors (void)
   if (g_file_test (EMOJI_FONT_PATH, G_FILE_TEST_IS_REGULAR))
     {
       /* Lines that are not entries. */
-      write_file (dir, "emoji-test.txt", "# group: Food\n1F355 fully-qualified pizza\n");
+      tf_test_write_file (dir, "emoji-test.txt", "# group: Food\n1F355 fully-qualified pizza\n",
+                          -1);
       g_autofree char *line2 = g_strdup_printf ("%s:2", test_path);
       assert_emoji_error (dir, TF_ERROR_FORMAT, line2);
-      write_file (dir, "emoji-test.txt", "1F3G5 ; fully-qualified # x E0.6 pizza\n");
+      tf_test_write_file (dir, "emoji-test.txt", "1F3G5 ; fully-qualified # x E0.6 pizza\n", -1);
       assert_emoji_error (dir, TF_ERROR_FORMAT, "1F3G5");
-      write_file (dir, "emoji-test.txt", "1F355 ; fully-qualified # \U0001F355 pizza\n");
+      tf_test_write_file (dir, "emoji-test.txt", "1F355 ; fully-qualified # \U0001F355 pizza\n",
+                          -1);
       assert_emoji_error (dir, TF_ERROR_FORMAT, test_path);
       /* Nothing usable. */
-      write_file (dir, "emoji-test.txt", "# only comments\n263A ; unqualified # x E0.6 smile\n");
+      tf_test_write_file (dir, "emoji-test.txt",
+                          "# only comments\n263A ; unqualified # x E0.6 smile\n", -1);
       assert_emoji_error (dir, TF_ERROR_FORMAT, test_path);
     }
 
   /* A font file in @dir comes first: not a font, not a colour font. */
-  write_file (dir, "emoji-test.txt", mini_emoji_test);
-  write_file (dir, "NotoColorEmoji.ttf", "not a font");
+  tf_test_write_file (dir, "emoji-test.txt", mini_emoji_test, -1);
+  tf_test_write_file (dir, "NotoColorEmoji.ttf", "not a font", -1);
   assert_emoji_error (dir, TF_ERROR_FORMAT, font_path);
   const char *mono = "/usr/share/fonts/truetype/noto/NotoMono-Regular.ttf";
   if (g_file_test (mono, G_FILE_TEST_IS_REGULAR))
@@ -945,7 +914,7 @@ test_emoji_errors (void)
   g_autoptr (GError) error = NULL;
   g_assert_null (tf_data_emoji_new (dir, TF_SPLIT_TRAIN, 32, 4, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 int

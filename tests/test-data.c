@@ -5,6 +5,7 @@
 #include "tf-data.h"
 #include "tf-config.h"
 #include "tf-image.h"
+#include "tf-test-util.h"
 
 #include <cairo.h>
 #include <gio/gio.h>
@@ -17,42 +18,6 @@
 #define WORDNET_DIR "/usr/share/wordnet"
 
 /* --- helpers ------------------------------------------------------------ */
-
-static char *
-make_temp_dir (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("tf-data-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static void
-write_file (const char *dir, const char *name, const void *data, size_t len)
-{
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr (GError) error = NULL;
-  g_assert_true (g_file_set_contents (path, data, (gssize) len, &error));
-  g_assert_no_error (error);
-}
 
 static GBytes *
 gzip_bytes (const void *data, size_t len)
@@ -73,7 +38,7 @@ static void
 write_gz (const char *dir, const char *name, const void *data, size_t len)
 {
   g_autoptr (GBytes) gz = gzip_bytes (data, len);
-  write_file (dir, name, g_bytes_get_data (gz, NULL), g_bytes_get_size (gz));
+  tf_test_write_file (dir, name, g_bytes_get_data (gz, NULL), g_bytes_get_size (gz));
 }
 
 static gboolean
@@ -285,8 +250,8 @@ test_fashion_split_isolation (void)
 {
   if (!have_fashion ())
     return;
-  g_autofree char *train_only = make_temp_dir ();
-  g_autofree char *heldout_only = make_temp_dir ();
+  g_autofree char *train_only = tf_test_make_temp_dir ("tf-data-XXXXXX");
+  g_autofree char *heldout_only = tf_test_make_temp_dir ("tf-data-XXXXXX");
   static const char *const train_files[] = { "train-images-idx3-ubyte.gz",
                                              "train-labels-idx1-ubyte.gz" };
   static const char *const t10k_files[] = { "t10k-images-idx3-ubyte.gz",
@@ -296,7 +261,7 @@ test_fashion_split_isolation (void)
       g_autofree char *target = g_build_filename (FASHION_DIR, train_files[i], NULL);
       g_autofree char *link = g_build_filename (train_only, train_files[i], NULL);
       g_assert_cmpint (symlink (target, link), ==, 0);
-      write_file (train_only, t10k_files[i], "garbage, not gzip", 17);
+      tf_test_write_file (train_only, t10k_files[i], "garbage, not gzip", 17);
 
       g_autofree char *t10k_target = g_build_filename (FASHION_DIR, t10k_files[i], NULL);
       g_autofree char *t10k_link = g_build_filename (heldout_only, t10k_files[i], NULL);
@@ -335,8 +300,8 @@ test_fashion_split_isolation (void)
   g_assert_error (error, TF_ERROR, TF_ERROR_IO);
   g_assert_nonnull (strstr (error->message, "train-images-idx3-ubyte.gz: could not read"));
 
-  remove_tree (train_only);
-  remove_tree (heldout_only);
+  tf_test_remove_tree (train_only);
+  tf_test_remove_tree (heldout_only);
 }
 
 /* An IDX file of bytes: magic 00 00 08 n_dims, big-endian dimensions. */
@@ -389,7 +354,7 @@ expect_fashion_error (const char *dir, int code, const char *file, const char *p
 static void
 test_fashion_corrupt (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-XXXXXX");
   g_autoptr (GError) error = NULL;
 
   /* The small set itself is fine. */
@@ -424,14 +389,15 @@ test_fashion_corrupt (void)
   uint32_t dims[3] = { 3, 28, 28 };
 
   /* Not gzip. */
-  write_file (dir, images_name, "plain text", 10);
+  tf_test_write_file (dir, images_name, "plain text", 10);
   expect_fashion_error (dir, TF_ERROR_FORMAT, images_name, "corrupt gzip data");
 
   /* Gzip cut in half. */
   {
     g_autoptr (GByteArray) idx = make_idx (3, dims, pixels, sizeof pixels);
     g_autoptr (GBytes) gz = gzip_bytes (idx->data, idx->len);
-    write_file (dir, images_name, g_bytes_get_data (gz, NULL), g_bytes_get_size (gz) / 2);
+    tf_test_write_file (dir, images_name, g_bytes_get_data (gz, NULL),
+                        (gssize) g_bytes_get_size (gz) / 2);
     g_autoptr (GError) cut_error = NULL;
     g_assert_null (tf_data_fashion_new (dir, TF_SPLIT_TRAIN, 32, 1, &cut_error));
     g_assert_error (cut_error, TF_ERROR, TF_ERROR_FORMAT);
@@ -445,7 +411,7 @@ test_fashion_corrupt (void)
     gsize len = g_bytes_get_size (gz);
     g_autofree uint8_t *copy = g_memdup2 (g_bytes_get_data (gz, NULL), len);
     copy[len - 6] ^= 0xff;
-    write_file (dir, images_name, copy, len);
+    tf_test_write_file (dir, images_name, copy, len);
     expect_fashion_error (dir, TF_ERROR_FORMAT, images_name, "corrupt gzip data");
   }
 
@@ -518,7 +484,7 @@ test_fashion_corrupt (void)
     expect_fashion_error (dir, TF_ERROR_FORMAT, labels_name, "label 1 is 10 (expected 0 to 9)");
   }
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* --- WordNet ------------------------------------------------------------ */
@@ -632,7 +598,7 @@ test_wordnet (void)
 static void
 test_wordnet_small (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-XXXXXX");
   const char *header = "  1 This software and database is being provided to you, the LICENSEE, by  \n"
                        "  2 Princeton University under the following license.  \n";
   g_autofree char *long_gloss = g_strnfill (320, 'x');
@@ -647,10 +613,10 @@ test_wordnet_small (void)
                      "breathe deeply and heavily; \"She sighed sadly\"  \n";
   const char *adj = "00001740 00 a 01 able(a) 0 000 | (usually followed by `to') having the "
                     "necessary means or skill; \"able to swim\"  \n";
-  write_file (dir, "data.noun", noun, strlen (noun));
-  write_file (dir, "data.verb", verb, strlen (verb));
-  write_file (dir, "data.adj", adj, strlen (adj));
-  write_file (dir, "data.adv", header, strlen (header));
+  tf_test_write_file (dir, "data.noun", noun, -1);
+  tf_test_write_file (dir, "data.verb", verb, -1);
+  tf_test_write_file (dir, "data.adj", adj, -1);
+  tf_test_write_file (dir, "data.adv", header, -1);
 
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
@@ -700,13 +666,13 @@ test_wordnet_small (void)
 
   /* A malformed line names the file and the line. */
   const char *bad = "  1 licence\n02084071 05 n zz dog 0 | a gloss\n";
-  write_file (dir, "data.noun", bad, strlen (bad));
+  tf_test_write_file (dir, "data.noun", bad, -1);
   g_assert_null (tf_data_wordnet_new (dir, TF_SPLIT_TRAIN, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_FORMAT);
   g_assert_nonnull (strstr (error->message, "data.noun: line 2: "));
   g_clear_error (&error);
   const char *no_gloss = "02084071 05 n 01 dog 0 000\n";
-  write_file (dir, "data.noun", no_gloss, strlen (no_gloss));
+  tf_test_write_file (dir, "data.noun", no_gloss, -1);
   g_assert_null (tf_data_wordnet_new (dir, TF_SPLIT_TRAIN, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_FORMAT);
   g_assert_nonnull (strstr (error->message, "data.noun: line 1: no ' | '"));
@@ -715,12 +681,12 @@ test_wordnet_small (void)
   /* A missing file. */
   g_autofree char *verb_path = g_build_filename (dir, "data.verb", NULL);
   g_unlink (verb_path);
-  write_file (dir, "data.noun", noun, strlen (noun));
+  tf_test_write_file (dir, "data.noun", noun, -1);
   g_assert_null (tf_data_wordnet_new (dir, TF_SPLIT_TRAIN, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_IO);
   g_assert_nonnull (strstr (error->message, "data.verb: could not read"));
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* --- user folders ------------------------------------------------------- */
@@ -738,12 +704,6 @@ write_png (const char *dir, const char *name, int w, int h, int channels, int se
   g_assert_no_error (error);
 }
 
-static void
-write_text (const char *dir, const char *name, const char *text)
-{
-  write_file (dir, name, text, strlen (text));
-}
-
 /* 41 good pictures g00 … g40 of varied sizes and types, a PNG named .dat,
  * and five broken files, each of which is worth one warning. */
 static void
@@ -756,30 +716,30 @@ make_folder (const char *dir)
       g_autofree char *caption = g_strdup_printf ("  picture number %d\n", i);
       static const int channels[] = { 3, 1, 4 };
       write_png (dir, png, 8 + i * 3, 40 - i / 2, channels[i % 3], i);
-      write_text (dir, txt, caption);
+      tf_test_write_file (dir, txt, caption, -1);
     }
   /* A PNG by its signature, under another extension. */
   write_png (dir, "magic.dat", 5, 5, 3, 99);
-  write_text (dir, "magic.txt", "found by its signature");
+  tf_test_write_file (dir, "magic.txt", "found by its signature", -1);
 
   /* Broken, in name order: */
-  write_text (dir, "b1-garbage.png", "this is not an image at all");
-  write_text (dir, "b1-garbage.txt", "garbage");
+  tf_test_write_file (dir, "b1-garbage.png", "this is not an image at all", -1);
+  tf_test_write_file (dir, "b1-garbage.txt", "garbage", -1);
   write_png (dir, "b2-nocaption.png", 6, 6, 3, 1);
   write_png (dir, "b3-badutf.png", 6, 6, 3, 2);
-  write_text (dir, "b3-badutf.txt", "caf\xe9 latin-1");
+  tf_test_write_file (dir, "b3-badutf.txt", "caf\xe9 latin-1", -1);
   g_autofree char *good_path = g_build_filename (dir, "g00.png", NULL);
   g_autofree char *good = NULL;
   gsize good_len;
   g_assert_true (g_file_get_contents (good_path, &good, &good_len, NULL));
-  write_file (dir, "b4-truncated.png", good, good_len - 20);
-  write_text (dir, "b4-truncated.txt", "truncated");
-  write_text (dir, "b5-photo.jpg", "\xff\xd8\xff\xe0 not really a JPEG");
-  write_text (dir, "b5-photo.txt", "a photo");
+  tf_test_write_file (dir, "b4-truncated.png", good, good_len - 20);
+  tf_test_write_file (dir, "b4-truncated.txt", "truncated", -1);
+  tf_test_write_file (dir, "b5-photo.jpg", "\xff\xd8\xff\xe0 not really a JPEG", -1);
+  tf_test_write_file (dir, "b5-photo.txt", "a photo", -1);
 
   /* Ignored without a word: not images. */
-  write_text (dir, "README.md", "# my pictures");
-  write_text (dir, "orphan.txt", "a caption without a picture");
+  tf_test_write_file (dir, "README.md", "# my pictures", -1);
+  tf_test_write_file (dir, "orphan.txt", "a caption without a picture", -1);
   g_autofree char *sub = g_build_filename (dir, "subdir.png", NULL);
   g_assert_cmpint (g_mkdir (sub, 0755), ==, 0);
 }
@@ -805,7 +765,7 @@ expect_folder_warnings (const char *dir)
 static void
 test_folder (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-XXXXXX");
   make_folder (dir);
   g_autoptr (GError) error = NULL;
 
@@ -856,14 +816,14 @@ test_folder (void)
 
   check_determinism (train);
   check_determinism (heldout);
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* The pixels: a red 40×20 image fits as 16×8 in the middle of white. */
 static void
 test_folder_pixels (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-XXXXXX");
   g_autofree uint8_t *red = g_new0 (uint8_t, 40 * 20 * 3);
   for (int i = 0; i < 40 * 20; i++)
     red[i * 3] = 255;
@@ -873,7 +833,7 @@ test_folder_pixels (void)
   GString *caption = g_string_new ("\xef\xbb\xbf");   /* BOM */
   for (int i = 0; i < 400; i++)
     g_string_append (caption, "é");
-  write_file (dir, "red.txt", caption->str, caption->len);
+  tf_test_write_file (dir, "red.txt", caption->str, caption->len);
   g_string_free (caption, TRUE);
 
   g_autoptr (GError) error = NULL;
@@ -914,13 +874,13 @@ test_folder_pixels (void)
   /* Channels the folder cannot give. */
   g_assert_null (tf_data_folder_new (dir, TF_SPLIT_TRAIN, 16, 2, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 static void
 test_folder_empty (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-XXXXXX");
   g_autoptr (GError) error = NULL;
 
   g_assert_null (tf_data_folder_new (dir, TF_SPLIT_TRAIN, 16, 3, &error));
@@ -930,8 +890,8 @@ test_folder_empty (void)
   g_clear_error (&error);
 
   /* Only a broken pair: one warning, then the same error. */
-  write_text (dir, "x.png", "not a png");
-  write_text (dir, "x.txt", "caption");
+  tf_test_write_file (dir, "x.png", "not a png", -1);
+  tf_test_write_file (dir, "x.txt", "caption", -1);
   g_autofree char *pattern = g_strdup_printf ("%s/x.png: skipped: not a PNG file", dir);
   g_test_expect_message (NULL, G_LOG_LEVEL_WARNING, pattern);
   g_assert_null (tf_data_folder_new (dir, TF_SPLIT_TRAIN, 16, 3, &error));
@@ -942,7 +902,7 @@ test_folder_empty (void)
 
   /* An empty caption is a broken pair too. */
   write_png (dir, "x.png", 4, 4, 3, 0);
-  write_text (dir, "x.txt", " \n\t ");
+  tf_test_write_file (dir, "x.txt", " \n\t ", -1);
   g_autofree char *empty = g_strdup_printf ("%s/x.png: skipped: caption x.txt is empty", dir);
   g_test_expect_message (NULL, G_LOG_LEVEL_WARNING, empty);
   g_assert_null (tf_data_folder_new (dir, TF_SPLIT_TRAIN, 16, 3, &error));
@@ -955,7 +915,7 @@ test_folder_empty (void)
   g_assert_null (tf_data_folder_new (missing, TF_SPLIT_TRAIN, 16, 3, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_IO);
   g_assert_true (g_str_has_prefix (error->message, missing));
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* --- contact sheets ----------------------------------------------------- */
@@ -978,7 +938,7 @@ solid_example (int size, float r, float g, float b, const char *caption)
 static void
 test_contact_sheet (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-data-XXXXXX");
   g_autoptr (GError) error = NULL;
 
   /* One red image with a one-line caption: the layout is
@@ -1058,7 +1018,7 @@ test_contact_sheet (void)
 
   for (size_t i = 0; i < G_N_ELEMENTS (mixed); i++)
     tf_example_clear (&mixed[i]);
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* A sheet of real examples, kept when TF_TEST_KEEP_SHEET names a folder
@@ -1084,7 +1044,7 @@ test_contact_sheet_sources (void)
       g_assert_no_error (error);
     }
   const char *keep = g_getenv ("TF_TEST_KEEP_SHEET");
-  g_autofree char *dir = keep != NULL ? g_strdup (keep) : make_temp_dir ();
+  g_autofree char *dir = keep != NULL ? g_strdup (keep) : tf_test_make_temp_dir ("tf-data-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "sources.png", NULL);
   g_assert_true (tf_data_write_contact_sheet (examples, 12, 3, path, &error));
   g_assert_no_error (error);
@@ -1095,7 +1055,7 @@ test_contact_sheet_sources (void)
   for (int i = 0; i < 12; i++)
     tf_example_clear (&examples[i]);
   if (keep == NULL)
-    remove_tree (dir);
+    tf_test_remove_tree (dir);
 }
 
 int

@@ -4,63 +4,14 @@
  * in a temporary directory that is removed afterwards. */
 #include "tf-image.h"
 #include "tf-config.h"
+#include "tf-test-util.h"
 
-#include <glib/gstdio.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/resource.h>
 
 /* --- helpers ------------------------------------------------------------ */
-
-static char *
-make_temp_dir (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("tf-image-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-/* Names in @dir, sorted, joined by spaces: shows stray temporary files. */
-static char *
-list_dir (const char *path)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, compare_names);
-  g_ptr_array_add (names, NULL);
-  return g_strjoinv (" ", (char **) names->pdata);
-}
 
 static uint32_t
 crc32_png (const uint8_t *data, size_t len)
@@ -341,14 +292,6 @@ encode_simple (int color_type, int depth, int width, int height, gboolean interl
   return bytes;
 }
 
-static void
-write_file (const char *path, const void *data, size_t len)
-{
-  g_autoptr (GError) error = NULL;
-  g_assert_true (g_file_set_contents (path, data, (gssize) len, &error));
-  g_assert_no_error (error);
-}
-
 /* --- decoding ------------------------------------------------------------ */
 
 static const Format formats[] = {
@@ -413,13 +356,13 @@ test_decode_formats (void)
 static void
 test_read_file (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-image-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "a.png", NULL);
   Format f = { PNG_COLOR_TYPE_RGB_ALPHA, 8, FALSE, FALSE, "file" };
   TestImage t;
   make_test_image (&f, 20, 10, 7, &t);
   g_autoptr (GByteArray) bytes = encode_test_image (&f, &t, NULL, NULL);
-  write_file (path, bytes->data, bytes->len);
+  tf_test_write_file (NULL, path, bytes->data, bytes->len);
 
   TfImage image;
   g_autoptr (GError) error = NULL;
@@ -446,7 +389,7 @@ test_read_file (void)
   g_assert_null (tf_image_read_png_text (missing, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_IO);
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* --- corrupt files ---------------------------------------------------- */
@@ -677,7 +620,7 @@ test_fuzz (void)
 static void
 test_write_read (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-image-XXXXXX");
   g_autoptr (GRand) rand = g_rand_new_with_seed (3);
   for (int channels = 1; channels <= 4; channels++)
     {
@@ -706,7 +649,7 @@ test_write_read (void)
           }
       tf_image_clear (&image);
     }
-  g_autofree char *listing = list_dir (dir);
+  g_autofree char *listing = tf_test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "c1.png c3.png c4.png");
 
   /* Bad arguments: nothing is written. */
@@ -724,13 +667,13 @@ test_write_read (void)
   g_clear_error (&error);
   g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 static void
 test_text (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-image-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "t.png", NULL);
   const char *parameters = "a café by the sea ☕, 日本語 🌊\n"
                            "Negative prompt: blurry\n"
@@ -766,7 +709,7 @@ test_text (void)
   g_autoptr (GByteArray) bytes = encode_test_image (&f, &t, "Author", "Jos\xe9 Mu\xf1oz");
   test_image_clear (&t);
   g_autofree char *latin = g_build_filename (dir, "latin.png", NULL);
-  write_file (latin, bytes->data, bytes->len);
+  tf_test_write_file (NULL, latin, bytes->data, bytes->len);
   g_autoptr (GHashTable) latin_text = tf_image_read_png_text (latin, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (g_hash_table_lookup (latin_text, "Author"), ==, "José Muñoz");
@@ -774,14 +717,14 @@ test_text (void)
   /* No text at all: an empty table. */
   g_autoptr (GByteArray) plain = encode_simple (PNG_COLOR_TYPE_GRAY, 8, 3, 3, FALSE, 1);
   g_autofree char *plain_path = g_build_filename (dir, "plain.png", NULL);
-  write_file (plain_path, plain->data, plain->len);
+  tf_test_write_file (NULL, plain_path, plain->data, plain->len);
   g_autoptr (GHashTable) none = tf_image_read_png_text (plain_path, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_hash_table_size (none), ==, 0);
 
   /* A corrupt file gives an error, not a partial table. */
   g_autofree char *bad = g_build_filename (dir, "bad.png", NULL);
-  write_file (bad, contents, len / 2);
+  tf_test_write_file (NULL, bad, contents, len / 2);
   g_assert_null (tf_image_read_png_text (bad, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_FORMAT);
   g_clear_error (&error);
@@ -805,105 +748,37 @@ test_text (void)
     }
   g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
-static void
-test_write_errors (void)
+/* A 3×3 grey image, or 128×128 RGB noise: noise does not compress, so far
+ * more than 4096 bytes. */
+static gboolean
+write_test_png (const char *path, gboolean big, GError **error)
 {
-  g_autofree char *dir = make_temp_dir ();
-  uint8_t pixels[2 * 2 * 3] = { 0 };
-  g_autoptr (GError) error = NULL;
-
-  /* The parent is a regular file. */
-  g_autofree char *file = g_build_filename (dir, "file", NULL);
-  write_file (file, "x", 1);
-  g_autofree char *under = g_build_filename (file, "a.png", NULL);
-  g_assert_false (tf_image_write_png (under, pixels, 2, 2, 3, NULL, NULL, &error));
-  g_assert_error (error, TF_ERROR, TF_ERROR_IO);
-  g_assert_true (g_str_has_prefix (error->message, under));
-  g_assert_nonnull (strstr (error->message, "could not write: Not a directory"));
-  g_clear_error (&error);
-
-  /* The target is a directory: the rename fails, the directory stays. */
-  g_autofree char *target = g_build_filename (dir, "taken", NULL);
-  g_autofree char *inside = g_build_filename (target, "keep", NULL);
-  g_assert_cmpint (g_mkdir (target, 0755), ==, 0);
-  write_file (inside, "keep", 4);
-  g_assert_false (tf_image_write_png (target, pixels, 2, 2, 3, NULL, NULL, &error));
-  g_assert_error (error, TF_ERROR, TF_ERROR_IO);
-  g_assert_true (g_str_has_prefix (error->message, target));
-  g_clear_error (&error);
-  g_assert_true (g_file_test (inside, G_FILE_TEST_IS_REGULAR));
-  g_autofree char *listing = list_dir (dir);
-  g_assert_cmpstr (listing, ==, "file taken");
-
-  remove_tree (dir);
-}
-
-/* In a subprocess: a file size limit makes the write fail half way, as a
- * full disk would. Root is not exempt from RLIMIT_FSIZE. */
-static void
-write_short_child (void)
-{
-  const char *dir = g_getenv ("TF_TEST_IMAGE_DIR");
-  g_assert_nonnull (dir);
-  g_autofree char *path = g_build_filename (dir, "keep.png", NULL);
-  g_autofree char *before = NULL;
-  gsize before_len;
-  g_assert_true (g_file_get_contents (path, &before, &before_len, NULL));
-
-  signal (SIGXFSZ, SIG_IGN);
-  struct rlimit limit = { .rlim_cur = 4096, .rlim_max = RLIM_INFINITY };
-  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
-
-  /* Noise does not compress: far more than 4096 bytes. */
+  if (!big)
+    {
+      uint8_t pixels[3 * 3] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+      return tf_image_write_png (path, pixels, 3, 3, 1, NULL, NULL, error);
+    }
   int w = 128, h = 128;
   g_autofree uint8_t *noise = g_new (uint8_t, (size_t) w * h * 3);
   g_autoptr (GRand) rand = g_rand_new_with_seed (9);
   for (int i = 0; i < w * h * 3; i++)
     noise[i] = (uint8_t) g_rand_int_range (rand, 0, 256);
-  g_autoptr (GError) error = NULL;
-  g_assert_false (tf_image_write_png (path, noise, w, h, 3, NULL, NULL, &error));
-  g_assert_error (error, TF_ERROR, TF_ERROR_IO);
-  g_assert_true (g_str_has_prefix (error->message, path));
-  g_assert_nonnull (strstr (error->message, "could not write: File too large"));
+  return tf_image_write_png (path, noise, w, h, 3, NULL, NULL, error);
+}
 
-  g_autofree char *after = NULL;
-  gsize after_len;
-  g_assert_true (g_file_get_contents (path, &after, &after_len, NULL));
-  g_assert_cmpmem (after, after_len, before, before_len);
-  g_autofree char *listing = list_dir (dir);
-  g_assert_cmpstr (listing, ==, "keep.png");
+static void
+test_write_errors (void)
+{
+  tf_test_atomic_write_errors (write_test_png);
 }
 
 static void
 test_write_short (void)
 {
-  if (g_test_subprocess ())
-    {
-      write_short_child ();
-      return;
-    }
-  g_autofree char *dir = make_temp_dir ();
-  g_autofree char *path = g_build_filename (dir, "keep.png", NULL);
-  uint8_t pixels[3 * 3] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
-  g_autoptr (GError) error = NULL;
-  g_assert_true (tf_image_write_png (path, pixels, 3, 3, 1, NULL, NULL, &error));
-  g_assert_no_error (error);
-
-  g_setenv ("TF_TEST_IMAGE_DIR", dir, TRUE);
-  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
-  g_test_trap_assert_passed ();
-  g_unsetenv ("TF_TEST_IMAGE_DIR");
-
-  TfImage image;
-  g_assert_true (tf_image_read_png (path, &image, &error));
-  g_assert_no_error (error);
-  g_assert_cmpint (image.width, ==, 3);
-  g_assert_cmpint (image.rgba[4 * 4], ==, 5);
-  tf_image_clear (&image);
-  remove_tree (dir);
+  tf_test_atomic_write_full_disk ("keep.png", write_test_png);
 }
 
 /* --- model pixels ------------------------------------------------------- */

@@ -3,66 +3,15 @@
  * to a temporary directory that is removed afterwards. */
 #include "tf-safetensors.h"
 #include "tf-config.h"
+#include "tf-test-util.h"
 
 #include <float.h>
-#include <glib/gstdio.h>
 #include <math.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
 /* --- helpers ------------------------------------------------------------ */
-
-static char *
-make_temp_dir (void)
-{
-  g_autoptr (GError) error = NULL;
-  char *dir = g_dir_make_tmp ("tf-safetensors-XXXXXX", &error);
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_tree (const char *path)
-{
-  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
-    {
-      g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-      const char *name;
-      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-          remove_tree (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-/* Names in @dir, sorted, joined by spaces: shows stray temporary files. */
-static char *
-list_dir (const char *path)
-{
-  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
-  g_assert_nonnull (dir);
-  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-  while ((name = g_dir_read_name (dir)) != NULL)
-    g_ptr_array_add (names, g_strdup (name));
-  g_ptr_array_sort (names, compare_names);
-  GString *out = g_string_new (NULL);
-  for (guint i = 0; i < names->len; i++)
-    g_string_append_printf (out, "%s%s", i ? " " : "", (char *) names->pdata[i]);
-  return g_string_free (out, FALSE);
-}
 
 /* A file: @header_len as the length field, @header_len bytes of @header
  * (zero-filled past its end), then @data_size bytes of data. */
@@ -367,7 +316,7 @@ static const char *const weird_name = "a\"b\\c\nd/\xc3\xa9 \xe2\x98\x83";
 static void
 test_round_trip (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-safetensors-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "model.safetensors", NULL);
 
   static const guint8 bytes_u8[3] = { 0, 200, 255 };
@@ -408,7 +357,7 @@ test_round_trip (void)
   g_autoptr (GError) error = NULL;
   g_assert_true (tf_safetensors_write (path, tensors, G_N_ELEMENTS (tensors), keys, values, 4, &error));
   g_assert_no_error (error);
-  g_autofree char *listing = list_dir (dir);
+  g_autofree char *listing = tf_test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "model.safetensors");
 
   g_autoptr (TfSafetensors) st = tf_safetensors_open (path, &error);
@@ -526,7 +475,7 @@ test_round_trip (void)
   g_assert_true (tf_safetensors_read_f32 (st, info, out, 6, &error));
   g_assert_cmpfloat (out[0], ==, 1.0f);
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* The exact bytes the writer produces, padding included. */
@@ -553,7 +502,7 @@ check_written_bytes (const char *path, const char *header, const void *data, siz
 static void
 test_header_bytes (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-safetensors-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "x.safetensors", NULL);
   g_autoptr (GError) error = NULL;
 
@@ -600,7 +549,7 @@ test_header_bytes (void)
   g_assert_cmpuint (strlen (half_header) % 8, ==, 0);
   check_written_bytes (path, half_header, hx_bytes, 6);
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* Files other writers produce: unpadded, pretty-printed, keys in another
@@ -848,7 +797,7 @@ test_malformed_framing (void)
 static void
 test_open_errors (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-safetensors-XXXXXX");
   g_autofree char *missing = g_build_filename (dir, "missing.safetensors", NULL);
   g_autofree char *empty = g_build_filename (dir, "empty.safetensors", NULL);
   g_autoptr (GError) error = NULL;
@@ -880,7 +829,7 @@ test_open_errors (void)
   assert_error_contains (error, TF_ERROR_FORMAT, prefix, "too short");
   g_clear_error (&error);
 
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
 }
 
 static void
@@ -986,7 +935,7 @@ expect_write_error (const char *path, const TfTensorOut *tensors, int n,
 static void
 test_write_bad_input (void)
 {
-  g_autofree char *dir = make_temp_dir ();
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-safetensors-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "m.safetensors", NULL);
   TfTensorOut a = { .name = "a", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { 4 }, .data = four };
   TfTensorOut twice[2] = { a, a };
@@ -1027,94 +976,35 @@ test_write_bad_input (void)
   expect_write_error (path, &a, 1, keys, values, 2, TF_ERROR_INPUT, "__metadata__: key 'k' appears twice");
 
   /* Nothing was created. */
-  g_autofree char *listing = list_dir (dir);
+  g_autofree char *listing = tf_test_list_dir (dir);
   g_assert_cmpstr (listing, ==, "");
-  remove_tree (dir);
+  tf_test_remove_tree (dir);
+}
+
+/* One tensor of 4 floats, or of 100000. */
+static gboolean
+write_test_tensors (const char *path, gboolean big, GError **error)
+{
+  g_autofree float *zeros = big ? g_new0 (float, 100000) : NULL;
+  TfTensorOut t = { .name = "a", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { 4 }, .data = four };
+  if (big)
+    {
+      t.shape[0] = 100000;
+      t.data = zeros;
+    }
+  return tf_safetensors_write (path, &t, 1, NULL, NULL, 0, error);
 }
 
 static void
 test_write_io_errors (void)
 {
-  g_autofree char *dir = make_temp_dir ();
-  TfTensorOut a = { .name = "a", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { 4 }, .data = four };
-
-  /* A directory that does not exist. */
-  g_autofree char *nowhere = g_build_filename (dir, "no-such-dir", "m.safetensors", NULL);
-  expect_write_error (nowhere, &a, 1, NULL, NULL, 0, TF_ERROR_IO,
-                      "could not write: No such file or directory");
-
-  /* A parent that is a regular file (root can do most things, not this). */
-  g_autofree char *file = g_build_filename (dir, "file", NULL);
-  g_assert_true (g_file_set_contents (file, "x", 1, NULL));
-  g_autofree char *under_file = g_build_filename (file, "m.safetensors", NULL);
-  expect_write_error (under_file, &a, 1, NULL, NULL, 0, TF_ERROR_IO, "could not write: Not a directory");
-
-  /* The rename fails at the very end (the target is a non-empty directory):
-   * the target is left as it was and the temporary file is gone. */
-  g_autofree char *target = g_build_filename (dir, "taken", NULL);
-  g_autofree char *inside = g_build_filename (target, "keep", NULL);
-  g_assert_cmpint (g_mkdir (target, 0755), ==, 0);
-  g_assert_true (g_file_set_contents (inside, "keep", 4, NULL));
-  expect_write_error (target, &a, 1, NULL, NULL, 0, TF_ERROR_IO, "could not write: ");
-  g_assert_true (g_file_test (inside, G_FILE_TEST_IS_REGULAR));
-  g_autofree char *listing = list_dir (dir);
-  g_assert_cmpstr (listing, ==, "file taken");
-
-  remove_tree (dir);
-}
-
-/* In a subprocess: a file size limit makes the data write fail half way,
- * as a full disk would. Root is not exempt from RLIMIT_FSIZE. */
-static void
-write_short_child (void)
-{
-  const char *dir = g_getenv ("TF_TEST_SAFETENSORS_DIR");
-  g_assert_nonnull (dir);
-  g_autofree char *path = g_build_filename (dir, "m.safetensors", NULL);
-  g_autofree char *before = NULL;
-  gsize before_len;
-  g_assert_true (g_file_get_contents (path, &before, &before_len, NULL));
-
-  signal (SIGXFSZ, SIG_IGN);
-  struct rlimit limit = { .rlim_cur = 4096, .rlim_max = RLIM_INFINITY };
-  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
-
-  g_autofree float *big = g_new0 (float, 100000);
-  TfTensorOut t = { .name = "big", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { 100000 }, .data = big };
-  expect_write_error (path, &t, 1, NULL, NULL, 0, TF_ERROR_IO, "could not write: File too large");
-
-  g_autofree char *after = NULL;
-  gsize after_len;
-  g_assert_true (g_file_get_contents (path, &after, &after_len, NULL));
-  g_assert_cmpmem (after, after_len, before, before_len);
-  g_autofree char *listing = list_dir (dir);
-  g_assert_cmpstr (listing, ==, "m.safetensors");
+  tf_test_atomic_write_errors (write_test_tensors);
 }
 
 static void
 test_write_short (void)
 {
-  if (g_test_subprocess ())
-    {
-      write_short_child ();
-      return;
-    }
-  g_autofree char *dir = make_temp_dir ();
-  g_autofree char *path = g_build_filename (dir, "m.safetensors", NULL);
-  TfTensorOut a = { .name = "a", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { 4 }, .data = four };
-  g_autoptr (GError) error = NULL;
-  g_assert_true (tf_safetensors_write (path, &a, 1, NULL, NULL, 0, &error));
-  g_assert_no_error (error);
-
-  g_setenv ("TF_TEST_SAFETENSORS_DIR", dir, TRUE);
-  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
-  g_test_trap_assert_passed ();
-  g_unsetenv ("TF_TEST_SAFETENSORS_DIR");
-
-  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (tf_safetensors_find (st, "a"));
-  remove_tree (dir);
+  tf_test_atomic_write_full_disk ("m.safetensors", write_test_tensors);
 }
 
 /* --- memory ---------------------------------------------------------------- */

@@ -1,10 +1,15 @@
 /* tf-test-util.c: helpers shared by the tests. */
 #include "tf-test-util.h"
 
+#include <glib/gstdio.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+
+#include "tf-tokenizer.h"
 
 #define CLOSE_BODY                                                              \
   size_t bad = 0, worst_i = 0;                                                  \
@@ -93,5 +98,176 @@ tf_test_save_tiny_model (const char *dir, TfConfig *config, guint64 *n_params)
     *config = c;
   if (n_params != NULL)
     *n_params = tf_model_n_params (model);
+  return path;
+}
+
+char *
+tf_test_make_temp_dir (const char *template)
+{
+  g_autoptr (GError) error = NULL;
+  char *dir = g_dir_make_tmp (template, &error);
+  g_assert_no_error (error);
+  return dir;
+}
+
+void
+tf_test_remove_tree (const char *path)
+{
+  if (g_file_test (path, G_FILE_TEST_IS_DIR) && !g_file_test (path, G_FILE_TEST_IS_SYMLINK))
+    {
+      g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+      const char *name;
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+          tf_test_remove_tree (child);
+        }
+      g_rmdir (path);
+    }
+  else
+    g_unlink (path);
+}
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+char *
+tf_test_list_dir (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  g_assert_nonnull (dir);
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+  return g_strjoinv (" ", (char **) names->pdata);
+}
+
+void
+tf_test_write_file (const char *dir, const char *name, const void *data, gssize len)
+{
+  g_autofree char *path = dir != NULL ? g_build_filename (dir, name, NULL) : g_strdup (name);
+  g_autoptr (GError) error = NULL;
+  g_assert_true (g_file_set_contents (path, data, len, &error));
+  g_assert_no_error (error);
+}
+
+/* Asserts that @error is "PATH: could not write: REASON", or starts with
+ * "PATH: could not write: " when @reason is NULL. */
+static void
+assert_write_error (const GError *error, const char *path, const char *reason)
+{
+  g_assert_error (error, TF_ERROR, TF_ERROR_IO);
+  g_autofree char *expected = g_strdup_printf ("%s: could not write: %s", path,
+                                               reason != NULL ? reason : "");
+  if (reason != NULL)
+    g_assert_cmpstr (error->message, ==, expected);
+  else if (!g_str_has_prefix (error->message, expected))
+    g_error ("'%s' does not start with '%s'", error->message, expected);
+}
+
+void
+tf_test_atomic_write_errors (TfTestWriteFunc writer)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-atomic-write-XXXXXX");
+  g_autoptr (GError) error = NULL;
+
+  g_autofree char *nowhere = g_build_filename (dir, "no-such-dir", "out", NULL);
+  g_assert_false (writer (nowhere, FALSE, &error));
+  assert_write_error (error, nowhere, "No such file or directory");
+  g_clear_error (&error);
+
+  /* Root can do most things, not this. */
+  g_autofree char *file = g_build_filename (dir, "file", NULL);
+  tf_test_write_file (NULL, file, "x", 1);
+  g_autofree char *under_file = g_build_filename (file, "out", NULL);
+  g_assert_false (writer (under_file, FALSE, &error));
+  assert_write_error (error, under_file, "Not a directory");
+  g_clear_error (&error);
+
+  /* The rename fails at the very end. */
+  g_autofree char *target = g_build_filename (dir, "taken", NULL);
+  g_autofree char *inside = g_build_filename (target, "keep", NULL);
+  g_assert_cmpint (g_mkdir (target, 0755), ==, 0);
+  tf_test_write_file (NULL, inside, "keep", 4);
+  g_assert_false (writer (target, FALSE, &error));
+  assert_write_error (error, target, NULL);
+  g_assert_true (g_file_test (inside, G_FILE_TEST_IS_REGULAR));
+
+  g_autofree char *listing = tf_test_list_dir (dir);
+  g_assert_cmpstr (listing, ==, "file taken");
+  tf_test_remove_tree (dir);
+}
+
+#define FULL_DISK_DIR_VARIABLE "TF_TEST_FULL_DISK_DIR"
+
+void
+tf_test_atomic_write_full_disk (const char *name, TfTestWriteFunc writer)
+{
+  g_autoptr (GError) error = NULL;
+  if (g_test_subprocess ())
+    {
+      const char *dir = g_getenv (FULL_DISK_DIR_VARIABLE);
+      g_assert_nonnull (dir);
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_autofree char *before = NULL;
+      gsize before_len;
+      g_assert_true (g_file_get_contents (path, &before, &before_len, NULL));
+
+      /* write() fails with EFBIG instead of raising SIGXFSZ. */
+      signal (SIGXFSZ, SIG_IGN);
+      struct rlimit limit = { .rlim_cur = 4096, .rlim_max = RLIM_INFINITY };
+      g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+
+      g_assert_false (writer (path, TRUE, &error));
+      assert_write_error (error, path, "File too large");
+      g_autofree char *after = NULL;
+      gsize after_len;
+      g_assert_true (g_file_get_contents (path, &after, &after_len, NULL));
+      g_assert_cmpmem (after, after_len, before, before_len);
+      g_autofree char *listing = tf_test_list_dir (dir);
+      g_assert_cmpstr (listing, ==, name);
+      return;
+    }
+
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-atomic-write-XXXXXX");
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_assert_true (writer (path, FALSE, &error));
+  g_assert_no_error (error);
+  g_setenv (FULL_DISK_DIR_VARIABLE, dir, TRUE);
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_unsetenv (FULL_DISK_DIR_VARIABLE);
+  tf_test_remove_tree (dir);
+}
+
+char *
+tf_test_save_tiny_model_with_tokenizer (const char *dir, int max_seq_len)
+{
+  static const char *const corpus[] = {
+    "a red circle", "a small blue square on a white background", "draw a green star",
+    "what is this? a red circle", "the quick brown fox jumps over the lazy dog",
+  };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfTokenizer) tok = tf_tokenizer_train (corpus, NULL, G_N_ELEMENTS (corpus), 300,
+                                                    &error);
+  g_assert_no_error (error);
+  TfConfig c = tf_test_tiny_config (tf_tokenizer_vocab_size (tok));
+  tf_tokenizer_apply_to_config (tok, &c);
+  c.max_seq_len = max_seq_len;
+  g_autoptr (TfModel) model = tf_model_new (&c, &error);
+  g_assert_no_error (error);
+  tf_model_init_random (model, 1);
+  g_autofree char *json = tf_tokenizer_to_json (tok);
+  const char *const keys[] = { "tokenizer" };
+  const char *const values[] = { json };
+  char *path = g_build_filename (dir, "tiny-text.safetensors", NULL);
+  g_assert_true (tf_model_save (model, path, TF_DTYPE_F32, keys, values, 1, &error));
+  g_assert_no_error (error);
   return path;
 }

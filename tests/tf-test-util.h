@@ -27,3 +27,42 @@ TfConfig tf_test_tiny_config (int vocab_size);
  * DIR/tiny.safetensors and returns the path; fills @config and @n_params
  * when non-NULL. */
 char *tf_test_save_tiny_model (const char *dir, TfConfig *config, guint64 *n_params);
+
+/* A new empty directory in the system's temporary folder, made from
+ * @template ("tf-image-XXXXXX"). */
+char *tf_test_make_temp_dir (const char *template);
+
+/* Removes @path and, if it is a directory (not a link to one), everything
+ * below it. */
+void tf_test_remove_tree (const char *path);
+
+/* The names in the directory @path, sorted and joined by spaces: shows
+ * stray temporary files. */
+char *tf_test_list_dir (const char *path);
+
+/* Writes @len bytes of @data (a string, when @len is -1) to DIR/NAME, or to
+ * NAME when @dir is NULL. */
+void tf_test_write_file (const char *dir, const char *name, const void *data, gssize len);
+
+/* Writes a file at @path through one of the engine's atomic writers
+ * (tf-file.h): one of under 4096 bytes, or of far more when @big. */
+typedef gboolean (*TfTestWriteFunc) (const char *path, gboolean big, GError **error);
+
+/* The failures every atomic writer shares, each "PATH: could not write:
+ * REASON" (TF_ERROR_IO): a missing directory, a parent that is a regular
+ * file, and a rename onto a non-empty directory, which stays as it was. No
+ * temporary file is left behind. */
+void tf_test_atomic_write_errors (TfTestWriteFunc writer);
+
+/* A disk that fills up half way: in a subprocess whose files may not grow
+ * past 4096 bytes (root is not exempt from RLIMIT_FSIZE), writing a big
+ * @name over a small one fails with "File too large" and leaves the small
+ * one as it was, with no temporary file beside it. The subprocess runs the
+ * calling test again, which must call this before anything else. */
+void tf_test_atomic_write_full_disk (const char *name, TfTestWriteFunc writer);
+
+/* Writes a randomly initialised tiny model with a context of @max_seq_len
+ * and a real tokenizer (trained on a few phrases, stored in the metadata as
+ * "tokenizer"), as a generator can load it, to DIR/tiny-text.safetensors;
+ * returns the path. */
+char *tf_test_save_tiny_model_with_tokenizer (const char *dir, int max_seq_len);
