@@ -20,6 +20,9 @@ static int cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **a
 static const TfCliCommand commands[] = {
   { "info", N_("MODEL.safetensors…"), N_("Show what a model file holds"), cmd_info },
   { "train", "", N_("Train a model on the bundled data sets or a folder"), tf_cli_train },
+  { "generate", "", N_("Draw an image from a prompt"), tf_cli_generate },
+  { "caption", "", N_("Describe a picture"), tf_cli_caption },
+  { "chat", "", N_("Talk with a model in the terminal"), tf_cli_chat },
   { "data", "", N_("Look at the training data"), tf_cli_data },
 };
 

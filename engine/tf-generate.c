@@ -639,14 +639,17 @@ decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *
             cb->image_end (pixels, c->image_size, c->image_channels, cb->user_data);
           continue;
         }
-      if (cb != NULL && cb->token != NULL)
+      /* Other special tokens go into the cache but are not text to show. */
+      const gboolean special = id >= tf_tokenizer_vocab_size (g->tok) - TF_N_SPECIAL;
+      if (!special && cb != NULL && cb->token != NULL)
         cb->token (&ev, cb->user_data);
-      if (id < tf_tokenizer_vocab_size (g->tok) - TF_N_SPECIAL)
+      if (!special)
         g_string_append_len (reply, ev.text, ev.text_len);
       if (!feed_tokens (g, 0, &id, 1, g->logits, error))
         return FALSE;
     }
-  return TRUE;
+  /* Cut at max_tokens: close the reply, so a next turn follows a whole one. */
+  return !images || feed_tokens (g, 0, &eos, 1, NULL, error);
 }
 
 char *
@@ -683,7 +686,8 @@ tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_imag
   if (!tf_generate_settings_validate (s, error))
     return NULL;
   const int before = g->n_cached[0];
-  tf_rng_seed (&g->rng, s->seed);
+  /* Each turn its own stream: the seed mixed with the turn's position. */
+  tf_rng_seed (&g->rng, s->seed ^ ((uint64_t) before * 0x9e3779b97f4a7c15ull));
   g_atomic_int_set (&g->abort, 0);
 
   g_autoptr (GArray) head = g_array_new (FALSE, FALSE, sizeof (int32_t));

@@ -50,6 +50,7 @@ void tf_generate_settings_init (TfGenerateSettings *settings);
 /* Checks ranges; errors name the setting ("steps 0 is out of range (1 to 10000)"). */
 gboolean tf_generate_settings_validate (const TfGenerateSettings *settings, GError **error);
 
+/* Only ordinary tokens are reported; special ones (<|eoi|>, ...) are not text. */
 typedef struct {
   int32_t     id;
   const char *text;       /* the token's bytes (may be part of a UTF-8 character) */

@@ -4,11 +4,14 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tf-cli.h"
+#include "tf-generate.h"
 #include "tf-image.h"
+#include "tf-model-info.h"
 #include "transfusion.h"
 #include "tf-test-util.h"
 
@@ -50,35 +53,94 @@ run_in_process (CliResult *r, const char *first, ...)
   r->err = err_buf;
 }
 
-/* Runs the built program with ARGS… (NULL-terminated) in the C locale. */
-static void
-run_program (CliResult *r, const char *first, ...)
+/* Starts the built program with @args in the C locale, its stdout and
+ * stderr piped, and its stdin too when @with_stdin. */
+static GSubprocess *
+spawn_program (GPtrArray *args, gboolean with_stdin)
 {
   g_autofree char *program = g_test_build_filename (G_TEST_BUILT, "..", "app",
                                                     "transfusion-cli", NULL);
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GError) error = NULL;
-  va_list ap;
+  GSubprocess *proc;
 
   g_ptr_array_add (argv, program);
-  va_start (ap, first);
-  for (const char *arg = first; arg != NULL; arg = va_arg (ap, const char *))
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (ap);
+  for (guint i = 0; i < args->len; i++)
+    g_ptr_array_add (argv, g_ptr_array_index (args, i));
   g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE |
+                                        (with_stdin ? G_SUBPROCESS_FLAGS_STDIN_PIPE
+                                                    : G_SUBPROCESS_FLAGS_NONE));
   g_subprocess_launcher_setenv (launcher, "LC_ALL", "C", TRUE);
   proc = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
   g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (proc, NULL, NULL, &r->out, &r->err, &error);
+  return proc;
+}
+
+/* A NUL-terminated copy (GBytes gives NULL for no bytes). */
+static char *
+bytes_to_string (GBytes *bytes)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+
+  return len > 0 ? g_strndup (data, len) : g_strdup ("");
+}
+
+/* Feeds @input (or nothing) to @proc, collects what it writes and its exit
+ * status. */
+static void
+finish_program (CliResult *r, GSubprocess *proc, const char *input)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) in = input != NULL ? g_bytes_new (input, strlen (input)) : NULL;
+  g_autoptr(GBytes) out = NULL, err = NULL;
+
+  /* Bytes, not UTF-8: a model made of random numbers writes any bytes. */
+  g_subprocess_communicate (proc, in, NULL, &out, &err, &error);
   g_assert_no_error (error);
+  r->out = bytes_to_string (out);
+  r->err = bytes_to_string (err);
   /* A crash is a failure in itself, whatever the output. */
   g_assert_true (g_subprocess_get_if_exited (proc));
   r->status = g_subprocess_get_exit_status (proc);
+}
+
+static void
+run_program_va (CliResult *r, const char *input, const char *first, va_list ap)
+{
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
+  g_autoptr(GSubprocess) proc = NULL;
+
+  for (const char *arg = first; arg != NULL; arg = va_arg (ap, const char *))
+    g_ptr_array_add (args, (char *) arg);
+  proc = spawn_program (args, input != NULL);
+  finish_program (r, proc, input);
+}
+
+/* Runs the built program with ARGS… (NULL-terminated) in the C locale. */
+static void
+run_program (CliResult *r, const char *first, ...)
+{
+  va_list ap;
+
+  va_start (ap, first);
+  run_program_va (r, NULL, first, ap);
+  va_end (ap);
+}
+
+/* The same, with @input on its standard input. */
+static void
+run_program_with_input (CliResult *r, const char *input, const char *first, ...)
+{
+  va_list ap;
+
+  va_start (ap, first);
+  run_program_va (r, input, first, ap);
+  va_end (ap);
 }
 
 /* Whether @text has a line "KEY   VALUE" (aligned with spaces). */
@@ -90,16 +152,6 @@ has_row (const char *text, const char *key, const char *value)
   g_autofree char *pattern = g_strdup_printf ("^%s +%s$", k, v);
 
   return g_regex_match_simple (pattern, text, G_REGEX_MULTILINE, 0);
-}
-
-
-static void
-write_file (const char *path, const void *data, gsize len)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_file_set_contents (path, data, (gssize) len, &error);
-  g_assert_no_error (error);
 }
 
 /* ---- Tests -------------------------------------------------------------- */
@@ -134,7 +186,10 @@ test_help (void)
   g_assert_cmpint (r.status, ==, 0);
   g_assert_true (g_regex_match_simple ("^  train +", r.out, G_REGEX_MULTILINE, 0));
   g_assert_true (g_regex_match_simple ("^  data +", r.out, G_REGEX_MULTILINE, 0));
-  g_assert_null (strstr (r.out, "generate"));
+  g_assert_true (g_regex_match_simple ("^  generate +", r.out, G_REGEX_MULTILINE, 0));
+  g_assert_true (g_regex_match_simple ("^  caption +", r.out, G_REGEX_MULTILINE, 0));
+  g_assert_true (g_regex_match_simple ("^  chat +", r.out, G_REGEX_MULTILINE, 0));
+  g_assert_null (strstr (r.out, "bench"));
   cli_result_clear (&r);
 
   run_in_process (&r, "train", "--help", NULL);
@@ -277,14 +332,14 @@ test_info_bad_files (void)
   assert_bad_file (missing);
 
   empty = g_build_filename (dir, "empty.safetensors", NULL);
-  write_file (empty, "", 0);
+  tf_test_write_file (NULL, empty, "", 0);
   assert_bad_file (empty);
 
   for (guint i = 0; i < sizeof noise; i++)
     noise[i] = (guint8) g_rand_int_range (rand, 0, 256);
   g_rand_free (rand);
   garbage = g_build_filename (dir, "garbage.safetensors", NULL);
-  write_file (garbage, noise, sizeof noise);
+  tf_test_write_file (NULL, garbage, noise, sizeof noise);
   assert_bad_file (garbage);
 
   /* A good model cut in half. */
@@ -292,7 +347,7 @@ test_info_bad_files (void)
   g_file_get_contents (model, &contents, &len, &error);
   g_assert_no_error (error);
   truncated = g_build_filename (dir, "truncated.safetensors", NULL);
-  write_file (truncated, contents, len / 2);
+  tf_test_write_file (NULL, truncated, contents, len / 2);
   assert_bad_file (truncated);
 
   /* A good safetensors file that is not a Transfusion model. */
@@ -353,6 +408,502 @@ test_data_preview (void)
   g_rmdir (dir);
 }
 
+/* ---- generate, caption, chat -------------------------------------------- */
+
+/* The A1111 form, exactly: other tools parse it. */
+static void
+test_parameters_text (void)
+{
+  TfGenerateSettings settings;
+  g_autofree char *plain = NULL, *negative = NULL, *empty = NULL;
+
+  tf_generate_settings_init (&settings);
+  settings.steps = 50;
+  settings.cfg = 3;
+  settings.seed = 1234567890123ull;
+  plain = tf_png_parameters_text ("a red circle", &settings, 32, "default", "0123456789");
+  g_assert_cmpstr (plain, ==,
+                   "a red circle\n"
+                   "Steps: 50, Sampler: DDPM, CFG scale: 3, Seed: 1234567890123, Size: 32x32, "
+                   "Model: default, Model hash: 0123456789");
+
+  settings.negative = "blue, blurry";
+  settings.sampler = TF_SAMPLER_DDIM;
+  settings.steps = 20;
+  settings.cfg = 7.5;
+  settings.seed = 0;
+  negative = tf_png_parameters_text ("a cat\non a mat", &settings, 64, "my model", "abcdef0123");
+  g_assert_cmpstr (negative, ==,
+                   "a cat\non a mat\n"
+                   "Negative prompt: blue, blurry\n"
+                   "Steps: 20, Sampler: DDIM, CFG scale: 7.5, Seed: 0, Size: 64x64, "
+                   "Model: my model, Model hash: abcdef0123");
+
+  /* An empty negative prompt is no negative prompt, as in A1111. */
+  settings.negative = "";
+  empty = tf_png_parameters_text ("a cat", &settings, 64, "m", "h");
+  g_assert_null (strstr (empty, "Negative"));
+}
+
+static void
+test_default_model (void)
+{
+  g_autofree char *saved = g_strdup (g_getenv ("TRANSFUSION_MODEL"));
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *out = g_build_filename (dir, "out.png", NULL);
+  g_auto(GStrv) locations = NULL;
+  g_autofree char *path = NULL;
+
+  /* The override wins, even when it is wrong: loading it says so. */
+  g_setenv ("TRANSFUSION_MODEL", "/nowhere/model.safetensors", TRUE);
+  path = tf_default_model_path ();
+  g_assert_cmpstr (path, ==, "/nowhere/model.safetensors");
+  g_clear_pointer (&path, g_free);
+  {
+    CliResult r = { 0 };
+
+    run_in_process (&r, "caption", "--image", "/nowhere/picture.png", NULL);
+    g_assert_cmpint (r.status, ==, 1);
+    g_assert_true (g_str_has_prefix (r.err, "transfusion-cli: /nowhere/picture.png: "));
+    cli_result_clear (&r);
+
+    run_in_process (&r, "generate", "--prompt", "x", "--out", out, NULL);
+    g_assert_cmpint (r.status, ==, 1);
+    g_assert_nonnull (strstr (r.err, "transfusion-cli: /nowhere/model.safetensors: "));
+    g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+    cli_result_clear (&r);
+  }
+
+  g_unsetenv ("TRANSFUSION_MODEL");
+  locations = tf_default_model_locations ();
+  g_assert_cmpuint (g_strv_length (locations), ==, 2);
+  g_assert_true (g_str_has_suffix (locations[0], "/resources/models/default.safetensors"));
+  g_assert_true (g_str_has_suffix (locations[1], "/transfusion/models/default.safetensors"));
+  path = tf_default_model_path ();
+  if (path == NULL)
+    {
+      CliResult r = { 0 };
+
+      run_in_process (&r, "chat", NULL);
+      g_assert_cmpint (r.status, ==, 1);
+      g_assert_nonnull (strstr (r.err, "no model given and no bundled model found (looked in "));
+      g_assert_nonnull (strstr (r.err, locations[0]));
+      g_assert_nonnull (strstr (r.err, "pass --model FILE"));
+      cli_result_clear (&r);
+    }
+  else
+    g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+
+  if (saved != NULL)
+    g_setenv ("TRANSFUSION_MODEL", saved, TRUE);
+  tf_test_remove_tree (dir);
+}
+
+/* The first 10 hex digits of the file's SHA-256, computed here another way. */
+static char *
+expected_hash (const char *path)
+{
+  g_autofree char *contents = NULL;
+  g_autofree char *sum = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
+  sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) contents, len);
+  return g_strndup (sum, 10);
+}
+
+/* Whether the PNG at @path is 8-bit RGB (IHDR's bit depth and colour type). */
+static gboolean
+is_8bit_rgb_png (const char *path)
+{
+  g_autofree char *contents = NULL;
+  gsize len;
+
+  g_assert_true (g_file_get_contents (path, &contents, &len, NULL));
+  return len > 26 && memcmp (contents + 12, "IHDR", 4) == 0 && contents[24] == 8 &&
+         contents[25] == 2;
+}
+
+static void
+test_generate_png (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *out = g_build_filename (dir, "out.png", NULL);
+  g_autofree char *big = g_build_filename (dir, "out-x3.png", NULL);
+  g_autofree char *hash = expected_hash (model);
+  g_autofree char *expected = NULL;
+  g_autoptr(GHashTable) text = NULL;
+  g_autoptr(GError) error = NULL;
+  TfImage small = { 0 }, large = { 0 };
+  CliResult r = { 0 };
+
+  run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--steps", "3",
+                  "--cfg", "2.5", "--sampler", "ddim", "--seed", "7", "--out", out,
+                  "--upscale", "3", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, out));
+  g_assert_nonnull (strstr (r.out, big));
+  /* Not a terminal: no bar, one line at the end; a given seed is not echoed. */
+  g_assert_null (strstr (r.err, "\r"));
+  g_assert_null (strstr (r.err, "seed"));
+  g_assert_true (g_regex_match_simple ("^3 of 3 steps in [0-9.]+ s \\([0-9.]+ steps/s\\)\n$",
+                                       r.err, 0, 0));
+  cli_result_clear (&r);
+
+  g_assert_true (is_8bit_rgb_png (out));
+  g_assert_true (tf_image_read_png (out, &small, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (small.width, ==, 32);
+  g_assert_cmpint (small.height, ==, 32);
+
+  text = tf_image_read_png_text (out, &error);
+  g_assert_no_error (error);
+  expected = g_strdup_printf ("a red circle\nSteps: 3, Sampler: DDIM, CFG scale: 2.5, Seed: 7, "
+                              "Size: 32x32, Model: tiny-text, Model hash: %s", hash);
+  g_assert_cmpstr (g_hash_table_lookup (text, "parameters"), ==, expected);
+
+  /* Nearest neighbour: each pixel is a crisp 3×3 block. */
+  g_assert_true (tf_image_read_png (big, &large, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (large.width, ==, 96);
+  g_assert_cmpint (large.height, ==, 96);
+  for (int y = 0; y < 96; y++)
+    for (int x = 0; x < 96; x++)
+      g_assert_cmpmem (large.rgba + ((size_t) y * 96 + x) * 4, 4,
+                       small.rgba + ((size_t) (y / 3) * 32 + x / 3) * 4, 4);
+  tf_image_clear (&small);
+  tf_image_clear (&large);
+
+  /* Without --seed, a random seed is printed and stored. */
+  run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--steps", "2",
+                  "--out", out, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  {
+    g_autoptr(GMatchInfo) match = NULL;
+    g_autoptr(GRegex) seed = g_regex_new ("^seed ([0-9]+) ", 0, 0, NULL);
+    g_autofree char *number = NULL;
+    g_autofree char *field = NULL;
+    g_autoptr(GHashTable) again = NULL;
+
+    g_assert_true (g_regex_match (seed, r.err, 0, &match));
+    number = g_match_info_fetch (match, 1);
+    field = g_strdup_printf (", Seed: %s, ", number);
+    again = tf_image_read_png_text (out, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (strstr (g_hash_table_lookup (again, "parameters"), field));
+  }
+  cli_result_clear (&r);
+
+  tf_test_remove_tree (dir);
+}
+
+static void
+test_generate_previews (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *out = g_build_filename (dir, "out.png", NULL);
+  g_autofree char *every = g_build_filename (dir, "every", NULL);
+  g_autofree char *some = g_build_filename (dir, "some", "deeper", NULL);
+  g_autofree char *listing = NULL;
+  g_autofree char *first = g_build_filename (every, "step-001.png", NULL);
+  g_autoptr(GError) error = NULL;
+  TfImage image = { 0 };
+  CliResult r = { 0 };
+
+  run_in_process (&r, "generate", "--model", model, "--prompt", "a star", "--steps", "4",
+                  "--seed", "1", "--out", out, "--previews", every, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  cli_result_clear (&r);
+  listing = tf_test_list_dir (every);
+  g_assert_cmpstr (listing, ==, "step-001.png step-002.png step-003.png step-004.png");
+  g_clear_pointer (&listing, g_free);
+  g_assert_true (tf_image_read_png (first, &image, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (image.width, ==, 32);
+  tf_image_clear (&image);
+
+  /* Every 3rd, and always the last; the folder is made. */
+  run_in_process (&r, "generate", "--model", model, "--prompt", "a star", "--steps", "4",
+                  "--seed", "1", "--out", out, "--previews", some, "--preview-every", "3", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  cli_result_clear (&r);
+  listing = tf_test_list_dir (some);
+  g_assert_cmpstr (listing, ==, "step-003.png step-004.png");
+
+  tf_test_remove_tree (dir);
+}
+
+/* Same model, prompt, settings and seed: the same bytes. */
+static void
+test_generate_deterministic (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  const char *names[] = { "a.png", "b.png", "c.png" };
+  const char *seeds[] = { "42", "42", "43" };
+  char *contents[3];
+  gsize lengths[3];
+
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *out = g_build_filename (dir, names[i], NULL);
+      CliResult r = { 0 };
+
+      run_program (&r, "generate", "--model", model, "--prompt", "a blue square",
+                   "--negative", "red", "--steps", "3", "--seed", seeds[i], "--out", out, NULL);
+      g_assert_cmpint (r.status, ==, 0);
+      cli_result_clear (&r);
+      g_assert_true (g_file_get_contents (out, &contents[i], &lengths[i], NULL));
+    }
+  g_assert_cmpmem (contents[0], lengths[0], contents[1], lengths[1]);
+  g_assert_false (lengths[0] == lengths[2] && memcmp (contents[0], contents[2], lengths[0]) == 0);
+  for (int i = 0; i < 3; i++)
+    g_free (contents[i]);
+  tf_test_remove_tree (dir);
+}
+
+static void
+test_generate_bad_requests (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *no_tokenizer = tf_test_save_tiny_model (dir, NULL, NULL);
+  g_autofree char *missing = g_build_filename (dir, "missing.safetensors", NULL);
+  g_autofree char *out = g_build_filename (dir, "out.png", NULL);
+  g_autofree char *nowhere = g_build_filename (dir, "no-such-folder", "out.png", NULL);
+  g_autofree char *listing = NULL;
+  /* Wrong command lines: status 2, before the (missing) model is opened. */
+  const struct {
+    const char *flag, *value, *message;
+  } usage[] = {
+    { "--steps", "0", "steps 0 is out of range" },
+    { "--steps", "20000", "steps 20000 is out of range" },
+    { "--steps", "99999999999999", "--steps" },
+    { "--cfg", "nan", "guidance scale" },
+    { "--sampler", "euler", "--sampler: 'euler' is not ddpm or ddim" },
+    { "--seed", "-1", "--seed" },
+    { "--upscale", "1", "--upscale must be 2 to 32" },
+    { "--preview-every", "0", "--preview-every" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (usage); i++)
+    {
+      CliResult r = { 0 };
+
+      run_program (&r, "generate", "--model", missing, "--prompt", "x", "--out", out,
+                   usage[i].flag, usage[i].value, NULL);
+      if (r.status != 2 || strstr (r.err, usage[i].message) == NULL)
+        g_test_message ("%s %s: status %d, stderr: %s", usage[i].flag, usage[i].value,
+                        r.status, r.err);
+      g_assert_cmpint (r.status, ==, 2);
+      g_assert_true (g_str_has_prefix (r.err, "transfusion-cli"));
+      g_assert_nonnull (strstr (r.err, usage[i].message));
+      g_assert_cmpstr (r.out, ==, "");
+      cli_result_clear (&r);
+    }
+
+  {
+    CliResult r = { 0 };
+
+    run_in_process (&r, "generate", "--model", model, "--out", out, NULL);
+    g_assert_cmpint (r.status, ==, 2);
+    g_assert_nonnull (strstr (r.err, "no --prompt"));
+    cli_result_clear (&r);
+
+    run_in_process (&r, "generate", "--model", model, "--prompt", "x", NULL);
+    g_assert_cmpint (r.status, ==, 2);
+    g_assert_nonnull (strstr (r.err, "no --out"));
+    cli_result_clear (&r);
+
+    run_in_process (&r, "caption", "--model", model, NULL);
+    g_assert_cmpint (r.status, ==, 2);
+    g_assert_nonnull (strstr (r.err, "no --image"));
+    cli_result_clear (&r);
+
+    run_in_process (&r, "chat", "--model", model, "--top-p", "0", NULL);
+    g_assert_cmpint (r.status, ==, 2);
+    g_assert_nonnull (strstr (r.err, "top-p"));
+    cli_result_clear (&r);
+  }
+
+  /* Bad files: status 1, "transfusion-cli: FILE: problem", nothing written. */
+  const struct {
+    const char *model, *out, *prefix;
+  } files[] = {
+    { missing, out, missing },
+    { no_tokenizer, out, no_tokenizer },
+    { model, nowhere, nowhere },
+    { model, dir, dir },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (files); i++)
+    {
+      g_autofree char *prefix = g_strdup_printf ("transfusion-cli: %s: ", files[i].prefix);
+      CliResult r = { 0 };
+
+      run_program (&r, "generate", "--model", files[i].model, "--prompt", "x", "--steps", "2",
+                   "--seed", "1", "--out", files[i].out, NULL);
+      if (r.status != 1 || !g_str_has_prefix (r.err, prefix))
+        g_test_message ("case %u: status %d, stderr: %s", i, r.status, r.err);
+      g_assert_cmpint (r.status, ==, 1);
+      g_assert_true (g_str_has_prefix (r.err, prefix));
+      g_assert_cmpstr (r.out, ==, "");
+      cli_result_clear (&r);
+    }
+  listing = tf_test_list_dir (dir);
+  g_assert_cmpstr (listing, ==, "tiny-text.safetensors tiny.safetensors");
+
+  tf_test_remove_tree (dir);
+}
+
+/* Ctrl-C stops between steps; the image is not written. */
+static void
+test_generate_interrupt (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *out = g_build_filename (dir, "out.png", NULL);
+  g_autofree char *previews = g_build_filename (dir, "previews", NULL);
+  g_autofree char *first = g_build_filename (previews, "step-001.png", NULL);
+  g_autofree char *last = g_build_filename (previews, "step-10000.png", NULL);
+  g_autoptr(GPtrArray) args = g_ptr_array_new ();
+  g_autoptr(GSubprocess) proc = NULL;
+  const char *const argv[] = {
+    "generate", "--model", model, "--prompt", "x", "--steps", "10000", "--seed", "1",
+    "--out", out, "--previews", previews,
+  };
+  CliResult r = { 0 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (argv); i++)
+    g_ptr_array_add (args, (char *) argv[i]);
+  proc = spawn_program (args, FALSE);
+  /* The first preview shows that it is stepping. */
+  for (int i = 0; i < 1200 && !g_file_test (first, G_FILE_TEST_EXISTS); i++)
+    g_usleep (50000);
+  g_assert_true (g_file_test (first, G_FILE_TEST_EXISTS));
+  g_subprocess_send_signal (proc, SIGINT);
+  finish_program (&r, proc, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "transfusion-cli: stopped"));
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (last, G_FILE_TEST_EXISTS));
+  cli_result_clear (&r);
+  tf_test_remove_tree (dir);
+}
+
+static void
+test_caption (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *picture = g_build_filename (dir, "picture.png", NULL);
+  g_autofree char *corrupt = g_build_filename (dir, "corrupt.png", NULL);
+  g_autofree char *prefix = g_strdup_printf ("transfusion-cli: %s: ", corrupt);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *contents = NULL;
+  gsize len;
+  uint8_t rgb[20 * 10 * 3];
+  CliResult r = { 0 }, again = { 0 };
+
+  /* Any PNG: not square, not the model's size. */
+  for (guint i = 0; i < sizeof rgb; i++)
+    rgb[i] = (uint8_t) (i * 7);
+  g_assert_true (tf_image_write_png (picture, rgb, 20, 10, 3, NULL, NULL, &error));
+  g_assert_no_error (error);
+
+  run_in_process (&r, "caption", "--model", model, "--image", picture, "--seed", "3",
+                  "--max-tokens", "12", NULL);
+  g_assert_cmpstr (r.err, ==, "");
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (g_str_has_suffix (r.out, "\n"));
+  g_assert_cmpint (strchr (r.out, '\n') - r.out, ==, strlen (r.out) - 1);
+  run_in_process (&again, "caption", "--model", model, "--image", picture, "--seed", "3",
+                  "--max-tokens", "12", NULL);
+  g_assert_cmpstr (again.out, ==, r.out);
+  cli_result_clear (&r);
+  cli_result_clear (&again);
+
+  /* A PNG cut short. */
+  g_assert_true (g_file_get_contents (picture, &contents, &len, NULL));
+  tf_test_write_file (NULL, corrupt, contents, (gssize) len / 2);
+  run_program (&r, "caption", "--model", model, "--image", corrupt, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_true (g_str_has_prefix (r.err, prefix));
+  g_assert_cmpstr (r.out, ==, "");
+  cli_result_clear (&r);
+
+  /* Not a PNG at all. */
+  tf_test_write_file (NULL, corrupt, "hello", -1);
+  run_program (&r, "caption", "--model", model, "--image", corrupt, NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_true (g_str_has_prefix (r.err, prefix));
+  cli_result_clear (&r);
+
+  tf_test_remove_tree (dir);
+}
+
+static guint
+count_lines (const char *text)
+{
+  guint n = 0;
+
+  for (const char *p = text; *p != '\0'; p++)
+    n += *p == '\n';
+  return n;
+}
+
+static void
+test_chat (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *images = g_build_filename (dir, "images", NULL);
+  g_autofree char *picture = g_build_filename (dir, "picture.png", NULL);
+  g_autofree char *input = NULL;
+  g_autofree char *long_line = g_strnfill (600, 'a');
+  g_autoptr(GError) error = NULL;
+  uint8_t rgb[8 * 8 * 3] = { 0 };
+  CliResult r = { 0 };
+
+  g_assert_true (tf_image_write_png (picture, rgb, 8, 8, 3, NULL, NULL, &error));
+  g_assert_no_error (error);
+
+  /* Two messages, then EOF. */
+  run_program_with_input (&r, "hello\nwhat is a dog?\n", "chat", "--model", model,
+                          "--max-tokens", "6", "--steps", "2", "--seed", "5",
+                          "--images", images, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_null (strstr (r.err, "transfusion-cli"));
+  /* Not a terminal: no prompt; each reply ends its line. */
+  g_assert_false (g_str_has_prefix (r.out, "> "));
+  g_assert_cmpuint (count_lines (r.out), >=, 2);
+  g_assert_true (g_str_has_suffix (r.out, "\n"));
+  cli_result_clear (&r);
+
+  /* Commands, a full context (the conversation goes on), /quit. */
+  input = g_strdup_printf ("/image %s/nowhere.png\n"
+                           "/image %s\n"
+                           "what is this?\n"
+                           "%s\n"
+                           "/reset\n"
+                           "/frobnicate\n"
+                           "hi\n"
+                           "/quit\n"
+                           "never read\n", dir, picture, long_line);
+  run_program_with_input (&r, input, "chat", "--model", model, "--max-tokens", "6",
+                          "--steps", "2", "--seed", "5", "--images", images, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.err, "nowhere.png: could not read"));
+  g_assert_nonnull (strstr (r.err, "attached"));
+  g_assert_nonnull (strstr (r.err, "/reset to start a new conversation"));
+  g_assert_nonnull (strstr (r.err, "unknown command '/frobnicate'"));
+  g_assert_cmpuint (count_lines (r.out), >=, 2);
+  cli_result_clear (&r);
+
+  tf_test_remove_tree (dir);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -365,6 +916,15 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/info/golden", test_info_golden);
   g_test_add_func ("/cli/info/bad-files", test_info_bad_files);
   g_test_add_func ("/cli/data/preview", test_data_preview);
+  g_test_add_func ("/cli/generate/parameters-text", test_parameters_text);
+  g_test_add_func ("/cli/generate/default-model", test_default_model);
+  g_test_add_func ("/cli/generate/png", test_generate_png);
+  g_test_add_func ("/cli/generate/previews", test_generate_previews);
+  g_test_add_func ("/cli/generate/deterministic", test_generate_deterministic);
+  g_test_add_func ("/cli/generate/bad-requests", test_generate_bad_requests);
+  g_test_add_func ("/cli/generate/interrupt", test_generate_interrupt);
+  g_test_add_func ("/cli/caption", test_caption);
+  g_test_add_func ("/cli/chat", test_chat);
 
   return g_test_run ();
 }

@@ -4,9 +4,13 @@
 #include "tf-model-info.h"
 
 #include <glib/gi18n.h>
+#include <errno.h>
 #include <glib/gstdio.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "tf-image.h"
 
 /* Engine messages name the file already; this is the safety net that keeps
  * "FILE: problem" true for every message a person sees. */
@@ -82,11 +86,7 @@ tf_model_info_load (const char *path, GError **error)
   g_autoptr(TfModelInfo) info = g_new0 (TfModelInfo, 1);
   info->path = g_strdup (path);
 
-  g_autofree char *base = g_path_get_basename (path);
-  if (g_str_has_suffix (base, ".safetensors") && strlen (base) > strlen (".safetensors"))
-    info->name = g_strndup (base, strlen (base) - strlen (".safetensors"));
-  else
-    info->name = g_steal_pointer (&base);
+  info->name = tf_model_name_from_path (path);
 
   if (g_stat (path, &st_buf) == 0)
     info->file_size = (guint64) st_buf.st_size;
@@ -102,6 +102,30 @@ tf_model_info_load (const char *path, GError **error)
 
   info->model = g_steal_pointer (&model);
   return g_steal_pointer (&info);
+}
+
+TfGenerator *
+tf_model_info_open_generator (const char *path, GError **error)
+{
+  GError *local_error = NULL;
+  TfGenerator *gen;
+
+  g_return_val_if_fail (path != NULL, NULL);
+
+  gen = tf_generator_new_from_file (path, &local_error);
+  if (gen == NULL)
+    propagate_naming_file (error, local_error, path);
+  return gen;
+}
+
+char *
+tf_model_name_from_path (const char *path)
+{
+  g_autofree char *base = g_path_get_basename (path);
+
+  if (g_str_has_suffix (base, ".safetensors") && strlen (base) > strlen (".safetensors"))
+    return g_strndup (base, strlen (base) - strlen (".safetensors"));
+  return g_steal_pointer (&base);
 }
 
 void
@@ -222,4 +246,127 @@ tf_format_count (guint64 n)
   if (value < 99.95)
     return g_strdup_printf ("%.1f %s", value, prefixes[unit]);
   return g_strdup_printf ("%.0f %s", value, prefixes[unit]);
+}
+
+/* ---- The bundled model ------------------------------------------------- */
+
+#define DEFAULT_MODEL_FILE "default.safetensors"
+
+GStrv
+tf_default_model_locations (void)
+{
+  const char *override = g_getenv ("TRANSFUSION_MODEL");
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+
+  if (override != NULL && override[0] != '\0')
+    g_strv_builder_add (builder, override);
+  else
+    {
+      g_autofree char *source = g_build_filename (TF_SOURCE_ROOT, "resources", "models",
+                                                  DEFAULT_MODEL_FILE, NULL);
+      g_autofree char *installed = g_build_filename (TF_DATADIR, "transfusion", "models",
+                                                     DEFAULT_MODEL_FILE, NULL);
+
+      g_strv_builder_add (builder, source);
+      g_strv_builder_add (builder, installed);
+    }
+  return g_strv_builder_end (builder);
+}
+
+char *
+tf_default_model_path (void)
+{
+  g_auto(GStrv) locations = tf_default_model_locations ();
+  const char *override = g_getenv ("TRANSFUSION_MODEL");
+
+  if (override != NULL && override[0] != '\0')
+    return g_strdup (locations[0]);
+  for (guint i = 0; locations[i] != NULL; i++)
+    if (g_file_test (locations[i], G_FILE_TEST_IS_REGULAR))
+      return g_strdup (locations[i]);
+  return NULL;
+}
+
+/* ---- Generated images ------------------------------------------------- */
+
+/* A1111 shows the first 10 hex digits of the file's SHA-256 ("AutoV2"). */
+#define MODEL_HASH_DIGITS 10
+
+char *
+tf_model_file_hash (const char *path, GError **error)
+{
+  g_autoptr(GChecksum) checksum = g_checksum_new (G_CHECKSUM_SHA256);
+  g_autofree guchar *buffer = g_malloc (1 << 20);
+  g_autofree char *shown = g_filename_display_name (path);
+  FILE *file = fopen (path, "rb");
+  size_t n;
+
+  if (file == NULL)
+    {
+      int saved = errno;
+
+      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not read: %s", shown,
+                   g_strerror (saved));
+      return NULL;
+    }
+  while ((n = fread (buffer, 1, 1 << 20, file)) > 0)
+    g_checksum_update (checksum, buffer, (gssize) n);
+  if (ferror (file))
+    {
+      int saved = errno;
+
+      fclose (file);
+      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not read: %s", shown,
+                   g_strerror (saved));
+      return NULL;
+    }
+  fclose (file);
+  return g_strndup (g_checksum_get_string (checksum), MODEL_HASH_DIGITS);
+}
+
+char *
+tf_png_parameters_text (const char *prompt, const TfGenerateSettings *settings, int size,
+                        const char *model_name, const char *model_hash)
+{
+  g_autoptr(GString) text = g_string_new (prompt);
+  g_autofree char *sampler = g_ascii_strup (tf_sampler_name (settings->sampler), -1);
+  char cfg[G_ASCII_DTOSTR_BUF_SIZE];
+
+  g_string_append_c (text, '\n');
+  if (settings->negative != NULL && settings->negative[0] != '\0')
+    g_string_append_printf (text, "Negative prompt: %s\n", settings->negative);
+  g_ascii_formatd (cfg, sizeof cfg, "%g", settings->cfg);
+  g_string_append_printf (text, "Steps: %d, Sampler: %s, CFG scale: %s, Seed: %" G_GUINT64_FORMAT
+                          ", Size: %dx%d, Model: %s, Model hash: %s",
+                          settings->steps, sampler, cfg, (guint64) settings->seed, size, size,
+                          model_name, model_hash);
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+gboolean
+tf_write_generated_png (const char *path, const float *pixels, int size, int channels,
+                        int scale, const char *parameters, GError **error)
+{
+  const char *const keys[] = { "parameters", NULL };
+  const char *const values[] = { parameters, NULL };
+  int side = size * scale;
+
+  g_return_val_if_fail (size > 0 && (channels == 1 || channels == 3), FALSE);
+  g_return_val_if_fail (scale >= 1 && side / scale == size, FALSE);
+
+  g_autofree uint8_t *model = g_malloc ((size_t) size * size * channels);
+  g_autofree uint8_t *rgb = g_malloc ((size_t) side * side * 3);
+
+  tf_image_from_model (pixels, size, channels, model);
+  for (int y = 0; y < side; y++)
+    for (int x = 0; x < side; x++)
+      {
+        const uint8_t *src = model + ((size_t) (y / scale) * size + x / scale) * channels;
+        uint8_t *dst = rgb + ((size_t) y * side + x) * 3;
+
+        for (int c = 0; c < 3; c++)
+          dst[c] = src[channels == 1 ? 0 : c];
+      }
+  return tf_image_write_png (path, rgb, side, side, 3, parameters != NULL ? keys : NULL,
+                             parameters != NULL ? values : NULL, error);
 }

@@ -6,6 +6,7 @@
 
 #include <glib.h>
 
+#include "tf-generate.h"
 #include "transfusion.h"
 
 G_BEGIN_DECLS
@@ -65,5 +66,46 @@ char *tf_config_field_format (const TfConfigField *field, const TfConfig *config
 
 /* 1234567 → "1.23 M": three significant digits, SI prefixes k, M, G, T. */
 char *tf_format_count (guint64 n);
+
+/* The file's name without its folder and ".safetensors": what a person
+ * calls the model ("default" for models/default.safetensors). */
+char *tf_model_name_from_path (const char *path);
+
+/* Loads @path as a generator (model and tokenizer) with every message
+ * naming the file, as tf_model_info_load() does. Blocking. */
+TfGenerator *tf_model_info_open_generator (const char *path, GError **error);
+
+/* ---- The bundled model ------------------------------------------------- */
+
+/* Where a model is looked for when none is named, in order:
+ * $TRANSFUSION_MODEL when set (and then only there: a wrong override is an
+ * error, not a silent fallback), else the source tree's
+ * resources/models/default.safetensors, then the installed
+ * DATADIR/transfusion/models/default.safetensors. */
+GStrv tf_default_model_locations (void);
+/* The first of those that exists; $TRANSFUSION_MODEL whether or not it
+ * exists, so that loading it names what is wrong. NULL when there is none. */
+char *tf_default_model_path (void);
+
+/* ---- Generated images ------------------------------------------------- */
+
+/* The first 10 hex digits of the SHA-256 of the file @path (as A1111's
+ * "Model hash"). Reads the whole file. */
+char *tf_model_file_hash (const char *path, GError **error);
+
+/* The "parameters" text of a generated PNG in the A1111 form (SPEC §6):
+ *   PROMPT
+ *   Negative prompt: NEGATIVE          (only when @settings->negative is set)
+ *   Steps: 50, Sampler: DDPM, CFG scale: 3, Seed: 7, Size: 32x32, Model: NAME, Model hash: H
+ * Numbers in the C locale. */
+char *tf_png_parameters_text (const char *prompt, const TfGenerateSettings *settings,
+                              int size, const char *model_name, const char *model_hash);
+
+/* Writes model pixels (size × size × @channels in [-1, 1]) as an 8-bit RGB
+ * PNG, each pixel drawn as a @scale × @scale block (nearest neighbour, 1:
+ * as is), with the iTXt chunk "parameters" when @parameters is not NULL.
+ * Atomic: a failure leaves nothing behind. */
+gboolean tf_write_generated_png (const char *path, const float *pixels, int size, int channels,
+                                 int scale, const char *parameters, GError **error);
 
 G_END_DECLS
