@@ -1,6 +1,8 @@
 /* cli-main.c: `transfusion-cli`; the commands live in tf-cli.c. */
 #include "config.h"
 
+#include "tf-model-info.h"
+
 #include <glib/gi18n.h>
 #include <locale.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 int
 main (int argc, char *argv[])
 {
+  tf_configure_threads ();
   setlocale (LC_ALL, "");
   bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");

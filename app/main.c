@@ -1,6 +1,8 @@
 /* main.c: the desktop application, `transfusion [MODEL.safetensors…]`. */
 #include "config.h"
 
+#include "tf-model-info.h"
+
 #include <glib/gi18n.h>
 #include <locale.h>
 
@@ -9,6 +11,7 @@
 int
 main (int argc, char *argv[])
 {
+  tf_configure_threads ();
   g_autoptr(TfApplication) app = NULL;
 
   /* GTK sets the locale itself; the catalogue must be bound before any

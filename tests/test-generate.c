@@ -3,6 +3,8 @@
  * within one step; context overflow is an error that changes nothing; a
  * random model still gives valid images and text; <|boi|> draws an image. */
 #include "tf-generate.h"
+#include "tf-data.h"
+#include "tf-train.h"
 #include "tf-rng.h"
 #include "tf-test-util.h"
 
@@ -435,6 +437,68 @@ test_boi_draws_an_image (void)
   g_assert_true (w.finite);
 }
 
+/* End to end: a tiny model trained on one picture draws that picture. */
+static void
+test_trained_model_draws_its_picture (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-generate-XXXXXX");
+  g_autofree char *out = g_build_filename (dir, "one.safetensors", NULL);
+  TfTrainOptions o;
+  tf_train_options_init (&o);
+  g_free (o.preset);
+  o.preset = g_strdup ("tiny");
+  g_strfreev (o.data);
+  o.data = g_strsplit ("shapes", ",", -1);
+  o.out = g_strdup (out);
+  o.max_examples = 1;
+  o.batch = 4;
+  o.vocab_size = 300;
+  o.lr = 3e-3;
+  o.steps = 300;
+  o.warmup_steps = 20;
+  o.chat_fraction = 0;
+  o.image_first = 0;
+  {
+    g_autoptr (TfTrainer) tr = tf_trainer_new (&o, &error);
+    g_assert_no_error (error);
+    g_assert_true (tf_trainer_run (tr, NULL, NULL, NULL, &error));
+    g_assert_no_error (error);
+  }
+  tf_train_options_clear (&o);
+
+  g_autoptr (TfGenerator) g = tf_generator_new_from_file (out, &error);
+  g_assert_no_error (error);
+  const TfConfig *c = tf_model_config (tf_generator_model (g));
+  const int values = tf_config_image_values (c);
+  g_autoptr (TfDataSource) shapes = tf_data_shapes_new (TF_SPLIT_TRAIN, c->image_size,
+                                                        c->image_channels, &error);
+  g_assert_no_error (error);
+  TfRng rng;
+  tf_rng_seed (&rng, 1);
+  TfExample ex = { 0 };
+  g_assert_true (tf_data_source_get (shapes, 0, &rng, &ex, &error));
+
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.cfg = 1;
+  g_autofree float *pixels = g_new (float, values);
+  g_assert_true (tf_generator_generate_image (g, ex.caption, &s, NULL, pixels, &error));
+  g_assert_no_error (error);
+  double mse = 0, spread = 0;
+  for (int k = 0; k < values; k++)
+    {
+      mse += (pixels[k] - ex.pixels[k]) * (pixels[k] - ex.pixels[k]);
+      spread += (ex.pixels[k] + 1) * (ex.pixels[k] + 1);   /* against black */
+    }
+  g_test_message ("'%s': MSE %.4f against the picture, %.4f for a black image",
+                  ex.caption, mse / values, spread / values);
+  /* A broken sampler or cache gives noise or a flat colour: far above this. */
+  g_assert_cmpfloat (mse / values, <, 0.05);
+  tf_example_clear (&ex);
+  tf_test_remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -447,5 +511,6 @@ main (int argc, char **argv)
   g_test_add_func ("/generate/caption-and-chat", test_caption_and_chat_are_valid);
   g_test_add_func ("/generate/context-overflow", test_context_overflow);
   g_test_add_func ("/generate/boi-draws-an-image", test_boi_draws_an_image);
+  g_test_add_func ("/generate/trained-model-draws-its-picture", test_trained_model_draws_its_picture);
   return g_test_run ();
 }

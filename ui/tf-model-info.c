@@ -3,6 +3,8 @@
 
 #include "tf-model-info.h"
 
+#include <cblas.h>
+
 #include <glib/gi18n.h>
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -369,4 +371,11 @@ tf_write_generated_png (const char *path, const float *pixels, int size, int cha
       }
   return tf_image_write_png (path, rgb, side, side, 3, parameters != NULL ? keys : NULL,
                              parameters != NULL ? values : NULL, error);
+}
+
+void
+tf_configure_threads (void)
+{
+  if (g_getenv ("OPENBLAS_NUM_THREADS") == NULL)
+    openblas_set_num_threads (1);
 }

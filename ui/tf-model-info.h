@@ -87,6 +87,13 @@ GStrv tf_default_model_locations (void);
  * exists, so that loading it names what is wrong. NULL when there is none. */
 char *tf_default_model_path (void);
 
+/* Sets the engine's threading for this process: the engine parallelises its
+ * own loops with OpenMP, and OpenBLAS's threads competing with them made
+ * training 1.5× slower and sampling erratic on two cores, so OpenBLAS runs
+ * single-threaded unless OPENBLAS_NUM_THREADS says otherwise. Call once at
+ * the start of main(). */
+void tf_configure_threads (void);
+
 /* ---- Generated images ------------------------------------------------- */
 
 /* The first 10 hex digits of the SHA-256 of the file @path (as A1111's
