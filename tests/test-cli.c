@@ -904,6 +904,46 @@ test_chat (void)
   tf_test_remove_tree (dir);
 }
 
+/* The bundled model (when the tree has one) loads and does all three jobs. */
+static void
+test_bundled_model (void)
+{
+  g_autofree char *saved = g_strdup (g_getenv ("TRANSFUSION_MODEL"));
+  g_unsetenv ("TRANSFUSION_MODEL");
+  g_autofree char *path = tf_default_model_path ();
+  if (path == NULL)
+    {
+      g_test_skip ("no bundled model in this tree");
+      return;
+    }
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *out = g_build_filename (dir, "bundled.png", NULL);
+  CliResult r = { 0 };
+
+  run_in_process (&r, "info", path, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "tokenizer"));
+  cli_result_clear (&r);
+
+  run_in_process (&r, "generate", "--prompt", "a sneaker", "--steps", "4", "--seed", "1",
+                  "--out", out, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  cli_result_clear (&r);
+  TfImage image = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_assert_true (tf_image_read_png (out, &image, &error));
+  g_assert_cmpint (image.width, ==, 32);
+  tf_image_clear (&image);
+
+  run_in_process (&r, "caption", "--image", out, "--max-tokens", "8", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  cli_result_clear (&r);
+
+  if (saved != NULL)
+    g_setenv ("TRANSFUSION_MODEL", saved, TRUE);
+  tf_test_remove_tree (dir);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -918,6 +958,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/data/preview", test_data_preview);
   g_test_add_func ("/cli/generate/parameters-text", test_parameters_text);
   g_test_add_func ("/cli/generate/default-model", test_default_model);
+  g_test_add_func ("/cli/bundled-model", test_bundled_model);
   g_test_add_func ("/cli/generate/png", test_generate_png);
   g_test_add_func ("/cli/generate/previews", test_generate_previews);
   g_test_add_func ("/cli/generate/deterministic", test_generate_deterministic);
