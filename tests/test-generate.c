@@ -437,6 +437,58 @@ test_boi_draws_an_image (void)
   g_assert_true (w.finite);
 }
 
+/* Two generators in two threads: each gets what it gets alone. */
+typedef struct {
+  TfGenerator *g;
+  float *pixels;
+  char *caption;
+  gboolean ok;
+} ThreadJob;
+
+static gpointer
+run_job (gpointer data)
+{
+  ThreadJob *job = data;
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 12;
+  s.max_tokens = 20;
+  s.seed = 5;
+  job->ok = tf_generator_generate_image (job->g, "a green star", &s, NULL, job->pixels, NULL);
+  job->caption = tf_generator_caption (job->g, job->pixels, &s, NULL, NULL);
+  job->ok &= job->caption != NULL;
+  return NULL;
+}
+
+static void
+test_two_generators_in_two_threads (void)
+{
+  g_autoptr (TfGenerator) a = tiny_generator (9, 128, 4);
+  g_autoptr (TfGenerator) b = tiny_generator (9, 128, 4);
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (a)));
+  ThreadJob alone = { a, g_new (float, values), NULL, FALSE };
+  run_job (&alone);
+  g_assert_true (alone.ok);
+
+  ThreadJob ja = { a, g_new (float, values), NULL, FALSE };
+  ThreadJob jb = { b, g_new (float, values), NULL, FALSE };
+  GThread *ta = g_thread_new ("generator-a", run_job, &ja);
+  GThread *tb = g_thread_new ("generator-b", run_job, &jb);
+  g_thread_join (ta);
+  g_thread_join (tb);
+  g_assert_true (ja.ok && jb.ok);
+  g_assert_cmpmem (ja.pixels, values * sizeof (float), alone.pixels, values * sizeof (float));
+  g_assert_cmpmem (jb.pixels, values * sizeof (float), alone.pixels, values * sizeof (float));
+  g_assert_cmpstr (ja.caption, ==, alone.caption);
+  g_assert_cmpstr (jb.caption, ==, alone.caption);
+  ThreadJob *jobs[] = { &alone, &ja, &jb };
+  for (int i = 0; i < 3; i++)
+    {
+      g_free (jobs[i]->pixels);
+      g_free (jobs[i]->caption);
+    }
+}
+
 /* End to end: a tiny model trained on one picture draws that picture. */
 static void
 test_trained_model_draws_its_picture (void)
@@ -511,6 +563,7 @@ main (int argc, char **argv)
   g_test_add_func ("/generate/caption-and-chat", test_caption_and_chat_are_valid);
   g_test_add_func ("/generate/context-overflow", test_context_overflow);
   g_test_add_func ("/generate/boi-draws-an-image", test_boi_draws_an_image);
+  g_test_add_func ("/generate/two-threads", test_two_generators_in_two_threads);
   g_test_add_func ("/generate/trained-model-draws-its-picture", test_trained_model_draws_its_picture);
   return g_test_run ();
 }
