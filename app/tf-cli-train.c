@@ -278,18 +278,8 @@ tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   for (guint i = 0; names[i] != NULL; i++)
     {
       g_autoptr (GError) error = NULL;
-      g_autoptr (TfDataSource) source = NULL;
-      const char *n = names[i];
-      if (strcmp (n, "fashion") == 0)
-        source = tf_data_fashion_new (NULL, which, c.image_size, c.image_channels, &error);
-      else if (strcmp (n, "shapes") == 0)
-        source = tf_data_shapes_new (which, c.image_size, c.image_channels, &error);
-      else if (strcmp (n, "emoji") == 0)
-        source = tf_data_emoji_new (NULL, which, c.image_size, c.image_channels, &error);
-      else if (strcmp (n, "wordnet") == 0)
-        source = tf_data_wordnet_new (NULL, which, &error);
-      else
-        source = tf_data_folder_new (n, which, c.image_size, c.image_channels, &error);
+      g_autoptr (TfDataSource) source = tf_data_source_open (names[i], which, c.image_size,
+                                                             c.image_channels, &error);
       if (source == NULL)
         {
           fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);

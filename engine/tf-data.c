@@ -1448,3 +1448,22 @@ out:
   g_free (tiles);
   return ok;
 }
+
+TfDataSource *
+tf_data_source_open (const char *name, TfSplit split, int image_size, int channels,
+                     GError **error)
+{
+  if (strcmp (name, "fashion") == 0)
+    return tf_data_fashion_new (NULL, split, image_size, channels, error);
+  if (strcmp (name, "shapes") == 0)
+    return tf_data_shapes_new (split, image_size, channels, error);
+  if (strcmp (name, "emoji") == 0)
+    return tf_data_emoji_new (NULL, split, image_size, channels, error);
+  if (strcmp (name, "wordnet") == 0)
+    return tf_data_wordnet_new (NULL, split, error);
+  if (g_file_test (name, G_FILE_TEST_IS_DIR))
+    return tf_data_folder_new (name, split, image_size, channels, error);
+  g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+               "data '%s' is neither fashion, emoji, shapes, wordnet nor a folder", name);
+  return NULL;
+}

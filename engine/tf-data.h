@@ -77,6 +77,11 @@ TfDataSource *tf_data_wordnet_new (const char *dir, TfSplit split, GError **erro
 TfDataSource *tf_data_folder_new (const char *dir, TfSplit split, int image_size, int channels,
                                   GError **error);
 
+/* Opens a source by the name a user gives: "fashion", "shapes", "emoji",
+ * "wordnet" (from their Debian packages) or the path of a folder. */
+TfDataSource *tf_data_source_open (const char *name, TfSplit split, int image_size,
+                                   int channels, GError **error);
+
 void tf_data_source_free (TfDataSource *source);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfDataSource, tf_data_source_free)
 

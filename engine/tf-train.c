@@ -201,24 +201,8 @@ open_sources (TfTrainer *tr, const TfConfig *c, GError **error)
   double total = 0;
   for (int i = 0; i < tr->n_sources; i++)
     {
-      const char *name = o->data[i];
-      TfDataSource *s;
-      if (strcmp (name, "fashion") == 0)
-        s = tf_data_fashion_new (NULL, TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
-      else if (strcmp (name, "shapes") == 0)
-        s = tf_data_shapes_new (TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
-      else if (strcmp (name, "emoji") == 0)
-        s = tf_data_emoji_new (NULL, TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
-      else if (strcmp (name, "wordnet") == 0)
-        s = tf_data_wordnet_new (NULL, TF_SPLIT_TRAIN, error);
-      else if (g_file_test (name, G_FILE_TEST_IS_DIR))
-        s = tf_data_folder_new (name, TF_SPLIT_TRAIN, c->image_size, c->image_channels, error);
-      else
-        {
-          g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-                       "data '%s' is neither fashion, emoji, shapes, wordnet nor a folder", name);
-          return FALSE;
-        }
+      TfDataSource *s = tf_data_source_open (o->data[i], TF_SPLIT_TRAIN, c->image_size,
+                                             c->image_channels, error);
       if (s == NULL)
         return FALSE;
       tr->sources[i] = s;
