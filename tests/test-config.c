@@ -54,6 +54,22 @@ test_json_round_trip (void)
   g_assert_cmpmem (&c, sizeof c, &back, sizeof back);
 }
 
+/* json-glib writes 1e-08 as "1e-08.0"; what we store must be real JSON. */
+static void
+test_json_exponents (void)
+{
+  TfConfig c = valid_config (), back;
+  c.norm_eps = 1e-8;
+  c.rope_theta = 1e6;
+  g_autofree char *json = tf_config_to_json (&c);
+  g_test_message ("%s", json);
+  g_assert_null (strstr (json, "e-08.0"));
+  g_assert_nonnull (strstr (json, "\"norm_eps\":1e-08"));
+  g_assert_true (tf_config_from_json (&back, json, "test", NULL));
+  g_assert_cmpfloat (back.norm_eps, ==, 1e-8);
+  g_assert_cmpfloat (back.rope_theta, ==, 1e6);
+}
+
 static void
 expect_json_error (const char *json, const char *fragment)
 {
@@ -107,6 +123,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/config/presets", test_presets);
   g_test_add_func ("/config/json-round-trip", test_json_round_trip);
+  g_test_add_func ("/config/json-exponents", test_json_exponents);
   g_test_add_func ("/config/json-errors", test_json_errors);
   return g_test_run ();
 }
