@@ -282,8 +282,7 @@ main (int argc, char *argv[])
   gtk_disable_setlocale ();
   g_test_init (&argc, &argv, NULL);
 
-  tmp_dir = g_dir_make_tmp ("test-app-XXXXXX", &error);
-  g_assert_no_error (error);
+  tmp_dir = tf_test_make_temp_dir ("test-app-XXXXXX");
 
   if (g_getenv ("DISPLAY") != NULL || g_getenv ("WAYLAND_DISPLAY") != NULL)
     {
@@ -307,7 +306,7 @@ main (int argc, char *argv[])
   status = g_test_run ();
 
   g_clear_object (&app);
-  g_rmdir (tmp_dir);
+  tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);
   return status;
 }

@@ -237,7 +237,7 @@ static void
 test_info_generated (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("test-cli-XXXXXX", &error);
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
   g_autofree char *path = NULL;
   g_autofree char *d_model = NULL;
   g_autofree char *params = NULL;
@@ -261,8 +261,7 @@ test_info_generated (void)
   g_assert_true (g_regex_match_simple (params, r.out, G_REGEX_MULTILINE, 0));
   cli_result_clear (&r);
 
-  g_unlink (path);
-  g_rmdir (dir);
+  tf_test_remove_tree (dir);
 }
 
 static void
@@ -316,7 +315,7 @@ static void
 test_info_bad_files (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("test-cli-XXXXXX", &error);
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
   g_autofree char *missing = NULL, *empty = NULL, *garbage = NULL;
   g_autofree char *truncated = NULL, *not_model = NULL, *model = NULL;
   g_autofree char *contents = NULL;
@@ -366,12 +365,7 @@ test_info_bad_files (void)
   /* A directory. */
   assert_bad_file (dir);
 
-  g_unlink (empty);
-  g_unlink (garbage);
-  g_unlink (truncated);
-  g_unlink (not_model);
-  g_unlink (model);
-  g_rmdir (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* `data --preview` writes a contact sheet a person can look at. */
@@ -379,7 +373,7 @@ static void
 test_data_preview (void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("test-cli-XXXXXX", &error);
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
   g_autofree char *sheet = g_build_filename (dir, "sheet.png", NULL);
   CliResult r = { 0 };
 
@@ -404,8 +398,7 @@ test_data_preview (void)
   g_assert_cmpint (r.status, ==, 2);
   cli_result_clear (&r);
 
-  g_unlink (sheet);
-  g_rmdir (dir);
+  tf_test_remove_tree (dir);
 }
 
 /* ---- generate, caption, chat -------------------------------------------- */

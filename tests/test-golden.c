@@ -233,8 +233,7 @@ test_golden_resave (void)
   Golden g;
   golden_load (&g);
   g_autoptr (GError) error = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("tf-golden-XXXXXX", &error);
-  g_assert_no_error (error);
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-golden-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "resaved.safetensors", NULL);
   g_assert_true (tf_model_save (g.model, path, TF_DTYPE_F32, NULL, NULL, 0, &error));
   g_assert_no_error (error);
@@ -243,8 +242,7 @@ test_golden_resave (void)
   g_assert_cmpuint (tf_model_n_params (again), ==, tf_model_n_params (g.model));
   g_assert_cmpmem (tf_model_params (again), tf_model_n_params (again) * sizeof (float),
                    tf_model_params (g.model), tf_model_n_params (g.model) * sizeof (float));
-  g_unlink (path);
-  g_rmdir (dir);
+  tf_test_remove_tree (dir);
   golden_free (&g);
 }
 

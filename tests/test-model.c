@@ -538,7 +538,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  tmp_dir = g_dir_make_tmp ("tf-model-XXXXXX", NULL);
+  tmp_dir = tf_test_make_temp_dir ("tf-model-XXXXXX");
   g_test_add_func ("/model/mask/transfusion", test_mask_is_transfusion_mask);
   g_test_add_func ("/model/mask/in-effect", test_mask_in_effect);
   g_test_add_func ("/model/padding-and-packing", test_padding_and_packing_are_invisible);
@@ -549,7 +549,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/checkpoint/errors", test_checkpoint_errors);
   g_test_add_func ("/model/alpha-bar", test_alpha_bar);
   int status = g_test_run ();
-  g_rmdir (tmp_dir);
+  tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);
   return status;
 }

@@ -333,20 +333,14 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  tmp_dir = g_dir_make_tmp ("tf-train-XXXXXX", NULL);
+  tmp_dir = tf_test_make_temp_dir ("tf-train-XXXXXX");
   g_test_add_func ("/train/overfit", test_overfit);
   g_test_add_func ("/train/resume-exact", test_resume_exact);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
   g_test_add_func ("/train/interrupt-saves", test_interrupt_saves);
   g_test_add_func ("/train/bad-options", test_bad_options);
   int status = g_test_run ();
-  g_autoptr (GDir) dir = g_dir_open (tmp_dir, 0, NULL);
-  for (const char *name; dir && (name = g_dir_read_name (dir)) != NULL;)
-    {
-      g_autofree char *path = g_build_filename (tmp_dir, name, NULL);
-      g_unlink (path);
-    }
-  g_rmdir (tmp_dir);
+  tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);
   return status;
 }
