@@ -10,6 +10,10 @@
 
 #define N_ROWS 2   /* conditional and unconditional */
 
+typedef struct {
+  const float *attn_norm, *wqkv, *wo, *mlp_norm, *w13, *w2;
+} LayerWeights;
+
 struct _TfGenerator {
   TfModel       *model;
   TfTokenizer   *tok;
@@ -21,8 +25,18 @@ struct _TfGenerator {
   float         *k_cache[N_ROWS], *v_cache[N_ROWS];
   int            n_cached[N_ROWS];
 
+  /* the weights, looked up by name once */
+  struct {
+    const float *tok_emb, *patch_in_w, *patch_in_b, *patch_pos;
+    const float *time0_w, *time0_b, *time2_w, *time2_b;
+    const float *norm, *lm_head, *patch_out_w, *patch_out_b;
+  } w;
+  LayerWeights  *layer_w;
+
   /* scratch for a block of up to N_ROWS × max_seq_len positions */
   int            cap;            /* positions */
+  int           *pos;
+  float         *rstd;
   float         *x, *xn, *qkv, *att, *gu, *act, *proj;
   float         *logits;         /* [V] */
   float         *patches;        /* [n_patches, patch_dim] */
@@ -94,6 +108,51 @@ tf_generate_settings_validate (const TfGenerateSettings *s, GError **error)
 
 /* ---- The generator ------------------------------------------------------ */
 
+static const float *
+weight (TfModel *model, const char *name)
+{
+  const TfParamInfo *info = tf_model_find_tensor (model, name);
+  g_assert (info != NULL);   /* every model has every tensor of its config */
+  return tf_model_params (model) + info->offset;
+}
+
+/* wq, wk, wv are adjacent in the parameter buffer (one [3d, d] product), and
+ * so are w1, w3 (one [2h, d] product). */
+static void
+resolve_weights (TfGenerator *g)
+{
+  TfModel *m = g->model;
+  g->w.tok_emb = weight (m, "tok_emb.weight");
+  g->w.patch_in_w = weight (m, "patch_in.weight");
+  g->w.patch_in_b = weight (m, "patch_in.bias");
+  g->w.patch_pos = weight (m, "patch_pos");
+  g->w.time0_w = weight (m, "time_mlp.0.weight");
+  g->w.time0_b = weight (m, "time_mlp.0.bias");
+  g->w.time2_w = weight (m, "time_mlp.2.weight");
+  g->w.time2_b = weight (m, "time_mlp.2.bias");
+  g->w.norm = weight (m, "norm.weight");
+  g->w.lm_head = weight (m, "lm_head.weight");
+  g->w.patch_out_w = weight (m, "patch_out.weight");
+  g->w.patch_out_b = weight (m, "patch_out.bias");
+  const int n_layers = tf_model_config (m)->n_layers;
+  g->layer_w = g_new0 (LayerWeights, n_layers);
+  for (int l = 0; l < n_layers; l++)
+    {
+      char name[64];
+#define LAYER(field, suffix)                                            \
+      g_snprintf (name, sizeof name, "layers.%d." suffix, l);           \
+      g->layer_w[l].field = weight (m, name);
+      LAYER (attn_norm, "attn_norm.weight")
+      LAYER (wqkv, "attn.wq")
+      LAYER (wo, "attn.wo")
+      LAYER (mlp_norm, "mlp_norm.weight")
+      LAYER (w13, "mlp.w1")
+      LAYER (w2, "mlp.w2")
+#undef LAYER
+    }
+}
+
+
 TfGenerator *
 tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
 {
@@ -127,8 +186,11 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->patches = g_new (float, (size_t) tf_config_n_patches (c) * tf_config_patch_dim (c));
   g->time_buf = g_new (float, 4 * d);
   g->eps_rows = g_new (float, (size_t) N_ROWS * tf_config_image_values (c));
+  g->pos = g_new (int, N);
+  g->rstd = g_new (float, N);
   g->order = g_new (int, c->vocab_size);
   g->probs = g_new (double, c->vocab_size);
+  resolve_weights (g);
   tf_rng_seed (&g->rng, 1);
   return g;
 }
@@ -136,15 +198,12 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
 TfGenerator *
 tf_generator_new_from_file (const char *path, GError **error)
 {
-  TfModel *model = tf_model_load (path, error);
-  if (model == NULL)
-    return NULL;
   g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
   if (st == NULL)
-    {
-      tf_model_free (model);
-      return NULL;
-    }
+    return NULL;
+  TfModel *model = tf_model_load_from (st, error);
+  if (model == NULL)
+    return NULL;
   const char *json = tf_safetensors_metadata (st, "tokenizer");
   if (json == NULL)
     {
@@ -179,6 +238,7 @@ tf_generator_free (TfGenerator *g)
   g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->gu);
   g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
   g_free (g->time_buf); g_free (g->eps_rows); g_free (g->order); g_free (g->probs);
+  g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
   g_free (g);
 }
 
@@ -204,23 +264,6 @@ check_abort (TfGenerator *g, GError **error)
 
 /* ---- The cached forward -------------------------------------------------- */
 
-/* Parameter pointers by name: looked up once per call, cheap next to a block. */
-static const float *
-W (TfGenerator *g, const char *name)
-{
-  const TfParamInfo *info = tf_model_find_tensor (g->model, name);
-  g_assert (info != NULL);
-  return tf_model_params (g->model) + info->offset;
-}
-
-static const float *
-WL (TfGenerator *g, int layer, const char *suffix)
-{
-  char name[64];
-  g_snprintf (name, sizeof name, "layers.%d.%s", layer, suffix);
-  return W (g, name);
-}
-
 /* Runs @n new positions for each of @n_rows rows (their input embeddings in
  * g->x, row-major [n_rows × n, d]) through the transformer against each
  * row's cache, writing their keys and values at the row's next slots. With
@@ -234,17 +277,17 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model, h = c->mlp_hidden, H = c->n_heads, hd = tf_config_head_dim (c);
   const int L = c->max_seq_len, N = n_rows * n;
-  g_autofree int *pos = g_new (int, N);
-  g_autofree float *rstd = g_new (float, N);
+  int *pos = g->pos;
+  float *rstd = g->rstd;
   for (int r = 0; r < n_rows; r++)
     for (int i = 0; i < n; i++)
       pos[r * n + i] = g->n_cached[rows[r]] + i;
 
   for (int l = 0; l < c->n_layers; l++)
     {
-      /* wq, wk and wv are adjacent in the parameter buffer: one product */
-      tf_rmsnorm_forward (g->xn, rstd, g->x, WL (g, l, "attn_norm.weight"), N, d, c->norm_eps);
-      tf_linear_forward (g->qkv, g->xn, WL (g, l, "attn.wq"), NULL, N, d, 3 * d);
+      const LayerWeights *lw = &g->layer_w[l];
+      tf_rmsnorm_forward (g->xn, rstd, g->x, lw->attn_norm, N, d, c->norm_eps);
+      tf_linear_forward (g->qkv, g->xn, lw->wqkv, NULL, N, d, 3 * d);
       tf_rope_forward (g->qkv, 3 * d, pos, N, H, hd, c->rope_theta);
       tf_rope_forward (g->qkv + d, 3 * d, pos, N, H, hd, c->rope_theta);
       for (int r = 0; r < n_rows; r++)
@@ -261,18 +304,18 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
           tf_attention_cached_forward (g->att + (size_t) r * n * d, g->qkv + (size_t) r * n * 3 * d,
                                        3 * d, kc, vc, p0, n, block, H, hd);
         }
-      tf_linear_forward (g->proj, g->att, WL (g, l, "attn.wo"), NULL, N, d, d);
+      tf_linear_forward (g->proj, g->att, lw->wo, NULL, N, d, d);
       for (size_t k = 0; k < (size_t) N * d; k++)
         g->x[k] += g->proj[k];
 
-      tf_rmsnorm_forward (g->xn, rstd, g->x, WL (g, l, "mlp_norm.weight"), N, d, c->norm_eps);
-      tf_linear_forward (g->gu, g->xn, WL (g, l, "mlp.w1"), NULL, N, d, 2 * h);
+      tf_rmsnorm_forward (g->xn, rstd, g->x, lw->mlp_norm, N, d, c->norm_eps);
+      tf_linear_forward (g->gu, g->xn, lw->w13, NULL, N, d, 2 * h);
       tf_swiglu_forward (g->act, g->gu, N, h);
-      tf_linear_forward (g->proj, g->act, WL (g, l, "mlp.w2"), NULL, N, h, d);
+      tf_linear_forward (g->proj, g->act, lw->w2, NULL, N, h, d);
       for (size_t k = 0; k < (size_t) N * d; k++)
         g->x[k] += g->proj[k];
     }
-  tf_rmsnorm_forward (g->xn, rstd, g->x, W (g, "norm.weight"), N, d, c->norm_eps);
+  tf_rmsnorm_forward (g->xn, rstd, g->x, g->w.norm, N, d, c->norm_eps);
   if (commit)
     for (int r = 0; r < n_rows; r++)
       g->n_cached[rows[r]] += n;
@@ -303,10 +346,10 @@ feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logit
     return FALSE;
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model;
-  tf_embedding_forward (g->x, tokens, W (g, "tok_emb.weight"), n, d);
+  tf_embedding_forward (g->x, tokens, g->w.tok_emb, n, d);
   forward_block (g, &row, 1, n, FALSE, TRUE);
   if (logits != NULL)
-    tf_linear_forward (logits, g->xn + (size_t) (n - 1) * d, W (g, "lm_head.weight"), NULL, 1,
+    tf_linear_forward (logits, g->xn + (size_t) (n - 1) * d, g->w.lm_head, NULL, 1,
                        d, c->vocab_size);
   return TRUE;
 }
@@ -325,14 +368,14 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
 
   /* x = patch_in(patches) + patch_pos + temb(t), the same for every row */
   tf_patchify (g->patches, x_t, c->image_size, c->image_channels, c->patch_size);
-  tf_linear_forward (g->x, g->patches, W (g, "patch_in.weight"), W (g, "patch_in.bias"),
+  tf_linear_forward (g->x, g->patches, g->w.patch_in_w, g->w.patch_in_b,
                      np, pd, d);
   float *code = g->time_buf, *h1 = code + d, *s1 = h1 + d, *temb = s1 + d;
   tf_timestep_code (code, t, d);
-  tf_linear_forward (h1, code, W (g, "time_mlp.0.weight"), W (g, "time_mlp.0.bias"), 1, d, d);
+  tf_linear_forward (h1, code, g->w.time0_w, g->w.time0_b, 1, d, d);
   tf_silu_forward (s1, h1, d);
-  tf_linear_forward (temb, s1, W (g, "time_mlp.2.weight"), W (g, "time_mlp.2.bias"), 1, d, d);
-  const float *pe = W (g, "patch_pos");
+  tf_linear_forward (temb, s1, g->w.time2_w, g->w.time2_b, 1, d, d);
+  const float *pe = g->w.patch_pos;
   for (int k = 0; k < np; k++)
     for (int e = 0; e < d; e++)
       g->x[(size_t) k * d + e] += pe[(size_t) k * d + e] + temb[e];
@@ -343,7 +386,7 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
   if (eps != NULL)
     {
       const int values = tf_config_image_values (c);
-      tf_linear_forward (g->proj, g->xn, W (g, "patch_out.weight"), W (g, "patch_out.bias"),
+      tf_linear_forward (g->proj, g->xn, g->w.patch_out_w, g->w.patch_out_b,
                          n_rows * np, d, pd);
       for (int r = 0; r < n_rows; r++)
         tf_unpatchify (eps + (size_t) r * values, g->proj + (size_t) r * np * pd,
@@ -772,7 +815,7 @@ tf_generator_cached_logits (TfGenerator *g, const int32_t *tokens, int n, int pr
     {
       if (!feed_tokens (g, 0, tokens, prefill, NULL, error))
         return FALSE;
-      tf_linear_forward (logits, g->xn, W (g, "lm_head.weight"), NULL, prefill, d, V);
+      tf_linear_forward (logits, g->xn, g->w.lm_head, NULL, prefill, d, V);
     }
   for (int i = prefill; i < n; i++)
     if (!feed_tokens (g, 0, tokens + i, 1, logits + (size_t) i * V, error))

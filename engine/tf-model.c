@@ -247,8 +247,13 @@ TfModel *
 tf_model_load (const char *path, GError **error)
 {
   g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
-  if (st == NULL)
-    return NULL;
+  return st != NULL ? tf_model_load_from (st, error) : NULL;
+}
+
+TfModel *
+tf_model_load_from (TfSafetensors *st, GError **error)
+{
+  const char *path = tf_safetensors_display_name (st);
 
   const char *format = tf_safetensors_metadata (st, "format");
   if (g_strcmp0 (format, TF_FORMAT_NAME) != 0)

@@ -50,6 +50,9 @@ void tf_model_init_random (TfModel *model, uint64_t seed);
  * the config's shapes (F32/F16/BF16/F64 accepted). Errors name the file and
  * the tensor. */
 TfModel *tf_model_load (const char *path, GError **error);
+/* The same from a file already open (its other metadata, such as the
+ * tokenizer, can then be read without opening it again). */
+TfModel *tf_model_load_from (TfSafetensors *st, GError **error);
 /* Writes the parameters (F32 or F16/BF16) with "format", "config" and the
  * extra metadata given (e.g. "tokenizer", "provenance"). Atomic. */
 gboolean tf_model_save (TfModel *model, const char *path, TfDtype dtype,

@@ -78,7 +78,7 @@ tf_model_info_load (const char *path, GError **error)
       return NULL;
     }
 
-  g_autoptr(TfModel) model = tf_model_load (path, &local_error);
+  g_autoptr(TfModel) model = tf_model_load_from (st, &local_error);
   if (model == NULL)
     {
       propagate_naming_file (error, local_error, path);
