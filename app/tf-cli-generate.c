@@ -23,13 +23,6 @@
 
 /* ---- Shared ------------------------------------------------------------- */
 
-static int
-usage_error (TfCli *cli, const char *line, const char *message)
-{
-  fprintf (cli->err, "%s: %s\n", line, message);
-  fprintf (cli->err, _("Run '%s --help' for usage.\n"), line);
-  return TF_CLI_EXIT_USAGE;
-}
 
 static int
 file_error (TfCli *cli, const GError *error)
@@ -74,7 +67,7 @@ resolve_seed (TfCli *cli, const char *line, const char *text, TfGenerateSettings
     {
       g_autofree char *message = g_strdup_printf ("--seed: %s", error->message);
 
-      usage_error (cli, line, message);
+      tf_cli_usage_error (cli, line, message);
       return FALSE;
     }
   settings->seed = seed;
@@ -98,7 +91,7 @@ check_settings (TfCli *cli, const char *line, const TfGenerateSettings *settings
 
   if (tf_generate_settings_validate (settings, &error))
     return TRUE;
-  usage_error (cli, line, error->message);
+  tf_cli_usage_error (cli, line, error->message);
   return FALSE;
 }
 
@@ -354,26 +347,23 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return status;
 
   if (operands[0] != NULL)
-    {
-      g_autofree char *message = g_strdup_printf (_("unexpected argument '%s'"), operands[0]);
-      return usage_error (cli, line, message);
-    }
+    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (prompt == NULL)
-    return usage_error (cli, line, _("no --prompt given"));
+    return tf_cli_usage_error (cli, line, _("no --prompt given"));
   if (out == NULL)
-    return usage_error (cli, line, _("no --out file given"));
+    return tf_cli_usage_error (cli, line, _("no --out file given"));
   if (sampler != NULL && !tf_sampler_from_name (sampler, &settings.sampler))
     {
       g_autofree char *message = g_strdup_printf (_("--sampler: '%s' is not ddpm or ddim"),
                                                   sampler);
-      return usage_error (cli, line, message);
+      return tf_cli_usage_error (cli, line, message);
     }
   if (preview_every < 1)
-    return usage_error (cli, line, _("--preview-every must be 1 or more"));
+    return tf_cli_usage_error (cli, line, _("--preview-every must be 1 or more"));
   if (upscale != 0 && (upscale < 2 || upscale > MAX_UPSCALE))
     {
       g_autofree char *message = g_strdup_printf (_("--upscale must be 2 to %d"), MAX_UPSCALE);
-      return usage_error (cli, line, message);
+      return tf_cli_usage_error (cli, line, message);
     }
   settings.negative = negative;
   if (!check_settings (cli, line, &settings) ||
@@ -464,12 +454,9 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return status;
 
   if (operands[0] != NULL)
-    {
-      g_autofree char *message = g_strdup_printf (_("unexpected argument '%s'"), operands[0]);
-      return usage_error (cli, line, message);
-    }
+    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (image_path == NULL)
-    return usage_error (cli, line, _("no --image given"));
+    return tf_cli_usage_error (cli, line, _("no --image given"));
   if (!check_settings (cli, line, &settings) ||
       !resolve_seed (cli, line, seed_text, &settings, &random_seed))
     return TF_CLI_EXIT_USAGE;
@@ -677,10 +664,7 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return status;
 
   if (operands[0] != NULL)
-    {
-      g_autofree char *message = g_strdup_printf (_("unexpected argument '%s'"), operands[0]);
-      return usage_error (cli, line, message);
-    }
+    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (!check_settings (cli, line, &settings) ||
       !resolve_seed (cli, line, seed_text, &settings, &random_seed))
     return TF_CLI_EXIT_USAGE;

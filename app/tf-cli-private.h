@@ -30,6 +30,12 @@ struct _TfCliCommand {
 int tf_cli_parse_options (TfCli *cli, const char *command, const char *usage,
                           const char *summary, const GOptionEntry *entries,
                           gboolean stop_at_operand, int argc, char **argv, GStrv *operands);
+/* Prints "LINE: MESSAGE" and where to find the usage; returns the usage
+ * exit status. */
+int tf_cli_usage_error (TfCli *cli, const char *line, const char *message);
+/* The same for an operand the command does not take. */
+int tf_cli_unexpected_argument (TfCli *cli, const char *line, const char *operand);
+
 /* "transfusion-cli NAME" and its usage line. */
 char *tf_cli_command_line (const TfCliCommand *command);
 char *tf_cli_command_usage (const TfCliCommand *command);

@@ -140,13 +140,9 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     }
   if (operands[0] != NULL || out == NULL)
     {
-      if (operands[0] != NULL)
-        fprintf (cli->err, _("%s: unexpected argument '%s'\n"), line, operands[0]);
-      else
-        fprintf (cli->err, _("%s: no --out model file given\n"), line);
-      fprintf (cli->err, _("Run '%s --help' for usage.\n"), line);
       tf_train_options_clear (&o);
-      return TF_CLI_EXIT_USAGE;
+      return operands[0] != NULL ? tf_cli_unexpected_argument (cli, line, operands[0])
+                                 : tf_cli_usage_error (cli, line, _("no --out model file given"));
     }
 
   g_autoptr (GError) error = NULL;
@@ -261,12 +257,8 @@ tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       preview == NULL || operands[0] != NULL || count < 1 || count > 256 || scale < 1 ||
       scale > 16 || (seed_text && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64,
                                                                 &seed, NULL)))
-    {
-      fprintf (cli->err, _("%s: give --preview FILE.png, --count 1 to 256, --scale 1 to 16, "
-                           "--split train or heldout\n"), line);
-      fprintf (cli->err, _("Run '%s --help' for usage.\n"), line);
-      return TF_CLI_EXIT_USAGE;
-    }
+    return tf_cli_usage_error (cli, line, _("give --preview FILE.png, --count 1 to 256, "
+                                            "--scale 1 to 16, --split train or heldout"));
 
   g_auto (GStrv) names = g_strsplit (data ? data : "fashion,emoji,shapes,wordnet", ",", -1);
   TfConfig c;

@@ -94,6 +94,21 @@ tf_cli_parse_options (TfCli *cli, const char *command, const char *usage, const 
   return -1;
 }
 
+int
+tf_cli_usage_error (TfCli *cli, const char *line, const char *message)
+{
+  fprintf (cli->err, "%s: %s\n", line, message);
+  fprintf (cli->err, _("Run '%s --help' for usage.\n"), line);
+  return TF_CLI_EXIT_USAGE;
+}
+
+int
+tf_cli_unexpected_argument (TfCli *cli, const char *line, const char *operand)
+{
+  g_autofree char *message = g_strdup_printf (_("unexpected argument '%s'"), operand);
+  return tf_cli_usage_error (cli, line, message);
+}
+
 /* ---- info --------------------------------------------------------------- */
 
 static void
@@ -174,11 +189,7 @@ cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return status;
 
   if (files[0] == NULL)
-    {
-      fprintf (cli->err, _("%s: no model file given\n"), line);
-      fprintf (cli->err, _("Run '%s --help' for usage.\n"), line);
-      return TF_CLI_EXIT_USAGE;
-    }
+    return tf_cli_usage_error (cli, line, _("no model file given"));
 
   status = TF_CLI_EXIT_OK;
   for (guint i = 0; files[i] != NULL; i++)
