@@ -43,6 +43,9 @@ char *tf_cli_command_usage (const TfCliCommand *command);
 int tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 int tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 
+/* tf-cli-bench.c */
+int tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+
 /* tf-cli-generate.c */
 int tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 int tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv);

@@ -24,6 +24,7 @@ static const TfCliCommand commands[] = {
   { "caption", "", N_("Describe a picture"), tf_cli_caption },
   { "chat", "", N_("Talk with a model in the terminal"), tf_cli_chat },
   { "data", "", N_("Look at the training data"), tf_cli_data },
+  { "bench", "", N_("Measure how fast this machine runs the engine"), tf_cli_bench },
 };
 
 /* ---- Options ------------------------------------------------------------ */

@@ -805,6 +805,15 @@ tf_generator_cached_eps (TfGenerator *g, const int32_t *const *prefixes,
 }
 
 gboolean
+tf_generator_prefill (TfGenerator *g, const int32_t *tokens, int n, gboolean reset,
+                      float *logits, GError **error)
+{
+  if (reset)
+    g->n_cached[0] = 0;
+  return feed_tokens (g, 0, tokens, n, logits, error);
+}
+
+gboolean
 tf_generator_cached_logits (TfGenerator *g, const int32_t *tokens, int n, int prefill,
                             float *logits, GError **error)
 {

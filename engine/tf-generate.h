@@ -144,6 +144,11 @@ gboolean tf_generator_predict_eps (TfGenerator *gen, const int32_t *const *prefi
                                    const int *prefix_lengths, int n_rows, const float *x_t,
                                    int t, float *eps, GError **error);
 
+/* For benchmarks: feeds @n tokens into the cache of the first row as one
+ * block (after what it holds, or from empty with @reset) and writes the
+ * logits [V] after the last one. One token at a time is decoding. */
+gboolean tf_generator_prefill (TfGenerator *gen, const int32_t *tokens, int n, gboolean reset,
+                               float *logits, GError **error);
 /* The cached path, for tests: logits [n × V] of @tokens decoded with a KV
  * cache (the first @prefill tokens as one block, then one at a time). */
 gboolean tf_generator_cached_logits (TfGenerator *gen, const int32_t *tokens, int n,
