@@ -2,14 +2,53 @@
  * once for double. REAL is the element type, FN(x) names the function and
  * GEMM is the matching BLAS routine. See tf-layers.h for the contracts. */
 
+/* C = alpha·op(A)·op(B) + beta·C, row-major, C [M, N]. A large product is
+ * split into bands of C's rows (or columns, when there are more of them),
+ * one band per OpenMP thread, each a one-thread BLAS call: the engine's own
+ * threads do all the work, so OpenBLAS's threads never compete with them.
+ * Each element's sum runs over K in the same order whatever the split. */
+static void
+FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alpha,
+           const REAL *A, int lda, const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
+{
+  int threads = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel () && (double) M * N * K >= 32768.0)
+    threads = omp_get_max_threads ();
+#endif
+  if (threads <= 1 || (M < 16 && N < 16))
+    {
+      GEMM (CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      return;
+    }
+  const gboolean rows = M >= N;
+  const int len = rows ? M : N;
+  const int band = ((len + threads - 1) / threads + 7) / 8 * 8;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int t = 0; t < threads; t++)
+    {
+      const int s = t * band, e = MIN (len, s + band);
+      if (s >= e)
+        continue;
+      if (rows)
+        GEMM (CblasRowMajor, ta, tb, e - s, N, K, alpha,
+              ta == CblasNoTrans ? A + (size_t) s * lda : A + s, lda, B, ldb,
+              beta, C + (size_t) s * ldc, ldc);
+      else
+        GEMM (CblasRowMajor, ta, tb, M, e - s, K, alpha, A, lda,
+              tb == CblasNoTrans ? B + s : B + (size_t) s * ldb, ldb,
+              beta, C + s, ldc);
+    }
+}
+
 void
 FN (tf_linear_forward) (REAL *out, const REAL *in, const REAL *w, const REAL *b,
                         int n, int in_dim, int out_dim)
 {
   if (n <= 0)
     return;
-  GEMM (CblasRowMajor, CblasNoTrans, CblasTrans, n, out_dim, in_dim,
-        1.0, in, in_dim, w, in_dim, 0.0, out, out_dim);
+  FN (gemm) (CblasNoTrans, CblasTrans, n, out_dim, in_dim,
+             1.0, in, in_dim, w, in_dim, 0.0, out, out_dim);
   if (b != NULL)
     for (int r = 0; r < n; r++)
       {
@@ -26,11 +65,11 @@ FN (tf_linear_backward) (REAL *d_in, REAL *d_w, REAL *d_b, const REAL *d_out,
   if (n <= 0)
     return;
   if (d_in != NULL)   /* d_in += d_out · W */
-    GEMM (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in_dim, out_dim,
-          1.0, d_out, out_dim, w, in_dim, 1.0, d_in, in_dim);
+    FN (gemm) (CblasNoTrans, CblasNoTrans, n, in_dim, out_dim,
+               1.0, d_out, out_dim, w, in_dim, 1.0, d_in, in_dim);
   if (d_w != NULL)    /* d_W += d_outᵀ · in */
-    GEMM (CblasRowMajor, CblasTrans, CblasNoTrans, out_dim, in_dim, n,
-          1.0, d_out, out_dim, in, in_dim, 1.0, d_w, in_dim);
+    FN (gemm) (CblasTrans, CblasNoTrans, out_dim, in_dim, n,
+               1.0, d_out, out_dim, in, in_dim, 1.0, d_w, in_dim);
   if (d_b != NULL)
     for (int r = 0; r < n; r++)
       {
@@ -156,57 +195,81 @@ FN (tf_rope_backward) (REAL *d_x, int stride, const int *pos, int n, int n_heads
   FN (rope_rotate) (d_x, stride, pos, n, n_heads, head_dim, theta, -1.0);
 }
 
+/* The keys that queries i0..i1−1 of row @b see, together: lo..hi of their
+ * union (hi < lo when none sees any). */
+static void
+FN (attention_span) (const int *lo, const int *hi, int b, int seq_len, int i0, int i1,
+                     int *k0, int *k1)
+{
+  *k0 = seq_len;
+  *k1 = -1;
+  for (int i = i0; i < i1; i++)
+    {
+      const int pi = b * seq_len + i;
+      if (hi[pi] < lo[pi])
+        continue;
+      *k0 = MIN (*k0, lo[pi]);
+      *k1 = MAX (*k1, hi[pi]);
+    }
+}
+
+/* Queries are taken in blocks of TF_ATTENTION_BLOCK rows; for each block the
+ * scores against the keys the block sees are one matrix product, the softmax
+ * runs over each query's own range (zero elsewhere in the block's span), and
+ * the output is a second product. */
+#define TF_ATTENTION_BLOCK 64
+
 void
 FN (tf_attention_forward) (REAL *out, REAL *probs, const REAL *qkv,
                            const int *lo, const int *hi,
                            int batch, int seq_len, int n_heads, int head_dim)
 {
-  const int d = n_heads * head_dim;
-  const size_t row3 = 3 * (size_t) d;
+  const int d = n_heads * head_dim, L = seq_len;
+  const int row3 = 3 * d;
   const REAL scale = (REAL) (1.0 / sqrt ((double) head_dim));
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < batch; b++)
     for (int h = 0; h < n_heads; h++)
       {
-        const REAL *base = qkv + (size_t) b * seq_len * row3;
-        for (int i = 0; i < seq_len; i++)
+        const REAL *base = qkv + (size_t) b * L * row3;
+        for (int i0 = 0; i0 < L; i0 += TF_ATTENTION_BLOCK)
           {
-            const int pi = b * seq_len + i;
-            REAL *o = out + (size_t) pi * d + h * head_dim;
-            REAL *p = probs + (((size_t) b * n_heads + h) * seq_len + i) * seq_len;
-            const REAL *q = base + (size_t) i * row3 + h * head_dim;
-            const int j0 = lo[pi], j1 = hi[pi];
-
-            memset (o, 0, sizeof (REAL) * head_dim);
-            if (j1 < j0)
-              continue;
-            REAL max = -INFINITY;
-            for (int j = j0; j <= j1; j++)
+            const int i1 = MIN (L, i0 + TF_ATTENTION_BLOCK), nq = i1 - i0;
+            REAL *o = out + ((size_t) b * L + i0) * d + h * head_dim;
+            int k0, k1;
+            FN (attention_span) (lo, hi, b, L, i0, i1, &k0, &k1);
+            if (k1 < k0)
               {
-                const REAL *k = base + (size_t) j * row3 + d + h * head_dim;
-                REAL s = 0;
-                for (int e = 0; e < head_dim; e++)
-                  s += q[e] * k[e];
-                s *= scale;
-                p[j] = s;
-                if (s > max)
-                  max = s;
+                for (int i = 0; i < nq; i++)
+                  memset (o + (size_t) i * d, 0, sizeof (REAL) * head_dim);
+                continue;
               }
-            double sum = 0.0;
-            for (int j = j0; j <= j1; j++)
+            const int nk = k1 - k0 + 1;
+            REAL *p = probs + (((size_t) b * n_heads + h) * L + i0) * L + k0;
+            GEMM (CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, head_dim, scale,
+                  base + (size_t) i0 * row3 + h * head_dim, row3,
+                  base + (size_t) k0 * row3 + d + h * head_dim, row3, 0.0, p, L);
+            for (int i = 0; i < nq; i++)
               {
-                p[j] = (REAL) exp ((double) (p[j] - max));
-                sum += p[j];
+                const int pi = b * L + i0 + i;
+                REAL *row = p + (size_t) i * L;
+                const int j0 = lo[pi] - k0, j1 = hi[pi] - k0;
+                REAL max = -INFINITY;
+                for (int j = j0; j <= j1; j++)
+                  max = row[j] > max ? row[j] : max;
+                REAL sum = 0;
+                for (int j = j0; j <= j1; j++)
+                  {
+                    row[j] = EXP (row[j] - max);
+                    sum += row[j];
+                  }
+                const REAL inv = j1 >= j0 ? 1 / sum : 0;
+                for (int j = 0; j < nk; j++)
+                  row[j] = j >= j0 && j <= j1 ? row[j] * inv : 0;
               }
-            REAL inv = (REAL) (1.0 / sum);
-            for (int j = j0; j <= j1; j++)
-              {
-                p[j] *= inv;
-                const REAL *v = base + (size_t) j * row3 + 2 * d + h * head_dim;
-                for (int e = 0; e < head_dim; e++)
-                  o[e] += p[j] * v[e];
-              }
+            GEMM (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, head_dim, nk, 1.0,
+                  p, L, base + (size_t) k0 * row3 + 2 * d + h * head_dim, row3, 0.0, o, d);
           }
       }
 }
@@ -216,60 +279,58 @@ FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
                             const REAL *probs, const int *lo, const int *hi,
                             int batch, int seq_len, int n_heads, int head_dim)
 {
-  const int d = n_heads * head_dim;
-  const size_t row3 = 3 * (size_t) d;
+  const int d = n_heads * head_dim, L = seq_len;
+  const int row3 = 3 * d;
   const REAL scale = (REAL) (1.0 / sqrt ((double) head_dim));
 
   memset (d_qkv, 0, sizeof (REAL) * row3 * batch * seq_len);
 
   /* Each (b, h) task writes only head h's columns of row block b, so the
-   * tasks are independent and the result does not depend on scheduling. */
+   * tasks are independent and the result does not depend on scheduling.
+   * With P the probabilities of a query block and dO its output gradient:
+   * dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP))·scale, dV += Pᵀ·dO,
+   * dQ += dS·K, dK += dSᵀ·Q. */
 #pragma omp parallel
   {
-    REAL *ds = g_new (REAL, seq_len);
+    REAL *ds = g_new (REAL, (size_t) TF_ATTENTION_BLOCK * L);
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < batch; b++)
       for (int h = 0; h < n_heads; h++)
         {
-          const REAL *base = qkv + (size_t) b * seq_len * row3;
-          REAL *d_base = d_qkv + (size_t) b * seq_len * row3;
-          for (int i = 0; i < seq_len; i++)
+          const REAL *base = qkv + (size_t) b * L * row3;
+          REAL *d_base = d_qkv + (size_t) b * L * row3;
+          for (int i0 = 0; i0 < L; i0 += TF_ATTENTION_BLOCK)
             {
-              const int pi = b * seq_len + i;
-              const int j0 = lo[pi], j1 = hi[pi];
-              if (j1 < j0)
+              const int i1 = MIN (L, i0 + TF_ATTENTION_BLOCK), nq = i1 - i0;
+              int k0, k1;
+              FN (attention_span) (lo, hi, b, L, i0, i1, &k0, &k1);
+              if (k1 < k0)
                 continue;
-              const REAL *p = probs + (((size_t) b * n_heads + h) * seq_len + i) * seq_len;
-              const REAL *dout = d_out + (size_t) pi * d + h * head_dim;
-              const REAL *q = base + (size_t) i * row3 + h * head_dim;
-              REAL *dq = d_base + (size_t) i * row3 + h * head_dim;
+              const int nk = k1 - k0 + 1;
+              const REAL *p = probs + (((size_t) b * n_heads + h) * L + i0) * L + k0;
+              const REAL *dout = d_out + ((size_t) b * L + i0) * d + h * head_dim;
+              const REAL *q = base + (size_t) i0 * row3 + h * head_dim;
+              const REAL *k = base + (size_t) k0 * row3 + d + h * head_dim;
+              const REAL *v = base + (size_t) k0 * row3 + 2 * d + h * head_dim;
 
-              /* dP_j = dout·v_j; dS_j = P_j (dP_j − Σ_k P_k dP_k) */
-              double pdp = 0.0;
-              for (int j = j0; j <= j1; j++)
+              GEMM (CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, head_dim, 1.0,
+                    dout, d, v, row3, 0.0, ds, nk);
+              for (int i = 0; i < nq; i++)
                 {
-                  const REAL *v = base + (size_t) j * row3 + 2 * d + h * head_dim;
-                  REAL *dv = d_base + (size_t) j * row3 + 2 * d + h * head_dim;
-                  REAL dp = 0;
-                  for (int e = 0; e < head_dim; e++)
-                    {
-                      dp += dout[e] * v[e];
-                      dv[e] += p[j] * dout[e];
-                    }
-                  ds[j] = dp;
-                  pdp += (double) p[j] * dp;
+                  const REAL *pr = p + (size_t) i * L;
+                  REAL *dr = ds + (size_t) i * nk;
+                  double pdp = 0.0;
+                  for (int j = 0; j < nk; j++)
+                    pdp += (double) pr[j] * dr[j];
+                  for (int j = 0; j < nk; j++)
+                    dr[j] = pr[j] * (dr[j] - (REAL) pdp) * scale;
                 }
-              for (int j = j0; j <= j1; j++)
-                {
-                  REAL g = p[j] * (ds[j] - (REAL) pdp) * scale;
-                  const REAL *k = base + (size_t) j * row3 + d + h * head_dim;
-                  REAL *dk = d_base + (size_t) j * row3 + d + h * head_dim;
-                  for (int e = 0; e < head_dim; e++)
-                    {
-                      dq[e] += g * k[e];
-                      dk[e] += g * q[e];
-                    }
-                }
+              GEMM (CblasRowMajor, CblasTrans, CblasNoTrans, nk, head_dim, nq, 1.0,
+                    p, L, dout, d, 1.0, d_base + (size_t) k0 * row3 + 2 * d + h * head_dim, row3);
+              GEMM (CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, head_dim, nk, 1.0,
+                    ds, nk, k, row3, 1.0, d_base + (size_t) i0 * row3 + h * head_dim, row3);
+              GEMM (CblasRowMajor, CblasTrans, CblasNoTrans, nk, head_dim, nq, 1.0,
+                    ds, nk, q, row3, 1.0, d_base + (size_t) k0 * row3 + d + h * head_dim, row3);
             }
         }
     g_free (ds);

@@ -6,19 +6,26 @@
 #include <glib.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define REAL float
 #define FN(name) name
 #define GEMM cblas_sgemm
+#define EXP expf
 #include "tf-layers-impl.h"
 #undef REAL
 #undef FN
 #undef GEMM
+#undef EXP
 
 #define REAL double
 #define FN(name) name##_f64
 #define GEMM cblas_dgemm
+#define EXP exp
 #include "tf-layers-impl.h"
 #undef REAL
 #undef FN
 #undef GEMM
+#undef EXP

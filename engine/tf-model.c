@@ -437,14 +437,21 @@ struct _TfActivations {
   float   *x_final;                  /* [N, d] */
   float   *rstd_final;               /* [N] */
   float   *xn_final;                 /* [N, d] */
-  float   *logits;                   /* [N, V] */
-  float   *ce_losses;                /* [N] */
+  /* The LM head runs on text positions only (patches and padding have no
+   * next token): they are gathered into rows [n_text]. */
+  int      n_text;
+  int     *text_position;            /* text row → position index */
+  int32_t *text_targets;             /* [n_text] */
+  float   *xn_text;                  /* [n_text, d] */
+  float   *logits;                   /* [n_text, V] */
+  float   *logits_full;              /* [N, V], filled on request */
+  float   *ce_losses;                /* [n_text] */
   float   *xn_patch;                 /* [Np, d] xn_final at patch rows */
   float   *eps_pred;                 /* [Np, pd] */
   float   *eps_pred_full;            /* [N, pd] for tf_activations_eps_pred */
 
   /* backward scratch */
-  float   *d_x, *d_xn, *d_qkv, *d_att, *d_gu, *d_act, *d_logits;
+  float   *d_x, *d_xn, *d_qkv, *d_att, *d_gu, *d_act, *d_logits, *d_xn_text;
   float   *d_patch, *d_eps, *d_time_emb, *d_time_s1, *d_time_h1;
 
   TfLosses losses;
@@ -479,6 +486,8 @@ activations_release (TfActivations *a)
       memset (la, 0, sizeof *la);
     }
   g_free (a->x_final); g_free (a->rstd_final); g_free (a->xn_final); g_free (a->logits);
+  g_free (a->text_position); g_free (a->text_targets); g_free (a->xn_text);
+  g_free (a->logits_full); g_free (a->d_xn_text);
   g_free (a->ce_losses); g_free (a->xn_patch); g_free (a->eps_pred); g_free (a->eps_pred_full);
   g_free (a->d_x); g_free (a->d_xn); g_free (a->d_qkv); g_free (a->d_att); g_free (a->d_gu);
   g_free (a->d_act); g_free (a->d_logits); g_free (a->d_patch); g_free (a->d_eps);
@@ -544,6 +553,9 @@ activations_plan (TfActivations *a, int batch, int seq_len, GError **error)
     }
   a->x_final = g_new (float, N * d); a->rstd_final = g_new (float, N);
   a->xn_final = g_new (float, N * d); a->logits = g_new (float, N * V);
+  a->text_position = g_new (int, N); a->text_targets = g_new (int32_t, N);
+  a->xn_text = g_new (float, N * d); a->d_xn_text = g_new (float, N * d);
+  a->logits_full = NULL;
   a->ce_losses = g_new (float, N); a->xn_patch = g_new (float, N * d);
   a->eps_pred = g_new (float, N * pd); a->eps_pred_full = g_new (float, N * pd);
   a->d_x = g_new (float, N * d); a->d_xn = g_new (float, N * d);
@@ -727,6 +739,13 @@ layout_batch (TfActivations *a, const TfBatch *batch)
           a->targets[j] = has ? a->tokens[j + 1] : -1;
         }
     }
+  a->n_text = 0;
+  for (int j = 0; j < batch->n_sequences * L; j++)
+    if (a->kind[j] == TF_POS_TEXT)
+      {
+        a->text_position[a->n_text] = j;
+        a->text_targets[a->n_text++] = a->targets[j];
+      }
 }
 
 /* ---- Forward ------------------------------------------------------------ */
@@ -821,7 +840,12 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
     }
 
   tf_rmsnorm_forward (a->xn_final, a->rstd_final, a->x_final, P (o->norm), N, d, c->norm_eps);
-  tf_linear_forward (a->logits, a->xn_final, P (o->lm_head), NULL, N, d, V);
+  const int Nt = a->n_text;
+  for (int r = 0; r < Nt; r++)
+    memcpy (a->xn_text + (size_t) r * d, a->xn_final + (size_t) a->text_position[r] * d,
+            sizeof (float) * d);
+  tf_linear_forward (a->logits, a->xn_text, P (o->lm_head), NULL, Nt, d, V);
+  g_clear_pointer (&a->logits_full, g_free);
   for (int r = 0; r < Np; r++)
     memcpy (a->xn_patch + (size_t) r * d, a->xn_final + (size_t) a->patch_row_position[r] * d,
             sizeof (float) * d);
@@ -831,7 +855,7 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
   /* Losses. */
   TfLosses *out = &a->losses;
   memset (out, 0, sizeof *out);
-  double ce_sum = tf_cross_entropy_forward (a->ce_losses, a->logits, a->targets, N, V);
+  double ce_sum = tf_cross_entropy_forward (a->ce_losses, a->logits, a->text_targets, Nt, V);
   for (int i = 0; i < N; i++)
     {
       out->n_text_targets += a->targets[i] >= 0;
@@ -870,7 +894,8 @@ tf_model_backward (TfModel *m, TfActivations *a)
   const TfLosses *ls = &a->losses;
 
   /* Heads: d(loss)/d(logits) and d(loss)/d(ε̂). */
-  tf_cross_entropy_backward (a->d_logits, a->logits, a->targets, N, V,
+  const int Nt = a->n_text;
+  tf_cross_entropy_backward (a->d_logits, a->logits, a->text_targets, Nt, V,
                              ls->n_text_targets > 0 ? 1.0 / ls->n_text_targets : 0.0);
   for (int g = 0; g < n_img; g++)
     {
@@ -884,8 +909,16 @@ tf_model_backward (TfModel *m, TfActivations *a)
 
   float *d_xn = a->d_xn;
   memset (d_xn, 0, sizeof (float) * N * d);
-  tf_linear_backward (d_xn, G (o->lm_head), NULL, a->d_logits, a->xn_final, P (o->lm_head),
-                      N, d, V);
+  memset (a->d_xn_text, 0, sizeof (float) * Nt * d);
+  tf_linear_backward (a->d_xn_text, G (o->lm_head), NULL, a->d_logits, a->xn_text,
+                      P (o->lm_head), Nt, d, V);
+  for (int r = 0; r < Nt; r++)
+    {
+      float *dst = d_xn + (size_t) a->text_position[r] * d;
+      const float *src = a->d_xn_text + (size_t) r * d;
+      for (int e = 0; e < d; e++)
+        dst[e] += src[e];
+    }
   memset (a->d_patch, 0, sizeof (float) * Np * d);
   tf_linear_backward (a->d_patch, G (o->patch_out_w), G (o->patch_out_b), a->d_eps,
                       a->xn_patch, P (o->patch_out_w), Np, d, pd);
@@ -967,7 +1000,19 @@ tf_model_backward (TfModel *m, TfActivations *a)
 
 /* ---- Accessors ---------------------------------------------------------- */
 
-const float *tf_activations_logits (const TfActivations *a) { return a->logits; }
+const float *
+tf_activations_logits (TfActivations *a)
+{
+  if (a->logits_full == NULL)
+    {
+      const size_t V = a->model->config.vocab_size;
+      a->logits_full = g_new0 (float, (size_t) a->batch * a->seq_len * V);
+      for (int r = 0; r < a->n_text; r++)
+        memcpy (a->logits_full + a->text_position[r] * V, a->logits + r * V,
+                sizeof (float) * V);
+    }
+  return a->logits_full;
+}
 int tf_activations_batch (const TfActivations *a) { return a->batch; }
 int tf_activations_seq_len (const TfActivations *a) { return a->seq_len; }
 

@@ -137,9 +137,10 @@ gboolean tf_model_forward (TfModel *model, TfActivations *acts, const TfBatch *b
 void tf_model_backward (TfModel *model, TfActivations *acts);
 
 /* Outputs of the last forward, for tests and samplers. Row-major over the
- * padded batch: logits [B, L, V]; eps_pred [B, L, patch_dim] (rows of
- * non-patch positions are zero). */
-const float *tf_activations_logits (const TfActivations *acts);
+ * padded batch: logits [B, L, V] (text positions only: the LM head does not
+ * run elsewhere, and those rows are zero); eps_pred [B, L, patch_dim] (rows
+ * of non-patch positions are zero). */
+const float *tf_activations_logits (TfActivations *acts);
 const float *tf_activations_eps_pred (const TfActivations *acts);
 /* The predicted ε of image @index (in batch order) un-patchified to H×W×C. */
 void tf_activations_image_eps (const TfActivations *acts, int index, float *out);

@@ -181,13 +181,13 @@ test_golden_forward_backward (void)
       if (worst > worst_fwd) { worst_fwd = worst; worst_fwd_name = scalars[i].name; }
     }
 
-  /* Logits at real positions. */
+  /* Logits at text positions (the LM head runs nowhere else). */
   const int B = tf_activations_batch (acts), L = tf_activations_seq_len (acts), V = c->vocab_size;
   g_autofree float *ref_logits = read_tensor (g.golden, "logits", (size_t) B * L * V);
   const float *logits = tf_activations_logits (acts);
   for (int b = 0; b < B; b++)
     for (int i = 0; i < L; i++)
-      if (tf_activations_position_kind (acts, b, i) != TF_POS_PAD)
+      if (tf_activations_position_kind (acts, b, i) == TF_POS_TEXT)
         {
           size_t at = ((size_t) b * L + i) * V;
           char name[64];

@@ -327,7 +327,9 @@ test_deterministic_and_accumulating (void)
   g_autofree float *twice = g_new (float, n);
   for (size_t i = 0; i < n; i++)
     twice[i] = 2 * once[i];
-  g_assert_true (tf_test_close_f32 ("accumulated", tf_model_grads (m), twice, n, 1e-9, 1e-6, NULL));
+  /* Adding into a gradient rounds differently from doubling it (BLAS adds
+   * the product into C block by block), so equal to float precision. */
+  g_assert_true (tf_test_close_f32 ("accumulated", tf_model_grads (m), twice, n, 1e-9, 1e-5, NULL));
 
   g_assert_cmpint (a.n_images, ==, 2);   /* the t = 0 image is not in L_DDPM */
   g_assert_true (isfinite (a.loss) && a.lm > 0 && a.ddpm > 0);
