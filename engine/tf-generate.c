@@ -38,6 +38,7 @@ struct _TfGenerator {
   int           *pos;
   float         *rstd;
   float         *x, *xn, *qkv, *att, *gu, *act, *proj;
+  float         *scores;         /* attention scratch [n_heads, max_seq_len, max_seq_len] */
   float         *logits;         /* [V] */
   float         *patches;        /* [n_patches, patch_dim] */
   float         *time_buf;       /* 4 × d */
@@ -179,6 +180,7 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->xn = g_new (float, N * d);
   g->qkv = g_new (float, N * 3 * d);
   g->att = g_new (float, N * d);
+  g->scores = g_new (float, (size_t) c->n_heads * L * L);
   g->gu = g_new (float, N * 2 * h);
   g->act = g_new (float, N * h);
   g->proj = g_new (float, N * MAX (d, (size_t) tf_config_patch_dim (c)));
@@ -235,7 +237,7 @@ tf_generator_free (TfGenerator *g)
       g_free (g->k_cache[r]);
       g_free (g->v_cache[r]);
     }
-  g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->gu);
+  g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->scores); g_free (g->gu);
   g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
   g_free (g->time_buf); g_free (g->eps_rows); g_free (g->order); g_free (g->probs);
   g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
@@ -301,8 +303,9 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
               memcpy (kc + (size_t) (p0 + i) * d, src + d, sizeof (float) * d);
               memcpy (vc + (size_t) (p0 + i) * d, src + 2 * d, sizeof (float) * d);
             }
-          tf_attention_cached_forward (g->att + (size_t) r * n * d, g->qkv + (size_t) r * n * 3 * d,
-                                       3 * d, kc, vc, p0, n, block, H, hd);
+          tf_attention_cached_forward (g->att + (size_t) r * n * d, g->scores,
+                                       g->qkv + (size_t) r * n * 3 * d, 3 * d, kc, vc,
+                                       p0, n, block, H, hd);
         }
       tf_linear_forward (g->proj, g->att, lw->wo, NULL, N, d, d);
       for (size_t k = 0; k < (size_t) N * d; k++)

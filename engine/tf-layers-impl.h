@@ -338,7 +338,7 @@ FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
 }
 
 void
-FN (tf_attention_cached_forward) (REAL *out, const REAL *q, int q_stride,
+FN (tf_attention_cached_forward) (REAL *out, REAL *scores, const REAL *q, int q_stride,
                                   const REAL *k_cache, const REAL *v_cache,
                                   int p0, int n, int block, int n_heads, int head_dim)
 {
@@ -346,46 +346,35 @@ FN (tf_attention_cached_forward) (REAL *out, const REAL *q, int q_stride,
   const int n_keys = p0 + n;
   const REAL scale = (REAL) (1.0 / sqrt ((double) head_dim));
 
-#pragma omp parallel
-  {
-    REAL *p = g_new (REAL, n_keys);
-#pragma omp for collapse(2) schedule(static)
-    for (int h = 0; h < n_heads; h++)
+  /* One decoded token is too little work to share between threads. */
+#pragma omp parallel for schedule(static) if ((double) n * n_keys * d >= 65536)
+  for (int h = 0; h < n_heads; h++)
+    {
+      REAL *p = scores + (size_t) h * n * n_keys;
+      GEMM (CblasRowMajor, CblasNoTrans, CblasTrans, n, n_keys, head_dim, scale,
+            q + h * head_dim, q_stride, k_cache + h * head_dim, d, 0.0, p, n_keys);
       for (int i = 0; i < n; i++)
         {
-          const REAL *qi = q + (size_t) i * q_stride + h * head_dim;
-          REAL *o = out + (size_t) i * d + h * head_dim;
+          REAL *row = p + (size_t) i * n_keys;
           const int last = block ? n_keys - 1 : p0 + i;
           REAL max = -INFINITY;
           for (int j = 0; j <= last; j++)
-            {
-              const REAL *k = k_cache + (size_t) j * d + h * head_dim;
-              REAL s = 0;
-              for (int e = 0; e < head_dim; e++)
-                s += qi[e] * k[e];
-              s *= scale;
-              p[j] = s;
-              if (s > max)
-                max = s;
-            }
-          double sum = 0.0;
+            max = row[j] > max ? row[j] : max;
+          REAL sum = 0;
           for (int j = 0; j <= last; j++)
             {
-              p[j] = (REAL) exp ((double) (p[j] - max));
-              sum += p[j];
+              row[j] = EXP (row[j] - max);
+              sum += row[j];
             }
-          const REAL inv = (REAL) (1.0 / sum);
-          memset (o, 0, sizeof (REAL) * head_dim);
+          const REAL inv = 1 / sum;
           for (int j = 0; j <= last; j++)
-            {
-              const REAL w = p[j] * inv;
-              const REAL *v = v_cache + (size_t) j * d + h * head_dim;
-              for (int e = 0; e < head_dim; e++)
-                o[e] += w * v[e];
-            }
+            row[j] *= inv;
+          for (int j = last + 1; j < n_keys; j++)
+            row[j] = 0;
         }
-    g_free (p);
-  }
+      GEMM (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, head_dim, n_keys, 1.0,
+            p, n_keys, v_cache + h * head_dim, d, 0.0, out + h * head_dim, d);
+    }
 }
 
 static inline REAL

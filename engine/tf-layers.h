@@ -52,11 +52,12 @@
                                    int batch, int seq_len, int n_heads, int head_dim);  \
   /* Sampling: n new queries (q rows @q_stride apart) over a KV cache [*, d]     \
    * that already holds the new keys at p0..p0+n−1: query i sees keys 0..p0+i     \
-   * (causal) or, with @block (an image), 0..p0+n−1. Forward only. */            \
-  void tf_attention_cached_forward##SUF (REAL *out, const REAL *q, int q_stride,       \
-                                         const REAL *k_cache, const REAL *v_cache,      \
-                                         int p0, int n, int block, int n_heads,         \
-                                         int head_dim);                                 \
+   * (causal) or, with @block (an image), 0..p0+n−1. @scores is scratch of        \
+   * n_heads·n·(p0+n) values. Forward only. */                                    \
+  void tf_attention_cached_forward##SUF (REAL *out, REAL *scores, const REAL *q,       \
+                                         int q_stride, const REAL *k_cache,             \
+                                         const REAL *v_cache, int p0, int n, int block, \
+                                         int n_heads, int head_dim);                    \
   /* gate_up[n, 2h] = [g | u] → out[n, h] = silu(g) · u; d_gate_up OVERWRITTEN. */    \
   void tf_swiglu_forward##SUF (REAL *out, const REAL *gate_up, int n, int hidden);      \
   void tf_swiglu_backward##SUF (REAL *d_gate_up, const REAL *d_out, const REAL *gate_up, \
