@@ -2,6 +2,23 @@
  * once for double. REAL is the element type, FN(x) names the function and
  * GEMM is the matching BLAS routine. See tf-layers.h for the contracts. */
 
+/* One row of C: c[n0..n1) = alpha·a·op(B)[:, n0..n1) + beta·c, as a
+ * matrix–vector product (BLAS's gemm would copy all of B into its packed
+ * layout first, tripling the memory traffic that decoding is bound by). */
+static void
+FN (gemv_band) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int n0, int n1, int K, REAL alpha,
+                const REAL *A, int lda, const REAL *B, int ldb, REAL beta, REAL *C)
+{
+  const int inc = ta == CblasNoTrans ? 1 : lda;
+  if (beta == 0)   /* c may hold anything, NaN included, that 0·c must not keep */
+    memset (C + n0, 0, sizeof (REAL) * (n1 - n0));
+  if (tb == CblasTrans)   /* B is [N, K]: c = B·a */
+    GEMV (CblasRowMajor, CblasNoTrans, n1 - n0, K, alpha, B + (size_t) n0 * ldb, ldb,
+          A, inc, beta, C + n0, 1);
+  else                    /* B is [K, N]: c = Bᵀ·a */
+    GEMV (CblasRowMajor, CblasTrans, K, n1 - n0, alpha, B + n0, ldb, A, inc, beta, C + n0, 1);
+}
+
 /* C = alpha·op(A)·op(B) + beta·C, row-major, C [M, N]. A large product is
  * split into bands of C's rows (or columns, when there are more of them),
  * one band per OpenMP thread, each a one-thread BLAS call: the engine's own
@@ -16,6 +33,16 @@ FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alp
   if (!omp_in_parallel () && (double) M * N * K >= 32768.0)
     threads = omp_get_max_threads ();
 #endif
+  if (M == 1)
+    {
+      const int band = ((N + threads - 1) / threads + 15) / 16 * 16;
+#pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
+      for (int t = 0; t < threads; t++)
+        if (t * band < N)
+          FN (gemv_band) (ta, tb, t * band, MIN (N, (t + 1) * band), K, alpha, A, lda, B, ldb,
+                          beta, C);
+      return;
+    }
   if (threads <= 1 || (M < 16 && N < 16))
     {
       GEMM (CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -13,19 +13,23 @@
 #define REAL float
 #define FN(name) name
 #define GEMM cblas_sgemm
+#define GEMV cblas_sgemv
 #define EXP expf
 #include "tf-layers-impl.h"
 #undef REAL
 #undef FN
 #undef GEMM
+#undef GEMV
 #undef EXP
 
 #define REAL double
 #define FN(name) name##_f64
 #define GEMM cblas_dgemm
+#define GEMV cblas_dgemv
 #define EXP exp
 #include "tf-layers-impl.h"
 #undef REAL
 #undef FN
 #undef GEMM
+#undef GEMV
 #undef EXP
