@@ -182,29 +182,45 @@ static void
 FN (rope_rotate) (REAL *x, int stride, const int *pos, int n, int n_heads, int head_dim,
                   double theta, double direction)
 {
-  int half = head_dim / 2;
-  double *freq = g_new (double, half);
+  const int half = head_dim / 2;
+  if (n <= 0)
+    return;
+  int p_min = pos[0], p_max = pos[0];
+  for (int r = 1; r < n; r++)
+    {
+      p_min = MIN (p_min, pos[r]);
+      p_max = MAX (p_max, pos[r]);
+    }
+  /* cos and sin of each (position, pair) in the rows' range once, rather
+   * than once per row */
+  const int n_pos = p_max - p_min + 1;
+  REAL *table = g_new (REAL, (size_t) n_pos * half * 2);
   for (int j = 0; j < half; j++)
-    freq[j] = pow (theta, -2.0 * j / head_dim);
+    {
+      const double freq = pow (theta, -2.0 * j / head_dim);
+      for (int p = 0; p < n_pos; p++)
+        {
+          const double angle = (double) (p_min + p) * freq;
+          table[((size_t) p * half + j) * 2] = (REAL) cos (angle);
+          table[((size_t) p * half + j) * 2 + 1] = (REAL) (direction * sin (angle));
+        }
+    }
 #pragma omp parallel for schedule(static) if (n >= 64)
   for (int r = 0; r < n; r++)
     {
       REAL *row = x + (size_t) r * stride;
-      for (int j = 0; j < half; j++)
-        {
-          double angle = (double) pos[r] * freq[j];
-          REAL c = (REAL) cos (angle);
-          REAL s = (REAL) (direction * sin (angle));
-          for (int h = 0; h < n_heads; h++)
-            {
-              REAL *pair = row + h * head_dim + 2 * j;
-              REAL a = pair[0], b = pair[1];
-              pair[0] = a * c - b * s;
-              pair[1] = a * s + b * c;
-            }
-        }
+      const REAL *cs = table + (size_t) (pos[r] - p_min) * half * 2;
+      for (int h = 0; h < n_heads; h++)
+        for (int j = 0; j < half; j++)
+          {
+            const REAL c = cs[2 * j], s = cs[2 * j + 1];
+            REAL *pair = row + h * head_dim + 2 * j;
+            const REAL a = pair[0], b = pair[1];
+            pair[0] = a * c - b * s;
+            pair[1] = a * s + b * c;
+          }
     }
-  g_free (freq);
+  g_free (table);
 }
 
 void
@@ -407,7 +423,7 @@ FN (tf_attention_cached_forward) (REAL *out, REAL *scores, const REAL *q, int q_
 static inline REAL
 FN (sigmoid) (REAL x)
 {
-  return (REAL) (1.0 / (1.0 + exp (-(double) x)));
+  return 1 / (1 + EXP (-x));
 }
 
 void
@@ -494,7 +510,7 @@ FN (tf_cross_entropy_forward) (REAL *losses, const REAL *logits, const int32_t *
           max = z[v];
       double sum = 0.0;
       for (int v = 0; v < vocab; v++)
-        sum += exp ((double) (z[v] - max));
+        sum += EXP (z[v] - max);
       losses[r] = (REAL) (log (sum) + max - z[targets[r]]);
     }
   double total = 0.0;   /* serial, so the sum is the same on any thread count */
@@ -523,9 +539,13 @@ FN (tf_cross_entropy_backward) (REAL *d_logits, const REAL *logits, const int32_
           max = z[v];
       double sum = 0.0;
       for (int v = 0; v < vocab; v++)
-        sum += exp ((double) (z[v] - max));
+        {
+          dz[v] = EXP (z[v] - max);
+          sum += dz[v];
+        }
+      const REAL f = (REAL) (scale / sum);
       for (int v = 0; v < vocab; v++)
-        dz[v] = (REAL) (scale * exp ((double) (z[v] - max)) / sum);
+        dz[v] *= f;
       dz[targets[r]] -= (REAL) scale;
     }
 }
