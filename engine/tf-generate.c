@@ -503,6 +503,34 @@ compare_probs_desc (const void *a, const void *b, void *data)
   return *(const int *) a - *(const int *) b;   /* ties: smaller id first */
 }
 
+/* Puts into g->order[0..n) the most probable tokens in descending order
+ * (ties: smaller id first), exactly the first n of the full order, with n
+ * large enough that they hold at least @mass of the probability and number
+ * at least @count (or n = V). Sorting all V tokens for every token decoded
+ * cost as much as the model's forward pass; the head is what sampling uses. */
+static int
+sorted_head (TfGenerator *g, int V, double mass, int count)
+{
+  double tau = 1.0 / 64;
+  int n;
+  for (;;)
+    {
+      double held = 0;
+      n = 0;
+      for (int v = 0; v < V; v++)
+        if (g->probs[v] >= tau)
+          {
+            g->order[n++] = v;
+            held += g->probs[v];
+          }
+      if (n == V || (held >= mass && n >= count))
+        break;
+      tau = tau > 1e-300 ? tau / 64 : 0;
+    }
+  g_qsort_with_data (g->order, n, sizeof (int), compare_probs_desc, g->probs);
+  return n;
+}
+
 /* Samples the next token from g->logits; fills the event. */
 static int32_t
 sample_token (TfGenerator *g, const TfGenerateSettings *s, TfTokenEvent *ev)
@@ -516,19 +544,35 @@ sample_token (TfGenerator *g, const TfGenerateSettings *s, TfTokenEvent *ev)
   for (int v = 0; v < V; v++)
     sum += g->probs[v] = exp ((g->logits[v] - max) / temp);
   for (int v = 0; v < V; v++)
-    {
-      g->probs[v] /= sum;
-      g->order[v] = v;
-    }
-  g_qsort_with_data (g->order, V, sizeof (int), compare_probs_desc, g->probs);
+    g->probs[v] /= sum;
 
+  const int keep_max = s->top_k > 0 ? MIN (s->top_k, V) : V;
+  const gboolean truncated = s->temperature > 0 && (keep_max < V || s->top_p < 1);
+  const int n_head = sorted_head (g, V, truncated ? s->top_p : 0,
+                                  MIN (V, MAX (TF_TOP_ALTERNATIVES, truncated && keep_max < V
+                                                                    ? keep_max : 1)));
   int32_t id;
   if (s->temperature <= 0)
     id = g->order[0];
+  else if (!truncated)
+    {
+      /* The whole distribution: walk it in id order. */
+      double u = tf_rng_uniform (&g->rng);
+      id = V - 1;
+      for (int v = 0; v < V; v++)
+        {
+          u -= g->probs[v];
+          if (u < 0)
+            {
+              id = v;
+              break;
+            }
+        }
+    }
   else
     {
       /* keep the top-k, then the smallest set whose mass reaches top-p */
-      int keep = s->top_k > 0 ? MIN (s->top_k, V) : V;
+      int keep = MIN (keep_max, n_head);
       double mass = 0;
       for (int k = 0; k < keep; k++)
         {
@@ -557,7 +601,7 @@ sample_token (TfGenerator *g, const TfGenerateSettings *s, TfTokenEvent *ev)
   memset (ev, 0, sizeof *ev);
   ev->id = id;
   ev->probability = g->probs[id];
-  ev->n_alternatives = MIN (TF_TOP_ALTERNATIVES, V);
+  ev->n_alternatives = MIN (TF_TOP_ALTERNATIVES, n_head);
   for (int k = 0; k < ev->n_alternatives; k++)
     {
       ev->alternative_ids[k] = g->order[k];

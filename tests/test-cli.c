@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <stdio.h>
@@ -937,6 +939,89 @@ test_bundled_model (void)
   tf_test_remove_tree (dir);
 }
 
+/* ---- bench ----------------------------------------------------------------- */
+
+static double
+positive_member (JsonObject *o, const char *part, const char *name)
+{
+  g_assert_true (json_object_has_member (o, part));
+  JsonObject *p = json_object_get_object_member (o, part);
+  if (!json_object_has_member (p, name))
+    g_error ("bench JSON: %s has no %s", part, name);
+  double v = json_object_get_double_member (p, name);
+  if (!(isfinite (v) && v > 0))
+    g_error ("bench JSON: %s.%s is %g", part, name, v);
+  return v;
+}
+
+static void
+test_bench (void)
+{
+  CliResult r = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+
+  run_program (&r, "bench", "--preset", "tiny", "--repeat", "1", "--threads", "2", "--json",
+               NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (json_parser_load_from_data (parser, r.out, -1, &error));
+  g_assert_no_error (error);
+  JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (o, "preset"), ==, "tiny");
+  g_assert_cmpint (json_object_get_int_member (o, "threads"), ==, 2);
+
+  positive_member (o, "sgemm", "gflops_1");
+  positive_member (o, "sgemm", "gflops_n");
+  positive_member (o, "bandwidth", "gbps_1");
+  double gbps = positive_member (o, "bandwidth", "gbps_n");
+
+  /* The training figures agree with each other: 8 rows of 128 positions. */
+  g_assert_cmpfloat (positive_member (o, "train", "batch"), ==, 8);
+  g_assert_cmpfloat (positive_member (o, "train", "seq_len"), ==, 128);
+  double ms = positive_member (o, "train", "ms_per_step");
+  double tps = positive_member (o, "train", "tokens_per_second");
+  g_assert_cmpfloat_with_epsilon (tps, 8 * 128 / (ms / 1e3), tps * 1e-6);
+  double gflop = positive_member (o, "train", "gflop_per_step");
+  g_assert_cmpfloat_with_epsilon (positive_member (o, "train", "gflops"), gflop / (ms / 1e3),
+                                  gflop * 1e-3);
+  positive_member (o, "train", "peak_rss_mb");
+
+  /* [bos] + 14 prompt tokens + [boi]; 50 steps take longer than one. */
+  g_assert_cmpfloat (positive_member (o, "image", "prefix_tokens"), ==, 16);
+  g_assert_cmpfloat (positive_member (o, "image", "steps"), ==, 50);
+  g_assert_cmpfloat (positive_member (o, "image", "seconds_per_image") * 1e3, >,
+                     positive_member (o, "image", "ms_per_step"));
+  positive_member (o, "image", "peak_rss_mb");
+
+  /* Tiny's context holds the 64-token prompt and 64 more. */
+  g_assert_cmpfloat (positive_member (o, "text", "decode_tokens"), ==, 64);
+  positive_member (o, "text", "prefill_tokens_per_second");
+  positive_member (o, "text", "decode_tokens_per_second");
+  double bytes = positive_member (o, "text", "weight_bytes_per_token");
+  g_assert_cmpfloat_with_epsilon (positive_member (o, "text", "bound_tokens_per_second"),
+                                  gbps * 1e9 / bytes, 1e-3 * gbps * 1e9 / bytes);
+  cli_result_clear (&r);
+
+  /* The table names its parts and limits. */
+  run_program (&r, "bench", "--preset", "tiny", "--repeat", "1", "--only", "train", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "training throughput"));
+  g_assert_null (strstr (r.out, "decode"));
+  cli_result_clear (&r);
+
+  run_program (&r, "bench", "--preset", "huge", NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  g_assert_nonnull (strstr (r.err, "unknown preset 'huge'"));
+  cli_result_clear (&r);
+  run_program (&r, "bench", "--only", "train,warp", NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  g_assert_nonnull (strstr (r.err, "unknown part 'warp'"));
+  cli_result_clear (&r);
+  run_program (&r, "bench", "--repeat", "0", NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  cli_result_clear (&r);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -959,6 +1044,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/generate/interrupt", test_generate_interrupt);
   g_test_add_func ("/cli/caption", test_caption);
   g_test_add_func ("/cli/chat", test_chat);
+  g_test_add_func ("/cli/bench", test_bench);
 
   return g_test_run ();
 }
