@@ -1,0 +1,353 @@
+"""training_data.py: the training data and the data mix of engine/tf-train.c, in Python.
+
+Sources (SPEC §5), by the names `transfusion-cli train --data` takes:
+  fashion           Fashion-MNIST read from the Debian package's IDX files
+                    (/usr/share/datasets/fashion-mnist), centred on the image,
+                    captions from the same templates as engine/tf-data.c
+  DIR (a folder)    a user folder: images with same-named .txt captions, fitted
+                    into a white square and area-resampled as tf_image_to_model
+                    does (PIL; the same convention, not bit for bit)
+  FILE.safetensors  a shard written by `transfusion-cli data --export DIR`:
+                    the C engine's own examples (pixels and captions), which is
+                    how shapes (Cairo), emoji (Noto) and WordNet get here
+  shapes, emoji, wordnet   the shard NAME.safetensors in --shards DIR
+
+The mix (build_document, build_batch) is engine/tf-train.c's build_doc and
+build_batch: caption first, or image first with t ≤ T/2 (--image-first),
+the caption dropped for guidance (--cfg-drop), the chat template for a
+fraction (--chat: "draw X" → image, image + "what is this?" → caption,
+question → answer), documents packed into rows of at most max_seq_len, a
+document that does not fit skipped and a row closed after eight misses.
+Random draws come from a numpy Generator, so the stream is the same kind
+as the C trainer's, not the same numbers.
+"""
+
+import gzip
+import json
+import os
+import struct
+
+import numpy as np
+
+from safetensors_io import read_safetensors
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+SHARD_FORMAT = "transfusion-data"
+TRAIN, HELDOUT = "train", "heldout"
+
+# engine/tf-train.c
+DRAW_PHRASES = ("draw ", "draw me ", "make a picture of ", "show me ", "paint ",
+                "create an image of ")
+CAPTION_QUESTIONS = ("what is this?", "what is in this picture?", "describe this image.",
+                     "caption this.", "what do you see?")
+
+# engine/tf-data.c
+FASHION_SUBJECTS = ("t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt",
+                    "sneaker", "bag", "ankle boot")
+FASHION_PHRASES = (
+    ("a t-shirt", "a tee", "a top", "a tee shirt"),
+    ("a pair of trousers", "trousers", "a pair of pants", "pants"),
+    ("a pullover", "a sweater", "a jumper"),
+    ("a dress", "a summer dress", "a frock"),
+    ("a coat", "a jacket", "a winter coat"),
+    ("a sandal", "an open sandal", "a summer sandal"),
+    ("a shirt", "a button-up shirt", "a blouse"),
+    ("a sneaker", "a trainer", "a running shoe", "a sports shoe"),
+    ("a bag", "a handbag", "a purse", "a tote bag"),
+    ("an ankle boot", "a boot", "a short boot"),
+)
+FASHION_TEMPLATES = (
+    "{}", "a photo of {}", "a picture of {}", "an image of {}", "{} on a black background",
+    "a grayscale photo of {}", "a black and white picture of {}", "a product photo of {}",
+    "{}, white on black", "a small low-resolution image of {}",
+)
+FOLDER_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def image_example(pixels, caption):
+    return {"kind": "image", "pixels": pixels, "caption": caption}
+
+
+def text_example(prompt, text):
+    return {"kind": "text", "prompt": prompt, "text": text}
+
+
+# ---- Sources ---------------------------------------------------------------------
+
+def read_idx_gz(path, n_dims):
+    """An IDX file of unsigned bytes (gzip) as a numpy array."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 + 4 * n_dims or data[:4] != bytes([0, 0, 8, n_dims]):
+        raise ValueError(f"{path}: not an IDX file of {n_dims}-dimensional unsigned bytes")
+    dims = struct.unpack(">" + "I" * n_dims, data[4:4 + 4 * n_dims])
+    body = data[4 + 4 * n_dims:]
+    if len(body) != int(np.prod(dims)):
+        raise ValueError(f"{path}: {len(body)} data bytes, the header announces {int(np.prod(dims))}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+class FashionSource:
+    """Fashion-MNIST: the train split reads only train-*, the held-out split only t10k-*."""
+
+    def __init__(self, split, image_size, channels, directory=FASHION_DIR):
+        prefix = "train" if split == TRAIN else "t10k"
+        self.images = read_idx_gz(os.path.join(directory, f"{prefix}-images-idx3-ubyte.gz"), 3)
+        self.labels = read_idx_gz(os.path.join(directory, f"{prefix}-labels-idx1-ubyte.gz"), 1)
+        if len(self.images) != len(self.labels) or self.labels.max() >= len(FASHION_PHRASES):
+            raise ValueError(f"{directory}: {prefix} images and labels do not match")
+        rows, cols = self.images.shape[1:]
+        if rows > image_size or cols > image_size:
+            raise ValueError(f"fashion: {rows}×{cols} images do not fit in {image_size}")
+        self.name, self.size, self.channels = "fashion", image_size, channels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def get(self, index, rng):
+        rows, cols = self.images.shape[1:]
+        plane = np.full((self.size, self.size), -1.0, dtype=np.float32)  # black, as the images
+        oy, ox = (self.size - rows) // 2, (self.size - cols) // 2
+        plane[oy:oy + rows, ox:ox + cols] = self.images[index] / np.float32(127.5) - np.float32(1)
+        label = int(self.labels[index])
+        phrases = FASHION_PHRASES[label]
+        phrase = phrases[rng.integers(len(phrases))]
+        template = FASHION_TEMPLATES[rng.integers(len(FASHION_TEMPLATES))]
+        pixels = np.repeat(plane[:, :, None], self.channels, axis=2)
+        return image_example(pixels, template.format(phrase))
+
+
+def fit_to_model(image, size):
+    """PIL image -> [size, size, 3] float32 in [-1, 1]: fitted (aspect kept) into a
+    white square by area averaging, as tf_image_to_model."""
+    from PIL import Image
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    rgb = Image.alpha_composite(white, rgba).convert("RGB")
+    w, h = rgb.size
+    long_side = max(w, h)
+    fw = min(max(round(w * size / long_side), 1), size)
+    fh = min(max(round(h * size / long_side), 1), size)
+    square = Image.new("RGB", (size, size), (255, 255, 255))
+    square.paste(rgb.resize((fw, fh), Image.BOX), ((size - fw) // 2, (size - fh) // 2))
+    return np.asarray(square, dtype=np.float32) / np.float32(127.5) - np.float32(1)
+
+
+class FolderSource:
+    """Images with same-named .txt captions; the held-out split is every 20th
+    image by sorted name (as engine/tf-data.c). Unreadable files are skipped
+    with a message naming them."""
+
+    def __init__(self, directory, split, image_size, channels):
+        from PIL import Image
+        names = sorted(n for n in os.listdir(directory)
+                       if n.lower().endswith(FOLDER_IMAGE_EXTENSIONS))
+        names = [n for k, n in enumerate(names) if (k % 20 == 19) == (split == HELDOUT)]
+        self.items = []
+        for n in names:
+            path = os.path.join(directory, n)
+            caption_path = os.path.splitext(path)[0] + ".txt"
+            try:
+                with open(caption_path, encoding="utf-8") as f:
+                    caption = " ".join(f.read().split())
+                with Image.open(path) as im:
+                    pixels = fit_to_model(im, image_size)
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                print(f"{path}: skipped: {e}")
+                continue
+            if channels == 1:
+                pixels = pixels.mean(axis=2, keepdims=True)
+            self.items.append(image_example(pixels, caption))
+        if not self.items:
+            raise ValueError(f"{directory}: no usable image with a .txt caption")
+        self.name = directory
+
+    def __len__(self):
+        return len(self.items)
+
+    def get(self, index, rng):
+        return self.items[index]
+
+
+class ShardSource:
+    """A file written by `transfusion-cli data --export`."""
+
+    def __init__(self, path, image_size, channels, tokenizer=None):
+        tensors, meta = read_safetensors(path)
+        if meta.get("format") != SHARD_FORMAT:
+            raise ValueError(f"{path}: __metadata__ 'format' is {meta.get('format')!r}, "
+                             f"expected '{SHARD_FORMAT}' (write it with "
+                             f"transfusion-cli data --export DIR)")
+        if (int(meta["image_size"]), int(meta["image_channels"])) != (image_size, channels):
+            raise ValueError(f"{path}: images are {meta['image_size']}×{meta['image_size']}×"
+                             f"{meta['image_channels']}, the model takes "
+                             f"{image_size}×{image_size}×{channels}")
+        self.examples = json.loads(meta["examples"])
+        self.pixels = tensors.get("pixels")
+        if not self.examples:
+            raise ValueError(f"{path}: no examples")
+        # The C encoder's ids can stand in for ours when the tokenizer is the same.
+        self.ids_usable = tokenizer is not None and meta.get("tokenizer") == tokenizer.to_json()
+        self.name = meta.get("source", path)
+
+    def __len__(self):
+        return len(self.examples)
+
+    def get(self, index, rng):
+        e = self.examples[index]
+        if "image" in e:
+            ex = image_example(self.pixels[e["image"]], e.get("caption", ""))
+        else:
+            ex = text_example(e.get("prompt"), e.get("text", ""))
+        if self.ids_usable:
+            ex["ids"] = {k: e[k + "_ids"] for k in ("caption", "prompt", "text") if k + "_ids" in e}
+        return ex
+
+
+def open_source(name, split, image_size, channels, shards_dir=None, tokenizer=None):
+    """A source by the name `transfusion-cli train --data` takes (see the top)."""
+    if name == "fashion":
+        return FashionSource(split, image_size, channels)
+    if name.endswith(".safetensors"):
+        return ShardSource(name, image_size, channels, tokenizer)
+    if name in ("shapes", "emoji", "wordnet"):
+        path = os.path.join(shards_dir or ".", f"{name}.safetensors")
+        if not os.path.exists(path):
+            raise ValueError(f"{name}: no shard {path}; write one with "
+                             f"transfusion-cli data --export DIR --data {name} --count N "
+                             f"[--split {split}] and pass --shards DIR")
+        return ShardSource(path, image_size, channels, tokenizer)
+    if os.path.isdir(name):
+        return FolderSource(name, split, image_size, channels)
+    raise ValueError(f"{name}: not a source (fashion, shapes, emoji, wordnet, a .safetensors "
+                     f"shard or a folder)")
+
+
+# ---- The mix -------------------------------------------------------------------------
+
+class DataMix:
+    """Documents and packed batches in the twin's batch format (twin.py)."""
+
+    def __init__(self, sources, weights, tokenizer, config, image_first=0.2, cfg_drop=0.1,
+                 chat_fraction=0.25):
+        total = float(sum(weights))
+        if not total > 0 or any(w < 0 for w in weights) or len(weights) != len(sources):
+            raise ValueError("the data weights must be ≥ 0, one per source, not all zero")
+        self.sources = sources
+        self.cum_weights = np.cumsum(weights) / total
+        self.tok = tokenizer
+        self.config = config
+        self.image_first, self.cfg_drop, self.chat_fraction = image_first, cfg_drop, chat_fraction
+        self.n_patches = (config["image_size"] // config["patch_size"]) ** 2
+
+    def draw_example(self, rng):
+        u = rng.random()
+        s = 0
+        while s + 1 < len(self.sources) and u >= self.cum_weights[s]:
+            s += 1
+        source = self.sources[s]
+        return source.get(int(rng.integers(len(source))), rng)
+
+    def _ids(self, ex, key, text):
+        cached = ex.get("ids", {}).get(key) if key else None
+        return list(cached) if cached is not None else self.tok.encode(text)
+
+    def build_document(self, ex, rng):
+        """(segments, images, length): one document of the mix for @ex; images
+        are (pixels, noise) in segment order."""
+        c, tok = self.config, self.tok
+        T = c["diffusion_steps"]
+        max_caption = c["max_seq_len"] // 4
+        chat = rng.random() < self.chat_fraction
+        segs, images = [], []
+        length = 0
+
+        def text(ids):
+            nonlocal length
+            if not ids:
+                return
+            if segs and "text" in segs[-1]:
+                segs[-1]["text"] += ids
+            else:
+                segs.append({"text": list(ids)})
+            length += len(ids)
+
+        def special(name):
+            text([tok.special(name)])
+
+        def string(s, max_tokens, key=None):
+            if s:
+                text(self._ids(ex, key, s)[:max(max_tokens, 0)])
+
+        def image(t_lo, t_hi):
+            nonlocal length
+            t = int(t_lo + rng.integers(t_hi - t_lo + 1))
+            noise = rng.standard_normal(np.shape(ex["pixels"])).astype(np.float32)
+            images.append((ex["pixels"], noise))
+            segs.append({"image": None, "t": t, "diffusion_loss": True})
+            length += self.n_patches
+
+        special("<|bos|>")
+        if ex["kind"] == "image":
+            if chat and rng.random() < 0.5:
+                phrase = DRAW_PHRASES[rng.integers(len(DRAW_PHRASES))]   # "draw X" → image
+                special("<|user|>")
+                string(phrase + ex["caption"], max_caption)
+                special("<|assistant|>")
+                special("<|boi|>")
+                image(1, T)
+                special("<|eoi|>")
+            elif chat:
+                q = CAPTION_QUESTIONS[rng.integers(len(CAPTION_QUESTIONS))]  # image first: t ≤ T/2
+                special("<|user|>")
+                special("<|boi|>")
+                image(0, T // 2)
+                special("<|eoi|>")
+                string(q, max_caption)
+                special("<|assistant|>")
+                string(ex["caption"], max_caption, "caption")
+            elif rng.random() < self.image_first:
+                special("<|boi|>")
+                image(0, T // 2)
+                special("<|eoi|>")
+                string(ex["caption"], max_caption, "caption")
+            else:
+                if rng.random() >= self.cfg_drop:     # else no caption, for guidance
+                    string(ex["caption"], max_caption, "caption")
+                special("<|boi|>")
+                image(1, T)
+                special("<|eoi|>")
+        else:
+            budget = c["max_seq_len"] - 4
+            if chat and ex.get("prompt"):
+                special("<|user|>")
+                string(ex["prompt"], max_caption, "prompt")
+                special("<|assistant|>")
+            string(ex["text"], budget - length, "text")
+        special("<|eos|>")
+        return segs, images, length
+
+    def build_batch(self, rng, batch_size):
+        """(batch, images, positions): @batch_size rows packed with documents."""
+        L = self.config["max_seq_len"]
+        batch, images, positions = [], {}, 0
+        for _ in range(batch_size):
+            row, used, misses = [], 0, 0
+            while misses < 8 and L - used >= 8:
+                segs, doc_images, length = self.build_document(self.draw_example(rng), rng)
+                if length > L - used:
+                    misses += 1
+                    continue
+                k = 0
+                for s, seg in enumerate(segs):
+                    seg["new_document"] = s == 0
+                    if "image" in seg:
+                        seg["image"] = len(images)
+                        pixels, noise = doc_images[k]
+                        images[seg["image"]] = {"pixels": pixels, "noise": noise}
+                        k += 1
+                row += segs
+                used += length
+            batch.append(row)
+            positions += used
+        return batch, images, positions
