@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # check_distributed.sh: the PyTorch trainer (train_distributed.py) end to end,
 # on this CPU, in a few minutes (issue 9). Not part of the CI suite: it needs
 # Debian's python3-torch.
@@ -16,7 +16,7 @@
 #    data mix, written by make_golden.write_batch_file, checked by
 #    tests/test-golden.c (logits, ε, losses, every gradient, within its
 #    tolerances; the share of tolerance used is printed).
-set -eu
+set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)

@@ -28,6 +28,7 @@ import contextlib
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -112,9 +113,7 @@ def setup():
         backend = "nccl"
     else:
         device = torch.device("cpu")
-        backend = "gloo"
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        backend = "gloo"   # threads per rank: OMP_NUM_THREADS (torchrun's default is 1)
     if world > 1:
         dist.init_process_group(backend)
     return rank, world, local_rank, device
@@ -216,7 +215,7 @@ def main(argv=None):
     log = open(args.out[:-len(".safetensors")] + ".log.jsonl", "w") if rank == 0 else None
     start = time.time()
     for step in range(args.steps):
-        t0 = time.time()
+        t0, cpu0 = time.time(), time.process_time()
         batch, images, positions = mix.build_batch(rng, args.batch)
         lr = learning_rate(args, step)
         for g in opt.param_groups:
@@ -236,7 +235,10 @@ def main(argv=None):
             for e, p in zip(ema, params):
                 e.mul_(d).add_(p.detach(), alpha=1.0 - d)
 
-        counts = torch.tensor([positions], dtype=torch.float64, device=device)
+        # Real positions and CPU seconds of all ranks: on a shared machine the
+        # CPU time says what the step cost when the wall clock cannot.
+        counts = torch.tensor([positions, time.process_time() - cpu0], dtype=torch.float64,
+                              device=device)
         if world > 1:
             dist.all_reduce(counts)
         seconds = time.time() - t0
@@ -244,6 +246,7 @@ def main(argv=None):
             record = {"step": step + 1, "loss": round(g_loss, 6), "lm": round(g_lm, 6),
                       "ddpm": round(g_ddpm, 6), "lr": lr, "grad_norm": round(norm, 5),
                       "positions": int(counts[0]), "tokens_per_second": round(float(counts[0]) / seconds, 1),
+                      "tokens_per_cpu_second": round(float(counts[0]) / max(float(counts[1]), 1e-9), 1),
                       "elapsed": round(time.time() - start, 2), "ranks": world}
             log.write(json.dumps(record) + "\n")
             log.flush()
@@ -254,7 +257,8 @@ def main(argv=None):
     if rank == 0:
         save(model, ema, config, tok_json, args, args.steps, world, time.time() - start)
         log.close()
-        print(f"saved {args.out} after {args.steps} steps", flush=True)
+        print(f"saved {args.out} after {args.steps} steps; peak memory of rank 0 "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
