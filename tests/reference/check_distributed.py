@@ -13,6 +13,11 @@
         process computes for all ranks' rows as one batch, and (4) it differs
         from a rank's gradient of its own batch alone (so (1)-(3) could fail).
 
+    check_distributed.py folder DIR SHARD.safetensors [--split heldout]
+        training_data.py's reading of a user folder against the C engine's
+        export of the same folder: the same images and captions, in order,
+        and pixels within a few levels (PIL's area average is not the C one).
+
     check_distributed.py golden --model M --tokenizer MODEL --data ... --out BATCH
         A batch from the data mix, run through the twin in float64 on the
         model M, written as a golden batch file (make_golden.write_batch_file)
@@ -69,6 +74,26 @@ def check_tokenizer(paths):
     print(f"tokenizer: {n - bad} of {n} texts encode to the C encoder's ids "
           f"(longest {longest} bytes)")
     return bad == 0 and n > 0
+
+
+def check_folder(directory, shard, split, max_levels):
+    """Python's reading of a user folder against the C engine's export of it:
+    the same captions in the same order, pixels within @max_levels of 255."""
+    ours = training_data.FolderSource(directory, split, 32, 3)
+    theirs = training_data.ShardSource(shard, 32, 3)
+    ok = len(ours) == len(theirs)
+    worst = 0.0
+    for i in range(min(len(ours), len(theirs))):
+        a, b = ours.get(i, None), theirs.get(i, None)
+        if a["caption"] != b["caption"]:
+            print(f"folder: image {i}: caption {a['caption']!r}, the C engine's {b['caption']!r}")
+            ok = False
+        worst = max(worst, float(np.abs(a["pixels"] - b["pixels"]).max()) * 127.5)
+    ok &= worst <= max_levels
+    print(f"folder: {len(ours)} {split} images here, {len(theirs)} from the C engine, captions "
+          f"{'equal' if ok else 'DIFFER'}, pixels within {worst:.1f} of 255 levels "
+          f"(allowed {max_levels})")
+    return ok
 
 
 def concatenate(batches):
@@ -190,6 +215,11 @@ def main():
     sub = a.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenizer")
     t.add_argument("shards", nargs="+")
+    f = sub.add_parser("folder")
+    f.add_argument("directory")
+    f.add_argument("shard")
+    f.add_argument("--split", default=training_data.TRAIN)
+    f.add_argument("--max-levels", type=float, default=8)
     for name in ("grads", "golden"):
         p = sub.add_parser(name)
         p.add_argument("--tokenizer", required=True)
@@ -207,6 +237,7 @@ def main():
             p.add_argument("--out", required=True)
     args = a.parse_args()
     ok = {"tokenizer": lambda: check_tokenizer(args.shards),
+          "folder": lambda: check_folder(args.directory, args.shard, args.split, args.max_levels),
           "grads": lambda: check_grads(args),
           "golden": lambda: write_golden(args)}[args.command]()
     sys.exit(0 if ok else 1)

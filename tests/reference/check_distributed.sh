@@ -7,7 +7,8 @@
 #
 # 1. `transfusion-cli data --export` writes shards of shapes, emoji, WordNet
 #    and a user folder, with the C encoder's token ids; the Python encoder
-#    must give the same ids for every text.
+#    must give the same ids for every text, and Python must read the folder
+#    as the C engine does (captions equal, pixels within 8 levels).
 # 2. Two ranks (torchrun, gloo): DDP's gradient is the mean of the ranks'
 #    gradients and the one-process gradient of all their rows as one batch.
 # 3. Two ranks train the tiny preset for a few steps; transfusion-cli reads
@@ -43,6 +44,7 @@ echo "== 1. shards and the tokenizer"
 # 64 bytes (the C encoder's other merge path), UTF-8, digits, punctuation.
 mkdir folder
 $PY - <<'EOF'
+import numpy as np
 from PIL import Image
 captions = [
     "a red square " + "a" * 150 + " and " + "abcabcabc" * 12,
@@ -50,13 +52,17 @@ captions = [
     "tabs and   spaces: 3 cats;4 dogs!! ?? x-ray don't won't",
 ]
 for i, caption in enumerate(captions):
-    Image.new("RGB", (40 + 10 * i, 30), (200, 40 * i, 90)).save(f"folder/image-{i}.png")
+    w, h = 41 + 17 * i, 30 + 23 * i          # gradients, resampled by other ratios
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([xx * 255 // (w - 1), yy * 255 // (h - 1), np.full_like(xx, 90)], -1)
+    Image.fromarray(rgb.astype(np.uint8)).save(f"folder/image-{i}.png")
     open(f"folder/image-{i}.txt", "w").write(caption)
 EOF
 "$CLI" data --export shards --count 400 --data shapes,emoji,wordnet,"$WORK/folder" \
   --tokenizer "$TOKENIZER"
 "$CLI" data --export shards --count 400 --data fashion --tokenizer "$TOKENIZER"
 $PY "$HERE/check_distributed.py" tokenizer shards/*.safetensors
+$PY "$HERE/check_distributed.py" folder folder shards/folder-folder.safetensors
 
 DATA=fashion,shapes,emoji,wordnet,$WORK/folder
 

@@ -4,7 +4,7 @@ Sources (SPEC §5), by the names `transfusion-cli train --data` takes:
   fashion           Fashion-MNIST read from the Debian package's IDX files
                     (/usr/share/datasets/fashion-mnist), centred on the image,
                     captions from the same templates as engine/tf-data.c
-  DIR (a folder)    a user folder: images with same-named .txt captions, fitted
+  DIR (a folder)    a user folder: PNG images with same-named .txt captions, fitted
                     into a white square and area-resampled as tf_image_to_model
                     does (PIL; the same convention, not bit for bit)
   FILE.safetensors  a shard written by `transfusion-cli data --export DIR`:
@@ -25,6 +25,7 @@ as the C trainer's, not the same numbers.
 import gzip
 import json
 import os
+import re
 import struct
 
 import numpy as np
@@ -61,7 +62,6 @@ FASHION_TEMPLATES = (
     "a grayscale photo of {}", "a black and white picture of {}", "a product photo of {}",
     "{}, white on black", "a small low-resolution image of {}",
 )
-FOLDER_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
 def image_example(pixels, caption):
@@ -133,33 +133,63 @@ def fit_to_model(image, size):
     return np.asarray(square, dtype=np.float32) / np.float32(127.5) - np.float32(1)
 
 
+FOLDER_HELDOUT_EVERY = 20
+FOLDER_MAX_CAPTION = 500
+_ASCII_SPACE = re.compile(rb"[ \t\n\v\f\r]+")
+
+
+def read_caption(path):
+    """NAME.txt as engine/tf-data.c reads it: UTF-8 (a byte-order mark
+    skipped), up to a NUL, ASCII white space collapsed to single spaces, at
+    most 500 bytes cut at a character boundary, stripped; None when empty."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    data.decode("utf-8")                       # raises on bad UTF-8, as the C refuses it
+    data = _ASCII_SPACE.sub(b" ", data.split(b"\0")[0]).lstrip(b" ")
+    if len(data) > FOLDER_MAX_CAPTION:
+        cut = FOLDER_MAX_CAPTION
+        while cut > 0 and data[cut] & 0xC0 == 0x80:
+            cut -= 1
+        data = data[:cut]
+    text = data.strip(b" ").decode("utf-8")
+    return text or None
+
+
 class FolderSource:
-    """Images with same-named .txt captions; the held-out split is every 20th
-    image by sorted name (as engine/tf-data.c). Unreadable files are skipped
-    with a message naming them."""
+    """PNG images with same-named .txt captions, as engine/tf-data.c takes
+    them: other files are skipped with a message naming them, and the
+    held-out split is every 20th usable image by sorted name."""
 
     def __init__(self, directory, split, image_size, channels):
         from PIL import Image
-        names = sorted(n for n in os.listdir(directory)
-                       if n.lower().endswith(FOLDER_IMAGE_EXTENSIONS))
-        names = [n for k, n in enumerate(names) if (k % 20 == 19) == (split == HELDOUT)]
         self.items = []
-        for n in names:
+        n_good = 0
+        for n in sorted(os.listdir(directory)):
             path = os.path.join(directory, n)
-            caption_path = os.path.splitext(path)[0] + ".txt"
+            if n.startswith(".") or n.endswith(".txt") or not os.path.isfile(path):
+                continue
             try:
-                with open(caption_path, encoding="utf-8") as f:
-                    caption = " ".join(f.read().split())
                 with Image.open(path) as im:
+                    if im.format != "PNG":
+                        raise ValueError(f"{im.format} images are not read, only PNG")
+                    caption = read_caption(os.path.splitext(path)[0] + ".txt")
+                    if caption is None:
+                        raise ValueError("the caption is empty")
                     pixels = fit_to_model(im, image_size)
             except (OSError, UnicodeDecodeError, ValueError) as e:
                 print(f"{path}: skipped: {e}")
+                continue
+            heldout = n_good % FOLDER_HELDOUT_EVERY == FOLDER_HELDOUT_EVERY - 1
+            n_good += 1
+            if heldout != (split == HELDOUT):
                 continue
             if channels == 1:
                 pixels = pixels.mean(axis=2, keepdims=True)
             self.items.append(image_example(pixels, caption))
         if not self.items:
-            raise ValueError(f"{directory}: no usable image with a .txt caption")
+            raise ValueError(f"{directory}: no usable PNG image with a .txt caption")
         self.name = directory
 
     def __len__(self):
