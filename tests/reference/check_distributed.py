@@ -18,6 +18,11 @@
         export of the same folder: the same images and captions, in order,
         and pixels within a few levels (PIL's area average is not the C one).
 
+    check_distributed.py wordnet SHARD.safetensors [--split heldout]
+        training_data.py's WordNet against the C engine's: SHARD is a whole
+        split exported (`data --export DIR --data wordnet --count 1000000`);
+        every example must be one Python can make at the same index.
+
     check_distributed.py golden --model M --tokenizer MODEL --data ... --out BATCH
         A batch from the data mix, run through the twin in float64 on the
         model M, written as a golden batch file (make_golden.write_batch_file)
@@ -94,6 +99,27 @@ def check_folder(directory, shard, split, max_levels):
           f"{'equal' if ok else 'DIFFER'}, pixels within {worst:.1f} of 255 levels "
           f"(allowed {max_levels})")
     return ok
+
+
+def check_wordnet(shard, split):
+    """Python's WordNet against the C engine's, example by example: the C
+    export of the whole split (in index order) must hold, at every index,
+    one of the renderings Python allows there (the phrasing is the rng's)."""
+    ours = training_data.WordNetSource(split)
+    tensors, meta = read_safetensors(shard)
+    theirs = json.loads(meta["examples"])
+    bad = 0 if len(ours) == len(theirs) else 1
+    for i, e in enumerate(theirs[:len(ours)]):
+        n_prompts, n_others = ours.choices(i)
+        options = {(x["prompt"], x["text"], x["subject"])
+                   for x in (ours.render(i, k, j) for k in range(n_prompts) for j in range(n_others))}
+        if (e.get("prompt"), e["text"], e["subject"]) not in options:
+            bad += 1
+            if bad <= 3:
+                print(f"wordnet: example {i}: the C engine's {e}, here e.g. {sorted(options)[0]}")
+    print(f"wordnet: {len(ours)} {split} examples here, {len(theirs)} from the C engine, "
+          f"{len(theirs) - bad} the same")
+    return bad == 0
 
 
 def concatenate(batches):
@@ -215,6 +241,9 @@ def main():
     sub = a.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenizer")
     t.add_argument("shards", nargs="+")
+    w = sub.add_parser("wordnet")
+    w.add_argument("shard")
+    w.add_argument("--split", default=training_data.TRAIN)
     f = sub.add_parser("folder")
     f.add_argument("directory")
     f.add_argument("shard")
@@ -237,6 +266,7 @@ def main():
             p.add_argument("--out", required=True)
     args = a.parse_args()
     ok = {"tokenizer": lambda: check_tokenizer(args.shards),
+          "wordnet": lambda: check_wordnet(args.shard, args.split),
           "folder": lambda: check_folder(args.directory, args.shard, args.split, args.max_levels),
           "grads": lambda: check_grads(args),
           "golden": lambda: write_golden(args)}[args.command]()

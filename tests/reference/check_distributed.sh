@@ -8,7 +8,8 @@
 # 1. `transfusion-cli data --export` writes shards of shapes, emoji, WordNet
 #    and a user folder, with the C encoder's token ids; the Python encoder
 #    must give the same ids for every text, and Python must read the folder
-#    as the C engine does (captions equal, pixels within 8 levels).
+#    as the C engine does (captions equal, pixels within 8 levels) and
+#    WordNet too (every example of both splits).
 # 2. Two ranks (torchrun, gloo): DDP's gradient is the mean of the ranks'
 #    gradients and the one-process gradient of all their rows as one batch.
 # 3. Two ranks train the tiny preset for a few steps; transfusion-cli reads
@@ -63,6 +64,10 @@ EOF
 "$CLI" data --export shards --count 400 --data fashion --tokenizer "$TOKENIZER"
 $PY "$HERE/check_distributed.py" tokenizer shards/*.safetensors
 $PY "$HERE/check_distributed.py" folder folder shards/folder-folder.safetensors
+for split in train heldout; do
+  "$CLI" data --export "wordnet-$split" --data wordnet --split "$split" --count 1000000
+  $PY "$HERE/check_distributed.py" wordnet "wordnet-$split/wordnet.safetensors" --split "$split"
+done
 
 DATA=fashion,shapes,emoji,wordnet,$WORK/folder
 

@@ -7,10 +7,13 @@ Sources (SPEC §5), by the names `transfusion-cli train --data` takes:
   DIR (a folder)    a user folder: PNG images with same-named .txt captions, fitted
                     into a white square and area-resampled as tf_image_to_model
                     does (PIL; the same convention, not bit for bit)
+  wordnet           WordNet (/usr/share/wordnet/data.*, Debian's wordnet-base)
+                    parsed as engine/tf-data.c does: definitions, usage examples
+                    and synonyms as questions and answers
   FILE.safetensors  a shard written by `transfusion-cli data --export DIR`:
                     the C engine's own examples (pixels and captions), which is
-                    how shapes (Cairo), emoji (Noto) and WordNet get here
-  shapes, emoji, wordnet   the shard NAME.safetensors in --shards DIR
+                    how shapes (Cairo) and emoji (Noto) get here
+  shapes, emoji     the shard NAME.safetensors in --shards DIR
 
 The mix (build_document, build_batch) is engine/tf-train.c's build_doc and
 build_batch: caption first, or image first with t ≤ T/2 (--image-first),
@@ -199,6 +202,195 @@ class FolderSource:
         return self.items[index]
 
 
+WORDNET_DIR = "/usr/share/wordnet"
+WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+WORDNET_MAX_GLOSS = 300
+WORDNET_HELDOUT_EVERY = 50
+WORDNET_MAX_USAGES = 3
+WORDNET_MAX_WORDS = 255
+WORDNET_DEFINITION, WORDNET_USAGE, WORDNET_SYNONYM = range(3)
+_WORDNET_PROMPTS = {
+    "n": ("what is {}?", "define {}", "what does {} mean?", "what is the meaning of {}?",
+          "what's {}?", "tell me what {} is"),
+    "v": ("what does it mean to {}?", "define {}", "what does {} mean?",
+          "what is the meaning of the verb {}?", "what is it to {}?"),
+    "a": ("what does {} mean?", "define {}", "what is the meaning of {}?",
+          "what does the word {} mean?"),
+    WORDNET_USAGE: ("use {} in a sentence", "give an example of {} in a sentence",
+                    "how do you use {}?", "write a sentence with {}"),
+    WORDNET_SYNONYM: ("what is another word for {}?", "give me a synonym of {}",
+                      "what else can {} be called?", "what is a synonym for {}?"),
+}
+_COUNTABLE_STARTS = ("a ", "an ", "any ", "one ", "something", "someone", "somebody",
+                     "anything", "anyone")
+_C_SPACE = " \t\n\v\f\r"
+
+
+def _definition_key(pos):
+    """Nouns and verbs have their own questions; adjectives and adverbs share."""
+    return pos if pos in ("n", "v") else "a"
+
+
+def stable_hash(data):
+    """FNV-1a over bytes, as engine/tf-data.c's stable_hash."""
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def indefinite_article(word):
+    w = word.lower()
+    if w.startswith(("hour", "honest", "honor", "honour", "heir")):
+        return "an"
+    if w.startswith(("uni", "use", "usu", "usa", "ure", "uro", "eu", "one", "once", "ewe")):
+        return "a"
+    return "an" if word[:1] in tuple("aeiouAEIOU") else "a"
+
+
+def sentence_uses(sentence, word):
+    """Does @sentence use @word, or its stem ("sigh" in "She sighed")?"""
+    n = len(word)
+    if n > 3 and word[-1] in "ey":
+        n -= 1
+    lower, stem = sentence.lower(), word[:n].lower()
+    p = lower.find(stem)
+    while p != -1:
+        if p == 0 or not lower[p - 1].isascii() or not lower[p - 1].isalnum():
+            return True
+        p = lower.find(stem, p + 1)
+    return False
+
+
+class WordNetSource:
+    """WordNet glosses, examples and synonyms as questions and answers, parsed
+    as engine/tf-data.c parses them (the same synsets, texts and held-out
+    headwords, in the same order)."""
+
+    def __init__(self, split, directory=WORDNET_DIR):
+        self.synsets = []   # (pos, words, definition, usages, article)
+        for name in WORDNET_FILES:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                for line_no, line in enumerate(f.read().split(b"\n"), 1):
+                    if line and not line.startswith(b"  "):
+                        self._parse(line, path, line_no)
+        self.items = []
+        for s, (pos, words, definition, usages, article) in enumerate(self.synsets):
+            if (stable_hash(words[0].lower().encode()) % WORDNET_HELDOUT_EVERY == 0) != (split == HELDOUT):
+                continue
+            self.items.append((s, WORDNET_DEFINITION, 0))
+            self.items += [(s, WORDNET_USAGE, u) for u in range(len(usages))]
+            if self._others(words):
+                self.items.append((s, WORDNET_SYNONYM, 0))
+        if not self.items:
+            raise ValueError(f"{directory}: no WordNet synsets found in data.*")
+        self.name = "wordnet"
+
+    @staticmethod
+    def _others(words):
+        return [w for w in words[1:] if w.lower() != words[0].lower()]
+
+    def _parse(self, raw, path, line_no):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("latin-1")
+        bar = line.find(" | ")
+        if bar < 0:
+            raise ValueError(f"{path}: line {line_no}: no ' | ' before the gloss")
+        gloss = line[bar + 3:].strip(_C_SPACE)
+        fields = line[:bar].split(" ")
+        try:
+            w_cnt = int(fields[3], 16) if len(fields) >= 4 else 0
+        except ValueError:
+            w_cnt = 0
+        if (len(fields) < 4 or len(fields[2]) != 1 or fields[2] not in "nvasr" or w_cnt == 0
+                or 4 + 2 * w_cnt > len(fields)):
+            raise ValueError(f"{path}: line {line_no}: expected 'offset lex_filenum ss_type "
+                             f"w_cnt word lex_id ...'")
+        if len(gloss.encode("utf-8")) > WORDNET_MAX_GLOSS or not gloss:
+            return
+        pos = "a" if fields[2] == "s" else fields[2]
+        words = []
+        for w in range(min(w_cnt, WORDNET_MAX_WORDS)):
+            word = fields[4 + 2 * w].split("(")[0].replace("_", " ")   # "able(a)" → "able"
+            if word:
+                words.append(word)
+        if not words:
+            return
+        # Definition parts and "quoted examples", split at semicolons outside quotes.
+        definition, usages = "", []
+        in_quote, start = False, 0
+        for i in range(len(gloss) + 1):
+            if i < len(gloss):
+                if gloss[i] == '"':
+                    in_quote = not in_quote
+                if gloss[i] != ";" or in_quote:
+                    continue
+            part = gloss[start:i].strip(_C_SPACE).replace("`", "'")
+            start = i + 1
+            if part.startswith('"'):
+                close = part.find('"', 1)
+                sentence = (part[1:close] if close >= 0 else part[1:]).strip(_C_SPACE)
+                if sentence and len(usages) < WORDNET_MAX_USAGES and sentence_uses(sentence, words[0]):
+                    usages.append(sentence)
+            elif part:
+                if not definition and part[0] == "(":
+                    close = part.find(")")
+                    if close >= 0 and close + 1 < len(part):
+                        part = part[close + 1:].strip(_C_SPACE)
+                if definition:
+                    definition += "; "
+                definition += part
+        definition = definition.rstrip(".")
+        if not definition:
+            return
+        article = (pos == "n" and not ("A" <= words[0][0] <= "Z")
+                   and definition.startswith(_COUNTABLE_STARTS))
+        self.synsets.append((pos, words, definition, usages, article))
+
+    def __len__(self):
+        return len(self.items)
+
+    def choices(self, index):
+        """(number of prompt phrasings, number of synonyms to pick from)."""
+        s, kind, _ = self.items[index]
+        pos, words = self.synsets[s][0], self.synsets[s][1]
+        prompts = _WORDNET_PROMPTS[_definition_key(pos) if kind == WORDNET_DEFINITION else kind]
+        return len(prompts), len(self._others(words)) if kind == WORDNET_SYNONYM else 1
+
+    def render(self, index, k, j):
+        """Example @index with prompt phrasing @k and synonym @j."""
+        s, kind, sub = self.items[index]
+        pos, words, definition, usages, article = self.synsets[s]
+        word = words[0]
+        term = f"{indefinite_article(word)} {word}" if article else word
+        if kind == WORDNET_DEFINITION:
+            prompt = _WORDNET_PROMPTS[_definition_key(pos)][k]
+            if pos == "n":
+                # "define a dog" reads oddly: the bare word after verbs.
+                ex = text_example(prompt.format(word if k in (1, 2, 3) else term),
+                                  f"{term} is {definition}.")
+            elif pos == "v":
+                ex = text_example(prompt.format(word), f"to {word} is to {definition}.")
+            else:
+                ex = text_example(prompt.format(word), f"{word} means {definition}.")
+        elif kind == WORDNET_USAGE:
+            ex = text_example(_WORDNET_PROMPTS[WORDNET_USAGE][k].format(word), usages[sub])
+        else:
+            ex = text_example(_WORDNET_PROMPTS[WORDNET_SYNONYM][k].format(word),
+                              f"another word for {word} is {self._others(words)[j]}.")
+        ex["subject"] = word
+        return ex
+
+    def get(self, index, rng):
+        n_prompts, n_others = self.choices(index)
+        k = int(rng.integers(n_prompts))
+        j = int(rng.integers(n_others)) if self.items[index][1] == WORDNET_SYNONYM else 0
+        return self.render(index, k, j)
+
+
 class ShardSource:
     """A file written by `transfusion-cli data --export`."""
 
@@ -238,9 +430,11 @@ def open_source(name, split, image_size, channels, shards_dir=None, tokenizer=No
     """A source by the name `transfusion-cli train --data` takes (see the top)."""
     if name == "fashion":
         return FashionSource(split, image_size, channels)
+    if name == "wordnet":
+        return WordNetSource(split)
     if name.endswith(".safetensors"):
         return ShardSource(name, image_size, channels, tokenizer)
-    if name in ("shapes", "emoji", "wordnet"):
+    if name in ("shapes", "emoji"):
         path = os.path.join(shards_dir or ".", f"{name}.safetensors")
         if not os.path.exists(path):
             raise ValueError(f"{name}: no shard {path}; write one with "
