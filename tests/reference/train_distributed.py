@@ -147,8 +147,6 @@ def parse_args(argv=None):
     a.add_argument("--seed", type=int, default=1)
     a.add_argument("--save-every-steps", type=int, default=0)
     a.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU only)")
-    a.add_argument("--save-raw", action="store_true",
-                   help="save the trained weights, not their EMA (for checks)")
     args = a.parse_args(argv)
     if not args.out.endswith(".safetensors"):
         a.error("--out must end in .safetensors")
@@ -160,21 +158,20 @@ def save(model, ema, config, tok_json, args, step, world, elapsed):
     provenance = {
         "trainer": "tests/reference/train_distributed.py (torch %s, %d ranks)" % (torch.__version__, world),
         "step": step, "steps": args.steps, "wall_seconds": round(elapsed),
-        "weights": "raw" if args.save_raw else "ema",
+        "weights": "ema",
         "options": json.dumps({k: v for k, v in sorted(vars(args).items()) if k != "out"},
                               separators=(",", ":")),
     }
+    # The EMA weights go out, as the C trainer's; the trained ones come back after.
     with torch.no_grad():
-        if not args.save_raw:
-            backup = [p.detach().clone() for _, p in model.ordered_parameters()]
-            for (_, p), e in zip(model.ordered_parameters(), ema):
-                p.copy_(e)
+        backup = [p.detach().clone() for _, p in model.ordered_parameters()]
+        for (_, p), e in zip(model.ordered_parameters(), ema):
+            p.copy_(e)
         twin.save_checkpoint(model, config, args.out,
                              {"tokenizer": tok_json,
                               "provenance": json.dumps(provenance, separators=(",", ":"))})
-        if not args.save_raw:
-            for (_, p), b in zip(model.ordered_parameters(), backup):
-                p.copy_(b)
+        for (_, p), b in zip(model.ordered_parameters(), backup):
+            p.copy_(b)
 
 
 def main(argv=None):
