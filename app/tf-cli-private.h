@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tf-cli.h"
+#include "tf-data.h"
 
 #define PROGRAM "transfusion-cli"
 
@@ -42,6 +43,12 @@ char *tf_cli_command_usage (const TfCliCommand *command);
 
 int tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 int tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+
+/* tf-cli-data-export.c: `data --export DIR`: the first @count examples of
+ * each source in @names as DIR/NAME.safetensors (pixels and captions, and
+ * their ids when @tokenizer_model names a model); returns the exit status. */
+int tf_cli_data_export (TfCli *cli, char **names, TfSplit split, guint64 seed, gint64 count,
+                        const char *dir, const char *tokenizer_model);
 
 /* tf-cli-bench.c */
 int tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv);

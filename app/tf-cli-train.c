@@ -227,8 +227,9 @@ int
 tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
   g_autofree char *line = tf_cli_command_line (command);
-  g_autofree char *usage = g_strdup_printf ("%s data [OPTION…] --preview FILE.png", PROGRAM);
+  g_autofree char *usage = g_strdup_printf ("%s data [OPTION…] --preview FILE.png | --export DIR", PROGRAM);
   g_autofree char *data = NULL, *preview = NULL, *split = NULL, *seed_text = NULL;
+  g_autofree char *export_dir = NULL, *tokenizer = NULL;
   int count = 8, scale = 3;
   const GOptionEntry entries[] = {
     { "preview", 0, 0, G_OPTION_ARG_FILENAME, &preview, N_("Write a contact sheet of samples to FILE.png"), N_("FILE") },
@@ -237,6 +238,8 @@ tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "scale", 0, 0, G_OPTION_ARG_INT, &scale, N_("Pixel scale of the images (3)"), N_("N") },
     { "split", 0, 0, G_OPTION_ARG_STRING, &split, N_("train or heldout (train)"), N_("NAME") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, N_("Which samples (1)"), N_("S") },
+    { "export", 0, 0, G_OPTION_ARG_FILENAME, &export_dir, N_("Write the first --count examples of each source to DIR/NAME.safetensors"), N_("DIR") },
+    { "tokenizer", 0, 0, G_OPTION_ARG_FILENAME, &tokenizer, N_("With --export: also the token ids of every text, by this model's tokenizer"), N_("MODEL") },
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -253,12 +256,21 @@ tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   guint64 seed = 1;
   if (split != NULL && strcmp (split, "heldout") == 0)
     which = TF_SPLIT_HELDOUT;
+  if (export_dir != NULL && preview == NULL && operands[0] == NULL && count >= 1 &&
+      (split == NULL || which == TF_SPLIT_HELDOUT || strcmp (split, "train") == 0) &&
+      (seed_text == NULL || g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, NULL)))
+    {
+      g_auto (GStrv) names = g_strsplit (data ? data : "fashion,emoji,shapes,wordnet", ",", -1);
+      return tf_cli_data_export (cli, names, which, seed, count, export_dir, tokenizer);
+    }
   if ((split != NULL && which == TF_SPLIT_TRAIN && strcmp (split, "train") != 0) ||
-      preview == NULL || operands[0] != NULL || count < 1 || count > 256 || scale < 1 ||
+      preview == NULL || export_dir != NULL || tokenizer != NULL || operands[0] != NULL ||
+      count < 1 || count > 256 || scale < 1 ||
       scale > 16 || (seed_text && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64,
                                                                 &seed, NULL)))
-    return tf_cli_usage_error (cli, line, _("give --preview FILE.png, --count 1 to 256, "
-                                            "--scale 1 to 16, --split train or heldout"));
+    return tf_cli_usage_error (cli, line, _("give --preview FILE.png (--count 1 to 256, "
+                                            "--scale 1 to 16) or --export DIR, and --split "
+                                            "train or heldout"));
 
   g_auto (GStrv) names = g_strsplit (data ? data : "fashion,emoji,shapes,wordnet", ",", -1);
   TfConfig c;

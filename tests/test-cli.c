@@ -16,6 +16,9 @@
 #include "tf-model-info.h"
 #include "transfusion.h"
 #include "tf-test-util.h"
+#include "tf-tokenizer.h"
+
+#include <json-glib/json-glib.h>
 
 typedef struct {
   int   status;
@@ -191,7 +194,7 @@ test_help (void)
   g_assert_true (g_regex_match_simple ("^  generate +", r.out, G_REGEX_MULTILINE, 0));
   g_assert_true (g_regex_match_simple ("^  caption +", r.out, G_REGEX_MULTILINE, 0));
   g_assert_true (g_regex_match_simple ("^  chat +", r.out, G_REGEX_MULTILINE, 0));
-  g_assert_null (strstr (r.out, "bench"));
+  g_assert_true (g_regex_match_simple ("^  bench +", r.out, G_REGEX_MULTILINE, 0));
   cli_result_clear (&r);
 
   run_in_process (&r, "train", "--help", NULL);
@@ -398,6 +401,79 @@ test_data_preview (void)
 
   run_in_process (&r, "data", "--split", "test", "--preview", sheet, NULL);
   g_assert_cmpint (r.status, ==, 2);
+  cli_result_clear (&r);
+
+  tf_test_remove_tree (dir);
+}
+
+/* ---- data --export (the shards the PyTorch trainer reads) ---------------- */
+
+static void
+test_data_export (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *out = g_build_filename (dir, "shards", NULL);
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *shapes = g_build_filename (out, "shapes.safetensors", NULL);
+  CliResult r = { 0 };
+
+  run_in_process (&r, "data", "--data", "shapes,wordnet", "--count", "3", "--export", out,
+                  "--tokenizer", model, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "3 of"));
+  cli_result_clear (&r);
+
+  g_autoptr(TfSafetensors) st = tf_safetensors_open (shapes, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (tf_safetensors_metadata (st, "format"), ==, "transfusion-data");
+  const TfTensorInfo *pixels = tf_safetensors_find (st, "pixels");
+  g_assert_nonnull (pixels);
+  g_assert_cmpint (pixels->n_dims, ==, 4);
+  g_assert_cmpint (pixels->shape[0], ==, 3);
+  g_assert_cmpint (pixels->shape[3], ==, 3);
+
+  /* Each caption comes with the ids the model's own tokenizer gives it. */
+  g_autoptr(TfSafetensors) model_st = tf_safetensors_open (model, &error);
+  g_assert_no_error (error);
+  g_autoptr(TfTokenizer) tok = tf_tokenizer_from_json (
+      tf_safetensors_metadata (model_st, "tokenizer"), model, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (tf_safetensors_metadata (st, "tokenizer"), ==,
+                   tf_safetensors_metadata (model_st, "tokenizer"));
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (parser, tf_safetensors_metadata (st, "examples"),
+                                             -1, &error));
+  JsonArray *examples = json_node_get_array (json_parser_get_root (parser));
+  g_assert_cmpuint (json_array_get_length (examples), ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      JsonObject *ex = json_array_get_object_element (examples, i);
+      const char *caption = json_object_get_string_member (ex, "caption");
+      JsonArray *ids = json_object_get_array_member (ex, "caption_ids");
+      size_t n = 0;
+      g_autofree int32_t *want = tf_tokenizer_encode (tok, caption, strlen (caption), &n);
+      g_assert_cmpint (json_object_get_int_member (ex, "image"), ==, i);
+      g_assert_cmpuint (json_array_get_length (ids), ==, n);
+      for (size_t k = 0; k < n; k++)
+        g_assert_cmpint (json_array_get_int_element (ids, k), ==, want[k]);
+    }
+
+  g_autofree char *wordnet = g_build_filename (out, "wordnet.safetensors", NULL);
+  g_autoptr(TfSafetensors) text = tf_safetensors_open (wordnet, &error);
+  g_assert_no_error (error);
+  g_assert_null (tf_safetensors_find (text, "pixels"));
+  g_assert_nonnull (strstr (tf_safetensors_metadata (text, "examples"), "\"text_ids\""));
+
+  /* --export and --preview are two different things to do. */
+  run_in_process (&r, "data", "--export", out, "--preview", shapes, NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  cli_result_clear (&r);
+  g_autofree char *no_tokenizer = tf_test_save_tiny_model (dir, NULL, NULL);
+  run_in_process (&r, "data", "--data", "shapes", "--export", out, "--tokenizer", no_tokenizer,
+                  NULL);
+  g_assert_cmpint (r.status, ==, 1);
+  g_assert_nonnull (strstr (r.err, "tokenizer"));
   cli_result_clear (&r);
 
   tf_test_remove_tree (dir);
@@ -1034,6 +1110,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/info/golden", test_info_golden);
   g_test_add_func ("/cli/info/bad-files", test_info_bad_files);
   g_test_add_func ("/cli/data/preview", test_data_preview);
+  g_test_add_func ("/cli/data/export", test_data_export);
   g_test_add_func ("/cli/generate/parameters-text", test_parameters_text);
   g_test_add_func ("/cli/generate/default-model", test_default_model);
   g_test_add_func ("/cli/bundled-model", test_bundled_model);

@@ -4,7 +4,8 @@
  * caption-first pair, packed documents, a clean image, an image-first pair with
  * a second image, and a padded text-only row, together with the twin's
  * float64 logits, ε-predictions, losses and the gradient of every parameter
- * (regenerate with /usr/bin/python3 tests/reference/make_golden.py). */
+ * (regenerate with /usr/bin/python3 tests/reference/make_golden.py).
+ * TF_GOLDEN_MODEL and TF_GOLDEN_BATCH name another pair of such files. */
 #include "transfusion.h"
 
 #include <glib/gstdio.h>
@@ -56,8 +57,14 @@ static void
 golden_load (Golden *g)
 {
   g_autoptr (GError) error = NULL;
-  g_autofree char *model_path = tf_test_data_path ("golden", "tiny-model.safetensors", NULL);
-  g_autofree char *batch_path = tf_test_data_path ("golden", "tiny-batch.safetensors", NULL);
+  /* Another model and batch (written by make_golden.write_batch_file, e.g.
+   * for a model the PyTorch trainer made: tests/reference/check_distributed.sh)
+   * can take the place of the committed pair. */
+  const char *model_env = g_getenv ("TF_GOLDEN_MODEL"), *batch_env = g_getenv ("TF_GOLDEN_BATCH");
+  g_autofree char *model_path = model_env ? g_strdup (model_env)
+                                          : tf_test_data_path ("golden", "tiny-model.safetensors", NULL);
+  g_autofree char *batch_path = batch_env ? g_strdup (batch_env)
+                                          : tf_test_data_path ("golden", "tiny-batch.safetensors", NULL);
 
   memset (g, 0, sizeof *g);
   g->model = tf_model_load (model_path, &error);
@@ -93,6 +100,7 @@ golden_load (Golden *g)
           if (json_object_has_member (o, "text"))
             {
               JsonArray *ids = json_object_get_array_member (o, "text");
+              g_assert_cmpint (g->n_alloc_tokens, <, 64);
               int32_t *t = g->tokens[g->n_alloc_tokens++] = g_new (int32_t, json_array_get_length (ids) + 1);
               for (guint k = 0; k < json_array_get_length (ids); k++)
                 t[k] = (int32_t) json_array_get_int_element (ids, k);
@@ -104,6 +112,7 @@ golden_load (Golden *g)
             {
               int index = json_object_get_int_member (o, "image");
               g_assert_cmpint (index, ==, g->n_images);
+              g_assert_cmpint (index, <, 64);
               char name[64];
               g_snprintf (name, sizeof name, "image.%d.pixels", index);
               g->pixels[index] = read_tensor (g->golden, name, values);

@@ -88,34 +88,21 @@ def make_batch():
     return batch, images
 
 
-def f32(t):
-    return t.detach().cpu().numpy().astype(np.float32)
-
-
-def main():
-    out_dir = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_OUT
-    os.makedirs(out_dir, exist_ok=True)
-    torch.set_num_threads(1)  # a fixed summation order, so the bytes are reproducible
-
-    model_path = os.path.join(out_dir, "tiny-model.safetensors")
-    batch_path = os.path.join(out_dir, "tiny-batch.safetensors")
-
-    model = make_model()
-    twin.save_checkpoint(model, TINY_CONFIG, model_path,
-                         {"provenance": "tests/reference/make_golden.py (tiny golden model)"})
-
+def write_batch_file(model_path, batch_path, batch, images, lam=LAMBDA):
+    """Runs the checkpoint @model_path in float64 on @batch (twin format) and
+    writes @batch_path: the inputs, the outputs, losses and every gradient, as
+    the C golden test (tests/test-golden.c) reads them. Returns (out, layout)."""
     # The reference is computed in float64 from exactly the stored F32 values.
     model64, config, _ = twin.load_checkpoint(model_path, dtype=torch.float64)
-    batch, images = make_batch()
-    out = model64(batch, images, lam=LAMBDA)
+    out = model64(batch, images, lam=lam)
     model64.zero_grad()
     out["loss"].backward()
 
     layout = out["layout"]
     tensors = []
     for index in sorted(images):
-        tensors.append((f"image.{index}.pixels", images[index]["pixels"], "F32"))
-        tensors.append((f"image.{index}.noise", images[index]["noise"], "F32"))
+        tensors.append((f"image.{index}.pixels", np.asarray(images[index]["pixels"], np.float32), "F32"))
+        tensors.append((f"image.{index}.noise", np.asarray(images[index]["noise"], np.float32), "F32"))
     for index in sorted(images):
         tensors.append((f"x_t.{index}", f32(out["x_t"][index]), "F32"))
     for index in sorted(images):
@@ -135,8 +122,8 @@ def main():
 
     metadata = {
         "batch": json.dumps(batch, separators=(",", ":")),
-        "lambda": str(LAMBDA),
-        "model": "tiny-model.safetensors",
+        "lambda": str(lam),
+        "model": os.path.basename(model_path),
         "n_text_targets": str(out["n_text_targets"]),
         "n_images": str(out["n_images"]),
         "seq_len": str(layout.L),
@@ -147,6 +134,27 @@ def main():
         "provenance": "tests/reference/make_golden.py (float64 twin, stored as F32)",
     }
     write_safetensors(batch_path, tensors, metadata)
+
+    return out, layout
+
+
+def f32(t):
+    return t.detach().cpu().numpy().astype(np.float32)
+
+
+def main():
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_OUT
+    os.makedirs(out_dir, exist_ok=True)
+    torch.set_num_threads(1)  # a fixed summation order, so the bytes are reproducible
+
+    model_path = os.path.join(out_dir, "tiny-model.safetensors")
+    batch_path = os.path.join(out_dir, "tiny-batch.safetensors")
+
+    model = make_model()
+    twin.save_checkpoint(model, TINY_CONFIG, model_path,
+                         {"provenance": "tests/reference/make_golden.py (tiny golden model)"})
+
+    out, layout = write_batch_file(model_path, batch_path, *make_batch(), lam=LAMBDA)
 
     print(f"wrote {model_path} ({os.path.getsize(model_path)} bytes)")
     print(f"wrote {batch_path} ({os.path.getsize(batch_path)} bytes)")

@@ -446,6 +446,7 @@ class Transfusion(nn.Module):
     def forward(self, batch, images, lam=5.0):
         c = self.config
         dtype = self.dtype
+        device = self.tok_emb.weight.device   # everything made here goes there
         d, p, C, S = c["d_model"], c["patch_size"], c["image_channels"], c["image_size"]
         layout = Layout(batch, c)
         B, L = layout.B, layout.L
@@ -461,7 +462,7 @@ class Transfusion(nn.Module):
                 if pixels.shape != (S, S, C):
                     raise ValueError(f"batch: image {index} pixels has shape {list(pixels.shape)}, "
                                      f"expected {[S, S, C]}")
-                x_t[index] = torch.tensor(pixels, dtype=dtype)
+                x_t[index] = torch.tensor(pixels, dtype=dtype, device=device)
                 continue
             noise = images[index].get("noise")
             noise = np.zeros_like(pixels) if noise is None and t == 0 else _numpy64(noise)
@@ -469,7 +470,8 @@ class Transfusion(nn.Module):
                 if a.shape != (S, S, C):
                     raise ValueError(f"batch: image {index} {what} has shape {list(a.shape)}, "
                                      f"expected {[S, S, C]}")
-            x_t[index] = torch.tensor(noise_image(pixels, noise, t, self.alpha_bar), dtype=dtype)
+            x_t[index] = torch.tensor(noise_image(pixels, noise, t, self.alpha_bar), dtype=dtype,
+                                      device=device)
 
         # Input embeddings, row by row: tokens, patch embeddings, zero padding.
         rows = []
@@ -477,21 +479,22 @@ class Transfusion(nn.Module):
             parts = []
             for seg in row:
                 if "text" in seg:
-                    parts.append(self.tok_emb.weight[torch.tensor(seg["text"], dtype=torch.long)])
+                    parts.append(self.tok_emb.weight[torch.tensor(seg["text"], dtype=torch.long,
+                                                                  device=device)])
                 else:
                     t = seg["t"]
-                    temb = time_embedding(timestep_code(t, d, dtype),
+                    temb = time_embedding(timestep_code(t, d, dtype).to(device),
                                           self.time_mlp["0"].weight, self.time_mlp["0"].bias,
                                           self.time_mlp["2"].weight, self.time_mlp["2"].bias)
                     parts.append(patch_embedding(x_t[seg["image"]], self.patch_in.weight,
                                                  self.patch_in.bias, self.patch_pos, temb, p))
             n = sum(part.shape[0] for part in parts)
-            parts.append(torch.zeros(L - n, d, dtype=dtype))
+            parts.append(torch.zeros(L - n, d, dtype=dtype, device=device))
             rows.append(torch.cat(parts))
         x = torch.stack(rows)                                   # [B, L, d]
 
-        mask = torch.tensor(layout.attention_mask())
-        cos, sin = rope_tables(layout.pos, head_dim(c), c["rope_theta"], dtype)
+        mask = torch.tensor(layout.attention_mask(), device=device)
+        cos, sin = (a.to(device) for a in rope_tables(layout.pos, head_dim(c), c["rope_theta"], dtype))
         hidden = [x]
         for layer in self.layers:
             x = block(x, layer, cos, sin, mask, c["n_heads"], c["norm_eps"])
@@ -506,20 +509,20 @@ class Transfusion(nn.Module):
             eps_pred[index] = unpatchify(out, S, p, C)
 
         # L_LM: mean cross-entropy over every text target in the batch.
-        target = torch.tensor(layout.target)
+        target = torch.tensor(layout.target, device=device)
         has_target = target >= 0
         if has_target.any():
             lm = F.cross_entropy(logits[has_target], target[has_target], reduction="mean")
         else:
-            lm = torch.zeros((), dtype=dtype)
+            lm = torch.zeros((), dtype=dtype, device=device)
 
         # L_DDPM: mean over images (with diffusion_loss and t > 0) of the per-image MSE.
         mses = []
         for index, _, _, t, diffusion_loss in layout.images:
             if diffusion_loss and t > 0:
-                noise = torch.tensor(_numpy64(images[index]["noise"]), dtype=dtype)
+                noise = torch.tensor(_numpy64(images[index]["noise"]), dtype=dtype, device=device)
                 mses.append((eps_pred[index] - noise).pow(2).mean())
-        ddpm = torch.stack(mses).mean() if mses else torch.zeros((), dtype=dtype)
+        ddpm = torch.stack(mses).mean() if mses else torch.zeros((), dtype=dtype, device=device)
 
         loss = lm + lam * ddpm
         return {"logits": logits, "eps_pred": eps_pred, "lm": lm, "ddpm": ddpm, "loss": loss,
