@@ -46,6 +46,7 @@ typedef struct {
   const char *preset;
   int         threads;
   int         repeat;
+  int         batch;       /* training rows; 0: the preset's */
 } BenchOptions;
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -283,7 +284,7 @@ part_train (const BenchOptions *o, JsonBuilder *b, GError **error)
   TfRng rng;
   TfLosses losses;
   tf_rng_seed (&rng, 2);
-  bench_batch_init (&bb, c, bench_batch_rows (o->preset), &rng);
+  bench_batch_init (&bb, c, o->batch > 0 ? o->batch : bench_batch_rows (o->preset), &rng);
 
   double *times = g_new (double, o->repeat);
   gboolean ok = TRUE;
@@ -591,10 +592,12 @@ spawn_part (const BenchOptions *o, const char *part, double bandwidth, double *r
 {
   g_autofree char *threads = g_strdup_printf ("%d", o->threads);
   g_autofree char *repeat = g_strdup_printf ("%d", o->repeat);
+  g_autofree char *batch = g_strdup_printf ("%d", o->batch);
   char bw[G_ASCII_DTOSTR_BUF_SIZE];
   g_ascii_dtostr (bw, sizeof bw, bandwidth);
   const char *argv[] = { "/proc/self/exe", "bench", "--part", part, "--preset", o->preset,
-                         "--threads", threads, "--repeat", repeat, "--bandwidth", bw, NULL };
+                         "--threads", threads, "--repeat", repeat, "--batch", batch,
+                         "--bandwidth", bw, NULL };
   int out[2];
   if (pipe (out) != 0)
     {
@@ -666,8 +669,7 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
            o->repeat);
   fprintf (out, "%-34s %14s   %s\n", _("measure"), _("value"), _("limit measured in this run"));
   if (sg != NULL)
-    fprintf (out, "%-34s %10.1f GF/s   %s\n", _("sgemm 1024³, 1 thread"),
-             member (sg, "gflops_1"), "");
+    fprintf (out, "%-34s %10.1f GF/s\n", _("sgemm 1024³, 1 thread"), member (sg, "gflops_1"));
   if (sg != NULL)
     fprintf (out, "%-34s %10.1f GF/s\n", _("sgemm 1024³, all threads"), member (sg, "gflops_n"));
   if (bw != NULL)
@@ -679,9 +681,11 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
                member (tr, "ms_per_step"), member (tr, "batch"), member (tr, "seq_len"));
       fprintf (out, "%-34s %10.0f tok/s\n", _("training throughput"),
                member (tr, "tokens_per_second"));
-      fprintf (out, "%-34s %10.1f GF/s   %.0f%% of sgemm (all threads)\n",
-               _("training arithmetic"), member (tr, "gflops"),
-               100 * member (tr, "gflops") / member (sg, "gflops_n"));
+      fprintf (out, "%-34s %10.1f GF/s", _("training arithmetic"), member (tr, "gflops"));
+      if (sg != NULL)
+        fprintf (out, _("   %.0f%% of sgemm (all threads)"),
+                 100 * member (tr, "gflops") / member (sg, "gflops_n"));
+      fputc ('\n', out);
       fprintf (out, "%-34s %10.0f MB\n", _("training peak memory"), rss[2]);
     }
   if (im != NULL)
@@ -695,10 +699,10 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
     {
       fprintf (out, "%-34s %10.0f tok/s\n", _("prefill (64 tokens)"),
                member (tx, "prefill_tokens_per_second"));
-      fprintf (out, "%-34s %10.0f tok/s  bound %.0f tok/s (%.1f MB of weights a token)\n",
-               _("decode"), member (tx, "decode_tokens_per_second"),
+      fprintf (out, "%-34s %10.0f tok/s  ", _("decode"), member (tx, "decode_tokens_per_second"));
+      fprintf (out, _("bound %.0f tok/s (%.1f MB of weights a token at %.1f GB/s)\n"),
                member (tx, "bound_tokens_per_second"),
-               member (tx, "weight_bytes_per_token") / 1e6);
+               member (tx, "weight_bytes_per_token") / 1e6, member (bw, "gbps_n"));
       fprintf (out, "%-34s %10.0f MB\n", _("text peak memory"), rss[4]);
     }
 }
@@ -709,7 +713,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *line = tf_cli_command_line (command);
   g_autofree char *usage = tf_cli_command_usage (command);
   g_autofree char *preset = NULL, *part = NULL, *only = NULL;
-  int threads = 0, repeat = 5;
+  int threads = 0, repeat = 5, batch = 0;
   double bandwidth = 0;
   gboolean json = FALSE;
   const GOptionEntry entries[] = {
@@ -719,6 +723,8 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       N_("Threads to use (all cores)"), "N" },
     { "repeat", 0, 0, G_OPTION_ARG_INT, &repeat,
       N_("Repetitions of each measurement; medians are reported (5)"), "N" },
+    { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
+      N_("Training rows of 128 positions (8 for tiny, else 16)"), "B" },
     { "only", 0, 0, G_OPTION_ARG_STRING, &only,
       N_("Comma-separated parts: sgemm, bandwidth, train, image, text (all)"), N_("LIST") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
@@ -742,7 +748,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return tf_cli_unexpected_argument (cli, line, operands[0]);
 
   BenchOptions o = { .preset = preset != NULL ? preset : "default", .threads = threads,
-                     .repeat = repeat };
+                     .repeat = repeat, .batch = batch };
   TfConfig check;
   g_autoptr (GError) error = NULL;
   if (!tf_config_preset (&check, o.preset, &error))
@@ -751,6 +757,8 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     o.threads = (int) g_get_num_processors ();
   if (o.threads < 1 || o.threads > 256)
     return tf_cli_usage_error (cli, line, _("--threads must be between 1 and 256"));
+  if (o.batch < 0 || o.batch > 4096)
+    return tf_cli_usage_error (cli, line, _("--batch must be between 1 and 4096"));
   if (o.repeat < 1 || o.repeat > 1000)
     return tf_cli_usage_error (cli, line, _("--repeat must be between 1 and 1000"));
 
