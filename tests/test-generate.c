@@ -551,6 +551,158 @@ test_trained_model_draws_its_picture (void)
   tf_test_remove_tree (dir);
 }
 
+/* ---- The token sampler's distribution ------------------------------------ */
+
+static void
+record_first_token (const TfTokenEvent *event, gpointer user_data)
+{
+  int32_t *first = user_data;
+  if (*first < 0)
+    *first = event->id;
+}
+
+static int
+compare_desc (const void *a, const void *b, void *data)
+{
+  const double *p = data;
+  double pa = p[*(const int *) a], pb = p[*(const int *) b];
+  if (pa != pb)
+    return pa > pb ? -1 : 1;
+  return *(const int *) a - *(const int *) b;
+}
+
+/* Samples the first reply token of a chat many times (one seed each) and
+ * compares the counts with the distribution the settings define, computed
+ * here from the model's logits: softmax at the temperature, the top-k, then
+ * the smallest head whose mass reaches top-p, renormalised. Special tokens
+ * (the last ids) are not reported as text, so they count together. A
+ * chi-square over the support (its 12 most probable ordinary tokens, the
+ * rest together, the specials together) must stay below a bound that a
+ * correct sampler exceeds with a probability far below 1e-6. */
+static void
+check_sampler (TfGenerator *g, double temperature, int top_k, double top_p)
+{
+  const TfTokenizer *tok = tf_generator_tokenizer (g);
+  const int V = tf_tokenizer_vocab_size (tok);
+  const char *text = "what is a dog?";
+  size_t n_text;
+  g_autofree int32_t *ids = tf_tokenizer_encode (tok, text, strlen (text), &n_text);
+  g_autofree int32_t *prompt = g_new (int32_t, n_text + 3);
+  int n = 0;
+  prompt[n++] = tf_tokenizer_special_id (tok, TF_SPECIAL_BOS);
+  prompt[n++] = tf_tokenizer_special_id (tok, TF_SPECIAL_USER);
+  for (size_t i = 0; i < n_text; i++)
+    prompt[n++] = ids[i];
+  prompt[n++] = tf_tokenizer_special_id (tok, TF_SPECIAL_ASSISTANT);
+  g_autofree float *logits = g_new (float, (size_t) n * V);
+  g_assert_true (tf_generator_cached_logits (g, prompt, n, n, logits, NULL));
+  const float *last = logits + (size_t) (n - 1) * V;
+
+  /* The expected distribution. */
+  g_autofree double *p = g_new (double, V);
+  g_autofree int *order = g_new (int, V);
+  double max = -INFINITY, sum = 0;
+  for (int v = 0; v < V; v++)
+    max = MAX (max, (double) last[v]);
+  for (int v = 0; v < V; v++)
+    sum += p[v] = exp ((last[v] - max) / temperature);
+  for (int v = 0; v < V; v++)
+    {
+      p[v] /= sum;
+      order[v] = v;
+    }
+  g_qsort_with_data (order, V, sizeof (int), compare_desc, p);
+  int keep = top_k > 0 ? top_k : V;
+  double mass = 0;
+  for (int k = 0; k < keep; k++)
+    if ((mass += p[order[k]]) >= top_p)
+      {
+        keep = k + 1;
+        break;
+      }
+  g_autofree double *expected = g_new0 (double, V);
+  double kept = 0;
+  for (int k = 0; k < keep; k++)
+    kept += p[order[k]];
+  for (int k = 0; k < keep; k++)
+    expected[order[k]] = p[order[k]] / kept;
+
+  /* The sampler's counts. */
+  const int trials = 1500;
+  g_autofree int *count = g_new0 (int, V);
+  int specials = 0;
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.temperature = temperature;
+  s.top_k = top_k;
+  s.top_p = top_p;
+  s.max_tokens = 1;
+  s.steps = 1;
+  for (int t = 0; t < trials; t++)
+    {
+      int32_t first = -1;
+      TfGenerateCallbacks cb = { .token = record_first_token, .user_data = &first };
+      s.seed = 1000 + t;
+      tf_generator_chat_reset (g);
+      g_autofree char *reply = tf_generator_chat (g, text, NULL, &s, &cb, NULL);
+      g_assert_nonnull (reply);
+      if (first >= 0)
+        {
+          g_assert_cmpfloat (expected[first], >, 0);   /* never outside the support */
+          count[first]++;
+        }
+      else
+        specials++;
+    }
+
+  double chi2 = 0, e_rest = 0, e_special = 0;
+  int o_rest = 0, categories = 0, seen = 0;
+  for (int k = 0; k < keep; k++)
+    {
+      const int v = order[k];
+      const double e = expected[v] * trials;
+      if (v >= V - TF_N_SPECIAL)
+        e_special += e;
+      else if (seen++ < 12)
+        {
+          chi2 += (count[v] - e) * (count[v] - e) / e;
+          categories++;
+        }
+      else
+        {
+          e_rest += e;
+          o_rest += count[v];
+        }
+    }
+  if (e_rest > 0)
+    {
+      chi2 += (o_rest - e_rest) * (o_rest - e_rest) / e_rest;
+      categories++;
+    }
+  if (e_special > 0.5)
+    {
+      chi2 += (specials - e_special) * (specials - e_special) / e_special;
+      categories++;
+    }
+  else
+    g_assert_cmpint (specials, <=, 3);
+  const double df = MAX (1, categories - 1);
+  const double bound = df + 8 * sqrt (2 * df) + 10;
+  g_test_message ("temperature %g, top-k %d, top-p %g: support %d, chi² %.1f on %g degrees "
+                  "of freedom (bound %.1f)", temperature, top_k, top_p, keep, chi2, df, bound);
+  g_assert_cmpfloat (chi2, <, bound);
+}
+
+static void
+test_sampling_distribution (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (3, 128, 4);
+  check_sampler (g, 1.0, 3, 1.0);     /* top-k */
+  check_sampler (g, 0.5, 0, 0.3);     /* the nucleus */
+  check_sampler (g, 0.2, 0, 1.0);     /* everything, sharpened */
+  check_sampler (g, 1.0, 5, 0.02);    /* top-p cuts inside top-k */
+}
+
 int
 main (int argc, char **argv)
 {
@@ -564,6 +716,7 @@ main (int argc, char **argv)
   g_test_add_func ("/generate/context-overflow", test_context_overflow);
   g_test_add_func ("/generate/boi-draws-an-image", test_boi_draws_an_image);
   g_test_add_func ("/generate/two-threads", test_two_generators_in_two_threads);
+  g_test_add_func ("/generate/sampling-distribution", test_sampling_distribution);
   g_test_add_func ("/generate/trained-model-draws-its-picture", test_trained_model_draws_its_picture);
   return g_test_run ();
 }
