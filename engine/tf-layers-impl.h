@@ -127,7 +127,7 @@ FN (tf_embedding_backward) (REAL *d_table, const REAL *d_out, const int32_t *ids
     }
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_rmsnorm_forward) (REAL *out, REAL *rstd, const REAL *in, const REAL *w,
                          int n, int dim, double eps)
 {
@@ -146,7 +146,7 @@ FN (tf_rmsnorm_forward) (REAL *out, REAL *rstd, const REAL *in, const REAL *w,
     }
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_rmsnorm_backward) (REAL *d_in, REAL *d_w, const REAL *d_out, const REAL *in,
                           const REAL *w, const REAL *rstd, int n, int dim)
 {
@@ -178,7 +178,7 @@ FN (tf_rmsnorm_backward) (REAL *d_in, REAL *d_w, const REAL *d_out, const REAL *
       }
 }
 
-static void
+TF_VECTOR_CLONES static void
 FN (rope_rotate) (REAL *x, int stride, const int *pos, int n, int n_heads, int head_dim,
                   double theta, double direction)
 {
@@ -262,7 +262,7 @@ FN (attention_span) (const int *lo, const int *hi, int b, int seq_len, int i0, i
  * the output is a second product. */
 #define TF_ATTENTION_BLOCK 64
 
-void
+TF_VECTOR_CLONES void
 FN (tf_attention_forward) (REAL *out, REAL *probs, const REAL *qkv,
                            const int *lo, const int *hi,
                            int batch, int seq_len, int n_heads, int head_dim)
@@ -317,7 +317,7 @@ FN (tf_attention_forward) (REAL *out, REAL *probs, const REAL *qkv,
       }
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
                             const REAL *probs, const int *lo, const int *hi,
                             int batch, int seq_len, int n_heads, int head_dim)
@@ -380,7 +380,7 @@ FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
   }
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_attention_cached_forward) (REAL *out, REAL *scores, const REAL *q, int q_stride,
                                   const REAL *k_cache, const REAL *v_cache,
                                   int p0, int n, int block, int n_heads, int head_dim)
@@ -426,7 +426,7 @@ FN (sigmoid) (REAL x)
   return 1 / (1 + EXP (-x));
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_swiglu_forward) (REAL *out, const REAL *gate_up, int n, int hidden)
 {
 #pragma omp parallel for schedule(static) if (n >= 64)
@@ -440,7 +440,7 @@ FN (tf_swiglu_forward) (REAL *out, const REAL *gate_up, int n, int hidden)
     }
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_swiglu_backward) (REAL *d_gate_up, const REAL *d_out, const REAL *gate_up,
                          int n, int hidden)
 {
@@ -462,14 +462,14 @@ FN (tf_swiglu_backward) (REAL *d_gate_up, const REAL *d_out, const REAL *gate_up
     }
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_silu_forward) (REAL *out, const REAL *in, int n)
 {
   for (int k = 0; k < n; k++)
     out[k] = in[k] * FN (sigmoid) (in[k]);
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_silu_backward) (REAL *d_in, const REAL *d_out, const REAL *in, int n)
 {
   for (int k = 0; k < n; k++)
@@ -491,7 +491,7 @@ FN (tf_timestep_code) (REAL *out, double t, int dim)
     }
 }
 
-double
+TF_VECTOR_CLONES double
 FN (tf_cross_entropy_forward) (REAL *losses, const REAL *logits, const int32_t *targets,
                                int n, int vocab)
 {
@@ -519,7 +519,7 @@ FN (tf_cross_entropy_forward) (REAL *losses, const REAL *logits, const int32_t *
   return total;
 }
 
-void
+TF_VECTOR_CLONES void
 FN (tf_cross_entropy_backward) (REAL *d_logits, const REAL *logits, const int32_t *targets,
                                 int n, int vocab, double scale)
 {

@@ -10,11 +10,21 @@
 #include <omp.h>
 #endif
 
+/* The element-wise loops (softmax, SwiGLU, norms, RoPE) vectorise; on CPUs
+ * with AVX2 a second copy of each kernel runs eight floats at a time,
+ * chosen once at load time. Without fused multiply-adds (C17 contracts
+ * nothing) both copies give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+#define TF_VECTOR_CLONES __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
+#else
+#define TF_VECTOR_CLONES
+#endif
+
 #define REAL float
 #define FN(name) name
 #define GEMM cblas_sgemm
 #define GEMV cblas_sgemv
-#define EXP expf
+#define EXP tf_expf
 #include "tf-layers-impl.h"
 #undef REAL
 #undef FN

@@ -11,11 +11,39 @@
 #pragma once
 
 #include <stdint.h>
+#include <string.h>
 
 /* Attention masks are ranges: query i of a row sees keys lo[i]..hi[i]
  * (inclusive) of the same row; hi < lo means it sees nothing (padding).
  * The Transfusion mask is such a range: from the start of the query's
  * document to the query itself (text) or to the end of its image (patches). */
+
+/* e^x in float within 2 ulp of the correctly rounded result for x in
+ * [−87, 88] (clamped outside: 0 < e^x < ∞ always), written without calls
+ * or branches so that loops over it vectorize: x = k·ln2 + r with k an
+ * integer found by the 1.5·2²³ rounding trick, e^r by its Taylor series
+ * to r⁷ (|r| ≤ ln2/2), 2^k put straight into the exponent bits. */
+static inline float
+tf_expf (float x)
+{
+  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+  const float shift = 12582912.0f;   /* 1.5·2²³ */
+  float k = (x * 1.44269504088896341f + shift) - shift;
+  float r = x - k * 0.693145751953125f;      /* ln2, high part (exact product) */
+  r = r - k * 1.42860682030941723e-6f;       /* ln2, low part */
+  float p = 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits = ((int32_t) k + 127) << 23;
+  float scale;
+  memcpy (&scale, &bits, sizeof scale);
+  return p * scale;
+}
 
 #define TF_LAYER_DECLS(REAL, SUF)                                                      \
   /* out[n,o] = in[n,i] · Wᵀ + b (b may be NULL) */                                   \

@@ -377,11 +377,41 @@ test_float_matches_double (void)
   g_assert_true (tf_test_close_f32 ("rmsnorm float vs double", yf, yd_f, n * dim, 1e-6, 1e-5, NULL));
 }
 
+/* The vectorizable exponential against libm's, in units in the last place
+ * of the correctly rounded float result, over its whole range. */
+static void
+test_expf (void)
+{
+  double worst = 0, worst_x = 0;
+  const int n = 2000000;
+  for (int i = 0; i <= n; i++)
+    {
+      const float x = -87.0f + 175.0f * (float) i / n;
+      const double exact = exp ((double) x);
+      const float ref = (float) exact;
+      const double ulp = nextafterf (ref, INFINITY) - ref;
+      const double err = fabs ((double) tf_expf (x) - exact) / ulp;
+      if (err > worst)
+        {
+          worst = err;
+          worst_x = x;
+        }
+    }
+  g_test_message ("tf_expf: worst error %.2f ulp at x = %.6g", worst, worst_x);
+  g_assert_cmpfloat (worst, <=, 2.0);
+  /* Outside the range it saturates instead of overflowing or flushing. */
+  g_assert_cmpfloat (tf_expf (-1000.0f), >, 0);
+  g_assert_cmpfloat (tf_expf (-1000.0f), <, 1e-37);
+  g_assert_true (isfinite (tf_expf (1000.0f)));
+  g_assert_cmpfloat (tf_expf (0.0f), ==, 1.0f);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   tf_rng_seed (&rng, 20241120);
+  g_test_add_func ("/layers/expf", test_expf);
   g_test_add_func ("/layers/linear", test_linear);
   g_test_add_func ("/layers/embedding", test_embedding);
   g_test_add_func ("/layers/rmsnorm", test_rmsnorm);
