@@ -307,16 +307,12 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
                                        g->qkv + (size_t) r * n * 3 * d, 3 * d, kc, vc,
                                        p0, n, block, H, hd);
         }
-      tf_linear_forward (g->proj, g->att, lw->wo, NULL, N, d, d);
-      for (size_t k = 0; k < (size_t) N * d; k++)
-        g->x[k] += g->proj[k];
+      tf_linear_forward_add (g->x, g->att, lw->wo, N, d, d);
 
       tf_rmsnorm_forward (g->xn, rstd, g->x, lw->mlp_norm, N, d, c->norm_eps);
       tf_linear_forward (g->gu, g->xn, lw->w13, NULL, N, d, 2 * h);
       tf_swiglu_forward (g->act, g->gu, N, h);
-      tf_linear_forward (g->proj, g->act, lw->w2, NULL, N, h, d);
-      for (size_t k = 0; k < (size_t) N * d; k++)
-        g->x[k] += g->proj[k];
+      tf_linear_forward_add (g->x, g->act, lw->w2, N, h, d);
     }
   tf_rmsnorm_forward (g->xn, rstd, g->x, g->w.norm, N, d, c->norm_eps);
   if (commit)

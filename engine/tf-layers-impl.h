@@ -86,6 +86,15 @@ FN (tf_linear_forward) (REAL *out, const REAL *in, const REAL *w, const REAL *b,
 }
 
 void
+FN (tf_linear_forward_add) (REAL *out, const REAL *in, const REAL *w, int n, int in_dim,
+                            int out_dim)
+{
+  if (n > 0)
+    FN (gemm) (CblasNoTrans, CblasTrans, n, out_dim, in_dim,
+               1.0, in, in_dim, w, in_dim, 1.0, out, out_dim);
+}
+
+void
 FN (tf_linear_backward) (REAL *d_in, REAL *d_w, REAL *d_b, const REAL *d_out,
                          const REAL *in, const REAL *w, int n, int in_dim, int out_dim)
 {

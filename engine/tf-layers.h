@@ -49,6 +49,9 @@ tf_expf (float x)
   /* out[n,o] = in[n,i] · Wᵀ + b (b may be NULL) */                                   \
   void tf_linear_forward##SUF (REAL *out, const REAL *in, const REAL *w, const REAL *b, \
                                int n, int in_dim, int out_dim);                         \
+  /* out[n,o] += in[n,i] · Wᵀ (a residual connection in the product) */              \
+  void tf_linear_forward_add##SUF (REAL *out, const REAL *in, const REAL *w,           \
+                                   int n, int in_dim, int out_dim);                     \
   void tf_linear_backward##SUF (REAL *d_in, REAL *d_w, REAL *d_b, const REAL *d_out,   \
                                 const REAL *in, const REAL *w,                          \
                                 int n, int in_dim, int out_dim);                        \

@@ -93,8 +93,83 @@ test_linear (void)
   tf_linear_backward_f64 (NULL, twice, NULL, c.r, c.in, c.w, c.n, c.i, c.o);
   tf_linear_backward_f64 (NULL, twice, NULL, c.r, c.in, c.w, c.n, c.i, c.o);
   ok &= tf_test_close_f64 ("linear accumulates", d_w, twice, c.o * c.i, 1e-12, 1e-12, NULL);
+
+  /* The residual form adds the product to what is there. */
+  g_autofree double *sum = randn (c.n * c.o, 1), *expect = g_new (double, c.n * c.o);
+  tf_linear_forward_f64 (c.out, c.in, c.w, NULL, c.n, c.i, c.o);
+  for (int k = 0; k < c.n * c.o; k++)
+    expect[k] = sum[k] + c.out[k];
+  tf_linear_forward_add_f64 (sum, c.in, c.w, c.n, c.i, c.o);
+  ok &= tf_test_close_f64 ("linear_forward_add", sum, expect, c.n * c.o, 1e-12, 1e-12, NULL);
   g_assert_true (ok);
   g_free (c.in); g_free (c.w); g_free (c.b); g_free (c.r); g_free (c.out);
+}
+
+/* The float products at the sizes the engine runs: split across threads
+ * (large), one row (matrix–vector, decoding), and with a transposed
+ * operand (the weight gradient), against sums in double. */
+static void
+test_linear_float_paths (void)
+{
+  const int sizes[][3] = { { 1, 300, 500 }, { 2, 64, 48 }, { 130, 256, 700 }, { 7, 33, 1 } };
+  for (guint t = 0; t < G_N_ELEMENTS (sizes); t++)
+    {
+      const int n = sizes[t][0], in_dim = sizes[t][1], out_dim = sizes[t][2];
+      g_autofree double *in64 = randn ((size_t) n * in_dim, 1);
+      g_autofree double *w64 = randn ((size_t) out_dim * in_dim, 1);
+      g_autofree double *r64 = randn ((size_t) n * out_dim, 1);
+      g_autofree float *in = g_new (float, (size_t) n * in_dim);
+      g_autofree float *w = g_new (float, (size_t) out_dim * in_dim);
+      g_autofree float *r = g_new (float, (size_t) n * out_dim);
+      for (int k = 0; k < n * in_dim; k++) in[k] = (float) (in64[k] = (float) in64[k]);
+      for (int k = 0; k < out_dim * in_dim; k++) w[k] = (float) (w64[k] = (float) w64[k]);
+      for (int k = 0; k < n * out_dim; k++) r[k] = (float) (r64[k] = (float) r64[k]);
+
+      g_autofree float *out = g_new (float, (size_t) n * out_dim);
+      g_autofree float *d_w = g_new0 (float, (size_t) out_dim * in_dim);
+      g_autofree float *d_in = g_new0 (float, (size_t) n * in_dim);
+      g_autofree float *ref_out = g_new (float, (size_t) n * out_dim);
+      g_autofree float *ref_dw = g_new (float, (size_t) out_dim * in_dim);
+      g_autofree float *ref_din = g_new (float, (size_t) n * in_dim);
+      for (int i = 0; i < n; i++)
+        for (int o = 0; o < out_dim; o++)
+          {
+            double acc = 0;
+            for (int k = 0; k < in_dim; k++)
+              acc += in64[(size_t) i * in_dim + k] * w64[(size_t) o * in_dim + k];
+            ref_out[(size_t) i * out_dim + o] = (float) acc;
+          }
+      for (int o = 0; o < out_dim; o++)
+        for (int k = 0; k < in_dim; k++)
+          {
+            double acc = 0;
+            for (int i = 0; i < n; i++)
+              acc += r64[(size_t) i * out_dim + o] * in64[(size_t) i * in_dim + k];
+            ref_dw[(size_t) o * in_dim + k] = (float) acc;
+          }
+      for (int i = 0; i < n; i++)
+        for (int k = 0; k < in_dim; k++)
+          {
+            double acc = 0;
+            for (int o = 0; o < out_dim; o++)
+              acc += r64[(size_t) i * out_dim + o] * w64[(size_t) o * in_dim + k];
+            ref_din[(size_t) i * in_dim + k] = (float) acc;
+          }
+      /* NaN in the output must not survive a product that overwrites it. */
+      for (int k = 0; k < n * out_dim; k++)
+        out[k] = NAN;
+      tf_linear_forward (out, in, w, NULL, n, in_dim, out_dim);
+      tf_linear_backward (d_in, d_w, NULL, r, in, w, n, in_dim, out_dim);
+      /* float sums of up to 700 terms of size ~1: atol covers cancellation */
+      gboolean ok = tf_test_close_f32 ("float linear forward", out, ref_out, (size_t) n * out_dim,
+                                       1e-4, 1e-4, NULL);
+      ok &= tf_test_close_f32 ("float linear d_w", d_w, ref_dw, (size_t) out_dim * in_dim,
+                               1e-4, 1e-4, NULL);
+      ok &= tf_test_close_f32 ("float linear d_in", d_in, ref_din, (size_t) n * in_dim,
+                               1e-4, 1e-4, NULL);
+      if (!ok)
+        g_error ("float linear paths differ at n %d, in %d, out %d", n, in_dim, out_dim);
+    }
 }
 
 /* ---- embedding ---------------------------------------------------------- */
@@ -413,6 +488,7 @@ main (int argc, char **argv)
   tf_rng_seed (&rng, 20241120);
   g_test_add_func ("/layers/expf", test_expf);
   g_test_add_func ("/layers/linear", test_linear);
+  g_test_add_func ("/layers/linear-float-paths", test_linear_float_paths);
   g_test_add_func ("/layers/embedding", test_embedding);
   g_test_add_func ("/layers/rmsnorm", test_rmsnorm);
   g_test_add_func ("/layers/rope", test_rope);
