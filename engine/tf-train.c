@@ -597,6 +597,23 @@ provenance_json (TfTrainer *tr, double elapsed)
   return tf_json_builder_to_string (b);
 }
 
+/* What the model was shown, for people writing prompts: the subjects of
+ * its captions (class names, shapes, emoji names), each once, in the order
+ * of the sources. The application suggests them as completions. */
+static char *
+prompt_subjects_json (TfTrainer *tr)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  json_builder_begin_array (b);
+  for (int i = 0; i < tr->n_sources; i++)
+    for (const char *const *s = tf_data_source_subjects (tr->sources[i]); *s != NULL; s++)
+      if (g_hash_table_add (seen, (gpointer) *s))
+        json_builder_add_string_value (b, *s);
+  json_builder_end_array (b);
+  return tf_json_builder_to_string (b);
+}
+
 static double
 trainer_elapsed (TfTrainer *tr)
 {
@@ -634,9 +651,11 @@ tf_trainer_save (TfTrainer *tr, GError **error)
                              G_N_ELEMENTS (keys), error))
     return FALSE;
 
-  const char *mkeys[] = { "tokenizer", "provenance" };
-  const char *mvalues[] = { tokenizer, provenance };
-  if (!tf_model_save_weights (m, tr->ema, tr->opt.out, TF_DTYPE_F32, mkeys, mvalues, 2, error))
+  g_autofree char *subjects = prompt_subjects_json (tr);
+  const char *mkeys[] = { "tokenizer", "provenance", "prompt_subjects" };
+  const char *mvalues[] = { tokenizer, provenance, subjects };
+  if (!tf_model_save_weights (m, tr->ema, tr->opt.out, TF_DTYPE_F32, mkeys, mvalues,
+                              G_N_ELEMENTS (mkeys), error))
     return FALSE;
   if (tr->log != NULL)
     fflush (tr->log);

@@ -5,6 +5,7 @@
 #include "tf-test-util.h"
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <math.h>
 #include <signal.h>
 #include <string.h>
@@ -81,6 +82,18 @@ test_overfit (void)
   g_autoptr (TfSafetensors) st = tf_safetensors_open (out, &error);
   g_assert_nonnull (tf_safetensors_metadata (st, "tokenizer"));
   g_assert_nonnull (tf_safetensors_metadata (st, "provenance"));
+
+  /* It names what its captions spoke of, once each, for completions. */
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (parser, tf_safetensors_metadata (st, "prompt_subjects"),
+                                             -1, &error));
+  g_assert_no_error (error);
+  JsonArray *subjects = json_node_get_array (json_parser_get_root (parser));
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < json_array_get_length (subjects); i++)
+    g_assert_true (g_hash_table_add (seen, (gpointer) json_array_get_string_element (subjects, i)));
+  g_assert_true (g_hash_table_contains (seen, "circle"));
+  g_assert_true (g_hash_table_contains (seen, "red square"));
 }
 
 /* Compares two runs' saved weights, moments and EMA, bit for bit. */
