@@ -551,7 +551,8 @@ part_text (const BenchOptions *o, JsonBuilder *b, double bandwidth, GError **err
 
 /* ---- Parts in child processes -------------------------------------------- */
 
-static const char *const part_names[] = { "sgemm", "bandwidth", "train", "image", "text" };
+static const char *const part_names[] = { "sgemm", "bandwidth", "train", "image", "text", NULL };
+#define N_PARTS (G_N_ELEMENTS (part_names) - 1)
 
 /* Runs one part in this process and prints its JSON object. */
 static int
@@ -778,10 +779,10 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         return tf_cli_usage_error (cli, line, message);
       }
 
-  JsonObject *parts[G_N_ELEMENTS (part_names)] = { NULL };
-  double rss[G_N_ELEMENTS (part_names)] = { 0 };
+  JsonObject *parts[N_PARTS] = { NULL };
+  double rss[N_PARTS] = { 0 };
   status = TF_CLI_EXIT_OK;
-  for (guint i = 0; i < G_N_ELEMENTS (part_names); i++)
+  for (guint i = 0; i < N_PARTS; i++)
     {
       /* The text part needs the bandwidth for its bound. */
       gboolean need = g_strv_contains ((const char *const *) wanted, part_names[i]) ||
@@ -812,7 +813,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       json_builder_add_int_value (b, o.threads);
       json_builder_set_member_name (b, "repeat");
       json_builder_add_int_value (b, o.repeat);
-      for (guint i = 0; i < G_N_ELEMENTS (part_names); i++)
+      for (guint i = 0; i < N_PARTS; i++)
         if (parts[i] != NULL)
           {
             JsonNode *node = json_node_new (JSON_NODE_OBJECT);
@@ -826,7 +827,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     }
   else
     print_table (cli, &o, parts, rss);
-  for (guint i = 0; i < G_N_ELEMENTS (part_names); i++)
+  for (guint i = 0; i < N_PARTS; i++)
     g_clear_pointer (&parts[i], json_object_unref);
   return status;
 }

@@ -2,6 +2,7 @@
  * cached prefix, captioning and interleaved chat (SPEC §4). */
 #include "config.h"
 #include "tf-generate.h"
+#include "tf-threads.h"
 #include "tf-layers.h"
 #include "tf-rng.h"
 
@@ -19,6 +20,7 @@ struct _TfGenerator {
   TfTokenizer   *tok;
   TfActivations *acts;          /* the uncached reference path */
   TfRng          rng;
+  TfThreads      threads;        /* chosen before each step and token */
   volatile gint  abort;
 
   /* KV cache per row: [n_layers][max_seq_len][d] for keys and for values */
@@ -194,6 +196,7 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->probs = g_new (double, c->vocab_size);
   resolve_weights (g);
   tf_rng_seed (&g->rng, 1);
+  tf_threads_init (&g->threads, 0);
   return g;
 }
 
@@ -246,6 +249,12 @@ tf_generator_free (TfGenerator *g)
 
 TfModel *tf_generator_model (TfGenerator *g) { return g->model; }
 const TfTokenizer *tf_generator_tokenizer (TfGenerator *g) { return g->tok; }
+
+void
+tf_generator_set_threads (TfGenerator *g, int limit)
+{
+  tf_threads_init (&g->threads, MAX (0, limit));
+}
 
 void
 tf_generator_abort (TfGenerator *g)
@@ -343,6 +352,7 @@ feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logit
     return TRUE;
   if (!check_room (g, row, n, error))
     return FALSE;
+  tf_threads_choose (&g->threads);
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model;
   tf_embedding_forward (g->x, tokens, g->w.tok_emb, n, d);
@@ -364,6 +374,7 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
   for (int r = 0; r < n_rows; r++)
     if (!check_room (g, rows[r], np, error))
       return FALSE;
+  tf_threads_choose (&g->threads);
 
   /* x = patch_in(patches) + patch_pos + temb(t), the same for every row */
   tf_patchify (g->patches, x_t, c->image_size, c->image_channels, c->patch_size);

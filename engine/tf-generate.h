@@ -91,6 +91,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfGenerator, tf_generator_free)
 TfModel *tf_generator_model (TfGenerator *gen);
 const TfTokenizer *tf_generator_tokenizer (TfGenerator *gen);
 
+/* At most @limit threads (0: OMP_NUM_THREADS, or every core); before each step
+ * and token the generator uses as many of them as other programs leave
+ * cores free (tf-threads.h). Not while a call runs. */
+void tf_generator_set_threads (TfGenerator *gen, int limit);
+
 /* Asks the running call to stop; it returns within one step or token with
  * TF_ERROR_ABORTED. The flag clears when the next call starts. */
 void tf_generator_abort (TfGenerator *gen);

@@ -20,39 +20,44 @@ FN (gemv_band) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int n0, int n1, int K, R
 }
 
 /* C = alpha·op(A)·op(B) + beta·C, row-major, C [M, N]. A large product is
- * split into bands of C's rows (or columns, when there are more of them),
- * one band per OpenMP thread, each a one-thread BLAS call: the engine's own
- * threads do all the work, so OpenBLAS's threads never compete with them.
- * Each element's sum runs over K in the same order whatever the split. */
+ * cut into bands of C's rows (or columns, when there are more of them),
+ * each a one-thread BLAS call, shared among the OpenMP threads: the engine's
+ * own threads do all the work, so OpenBLAS's threads never compete with
+ * them. The bands depend on the machine's core count only, never on how
+ * many threads run now, so the result is the same bits whatever the
+ * threads (tf-threads.h varies them with the machine's load). */
 static void
 FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alpha,
            const REAL *A, int lda, const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
 {
-  int threads = 1;
+  int bands = 1, threads = 1;
 #ifdef _OPENMP
   if (!omp_in_parallel () && (double) M * N * K >= 32768.0)
-    threads = omp_get_max_threads ();
+    {
+      bands = omp_get_num_procs ();
+      threads = MIN (bands, omp_get_max_threads ());
+    }
 #endif
   if (M == 1)
     {
-      const int band = ((N + threads - 1) / threads + 15) / 16 * 16;
-#pragma omp parallel for num_threads(threads) schedule(static, 1) if (threads > 1)
-      for (int t = 0; t < threads; t++)
+      const int band = ((N + bands - 1) / bands + 15) / 16 * 16;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+      for (int t = 0; t < bands; t++)
         if (t * band < N)
           FN (gemv_band) (ta, tb, t * band, MIN (N, (t + 1) * band), K, alpha, A, lda, B, ldb,
                           beta, C);
       return;
     }
-  if (threads <= 1 || (M < 16 && N < 16))
+  if (bands <= 1 || (M < 16 && N < 16))
     {
       GEMM (CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
       return;
     }
   const gboolean rows = M >= N;
   const int len = rows ? M : N;
-  const int band = ((len + threads - 1) / threads + 7) / 8 * 8;
-#pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int t = 0; t < threads; t++)
+  const int band = ((len + bands - 1) / bands + 7) / 8 * 8;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int t = 0; t < bands; t++)
     {
       const int s = t * band, e = MIN (len, s + band);
       if (s >= e)

@@ -2,6 +2,7 @@
  * checkpoints that resume exactly (SPEC §3). */
 #include "config.h"
 #include "tf-train.h"
+#include "tf-threads.h"
 #include "tf-data.h"
 #include "tf-rng.h"
 
@@ -25,6 +26,7 @@ struct _TfTrainer {
   int            n_sources;
   float         *adam_m, *adam_v, *ema;
   TfRng          rng;
+  TfThreads      threads;         /* chosen before each step */
   int64_t        step;
   double         elapsed_before;  /* seconds spent in earlier runs */
   GTimer        *timer;
@@ -802,6 +804,7 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
   tr->state_path = tf_train_state_path (options->out);
   tr->log_path = log_path_for (options->out);
   tr->timer = g_timer_new ();
+  tf_threads_init (&tr->threads, 0);
 
   TfConfig config;
   if (!tf_config_preset (&config, options->preset, error))
@@ -907,6 +910,7 @@ gboolean
 tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
 {
   const double start = g_timer_elapsed (tr->timer, NULL);
+  tf_threads_choose (&tr->threads);
   StepBatch sb;
   if (!build_batch (tr, &sb, error))
     {

@@ -6,6 +6,7 @@
 #include "tf-data.h"
 #include "tf-train.h"
 #include "tf-rng.h"
+#include "tf-threads.h"
 #include "tf-test-util.h"
 
 #include <json-glib/json-glib.h>
@@ -703,6 +704,57 @@ test_sampling_distribution (void)
   check_sampler (g, 1.0, 5, 0.02);    /* top-p cuts inside top-k */
 }
 
+/* ---- Threads --------------------------------------------------------------- */
+
+static void
+test_threads_rule (void)
+{
+  /* two cores: a core counts as taken when others kept it busy over half the time */
+  g_assert_cmpint (tf_threads_rule (2, 0.0, 2), ==, 2);
+  g_assert_cmpint (tf_threads_rule (2, 0.4, 2), ==, 2);
+  g_assert_cmpint (tf_threads_rule (2, 0.6, 2), ==, 1);
+  g_assert_cmpint (tf_threads_rule (2, 3.0, 2), ==, 1);   /* never fewer than one */
+  g_assert_cmpint (tf_threads_rule (8, 2.2, 8), ==, 6);
+  g_assert_cmpint (tf_threads_rule (8, 0.0, 3), ==, 3);   /* the limit holds */
+  g_assert_cmpint (tf_threads_rule (1, 0.0, 4), ==, 1);   /* and the cores */
+
+  TfThreads t;
+  tf_threads_init (&t, 1);
+  g_assert_cmpint (tf_threads_choose (&t), ==, 1);
+  g_usleep (150000);
+  g_assert_cmpint (tf_threads_choose (&t), ==, 1);
+  tf_threads_init (&t, 0);
+  int n = tf_threads_choose (&t);
+  g_assert_cmpint (n, >=, 1);
+  g_assert_cmpint (n, <=, g_get_num_processors ());
+}
+
+/* The threads change with the machine's load; the pictures and the words
+ * must not. */
+static void
+test_same_bits_on_any_threads (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (5, 128, 4);
+  const TfConfig *c = tf_model_config (tf_generator_model (g));
+  const int values = tf_config_image_values (c);
+  g_autofree float *one = g_new (float, values), *two = g_new (float, values);
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 8;
+  s.seed = 11;
+  s.temperature = 1;
+  tf_generator_set_threads (g, 1);
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, NULL, one, NULL));
+  tf_generator_chat_reset (g);
+  g_autofree char *reply_one = tf_generator_chat (g, "what is a dog?", NULL, &s, NULL, NULL);
+  tf_generator_set_threads (g, 2);
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, NULL, two, NULL));
+  tf_generator_chat_reset (g);
+  g_autofree char *reply_two = tf_generator_chat (g, "what is a dog?", NULL, &s, NULL, NULL);
+  g_assert_cmpmem (one, sizeof (float) * values, two, sizeof (float) * values);
+  g_assert_cmpstr (reply_one, ==, reply_two);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -717,6 +769,8 @@ main (int argc, char **argv)
   g_test_add_func ("/generate/boi-draws-an-image", test_boi_draws_an_image);
   g_test_add_func ("/generate/two-threads", test_two_generators_in_two_threads);
   g_test_add_func ("/generate/sampling-distribution", test_sampling_distribution);
+  g_test_add_func ("/generate/threads-rule", test_threads_rule);
+  g_test_add_func ("/generate/same-bits-on-any-threads", test_same_bits_on_any_threads);
   g_test_add_func ("/generate/trained-model-draws-its-picture", test_trained_model_draws_its_picture);
   return g_test_run ();
 }
