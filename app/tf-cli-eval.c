@@ -177,6 +177,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *line = tf_cli_command_line (command);
   g_autofree char *usage = tf_cli_command_usage (command);
   g_autofree char *model = NULL, *judge_path = NULL, *only = NULL, *sampler = NULL;
+  g_autofree char *json_file = NULL;
   gboolean json = FALSE;
   gint64 seed = 1;
   TfEvalOptions options;
@@ -186,7 +187,8 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },
     { "judge", 0, 0, G_OPTION_ARG_FILENAME, &judge_path, N_("The Fashion-MNIST judge (" DEFAULT_JUDGE ")"), N_("FILE") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
-    { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes and emoji prompts, 20×N captions (2)"), N_("N") },
+    { "json-file", 0, 0, G_OPTION_ARG_FILENAME, &json_file, N_("Also write the JSON to FILE"), N_("FILE") },
+    { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes and emoji prompts, 20×N captions (4)"), N_("N") },
     { "steps", 0, 0, G_OPTION_ARG_INT, &options.settings.steps, N_("Denoising steps per image (25)"), N_("S") },
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &options.settings.cfg, N_("Guidance scale (3)"), N_("W") },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (ddim)"), N_("NAME") },
@@ -261,14 +263,15 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       tf_eval_report_clear (&report);
       return tf_cli_fail (cli, error);
     }
+  g_autofree char *text = tf_eval_report_to_json (&report);
   if (json)
-    {
-      g_autofree char *text = tf_eval_report_to_json (&report);
-      fprintf (cli->out, "%s\n", text);
-    }
+    fprintf (cli->out, "%s\n", text);
   else
     print_table (cli->out, &report, model_path, &options);
   tf_eval_report_clear (&report);
+  g_autofree char *with_newline = g_strconcat (text, "\n", NULL);
+  if (json_file != NULL && !g_file_set_contents (json_file, with_newline, -1, &error))
+    return tf_cli_fail (cli, error);
   return TF_CLI_EXIT_OK;
 }
 

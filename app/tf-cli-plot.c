@@ -147,15 +147,17 @@ nice_step (double range, int n)
   return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
 }
 
+/* @thousands: write 1000 and more as "2k" (an axis that reaches 10 000
+ * labels all its ticks alike). */
 static void
-format_number (char *buf, size_t size, double v)
+format_number (char *buf, size_t size, double v, gboolean thousands)
 {
   double a = fabs (v);
   if (v == 0)
     g_snprintf (buf, size, "0");
   else if (a >= 1e6)
     g_snprintf (buf, size, "%gM", v / 1e6);
-  else if (a >= 1e4)
+  else if (a >= 1e3 && thousands)
     g_snprintf (buf, size, "%gk", v / 1e3);
   else if (a < 1e-2)
     g_snprintf (buf, size, "%.0e", v);
@@ -198,7 +200,7 @@ draw_frame (cairo_t *cr, const Panel *p, const char *y_label, gboolean x_labels)
       cairo_stroke (cr);
       if (x_labels)
         {
-          format_number (buf, sizeof buf, v);
+          format_number (buf, sizeof buf, v, p->x1 >= 1e4);
           text_at (cr, px, p->y + p->h + 9, buf, 0.5, 0);
         }
     }
@@ -224,7 +226,7 @@ draw_frame (cairo_t *cr, const Panel *p, const char *y_label, gboolean x_labels)
             cairo_stroke (cr);
             if (labelled)
               {
-                format_number (buf, sizeof buf, v);
+                format_number (buf, sizeof buf, v, FALSE);
                 text_at (cr, p->x - 9, py, buf, 1, 0.5);
               }
           }
@@ -243,7 +245,7 @@ draw_frame (cairo_t *cr, const Panel *p, const char *y_label, gboolean x_labels)
           cairo_move_to (cr, p->x - 6, py);
           cairo_line_to (cr, p->x, py);
           cairo_stroke (cr);
-          format_number (buf, sizeof buf, v);
+          format_number (buf, sizeof buf, v, FALSE);
           text_at (cr, p->x - 9, py, buf, 1, 0.5);
         }
     }
@@ -339,38 +341,39 @@ typedef struct {
   gboolean dashed;
 } LegendEntry;
 
-static void
-draw_legend (cairo_t *cr, double right, double top, const LegendEntry *entries, int n)
+/* The legend as one flowing line (wrapped when it does not fit) from
+ * (@left, @top) to @right, above the plot so that it hides no curve.
+ * Returns the height it took. */
+static double
+draw_legend (cairo_t *cr, double left, double top, double right, const LegendEntry *entries,
+             int n)
 {
-  double width = 0;
+  const double dash[] = { 5, 3 }, line_h = 20;
+  double x = left, y = top + line_h / 2;
+
   cairo_set_font_size (cr, 13);
   for (int i = 0; i < n; i++)
     {
       cairo_text_extents_t e;
       cairo_text_extents (cr, entries[i].label, &e);
-      width = MAX (width, e.x_advance);
-    }
-  const double box_w = width + 56, box_h = 22.0 * n + 10, x = right - box_w - 10, y = top + 10;
-  cairo_set_source_rgba (cr, 1, 1, 1, 0.9);
-  cairo_rectangle (cr, x, y, box_w, box_h);
-  cairo_fill_preserve (cr);
-  cairo_set_source_rgb (cr, 0.6, 0.6, 0.6);
-  cairo_set_line_width (cr, 1);
-  cairo_stroke (cr);
-  for (int i = 0; i < n; i++)
-    {
-      const double ly = y + 16 + 22.0 * i;
-      const double dash[] = { 5, 3 };
+      const double w = 36 + e.x_advance;
+      if (x > left && x + w > right)
+        {
+          x = left;
+          y += line_h;
+        }
       cairo_set_source_rgb (cr, entries[i].r, entries[i].g, entries[i].b);
       cairo_set_line_width (cr, 2.5);
       cairo_set_dash (cr, dash, entries[i].dashed ? 2 : 0, 0);
-      cairo_move_to (cr, x + 10, ly);
-      cairo_line_to (cr, x + 38, ly);
+      cairo_move_to (cr, x, y);
+      cairo_line_to (cr, x + 28, y);
       cairo_stroke (cr);
       cairo_set_dash (cr, NULL, 0, 0);
       cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
-      text_at (cr, x + 46, ly, entries[i].label, 0, 0.5);
+      text_at (cr, x + 34, y, entries[i].label, 0, 0.5);
+      x += w + 24;
     }
+  return y + line_h / 2 - top;
 }
 
 /* Draws the curves of @log_path into a @width × @height PNG at @out_path;
@@ -405,8 +408,34 @@ plot_log (const char *log_path, const char *out_path, int width, int height, FIL
     lo = 0.1, hi = 1;
   /* Log scale when the losses span more than a factor of three. */
   const gboolean log_y = hi / lo > 3;
-  const double pad_top = 56, pad_left = 92, pad_right = 24, gap = 46, pad_bottom = 62;
-  const double area_h = height - pad_top - pad_bottom - gap;
+  const double pad_left = 92, pad_right = 24, gap = 46, pad_bottom = 62;
+  const double span = MAX (5.0, points->len / 40.0);
+  const double lm_rgb[3] = { 0.12, 0.40, 0.75 }, dd_rgb[3] = { 0.85, 0.35, 0.10 };
+
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_RGB24, width, height);
+  cairo_t *cr = cairo_create (surface);
+  cairo_set_source_rgb (cr, 0.97, 0.97, 0.96);
+  cairo_paint (cr);
+  cairo_select_font_face (cr, "Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+
+  /* The title and the legend first: the panels take the room left. */
+  g_autofree char *name = g_path_get_basename (log_path);
+  g_autofree char *title = g_strdup_printf (_("%s: %u steps logged, %d run%s"), name,
+                                            points->len, segments, segments == 1 ? "" : "s");
+  cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
+  cairo_set_font_size (cr, 18);
+  text_at (cr, pad_left, 24, title, 0, 0.5);
+  g_autofree char *smooth_lm = g_strdup_printf (_("LM loss (cross-entropy, nats), smoothed over ~%.0f steps"), span);
+  const LegendEntry legend[] = {
+    { smooth_lm, lm_rgb[0], lm_rgb[1], lm_rgb[2], FALSE },
+    { _("diffusion loss (MSE of ε), smoothed"), dd_rgb[0], dd_rgb[1], dd_rgb[2], FALSE },
+    { _("raw values, per step"), 0.6, 0.6, 0.6, FALSE },
+    { _("a resumed run starts"), 0.3, 0.3, 0.3, TRUE },
+  };
+  const double pad_top = 46 + draw_legend (cr, pad_left, 46, width - pad_right, legend,
+                                           segments > 1 ? 4 : 3) + 14;
+
+  const double area_h = MAX (height - pad_top - pad_bottom - gap, 40.0);
   Panel loss = { pad_left, pad_top, width - pad_left - pad_right, area_h * 0.72,
                  x0, x1, 0, 0, log_y };
   Panel rate = { pad_left, pad_top + loss.h + gap, loss.w, area_h - loss.h, x0, x1, 0,
@@ -422,26 +451,11 @@ plot_log (const char *log_path, const char *out_path, int width, int height, FIL
       loss.y1 = hi + 0.05 * (hi - lo) + 1e-9;
     }
 
-  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_RGB24, width, height);
-  cairo_t *cr = cairo_create (surface);
-  cairo_set_source_rgb (cr, 0.97, 0.97, 0.96);
-  cairo_paint (cr);
-  cairo_select_font_face (cr, "Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-
-  g_autofree char *name = g_path_get_basename (log_path);
-  g_autofree char *title = g_strdup_printf (_("%s: %u steps logged, %d run%s"), name,
-                                            points->len, segments, segments == 1 ? "" : "s");
-  cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
-  cairo_set_font_size (cr, 18);
-  text_at (cr, pad_left, 24, title, 0, 0.5);
-
   draw_frame (cr, &loss, log_y ? _("loss (log scale)") : _("loss"), FALSE);
   draw_frame (cr, &rate, _("learning rate"), TRUE);
   draw_resumes (cr, &loss, points);
   draw_resumes (cr, &rate, points);
 
-  const double span = MAX (5.0, points->len / 40.0);
-  const double lm_rgb[3] = { 0.12, 0.40, 0.75 }, dd_rgb[3] = { 0.85, 0.35, 0.10 };
   const Field fields[2] = { FIELD_LM, FIELD_DDPM };
   const double *colours[2] = { lm_rgb, dd_rgb };
   for (int k = 0; k < 2; k++)
@@ -458,15 +472,6 @@ plot_log (const char *log_path, const char *out_path, int width, int height, FIL
   cairo_set_source_rgb (cr, 0.2, 0.55, 0.25);
   draw_curve (cr, &rate, points, FIELD_LR, FALSE, 1);
 
-  g_autofree char *smooth_lm = g_strdup_printf (_("LM loss (cross-entropy, nats), smoothed over ~%.0f steps"), span);
-  g_autofree char *smooth_dd = g_strdup_printf (_("diffusion loss (MSE of ε), smoothed"));
-  const LegendEntry legend[] = {
-    { smooth_lm, lm_rgb[0], lm_rgb[1], lm_rgb[2], FALSE },
-    { smooth_dd, dd_rgb[0], dd_rgb[1], dd_rgb[2], FALSE },
-    { _("raw values, per step"), 0.6, 0.6, 0.6, FALSE },
-    { _("a resumed run starts"), 0.3, 0.3, 0.3, TRUE },
-  };
-  draw_legend (cr, loss.x + loss.w, loss.y, legend, segments > 1 ? 4 : 3);
   cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
   cairo_set_font_size (cr, 14);
   text_at (cr, rate.x + rate.w / 2, height - 18, _("optimizer step"), 0.5, 0.5);
