@@ -56,11 +56,30 @@ pc (int part, int whole)
   return whole > 0 ? 100.0 * part / whole : 0.0;
 }
 
+/* @text in a column of @width characters (not bytes: "é", "≥"), on the
+ * left or, with @right, on the right. */
+static void
+column (FILE *out, const char *text, int width, gboolean right)
+{
+  const int pad = MAX (0, width - (int) g_utf8_strlen (text, -1));
+
+  if (right)
+    fprintf (out, "%*s%s", pad, "", text);
+  else
+    fprintf (out, "%s%*s", text, pad, "");
+}
+
 static void
 row (FILE *out, const char *section, const char *measure, const char *value,
      const char *target, const char *note)
 {
-  fprintf (out, "%-8s %-34s %9s  %-8s %s\n", section, measure, value, target, note);
+  column (out, section, 8, FALSE);
+  fputc (' ', out);
+  column (out, measure, 36, FALSE);
+  column (out, value, 9, TRUE);
+  fputs ("  ", out);
+  column (out, target, 9, FALSE);
+  fprintf (out, "%s\n", note);
 }
 
 /* A percentage beside its target: "85%  no". */
@@ -90,9 +109,9 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
       g_autofree char *fd = g_strdup_printf ("%.2f", r->frechet_generated);
       g_autofree char *floor = g_strdup_printf (_("floor (real vs real): %.2f; %d per set"),
                                                 r->frechet_floor, r->frechet_n);
-      row_percent (out, "fashion", _("judged the asked class, seen phr."), r->fashion_right[0],
+      row_percent (out, "fashion", _("judged the asked class, seen phrasing"), r->fashion_right[0],
                    r->fashion_n[0], TF_EVAL_TARGET_FASHION, n);
-      row_percent (out, "", _("judged the asked class, unseen phr."), r->fashion_right[1],
+      row_percent (out, "", _("the same, unseen phrasing"), r->fashion_right[1],
                    r->fashion_n[1], TF_EVAL_TARGET_FASHION, n2);
       row_percent (out, "", _("judge on real t10k images"), r->judge_real_right, r->judge_real_n,
                    -1, ceiling);
@@ -100,7 +119,7 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
     }
   if (r->sections & TF_EVAL_CAPTION)
     {
-      g_autofree char *note = g_strdup_printf (_("%d t10k images; e.g. \"%s\" for a %s"),
+      g_autofree char *note = g_strdup_printf (_("%d t10k images; e.g. \"%s\" (class: %s)"),
                                                r->caption_n, r->caption_example[0],
                                                r->caption_example[1]);
       row_percent (out, "caption", _("exact class"), r->caption_exact, r->caption_n,
