@@ -210,15 +210,17 @@ typedef struct {
   const TfConfig *config;
   int values;                 /* floats per image */
   TfEvalReport *r;
+  const char *section;        /* where the run is, for a message when stopped */
+  int done, total;
 } Eval;
 
 static gboolean
 step (Eval *ev, const char *section, int done, int total, GError **error)
 {
+  ev->section = section, ev->done = done, ev->total = total;
   if (ev->o->abort != NULL && g_atomic_int_get (ev->o->abort))
     {
-      g_set_error (error, TF_ERROR, TF_ERROR_ABORTED, "stopped during %s (%d of %d done)",
-                   section, done, total);
+      g_set_error (error, TF_ERROR, TF_ERROR_ABORTED, "stopped");
       return FALSE;
     }
   if (ev->o->progress != NULL)
@@ -663,7 +665,8 @@ gboolean
 tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
              TfEvalReport *report, GError **error)
 {
-  Eval ev = { gen, judge, options, tf_model_config (tf_generator_model (gen)), 0, report };
+  Eval ev = { gen, judge, options, tf_model_config (tf_generator_model (gen)), 0, report,
+              section_names[0], 0, 0 };
   g_autoptr (GTimer) timer = g_timer_new ();
   static gboolean (*const run[]) (Eval *, GError **) = {
     eval_fashion, eval_caption, eval_shapes, eval_emoji, eval_text,
@@ -688,7 +691,11 @@ tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
     if (options->sections & (1u << k))
       {
         if (!run[k] (&ev, error))
-          return FALSE;
+          {
+            if (error != NULL && g_error_matches (*error, TF_ERROR, TF_ERROR_ABORTED))
+              g_prefix_error (error, "%s, %d of %d done: ", ev.section, ev.done, ev.total);
+            return FALSE;
+          }
         report->sections |= 1u << k;
       }
   report->seconds = g_timer_elapsed (timer, NULL);
