@@ -10,6 +10,7 @@
 
 #include "tf-cli.h"
 #include "tf-generate.h"
+#include "tf-data.h"
 #include "tf-image.h"
 #include "tf-judge.h"
 #include "tf-test-util.h"
@@ -179,6 +180,39 @@ test_eval_end_to_end (void)
   g_assert_cmpint (not_white, >, 32 * 32 / 2);
   tf_image_clear (&image);
   tf_test_remove_tree (dir);
+}
+
+/* The nearest-emoji measure draws every emoji where a held-out example has
+ * its own: drawn as itself, that is the example's image; drawn as another,
+ * it differs. */
+static void
+test_emoji_render_as (void)
+{
+  g_autoptr (GError) error = NULL;
+  float own[32 * 32 * 3], other[32 * 32 * 3];
+  TfRng rng;
+
+  if (!have_data ())
+    {
+      g_test_skip ("the data sets are not installed (fashion-mnist, wordnet, unicode emoji)");
+      return;
+    }
+  g_autoptr (TfDataSource) src = tf_data_emoji_new (NULL, TF_SPLIT_HELDOUT, 32, 3, &error);
+  g_assert_no_error (error);
+  tf_rng_seed (&rng, 1);
+  for (int64_t index = 0; index < tf_data_source_size (src); index += tf_data_source_size (src) / 5)
+    {
+      TfExample ex;
+      g_assert_true (tf_data_source_get (src, index, &rng, &ex, &error));
+      g_assert_true (tf_data_emoji_render_as (src, index, ex.label, own, &error));
+      g_assert_no_error (error);
+      g_assert_cmpmem (own, sizeof own, ex.pixels, sizeof own);
+      g_assert_true (tf_data_emoji_render_as (src, index, (ex.label + 1) % 100, other, &error));
+      g_assert_false (memcmp (own, other, sizeof own) == 0);
+      tf_example_clear (&ex);
+    }
+  g_assert_false (tf_data_emoji_render_as (src, 0, -1, own, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
 }
 
 /* ---- plot ----------------------------------------------------------------- */
@@ -366,6 +400,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/eval/end-to-end", test_eval_end_to_end);
+  g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
   g_test_add_func ("/eval/plot", test_plot_synthetic_log);
   g_test_add_func ("/eval/bundled-model", test_bundled_model);
   return g_test_run ();
