@@ -174,7 +174,7 @@ tf_eval_options_init (TfEvalOptions *o)
 {
   memset (o, 0, sizeof *o);
   o->sections = TF_EVAL_ALL;
-  o->samples = 4;
+  o->samples = 10;
   o->text_documents = 400;
   o->answers = 4;
   tf_generate_settings_init (&o->settings);
