@@ -95,9 +95,9 @@ check_settings (TfCli *cli, const char *line, const TfGenerateSettings *settings
   return FALSE;
 }
 
-/* --model FILE, or the bundled model. */
-static TfGenerator *
-open_generator (TfCli *cli, const char *given, char **path_out)
+/* --model FILE, or the bundled model (declared in tf-cli-private.h). */
+TfGenerator *
+tf_cli_open_generator (TfCli *cli, const char *given, char **path_out)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *path = given != NULL ? g_strdup (given) : tf_default_model_path ();
@@ -150,18 +150,20 @@ is_special (const TfConfig *config, int32_t id)
  * flag that the running call checks between steps and tokens, which makes it
  * safe in a signal handler. */
 static gpointer interrupt_target;
+volatile gint tf_cli_interrupted;
 
 static void
 on_interrupt (int signum)
 {
   TfGenerator *gen = g_atomic_pointer_get (&interrupt_target);
 
+  g_atomic_int_set (&tf_cli_interrupted, 1);
   if (gen != NULL)
     tf_generator_abort (gen);
 }
 
-static void
-catch_interrupt (TfGenerator *gen, struct sigaction *previous)
+void
+tf_cli_catch_interrupt (TfGenerator *gen, struct sigaction *previous)
 {
   struct sigaction action = { 0 };
 
@@ -169,12 +171,13 @@ catch_interrupt (TfGenerator *gen, struct sigaction *previous)
   /* A second Ctrl-C ends the program at once. */
   action.sa_flags = SA_RESETHAND;
   sigemptyset (&action.sa_mask);
+  g_atomic_int_set (&tf_cli_interrupted, 0);
   g_atomic_pointer_set (&interrupt_target, gen);
   sigaction (SIGINT, &action, previous);
 }
 
-static void
-release_interrupt (const struct sigaction *previous)
+void
+tf_cli_release_interrupt (const struct sigaction *previous)
 {
   sigaction (SIGINT, previous, NULL);
   g_atomic_pointer_set (&interrupt_target, NULL);
@@ -373,7 +376,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return TF_CLI_EXIT_FAILURE;
 
   g_autofree char *model_path = NULL;
-  g_autoptr(TfGenerator) gen = open_generator (cli, model, &model_path);
+  g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
   g_autoptr(GError) error = NULL;
@@ -390,9 +393,9 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   struct sigaction previous;
 
   progress_begin (&run.progress, cli->err);
-  catch_interrupt (gen, &previous);
+  tf_cli_catch_interrupt (gen, &previous);
   gboolean ok = tf_generator_generate_image (gen, prompt, &settings, &callbacks, pixels, &error);
-  release_interrupt (&previous);
+  tf_cli_release_interrupt (&previous);
   progress_end (&run.progress);
   if (run.error != NULL)
     {
@@ -466,7 +469,7 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   if (!tf_image_read_png (image_path, &image, &error))
     return file_error (cli, error);
 
-  g_autoptr(TfGenerator) gen = open_generator (cli, model, NULL);
+  g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, NULL);
   if (gen == NULL)
     {
       tf_image_clear (&image);
@@ -480,9 +483,9 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 
   const TfGenerateCallbacks callbacks = { 0 };
   struct sigaction previous;
-  catch_interrupt (gen, &previous);
+  tf_cli_catch_interrupt (gen, &previous);
   g_autofree char *caption = tf_generator_caption (gen, pixels, &settings, &callbacks, &error);
-  release_interrupt (&previous);
+  tf_cli_release_interrupt (&previous);
   if (caption == NULL)
     return file_error (cli, error);
   fprintf (cli->out, "%s\n", caption);
@@ -672,7 +675,7 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return TF_CLI_EXIT_FAILURE;
 
   g_autofree char *model_path = NULL;
-  g_autoptr(TfGenerator) gen = open_generator (cli, model, &model_path);
+  g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
   g_autoptr(GError) error = NULL;
@@ -762,9 +765,9 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       g_autofree char *reply = NULL;
 
       run.user_text = input;
-      catch_interrupt (gen, &previous);
+      tf_cli_catch_interrupt (gen, &previous);
       reply = tf_generator_chat (gen, input, attachment, &settings, &callbacks, &error);
-      release_interrupt (&previous);
+      tf_cli_release_interrupt (&previous);
       progress_end (&run.progress);
       chat_end_line (&run);
       if (reply != NULL)

@@ -4,6 +4,10 @@
 #include "tf-cli.h"
 #include "tf-data.h"
 
+#include <signal.h>
+
+#include "tf-generate.h"
+
 #define PROGRAM "transfusion-cli"
 
 typedef struct {
@@ -57,3 +61,24 @@ int tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv
 int tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 int tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 int tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+/* The generator of --model FILE (@given), or of the bundled model when
+ * @given is NULL; prints what is wrong and returns NULL on failure.
+ * *@path_out (may be NULL) receives the path used. */
+TfGenerator *tf_cli_open_generator (TfCli *cli, const char *given, char **path_out);
+
+/* Ctrl-C while a command works: sets tf_cli_interrupted and stops @gen
+ * (may be NULL) within a step or token; a second Ctrl-C ends the program.
+ * Release puts the previous handler back. */
+extern volatile gint tf_cli_interrupted;
+void tf_cli_catch_interrupt (TfGenerator *gen, struct sigaction *previous);
+void tf_cli_release_interrupt (const struct sigaction *previous);
+
+/* tf-cli-eval.c */
+/* Prints "transfusion-cli: MESSAGE" (after flushing stdout); returns the
+ * failure exit status. */
+int tf_cli_fail (TfCli *cli, const GError *error);
+int tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+int tf_cli_judge_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+/* tf-cli-plot.c */
+int tf_cli_plot (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+int tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv);

@@ -24,6 +24,10 @@ static const TfCliCommand commands[] = {
   { "caption", "", N_("Describe a picture"), tf_cli_caption },
   { "chat", "", N_("Talk with a model in the terminal"), tf_cli_chat },
   { "data", "", N_("Look at the training data"), tf_cli_data },
+  { "eval", "", N_("Measure a model on held-out data"), tf_cli_eval },
+  { "judge-train", "", N_("Train the classifier that eval judges images with"), tf_cli_judge_train },
+  { "plot", N_("LOG.jsonl"), N_("Draw the loss curves of a training log"), tf_cli_plot },
+  { "samples", "", N_("Draw a grid of generated samples per class"), tf_cli_samples },
   { "bench", "", N_("Measure how fast this machine runs the engine"), tf_cli_bench },
 };
 

@@ -593,6 +593,28 @@ emoji_get (TfDataSource *source, int64_t index, TfRng *rng, TfExample *example, 
   return TRUE;
 }
 
+static const TfDataSourceClass emoji_class;
+
+gboolean
+tf_data_emoji_render_as (TfDataSource *source, int64_t index, int emoji, float *pixels,
+                         GError **error)
+{
+  EmojiSource *self = (EmojiSource *) source;
+  if (source->klass != &emoji_class || index < 0 || index >= source->size || emoji < 0
+      || emoji >= self->n_emoji)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s: no emoji %d at example %" G_GINT64_FORMAT " of an emoji source",
+                   source->name, emoji, index);
+      return FALSE;
+    }
+  const Augmentation *aug = &self->augmentations[self->pairs[index] %
+                                                 (uint32_t) self->n_augmentations];
+  g_autofree guint8 *owned = NULL;
+  compose (self, glyph_pixels (self, emoji, aug->scale, &owned), aug, pixels);
+  return TRUE;
+}
+
 static void
 emoji_finalize (TfDataSource *source)
 {

@@ -345,6 +345,26 @@ fashion_get (TfDataSource *source, int64_t index, TfRng *rng, TfExample *example
   return TRUE;
 }
 
+int
+tf_data_fashion_caption_class (const char *caption)
+{
+  const size_t len = strlen (caption);
+  for (guint t = 0; t < G_N_ELEMENTS (fashion_templates); t++)
+    {
+      const char *hole = strstr (fashion_templates[t], "%s");
+      const size_t pre = (size_t) (hole - fashion_templates[t]), post = strlen (hole + 2);
+      if (len < pre + post || strncmp (caption, fashion_templates[t], pre) != 0
+          || strcmp (caption + len - post, hole + 2) != 0)
+        continue;
+      for (int c = 0; c < FASHION_CLASSES; c++)
+        for (const char *const *phrase = fashion_phrases[c]; *phrase != NULL; phrase++)
+          if (strlen (*phrase) == len - pre - post
+              && strncmp (caption + pre, *phrase, len - pre - post) == 0)
+            return c;
+    }
+  return -1;
+}
+
 static void
 fashion_finalize (TfDataSource *source)
 {

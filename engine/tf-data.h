@@ -55,6 +55,9 @@ typedef struct _TfDataSource TfDataSource;
  * all channels), captions from varied templates per class. */
 TfDataSource *tf_data_fashion_new (const char *dir, TfSplit split, int image_size,
                                    int channels, GError **error);
+/* The class a caption names when it is, word for word, one the Fashion-MNIST
+ * source writes (a template filled with one of a class's phrases), else −1. */
+int tf_data_fashion_caption_class (const char *caption);
 /* Cairo-rendered scenes of 1–3 objects (shape, colour, size, position) with
  * captions from a grammar, generated from the index as seed; the held-out
  * split is a disjoint seed range. */
@@ -66,6 +69,11 @@ TfDataSource *tf_data_shapes_new (TfSplit split, int image_size, int channels, G
  * pairs is held out. */
 TfDataSource *tf_data_emoji_new (const char *dir, TfSplit split, int image_size, int channels,
                                  GError **error);
+/* The image of example @index of an emoji source (made by
+ * tf_data_emoji_new) with emoji @emoji (0 ≤ emoji < the number of subjects)
+ * in place of its own: the same scale, place and background. */
+gboolean tf_data_emoji_render_as (TfDataSource *source, int64_t index, int emoji,
+                                  float *pixels, GError **error);
 /* WordNet glosses and examples (@dir NULL: /usr/share/wordnet) as
  * definitions ("what is a X?" → "a X is ...") and short dialogues; a fixed
  * slice is held out. */

@@ -1,0 +1,852 @@
+/* tf-eval.c: the measurements of issue 7 (see tf-eval.h). */
+#include "tf-eval.h"
+
+#include <cblas.h>
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+#include "tf-data-shapes.h"
+#include "tf-json.h"
+
+/* ---- Linear algebra ---------------------------------------------------- */
+
+gboolean
+tf_symmetric_eigen (const double *a, int n, double *values, double *vectors)
+{
+  g_autofree double *m = g_memdup2 (a, sizeof (double) * (size_t) n * n);
+  g_autofree double *own = vectors == NULL ? g_new (double, (size_t) n * n) : NULL;
+  double *v = vectors != NULL ? vectors : own;
+  double total = 0;
+
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++)
+      {
+        v[i * n + j] = i == j;
+        total += m[i * n + j] * m[i * n + j];
+      }
+  for (int sweep = 0; sweep < 100; sweep++)
+    {
+      double off = 0;
+      for (int p = 0; p < n; p++)
+        for (int q = p + 1; q < n; q++)
+          off += m[p * n + q] * m[p * n + q];
+      if (off <= 1e-30 * total || off == 0)
+        {
+          for (int i = 0; i < n; i++)
+            values[i] = m[i * n + i];
+          return TRUE;
+        }
+      for (int p = 0; p < n; p++)
+        for (int q = p + 1; q < n; q++)
+          {
+            const double apq = m[p * n + q];
+            if (apq == 0)
+              continue;
+            /* The rotation J (c on p,p and q,q; s at p,q; −s at q,p) with
+             * (JᵀAJ)_pq = 0: t = tan φ, the smaller root. */
+            const double theta = (m[q * n + q] - m[p * n + p]) / (2 * apq);
+            const double t = (theta >= 0 ? 1.0 : -1.0) / (fabs (theta) + sqrt (theta * theta + 1));
+            const double c = 1 / sqrt (t * t + 1), s = t * c;
+            for (int k = 0; k < n; k++)   /* A ← A J */
+              {
+                double akp = m[k * n + p], akq = m[k * n + q];
+                m[k * n + p] = c * akp - s * akq;
+                m[k * n + q] = s * akp + c * akq;
+              }
+            for (int k = 0; k < n; k++)   /* A ← Jᵀ A */
+              {
+                double apk = m[p * n + k], aqk = m[q * n + k];
+                m[p * n + k] = c * apk - s * aqk;
+                m[q * n + k] = s * apk + c * aqk;
+              }
+            for (int k = 0; k < n; k++)   /* V ← V J */
+              {
+                double vkp = v[k * n + p], vkq = v[k * n + q];
+                v[k * n + p] = c * vkp - s * vkq;
+                v[k * n + q] = s * vkp + c * vkq;
+              }
+          }
+    }
+  return FALSE;
+}
+
+void
+tf_mean_covariance (const float *rows, int n, int dim, double *mean, double *cov)
+{
+  g_autofree double *centred = g_new (double, (size_t) n * dim);
+
+  for (int k = 0; k < dim; k++)
+    {
+      double sum = 0;
+      for (int r = 0; r < n; r++)
+        sum += rows[(size_t) r * dim + k];
+      mean[k] = n > 0 ? sum / n : 0;
+    }
+  for (int r = 0; r < n; r++)
+    for (int k = 0; k < dim; k++)
+      centred[(size_t) r * dim + k] = rows[(size_t) r * dim + k] - mean[k];
+  memset (cov, 0, sizeof (double) * (size_t) dim * dim);
+  if (n > 1)
+    cblas_dgemm (CblasRowMajor, CblasTrans, CblasNoTrans, dim, dim, n, 1.0 / (n - 1),
+                 centred, dim, centred, dim, 0.0, cov, dim);
+}
+
+double
+tf_frechet_distance (const double *mean1, const double *cov1, const double *mean2,
+                     const double *cov2, int dim)
+{
+  const size_t nn = (size_t) dim * dim;
+  g_autofree double *values = g_new (double, dim);
+  g_autofree double *vectors = g_new (double, nn);
+  g_autofree double *scaled = g_new (double, nn);
+  g_autofree double *root = g_new (double, nn);
+  g_autofree double *tmp = g_new (double, nn);
+  g_autofree double *inner = g_new (double, nn);
+  double d = 0, trace = 0, trace_root = 0;
+
+  for (int k = 0; k < dim; k++)
+    {
+      d += (mean1[k] - mean2[k]) * (mean1[k] - mean2[k]);
+      trace += cov1[k * dim + k] + cov2[k * dim + k];
+    }
+  /* Σ₁^½ = V diag(√λ) Vᵀ */
+  if (!tf_symmetric_eigen (cov1, dim, values, vectors))
+    return -1;
+  for (int i = 0; i < dim; i++)
+    for (int k = 0; k < dim; k++)
+      scaled[i * dim + k] = vectors[i * dim + k] * sqrt (MAX (values[k], 0.0));
+  cblas_dgemm (CblasRowMajor, CblasNoTrans, CblasTrans, dim, dim, dim, 1.0, scaled, dim,
+               vectors, dim, 0.0, root, dim);
+  /* Σ₁^½ Σ₂ Σ₁^½ is symmetric and positive semi-definite: the trace of its
+   * square root is the sum of the roots of its eigenvalues, and equals
+   * tr (Σ₁Σ₂)^½ (the two products have the same eigenvalues). */
+  cblas_dgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, dim, dim, dim, 1.0, root, dim,
+               cov2, dim, 0.0, tmp, dim);
+  cblas_dgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, dim, dim, dim, 1.0, tmp, dim,
+               root, dim, 0.0, inner, dim);
+  for (int i = 0; i < dim; i++)   /* symmetric up to rounding: make it exactly so */
+    for (int j = i + 1; j < dim; j++)
+      inner[i * dim + j] = inner[j * dim + i] = 0.5 * (inner[i * dim + j] + inner[j * dim + i]);
+  if (!tf_symmetric_eigen (inner, dim, values, NULL))
+    return -1;
+  for (int k = 0; k < dim; k++)
+    trace_root += sqrt (MAX (values[k], 0.0));
+  return MAX (d + trace - 2 * trace_root, 0.0);
+}
+
+/* ---- Options and report ------------------------------------------------ */
+
+static const char *const section_names[] = { "fashion", "caption", "shapes", "emoji", "text" };
+
+gboolean
+tf_eval_sections_parse (const char *list, guint *sections, GError **error)
+{
+  g_auto (GStrv) words = g_strsplit (list, ",", -1);
+  *sections = 0;
+  for (int i = 0; words[i] != NULL; i++)
+    {
+      const char *word = g_strstrip (words[i]);
+      guint k;
+      for (k = 0; k < G_N_ELEMENTS (section_names); k++)
+        if (strcmp (word, section_names[k]) == 0)
+          break;
+      if (k == G_N_ELEMENTS (section_names))
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                       "unknown section '%s' (expected fashion, caption, shapes, emoji, text)",
+                       word);
+          return FALSE;
+        }
+      *sections |= 1u << k;
+    }
+  if (*sections == 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT, "no section named");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+tf_eval_options_init (TfEvalOptions *o)
+{
+  memset (o, 0, sizeof *o);
+  o->sections = TF_EVAL_ALL;
+  o->samples = 10;
+  o->text_documents = 400;
+  o->answers = 4;
+  tf_generate_settings_init (&o->settings);
+  o->settings.steps = 25;
+  o->settings.sampler = TF_SAMPLER_DDIM;
+  o->settings.cfg = 3.0;
+}
+
+static void
+answer_clear (gpointer data)
+{
+  TfEvalAnswer *a = data;
+  g_free (a->prompt);
+  g_free (a->answer);
+}
+
+void
+tf_eval_report_clear (TfEvalReport *r)
+{
+  g_free (r->caption_example[0]);
+  g_free (r->caption_example[1]);
+  if (r->answers != NULL)
+    g_array_unref (r->answers);
+  memset (r, 0, sizeof *r);
+}
+
+/* ---- Running ------------------------------------------------------------ */
+
+typedef struct {
+  TfGenerator *gen;
+  TfJudge *judge;
+  const TfEvalOptions *o;
+  const TfConfig *config;
+  int values;                 /* floats per image */
+  TfEvalReport *r;
+  const char *section;        /* where the run is, for a message when stopped */
+  int done, total;
+} Eval;
+
+static gboolean
+step (Eval *ev, const char *section, int done, int total, GError **error)
+{
+  ev->section = section, ev->done = done, ev->total = total;
+  if (ev->o->abort != NULL && g_atomic_int_get (ev->o->abort))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_ABORTED, "stopped");
+      return FALSE;
+    }
+  if (ev->o->progress != NULL)
+    ev->o->progress (section, done, total, ev->o->user_data);
+  return TRUE;
+}
+
+/* Image @item of a section: the options' settings, a seed of its own. */
+static gboolean
+draw (Eval *ev, const char *prompt, uint64_t item, float *pixels, GError **error)
+{
+  TfGenerateSettings s = ev->o->settings;
+  s.seed = ev->o->settings.seed * 1000003u + item;
+  return tf_generator_generate_image (ev->gen, prompt, &s, NULL, pixels, error);
+}
+
+static TfDataSource *
+open_source (Eval *ev, const char *name, GError **error)
+{
+  return tf_data_source_open (name, TF_SPLIT_HELDOUT, ev->config->image_size,
+                              ev->config->image_channels, error);
+}
+
+/* Phrasings the Fashion-MNIST source never writes (the test checks that
+ * tf_data_fashion_caption_class() knows none of them), around the class's
+ * subject name. */
+static const char *const unseen_templates[] = {
+  "the %s, photographed from the front",
+  "a close-up of the %s",
+  "a low-resolution photograph of the %s",
+  "here is the %s",
+  "the %s on a dark background",
+  "a monochrome image showing the %s",
+};
+
+char *
+tf_eval_unseen_fashion_prompt (const char *subject, int k)
+{
+  return g_strdup_printf (unseen_templates[k % G_N_ELEMENTS (unseen_templates)], subject);
+}
+
+static double
+frechet_of (const float *a, const float *b, int n, int dim)
+{
+  g_autofree double *m1 = g_new (double, dim), *m2 = g_new (double, dim);
+  g_autofree double *c1 = g_new (double, (size_t) dim * dim), *c2 = g_new (double, (size_t) dim * dim);
+  tf_mean_covariance (a, n, dim, m1, c1);
+  tf_mean_covariance (b, n, dim, m2, c2);
+  return tf_frechet_distance (m1, c1, m2, c2, dim);
+}
+
+static gboolean
+eval_fashion (Eval *ev, GError **error)
+{
+  const TfJudgeDims *jd = tf_judge_dims (ev->judge);
+  const int feat = jd->features, per = ev->o->samples;
+  const int n_gen = 2 * per * jd->classes;
+  g_autoptr (TfDataSource) src = NULL;
+  TfRng rng;
+
+  if (jd->size != ev->config->image_size || jd->classes != 10)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "the judge takes %d×%d images of %d classes; the model draws %d×%d",
+                   jd->size, jd->size, jd->classes, ev->config->image_size,
+                   ev->config->image_size);
+      return FALSE;
+    }
+  if (!(src = open_source (ev, "fashion", error)))
+    return FALSE;
+
+  /* Every real t10k image: the ceiling, and the real sets of the distance. */
+  const int n_real = (int) tf_data_source_size (src);
+  g_autofree float *real = g_new (float, (size_t) n_real * ev->values);
+  g_autofree int *labels = g_new (int, n_real);
+  g_autoptr (GPtrArray) captions = g_ptr_array_new_with_free_func (g_free);
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  for (int i = 0; i < n_real; i++)
+    {
+      TfExample ex;
+      if (!tf_data_source_get (src, i, &rng, &ex, error))
+        return FALSE;
+      memcpy (real + (size_t) i * ev->values, ex.pixels, sizeof (float) * ev->values);
+      labels[i] = ex.label;
+      g_ptr_array_add (captions, g_steal_pointer (&ex.caption));
+      tf_example_clear (&ex);
+    }
+  g_autofree float *real_features = g_new (float, (size_t) n_real * feat);
+  g_autofree int *real_predicted = g_new (int, n_real);
+  tf_judge_classify (ev->judge, real, n_real, ev->config->image_channels, real_features,
+                     real_predicted);
+  ev->r->judge_real_n = n_real;
+  for (int i = 0; i < n_real; i++)
+    ev->r->judge_real_right += real_predicted[i] == labels[i];
+
+  /* Per class, the first 2·per real images form set A (beside the generated
+   * images, whose seen prompts are their captions) and the next 2·per set B. */
+  g_autofree int *set_a = g_new (int, n_gen), *set_b = g_new (int, n_gen);
+  for (int c = 0; c < jd->classes; c++)
+    {
+      int found = 0;
+      for (int i = 0; i < n_real && found < 4 * per; i++)
+        if (labels[i] == c)
+          {
+            if (found < 2 * per)
+              set_a[c * 2 * per + found] = i;
+            else
+              set_b[c * 2 * per + found - 2 * per] = i;
+            found++;
+          }
+      if (found < 4 * per)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                       "fashion: class %d has fewer than %d held-out images", c, 4 * per);
+          return FALSE;
+        }
+    }
+
+  const char *const *subjects = tf_data_source_subjects (src);
+  g_autofree float *gen = g_new (float, (size_t) n_gen * ev->values);
+  g_autofree int *predicted = g_new (int, n_gen);
+  for (int k = 0; k < n_gen; k++)
+    {
+      const int c = k / (2 * per), j = k % (2 * per);
+      const int unseen = j >= per;
+      g_autofree char *prompt = unseen
+        ? tf_eval_unseen_fashion_prompt (subjects[c], c + (j - per))
+        : g_strdup (g_ptr_array_index (captions, set_a[k]));
+      if (!step (ev, "fashion", k, n_gen, error)
+          || !draw (ev, prompt, (uint64_t) k, gen + (size_t) k * ev->values, error))
+        return FALSE;
+    }
+  g_autofree float *gen_features = g_new (float, (size_t) n_gen * feat);
+  tf_judge_classify (ev->judge, gen, n_gen, ev->config->image_channels, gen_features, predicted);
+  for (int k = 0; k < n_gen; k++)
+    {
+      const int c = k / (2 * per), unseen = k % (2 * per) >= per;
+      ev->r->fashion_n[unseen]++;
+      ev->r->fashion_right[unseen] += predicted[k] == c;
+    }
+
+  g_autofree float *fa = g_new (float, (size_t) n_gen * feat), *fb = g_new (float, (size_t) n_gen * feat);
+  for (int k = 0; k < n_gen; k++)
+    {
+      memcpy (fa + (size_t) k * feat, real_features + (size_t) set_a[k] * feat, sizeof (float) * feat);
+      memcpy (fb + (size_t) k * feat, real_features + (size_t) set_b[k] * feat, sizeof (float) * feat);
+    }
+  ev->r->frechet_n = n_gen;
+  ev->r->frechet_generated = frechet_of (gen_features, fa, n_gen, feat);
+  ev->r->frechet_floor = frechet_of (fb, fa, n_gen, feat);
+  return TRUE;
+}
+
+static gboolean
+eval_caption (Eval *ev, GError **error)
+{
+  g_autoptr (TfDataSource) src = open_source (ev, "fashion", error);
+  TfGenerateSettings s = ev->o->settings;
+  TfRng rng;
+
+  if (src == NULL)
+    return FALSE;
+  s.temperature = 0;   /* the likeliest caption */
+  s.max_tokens = 32;
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  const int n = MIN (20 * ev->o->samples, (int) tf_data_source_size (src));
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex;
+      /* Spread over t10k, whose classes come in no order. */
+      int64_t index = (int64_t) i * tf_data_source_size (src) / n;
+      if (!step (ev, "caption", i, n, error) || !tf_data_source_get (src, index, &rng, &ex, error))
+        return FALSE;
+      g_autofree char *caption = tf_generator_caption (ev->gen, ex.pixels, &s, NULL, error);
+      if (caption == NULL)
+        {
+          tf_example_clear (&ex);
+          return FALSE;
+        }
+      g_strstrip (caption);
+      ev->r->caption_n++;
+      ev->r->caption_exact += tf_data_fashion_caption_class (caption) == ex.label;
+      if (i == 0)
+        {
+          ev->r->caption_example[0] = g_utf8_make_valid (caption, -1);
+          ev->r->caption_example[1] = g_strdup (ex.subject);
+        }
+      tf_example_clear (&ex);
+    }
+  return TRUE;
+}
+
+/* Adds what @found reads right of @asked: objects by cell. */
+static void
+score_scene (const TfShapeScene *asked, const TfShapeScene *found, int *colour, int *shape,
+             int *count, int *position)
+{
+  *count += found->n == asked->n;
+  for (int i = 0; i < asked->n; i++)
+    for (int j = 0; j < found->n; j++)
+      if (found->objects[j].cell == asked->objects[i].cell)
+        {
+          *position += 1;
+          *colour += found->objects[j].colour == asked->objects[i].colour;
+          *shape += found->objects[j].shape == asked->objects[i].shape;
+          break;
+        }
+}
+
+static gboolean
+eval_shapes (Eval *ev, GError **error)
+{
+  g_autoptr (TfDataSource) src = open_source (ev, "shapes", error);
+  g_autofree float *pixels = g_new (float, ev->values);
+  TfEvalReport *r = ev->r;
+  TfRng rng;
+
+  if (src == NULL)
+    return FALSE;
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  const int n = 10 * ev->o->samples;
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex;
+      TfShapeScene asked, found;
+      if (!step (ev, "shapes", i, n, error) || !tf_data_source_get (src, i, &rng, &ex, error))
+        return FALSE;
+      tf_shapes_scene_for_index (TF_SPLIT_HELDOUT, i, &asked);
+      gboolean ok = draw (ev, ex.caption, 100000u + (uint64_t) i, pixels, error);
+      if (ok)
+        {
+          r->shapes_scenes++;
+          r->shapes_objects += asked.n;
+          tf_shapes_analyse (pixels, ev->config->image_size, ev->config->image_channels, &found);
+          score_scene (&asked, &found, &r->shapes_colour, &r->shapes_shape, &r->shapes_count,
+                       &r->shapes_position);
+          tf_shapes_analyse (ex.pixels, ev->config->image_size, ev->config->image_channels,
+                             &found);
+          score_scene (&asked, &found, &r->shapes_real_colour, &r->shapes_real_shape,
+                       &r->shapes_real_count, &r->shapes_real_position);
+        }
+      tf_example_clear (&ex);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static double
+squared_distance (const float *a, const float *b, int n)
+{
+  double sum = 0;
+  for (int k = 0; k < n; k++)
+    sum += (double) (a[k] - b[k]) * (a[k] - b[k]);
+  return sum;
+}
+
+static gboolean
+eval_emoji (Eval *ev, GError **error)
+{
+  g_autoptr (TfDataSource) src = open_source (ev, "emoji", error);
+  g_autofree float *pixels = g_new (float, ev->values);
+  g_autofree float *candidate = g_new (float, ev->values);
+  TfRng rng;
+
+  if (src == NULL)
+    return FALSE;
+  const int n_emoji = (int) g_strv_length ((char **) tf_data_source_subjects (src));
+  const int n = MIN (10 * ev->o->samples, (int) tf_data_source_size (src));
+  ev->r->emoji_candidates = n_emoji;
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex;
+      /* Spread over the held-out pairs, which come emoji by emoji. */
+      int64_t index = (int64_t) i * tf_data_source_size (src) / n;
+      if (!step (ev, "emoji", i, n, error) || !tf_data_source_get (src, index, &rng, &ex, error))
+        return FALSE;
+      gboolean ok = draw (ev, ex.caption, 200000u + (uint64_t) i, pixels, error)
+                    && tf_data_emoji_render_as (src, index, ex.label, candidate, error);
+      const double asked = ok ? squared_distance (candidate, pixels, ev->values) : 0;
+      int closer = 0;   /* the asked emoji's rank: how many others are strictly closer */
+      for (int e = 0; ok && e < n_emoji; e++)
+        if (e != ex.label)
+          {
+            ok = tf_data_emoji_render_as (src, index, e, candidate, error);
+            closer += ok && squared_distance (candidate, pixels, ev->values) < asked;
+          }
+      if (ok)
+        {
+          ev->r->emoji_n++;
+          ev->r->emoji_top1 += closer < 1;
+          ev->r->emoji_top5 += closer < 5;
+        }
+      tf_example_clear (&ex);
+      if (!ok)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+/* Size in bytes of @data compressed by @argv (reading stdin, writing
+ * stdout); −1 when the program is not installed. */
+static gint64
+compressed_size (const char *const *argv, GBytes *data, GError **error)
+{
+  g_autoptr (GError) spawn_error = NULL;
+  g_autoptr (GSubprocess) proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                                    G_SUBPROCESS_FLAGS_STDOUT_PIPE, &spawn_error);
+  g_autoptr (GBytes) out = NULL;
+
+  if (proc == NULL)
+    {
+      if (g_error_matches (spawn_error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT))
+        return -1;
+      g_propagate_error (error, g_steal_pointer (&spawn_error));
+      return -2;
+    }
+  if (!g_subprocess_communicate (proc, data, NULL, &out, NULL, error))
+    return -2;
+  if (!g_subprocess_get_if_exited (proc) || g_subprocess_get_exit_status (proc) != 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s failed", argv[0]);
+      return -2;
+    }
+  return (gint64) g_bytes_get_size (out);
+}
+
+static gboolean
+eval_text (Eval *ev, GError **error)
+{
+  g_autoptr (TfDataSource) src = tf_data_source_open ("wordnet", TF_SPLIT_HELDOUT, 0, 0, error);
+  const TfTokenizer *tok = tf_generator_tokenizer (ev->gen);
+  TfModel *model = tf_generator_model (ev->gen);
+  const int L = ev->config->max_seq_len, per_batch = 16;
+  g_autoptr (TfActivations) acts = NULL;
+  g_autoptr (GString) all = g_string_new (NULL);
+  g_autoptr (GPtrArray) docs = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
+  TfRng rng;
+
+  if (src == NULL)
+    return FALSE;
+  acts = tf_activations_new (model);
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  const int n = MIN (ev->o->text_documents, (int) tf_data_source_size (src));
+  /* Documents as training writes a text example outside the chat template:
+   * <|bos|> text <|eos|>. The model's bits cover the text's tokens and the
+   * <|eos|>, which stands for the newline the compressors see after it. */
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex;
+      int64_t index = (int64_t) i * tf_data_source_size (src) / n;
+      if (!tf_data_source_get (src, index, &rng, &ex, error))
+        return FALSE;
+      GArray *ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+      int32_t bos = tf_tokenizer_special_id (tok, TF_SPECIAL_BOS);
+      int32_t eos = tf_tokenizer_special_id (tok, TF_SPECIAL_EOS);
+      g_array_append_val (ids, bos);
+      tf_tokenizer_encode_append (tok, ex.text, strlen (ex.text), ids);
+      g_array_append_val (ids, eos);
+      if ((int) ids->len <= L)   /* longer ones are cut in training: left out here */
+        {
+          g_string_append (all, ex.text);
+          g_string_append_c (all, '\n');
+          g_ptr_array_add (docs, ids);
+        }
+      else
+        g_array_unref (ids);
+      tf_example_clear (&ex);
+    }
+  for (guint d0 = 0; d0 < docs->len; d0 += per_batch)
+    {
+      TfSegment segs[16];
+      TfSequence seqs[16];
+      TfLosses losses;
+      const int m = MIN (per_batch, (int) (docs->len - d0));
+      if (!step (ev, "text", (int) d0, (int) docs->len, error))
+        return FALSE;
+      for (int k = 0; k < m; k++)
+        {
+          GArray *ids = g_ptr_array_index (docs, d0 + k);
+          segs[k] = (TfSegment) { .kind = TF_SEGMENT_TEXT, .new_document = TRUE,
+                                  .tokens = (const int32_t *) ids->data, .n_tokens = (int) ids->len };
+          seqs[k] = (TfSequence) { .segments = &segs[k], .n_segments = 1 };
+        }
+      TfBatch batch = { .sequences = seqs, .n_sequences = m, .lambda = 0 };
+      if (!tf_model_forward (model, acts, &batch, &losses, error))
+        return FALSE;
+      ev->r->text_model_bits += losses.lm * losses.n_text_targets / G_LN2;
+    }
+  ev->r->text_documents = (int) docs->len;
+  ev->r->text_bytes = (int64_t) all->len;
+
+  g_autoptr (GBytes) bytes = g_bytes_new (all->str, all->len);
+  const char *xz[] = { "xz", "-9", "-c", NULL };
+  const char *gz[] = { "gzip", "-9", "-c", "-n", NULL };
+  gint64 xz_size = compressed_size (xz, bytes, error);
+  if (xz_size == -2)
+    return FALSE;
+  gint64 gz_size = compressed_size (gz, bytes, error);
+  if (gz_size == -2)
+    return FALSE;
+  ev->r->text_xz_bits = xz_size < 0 ? -1 : 8.0 * xz_size;
+  ev->r->text_gzip_bits = gz_size < 0 ? -1 : 8.0 * gz_size;
+
+  /* A few answers to "what is …?", greedy, in the chat template. */
+  TfGenerateSettings s = ev->o->settings;
+  s.temperature = 0;
+  s.max_tokens = 48;
+  ev->r->answers = g_array_new (FALSE, TRUE, sizeof (TfEvalAnswer));
+  g_array_set_clear_func (ev->r->answers, answer_clear);
+  for (int64_t i = 0; i < tf_data_source_size (src) && (int) ev->r->answers->len < ev->o->answers;
+       i++)
+    {
+      TfExample ex;
+      if (!tf_data_source_get (src, i * 7919 % tf_data_source_size (src), &rng, &ex, error))
+        return FALSE;
+      /* "what is a X?", "what is an X?" (not "what is a synonym for X?") */
+      if (ex.prompt != NULL
+          && (g_str_has_prefix (ex.prompt, "what is a ") || g_str_has_prefix (ex.prompt, "what is an "))
+          && !g_str_has_prefix (ex.prompt, "what is a synonym"))
+        {
+          tf_generator_chat_reset (ev->gen);
+          char *answer = tf_generator_chat (ev->gen, ex.prompt, NULL, &s, NULL, error);
+          if (answer == NULL)
+            {
+              tf_example_clear (&ex);
+              return FALSE;
+            }
+          /* a model may write broken UTF-8: shown with U+FFFD in its place */
+          TfEvalAnswer a = { g_strdup (ex.prompt), g_utf8_make_valid (answer, -1) };
+          g_free (answer);
+          g_array_append_val (ev->r->answers, a);
+        }
+      tf_example_clear (&ex);
+    }
+  tf_generator_chat_reset (ev->gen);
+  return TRUE;
+}
+
+gboolean
+tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
+             TfEvalReport *report, GError **error)
+{
+  Eval ev = { gen, judge, options, tf_model_config (tf_generator_model (gen)), 0, report,
+              section_names[0], 0, 0 };
+  g_autoptr (GTimer) timer = g_timer_new ();
+  static gboolean (*const run[]) (Eval *, GError **) = {
+    eval_fashion, eval_caption, eval_shapes, eval_emoji, eval_text,
+  };
+
+  memset (report, 0, sizeof *report);
+  ev.values = tf_config_image_values (ev.config);
+  if (!tf_generate_settings_validate (&options->settings, error))
+    return FALSE;
+  if (options->samples < 1)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT, "samples %d is out of range (at least 1)",
+                   options->samples);
+      return FALSE;
+    }
+  if ((options->sections & TF_EVAL_FASHION) && judge == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT, "the fashion section needs a judge");
+      return FALSE;
+    }
+  for (guint k = 0; k < G_N_ELEMENTS (run); k++)
+    if (options->sections & (1u << k))
+      {
+        if (!run[k] (&ev, error))
+          {
+            if (error != NULL && g_error_matches (*error, TF_ERROR, TF_ERROR_ABORTED))
+              g_prefix_error (error, "%s, %d of %d done: ", ev.section, ev.done, ev.total);
+            return FALSE;
+          }
+        report->sections |= 1u << k;
+      }
+  report->seconds = g_timer_elapsed (timer, NULL);
+  return TRUE;
+}
+
+/* ---- JSON --------------------------------------------------------------- */
+
+static double
+percent (int part, int whole)
+{
+  return whole > 0 ? 100.0 * part / whole : 0.0;
+}
+
+static void
+add_measure (JsonBuilder *b, const char *name, double value, double target)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "percent");
+  json_builder_add_double_value (b, value);
+  if (target >= 0)
+    {
+      json_builder_set_member_name (b, "target");
+      json_builder_add_double_value (b, target);
+      json_builder_set_member_name (b, "met");
+      json_builder_add_boolean_value (b, value >= target);
+    }
+  json_builder_end_object (b);
+}
+
+static void
+add_int (JsonBuilder *b, const char *name, gint64 value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_int_value (b, value);
+}
+
+static void
+add_double (JsonBuilder *b, const char *name, double value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_double_value (b, value);
+}
+
+char *
+tf_eval_report_to_json (const TfEvalReport *r)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  add_double (b, "seconds", r->seconds);
+  if (r->sections & TF_EVAL_FASHION)
+    {
+      json_builder_set_member_name (b, "fashion");
+      json_builder_begin_object (b);
+      add_measure (b, "seen_phrasings", percent (r->fashion_right[0], r->fashion_n[0]),
+                   TF_EVAL_TARGET_FASHION);
+      add_measure (b, "unseen_phrasings", percent (r->fashion_right[1], r->fashion_n[1]),
+                   TF_EVAL_TARGET_FASHION);
+      add_measure (b, "all", percent (r->fashion_right[0] + r->fashion_right[1],
+                                      r->fashion_n[0] + r->fashion_n[1]), TF_EVAL_TARGET_FASHION);
+      add_int (b, "images", r->fashion_n[0] + r->fashion_n[1]);
+      add_measure (b, "judge_on_real_t10k", percent (r->judge_real_right, r->judge_real_n), -1);
+      add_int (b, "real_images", r->judge_real_n);
+      add_double (b, "frechet_generated", r->frechet_generated);
+      add_double (b, "frechet_real_floor", r->frechet_floor);
+      add_int (b, "frechet_set_size", r->frechet_n);
+      json_builder_end_object (b);
+    }
+  if (r->sections & TF_EVAL_CAPTION)
+    {
+      json_builder_set_member_name (b, "caption");
+      json_builder_begin_object (b);
+      add_measure (b, "exact_class", percent (r->caption_exact, r->caption_n),
+                   TF_EVAL_TARGET_CAPTION);
+      add_int (b, "images", r->caption_n);
+      json_builder_set_member_name (b, "example");
+      json_builder_add_string_value (b, r->caption_example[0] != NULL ? r->caption_example[0] : "");
+      json_builder_set_member_name (b, "example_class");
+      json_builder_add_string_value (b, r->caption_example[1] != NULL ? r->caption_example[1] : "");
+      json_builder_end_object (b);
+    }
+  if (r->sections & TF_EVAL_SHAPES)
+    {
+      json_builder_set_member_name (b, "shapes");
+      json_builder_begin_object (b);
+      add_measure (b, "colour", percent (r->shapes_colour, r->shapes_objects),
+                   TF_EVAL_TARGET_SHAPES_COLOUR);
+      add_measure (b, "shape", percent (r->shapes_shape, r->shapes_objects),
+                   TF_EVAL_TARGET_SHAPES_SHAPE);
+      add_measure (b, "count", percent (r->shapes_count, r->shapes_scenes),
+                   TF_EVAL_TARGET_SHAPES_COUNT);
+      add_measure (b, "position", percent (r->shapes_position, r->shapes_objects),
+                   TF_EVAL_TARGET_SHAPES_POSITION);
+      add_measure (b, "real_colour", percent (r->shapes_real_colour, r->shapes_objects), -1);
+      add_measure (b, "real_shape", percent (r->shapes_real_shape, r->shapes_objects), -1);
+      add_measure (b, "real_count", percent (r->shapes_real_count, r->shapes_scenes), -1);
+      add_measure (b, "real_position", percent (r->shapes_real_position, r->shapes_objects), -1);
+      add_int (b, "scenes", r->shapes_scenes);
+      add_int (b, "objects", r->shapes_objects);
+      json_builder_end_object (b);
+    }
+  if (r->sections & TF_EVAL_EMOJI)
+    {
+      json_builder_set_member_name (b, "emoji");
+      json_builder_begin_object (b);
+      add_measure (b, "top1", percent (r->emoji_top1, r->emoji_n), TF_EVAL_TARGET_EMOJI_TOP1);
+      add_measure (b, "top5", percent (r->emoji_top5, r->emoji_n), TF_EVAL_TARGET_EMOJI_TOP5);
+      add_int (b, "prompts", r->emoji_n);
+      add_int (b, "candidates", r->emoji_candidates);
+      json_builder_end_object (b);
+    }
+  if (r->sections & TF_EVAL_TEXT)
+    {
+      json_builder_set_member_name (b, "text");
+      json_builder_begin_object (b);
+      const double bytes = MAX (r->text_bytes, 1);
+      add_double (b, "model_bits_per_byte", r->text_model_bits / bytes);
+      json_builder_set_member_name (b, "xz_bits_per_byte");
+      if (r->text_xz_bits >= 0)
+        json_builder_add_double_value (b, r->text_xz_bits / bytes);
+      else
+        json_builder_add_null_value (b);
+      json_builder_set_member_name (b, "gzip_bits_per_byte");
+      if (r->text_gzip_bits >= 0)
+        json_builder_add_double_value (b, r->text_gzip_bits / bytes);
+      else
+        json_builder_add_null_value (b);
+      json_builder_set_member_name (b, "beats_xz");
+      if (r->text_xz_bits >= 0)
+        json_builder_add_boolean_value (b, r->text_model_bits < r->text_xz_bits);
+      else
+        json_builder_add_null_value (b);
+      add_int (b, "documents", r->text_documents);
+      add_int (b, "bytes", r->text_bytes);
+      json_builder_set_member_name (b, "answers");
+      json_builder_begin_array (b);
+      for (guint i = 0; r->answers != NULL && i < r->answers->len; i++)
+        {
+          const TfEvalAnswer *a = &g_array_index (r->answers, TfEvalAnswer, i);
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "prompt");
+          json_builder_add_string_value (b, a->prompt);
+          json_builder_set_member_name (b, "answer");
+          json_builder_add_string_value (b, a->answer);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
+  json_builder_end_object (b);
+  return tf_json_builder_to_string (b);
+}

@@ -1,0 +1,136 @@
+/* tf-eval.h: measuring a model on data it was never trained on (issue 7).
+ *
+ * Five sections, each on held-out data only:
+ * - fashion: prompt → image for the ten Fashion-MNIST classes, from captions
+ *   the training data writes ("seen" phrasings) and from phrasings it never
+ *   writes ("unseen"), judged by the independent classifier of tf-judge.h;
+ *   beside them the judge's accuracy on real t10k images (the ceiling) and the
+ *   Fréchet distance of generated to real t10k images in the judge's feature
+ *   space, with the distance of two disjoint real sets of the same size as
+ *   the floor;
+ * - caption: the share of t10k images whose greedy caption is, word for
+ *   word, a caption of the right class in the source's own grammar
+ *   (tf_data_fashion_caption_class());
+ * - shapes: held-out scenes drawn from their captions, read back with
+ *   tf_shapes_analyse(); the same analysis of the real renders is the ceiling;
+ * - emoji: held-out (emoji, placement) prompts; the rank of the asked emoji
+ *   among all emoji rendered at the same placement, by pixel distance to the
+ *   generated image;
+ * - text: bits per byte of held-out WordNet documents beside xz -9 and
+ *   gzip -9 on the same bytes, and a few answers to "what is …?". */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "tf-generate.h"
+#include "tf-judge.h"
+
+G_BEGIN_DECLS
+
+/* ---- Fréchet distance ------------------------------------------------- */
+
+/* Eigen-decomposition of the symmetric n × n matrix @a (row-major; only
+ * read) by cyclic Jacobi rotations: @values (n) and, when non-NULL, @vectors
+ * (n × n, column k the eigenvector of values[k]). Converges to the accuracy
+ * of double; returns FALSE if it did not within 100 sweeps. */
+gboolean tf_symmetric_eigen (const double *a, int n, double *values, double *vectors);
+
+/* Mean (dim) and covariance (dim × dim, divided by n − 1) of @n rows. */
+void tf_mean_covariance (const float *rows, int n, int dim, double *mean, double *cov);
+
+/* ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½, the square roots
+ * from eigen-decompositions (negative eigenvalues of rounding clipped to 0).
+ * Returns a negative number if a decomposition failed. */
+double tf_frechet_distance (const double *mean1, const double *cov1, const double *mean2,
+                            const double *cov2, int dim);
+
+/* ---- Evaluation -------------------------------------------------------- */
+
+typedef enum {
+  TF_EVAL_FASHION = 1 << 0,
+  TF_EVAL_CAPTION = 1 << 1,
+  TF_EVAL_SHAPES = 1 << 2,
+  TF_EVAL_EMOJI = 1 << 3,
+  TF_EVAL_TEXT = 1 << 4,
+  TF_EVAL_ALL = (1 << 5) - 1,
+} TfEvalSections;
+
+/* Prompt @k (any k ≥ 0; they repeat) of the fashion section's "unseen
+ * phrasing" row for a class named @subject ("sneaker"): phrasings the
+ * Fashion-MNIST source never writes. */
+char *tf_eval_unseen_fashion_prompt (const char *subject, int k);
+#define TF_EVAL_N_UNSEEN_PHRASINGS 6
+
+/* "fashion,caption" → flags; FALSE (and @error names the word) otherwise. */
+gboolean tf_eval_sections_parse (const char *list, guint *sections, GError **error);
+
+typedef struct {
+  guint    sections;
+  int      samples;        /* fashion: images per class and phrasing row;
+                            * shapes, emoji: 10 × samples prompts;
+                            * caption: 20 × samples t10k images */
+  int      text_documents; /* held-out WordNet documents for bits per byte */
+  int      answers;        /* "what is …?" answers printed */
+  TfGenerateSettings settings;  /* steps, cfg, sampler, seed of every image */
+  /* Called before each item: what is running ("fashion") and how far. */
+  void   (*progress) (const char *section, int done, int total, gpointer user_data);
+  gpointer user_data;
+  /* Checked between items; the generator's own abort stops an image. */
+  volatile gint *abort;
+} TfEvalOptions;
+
+void tf_eval_options_init (TfEvalOptions *options);
+
+typedef struct {
+  char *prompt;
+  char *answer;
+} TfEvalAnswer;
+
+typedef struct {
+  guint sections;           /* the ones measured */
+  /* fashion */
+  int    fashion_n[2], fashion_right[2];   /* [0] seen phrasings, [1] unseen */
+  int    judge_real_n, judge_real_right;   /* all of t10k */
+  int    frechet_n;                        /* images per set */
+  double frechet_generated, frechet_floor;
+  /* caption */
+  int    caption_n, caption_exact;
+  char  *caption_example[2];               /* a caption and what it should name */
+  /* shapes: scenes; objects asked; right per attribute; real renders the same */
+  int    shapes_scenes, shapes_objects;
+  int    shapes_colour, shapes_shape, shapes_count, shapes_position;
+  int    shapes_real_colour, shapes_real_shape, shapes_real_count, shapes_real_position;
+  /* emoji */
+  int    emoji_n, emoji_top1, emoji_top5, emoji_candidates;
+  /* text */
+  int    text_documents;
+  int64_t text_bytes;
+  double text_model_bits;
+  double text_xz_bits, text_gzip_bits;     /* < 0: the tool was not found */
+  GArray *answers;                         /* TfEvalAnswer */
+  double seconds;
+} TfEvalReport;
+
+void tf_eval_report_clear (TfEvalReport *report);
+
+/* Runs the sections of @options on @gen's model. The data come from their
+ * Debian packages (tf_data_source_open (name, TF_SPLIT_HELDOUT, ...)). */
+gboolean tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
+                      TfEvalReport *report, GError **error);
+
+/* The report as JSON: one object per section measured, each figure beside
+ * its target from issue 7. */
+char *tf_eval_report_to_json (const TfEvalReport *report);
+
+/* Targets of issue 7, in percent (text: the model must beat xz). */
+#define TF_EVAL_TARGET_FASHION 85.0
+#define TF_EVAL_TARGET_CAPTION 88.0
+#define TF_EVAL_TARGET_SHAPES_COLOUR 95.0
+#define TF_EVAL_TARGET_SHAPES_SHAPE 90.0
+#define TF_EVAL_TARGET_SHAPES_COUNT 90.0
+#define TF_EVAL_TARGET_SHAPES_POSITION 90.0
+#define TF_EVAL_TARGET_EMOJI_TOP1 50.0
+#define TF_EVAL_TARGET_EMOJI_TOP5 75.0
+
+G_END_DECLS

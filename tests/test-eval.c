@@ -1,0 +1,407 @@
+/* test-eval.c: `transfusion-cli eval`, `plot` and `samples` end to end on a
+ * tiny model, and the bundled model: it loads, its config is the preset its
+ * provenance names, its file is the one whose SHA-256 is recorded beside it,
+ * and it draws a valid image and writes valid text. */
+#include <glib.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tf-cli.h"
+#include "tf-generate.h"
+#include "tf-data.h"
+#include "tf-image.h"
+#include "tf-judge.h"
+#include "tf-test-util.h"
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Runs transfusion-cli with @args (NULL-terminated); returns the exit
+ * status, stdout and stderr. */
+static int
+run_cli (const char *const *args, char **out, char **err)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  char *out_buf = NULL, *err_buf = NULL;
+  size_t out_len = 0, err_len = 0;
+  FILE *o = open_memstream (&out_buf, &out_len);
+  FILE *e = open_memstream (&err_buf, &err_len);
+
+  g_ptr_array_add (argv, (gpointer) "transfusion-cli");
+  for (int i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  int status = tf_cli_run ((int) argv->len - 1, (char **) argv->pdata, o, e);
+  fclose (o);
+  fclose (e);
+  *out = out_buf;
+  *err = err_buf;
+  return status;
+}
+
+static gboolean
+have_data (void)
+{
+  return g_file_test (FASHION_DIR, G_FILE_TEST_IS_DIR)
+         && g_file_test ("/usr/share/wordnet", G_FILE_TEST_IS_DIR)
+         && g_file_test ("/usr/share/unicode/emoji/emoji-test.txt", G_FILE_TEST_EXISTS);
+}
+
+static double
+member_percent (JsonObject *section, const char *name)
+{
+  g_assert_true (json_object_has_member (section, name));
+  JsonObject *m = json_object_get_object_member (section, name);
+  g_assert_nonnull (m);
+  double v = json_object_get_double_member (m, "percent");
+  g_assert_cmpfloat (v, >=, 0);
+  g_assert_cmpfloat (v, <=, 100);
+  return v;
+}
+
+static void
+test_eval_end_to_end (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-eval-XXXXXX");
+  g_autofree char *judge_path = g_build_filename (dir, "judge.safetensors", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+
+  if (!have_data ())
+    {
+      g_test_skip ("the data sets are not installed (fashion-mnist, wordnet, unicode emoji)");
+      tf_test_remove_tree (dir);
+      return;
+    }
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 256);
+  TfJudgeDims dims = { .size = 32, .hidden = 8, .features = 4, .classes = 10 };
+  g_autoptr (TfJudge) judge = tf_judge_new (&dims, 1);
+  g_assert_true (tf_judge_save (judge, judge_path, NULL, &error));
+  g_assert_no_error (error);
+
+  const char *args[] = { "eval", "--model", model, "--judge", judge_path, "--json",
+                         "--samples", "1", "--steps", "1", "--text-documents", "12", NULL };
+  int status = run_cli (args, &out, &err);
+  g_test_message ("stderr: %s", err);
+  g_assert_cmpint (status, ==, 0);
+
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
+  g_assert_no_error (error);
+  JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+  g_assert_nonnull (root);
+  g_assert_cmpfloat (json_object_get_double_member (root, "seconds"), >, 0);
+
+  JsonObject *fashion = json_object_get_object_member (root, "fashion");
+  g_assert_nonnull (fashion);
+  member_percent (fashion, "seen_phrasings");
+  member_percent (fashion, "unseen_phrasings");
+  member_percent (fashion, "all");
+  member_percent (fashion, "judge_on_real_t10k");
+  g_assert_cmpint (json_object_get_int_member (fashion, "images"), ==, 20);
+  g_assert_cmpint (json_object_get_int_member (fashion, "real_images"), ==, 10000);
+  g_assert_cmpint (json_object_get_int_member (fashion, "frechet_set_size"), ==, 20);
+  g_assert_cmpfloat (json_object_get_double_member (fashion, "frechet_generated"), >=, 0);
+  g_assert_cmpfloat (json_object_get_double_member (fashion, "frechet_real_floor"), >=, 0);
+  JsonObject *seen = json_object_get_object_member (fashion, "seen_phrasings");
+  g_assert_cmpfloat (json_object_get_double_member (seen, "target"), ==, 85);
+  g_assert_true (json_object_has_member (seen, "met"));
+
+  JsonObject *caption = json_object_get_object_member (root, "caption");
+  g_assert_nonnull (caption);
+  member_percent (caption, "exact_class");
+  g_assert_cmpint (json_object_get_int_member (caption, "images"), ==, 20);
+  g_assert_true (json_object_has_member (caption, "example"));
+
+  JsonObject *shapes = json_object_get_object_member (root, "shapes");
+  g_assert_nonnull (shapes);
+  const char *shape_measures[] = { "colour", "shape", "count", "position" };
+  for (guint i = 0; i < G_N_ELEMENTS (shape_measures); i++)
+    {
+      g_autofree char *real = g_strconcat ("real_", shape_measures[i], NULL);
+      member_percent (shapes, shape_measures[i]);
+      /* the analysis reads the real renders back (nearly) perfectly */
+      g_assert_cmpfloat (member_percent (shapes, real), >=, 90);
+    }
+  g_assert_cmpint (json_object_get_int_member (shapes, "scenes"), ==, 10);
+
+  JsonObject *emoji = json_object_get_object_member (root, "emoji");
+  g_assert_nonnull (emoji);
+  double top1 = member_percent (emoji, "top1"), top5 = member_percent (emoji, "top5");
+  g_assert_cmpfloat (top1, <=, top5);
+  g_assert_cmpint (json_object_get_int_member (emoji, "prompts"), ==, 10);
+  g_assert_cmpint (json_object_get_int_member (emoji, "candidates"), >, 1000);
+
+  JsonObject *text = json_object_get_object_member (root, "text");
+  g_assert_nonnull (text);
+  /* A random model over 64 tokens: about log2(64)·tokens/bytes bits. */
+  g_assert_cmpfloat (json_object_get_double_member (text, "model_bits_per_byte"), >, 0.5);
+  g_assert_true (json_object_has_member (text, "xz_bits_per_byte"));
+  g_assert_true (json_object_has_member (text, "gzip_bits_per_byte"));
+  g_assert_cmpint (json_object_get_int_member (text, "documents"), >, 0);
+  g_assert_cmpint (json_object_get_int_member (text, "bytes"), >, 100);
+  JsonArray *answers = json_object_get_array_member (text, "answers");
+  g_assert_nonnull (answers);
+  g_assert_cmpint (json_array_get_length (answers), >, 0);
+
+  /* --only takes known names; a missing judge says how to make one */
+  g_free (out);
+  g_free (err);
+  const char *bad[] = { "eval", "--model", model, "--only", "fashion,poetry", NULL };
+  g_assert_cmpint (run_cli (bad, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "unknown section 'poetry'"));
+  g_free (out);
+  g_free (err);
+  g_autofree char *missing = g_build_filename (dir, "none.safetensors", NULL);
+  const char *no_judge[] = { "eval", "--model", model, "--judge", missing, "--only", "fashion", NULL };
+  g_assert_cmpint (run_cli (no_judge, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "judge-train"));
+
+  /* samples: a labelled row per class, the images drawn in it */
+  g_autofree char *grid = g_build_filename (dir, "grid.png", NULL);
+  g_free (out);
+  g_free (err);
+  const char *samples[] = { "samples", "--model", model, "--output", grid, "--columns", "2",
+                            "--steps", "1", "--scale", "1", "--fashion-only", NULL };
+  g_assert_cmpint (run_cli (samples, &out, &err), ==, 0);
+  TfImage image = { 0 };
+  g_assert_true (tf_image_read_png (grid, &image, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (image.width, ==, 120 + 2 * (32 + 4) + 4);
+  g_assert_cmpint (image.height, ==, 36 + 10 * (32 + 4) + 4);
+  int not_white = 0;   /* inside the first image cell */
+  for (int y = 36; y < 36 + 32; y++)
+    for (int x = 120; x < 120 + 32; x++)
+      {
+        const uint8_t *p = image.rgba + ((size_t) y * image.width + x) * 4;
+        not_white += p[0] != 255 || p[1] != 255 || p[2] != 255;
+      }
+  g_assert_cmpint (not_white, >, 32 * 32 / 2);
+  tf_image_clear (&image);
+  tf_test_remove_tree (dir);
+}
+
+/* The nearest-emoji measure draws every emoji where a held-out example has
+ * its own: drawn as itself, that is the example's image; drawn as another,
+ * it differs. */
+static void
+test_emoji_render_as (void)
+{
+  g_autoptr (GError) error = NULL;
+  float own[32 * 32 * 3], other[32 * 32 * 3];
+  TfRng rng;
+
+  if (!have_data ())
+    {
+      g_test_skip ("the data sets are not installed (fashion-mnist, wordnet, unicode emoji)");
+      return;
+    }
+  g_autoptr (TfDataSource) src = tf_data_emoji_new (NULL, TF_SPLIT_HELDOUT, 32, 3, &error);
+  g_assert_no_error (error);
+  tf_rng_seed (&rng, 1);
+  for (int64_t index = 0; index < tf_data_source_size (src); index += tf_data_source_size (src) / 5)
+    {
+      TfExample ex;
+      g_assert_true (tf_data_source_get (src, index, &rng, &ex, &error));
+      g_assert_true (tf_data_emoji_render_as (src, index, ex.label, own, &error));
+      g_assert_no_error (error);
+      g_assert_cmpmem (own, sizeof own, ex.pixels, sizeof own);
+      g_assert_true (tf_data_emoji_render_as (src, index, (ex.label + 1) % 100, other, &error));
+      g_assert_false (memcmp (own, other, sizeof own) == 0);
+      tf_example_clear (&ex);
+    }
+  g_assert_false (tf_data_emoji_render_as (src, 0, -1, own, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+}
+
+/* ---- plot ----------------------------------------------------------------- */
+
+static gboolean
+near_colour (const uint8_t *p, int r, int g, int b)
+{
+  return abs (p[0] - r) <= 40 && abs (p[1] - g) <= 40 && abs (p[2] - b) <= 40;
+}
+
+/* The topmost row of column @x in rows [y0, y1) whose pixel is near (r, g, b), or −1. */
+static int
+find_row (const TfImage *image, int x, int y0, int y1, int r, int g, int b)
+{
+  for (int y = y0; y < y1; y++)
+    if (near_colour (image->rgba + ((size_t) y * image->width + x) * 4, r, g, b))
+      return y;
+  return -1;
+}
+
+static void
+test_plot_synthetic_log (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-plot-XXXXXX");
+  g_autofree char *log = g_build_filename (dir, "run.log.jsonl", NULL);
+  g_autofree char *png = g_build_filename (dir, "curves.png", NULL);
+  g_autoptr (GString) text = g_string_new (NULL);
+  g_autofree char *out = NULL, *err = NULL;
+
+  /* Two runs: steps 1–300, then a resume from step 201 to 400; LM loss 2,
+   * diffusion loss 0.05 throughout; the learning rate falls linearly. */
+  for (int run = 0; run < 2; run++)
+    for (int s = run == 0 ? 1 : 201; s <= (run == 0 ? 300 : 400); s++)
+      g_string_append_printf (text, "{\"step\":%d,\"loss\":2.25,\"lm\":2.0,\"ddpm\":0.05,"
+                              "\"lr\":%g,\"grad_norm\":1,\"elapsed\":%d}\n", s,
+                              1e-3 * (1.0 - s / 500.0), s);
+  g_string_append (text, "{\"step\":401,\"lm\":");   /* a killed run's last line */
+  tf_test_write_file (NULL, log, text->str, (gssize) text->len);
+
+  const char *args[] = { "plot", log, "--output", png, NULL };
+  g_assert_cmpint (run_cli (args, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (err, "1 line(s) were not complete records"));
+  TfImage image = { 0 };
+  g_assert_true (tf_image_read_png (png, &image, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (image.width, ==, 1200);
+  g_assert_cmpint (image.height, ==, 800);
+
+  /* A column left of the legend: the LM curve (blue) above the diffusion
+   * curve (orange) in the loss panel, which is the upper two thirds; their
+   * distance is the log-ratio of 2 and 0.05 over the panel's range (the
+   * range is that ratio padded by 5% each side). */
+  const int x = 400;
+  int lm = find_row (&image, x, 0, 560, 31, 102, 191);
+  int dd = find_row (&image, x, 0, 560, 217, 89, 26);
+  g_test_message ("LM row %d, diffusion row %d", lm, dd);
+  g_assert_cmpint (lm, >, 40);
+  g_assert_cmpint (dd, >, lm + 300);
+  /* The learning rate (green) in the lower panel falls from left to right. */
+  int lr_left = find_row (&image, 200, 560, 800, 51, 140, 64);
+  int lr_right = find_row (&image, 1100, 560, 800, 51, 140, 64);
+  g_test_message ("learning rate rows %d (left), %d (right)", lr_left, lr_right);
+  g_assert_cmpint (lr_left, >, 560);
+  g_assert_cmpint (lr_right, >, lr_left + 20);
+  /* Outside the curves the panel is white. */
+  g_assert_true (near_colour (image.rgba + ((size_t) ((lm + dd) / 2) * image.width + x + 7) * 4,
+                              255, 255, 255));
+  tf_image_clear (&image);
+
+  /* A file with no records is an error that names it. */
+  g_free (out);
+  g_free (err);
+  tf_test_write_file (NULL, log, "not json\n", -1);
+  g_assert_cmpint (run_cli (args, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "no training records"));
+  tf_test_remove_tree (dir);
+}
+
+/* ---- The bundled model ------------------------------------------------------ */
+
+#define BUNDLED_DIR TF_SOURCE_ROOT "/resources/models"
+
+static void
+test_bundled_model (void)
+{
+  g_autoptr (GError) error = NULL;
+  const char *path = BUNDLED_DIR "/default.safetensors";
+  const char *hash_path = BUNDLED_DIR "/default.sha256";
+  g_autofree char *contents = NULL, *recorded = NULL;
+  gsize len;
+
+  /* The file is the one recorded. */
+  g_assert_true (g_file_get_contents (path, &contents, &len, &error));
+  g_assert_no_error (error);
+  g_autofree char *hash = g_compute_checksum_for_data (G_CHECKSUM_SHA256, (guchar *) contents, len);
+  g_assert_true (g_file_get_contents (hash_path, &recorded, NULL, &error));
+  g_assert_no_error (error);
+  if (strncmp (recorded, hash, 64) != 0)
+    {
+      g_test_fail_printf ("resources/models/default.safetensors has SHA-256 %s, but "
+                          "resources/models/default.sha256 records %.64s. If the bundled model "
+                          "was retrained on purpose, update the record: cd resources/models && "
+                          "sha256sum default.safetensors > default.sha256 (and the README's "
+                          "table of the model)", hash, recorded);
+      return;
+    }
+
+  /* It loads, and its config is the preset its provenance names, with the
+   * vocabulary of its tokenizer. */
+  gint64 start = g_get_monotonic_time ();
+  g_autoptr (TfGenerator) gen = tf_generator_new_from_file (path, &error);
+  g_assert_no_error (error);
+  g_test_message ("loaded in %.3f s", (g_get_monotonic_time () - start) / 1e6);
+  const TfConfig *c = tf_model_config (tf_generator_model (gen));
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  const char *provenance = tf_safetensors_metadata (st, "provenance");
+  g_assert_nonnull (provenance);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (parser, provenance, -1, &error));
+  JsonObject *prov = json_node_get_object (json_parser_get_root (parser));
+  g_autoptr (JsonParser) options_parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (options_parser,
+                                             json_object_get_string_member (prov, "options"),
+                                             -1, &error));
+  JsonObject *options = json_node_get_object (json_parser_get_root (options_parser));
+  const char *preset = json_object_get_string_member (options, "preset");
+  TfConfig want;
+  g_assert_true (tf_config_preset (&want, preset, &error));
+  g_test_message ("preset %s: d_model %d, %d layers, %d heads, trained %" G_GINT64_FORMAT
+                  " steps", preset, c->d_model, c->n_layers, c->n_heads,
+                  json_object_get_int_member (prov, "step"));
+  g_assert_cmpint (c->d_model, ==, want.d_model);
+  g_assert_cmpint (c->n_layers, ==, want.n_layers);
+  g_assert_cmpint (c->n_heads, ==, want.n_heads);
+  g_assert_cmpint (c->mlp_hidden, ==, want.mlp_hidden);
+  g_assert_cmpint (c->max_seq_len, ==, want.max_seq_len);
+  g_assert_cmpint (c->image_size, ==, want.image_size);
+  g_assert_cmpint (c->image_channels, ==, want.image_channels);
+  g_assert_cmpint (c->patch_size, ==, want.patch_size);
+  g_assert_cmpint (c->diffusion_steps, ==, want.diffusion_steps);
+  g_assert_cmpint (c->vocab_size, ==, tf_tokenizer_vocab_size (tf_generator_tokenizer (gen)));
+  g_assert_cmpint (json_object_get_int_member (prov, "step"), >, 0);
+  /* issue 7: at most 25 MB */
+  g_assert_cmpuint (len, <=, 25u * 1000 * 1000);
+
+  /* A valid image: finite, in range, not flat. */
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 4;
+  s.sampler = TF_SAMPLER_DDIM;
+  s.temperature = 0;
+  s.max_tokens = 24;
+  const int values = tf_config_image_values (c);
+  g_autofree float *pixels = g_new (float, values);
+  g_assert_true (tf_generator_generate_image (gen, "a sneaker", &s, NULL, pixels, &error));
+  g_assert_no_error (error);
+  float lo = INFINITY, hi = -INFINITY;
+  for (int k = 0; k < values; k++)
+    {
+      g_assert_true (isfinite (pixels[k]));
+      lo = MIN (lo, pixels[k]);
+      hi = MAX (hi, pixels[k]);
+    }
+  g_assert_cmpfloat (lo, >=, -1);
+  g_assert_cmpfloat (hi, <=, 1);
+  g_assert_cmpfloat (hi - lo, >, 0.1);
+
+  /* Valid text: an answer and a caption, non-empty UTF-8. */
+  g_autofree char *answer = tf_generator_chat (gen, "what is a dog?", NULL, &s, NULL, &error);
+  g_assert_no_error (error);
+  g_test_message ("what is a dog? → %s", answer);
+  g_assert_true (g_utf8_validate (answer, -1, NULL));
+  g_assert_cmpuint (strlen (answer), >, 0);
+  g_autofree char *caption = tf_generator_caption (gen, pixels, &s, NULL, &error);
+  g_assert_no_error (error);
+  g_test_message ("caption → %s", caption);
+  g_assert_true (g_utf8_validate (caption, -1, NULL));
+  g_assert_cmpuint (strlen (caption), >, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/eval/end-to-end", test_eval_end_to_end);
+  g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
+  g_test_add_func ("/eval/plot", test_plot_synthetic_log);
+  g_test_add_func ("/eval/bundled-model", test_bundled_model);
+  return g_test_run ();
+}
