@@ -15,7 +15,19 @@
  * (G_IO_ERROR_CANCELLED). Exactly one of `finished` or `failed` ends every
  * job that started, and after it `busy` is FALSE again.
  *
- * No GTK here: the tests drive it with a plain GMainLoop. */
+ * No GTK here: the tests drive it with a plain GMainLoop.
+ *
+ * What the first version left open, as built:
+ * - `finished`'s text of a caption or reply is exactly the concatenation
+ *   of its `token` texts (not stripped: save it as it is, so that
+ *   tf_generation_chat_restore() gives the model back what it wrote).
+ * - Inside the handlers of `finished` and `failed`, busy is already FALSE
+ *   (a handler may start the next job); notify::busy comes after them.
+ * - A job that completed before a cancel reached it ends with `finished`.
+ * - The worker is one thread per object, run slightly nicer than the main
+ *   thread (and the engine's OpenMP threads with it), so the main loop gets
+ *   the processor first on a busy machine.
+ * - Added, source-compatible: tf_utf8_take_complete(), for tests. */
 #pragma once
 
 #include <gio/gio.h>
@@ -107,7 +119,9 @@ gboolean tf_generation_chat (TfGeneration              *self,
                              GCancellable              *cancellable,
                              GError                   **error);
 
-/* A conversation's earlier turns, to continue it after a restart. */
+/* A conversation's earlier turns, to continue it after a restart. A
+ * reply's image is put back before its text; a user turn with no reply
+ * after it is left out (see tf_generator_chat_restore()). */
 typedef struct {
   gboolean     from_user;     /* TRUE: a user turn; FALSE: a model reply */
   const char  *text;
@@ -127,5 +141,13 @@ gboolean tf_generation_chat_restore (TfGeneration      *self,
 
 /* Cancels the running job, if any. */
 void tf_generation_cancel (TfGeneration *self);
+
+/* ---- Exposed for tests -------------------------------------------------- */
+
+/* Moves the whole UTF-8 characters at the start of @pending to @out, as the
+ * `token` signal's text is made from the engine's bytes: bytes that cannot
+ * start or continue a character become U+FFFD; a character still missing
+ * bytes at the end stays in @pending, or becomes U+FFFD with @flush. */
+void tf_utf8_take_complete (GString *pending, GString *out, gboolean flush);
 
 G_END_DECLS
