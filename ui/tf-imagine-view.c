@@ -30,6 +30,8 @@ struct _TfImagineView
   GtkSpinButton   *seed_spin;
   GtkCheckButton  *random_check;
   GtkStack        *run_stack;
+  GtkWidget       *generate_button;
+  GtkWidget       *stop_button;
   GtkLabel        *status_label;
   GtkStack        *canvas_stack;
   TfImageView     *x0_view;
@@ -84,6 +86,11 @@ tf_imagine_view_update_actions (TfImagineView *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.stop", self->running);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.save-as", have_result);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.copy", have_result);
+  if (!self->running && gtk_widget_has_focus (self->stop_button))
+    {
+      gtk_stack_set_visible_child_name (self->run_stack, "generate");
+      gtk_widget_grab_focus (self->generate_button);
+    }
   gtk_stack_set_visible_child_name (self->run_stack, self->running ? "stop" : "generate");
   gtk_widget_set_visible (self->result_actions, self->result != NULL);
 }
@@ -337,6 +344,8 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   gtk_label_set_text (self->rate_label, "");
   gtk_stack_set_visible_child_name (self->canvas_stack, "canvas");
   tf_imagine_view_update_actions (self);
+  /* Space stops; and the prompt's suggestions close. */
+  gtk_widget_grab_focus (self->stop_button);
 }
 
 static void
@@ -807,6 +816,8 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_spin);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, random_check);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, run_stack);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, generate_button);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, stop_button);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, status_label);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, canvas_stack);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, x0_view);
