@@ -13,6 +13,7 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -409,6 +410,9 @@ append_line (const char *path, const char *line, gboolean create, GError **error
   int fd = open (path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0666);
   if (fd < 0)
     return fail_io (error, path, _("cannot write"));
+  /* another program appending at the same time waits its turn */
+  if (flock (fd, LOCK_EX) != 0)
+    goto fail;
 
   struct stat st;
   off_t end;
@@ -494,13 +498,17 @@ message_line (const TfChatMessage *m, const char *image_name)
   return tf_json_builder_to_string (b);
 }
 
+/* A title (@is_title) or a message's text: UTF-8 of bounded size. */
 static gboolean
-check_text (const char *what, const char *text, gsize max, GError **error)
+check_text (gboolean is_title, const char *text, GError **error)
 {
+  const gsize max = is_title ? TF_CHAT_STORE_MAX_TITLE_BYTES : TF_CHAT_STORE_MAX_TEXT_BYTES;
   if (text != NULL && (strlen (text) > max || !g_utf8_validate (text, -1, NULL)))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   _("The %s is not UTF-8 text of at most %zu bytes"), what, max);
+                   is_title ? _("The title is not UTF-8 text of at most %zu bytes")
+                            : _("The message is not UTF-8 text of at most %zu bytes"),
+                   max);
       return FALSE;
     }
   return TRUE;
@@ -547,7 +555,7 @@ tf_chat_store_create (TfChatStore *self, const char *title, GError **error)
   g_return_val_if_fail (TF_IS_CHAT_STORE (self), NULL);
   g_return_val_if_fail (title != NULL, NULL);
 
-  if (!check_text (_("title"), title, TF_CHAT_STORE_MAX_TITLE_BYTES, error))
+  if (!check_text (TRUE, title, error))
     return NULL;
   if (g_mkdir_with_parents (self->dir, 0700) != 0)
     {
@@ -590,7 +598,7 @@ tf_chat_store_append (TfChatStore *self, const char *id, const TfChatMessage *me
   g_return_val_if_fail (id != NULL && message != NULL, FALSE);
 
   if (!check_id (id, error) ||
-      !check_text (_("message"), message->text, TF_CHAT_STORE_MAX_TEXT_BYTES, error))
+      !check_text (FALSE, message->text, error))
     return FALSE;
   g_autofree char *chat_dir = g_build_filename (self->dir, id, NULL);
   g_autofree char *path = existing_log (self, id, error);
@@ -637,7 +645,7 @@ tf_chat_store_rename (TfChatStore *self, const char *id, const char *title, GErr
   g_return_val_if_fail (id != NULL && title != NULL, FALSE);
 
   if (!check_id (id, error) ||
-      !check_text (_("title"), title, TF_CHAT_STORE_MAX_TITLE_BYTES, error))
+      !check_text (TRUE, title, error))
     return FALSE;
   g_autofree char *path = existing_log (self, id, error);
   if (path == NULL)
