@@ -30,12 +30,18 @@ run_clear (Run *r)
   g_free (r->err);
 }
 
-/* Runs @argv without $TRANSFUSION_MODEL (so the program looks for its own). */
+/* Runs @argv without $TRANSFUSION_MODEL (so the program looks for its own),
+ * in German when @german. */
 static void
-run (Run *r, const char *const *argv)
+run_in (Run *r, const char *const *argv, gboolean german)
 {
   g_autoptr (GError) error = NULL;
   g_auto (GStrv) env = g_environ_unsetenv (g_get_environ (), "TRANSFUSION_MODEL");
+  if (german)
+    {
+      env = g_environ_setenv (env, "LANGUAGE", "de", TRUE);
+      env = g_environ_setenv (env, "LC_ALL", "C.UTF-8", TRUE);
+    }
   int wait_status;
   memset (r, 0, sizeof *r);
   g_assert_true (g_spawn_sync (NULL, (char **) argv, env, G_SPAWN_SEARCH_PATH, NULL, NULL,
@@ -44,19 +50,14 @@ run (Run *r, const char *const *argv)
   r->status = g_spawn_check_wait_status (wait_status, NULL) ? 0 : 1;
 }
 
-static char *
-installed (const char *first, ...)
+static void
+run (Run *r, const char *const *argv)
 {
-  va_list args;
-  va_start (args, first);
-  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
-  g_ptr_array_add (parts, root);
-  for (const char *p = first; p != NULL; p = va_arg (args, const char *))
-    g_ptr_array_add (parts, (char *) p);
-  g_ptr_array_add (parts, NULL);
-  va_end (args);
-  return g_build_filenamev ((char **) parts->pdata);
+  run_in (r, argv, FALSE);
 }
+
+/* A file of the installation: DESTDIR/PREFIX/… */
+#define installed(...) tf_test_path (root, __VA_ARGS__)
 
 static void
 assert_file (const char *path, GFileTest test)
@@ -145,6 +146,19 @@ test_translations (void)
       n++;
     }
   g_test_message ("%u translations installed", n);
+
+  /* the installed program finds the installed German catalogue */
+  if (g_strv_contains ((const char *const *) lines, "de"))
+    {
+      g_autofree char *cli = installed (TF_BINDIR, "transfusion-cli", NULL);
+      const char *const argv[] = { cli, "--help", NULL };
+      Run r;
+      run_in (&r, argv, TRUE);
+      g_assert_cmpint (r.status, ==, 0);
+      if (strstr (r.out, "Befehle:") == NULL)
+        g_error ("the installed %s --help is not in German:\n%s", cli, r.out);
+      run_clear (&r);
+    }
 }
 
 /* The installed command-line tool draws with the installed model; a broken
