@@ -17,6 +17,7 @@
 #include "tf-image.h"
 #include "tf-imagine-view.h"
 #include "tf-message-row.h"
+#include "tf-model-info.h"
 #include "tf-window.h"
 #include "transfusion.h"
 #include "tf-test-util.h"
@@ -520,6 +521,23 @@ test_imagine_generate (void)
   g_assert_true (wait_until (gallery_has, &(GalleryWait) { gallery, n_before + 1 }, 10000));
   parameters = newest_png_parameters (gallery);
   g_assert_true (g_str_has_prefix (parameters, "a small red circle\nSteps: 12, Sampler: DDPM"));
+  /* Copy puts the image on the clipboard, each pixel an 8 × 8 block. */
+  {
+    GdkClipboard *clipboard = gtk_widget_get_clipboard (GTK_WIDGET (view));
+    g_auto(GValue) value = G_VALUE_INIT;
+    g_autoptr(GError) error = NULL;
+    GdkTexture *texture;
+
+    gtk_widget_activate_action (GTK_WIDGET (view), "imagine.copy", NULL);
+    g_assert_true (gdk_clipboard_is_local (clipboard));
+    g_value_init (&value, GDK_TYPE_TEXTURE);
+    g_assert_true (gdk_content_provider_get_value (gdk_clipboard_get_content (clipboard), &value,
+                                                   &error));
+    g_assert_no_error (error);
+    texture = g_value_get_object (&value);
+    g_assert_cmpint (gdk_texture_get_width (texture), ==, 256);
+    g_assert_cmpint (gdk_texture_get_height (texture), ==, 256);
+  }
   /* The main loop kept running while the worker drew. */
   g_test_message ("longest main-loop gap: %.1f ms, of which the main thread worked %.1f ms",
                   log.longest_gap / 1000.0, log.longest_gap_cpu / 1000.0);
@@ -696,6 +714,61 @@ test_chat_history_survives_restart (void)
   close_window (window);
 }
 
+static void
+test_chat_attach_and_regenerate (void)
+{
+  TfWindow *window;
+  TfChatView *view;
+  g_autofree char *png = g_build_filename (tmp_dir, "red.png", NULL);
+  g_autofree char *broken = g_build_filename (tmp_dir, "broken.png", NULL);
+  g_autoptr(GFile) png_file = g_file_new_for_path (png);
+  g_autoptr(GFile) broken_file = g_file_new_for_path (broken);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *question = NULL;
+  float red[32 * 32 * 3];
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  for (guint i = 0; i < G_N_ELEMENTS (red); i++)
+    red[i] = i % 3 == 0 ? 1.0f : -1.0f;
+  g_assert_true (tf_write_generated_png (png, red, 32, 3, 4, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_file_set_contents (broken, "not a picture", -1, &error));
+
+  window = activate_with_bundled_model ();
+  view = tf_window_get_chat_view (window);
+  tf_window_show_view (window, "chat");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+
+  /* A file that is no picture says so, naming it. */
+  g_assert_false (tf_chat_view_attach_file (view, broken_file, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "broken.png"));
+  g_clear_error (&error);
+
+  /* A picture (128 × 128, resized to the model's 32 × 32) to ask about. */
+  g_assert_true (tf_chat_view_attach_file (view, png_file, &error));
+  g_assert_no_error (error);
+  g_assert_true (shows (window, "red.png"));
+  tf_chat_view_set_message (view, "what is this?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  g_assert_false (shows (window, "red.png"));   /* sent: the attachment is gone */
+  question = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 0)));
+  g_assert_cmpstr (question, ==, "what is this?");
+
+  /* Regenerate asks again: a new reply after the old one. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
+  g_assert_true (tf_chat_view_get_running (view));
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 3);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 2))));
+  g_assert_false (shows (window, "Stopped"));
+  close_window (window);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -735,6 +808,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/imagine/stop", test_imagine_stop);
   g_test_add_func ("/app/chat/stream", test_chat_stream);
   g_test_add_func ("/app/chat/history-survives-restart", test_chat_history_survives_restart);
+  g_test_add_func ("/app/chat/attach-and-regenerate", test_chat_attach_and_regenerate);
 
   status = g_test_run ();
 

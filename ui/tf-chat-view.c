@@ -395,6 +395,13 @@ fill_settings (TfChatView *self, TfGenerateSettings *settings)
   settings->temperature = gtk_spin_button_get_value (self->temperature_spin);
   settings->top_p = gtk_spin_button_get_value (self->top_p_spin);
   settings->seed = g_random_int ();
+  /* Images the model draws in a reply follow the Imagine defaults. */
+  if (self->settings != NULL)
+    {
+      settings->steps = g_settings_get_int (self->settings, "default-steps");
+      settings->cfg = g_settings_get_double (self->settings, "default-cfg");
+      settings->sampler = (TfSampler) g_settings_get_enum (self->settings, "default-sampler");
+    }
 }
 
 static gboolean
@@ -551,6 +558,12 @@ on_step (TfGeneration *generation, guint step, guint n_steps, GBytes *x_t, GByte
   if (self->job != JOB_REPLY || self->reply_row == NULL)
     return;
   tf_message_row_update_image (self->reply_row, x0, self->image_size, self->channels);
+  {
+    /* Translators: under a reply while it draws, "Drawing: step 12 of 50" */
+    g_autofree char *progress = g_strdup_printf (_("Drawing: step %u of %u"), step, n_steps);
+
+    tf_message_row_set_footer (self->reply_row, progress);
+  }
 }
 
 static void
@@ -559,6 +572,7 @@ on_image_end (TfGeneration *generation, GBytes *pixels, TfChatView *self)
   if (self->job != JOB_REPLY || self->reply_row == NULL)
     return;
   tf_message_row_update_image (self->reply_row, pixels, self->image_size, self->channels);
+  tf_message_row_set_footer (self->reply_row, NULL);
   /* A message keeps one image: the last the model drew. */
   g_clear_pointer (&self->reply_image, g_bytes_unref);
   self->reply_image = g_bytes_ref (pixels);

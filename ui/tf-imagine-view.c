@@ -39,9 +39,8 @@ struct _TfImagineView
   GtkLabel        *step_label;
   GtkLabel        *rate_label;
   GtkProgressBar  *progress_bar;
-  GtkWidget       *replay_box;
+  GtkStack        *progress_stack;
   GtkAdjustment   *replay_adjustment;
-  GtkWidget       *result_actions;
   TfGallery       *gallery;
 
   TfGeneration    *generation;
@@ -92,7 +91,6 @@ tf_imagine_view_update_actions (TfImagineView *self)
       gtk_widget_grab_focus (self->generate_button);
     }
   gtk_stack_set_visible_child_name (self->run_stack, self->running ? "stop" : "generate");
-  gtk_widget_set_visible (self->result_actions, self->result != NULL);
 }
 
 static void
@@ -107,7 +105,7 @@ clear_replay (TfImagineView *self)
 {
   g_ptr_array_set_size (self->x0_steps, 0);
   g_ptr_array_set_size (self->xt_steps, 0);
-  gtk_widget_set_visible (self->replay_box, FALSE);
+  gtk_stack_set_visible_child_name (self->progress_stack, "progress");
 }
 
 /* Shows step @step (1-based) of the replay: the nearest kept one at or
@@ -249,7 +247,7 @@ on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfImagi
   gtk_label_set_text (self->rate_label, rate);
 
   gtk_adjustment_configure (self->replay_adjustment, self->n_steps, 1, self->n_steps, 1, 5, 0);
-  gtk_widget_set_visible (self->replay_box, self->n_steps > 1);
+  gtk_stack_set_visible_child_name (self->progress_stack, self->n_steps > 1 ? "replay" : "progress");
 
   save_to_gallery (self);
   tf_imagine_view_update_actions (self);
@@ -275,7 +273,7 @@ on_failed (TfGeneration *generation, GError *error, TfImagineView *self)
         {
           gtk_adjustment_configure (self->replay_adjustment, self->last_step, 1,
                                     self->last_step, 1, 5, 0);
-          gtk_widget_set_visible (self->replay_box, TRUE);
+          gtk_stack_set_visible_child_name (self->progress_stack, "replay");
         }
     }
   else
@@ -825,9 +823,8 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, step_label);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, rate_label);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, progress_bar);
-  gtk_widget_class_bind_template_child (widget_class, TfImagineView, replay_box);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, progress_stack);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, replay_adjustment);
-  gtk_widget_class_bind_template_child (widget_class, TfImagineView, result_actions);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, gallery);
   gtk_widget_class_bind_template_callback (widget_class, on_prompt_activate);
   gtk_widget_class_bind_template_callback (widget_class, on_gallery_activated);

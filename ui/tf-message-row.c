@@ -170,9 +170,10 @@ on_query_tooltip (GtkWidget *label, int x, int y, gboolean keyboard, GtkTooltip 
       text = g_string_new (NULL);
       token = g_strndup (piece->text->str + span->start, span->end - span->start);
       append_token_text (text, token);
-      g_string_append_printf (text, "  %.1f %%", span->probability * 100.0);
+      /* Translators: a token's tooltip, after the token: its probability */
+      g_string_append_printf (text, _("  was chosen at %.1f %%"), span->probability * 100.0);
       if (span->n_alternatives > 0)
-        g_string_append_printf (text, "\n%s", _("Alternatives:"));
+        g_string_append_printf (text, "\n%s", _("The most probable tokens were:"));
       for (int a = 0; a < span->n_alternatives; a++)
         {
           g_string_append (text, "\n");
