@@ -548,6 +548,54 @@ test_imagine_generate (void)
   close_window (window);
 }
 
+/* The first widget of @type under @widget, depth first. */
+static GtkWidget *
+find_widget (GtkWidget *widget, GType type)
+{
+  if (G_TYPE_CHECK_INSTANCE_TYPE (widget, type))
+    return widget;
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found = find_widget (child, type);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static void
+test_imagine_gallery_restores (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  GtkWidget *gallery, *thumbnail;
+  GtkEditable *prompt;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  /* A new window lists what /app/imagine/generate made... */
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  gallery = find_widget (GTK_WIDGET (view), TF_TYPE_GALLERY);
+  g_assert_nonnull (gallery);
+  g_assert_cmpuint (tf_gallery_get_n_items (TF_GALLERY (gallery)), >=, 1);
+  prompt = GTK_EDITABLE (find_widget (GTK_WIDGET (view), GTK_TYPE_ENTRY));
+  gtk_editable_set_text (prompt, "something else");
+  g_assert_null (tf_imagine_view_get_result (view));
+
+  /* ...and a click on the newest brings back its prompt, settings and image. */
+  thumbnail = find_widget (gallery, GTK_TYPE_BUTTON);
+  g_assert_nonnull (thumbnail);
+  g_signal_emit_by_name (thumbnail, "clicked");
+  g_assert_cmpstr (gtk_editable_get_text (prompt), ==, "a small red circle");
+  g_assert_nonnull (tf_imagine_view_get_result (view));
+  g_assert_true (shows (window, "Restored from earlier"));
+  close_window (window);
+}
+
 static void
 test_imagine_stop (void)
 {
@@ -805,6 +853,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/load-bad-file", test_load_bad_file);
   g_test_add_func ("/app/window/bundled-model", test_bundled_model);
   g_test_add_func ("/app/imagine/generate", test_imagine_generate);
+  g_test_add_func ("/app/imagine/gallery-restores", test_imagine_gallery_restores);
   g_test_add_func ("/app/imagine/stop", test_imagine_stop);
   g_test_add_func ("/app/chat/stream", test_chat_stream);
   g_test_add_func ("/app/chat/history-survives-restart", test_chat_history_survives_restart);

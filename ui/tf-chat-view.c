@@ -185,7 +185,11 @@ reply_footer (const ChatMessage *message)
 {
   if (message->n_tokens == 0)
     return NULL;
-  /* Translators: under a reply, "12.3 tokens/s · first token after 0.41 s" */
+  if (message->first_token_seconds < 1.0)
+    /* Translators: under a reply, "12.3 tokens/s · first token after 41 ms" */
+    return g_strdup_printf (_("%.1f tokens/s · first token after %.0f ms"),
+                            message->tokens_per_second, message->first_token_seconds * 1000.0);
+  /* Translators: under a reply, "12.3 tokens/s · first token after 1.41 s" */
   return g_strdup_printf (_("%.1f tokens/s · first token after %.2f s"),
                           message->tokens_per_second, message->first_token_seconds);
 }
@@ -505,6 +509,9 @@ finish_reply (TfChatView *self, const char *text, gboolean stopped, const char *
                                    ? (self->n_reply_tokens - 1) / decoding : 0.0;
     }
   footer = reply_footer (message);
+  if (footer == NULL && self->reply_image != NULL)
+    /* Translators: under a reply that is only a picture, "Drawn in 12.3 s" */
+    footer = g_strdup_printf (_("Drawn in %.1f s"), (now - self->sent_us) / 1e6);
   if (problem != NULL)
     {
       g_free (footer);
@@ -1092,18 +1099,6 @@ tf_chat_view_set_settings (TfChatView *self, GSettings *settings)
                    "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "show-tokens", self->tokens_toggle, "active",
                    G_SETTINGS_BIND_DEFAULT);
-}
-
-void
-tf_chat_view_set_store_dir (TfChatView *self, const char *dir)
-{
-  g_return_if_fail (TF_IS_CHAT_VIEW (self));
-  if (self->job != JOB_NONE)
-    return;
-  g_clear_object (&self->store);
-  self->store = tf_chat_store_new (dir);
-  reload_conversations (self);
-  update_actions (self);
 }
 
 void

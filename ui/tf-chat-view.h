@@ -21,9 +21,6 @@ G_DECLARE_FINAL_TYPE (TfChatView, tf_chat_view, TF, CHAT_VIEW, GtkWidget)
 void tf_chat_view_set_generation (TfChatView *self, TfGeneration *generation);
 /* Temperature and top-p are kept in @settings (may be NULL). */
 void tf_chat_view_set_settings (TfChatView *self, GSettings *settings);
-/* Where conversations are kept (NULL: the chat store's default folder);
- * reads the list again. */
-void tf_chat_view_set_store_dir (TfChatView *self, const char *dir);
 
 void tf_chat_view_set_message (TfChatView *self, const char *text);
 /* Attaches a picture given as a file (PNG, JPEG, ...). */

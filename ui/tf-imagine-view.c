@@ -328,6 +328,9 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
     }
 
   self->running = TRUE;
+  /* A restored image may come from a model of another size. */
+  self->image_size = tf_generation_get_image_size (self->generation);
+  self->channels = tf_generation_get_channels (self->generation);
   self->started_us = g_get_monotonic_time ();
   self->n_steps = (guint) self->settings.steps;
   self->last_step = 0;
