@@ -72,23 +72,52 @@ is_null (gpointer pointer)
 
 /* ---- Looking at the window ---------------------------------------------- */
 
-/* A label on screen whose text contains @needle. */
-static GtkLabel *
-find_mapped_label (GtkWidget *widget, const char *needle)
+typedef gboolean (*WidgetTest) (GtkWidget *widget, gconstpointer data);
+
+/* The first widget under @widget (itself included, depth first) that
+ * passes @test; with @mapped_only, only what is on screen. */
+static GtkWidget *
+find_descendant (GtkWidget *widget, gboolean mapped_only, WidgetTest test, gconstpointer data)
 {
-  if (!gtk_widget_get_mapped (widget))
+  if (mapped_only && !gtk_widget_get_mapped (widget))
     return NULL;
-  if (GTK_IS_LABEL (widget) && strstr (gtk_label_get_text (GTK_LABEL (widget)), needle) != NULL)
-    return GTK_LABEL (widget);
+  if (test (widget, data))
+    return widget;
   for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
        child = gtk_widget_get_next_sibling (child))
     {
-      GtkLabel *label = find_mapped_label (child, needle);
+      GtkWidget *found = find_descendant (child, mapped_only, test, data);
 
-      if (label != NULL)
-        return label;
+      if (found != NULL)
+        return found;
     }
   return NULL;
+}
+
+static gboolean
+label_contains (GtkWidget *widget, gconstpointer needle)
+{
+  return GTK_IS_LABEL (widget) && strstr (gtk_label_get_text (GTK_LABEL (widget)), needle) != NULL;
+}
+
+/* A label on screen whose text contains @needle. */
+static GtkWidget *
+find_mapped_label (GtkWidget *widget, const char *needle)
+{
+  return find_descendant (widget, TRUE, label_contains, needle);
+}
+
+static gboolean
+has_type (GtkWidget *widget, gconstpointer type)
+{
+  return G_TYPE_CHECK_INSTANCE_TYPE (widget, GPOINTER_TO_SIZE (type));
+}
+
+/* The first widget of @type under @widget. */
+static GtkWidget *
+find_widget (GtkWidget *widget, GType type)
+{
+  return find_descendant (widget, FALSE, has_type, GSIZE_TO_POINTER (type));
 }
 
 static gboolean
@@ -546,23 +575,6 @@ test_imagine_generate (void)
   g_array_unref (log.steps);
   g_settings_reset (settings, "default-steps");
   close_window (window);
-}
-
-/* The first widget of @type under @widget, depth first. */
-static GtkWidget *
-find_widget (GtkWidget *widget, GType type)
-{
-  if (G_TYPE_CHECK_INSTANCE_TYPE (widget, type))
-    return widget;
-  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found = find_widget (child, type);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
 }
 
 static void
