@@ -202,9 +202,17 @@ load (TfWindow *window, const char *path, LoadOutcome *outcome)
 static void
 test_actions (void)
 {
+  /* Application and window actions alike have their keys on the
+   * application. */
   const struct { const char *action; const char *accel; } expected[] = {
     { "app.open-model", "<Control>o" },
+    { "app.preferences", "<Control>comma" },
     { "app.quit", "<Control>q" },
+    { "win.generate", "<Control>Return" },
+    { "win.stop", "Escape" },
+    { "win.save-image", "<Control>s" },
+    { "win.show-help-overlay", "<Control>question" },
+    { "win.model-info", "<Control>i" },
   };
 
   if (skip_without_display ())
@@ -216,8 +224,9 @@ test_actions (void)
       g_auto(GStrv) accels = gtk_application_get_accels_for_action (GTK_APPLICATION (app),
                                                                    expected[i].action);
 
-      g_assert_true (g_action_group_has_action (G_ACTION_GROUP (app),
-                                                strchr (expected[i].action, '.') + 1));
+      if (g_str_has_prefix (expected[i].action, "app."))
+        g_assert_true (g_action_group_has_action (G_ACTION_GROUP (app),
+                                                  strchr (expected[i].action, '.') + 1));
       g_assert_true (g_strv_contains ((const char *const *) accels, expected[i].accel));
     }
 }

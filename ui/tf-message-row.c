@@ -274,6 +274,8 @@ tf_message_row_begin_image (TfMessageRow *self)
   gtk_widget_set_size_request (piece->widget, IMAGE_SIDE, IMAGE_SIDE);
   gtk_widget_set_halign (piece->widget, GTK_ALIGN_START);
   gtk_widget_add_css_class (piece->widget, "message-image");
+  gtk_widget_set_tooltip_text (piece->widget, self->from_user ? _("The picture you attached")
+                                                              : _("A picture the model drew"));
   gtk_box_append (GTK_BOX (self->bubble), piece->widget);
   g_ptr_array_add (self->pieces, piece);
 }
