@@ -14,6 +14,7 @@
 
 static char *model_dir;
 static char *model_path;   /* the tiny model with a tokenizer */
+static GThread *main_thread;
 
 /* Everything one object reported. */
 typedef struct {
@@ -29,11 +30,20 @@ typedef struct {
   GError  *error;
   GArray  *busy;           /* gboolean at each notify::busy */
   guint    step_wrong_size;
+  guint    wrong_thread;   /* signals emitted outside the main thread */
 } Record;
+
+static void
+check_thread (Record *r)
+{
+  if (g_thread_self () != main_thread)
+    r->wrong_thread++;
+}
 
 static void
 on_step (TfGeneration *gen, guint step, guint n_steps, GBytes *x_t, GBytes *x0, Record *r)
 {
+  check_thread (r);
   const gsize bytes = sizeof (float) * tf_generation_get_image_size (gen) *
                       tf_generation_get_image_size (gen) * tf_generation_get_channels (gen);
   g_array_append_val (r->steps, step);
@@ -45,6 +55,7 @@ on_step (TfGeneration *gen, guint step, guint n_steps, GBytes *x_t, GBytes *x0, 
 static void
 on_token (TfGeneration *gen, TfToken *token, Record *r)
 {
+  check_thread (r);
   if (!g_utf8_validate (token->text, -1, NULL) || token->text[0] == '\0' ||
       token->probability < 0 || token->probability > 1 || token->n_alternatives < 1)
     r->tokens_valid = FALSE;
@@ -58,18 +69,21 @@ on_token (TfGeneration *gen, TfToken *token, Record *r)
 static void
 on_image_begin (TfGeneration *gen, Record *r)
 {
+  check_thread (r);
   r->n_image_begin++;
 }
 
 static void
 on_image_end (TfGeneration *gen, GBytes *pixels, Record *r)
 {
+  check_thread (r);
   r->n_image_end++;
 }
 
 static void
 on_finished (TfGeneration *gen, const char *text, GBytes *pixels, Record *r)
 {
+  check_thread (r);
   g_assert_false (tf_generation_get_busy (gen));
   r->n_finished++;
   g_free (r->text);
@@ -81,6 +95,7 @@ on_finished (TfGeneration *gen, const char *text, GBytes *pixels, Record *r)
 static void
 on_failed (TfGeneration *gen, const GError *error, Record *r)
 {
+  check_thread (r);
   g_assert_false (tf_generation_get_busy (gen));
   r->n_failed++;
   g_clear_error (&r->error);
@@ -151,6 +166,7 @@ wait_for_end (Record *r)
   while (g_main_context_iteration (NULL, FALSE))
     ;
   g_assert_cmpuint (r->n_finished + r->n_failed, ==, 1);
+  g_assert_cmpuint (r->wrong_thread, ==, 0);
 }
 
 static void
@@ -266,6 +282,29 @@ test_image_steps (Fixture *f, gconstpointer data)
   g_assert_true (tf_generation_generate_image (gen, "a red circle", &f->s, NULL, &error));
   wait_for_end (&f->r);
   g_assert_true (g_bytes_equal (first, f->r.pixels));
+
+  /* Steps that arrive while the main loop is away are merged: the loop
+   * looks only every 50 ms, once, and each look may bring at most one step
+   * (the latest), however many the worker made meanwhile. */
+  record_reset (&f->r);
+  f->s.steps = 40;
+  g_assert_true (tf_generation_generate_image (gen, "a blue square", &f->s, NULL, &error));
+  guint looks = 0;
+  while (f->r.n_finished + f->r.n_failed == 0)
+    {
+      g_usleep (50 * 1000);
+      g_main_context_iteration (NULL, FALSE);
+      looks++;
+    }
+  g_assert_cmpuint (f->r.n_finished, ==, 1);
+  g_test_message ("%u of 40 steps delivered in %u looks of the main loop", f->r.steps->len,
+                  looks);
+  g_assert_cmpuint (f->r.steps->len, <=, looks);
+  g_assert_cmpuint (f->r.wrong_thread, ==, 0);
+  for (guint i = 1; i < f->r.steps->len; i++)
+    g_assert_cmpuint (g_array_index (f->r.steps, guint, i), >,
+                      g_array_index (f->r.steps, guint, i - 1));
+  g_assert_cmpuint (g_array_index (f->r.steps, guint, f->r.steps->len - 1), ==, 40);
 }
 
 /* Stops as soon as the first step is shown. */
@@ -644,6 +683,7 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  main_thread = g_thread_self ();
 
   model_dir = tf_test_make_temp_dir ("tf-generation-XXXXXX");
   model_path = tf_test_save_tiny_model_with_tokenizer (model_dir, 128);

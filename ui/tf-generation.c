@@ -267,10 +267,19 @@ push_event (TfGeneration *self, Event *ev)
   g_mutex_unlock (&self->lock);
 
   /* The job's reference keeps the object alive until its last event is
-   * dispatched, and that cannot happen before this dispatch runs. */
+   * dispatched, and that cannot happen before this dispatch runs. An idle
+   * source, not g_main_context_invoke(): that one runs the function at once,
+   * in this thread, whenever the context is this thread's default too (the
+   * global default) and nobody is iterating it at the moment. */
   if (schedule)
-    g_main_context_invoke_full (self->context, G_PRIORITY_DEFAULT, dispatch_events,
-                                g_object_ref (self), g_object_unref);
+    {
+      GSource *source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, dispatch_events, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (source, "[transfusion] TfGeneration events");
+      g_source_attach (source, self->context);
+      g_source_unref (source);
+    }
 }
 
 /* The engine clears its abort flag when a call starts, so a cancel that
