@@ -303,6 +303,7 @@ test_load_bad_file (void)
   g_autofree char *path = g_build_filename (tmp_dir, "garbage.safetensors", NULL);
   g_autofree char *good = NULL;
   g_autoptr(GError) error = NULL;
+  TfGeneration *generation;
 
   if (skip_without_display ())
     return;
@@ -323,11 +324,14 @@ test_load_bad_file (void)
   good = tf_test_save_tiny_model_with_tokenizer (tmp_dir, 128);
   load (window, good, &outcome);
   g_assert_true (outcome.loaded);
+  generation = tf_window_get_generation (window);
   load (window, path, &outcome);
   g_assert_true (outcome.failed);
   g_assert_nonnull (tf_window_get_model_info (window));
+  g_assert_true (tf_window_get_generation (window) == generation);
   g_assert_true (shows (window, outcome.message));
   g_assert_true (shows (window, "tiny"));
+  g_assert_true (shows (window, "Imagine an Image"));   /* the views, not the empty state */
   g_clear_pointer (&outcome.message, g_free);
 
   close_window (window);
