@@ -213,6 +213,7 @@ test_actions (void)
     { "win.save-image", "<Control>s" },
     { "win.show-help-overlay", "<Control>question" },
     { "win.model-info", "<Control>i" },
+    { "win.new-conversation", "<Control>n" },
   };
 
   if (skip_without_display ())
@@ -652,7 +653,7 @@ test_imagine_stop (void)
   g_assert_cmpuint (log.steps->len, <, 400);
   g_assert_false (tf_generation_get_busy (generation));
   g_assert_null (tf_imagine_view_get_result (view));
-  g_assert_true (shows (window, "Stopped at step"));
+  g_assert_true (shows (window, "Stopped after"));
 
   /* Ready again: Generate starts a new image. */
   log.stop_on_first = FALSE;

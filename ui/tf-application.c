@@ -128,7 +128,7 @@ tf_application_startup (GApplication *app)
     { "win.model-info", { "<Control>i", NULL } },
     { "win.show-view('imagine')", { "<Alt>1", NULL } },
     { "win.show-view('chat')", { "<Alt>2", NULL } },
-    { "chat.new", { "<Control>n", NULL } },
+    { "win.new-conversation", { "<Control>n", NULL } },
   };
 
   G_APPLICATION_CLASS (tf_application_parent_class)->startup (app);

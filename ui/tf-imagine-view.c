@@ -263,9 +263,9 @@ on_failed (TfGeneration *generation, GError *error, TfImagineView *self)
 
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {
-      /* Translators: after Stop, "Stopped at step 12 of 50" */
-      g_autofree char *text = g_strdup_printf (_("Stopped at step %u of %u"), self->last_step,
-                                               self->n_steps);
+      double elapsed = (g_get_monotonic_time () - self->started_us) / 1e6;
+      /* Translators: after Stop, under "Step 12 of 50": "Stopped after 3.2 s" */
+      g_autofree char *text = g_strdup_printf (_("Stopped after %.1f s"), elapsed);
 
       gtk_label_set_text (self->rate_label, text);
       /* What was drawn so far can still be replayed. */

@@ -390,6 +390,18 @@ save_image_action (GtkWidget *widget, const char *action_name, GVariant *param)
     gtk_widget_activate_action (GTK_WIDGET (self->imagine_view), "imagine.save-as", NULL);
 }
 
+/* Ctrl+N: application keys reach the window's actions, not the views'. */
+static void
+new_conversation_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfWindow *self = TF_WINDOW (widget);
+
+  if (self->info == NULL)
+    return;
+  gtk_stack_set_visible_child_name (self->views_stack, "chat");
+  gtk_widget_activate_action (GTK_WIDGET (self->chat_view), "chat.new", NULL);
+}
+
 static void
 show_view_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
@@ -593,6 +605,8 @@ tf_window_class_init (TfWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.stop", NULL, stop_action);
   gtk_widget_class_install_action (widget_class, "win.save-image", NULL, save_image_action);
   gtk_widget_class_install_action (widget_class, "win.show-view", "s", show_view_action);
+  gtk_widget_class_install_action (widget_class, "win.new-conversation", NULL,
+                                   new_conversation_action);
 }
 
 static void
