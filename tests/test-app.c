@@ -395,6 +395,52 @@ test_bundled_model (void)
 
 /* ---- Imagine ------------------------------------------------------------ */
 
+/* The prompt field suggests what the bundled model was trained on: the
+ * subjects of the data sets its provenance names (those installed here). */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+static void
+test_imagine_suggestions (void)
+{
+  TfWindow *window;
+  GtkWidget *entry;
+  GtkEntryCompletion *completion;
+  GtkTreeModel *model;
+  GtkTreeIter iter;
+  gboolean found = FALSE;
+  guint n = 0;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  if (!g_file_test ("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz",
+                    G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+      return;
+    }
+
+  window = activate_with_bundled_model ();
+  entry = find_widget (GTK_WIDGET (tf_window_get_imagine_view (window)), GTK_TYPE_ENTRY);
+  completion = gtk_entry_get_completion (GTK_ENTRY (entry));
+  g_assert_nonnull (completion);
+  model = gtk_entry_completion_get_model (completion);
+  for (gboolean more = gtk_tree_model_get_iter_first (model, &iter); more;
+       more = gtk_tree_model_iter_next (model, &iter))
+    {
+      g_autofree char *subject = NULL;
+
+      gtk_tree_model_get (model, &iter, 0, &subject, -1);
+      found |= g_strcmp0 (subject, "sneaker") == 0;
+      n++;
+    }
+  g_assert_true (found);
+  g_assert_cmpuint (n, >=, 10);
+  /* And a few whole captions to start from. */
+  g_assert_true (shows (window, "Try one of these"));
+  close_window (window);
+}
+G_GNUC_END_IGNORE_DEPRECATIONS
+
+
 typedef struct {
   GArray   *steps;          /* guint, as the `step` signal gave them */
   guint     n_steps;
@@ -690,6 +736,15 @@ chat_idle (gpointer data)
   return !tf_chat_view_get_running (data);
 }
 
+/* The application's window with its bundled model, showing Chat. */
+static TfChatView *
+show_chat (TfWindow **window)
+{
+  *window = activate_with_bundled_model ();
+  tf_window_show_view (*window, "chat");
+  return tf_window_get_chat_view (*window);
+}
+
 static void
 test_chat_stream (void)
 {
@@ -703,9 +758,7 @@ test_chat_stream (void)
   if (skip_without_display () || bundled_model_missing ())
     return;
 
-  window = activate_with_bundled_model ();
-  view = tf_window_get_chat_view (window);
-  tf_window_show_view (window, "chat");
+  view = show_chat (&window);
   g_assert_true (shows (window, "Chat with the Model"));
 
   handler = g_signal_connect (tf_window_get_generation (window), "token",
@@ -810,9 +863,7 @@ test_chat_attach_and_regenerate (void)
   g_assert_no_error (error);
   g_assert_true (g_file_set_contents (broken, "not a picture", -1, &error));
 
-  window = activate_with_bundled_model ();
-  view = tf_window_get_chat_view (window);
-  tf_window_show_view (window, "chat");
+  view = show_chat (&window);
   gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
 
   /* A file that is no picture says so, naming it. */
@@ -840,6 +891,60 @@ test_chat_attach_and_regenerate (void)
   g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 3);
   g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 2))));
   g_assert_false (shows (window, "Stopped"));
+  close_window (window);
+}
+
+static gboolean
+is_message_dialog (GtkWidget *widget, gconstpointer data)
+{
+  return GTK_IS_MESSAGE_DIALOG (widget);
+}
+
+static void
+test_chat_rename_and_delete (void)
+{
+  g_autoptr(TfChatStore) store = tf_chat_store_new (NULL);
+  g_autoptr(GPtrArray) chats = NULL;
+  g_autoptr(GError) error = NULL;
+  TfWindow *window;
+  TfChatView *view;
+  GtkWidget *popover, *entry, *dialog = NULL;
+  guint n;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  view = show_chat (&window);
+  n = tf_chat_view_get_n_conversations (view);
+  g_assert_cmpuint (n, >=, 1);   /* from the tests before */
+  tf_chat_view_select_conversation (view, 0);
+
+  /* Rename, as typed into the popover: the list and the saved chat follow. */
+  popover = find_widget (GTK_WIDGET (view), GTK_TYPE_POPOVER);
+  entry = find_widget (popover, GTK_TYPE_ENTRY);
+  g_assert_nonnull (entry);
+  gtk_editable_set_text (GTK_EDITABLE (entry), "Renamed chat");
+  g_signal_emit_by_name (entry, "activate");
+  g_assert_true (shows (window, "Renamed chat"));
+  chats = tf_chat_store_list (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (((TfChat *) g_ptr_array_index (chats, 0))->title, ==, "Renamed chat");
+  g_clear_pointer (&chats, g_ptr_array_unref);
+
+  /* Delete asks first; yes removes it from the list and the disk. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.delete", NULL);
+  for (GList *l = gtk_window_list_toplevels (); l != NULL; l = g_list_delete_link (l, l))
+    if (is_message_dialog (l->data, NULL))
+      dialog = l->data;
+  g_assert_nonnull (dialog);
+  g_assert_true (wait_until (is_mapped, dialog, 10000));
+  g_assert_nonnull (find_mapped_label (dialog, "Renamed chat"));
+  gtk_dialog_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
+  g_assert_cmpuint (tf_chat_view_get_n_conversations (view), ==, n - 1);
+  g_assert_false (shows (window, "Renamed chat"));
+  chats = tf_chat_store_list (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (chats->len, ==, n - 1);
   close_window (window);
 }
 
@@ -878,12 +983,14 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/load-model", test_load_model);
   g_test_add_func ("/app/window/load-bad-file", test_load_bad_file);
   g_test_add_func ("/app/window/bundled-model", test_bundled_model);
+  g_test_add_func ("/app/imagine/suggestions", test_imagine_suggestions);
   g_test_add_func ("/app/imagine/generate", test_imagine_generate);
   g_test_add_func ("/app/imagine/gallery-restores", test_imagine_gallery_restores);
   g_test_add_func ("/app/imagine/stop", test_imagine_stop);
   g_test_add_func ("/app/chat/stream", test_chat_stream);
   g_test_add_func ("/app/chat/history-survives-restart", test_chat_history_survives_restart);
   g_test_add_func ("/app/chat/attach-and-regenerate", test_chat_attach_and_regenerate);
+  g_test_add_func ("/app/chat/rename-and-delete", test_chat_rename_and_delete);
 
   status = g_test_run ();
 
