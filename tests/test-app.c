@@ -235,6 +235,7 @@ test_actions (void)
 static void
 test_empty_state (void)
 {
+  g_autofree char *bundled = NULL;
   TfWindow *window;
 
   if (skip_without_display ())
@@ -245,6 +246,19 @@ test_empty_state (void)
   g_assert_true (shows (window, "Open Model"));
   g_assert_null (tf_window_get_model_info (window));
   g_assert_false (tf_window_get_loading (window));
+
+  /* The bundled model is one click away. */
+  bundled = tf_default_model_path ();
+  if (bundled != NULL && g_file_test (bundled, G_FILE_TEST_EXISTS))
+    {
+      g_assert_true (shows (window, "Use the Bundled Model"));
+      gtk_widget_activate_action (GTK_WIDGET (window), "win.open-bundled-model", NULL);
+      while (tf_window_get_loading (window))
+        g_main_context_iteration (NULL, TRUE);
+      g_assert_nonnull (tf_window_get_model_info (window));
+      g_assert_cmpstr (tf_window_get_model_info (window)->name, ==, "default");
+      g_assert_true (shows (window, "Imagine an Image"));
+    }
   close_window (window);
 }
 

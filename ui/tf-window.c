@@ -19,6 +19,7 @@ struct _TfWindow
   /* Template children */
   GtkWidget            *switcher;
   GtkWidget            *model_button;
+  GtkWidget            *bundled_button;
   GtkLabel             *model_label;
   GtkRevealer          *error_revealer;
   GtkLabel             *error_label;
@@ -390,6 +391,12 @@ save_image_action (GtkWidget *widget, const char *action_name, GVariant *param)
     gtk_widget_activate_action (GTK_WIDGET (self->imagine_view), "imagine.save-as", NULL);
 }
 
+static void
+open_bundled_model_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  tf_window_open_default_model (TF_WINDOW (widget));
+}
+
 /* Ctrl+N: application keys reach the window's actions, not the views'. */
 static void
 new_conversation_action (GtkWidget *widget, const char *action_name, GVariant *param)
@@ -588,6 +595,7 @@ tf_window_class_init (TfWindowClass *klass)
   g_type_ensure (TF_TYPE_CHAT_VIEW);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, model_button);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, bundled_button);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, model_label);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, error_revealer);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, error_label);
@@ -607,6 +615,8 @@ tf_window_class_init (TfWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.show-view", "s", show_view_action);
   gtk_widget_class_install_action (widget_class, "win.new-conversation", NULL,
                                    new_conversation_action);
+  gtk_widget_class_install_action (widget_class, "win.open-bundled-model", NULL,
+                                   open_bundled_model_action);
 }
 
 static void
@@ -618,4 +628,11 @@ tf_window_init (TfWindow *self)
   tf_imagine_view_set_gallery_dir (self->imagine_view, gallery_dir);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop", FALSE);
+  {
+    g_autofree char *bundled = tf_default_model_path ();
+
+    /* Offered only when there is one to open. */
+    gtk_widget_set_visible (self->bundled_button,
+                            bundled != NULL && g_file_test (bundled, G_FILE_TEST_EXISTS));
+  }
 }
