@@ -53,6 +53,7 @@ struct _TfChatView
   GtkLabel        *attachment_label;
   GtkEntry        *message_entry;
   GtkStack        *send_stack;
+  GtkWidget       *send_button;
   GtkToggleButton *tokens_toggle;
   GtkSpinButton   *temperature_spin;
   GtkSpinButton   *top_p_spin;
@@ -149,6 +150,11 @@ update_actions (TfChatView *self)
   gtk_widget_set_sensitive (GTK_WIDGET (self->rename_button), !running && self->current != NULL);
   gtk_widget_set_sensitive (GTK_WIDGET (self->conversation_list), !running);
   gtk_stack_set_visible_child_name (self->send_stack, running ? "stop" : "send");
+  /* Why Send is insensitive while Imagine uses the model. */
+  gtk_widget_set_tooltip_text (self->send_button,
+                               busy && !running
+                               ? _("The model is busy drawing in Imagine; Escape stops it")
+                               : _("Send the message (Ctrl+Enter)"));
 }
 
 static void
@@ -1215,6 +1221,7 @@ tf_chat_view_class_init (TfChatViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfChatView, attachment_label);
   gtk_widget_class_bind_template_child (widget_class, TfChatView, message_entry);
   gtk_widget_class_bind_template_child (widget_class, TfChatView, send_stack);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, send_button);
   gtk_widget_class_bind_template_child (widget_class, TfChatView, tokens_toggle);
   gtk_widget_class_bind_template_child (widget_class, TfChatView, temperature_spin);
   gtk_widget_class_bind_template_child (widget_class, TfChatView, top_p_spin);

@@ -85,6 +85,11 @@ tf_imagine_view_update_actions (TfImagineView *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.stop", self->running);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.save-as", have_result);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.copy", have_result);
+  /* Why Generate is insensitive while Chat uses the model. */
+  gtk_widget_set_tooltip_text (self->generate_button,
+                               busy && !self->running
+                               ? _("The model is busy with a chat reply; Escape stops it")
+                               : _("Draw the image (Ctrl+Enter)"));
   if (!self->running && gtk_widget_has_focus (self->stop_button))
     {
       gtk_stack_set_visible_child_name (self->run_stack, "generate");
