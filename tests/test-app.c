@@ -908,6 +908,39 @@ test_chat_attach_and_regenerate (void)
   close_window (window);
 }
 
+static void
+test_chat_stop_then_regenerate (void)
+{
+  TfWindow *window;
+  TfChatView *view;
+  guint n;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  view = show_chat (&window);
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+  tf_chat_view_set_message (view, "tell me about a dog");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  /* Escape at once: the reply ends with what came before it (maybe
+   * nothing, and then no empty reply is kept). */
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL);
+  g_assert_true (wait_until (chat_idle, view, 60000));
+  n = tf_chat_view_get_n_messages (view);
+  g_assert_cmpuint (n, >=, 1);
+  g_assert_cmpuint (n, <=, 2);
+  if (n == 2)
+    g_assert_true (shows (window, "Stopped"));
+
+  /* Regenerate answers the question again, with or without a reply. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
+  g_assert_true (tf_chat_view_get_running (view));
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, n + 1);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, n))));
+  close_window (window);
+}
+
 static gboolean
 is_message_dialog (GtkWidget *widget, gconstpointer data)
 {
@@ -1004,6 +1037,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/chat/stream", test_chat_stream);
   g_test_add_func ("/app/chat/history-survives-restart", test_chat_history_survives_restart);
   g_test_add_func ("/app/chat/attach-and-regenerate", test_chat_attach_and_regenerate);
+  g_test_add_func ("/app/chat/stop-then-regenerate", test_chat_stop_then_regenerate);
   g_test_add_func ("/app/chat/rename-and-delete", test_chat_rename_and_delete);
 
   status = g_test_run ();

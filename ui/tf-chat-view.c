@@ -129,14 +129,10 @@ update_actions (TfChatView *self)
   gboolean running = self->job != JOB_NONE;
   gboolean can_regenerate = FALSE;
 
-  if (self->current != NULL && self->current->messages != NULL
-      && self->current->messages->len >= 2)
-    {
-      ChatMessage *last = g_ptr_array_index (self->current->messages,
-                                             self->current->messages->len - 1);
-
-      can_regenerate = !last->from_user;
-    }
+  /* A reply to write again, or a question still without one. */
+  if (self->current != NULL && self->current->messages != NULL)
+    for (guint i = 0; i < self->current->messages->len && !can_regenerate; i++)
+      can_regenerate = ((ChatMessage *) g_ptr_array_index (self->current->messages, i))->from_user;
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.send", self->generation != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.stop", running);
@@ -642,8 +638,18 @@ on_failed (TfGeneration *generation, GError *error, TfChatView *self)
       g_autofree char *partial = tf_message_row_get_text (self->reply_row);
       gboolean stopped = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 
-      /* What was written so far stays, marked. */
-      finish_reply (self, partial, stopped, stopped ? NULL : error->message);
+      if (partial[0] != '\0' || self->reply_image != NULL)
+        /* What was written so far stays, marked. */
+        finish_reply (self, partial, stopped, stopped ? NULL : error->message);
+      else
+        {
+          /* Nothing to keep: the question waits for Regenerate or a new
+           * message. */
+          gtk_box_remove (self->messages_box, GTK_WIDGET (self->reply_row));
+          self->reply_row = NULL;
+          if (!stopped)
+            show_status (self, error->message);
+        }
     }
   else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     show_status (self, error->message);
@@ -713,20 +719,19 @@ regenerate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   if (self->job != JOB_NONE || self->current == NULL || self->current->messages == NULL)
     return;
   messages = self->current->messages;
-  if (messages->len < 2 || ((ChatMessage *) g_ptr_array_index (messages, messages->len - 1))->from_user)
-    return;
 
   /* The question is asked again from the turns before it. The old reply
    * stays above the new one: the saved log is append-only, and what the
    * window shows is what a restart shows. */
-  for (index = messages->len - 1; index > 0; index--)
+  for (index = messages->len; index > 0; index--)
     if (((ChatMessage *) g_ptr_array_index (messages, index - 1))->from_user)
       break;
   if (index == 0)
     return;
   question = g_ptr_array_index (messages, index - 1);
   self->context_in_sync = FALSE;
-  self->regenerating = TRUE;
+  /* After a question left without a reply, the new reply replaces nothing. */
+  self->regenerating = index < messages->len;
   start_reply (self, index - 1, question->text, question->image);
   if (self->job == JOB_NONE)
     self->regenerating = FALSE;
