@@ -68,6 +68,35 @@ assert_file (const char *path, GFileTest test)
 }
 
 static void
+svg_start (GMarkupParseContext *context, const char *element, const char **names,
+           const char **values, gpointer data, GError **error)
+{
+  char **view_box = data;
+  if (strcmp (element, "svg") == 0 && *view_box == NULL)
+    for (guint i = 0; names[i] != NULL; i++)
+      if (strcmp (names[i], "viewBox") == 0)
+        *view_box = g_strdup (values[i]);
+}
+
+/* Well-formed XML with an <svg> root whose viewBox is @view_box (if given). */
+static void
+assert_svg (const char *path, const char *view_box)
+{
+  g_autofree char *text = NULL, *found = NULL;
+  gsize len;
+  g_autoptr (GError) error = NULL;
+  const GMarkupParser parser = { .start_element = svg_start };
+  g_assert_true (g_file_get_contents (path, &text, &len, NULL));
+  g_autoptr (GMarkupParseContext) context = g_markup_parse_context_new (&parser, 0, &found, NULL);
+  if (!g_markup_parse_context_parse (context, text, len, &error) ||
+      !g_markup_parse_context_end_parse (context, &error))
+    g_error ("%s: %s", path, error->message);
+  g_assert_nonnull (found);
+  if (view_box != NULL)
+    g_assert_cmpstr (found, ==, view_box);
+}
+
+static void
 test_files (void)
 {
   g_autofree char *bin_app = installed (TF_BINDIR, "transfusion", NULL);
@@ -103,6 +132,8 @@ test_files (void)
                                          symbolic_name, NULL);
   assert_file (scalable, G_FILE_TEST_IS_REGULAR);
   assert_file (symbolic, G_FILE_TEST_IS_REGULAR);
+  assert_svg (scalable, NULL);
+  assert_svg (symbolic, "0 0 16 16");   /* symbolic icons are drawn on 16 × 16 */
 
   /* The metainfo launches that desktop file. */
   g_autofree char *xml = NULL;
