@@ -14,9 +14,7 @@ main (int argc, char *argv[])
 {
   tf_configure_threads ();
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
-  textdomain (GETTEXT_PACKAGE);
+  tf_bind_translations ();
 
   return tf_cli_run (argc, argv, stdout, stderr);
 }

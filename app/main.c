@@ -16,9 +16,7 @@ main (int argc, char *argv[])
 
   /* GTK sets the locale itself; the catalogue must be bound before any
    * string is translated. */
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
-  textdomain (GETTEXT_PACKAGE);
+  tf_bind_translations ();
 
   app = tf_application_new ();
   return g_application_run (G_APPLICATION (app), argc, argv);

@@ -885,3 +885,57 @@ tf_generator_cached_logits (TfGenerator *g, const int32_t *tokens, int n, int pr
       return FALSE;
   return TRUE;
 }
+
+/* ---- Continuing a conversation ------------------------------------------ */
+
+/* Appends one turn to row 0 as a live chat leaves it in the cache. */
+static gboolean
+feed_turn (TfGenerator *g, const TfGeneratorTurn *turn, gboolean first, GError **error)
+{
+  g_autoptr (GArray) head = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  if (first)
+    append_special (g, head, TF_SPECIAL_BOS);
+  if (turn->from_user)
+    append_special (g, head, TF_SPECIAL_USER);
+  if (turn->image != NULL)
+    append_special (g, head, TF_SPECIAL_BOI);
+  g_autoptr (GArray) tail = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  if (turn->image != NULL)
+    append_special (g, tail, TF_SPECIAL_EOI);
+  if (turn->text != NULL)
+    tf_tokenizer_encode_append (g->tok, turn->text, strlen (turn->text), tail);
+  append_special (g, tail, turn->from_user ? TF_SPECIAL_ASSISTANT : TF_SPECIAL_EOS);
+
+  const int row = 0;
+  return feed_tokens (g, 0, (int32_t *) head->data, head->len, NULL, error) &&
+         (turn->image == NULL || feed_image (g, &row, 1, turn->image, 0, TRUE, NULL, error)) &&
+         feed_tokens (g, 0, (int32_t *) tail->data, tail->len, NULL, error);
+}
+
+gboolean
+tf_generator_chat_restore (TfGenerator *g, const TfGeneratorTurn *turns, int n_turns,
+                           GError **error)
+{
+  g_return_val_if_fail (n_turns == 0 || turns != NULL, FALSE);
+  tf_generator_chat_reset (g);
+  g_atomic_int_set (&g->abort, 0);
+  for (int i = 0; i < n_turns; i++)
+    {
+      const gboolean answered = i + 1 < n_turns && !turns[i + 1].from_user;
+      if (turns[i].from_user && !answered)
+        continue;
+      if (!turns[i].from_user && (i == 0 || !turns[i - 1].from_user))
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                       "turn %d is a reply with no message of the user before it", i + 1);
+          tf_generator_chat_reset (g);
+          return FALSE;
+        }
+      if (!check_abort (g, error) || !feed_turn (g, &turns[i], g->n_cached[0] == 0, error))
+        {
+          tf_generator_chat_reset (g);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}

@@ -164,4 +164,27 @@ gboolean tf_generator_cached_eps (TfGenerator *gen, const int32_t *const *prefix
                                   const int *prefix_lengths, int n_rows, const float *x_t,
                                   int t, float *eps, GError **error);
 
+/* ---- Continuing a conversation ------------------------------------------ */
+
+/* One earlier turn of a chat, as a person saw it. */
+typedef struct {
+  gboolean     from_user;   /* TRUE: the user's message; FALSE: the model's reply */
+  const char  *text;        /* may be NULL or "" */
+  const float *image;       /* NULL, or size × size × channels values in [-1, 1] */
+} TfGeneratorTurn;
+
+/* Replaces the conversation in the cache with @turns, laid out as
+ * tf_generator_chat() lays out a live one: a user turn is
+ * [<|user|>] (<|boi|> image <|eoi|>) text [<|assistant|>] (after <|bos|> for
+ * the first), a reply is (<|boi|> image <|eoi|>) text <|eos|>; a reply's
+ * image (one the model drew) is placed before its text. A user turn without
+ * a reply after it is left out, as a live turn that failed or was stopped
+ * leaves nothing behind; a reply without a user turn before it is an error.
+ * Replies are encoded from their text, so the cache equals the live one when
+ * the text is the reply's bytes as streamed (not stripped) and encodes to the
+ * tokens the model sampled. On any error (TF_ERROR_INPUT when the turns do
+ * not fit in the context, TF_ERROR_ABORTED) the conversation is empty. */
+gboolean tf_generator_chat_restore (TfGenerator *gen, const TfGeneratorTurn *turns, int n_turns,
+                                    GError **error);
+
 G_END_DECLS

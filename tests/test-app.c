@@ -1,19 +1,30 @@
 /* test-app.c: the application in a real GTK (under Xvfb): the window maps
- * with its empty state, loads a model the way the UI does and shows it, and
- * shows a bad file's problem instead of crashing. */
+ * with its empty state, starts with the bundled model, loads a model the way
+ * the UI does and shows a bad file's problem instead of crashing; Imagine
+ * draws an image step by step and stops within a step; Chat streams a reply
+ * and its history survives a restart of the application object. */
 #include "config.h"
 
 #include <glib/gstdio.h>
 #include <gtk/gtk.h>
 #include <string.h>
+#include <time.h>
 
 #include "tf-application.h"
+#include "tf-chat-store.h"
+#include "tf-chat-view.h"
+#include "tf-gallery.h"
+#include "tf-image.h"
+#include "tf-imagine-view.h"
+#include "tf-message-row.h"
+#include "tf-model-info.h"
 #include "tf-window.h"
 #include "transfusion.h"
 #include "tf-test-util.h"
 
 static TfApplication *app;  /* registered once: GTK starts once per process */
 static char *tmp_dir;
+static char *data_dir;      /* $XDG_DATA_HOME of the test */
 
 static gboolean
 skip_without_display (void)
@@ -61,23 +72,52 @@ is_null (gpointer pointer)
 
 /* ---- Looking at the window ---------------------------------------------- */
 
-/* A label on screen whose text contains @needle. */
-static GtkLabel *
-find_mapped_label (GtkWidget *widget, const char *needle)
+typedef gboolean (*WidgetTest) (GtkWidget *widget, gconstpointer data);
+
+/* The first widget under @widget (itself included, depth first) that
+ * passes @test; with @mapped_only, only what is on screen. */
+static GtkWidget *
+find_descendant (GtkWidget *widget, gboolean mapped_only, WidgetTest test, gconstpointer data)
 {
-  if (!gtk_widget_get_mapped (widget))
+  if (mapped_only && !gtk_widget_get_mapped (widget))
     return NULL;
-  if (GTK_IS_LABEL (widget) && strstr (gtk_label_get_text (GTK_LABEL (widget)), needle) != NULL)
-    return GTK_LABEL (widget);
+  if (test (widget, data))
+    return widget;
   for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
        child = gtk_widget_get_next_sibling (child))
     {
-      GtkLabel *label = find_mapped_label (child, needle);
+      GtkWidget *found = find_descendant (child, mapped_only, test, data);
 
-      if (label != NULL)
-        return label;
+      if (found != NULL)
+        return found;
     }
   return NULL;
+}
+
+static gboolean
+label_contains (GtkWidget *widget, gconstpointer needle)
+{
+  return GTK_IS_LABEL (widget) && strstr (gtk_label_get_text (GTK_LABEL (widget)), needle) != NULL;
+}
+
+/* A label on screen whose text contains @needle. */
+static GtkWidget *
+find_mapped_label (GtkWidget *widget, const char *needle)
+{
+  return find_descendant (widget, TRUE, label_contains, needle);
+}
+
+static gboolean
+has_type (GtkWidget *widget, gconstpointer type)
+{
+  return G_TYPE_CHECK_INSTANCE_TYPE (widget, GPOINTER_TO_SIZE (type));
+}
+
+/* The first widget of @type under @widget. */
+static GtkWidget *
+find_widget (GtkWidget *widget, GType type)
+{
+  return find_descendant (widget, FALSE, has_type, GSIZE_TO_POINTER (type));
 }
 
 static gboolean
@@ -162,9 +202,18 @@ load (TfWindow *window, const char *path, LoadOutcome *outcome)
 static void
 test_actions (void)
 {
+  /* Application and window actions alike have their keys on the
+   * application. */
   const struct { const char *action; const char *accel; } expected[] = {
     { "app.open-model", "<Control>o" },
+    { "app.preferences", "<Control>comma" },
     { "app.quit", "<Control>q" },
+    { "win.generate", "<Control>Return" },
+    { "win.stop", "Escape" },
+    { "win.save-image", "<Control>s" },
+    { "win.show-help-overlay", "<Control>question" },
+    { "win.model-info", "<Control>i" },
+    { "win.new-conversation", "<Control>n" },
   };
 
   if (skip_without_display ())
@@ -176,8 +225,9 @@ test_actions (void)
       g_auto(GStrv) accels = gtk_application_get_accels_for_action (GTK_APPLICATION (app),
                                                                    expected[i].action);
 
-      g_assert_true (g_action_group_has_action (G_ACTION_GROUP (app),
-                                                strchr (expected[i].action, '.') + 1));
+      if (g_str_has_prefix (expected[i].action, "app."))
+        g_assert_true (g_action_group_has_action (G_ACTION_GROUP (app),
+                                                  strchr (expected[i].action, '.') + 1));
       g_assert_true (g_strv_contains ((const char *const *) accels, expected[i].accel));
     }
 }
@@ -185,6 +235,7 @@ test_actions (void)
 static void
 test_empty_state (void)
 {
+  g_autofree char *bundled = NULL;
   TfWindow *window;
 
   if (skip_without_display ())
@@ -195,6 +246,19 @@ test_empty_state (void)
   g_assert_true (shows (window, "Open Model"));
   g_assert_null (tf_window_get_model_info (window));
   g_assert_false (tf_window_get_loading (window));
+
+  /* The bundled model is one click away. */
+  bundled = tf_default_model_path ();
+  if (bundled != NULL && g_file_test (bundled, G_FILE_TEST_EXISTS))
+    {
+      g_assert_true (shows (window, "Use the Bundled Model"));
+      gtk_widget_activate_action (GTK_WIDGET (window), "win.open-bundled-model", NULL);
+      while (tf_window_get_loading (window))
+        g_main_context_iteration (NULL, TRUE);
+      g_assert_nonnull (tf_window_get_model_info (window));
+      g_assert_cmpstr (tf_window_get_model_info (window)->name, ==, "default");
+      g_assert_true (shows (window, "Imagine an Image"));
+    }
   close_window (window);
 }
 
@@ -211,8 +275,8 @@ test_load_model (void)
   if (skip_without_display ())
     return;
 
-  path = tf_test_save_tiny_model (tmp_dir, NULL, &n_params);
-  count = g_strdup_printf ("%" G_GUINT64_FORMAT, n_params);
+  /* The window makes a generator too, which needs a tokenizer. */
+  path = tf_test_save_tiny_model_with_tokenizer (tmp_dir, 128);
 
   window = open_window ();
   load (window, path, &outcome);
@@ -222,10 +286,25 @@ test_load_model (void)
 
   info = tf_window_get_model_info (window);
   g_assert_nonnull (info);
-  g_assert_cmpuint (tf_model_n_params (info->model), ==, n_params);
-  g_assert_true (shows (window, count));
+  n_params = tf_model_n_params (info->model);
+  g_assert_cmpuint (n_params, >, 0);
+  count = g_strdup_printf ("%'" G_GUINT64_FORMAT, n_params);
   g_assert_true (shows (window, "tiny"));
   g_assert_false (shows (window, "No Model Loaded"));
+
+  /* Model Info shows what the file holds. */
+  {
+    GtkWidget *info_window = NULL;
+
+    gtk_widget_activate_action (GTK_WIDGET (window), "win.model-info", NULL);
+    for (GList *l = gtk_window_list_toplevels (); l != NULL; l = g_list_delete_link (l, l))
+      if (g_str_has_prefix (G_OBJECT_TYPE_NAME (l->data), "TfModelInfoWindow"))
+        info_window = l->data;
+    g_assert_nonnull (info_window);
+    g_assert_true (wait_until (is_mapped, info_window, 10000));
+    g_assert_nonnull (find_mapped_label (info_window, count));
+    gtk_window_destroy (GTK_WINDOW (info_window));
+  }
 
   close_window (window);
   g_unlink (path);
@@ -239,7 +318,7 @@ test_load_bad_file (void)
   g_autofree char *path = g_build_filename (tmp_dir, "garbage.safetensors", NULL);
   g_autofree char *good = NULL;
   g_autoptr(GError) error = NULL;
-  guint64 n_params;
+  TfGeneration *generation;
 
   if (skip_without_display ())
     return;
@@ -257,19 +336,663 @@ test_load_bad_file (void)
   g_clear_pointer (&outcome.message, g_free);
 
   /* A bad file after a good one keeps the good one. */
-  good = tf_test_save_tiny_model (tmp_dir, NULL, &n_params);
+  good = tf_test_save_tiny_model_with_tokenizer (tmp_dir, 128);
   load (window, good, &outcome);
   g_assert_true (outcome.loaded);
+  generation = tf_window_get_generation (window);
   load (window, path, &outcome);
   g_assert_true (outcome.failed);
   g_assert_nonnull (tf_window_get_model_info (window));
+  g_assert_true (tf_window_get_generation (window) == generation);
   g_assert_true (shows (window, outcome.message));
   g_assert_true (shows (window, "tiny"));
+  g_assert_true (shows (window, "Imagine an Image"));   /* the views, not the empty state */
   g_clear_pointer (&outcome.message, g_free);
 
   close_window (window);
   g_unlink (path);
   g_unlink (good);
+}
+
+/* ---- The bundled model and the views ------------------------------------ */
+
+/* The window the application opens on activation, with its model loaded. */
+static TfWindow *
+activate_with_bundled_model (void)
+{
+  GtkWindow *active;
+  TfWindow *window;
+
+  g_application_activate (G_APPLICATION (app));
+  active = gtk_application_get_active_window (GTK_APPLICATION (app));
+  if (active == NULL)
+    {
+      GList *windows = gtk_application_get_windows (GTK_APPLICATION (app));
+
+      active = windows != NULL ? windows->data : NULL;
+    }
+  g_assert_true (TF_IS_WINDOW (active));
+  window = TF_WINDOW (active);
+  g_assert_true (wait_until (is_mapped, window, 10000));
+  while (tf_window_get_loading (window))
+    g_main_context_iteration (NULL, TRUE);
+  return window;
+}
+
+static gboolean
+bundled_model_missing (void)
+{
+  g_autofree char *path = tf_default_model_path ();
+
+  if (path != NULL && g_file_test (path, G_FILE_TEST_EXISTS))
+    return FALSE;
+  g_test_skip ("no bundled model in this tree");
+  return TRUE;
+}
+
+static void
+test_bundled_model (void)
+{
+  TfWindow *window;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  window = activate_with_bundled_model ();
+  g_assert_nonnull (tf_window_get_model_info (window));
+  g_assert_cmpstr (tf_window_get_model_info (window)->name, ==, "default");
+  g_assert_nonnull (tf_window_get_generation (window));
+  g_assert_true (shows (window, "default"));
+  g_assert_true (shows (window, "Imagine an Image"));
+  close_window (window);
+}
+
+/* ---- Imagine ------------------------------------------------------------ */
+
+/* The prompt field suggests what the bundled model was trained on: the
+ * subjects of the data sets its provenance names (those installed here). */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+static void
+test_imagine_suggestions (void)
+{
+  TfWindow *window;
+  GtkWidget *entry;
+  GtkEntryCompletion *completion;
+  GtkTreeModel *model;
+  GtkTreeIter iter;
+  gboolean found = FALSE;
+  guint n = 0;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  if (!g_file_test ("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz",
+                    G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("Fashion-MNIST (dataset-fashion-mnist) is not installed");
+      return;
+    }
+
+  window = activate_with_bundled_model ();
+  entry = find_widget (GTK_WIDGET (tf_window_get_imagine_view (window)), GTK_TYPE_ENTRY);
+  completion = gtk_entry_get_completion (GTK_ENTRY (entry));
+  g_assert_nonnull (completion);
+  model = gtk_entry_completion_get_model (completion);
+  for (gboolean more = gtk_tree_model_get_iter_first (model, &iter); more;
+       more = gtk_tree_model_iter_next (model, &iter))
+    {
+      g_autofree char *subject = NULL;
+
+      gtk_tree_model_get (model, &iter, 0, &subject, -1);
+      found |= g_strcmp0 (subject, "sneaker") == 0;
+      n++;
+    }
+  g_assert_true (found);
+  g_assert_cmpuint (n, >=, 10);
+  /* And a few whole captions to start from. */
+  g_assert_true (shows (window, "Try one of these"));
+  close_window (window);
+}
+G_GNUC_END_IGNORE_DEPRECATIONS
+
+
+typedef struct {
+  GArray   *steps;          /* guint, as the `step` signal gave them */
+  guint     n_steps;
+  guint     steps_after_stop;
+  gboolean  stop_requested;
+  TfWindow *window;
+  gboolean  stop_on_first;
+  gint64    last_tick, last_tick_cpu;
+  gint64    longest_gap, longest_gap_cpu;
+} StepLog;
+
+/* The main thread's own CPU time, in µs. */
+static gint64
+main_thread_cpu_time (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+static void
+on_step_logged (TfGeneration *generation, guint step, guint n_steps, GBytes *x_t, GBytes *x0,
+                StepLog *log)
+{
+  gsize n;
+
+  g_assert_nonnull (g_bytes_get_data (x0, &n));
+  g_assert_cmpuint (n, ==, (gsize) 32 * 32 * 3 * sizeof (float));
+  g_assert_cmpuint (g_bytes_get_size (x_t), ==, n);
+  g_array_append_val (log->steps, step);
+  log->n_steps = n_steps;
+  if (log->stop_requested)
+    log->steps_after_stop++;
+  if (log->stop_on_first && !log->stop_requested)
+    {
+      /* Escape's action, as the key would trigger it. */
+      log->stop_requested = TRUE;
+      gtk_widget_activate_action (GTK_WIDGET (log->window), "win.stop", NULL);
+    }
+}
+
+static gboolean
+imagine_idle (gpointer data)
+{
+  return !tf_imagine_view_get_running (data);
+}
+
+/* Between two ticks of a 1 ms timeout: the wall-clock gap, and the main
+ * thread's CPU time in it, which is the work that blocked the loop. On a
+ * machine shared with other jobs (the test machine runs several at a load
+ * of 10 on two cores) the wall-clock gap mostly measures waiting for a
+ * core, so the bound is on the work. */
+static gboolean
+tick_gap (gpointer data)
+{
+  StepLog *log = data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 cpu = main_thread_cpu_time ();
+
+  if (log->last_tick > 0)
+    {
+      log->longest_gap = MAX (log->longest_gap, now - log->last_tick);
+      log->longest_gap_cpu = MAX (log->longest_gap_cpu, cpu - log->last_tick_cpu);
+    }
+  log->last_tick = now;
+  log->last_tick_cpu = cpu;
+  return G_SOURCE_CONTINUE;
+}
+
+static guint
+count_pngs (const char *dir)
+{
+  g_autoptr(GDir) folder = g_dir_open (dir, 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  while (folder != NULL && (name = g_dir_read_name (folder)) != NULL)
+    n += g_str_has_suffix (name, ".png");
+  return n;
+}
+
+typedef struct {
+  const char *dir;
+  guint       n;
+} GalleryWait;
+
+static gboolean
+gallery_has (gpointer data)
+{
+  GalleryWait *wait = data;
+
+  return count_pngs (wait->dir) == wait->n;
+}
+
+/* The newest PNG of @dir's parameters text. */
+static char *
+newest_png_parameters (const char *dir)
+{
+  g_autoptr(GDir) folder = g_dir_open (dir, 0, NULL);
+  g_autofree char *newest = NULL;
+  g_autoptr(GHashTable) text = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
+  const char *name;
+
+  while (folder != NULL && (name = g_dir_read_name (folder)) != NULL)
+    if (g_str_has_suffix (name, ".png") && (newest == NULL || strcmp (name, newest) > 0))
+      {
+        g_free (newest);
+        newest = g_strdup (name);
+      }
+  g_assert_nonnull (newest);
+  path = g_build_filename (dir, newest, NULL);
+  text = tf_image_read_png_text (path, &error);
+  g_assert_no_error (error);
+  return g_strdup (g_hash_table_lookup (text, "parameters"));
+}
+
+static void
+test_imagine_generate (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  GSettings *settings = tf_application_get_settings (app);
+  StepLog log = { 0 };
+  g_autofree char *gallery = g_build_filename (data_dir, "transfusion", "gallery", NULL);
+  g_autofree char *parameters = NULL;
+  guint n_before, tick_id;
+  gulong handler;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  /* The preference is what a new image starts with. */
+  g_settings_set_int (settings, "default-steps", 12);
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  tf_window_show_view (window, "imagine");
+  tf_imagine_view_set_prompt (view, "a small red circle");
+  n_before = count_pngs (gallery);
+
+  log.steps = g_array_new (FALSE, FALSE, sizeof (guint));
+  handler = g_signal_connect (tf_window_get_generation (window), "step",
+                              G_CALLBACK (on_step_logged), &log);
+  tick_id = g_timeout_add (1, tick_gap, &log);
+  /* Ctrl+Enter's action. */
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+  g_assert_true (tf_imagine_view_get_running (view));
+  g_assert_true (wait_until (imagine_idle, view, 120000));
+  g_source_remove (tick_id);
+  g_signal_handler_disconnect (tf_window_get_generation (window), handler);
+
+  /* Steps in order, ending with the last; bursts may merge. */
+  g_assert_cmpuint (log.n_steps, ==, 12);
+  g_assert_cmpuint (log.steps->len, >=, 1);
+  for (guint i = 1; i < log.steps->len; i++)
+    g_assert_cmpuint (g_array_index (log.steps, guint, i), >, g_array_index (log.steps, guint, i - 1));
+  g_assert_cmpuint (g_array_index (log.steps, guint, log.steps->len - 1), ==, 12);
+  /* The final image, the replay, and a copy in the gallery with its settings. */
+  g_assert_nonnull (tf_imagine_view_get_result (view));
+  g_assert_cmpuint (g_bytes_get_size (tf_imagine_view_get_result (view)), ==,
+                    (gsize) 32 * 32 * 3 * sizeof (float));
+  g_assert_cmpuint (tf_imagine_view_get_n_replay_steps (view), ==, 12);
+  g_assert_true (shows (window, "12 steps in"));
+  /* The file is written in a worker. */
+  g_assert_true (wait_until (gallery_has, &(GalleryWait) { gallery, n_before + 1 }, 10000));
+  parameters = newest_png_parameters (gallery);
+  g_assert_true (g_str_has_prefix (parameters, "a small red circle\nSteps: 12, Sampler: DDPM"));
+  /* Copy puts the image on the clipboard, each pixel an 8 × 8 block. */
+  {
+    GdkClipboard *clipboard = gtk_widget_get_clipboard (GTK_WIDGET (view));
+    g_auto(GValue) value = G_VALUE_INIT;
+    g_autoptr(GError) error = NULL;
+    GdkTexture *texture;
+
+    gtk_widget_activate_action (GTK_WIDGET (view), "imagine.copy", NULL);
+    g_assert_true (gdk_clipboard_is_local (clipboard));
+    g_value_init (&value, GDK_TYPE_TEXTURE);
+    g_assert_true (gdk_content_provider_get_value (gdk_clipboard_get_content (clipboard), &value,
+                                                   &error));
+    g_assert_no_error (error);
+    texture = g_value_get_object (&value);
+    g_assert_cmpint (gdk_texture_get_width (texture), ==, 256);
+    g_assert_cmpint (gdk_texture_get_height (texture), ==, 256);
+  }
+  /* The main loop kept running while the worker drew. */
+  g_test_message ("longest main-loop gap: %.1f ms, of which the main thread worked %.1f ms",
+                  log.longest_gap / 1000.0, log.longest_gap_cpu / 1000.0);
+  g_assert_cmpint (log.longest_gap_cpu, <, 50000);
+
+  g_array_unref (log.steps);
+  g_settings_reset (settings, "default-steps");
+  close_window (window);
+}
+
+static void
+test_imagine_gallery_restores (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  GtkWidget *gallery, *thumbnail;
+  GtkEditable *prompt;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  /* A new window lists what /app/imagine/generate made... */
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  gallery = find_widget (GTK_WIDGET (view), TF_TYPE_GALLERY);
+  g_assert_nonnull (gallery);
+  g_assert_cmpuint (tf_gallery_get_n_items (TF_GALLERY (gallery)), >=, 1);
+  prompt = GTK_EDITABLE (find_widget (GTK_WIDGET (view), GTK_TYPE_ENTRY));
+  gtk_editable_set_text (prompt, "something else");
+  g_assert_null (tf_imagine_view_get_result (view));
+
+  /* ...and a click on the newest brings back its prompt, settings and image. */
+  thumbnail = find_widget (gallery, GTK_TYPE_BUTTON);
+  g_assert_nonnull (thumbnail);
+  g_signal_emit_by_name (thumbnail, "clicked");
+  g_assert_cmpstr (gtk_editable_get_text (prompt), ==, "a small red circle");
+  g_assert_nonnull (tf_imagine_view_get_result (view));
+  g_assert_true (shows (window, "Restored from earlier"));
+  close_window (window);
+}
+
+static void
+test_imagine_stop (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  TfGeneration *generation;
+  StepLog log = { 0 };
+  gulong handler;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  g_settings_set_int (tf_application_get_settings (app), "default-steps", 400);
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  generation = tf_window_get_generation (window);
+  tf_imagine_view_set_prompt (view, "a boot");
+
+  log.steps = g_array_new (FALSE, FALSE, sizeof (guint));
+  log.window = window;
+  log.stop_on_first = TRUE;
+  handler = g_signal_connect (generation, "step", G_CALLBACK (on_step_logged), &log);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+  g_assert_true (wait_until (imagine_idle, view, 60000));
+
+  /* At most the step in flight when Stop came. */
+  g_assert_true (log.stop_requested);
+  g_assert_cmpuint (log.steps_after_stop, <=, 1);
+  g_assert_cmpuint (log.steps->len, <, 400);
+  g_assert_false (tf_generation_get_busy (generation));
+  g_assert_null (tf_imagine_view_get_result (view));
+  g_assert_true (shows (window, "Stopped after"));
+
+  /* Ready again: Generate starts a new image. */
+  log.stop_on_first = FALSE;
+  log.stop_requested = FALSE;
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+  g_assert_true (tf_imagine_view_get_running (view));
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL);
+  g_assert_true (wait_until (imagine_idle, view, 60000));
+
+  g_signal_handler_disconnect (generation, handler);
+  g_array_unref (log.steps);
+  g_settings_reset (tf_application_get_settings (app), "default-steps");
+  close_window (window);
+}
+
+/* ---- Chat --------------------------------------------------------------- */
+
+typedef struct {
+  GString *text;
+  guint    n_tokens;
+} TokenLog;
+
+static void
+on_token_logged (TfGeneration *generation, TfToken *token, TokenLog *log)
+{
+  g_assert_true (g_utf8_validate (token->text, -1, NULL));
+  g_string_append (log->text, token->text);
+  log->n_tokens++;
+}
+
+static gboolean
+chat_idle (gpointer data)
+{
+  return !tf_chat_view_get_running (data);
+}
+
+/* The application's window with its bundled model, showing Chat. */
+static TfChatView *
+show_chat (TfWindow **window)
+{
+  *window = activate_with_bundled_model ();
+  tf_window_show_view (*window, "chat");
+  return tf_window_get_chat_view (*window);
+}
+
+static void
+test_chat_stream (void)
+{
+  TfWindow *window;
+  TfChatView *view;
+  TokenLog log = { g_string_new (NULL), 0 };
+  g_autofree char *reply = NULL;
+  TfMessageRow *row;
+  gulong handler;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  view = show_chat (&window);
+  g_assert_true (shows (window, "Chat with the Model"));
+
+  handler = g_signal_connect (tf_window_get_generation (window), "token",
+                              G_CALLBACK (on_token_logged), &log);
+  tf_chat_view_set_message (view, "what is a dog?");
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+  g_assert_true (tf_chat_view_get_running (view));
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_signal_handler_disconnect (tf_window_get_generation (window), handler);
+
+  /* The question and the reply, whose text is the streamed tokens. */
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  row = TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1));
+  g_assert_false (tf_message_row_get_from_user (row));
+  g_assert_cmpuint (log.n_tokens, >, 0);
+  g_assert_cmpuint (tf_message_row_get_n_tokens (row), ==, log.n_tokens);
+  reply = tf_message_row_get_text (row);
+  g_assert_cmpstr (reply, ==, log.text->str);
+  g_assert_true (shows (window, "tokens/s"));
+  g_assert_true (shows (window, "what is a dog?"));
+  g_assert_cmpuint (tf_chat_view_get_n_conversations (view), >=, 1);
+
+  g_string_free (log.text, TRUE);
+  close_window (window);
+}
+
+static void
+test_chat_history_survives_restart (void)
+{
+  g_autoptr(TfApplication) second = NULL;
+  g_autoptr(GError) error = NULL;
+  TfWindow *window;
+  TfChatView *view;
+  g_autofree char *question = NULL;
+  guint n_conversations;
+  LoadOutcome outcome;
+  g_autofree char *model = NULL;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  /* A conversation made by the first application object... */
+  window = activate_with_bundled_model ();
+  view = tf_window_get_chat_view (window);
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+  tf_chat_view_set_message (view, "what is a cat?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  n_conversations = tf_chat_view_get_n_conversations (view);
+  close_window (window);
+
+  /* ...is listed by a new one, newest first, and continues: the saved turns
+   * go back into the generator before the next reply. */
+  second = tf_application_new ();
+  g_application_set_flags (G_APPLICATION (second),
+                           g_application_get_flags (G_APPLICATION (second)) |
+                           G_APPLICATION_NON_UNIQUE);
+  g_application_register (G_APPLICATION (second), NULL, &error);
+  g_assert_no_error (error);
+  window = tf_window_new (second);
+  gtk_window_present (GTK_WINDOW (window));
+  g_assert_true (wait_until (is_mapped, window, 10000));
+  model = tf_default_model_path ();
+  load (window, model, &outcome);
+  g_assert_true (outcome.loaded);
+  view = tf_window_get_chat_view (window);
+  tf_window_show_view (window, "chat");
+  g_assert_cmpuint (tf_chat_view_get_n_conversations (view), ==, n_conversations);
+  tf_chat_view_select_conversation (view, 0);
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  question = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 0)));
+  g_assert_cmpstr (question, ==, "what is a cat?");
+  g_assert_true (shows (window, "what is a cat?"));
+
+  tf_chat_view_set_message (view, "and a dog?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 4);
+  g_assert_false (shows (window, "Stopped"));
+  close_window (window);
+}
+
+static void
+test_chat_attach_and_regenerate (void)
+{
+  TfWindow *window;
+  TfChatView *view;
+  g_autofree char *png = g_build_filename (tmp_dir, "red.png", NULL);
+  g_autofree char *broken = g_build_filename (tmp_dir, "broken.png", NULL);
+  g_autoptr(GFile) png_file = g_file_new_for_path (png);
+  g_autoptr(GFile) broken_file = g_file_new_for_path (broken);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *question = NULL;
+  float red[32 * 32 * 3];
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  for (guint i = 0; i < G_N_ELEMENTS (red); i++)
+    red[i] = i % 3 == 0 ? 1.0f : -1.0f;
+  g_assert_true (tf_write_generated_png (png, red, 32, 3, 4, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_file_set_contents (broken, "not a picture", -1, &error));
+
+  view = show_chat (&window);
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+
+  /* A file that is no picture says so, naming it. */
+  g_assert_false (tf_chat_view_attach_file (view, broken_file, &error));
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "broken.png"));
+  g_clear_error (&error);
+
+  /* A picture (128 × 128, resized to the model's 32 × 32) to ask about. */
+  g_assert_true (tf_chat_view_attach_file (view, png_file, &error));
+  g_assert_no_error (error);
+  g_assert_true (shows (window, "red.png"));
+  tf_chat_view_set_message (view, "what is this?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  g_assert_false (shows (window, "red.png"));   /* sent: the attachment is gone */
+  question = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 0)));
+  g_assert_cmpstr (question, ==, "what is this?");
+
+  /* Regenerate asks again: a new reply after the old one. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
+  g_assert_true (tf_chat_view_get_running (view));
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 3);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 2))));
+  g_assert_false (shows (window, "Stopped"));
+  close_window (window);
+}
+
+static void
+test_chat_stop_then_regenerate (void)
+{
+  TfWindow *window;
+  TfChatView *view;
+  guint n;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  view = show_chat (&window);
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+  tf_chat_view_set_message (view, "tell me about a dog");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  /* Escape at once: the reply ends with what came before it (maybe
+   * nothing, and then no empty reply is kept). */
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.stop", NULL);
+  g_assert_true (wait_until (chat_idle, view, 60000));
+  n = tf_chat_view_get_n_messages (view);
+  g_assert_cmpuint (n, >=, 1);
+  g_assert_cmpuint (n, <=, 2);
+  if (n == 2)
+    g_assert_true (shows (window, "Stopped"));
+
+  /* Regenerate answers the question again, with or without a reply. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
+  g_assert_true (tf_chat_view_get_running (view));
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, n + 1);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, n))));
+  close_window (window);
+}
+
+static gboolean
+is_message_dialog (GtkWidget *widget, gconstpointer data)
+{
+  return GTK_IS_MESSAGE_DIALOG (widget);
+}
+
+static void
+test_chat_rename_and_delete (void)
+{
+  g_autoptr(TfChatStore) store = tf_chat_store_new (NULL);
+  g_autoptr(GPtrArray) chats = NULL;
+  g_autoptr(GError) error = NULL;
+  TfWindow *window;
+  TfChatView *view;
+  GtkWidget *popover, *entry, *dialog = NULL;
+  guint n;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  view = show_chat (&window);
+  n = tf_chat_view_get_n_conversations (view);
+  g_assert_cmpuint (n, >=, 1);   /* from the tests before */
+  tf_chat_view_select_conversation (view, 0);
+
+  /* Rename, as typed into the popover: the list and the saved chat follow. */
+  popover = find_widget (GTK_WIDGET (view), GTK_TYPE_POPOVER);
+  entry = find_widget (popover, GTK_TYPE_ENTRY);
+  g_assert_nonnull (entry);
+  gtk_editable_set_text (GTK_EDITABLE (entry), "Renamed chat");
+  g_signal_emit_by_name (entry, "activate");
+  g_assert_true (shows (window, "Renamed chat"));
+  chats = tf_chat_store_list (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (((TfChat *) g_ptr_array_index (chats, 0))->title, ==, "Renamed chat");
+  g_clear_pointer (&chats, g_ptr_array_unref);
+
+  /* Delete asks first; yes removes it from the list and the disk. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.delete", NULL);
+  for (GList *l = gtk_window_list_toplevels (); l != NULL; l = g_list_delete_link (l, l))
+    if (is_message_dialog (l->data, NULL))
+      dialog = l->data;
+  g_assert_nonnull (dialog);
+  g_assert_true (wait_until (is_mapped, dialog, 10000));
+  g_assert_nonnull (find_mapped_label (dialog, "Renamed chat"));
+  gtk_dialog_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
+  g_assert_cmpuint (tf_chat_view_get_n_conversations (view), ==, n - 1);
+  g_assert_false (shows (window, "Renamed chat"));
+  chats = tf_chat_store_list (store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (chats->len, ==, n - 1);
+  close_window (window);
 }
 
 int
@@ -283,6 +1006,10 @@ main (int argc, char *argv[])
   g_test_init (&argc, &argv, NULL);
 
   tmp_dir = tf_test_make_temp_dir ("test-app-XXXXXX");
+  /* Conversations and the gallery go here, not to the user's; set before
+   * anything reads it. */
+  data_dir = g_build_filename (tmp_dir, "data", NULL);
+  g_setenv ("XDG_DATA_HOME", data_dir, TRUE);
 
   if (g_getenv ("DISPLAY") != NULL || g_getenv ("WAYLAND_DISPLAY") != NULL)
     {
@@ -302,11 +1029,22 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/empty-state", test_empty_state);
   g_test_add_func ("/app/window/load-model", test_load_model);
   g_test_add_func ("/app/window/load-bad-file", test_load_bad_file);
+  g_test_add_func ("/app/window/bundled-model", test_bundled_model);
+  g_test_add_func ("/app/imagine/suggestions", test_imagine_suggestions);
+  g_test_add_func ("/app/imagine/generate", test_imagine_generate);
+  g_test_add_func ("/app/imagine/gallery-restores", test_imagine_gallery_restores);
+  g_test_add_func ("/app/imagine/stop", test_imagine_stop);
+  g_test_add_func ("/app/chat/stream", test_chat_stream);
+  g_test_add_func ("/app/chat/history-survives-restart", test_chat_history_survives_restart);
+  g_test_add_func ("/app/chat/attach-and-regenerate", test_chat_attach_and_regenerate);
+  g_test_add_func ("/app/chat/stop-then-regenerate", test_chat_stop_then_regenerate);
+  g_test_add_func ("/app/chat/rename-and-delete", test_chat_rename_and_delete);
 
   status = g_test_run ();
 
   g_clear_object (&app);
   tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);
+  g_free (data_dir);
   return status;
 }

@@ -52,19 +52,36 @@ tf_test_close_f64 (const char *name, const double *got, const double *ref, size_
   CLOSE_BODY
 }
 
+static char *
+path_under (const char *root, const char *first, va_list args)
+{
+  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
+  g_ptr_array_add (parts, (gpointer) root);
+  for (const char *p = first; p != NULL; p = va_arg (args, const char *))
+    g_ptr_array_add (parts, (gpointer) p);
+  g_ptr_array_add (parts, NULL);
+  return g_build_filenamev ((char **) parts->pdata);
+}
+
 char *
 tf_test_data_path (const char *first, ...)
 {
   const char *srcdir = g_getenv ("G_TEST_SRCDIR");
   va_list args;
   va_start (args, first);
-  g_autoptr (GPtrArray) parts = g_ptr_array_new ();
-  g_ptr_array_add (parts, (gpointer) (srcdir ? srcdir : "."));
-  for (const char *p = first; p != NULL; p = va_arg (args, const char *))
-    g_ptr_array_add (parts, (gpointer) p);
+  char *path = path_under (srcdir ? srcdir : ".", first, args);
   va_end (args);
-  g_ptr_array_add (parts, NULL);
-  return g_build_filenamev ((char **) parts->pdata);
+  return path;
+}
+
+char *
+tf_test_path (const char *root, const char *first, ...)
+{
+  va_list args;
+  va_start (args, first);
+  char *path = path_under (root, first, args);
+  va_end (args);
+  return path;
 }
 
 TfConfig

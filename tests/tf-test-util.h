@@ -18,6 +18,8 @@ gboolean tf_test_close_f64 (const char *name, const double *got, const double *r
 
 /* Path of a file in the source tree's tests/ folder. */
 char *tf_test_data_path (const char *first, ...) G_GNUC_NULL_TERMINATED;
+/* @root/@first/… */
+char *tf_test_path (const char *root, const char *first, ...) G_GNUC_NULL_TERMINATED;
 
 /* The "tiny" preset with a vocabulary of @vocab_size and the seven special
  * tokens at its top. */

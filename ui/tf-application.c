@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "tf-application.h"
+#include "tf-preferences-window.h"
 #include "tf-window.h"
 
 #include <glib/gi18n.h>
@@ -52,6 +53,17 @@ tf_application_open_model_action (GSimpleAction *action, GVariant *param, gpoint
 }
 
 static void
+tf_application_preferences_action (GSimpleAction *action, GVariant *param, gpointer user_data)
+{
+  TfApplication *self = user_data;
+  GtkWindow *parent = gtk_application_get_active_window (GTK_APPLICATION (self));
+
+  if (self->settings == NULL)
+    return;
+  gtk_window_present (GTK_WINDOW (tf_preferences_window_new (parent, self->settings)));
+}
+
+static void
 tf_application_about_action (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   TfApplication *self = user_data;
@@ -82,6 +94,7 @@ tf_application_quit_action (GSimpleAction *action, GVariant *param, gpointer use
 
 static const GActionEntry app_actions[] = {
   { .name = "open-model", .activate = tf_application_open_model_action },
+  { .name = "preferences", .activate = tf_application_preferences_action },
   { .name = "about", .activate = tf_application_about_action },
   { .name = "quit", .activate = tf_application_quit_action },
 };
@@ -105,16 +118,33 @@ tf_application_startup (GApplication *app)
   TfApplication *self = TF_APPLICATION (app);
   static const struct { const char *action; const char *accels[2]; } accels[] = {
     { "app.open-model", { "<Control>o", NULL } },
+    { "app.preferences", { "<Control>comma", NULL } },
     { "app.quit", { "<Control>q", NULL } },
     { "window.close", { "<Control>w", NULL } },
+    { "win.show-help-overlay", { "<Control>question", NULL } },
+    { "win.generate", { "<Control>Return", NULL } },
+    { "win.stop", { "Escape", NULL } },
+    { "win.save-image", { "<Control>s", NULL } },
+    { "win.model-info", { "<Control>i", NULL } },
+    { "win.show-view('imagine')", { "<Alt>1", NULL } },
+    { "win.show-view('chat')", { "<Alt>2", NULL } },
+    { "win.new-conversation", { "<Control>n", NULL } },
   };
 
   G_APPLICATION_CLASS (tf_application_parent_class)->startup (app);
 
   self->settings = settings_if_installed ();
+  /* Without libadwaita, the dark style is the theme's dark variant. */
+  if (self->settings != NULL)
+    g_settings_bind (self->settings, "prefer-dark", gtk_settings_get_default (),
+                     "gtk-application-prefer-dark-theme", G_SETTINGS_BIND_GET);
 
   g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
                                    G_N_ELEMENTS (app_actions), self);
+  /* Nothing to keep preferences in without the schema. */
+  g_simple_action_set_enabled (G_SIMPLE_ACTION (g_action_map_lookup_action (G_ACTION_MAP (self),
+                                                                            "preferences")),
+                               self->settings != NULL);
   for (guint i = 0; i < G_N_ELEMENTS (accels); i++)
     gtk_application_set_accels_for_action (GTK_APPLICATION (self), accels[i].action,
                                            accels[i].accels);
@@ -131,8 +161,17 @@ tf_application_startup (GApplication *app)
 static void
 tf_application_activate (GApplication *app)
 {
-  TfWindow *window = tf_application_get_window (TF_APPLICATION (app));
+  GtkWindow *active = gtk_application_get_active_window (GTK_APPLICATION (app));
+  TfWindow *window;
 
+  if (TF_IS_WINDOW (active))
+    {
+      gtk_window_present (active);
+      return;
+    }
+  /* A new window starts with the bundled model. */
+  window = tf_window_new (TF_APPLICATION (app));
+  tf_window_open_default_model (window);
   gtk_window_present (GTK_WINDOW (window));
 }
 

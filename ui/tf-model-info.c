@@ -254,6 +254,71 @@ tf_format_count (guint64 n)
 
 #define DEFAULT_MODEL_FILE "default.safetensors"
 
+/* ---- Where the program's files are -------------------------------------- */
+
+static char *
+executable_path (void)
+{
+  return g_file_read_link ("/proc/self/exe", NULL);
+}
+
+gboolean
+tf_running_uninstalled (void)
+{
+  g_autofree char *exe = executable_path ();
+  return exe != NULL && g_str_has_prefix (exe, TF_BUILD_ROOT G_DIR_SEPARATOR_S);
+}
+
+/* PREFIX/@relative for the prefix the executable sits in, or NULL. */
+static char *
+beside_executable (const char *relative)
+{
+  g_autofree char *exe = executable_path ();
+  if (exe == NULL || g_path_is_absolute (TF_BINDIR) || g_path_is_absolute (relative) ||
+      tf_running_uninstalled ())
+    return NULL;
+  /* PREFIX/BINDIR/transfusion: one level up for each part of BINDIR */
+  g_autofree char *dir = g_path_get_dirname (exe);
+  g_auto(GStrv) parts = g_strsplit (TF_BINDIR, G_DIR_SEPARATOR_S, -1);
+  for (guint i = g_strv_length (parts); i > 0; i--)
+    {
+      if (parts[i - 1][0] == '\0' || strcmp (parts[i - 1], ".") == 0)
+        continue;
+      g_autofree char *base = g_path_get_basename (dir);
+      if (strcmp (base, parts[i - 1]) != 0)
+        return NULL;   /* not where an installation puts it */
+      char *up = g_path_get_dirname (dir);
+      g_free (dir);
+      dir = up;
+    }
+  return g_build_filename (dir, relative, NULL);
+}
+
+char *
+tf_installed_data_dir (void)
+{
+  char *dir = beside_executable (TF_DATADIR_RELATIVE);
+  return dir != NULL ? dir : g_strdup (TF_DATADIR);
+}
+
+char *
+tf_locale_dir (void)
+{
+  if (tf_running_uninstalled ())
+    return g_build_filename (TF_BUILD_ROOT, "po", NULL);
+  char *dir = beside_executable (TF_LOCALEDIR_RELATIVE);
+  return dir != NULL ? dir : g_strdup (LOCALEDIR);
+}
+
+void
+tf_bind_translations (void)
+{
+  g_autofree char *dir = tf_locale_dir ();
+  bindtextdomain (GETTEXT_PACKAGE, dir);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+}
+
 GStrv
 tf_default_model_locations (void)
 {
@@ -264,13 +329,21 @@ tf_default_model_locations (void)
     g_strv_builder_add (builder, override);
   else
     {
-      g_autofree char *source = g_build_filename (TF_SOURCE_ROOT, "resources", "models",
-                                                  DEFAULT_MODEL_FILE, NULL);
-      g_autofree char *installed = g_build_filename (TF_DATADIR, "transfusion", "models",
+      g_autofree char *data = tf_installed_data_dir ();
+      g_autofree char *installed = g_build_filename (data, "transfusion", "models",
                                                      DEFAULT_MODEL_FILE, NULL);
+      g_autofree char *configured = g_build_filename (TF_DATADIR, "transfusion", "models",
+                                                      DEFAULT_MODEL_FILE, NULL);
 
-      g_strv_builder_add (builder, source);
+      if (tf_running_uninstalled ())
+        {
+          g_autofree char *source = g_build_filename (TF_SOURCE_ROOT, "resources", "models",
+                                                      DEFAULT_MODEL_FILE, NULL);
+          g_strv_builder_add (builder, source);
+        }
       g_strv_builder_add (builder, installed);
+      if (strcmp (installed, configured) != 0)
+        g_strv_builder_add (builder, configured);
     }
   return g_strv_builder_end (builder);
 }

@@ -79,13 +79,30 @@ TfGenerator *tf_model_info_open_generator (const char *path, GError **error);
 
 /* Where a model is looked for when none is named, in order:
  * $TRANSFUSION_MODEL when set (and then only there: a wrong override is an
- * error, not a silent fallback), else the source tree's
- * resources/models/default.safetensors, then the installed
- * DATADIR/transfusion/models/default.safetensors. */
+ * error, not a silent fallback), else, for a program run from the build
+ * tree, the source tree's resources/models/default.safetensors, then the
+ * installed DATADIR/transfusion/models/default.safetensors (DATADIR as
+ * tf_installed_data_dir() finds it, then as configured). */
 GStrv tf_default_model_locations (void);
 /* The first of those that exists; $TRANSFUSION_MODEL whether or not it
  * exists, so that loading it names what is wrong. NULL when there is none. */
 char *tf_default_model_path (void);
+
+/* ---- Where the program's files are ----------------------------------- */
+
+/* Whether this program is the build tree's, not an installed one. */
+gboolean tf_running_uninstalled (void);
+/* The installed data folder (PREFIX/share), found from where the program
+ * is (PREFIX/bin), so that an installation staged with DESTDIR or moved to
+ * another prefix finds its own files; the configured one when that cannot
+ * be told (an uninstalled program, or folders outside the prefix). */
+char *tf_installed_data_dir (void);
+/* The translations: the build tree's po/ for an uninstalled program, else
+ * the installed locale folder, found the same way. */
+char *tf_locale_dir (void);
+/* Binds the program's gettext domain to tf_locale_dir() in UTF-8. Call at
+ * the start of main(), after setlocale() where the program calls it. */
+void tf_bind_translations (void);
 
 /* Sets the engine's threading for this process: the engine parallelises its
  * own loops with OpenMP, and OpenBLAS's threads competing with them made

@@ -5,24 +5,34 @@
 
 #include <glib/gi18n.h>
 
+#include "tf-chat-view.h"
+#include "tf-gallery.h"
+#include "tf-generation.h"
+#include "tf-imagine-view.h"
+#include "tf-model-info-window.h"
+#include "tf-prompt-suggestions.h"
+
 struct _TfWindow
 {
   GtkApplicationWindow  parent_instance;
 
   /* Template children */
-  GtkLabel             *subtitle_label;
+  GtkWidget            *switcher;
+  GtkWidget            *model_button;
+  GtkWidget            *bundled_button;
+  GtkLabel             *model_label;
   GtkRevealer          *error_revealer;
   GtkLabel             *error_label;
   GtkStack             *stack;
+  GtkStack             *views_stack;
   GtkSpinner           *spinner;
   GtkLabel             *loading_label;
-  GtkLabel             *model_title_label;
-  GtkLabel             *model_summary_label;
-  GtkBox               *left_column;
-  GtkBox               *right_column;
+  TfImagineView        *imagine_view;
+  TfChatView           *chat_view;
 
   GSettings            *settings;          /* NULL when the schema is not installed */
   TfModelInfo          *info;              /* the loaded model, or NULL */
+  TfGeneration         *generation;        /* its generator, or NULL */
   GCancellable         *load_cancellable;  /* the load in flight, or NULL */
   GtkNativeDialog      *chooser;           /* while the file chooser is up */
 };
@@ -77,131 +87,55 @@ tf_window_save_state (TfWindow *self)
 
 /* ---- Showing a model ---------------------------------------------------- */
 
-static void
-clear_box (GtkBox *box)
-{
-  GtkWidget *child;
-
-  while ((child = gtk_widget_get_first_child (GTK_WIDGET (box))) != NULL)
-    gtk_box_remove (box, child);
-}
-
-static GtkWidget *
-card_new (GtkBox *column, const char *title)
-{
-  GtkWidget *group = gtk_box_new (GTK_ORIENTATION_VERTICAL, 0);
-  GtkWidget *heading = gtk_label_new (title);
-  GtkWidget *card = gtk_box_new (GTK_ORIENTATION_VERTICAL, 0);
-
-  gtk_label_set_xalign (GTK_LABEL (heading), 0.0f);
-  gtk_widget_add_css_class (heading, "card-heading");
-  gtk_widget_add_css_class (card, "card");
-  gtk_box_append (GTK_BOX (group), heading);
-  gtk_box_append (GTK_BOX (group), card);
-  gtk_box_append (column, group);
-  return card;
-}
+/* Everything a load gives, made in the worker thread. */
+typedef struct {
+  TfModelInfo         *info;
+  TfGenerator         *generator;
+  char                *hash;
+  TfPromptSuggestions *suggestions;
+} LoadedModel;
 
 static void
-card_add_row (GtkWidget *card, const char *key, const char *value)
+loaded_model_free (LoadedModel *loaded)
 {
-  GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 12);
-  GtkWidget *key_label = gtk_label_new (key);
-  GtkWidget *value_label = gtk_label_new (value);
-
-  gtk_widget_add_css_class (row, "row");
-  gtk_label_set_xalign (GTK_LABEL (key_label), 0.0f);
-  gtk_widget_set_hexpand (key_label, TRUE);
-  gtk_widget_add_css_class (key_label, "row-key");
-  gtk_label_set_xalign (GTK_LABEL (value_label), 1.0f);
-  gtk_label_set_ellipsize (GTK_LABEL (value_label), PANGO_ELLIPSIZE_START);
-  gtk_widget_set_tooltip_text (value_label, value);
-  gtk_widget_add_css_class (value_label, "row-value");
-  gtk_box_append (GTK_BOX (row), key_label);
-  gtk_box_append (GTK_BOX (row), value_label);
-  gtk_box_append (GTK_BOX (card), row);
+  g_clear_pointer (&loaded->info, tf_model_info_free);
+  g_clear_pointer (&loaded->generator, tf_generator_free);
+  g_free (loaded->hash);
+  g_clear_pointer (&loaded->suggestions, tf_prompt_suggestions_free);
+  g_free (loaded);
 }
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (LoadedModel, loaded_model_free)
+
+static void on_busy_changed (TfWindow *self);
 
 static void
-card_add_int_row (GtkWidget *card, const char *key, int value)
+tf_window_show_model (TfWindow *self, LoadedModel *loaded)
 {
-  g_autofree char *text = g_strdup_printf ("%d", value);
+  g_autofree char *title = NULL;
 
-  card_add_row (card, key, text);
-}
-
-static void
-tf_window_show_model (TfWindow *self)
-{
-  const TfModelInfo *info = self->info;
-  const TfConfig *config = tf_model_config (info->model);
-  guint64 n_params = tf_model_n_params (info->model);
-  g_autofree char *count = tf_format_count (n_params);
-  g_autofree char *size = g_format_size (info->file_size);
-  g_autofree char *title = g_strdup_printf (_("%s — Transfusion"), info->name);
-  g_autofree char *exact = g_strdup_printf ("%'" G_GUINT64_FORMAT, n_params);
-  g_autofree char *params = g_strdup_printf ("%s (%s)", exact, count);
-  g_autofree char *keys = info->metadata_keys[0] != NULL
-                          ? g_strjoinv (", ", info->metadata_keys) : g_strdup (_("none"));
-  g_autofree char *folder = g_path_get_dirname (info->path);
-  g_autofree char *summary = NULL;
-  GtkWidget *cards[TF_N_CONFIG_GROUPS];
-  GtkWidget *card;
-  const TfConfigField *fields;
-  guint n_fields;
-
-  /* Translators: "1.23 M parameters · 57 tensors · F32 · 4.9 MB" */
-  summary = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                          "%s parameters · %d tensor · %s · %s",
-                                          "%s parameters · %d tensors · %s · %s",
-                                          info->n_tensors),
-                             count, info->n_tensors, info->dtypes, size);
-
-  gtk_window_set_title (GTK_WINDOW (self), title);
-  gtk_label_set_text (self->subtitle_label, info->name);
-  gtk_widget_set_visible (GTK_WIDGET (self->subtitle_label), TRUE);
-  gtk_label_set_text (self->model_title_label, info->name);
-  gtk_label_set_text (self->model_summary_label, summary);
-
-  clear_box (self->left_column);
-  clear_box (self->right_column);
-
-  card = card_new (self->left_column, _("File"));
-  card_add_row (card, _("Parameters"), params);
-  card_add_int_row (card, _("Tensors"), info->n_tensors);
-  card_add_row (card, _("Data type"), info->dtypes);
-  card_add_row (card, _("Size on disk"), size);
-  card_add_row (card, _("Metadata"), keys);
-  card_add_row (card, _("Folder"), folder);
-
-  /* Columns of about the same height. */
-  cards[TF_CONFIG_GROUP_TEXT] = card_new (self->left_column,
-                                          tf_config_group_title (TF_CONFIG_GROUP_TEXT));
-  cards[TF_CONFIG_GROUP_TOKENS] = card_new (self->left_column,
-                                            tf_config_group_title (TF_CONFIG_GROUP_TOKENS));
-  cards[TF_CONFIG_GROUP_TRANSFORMER] =
-    card_new (self->right_column, tf_config_group_title (TF_CONFIG_GROUP_TRANSFORMER));
-  cards[TF_CONFIG_GROUP_IMAGE] = card_new (self->right_column,
-                                           tf_config_group_title (TF_CONFIG_GROUP_IMAGE));
-  cards[TF_CONFIG_GROUP_DIFFUSION] =
-    card_new (self->right_column, tf_config_group_title (TF_CONFIG_GROUP_DIFFUSION));
-
-  fields = tf_config_fields (&n_fields);
-  for (guint i = 0; i < n_fields; i++)
+  g_clear_pointer (&self->info, tf_model_info_free);
+  self->info = g_steal_pointer (&loaded->info);
+  if (self->generation != NULL)
     {
-      g_autofree char *value = tf_config_field_format (&fields[i], config);
-
-      card_add_row (cards[fields[i].group], _(fields[i].label), value);
+      g_signal_handlers_disconnect_by_data (self->generation, self);
+      tf_generation_cancel (self->generation);
     }
-  /* What follows from the fields. */
-  card_add_int_row (cards[TF_CONFIG_GROUP_TRANSFORMER], _("Head size"),
-                    tf_config_head_dim (config));
-  card_add_int_row (cards[TF_CONFIG_GROUP_IMAGE], _("Patches per image"),
-                    tf_config_n_patches (config));
-  card_add_int_row (cards[TF_CONFIG_GROUP_IMAGE], _("Values per patch"),
-                    tf_config_patch_dim (config));
+  g_clear_object (&self->generation);
+  self->generation = tf_generation_new (g_steal_pointer (&loaded->generator));
+  g_signal_connect_swapped (self->generation, "notify::busy", G_CALLBACK (on_busy_changed), self);
 
-  gtk_stack_set_visible_child_name (self->stack, "model");
+  tf_imagine_view_set_model (self->imagine_view, self->generation, self->info->name,
+                             loaded->hash, loaded->suggestions);
+  tf_chat_view_set_generation (self->chat_view, self->generation);
+
+  /* Translators: the window's title, "default — Transfusion" */
+  title = g_strdup_printf (_("%s — Transfusion"), self->info->name);
+  gtk_window_set_title (GTK_WINDOW (self), title);
+  gtk_widget_set_visible (self->switcher, TRUE);
+  gtk_label_set_text (self->model_label, self->info->name);
+  gtk_widget_set_visible (self->model_button, TRUE);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", TRUE);
+  gtk_stack_set_visible_child_name (self->stack, "views");
 }
 
 /* ---- Loading ------------------------------------------------------------ */
@@ -213,7 +147,7 @@ tf_window_set_loading (TfWindow *self, gboolean loading)
   if (loading)
     gtk_stack_set_visible_child_name (self->stack, "loading");
   else
-    gtk_stack_set_visible_child_name (self->stack, self->info != NULL ? "model" : "empty");
+    gtk_stack_set_visible_child_name (self->stack, self->info != NULL ? "views" : "empty");
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
 }
 
@@ -245,13 +179,35 @@ static void
 load_model_thread (GTask *task, gpointer source_object, gpointer task_data,
                    GCancellable *cancellable)
 {
+  const char *path = task_data;
   GError *error = NULL;
-  TfModelInfo *info = tf_model_info_load (task_data, &error);
+  g_autoptr(LoadedModel) loaded = g_new0 (LoadedModel, 1);
+  const TfConfig *config;
 
-  if (info == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, info, (GDestroyNotify) tf_model_info_free);
+  /* The info and the generator each read the file; the info keeps only
+   * what the Model Info window shows. */
+  loaded->info = tf_model_info_load (path, &error);
+  if (loaded->info == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  loaded->generator = tf_model_info_open_generator (path, &error);
+  if (loaded->generator == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  loaded->hash = tf_model_file_hash (path, &error);
+  if (loaded->hash == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  config = tf_model_config (tf_generator_model (loaded->generator));
+  loaded->suggestions = tf_prompt_suggestions_load (path, tf_generator_tokenizer (loaded->generator),
+                                                    config->image_size, config->image_channels);
+  g_task_return_pointer (task, g_steal_pointer (&loaded), (GDestroyNotify) loaded_model_free);
 }
 
 static void
@@ -260,14 +216,14 @@ load_model_done (GObject *source, GAsyncResult *result, gpointer user_data)
   TfWindow *self = TF_WINDOW (source);
   GTask *task = G_TASK (result);
   g_autoptr(GError) error = NULL;
-  g_autoptr(TfModelInfo) info = g_task_propagate_pointer (task, &error);
+  g_autoptr(LoadedModel) loaded = g_task_propagate_pointer (task, &error);
 
   /* Superseded by a newer load, cancelled, or the window is gone. */
   if (self->load_cancellable == NULL || g_task_get_cancellable (task) != self->load_cancellable)
     return;
   g_clear_object (&self->load_cancellable);
 
-  if (info == NULL)
+  if (loaded == NULL)
     {
       tf_window_set_loading (self, FALSE);
       tf_window_show_error (self, error);
@@ -275,12 +231,9 @@ load_model_done (GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
 
-  g_clear_pointer (&self->info, tf_model_info_free);
-  self->info = g_steal_pointer (&info);
+  tf_window_show_model (self, loaded);
   if (self->settings != NULL)
     g_settings_set_string (self->settings, "last-model", self->info->path);
-
-  tf_window_show_model (self);
   tf_window_set_loading (self, FALSE);
   g_signal_emit (self, signals[MODEL_LOADED], 0);
 }
@@ -391,6 +344,133 @@ tf_window_choose_model (TfWindow *self)
 
 G_GNUC_END_IGNORE_DEPRECATIONS
 
+/* ---- Actions ------------------------------------------------------------ */
+
+static void
+model_info_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfWindow *self = TF_WINDOW (widget);
+
+  if (self->info != NULL)
+    gtk_window_present (GTK_WINDOW (tf_model_info_window_new (GTK_WINDOW (self), self->info)));
+}
+
+static gboolean
+showing_chat (TfWindow *self)
+{
+  return g_strcmp0 (gtk_stack_get_visible_child_name (self->views_stack), "chat") == 0;
+}
+
+/* Ctrl+Enter: generate in Imagine, send in Chat. */
+static void
+generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfWindow *self = TF_WINDOW (widget);
+
+  if (showing_chat (self))
+    gtk_widget_activate_action (GTK_WIDGET (self->chat_view), "chat.send", NULL);
+  else
+    gtk_widget_activate_action (GTK_WIDGET (self->imagine_view), "imagine.generate", NULL);
+}
+
+static void
+stop_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfWindow *self = TF_WINDOW (widget);
+
+  if (self->generation != NULL)
+    tf_generation_cancel (self->generation);
+}
+
+static void
+save_image_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfWindow *self = TF_WINDOW (widget);
+
+  if (!showing_chat (self))
+    gtk_widget_activate_action (GTK_WIDGET (self->imagine_view), "imagine.save-as", NULL);
+}
+
+static void
+open_bundled_model_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  tf_window_open_default_model (TF_WINDOW (widget));
+}
+
+/* Ctrl+N: application keys reach the window's actions, not the views'. */
+static void
+new_conversation_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfWindow *self = TF_WINDOW (widget);
+
+  if (self->info == NULL)
+    return;
+  gtk_stack_set_visible_child_name (self->views_stack, "chat");
+  gtk_widget_activate_action (GTK_WIDGET (self->chat_view), "chat.new", NULL);
+}
+
+static void
+show_view_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfWindow *self = TF_WINDOW (widget);
+
+  if (self->info != NULL)
+    gtk_stack_set_visible_child_name (self->views_stack, g_variant_get_string (param, NULL));
+}
+
+static void
+on_busy_changed (TfWindow *self)
+{
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop",
+                                 self->generation != NULL
+                                 && tf_generation_get_busy (self->generation));
+}
+
+/* ---- Getters ------------------------------------------------------------ */
+
+TfGeneration *
+tf_window_get_generation (TfWindow *self)
+{
+  g_return_val_if_fail (TF_IS_WINDOW (self), NULL);
+  return self->generation;
+}
+
+TfImagineView *
+tf_window_get_imagine_view (TfWindow *self)
+{
+  g_return_val_if_fail (TF_IS_WINDOW (self), NULL);
+  return self->imagine_view;
+}
+
+TfChatView *
+tf_window_get_chat_view (TfWindow *self)
+{
+  g_return_val_if_fail (TF_IS_WINDOW (self), NULL);
+  return self->chat_view;
+}
+
+void
+tf_window_show_view (TfWindow *self, const char *name)
+{
+  g_return_if_fail (TF_IS_WINDOW (self));
+  gtk_widget_activate_action (GTK_WIDGET (self), "win.show-view", "s", name);
+}
+
+void
+tf_window_open_default_model (TfWindow *self)
+{
+  g_autofree char *path = tf_default_model_path ();
+  g_autoptr(GFile) file = NULL;
+
+  g_return_if_fail (TF_IS_WINDOW (self));
+
+  /* Without one, the empty state offers Open Model…. */
+  if (path == NULL)
+    return;
+  file = g_file_new_for_path (path);
+  tf_window_open_model (self, file);
+}
+
 /* ---- The object --------------------------------------------------------- */
 
 const TfModelInfo *
@@ -422,6 +502,8 @@ tf_window_new (TfApplication *application)
       self->settings = g_object_ref (settings);
       tf_window_restore_state (self);
     }
+  tf_imagine_view_set_settings (self->imagine_view, settings);
+  tf_chat_view_set_settings (self->chat_view, settings);
   return self;
 }
 
@@ -447,6 +529,12 @@ tf_window_dispose (GObject *object)
   g_clear_object (&self->chooser);
   g_clear_object (&self->settings);
   g_clear_pointer (&self->info, tf_model_info_free);
+  if (self->generation != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->generation, self);
+      tf_generation_cancel (self->generation);
+    }
+  g_clear_object (&self->generation);
 
   gtk_widget_dispose_template (GTK_WIDGET (self), TF_TYPE_WINDOW);
   G_OBJECT_CLASS (tf_window_parent_class)->dispose (object);
@@ -503,22 +591,48 @@ tf_window_class_init (TfWindowClass *klass)
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/org/transfusion/Transfusion/tf-window.ui");
-  gtk_widget_class_bind_template_child (widget_class, TfWindow, subtitle_label);
+  g_type_ensure (TF_TYPE_IMAGINE_VIEW);
+  g_type_ensure (TF_TYPE_CHAT_VIEW);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, model_button);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, bundled_button);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, model_label);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, error_revealer);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, error_label);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, stack);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, views_stack);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, spinner);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, loading_label);
-  gtk_widget_class_bind_template_child (widget_class, TfWindow, model_title_label);
-  gtk_widget_class_bind_template_child (widget_class, TfWindow, model_summary_label);
-  gtk_widget_class_bind_template_child (widget_class, TfWindow, left_column);
-  gtk_widget_class_bind_template_child (widget_class, TfWindow, right_column);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, imagine_view);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, chat_view);
   gtk_widget_class_bind_template_callback (widget_class, on_error_dismiss_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_cancel_clicked);
+
+  gtk_widget_class_install_action (widget_class, "win.model-info", NULL, model_info_action);
+  gtk_widget_class_install_action (widget_class, "win.generate", NULL, generate_action);
+  gtk_widget_class_install_action (widget_class, "win.stop", NULL, stop_action);
+  gtk_widget_class_install_action (widget_class, "win.save-image", NULL, save_image_action);
+  gtk_widget_class_install_action (widget_class, "win.show-view", "s", show_view_action);
+  gtk_widget_class_install_action (widget_class, "win.new-conversation", NULL,
+                                   new_conversation_action);
+  gtk_widget_class_install_action (widget_class, "win.open-bundled-model", NULL,
+                                   open_bundled_model_action);
 }
 
 static void
 tf_window_init (TfWindow *self)
 {
+  g_autofree char *gallery_dir = tf_gallery_default_dir ();
+
   gtk_widget_init_template (GTK_WIDGET (self));
+  tf_imagine_view_set_gallery_dir (self->imagine_view, gallery_dir);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop", FALSE);
+  {
+    g_autofree char *bundled = tf_default_model_path ();
+
+    /* Offered only when there is one to open. */
+    gtk_widget_set_visible (self->bundled_button,
+                            bundled != NULL && g_file_test (bundled, G_FILE_TEST_EXISTS));
+  }
 }

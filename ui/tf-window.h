@@ -1,10 +1,13 @@
-/* tf-window.h: the main window. For now it opens a model and shows what the
- * model holds; later views (chat, training, generation) join it as pages. */
+/* tf-window.h: the main window: a model, and two views of it, Imagine
+ * (prompt to image) and Chat, switched from the header bar. */
 #pragma once
 
 #include <gtk/gtk.h>
 
 #include "tf-application.h"
+#include "tf-chat-view.h"
+#include "tf-generation.h"
+#include "tf-imagine-view.h"
 #include "tf-model-info.h"
 
 G_BEGIN_DECLS
@@ -22,9 +25,20 @@ void tf_window_choose_model (TfWindow *self);
  * ::model-failed and the problem shown in the window. */
 void tf_window_open_model (TfWindow *self, GFile *file);
 
+/* Opens the bundled model (tf_default_model_path()); without one the window
+ * stays in its empty state. */
+void tf_window_open_default_model (TfWindow *self);
+
 /* The loaded model, or NULL. */
 const TfModelInfo *tf_window_get_model_info (TfWindow *self);
 /* Whether a model is being loaded (the "loading" property). */
 gboolean tf_window_get_loading (TfWindow *self);
+
+/* The loaded model's generator, or NULL. */
+TfGeneration *tf_window_get_generation (TfWindow *self);
+TfImagineView *tf_window_get_imagine_view (TfWindow *self);
+TfChatView *tf_window_get_chat_view (TfWindow *self);
+/* "imagine" or "chat". */
+void tf_window_show_view (TfWindow *self, const char *name);
 
 G_END_DECLS

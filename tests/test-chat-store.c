@@ -1,0 +1,456 @@
+/* test-chat-store.c: saved conversations. What is appended comes back
+ * (texts, images, numbers), also through a new store on the same folder (a
+ * restart); a line cut short by a crash is dropped with a warning and the
+ * next append writes over it; rename and delete; hostile files give errors
+ * that name the file and the problem, and never hide the other chats. */
+#include "config.h"
+
+#include "tf-chat-store.h"
+#include "tf-test-util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SIZE 8
+
+typedef struct {
+  char        *dir;
+  TfChatStore *store;
+} Fixture;
+
+static void
+fixture_set_up (Fixture *f, gconstpointer data)
+{
+  f->dir = tf_test_make_temp_dir ("tf-chat-store-XXXXXX");
+  g_autofree char *chats = g_build_filename (f->dir, "chats", NULL);
+  f->store = tf_chat_store_new (chats);
+}
+
+static void
+fixture_tear_down (Fixture *f, gconstpointer data)
+{
+  g_object_unref (f->store);
+  tf_test_remove_tree (f->dir);
+  g_free (f->dir);
+}
+
+static float *
+test_pixels (int channels)
+{
+  float *px = g_new (float, SIZE * SIZE * channels);
+  for (int k = 0; k < SIZE * SIZE * channels; k++)
+    px[k] = (float) ((k * 37 % 255) / 127.5 - 1.0);
+  return px;
+}
+
+static void
+append (TfChatStore *store, const char *id, gboolean from_user, const char *text,
+        const float *pixels)
+{
+  g_autoptr (GError) error = NULL;
+  TfChatMessage m = {
+    .from_user = from_user, .text = (char *) text, .time = g_get_real_time (),
+    .image_size = SIZE, .image_channels = 3,
+    .n_tokens = from_user ? 0 : 12, .tokens_per_second = from_user ? 0 : 41.5,
+    .first_token_seconds = from_user ? 0 : 0.125,
+  };
+  g_assert_true (tf_chat_store_append (store, id, &m, pixels, &error));
+  g_assert_no_error (error);
+}
+
+static char *
+create (TfChatStore *store, const char *title)
+{
+  g_autoptr (GError) error = NULL;
+  char *id = tf_chat_store_create (store, title, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (id);
+  return id;
+}
+
+static TfChat *
+load (TfChatStore *store, const char *id)
+{
+  g_autoptr (GError) error = NULL;
+  TfChat *chat = tf_chat_store_load (store, id, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (chat);
+  return chat;
+}
+
+static TfChatMessage *
+message (TfChat *chat, guint i)
+{
+  return g_ptr_array_index (chat->messages, i);
+}
+
+static char *
+log_path (Fixture *f, const char *id)
+{
+  return g_build_filename (tf_chat_store_get_dir (f->store), id, "chat.jsonl", NULL);
+}
+
+static void
+on_changed (TfChatStore *store, const char *id, guint *count)
+{
+  (*count)++;
+}
+
+static void
+test_round_trip (Fixture *f, gconstpointer data)
+{
+  guint changed = 0;
+  g_signal_connect (f->store, "changed", G_CALLBACK (on_changed), &changed);
+  g_autofree char *id = create (f->store, "Dogs and “quotes”\nand lines");
+  g_autofree float *pixels = test_pixels (3);
+  append (f->store, id, TRUE, "draw a dog \xf0\x9f\x90\x95", NULL);
+  append (f->store, id, FALSE, " Here is a dog:", pixels);
+  append (f->store, id, TRUE, "", NULL);
+  g_assert_cmpuint (changed, ==, 4);
+
+  g_autoptr (TfChat) chat = load (f->store, id);
+  g_assert_cmpstr (chat->id, ==, id);
+  g_assert_cmpstr (chat->title, ==, "Dogs and “quotes”\nand lines");
+  g_assert_cmpuint (chat->n_messages, ==, 3);
+  g_assert_cmpuint (chat->messages->len, ==, 3);
+  g_assert_true (message (chat, 0)->from_user);
+  g_assert_cmpstr (message (chat, 0)->text, ==, "draw a dog \xf0\x9f\x90\x95");
+  g_assert_null (message (chat, 0)->image_path);
+  TfChatMessage *reply = message (chat, 1);
+  g_assert_false (reply->from_user);
+  g_assert_cmpstr (reply->text, ==, " Here is a dog:");   /* as written, not stripped */
+  g_assert_cmpint (reply->n_tokens, ==, 12);
+  g_assert_cmpfloat (reply->tokens_per_second, ==, 41.5);
+  g_assert_cmpfloat (reply->first_token_seconds, ==, 0.125);
+  g_assert_cmpint (reply->time, >=, chat->created);
+  g_assert_cmpint (chat->updated, ==, message (chat, 2)->time);
+  g_assert_nonnull (reply->image_path);
+  g_assert_true (g_path_is_absolute (reply->image_path));
+  g_assert_true (g_file_test (reply->image_path, G_FILE_TEST_IS_REGULAR));
+  g_assert_cmpint (reply->image_size, ==, SIZE);
+  g_assert_cmpint (reply->image_channels, ==, 3);
+  g_autoptr (GError) error = NULL;
+  g_autofree float *back = tf_chat_message_load_image (reply, &error);
+  g_assert_no_error (error);
+  /* 8-bit PNG: within half a level */
+  g_assert_true (tf_test_close_f32 ("image", back, pixels, SIZE * SIZE * 3, 1.0 / 255, 0, NULL));
+  g_assert_cmpstr (message (chat, 2)->text, ==, "");
+
+  /* A message that is not text is refused and nothing is written. */
+  TfChatMessage bad = { .from_user = TRUE, .text = (char *) "\xff\xfe" };
+  g_assert_false (tf_chat_store_append (f->store, id, &bad, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (tf_chat_store_append (f->store, "../escape", &bad, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (tf_chat_store_append (f->store, "nosuchchat", reply, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_autoptr (TfChat) again = load (f->store, id);
+  g_assert_cmpuint (again->n_messages, ==, 3);
+}
+
+static void
+test_restart_and_list (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) none = tf_chat_store_list (f->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (none->len, ==, 0);   /* no folder yet */
+
+  g_autofree char *a = create (f->store, "first");
+  append (f->store, a, TRUE, "one", NULL);
+  g_usleep (2000);
+  g_autofree char *b = create (f->store, "second");
+  append (f->store, b, TRUE, "two", NULL);
+  g_usleep (2000);
+  append (f->store, a, FALSE, "three", NULL);   /* a is the newest again */
+
+  /* Another store on the same folder: what a restarted program sees. */
+  g_autoptr (TfChatStore) restarted = tf_chat_store_new (tf_chat_store_get_dir (f->store));
+  g_autoptr (GPtrArray) chats = tf_chat_store_list (restarted, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (chats->len, ==, 2);
+  TfChat *newest = g_ptr_array_index (chats, 0), *older = g_ptr_array_index (chats, 1);
+  g_assert_cmpstr (newest->id, ==, a);
+  g_assert_cmpstr (newest->title, ==, "first");
+  g_assert_cmpuint (newest->n_messages, ==, 2);
+  g_assert_null (newest->messages);
+  g_assert_cmpstr (older->id, ==, b);
+  g_assert_cmpint (newest->updated, >, older->updated);
+  g_autoptr (TfChat) chat = load (restarted, a);
+  g_assert_cmpstr (message (chat, 1)->text, ==, "three");
+}
+
+static void
+test_torn_last_line (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = create (f->store, "torn");
+  append (f->store, id, TRUE, "kept", NULL);
+  append (f->store, id, FALSE, "also kept", NULL);
+  /* a crash in the middle of writing the next line */
+  g_autofree char *path = log_path (f, id);
+  g_autofree char *contents = NULL;
+  g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
+  g_autofree char *torn = g_strconcat (contents, "{\"kind\":\"message\",\"role\":\"us", NULL);
+  g_assert_true (g_file_set_contents (path, torn, -1, NULL));
+
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, "*chat.jsonl: line 4 is cut short*");
+  g_autoptr (TfChat) chat = load (f->store, id);
+  g_test_assert_expected_messages ();
+  g_assert_cmpuint (chat->n_messages, ==, 2);
+  g_assert_cmpstr (message (chat, 1)->text, ==, "also kept");
+
+  /* the next message replaces the torn line */
+  append (f->store, id, TRUE, "after the crash", NULL);
+  g_autoptr (TfChat) after = load (f->store, id);
+  g_assert_cmpuint (after->n_messages, ==, 3);
+  g_assert_cmpstr (message (after, 2)->text, ==, "after the crash");
+}
+
+static void
+test_rename_delete (Fixture *f, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = create (f->store, "old name");
+  g_autofree float *pixels = test_pixels (3);
+  append (f->store, id, FALSE, "with a picture", pixels);
+  g_assert_true (tf_chat_store_rename (f->store, id, "new name", &error));
+  g_assert_no_error (error);
+  g_autoptr (TfChatStore) restarted = tf_chat_store_new (tf_chat_store_get_dir (f->store));
+  g_autoptr (TfChat) chat = load (restarted, id);
+  g_assert_cmpstr (chat->title, ==, "new name");
+  g_assert_cmpuint (chat->n_messages, ==, 1);
+
+  g_assert_false (tf_chat_store_rename (f->store, "missing", "x", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  g_autofree char *other = create (f->store, "stays");
+  g_assert_true (tf_chat_store_delete (f->store, id, &error));
+  g_assert_no_error (error);
+  g_autoptr (GPtrArray) chats = tf_chat_store_list (restarted, &error);
+  g_assert_cmpuint (chats->len, ==, 1);
+  g_assert_cmpstr (((TfChat *) g_ptr_array_index (chats, 0))->id, ==, other);
+  /* nothing of it is left, not even its image */
+  g_autofree char *listing = tf_test_list_dir (tf_chat_store_get_dir (f->store));
+  g_assert_cmpstr (listing, ==, other);
+  g_assert_null (tf_chat_store_load (f->store, id, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (tf_chat_store_delete (f->store, id, &error));
+  g_assert_nonnull (error);
+}
+
+/* A log with @contents: load fails with an error that names the log and
+ * contains @expected; listing leaves it out with that warning and still
+ * shows a good chat beside it. */
+static void
+assert_hostile (Fixture *f, const char *contents, gssize len, const char *expected)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *good = create (f->store, "good");
+  g_autofree char *bad = create (f->store, "bad");
+  g_autofree char *path = log_path (f, bad);
+  tf_test_write_file (NULL, path, contents, len);
+
+  g_assert_null (tf_chat_store_load (f->store, bad, &error));
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_true (g_str_has_prefix (error->message, path));
+  if (strstr (error->message, expected) == NULL)
+    g_error ("“%s” does not say “%s”", error->message, expected);
+  g_clear_error (&error);
+
+  g_autofree char *pattern = g_strdup_printf ("*%s*%s*", path, expected);
+  g_test_expect_message (G_LOG_DOMAIN, G_LOG_LEVEL_WARNING, pattern);
+  g_autoptr (GPtrArray) chats = tf_chat_store_list (f->store, &error);
+  g_test_assert_expected_messages ();
+  g_assert_no_error (error);
+  g_assert_cmpuint (chats->len, ==, 1);
+  g_assert_cmpstr (((TfChat *) g_ptr_array_index (chats, 0))->id, ==, good);
+  g_assert_true (tf_chat_store_delete (f->store, bad, &error));
+  g_assert_true (tf_chat_store_delete (f->store, good, &error));
+}
+
+#define HEAD "{\"kind\":\"chat\",\"version\":1,\"title\":\"t\",\"created\":1}\n"
+
+static void
+test_hostile (Fixture *f, gconstpointer data)
+{
+  assert_hostile (f, "", 0, "empty");
+  assert_hostile (f, "not json\n", -1, "line 1: not JSON");
+  assert_hostile (f, "[1,2]\n", -1, "line 1: not a JSON object");
+  assert_hostile (f, "{\"kind\":\"message\"}\n", -1, "line 1: the first line is not");
+  assert_hostile (f, "{\"kind\":\"chat\",\"version\":2,\"title\":\"t\",\"created\":1}\n", -1,
+                  "version 2");
+  assert_hostile (f, "{\"kind\":\"chat\",\"version\":1,\"created\":1}\n", -1, "“title” is missing");
+  assert_hostile (f, HEAD HEAD, -1, "line 2: a second “chat” line");
+  assert_hostile (f, HEAD "{\"kind\":\"spam\"}\n", -1, "unknown kind");
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"admin\",\"text\":\"\",\"time\":1}\n",
+                  -1, "the role “admin”");
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":5,\"time\":1}\n", -1,
+                  "“text” is not a string");
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"\",\"time\":-5}\n",
+                  -1, "“time” is -5, out of range");
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"\",\"time\":1.5}\n",
+                  -1, "“time” is not a whole number");
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"\",\"time\":1,"
+                  "\"image\":\"../../etc/passwd.png\",\"image_size\":8,\"image_channels\":3}\n",
+                  -1, "is not the name of an image file");
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"\",\"time\":1,"
+                  "\"image\":\"a.png\",\"image_size\":100000,\"image_channels\":3}\n",
+                  -1, "“image_size” is 100000");
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"\",\"time\":1,"
+                  "\"image\":\"a.png\",\"image_size\":8,\"image_channels\":2}\n",
+                  -1, "must be 1 or 3");
+  /* invalid UTF-8 inside a string */
+  assert_hostile (f, HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"\xff\",\"time\":1}\n",
+                  -1, "line 2: not JSON");
+  /* a NUL byte in a line */
+  static const char with_nul[] = HEAD "{\"kind\":\"title\",\"title\":\"a\0b\",\"time\":1}\n";
+  assert_hostile (f, with_nul, sizeof with_nul - 1, "line 2");
+
+  /* too long: a text, a line, the whole file */
+  g_autofree char *long_text = g_strnfill (TF_CHAT_STORE_MAX_TEXT_BYTES + 1, 'a');
+  g_autofree char *long_message = g_strdup_printf (
+    HEAD "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"%s\",\"time\":1}\n", long_text);
+  assert_hostile (f, long_message, -1, "“text” is longer than");
+  g_autofree char *long_line = g_strdup_printf (HEAD "{\"kind\":\"spam\",\"x\":\"%s%s%s%s\"}\n",
+                                                long_text, long_text, long_text, long_text);
+  assert_hostile (f, long_line, -1, "line 2: the line is longer than");
+  g_autoptr (GString) huge = g_string_new (HEAD);
+  g_autofree char *msg = g_strdup_printf (
+    "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"%s\",\"time\":1}\n", long_text + 1);
+  while (huge->len <= TF_CHAT_STORE_MAX_LOG_BYTES)
+    g_string_append (huge, msg);
+  assert_hostile (f, huge->str, huge->len, "at most");
+
+  /* too many messages */
+  g_autoptr (GString) many = g_string_new (HEAD);
+  for (int i = 0; i <= TF_CHAT_STORE_MAX_MESSAGES; i++)
+    g_string_append (many, "{\"kind\":\"message\",\"role\":\"user\",\"text\":\"\",\"time\":1}\n");
+  assert_hostile (f, many->str, many->len, "more than");
+
+  /* An image file that is not a PNG: an error naming it when read. */
+  g_autoptr (GError) error = NULL;
+  g_autofree char *id = create (f->store, "picture");
+  g_autofree float *pixels = test_pixels (1);
+  TfChatMessage m = { .from_user = TRUE, .text = (char *) "look", .image_size = SIZE,
+                      .image_channels = 1 };
+  g_assert_true (tf_chat_store_append (f->store, id, &m, pixels, &error));
+  g_autoptr (TfChat) chat = load (f->store, id);
+  tf_test_write_file (NULL, message (chat, 0)->image_path, "not a png", -1);
+  g_assert_null (tf_chat_message_load_image (message (chat, 0), &error));
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, message (chat, 0)->image_path));
+}
+
+/* A valid log changed at random, many times over (what issue 8's fuzzing
+ * will do at length): every load either succeeds with sane contents or
+ * fails with an error that names the log; nothing crashes (AddressSanitizer
+ * watches in the sanitizer build). */
+static void
+test_mutations (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = create (f->store, "mutated “chat”");
+  g_autofree float *pixels = test_pixels (3);
+  append (f->store, id, TRUE, "draw a dog", NULL);
+  append (f->store, id, FALSE, " here it is \xf0\x9f\x90\x95", pixels);
+  g_assert_true (tf_chat_store_rename (f->store, id, "dogs", NULL));
+  append (f->store, id, TRUE, "thanks", NULL);
+  g_autofree char *path = log_path (f, id);
+  g_autofree char *chat_dir = g_path_get_dirname (path);
+  g_autofree char *original = NULL;
+  gsize len;
+  g_assert_true (g_file_get_contents (path, &original, &len, NULL));
+
+  g_autoptr (GRand) rand = g_rand_new_with_seed (8);
+  guint loaded = 0, refused = 0;
+  for (int round = 0; round < 1500; round++)
+    {
+      g_autoptr (GByteArray) bytes = g_byte_array_new ();
+      g_byte_array_append (bytes, (const guint8 *) original, len);
+      const int n_changes = g_rand_int_range (rand, 1, 5);
+      for (int c = 0; c < n_changes && bytes->len > 1; c++)
+        {
+          const guint at = g_rand_int_range (rand, 0, bytes->len);
+          const guint wanted = g_rand_int_range (rand, 1, 40);
+          const guint span = MIN (bytes->len - at, wanted);
+          switch (g_rand_int_range (rand, 0, 4))
+            {
+            case 0:   /* a byte changed */
+              bytes->data[at] = (guint8) g_rand_int_range (rand, 0, 256);
+              break;
+            case 1:   /* bytes removed */
+              g_byte_array_remove_range (bytes, at, span);
+              break;
+            case 2:   /* bytes repeated */
+              {
+                g_autofree guint8 *copy = g_memdup2 (bytes->data + at, span);
+                g_byte_array_append (bytes, copy, span);
+              }
+              break;
+            default:  /* a character JSON cares about, or NUL (the string's end) */
+              bytes->data[at] = "{}[]\",:0-\\\n"[g_rand_int_range (rand, 0, 12)];
+              break;
+            }
+        }
+      /* a whole last line: a torn one is the warning tested above */
+      if (bytes->len == 0 || bytes->data[bytes->len - 1] != '\n')
+        g_byte_array_append (bytes, (const guint8 *) "\n", 1);
+      /* written in place, without syncing: 1500 rounds stay quick */
+      FILE *file = fopen (path, "wb");
+      g_assert_nonnull (file);
+      g_assert_cmpuint (fwrite (bytes->data, 1, bytes->len, file), ==, bytes->len);
+      g_assert_cmpint (fclose (file), ==, 0);
+
+      g_autoptr (GError) error = NULL;
+      g_autoptr (TfChat) chat = tf_chat_store_load (f->store, id, &error);
+      if (chat == NULL)
+        {
+          g_assert_nonnull (error);
+          g_assert_true (g_str_has_prefix (error->message, path));
+          refused++;
+          continue;
+        }
+      g_assert_no_error (error);
+      loaded++;
+      g_assert_true (g_utf8_validate (chat->title, -1, NULL));
+      g_assert_cmpuint (chat->n_messages, ==, chat->messages->len);
+      for (guint i = 0; i < chat->messages->len; i++)
+        {
+          TfChatMessage *m = message (chat, i);
+          g_assert_true (g_utf8_validate (m->text, -1, NULL));
+          if (m->image_path != NULL)
+            {
+              g_autofree char *dir = g_path_get_dirname (m->image_path);
+              g_assert_cmpstr (dir, ==, chat_dir);
+              g_assert_true (m->image_size >= 1 && m->image_size <= TF_CHAT_STORE_MAX_IMAGE_SIZE);
+              g_assert_true (m->image_channels == 1 || m->image_channels == 3);
+            }
+        }
+    }
+  g_test_message ("1500 changed logs: %u loaded, %u refused with an error", loaded, refused);
+  g_assert_cmpuint (loaded, >, 0);
+  g_assert_cmpuint (refused, >, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+  ADD ("/chat-store/round-trip", test_round_trip);
+  ADD ("/chat-store/restart-and-list", test_restart_and_list);
+  ADD ("/chat-store/torn-last-line", test_torn_last_line);
+  ADD ("/chat-store/rename-delete", test_rename_delete);
+  ADD ("/chat-store/hostile", test_hostile);
+  ADD ("/chat-store/mutations", test_mutations);
+#undef ADD
+  return g_test_run ();
+}

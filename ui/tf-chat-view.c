@@ -1,0 +1,1284 @@
+/* tf-chat-view.c: conversations with the model. */
+#include "config.h"
+
+#include "tf-chat-view.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "tf-chat-store.h"
+#include "tf-image.h"
+#include "tf-image-view.h"
+#include "tf-message-row.h"
+
+#define TITLE_CHARS 40
+
+typedef struct {
+  gboolean  from_user;
+  char     *text;
+  GBytes   *image;      /* size × size × channels floats, or NULL */
+  /* Replies: how they were made (0: not known). */
+  int       n_tokens;
+  double    tokens_per_second;
+  double    first_token_seconds;
+} ChatMessage;
+
+typedef struct {
+  char      *id;        /* the store's, or NULL before the first message */
+  char      *title;
+  GPtrArray *messages;  /* ChatMessage, NULL until loaded */
+} Conversation;
+
+typedef enum {
+  JOB_NONE,
+  JOB_RESTORE,   /* putting the conversation back into the generator */
+  JOB_REPLY,
+} JobKind;
+
+struct _TfChatView
+{
+  GtkWidget        parent_instance;
+
+  /* Template children */
+  GtkListBox      *conversation_list;
+  GtkMenuButton   *rename_button;
+  GtkPopover      *rename_popover;
+  GtkEntry        *rename_entry;
+  GtkStack        *messages_stack;
+  GtkScrolledWindow *messages_scroller;
+  GtkBox          *messages_box;
+  GtkBox          *starters_box;
+  GtkRevealer     *attachment_revealer;
+  TfImageView     *attachment_view;
+  GtkLabel        *attachment_label;
+  GtkEntry        *message_entry;
+  GtkStack        *send_stack;
+  GtkWidget       *send_button;
+  GtkToggleButton *tokens_toggle;
+  GtkSpinButton   *temperature_spin;
+  GtkSpinButton   *top_p_spin;
+  GtkLabel        *status_label;
+
+  TfGeneration    *generation;
+  gulong           handlers[7];
+  int              image_size;
+  int              channels;
+  GSettings       *settings;
+  TfChatStore     *store;
+
+  GPtrArray       *conversations;   /* Conversation, newest first, as listed */
+  Conversation    *current;         /* or NULL: a new one, not yet saved */
+  /* FALSE when the generator's conversation is not the one shown (another
+   * was selected, a reply was stopped, a model was loaded). */
+  gboolean         context_in_sync;
+
+  GBytes          *attachment;      /* pixels, or NULL */
+
+  /* The job in flight. */
+  JobKind          job;
+  GCancellable    *cancellable;
+  TfMessageRow    *reply_row;
+  GBytes          *reply_image;
+  char            *pending_text;    /* sent once a restore finishes */
+  guint            pending_n_before;
+  gboolean         regenerating;    /* the reply follows an older one */
+  GBytes          *pending_image;
+  gint64           sent_us;
+  gint64           first_token_us;
+  guint            n_reply_tokens;
+
+  GtkNativeDialog *attach_dialog;
+};
+
+G_DEFINE_FINAL_TYPE (TfChatView, tf_chat_view, GTK_TYPE_WIDGET)
+
+static void
+chat_message_free (ChatMessage *message)
+{
+  g_free (message->text);
+  g_clear_pointer (&message->image, g_bytes_unref);
+  g_free (message);
+}
+
+static ChatMessage *
+chat_message_new (gboolean from_user, const char *text, GBytes *image)
+{
+  ChatMessage *message = g_new0 (ChatMessage, 1);
+
+  message->from_user = from_user;
+  message->text = g_strdup (text != NULL ? text : "");
+  message->image = image != NULL ? g_bytes_ref (image) : NULL;
+  return message;
+}
+
+static void
+conversation_free (Conversation *conversation)
+{
+  g_free (conversation->id);
+  g_free (conversation->title);
+  g_clear_pointer (&conversation->messages, g_ptr_array_unref);
+  g_free (conversation);
+}
+
+/* ---- State -------------------------------------------------------------- */
+
+static void
+update_actions (TfChatView *self)
+{
+  gboolean busy = self->generation != NULL && tf_generation_get_busy (self->generation);
+  gboolean running = self->job != JOB_NONE;
+  gboolean can_regenerate = FALSE;
+
+  /* A reply to write again, or a question still without one. */
+  if (self->current != NULL && self->current->messages != NULL)
+    for (guint i = 0; i < self->current->messages->len && !can_regenerate; i++)
+      can_regenerate = ((ChatMessage *) g_ptr_array_index (self->current->messages, i))->from_user;
+
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.send", self->generation != NULL && !busy);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.stop", running);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.regenerate",
+                                 self->generation != NULL && !busy && can_regenerate);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.new", !running);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.delete", !running && self->current != NULL);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.attach", self->generation != NULL);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.remove-attachment",
+                                 self->attachment != NULL);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->rename_button), !running && self->current != NULL);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->conversation_list), !running);
+  gtk_stack_set_visible_child_name (self->send_stack, running ? "stop" : "send");
+  /* Why Send is insensitive while Imagine uses the model. */
+  gtk_widget_set_tooltip_text (self->send_button,
+                               busy && !running
+                               ? _("The model is busy drawing in Imagine; Escape stops it")
+                               : _("Send the message (Ctrl+Enter)"));
+}
+
+static void
+show_status (TfChatView *self, const char *message)
+{
+  gtk_label_set_text (self->status_label, message != NULL ? message : "");
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->status_label), message);
+}
+
+static void
+scroll_to_end (TfChatView *self)
+{
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
+
+  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment));
+}
+
+/* Keeps the newest text in sight as it streams, once layout has run. */
+static gboolean
+scroll_to_end_idle (gpointer data)
+{
+  scroll_to_end (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+queue_scroll_to_end (TfChatView *self)
+{
+  g_idle_add_full (G_PRIORITY_LOW, scroll_to_end_idle, g_object_ref (self), g_object_unref);
+}
+
+static char *
+reply_footer (const ChatMessage *message)
+{
+  if (message->n_tokens == 0)
+    return NULL;
+  if (message->first_token_seconds < 1.0)
+    /* Translators: under a reply, "12.3 tokens/s · first token after 41 ms" */
+    return g_strdup_printf (_("%.1f tokens/s · first token after %.0f ms"),
+                            message->tokens_per_second, message->first_token_seconds * 1000.0);
+  /* Translators: under a reply, "12.3 tokens/s · first token after 1.41 s" */
+  return g_strdup_printf (_("%.1f tokens/s · first token after %.2f s"),
+                          message->tokens_per_second, message->first_token_seconds);
+}
+
+static TfMessageRow *
+add_row (TfChatView *self, const ChatMessage *message)
+{
+  g_autofree char *footer = reply_footer (message);
+
+  TfMessageRow *row = TF_MESSAGE_ROW (tf_message_row_new (message->from_user));
+
+  if (message->image != NULL)
+    tf_message_row_add_image (row, message->image, self->image_size, self->channels);
+  tf_message_row_append_text (row, message->text);
+  tf_message_row_set_show_tokens (row, gtk_toggle_button_get_active (self->tokens_toggle));
+  tf_message_row_set_footer (row, footer);
+  gtk_box_append (self->messages_box, GTK_WIDGET (row));
+  gtk_stack_set_visible_child_name (self->messages_stack, "messages");
+  queue_scroll_to_end (self);
+  return row;
+}
+
+static void
+clear_rows (TfChatView *self)
+{
+  GtkWidget *child;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box))) != NULL)
+    gtk_box_remove (self->messages_box, child);
+  gtk_stack_set_visible_child_name (self->messages_stack, "empty");
+}
+
+static void
+show_conversation (TfChatView *self)
+{
+  clear_rows (self);
+  if (self->current == NULL || self->current->messages == NULL)
+    return;
+  for (guint i = 0; i < self->current->messages->len; i++)
+    add_row (self, g_ptr_array_index (self->current->messages, i));
+}
+
+/* ---- The conversation list ---------------------------------------------- */
+
+static GtkWidget *
+conversation_row_new (Conversation *conversation)
+{
+  GtkWidget *label = gtk_label_new (conversation->title);
+
+  gtk_label_set_xalign (GTK_LABEL (label), 0.0f);
+  gtk_label_set_ellipsize (GTK_LABEL (label), PANGO_ELLIPSIZE_END);
+  gtk_widget_set_tooltip_text (label, conversation->title);
+  g_object_set_data (G_OBJECT (label), "tf-conversation", conversation);
+  return label;
+}
+
+static void
+refill_list (TfChatView *self)
+{
+  GtkWidget *child;
+
+  g_signal_handlers_block_matched (self->conversation_list, G_SIGNAL_MATCH_DATA, 0, 0, NULL,
+                                   NULL, self);
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->conversation_list))) != NULL)
+    gtk_list_box_remove (self->conversation_list, child);
+  for (guint i = 0; i < self->conversations->len; i++)
+    {
+      Conversation *conversation = g_ptr_array_index (self->conversations, i);
+      GtkWidget *label = conversation_row_new (conversation);
+
+      gtk_list_box_append (self->conversation_list, label);
+      if (conversation == self->current)
+        gtk_list_box_select_row (self->conversation_list,
+                                 GTK_LIST_BOX_ROW (gtk_widget_get_parent (label)));
+    }
+  g_signal_handlers_unblock_matched (self->conversation_list, G_SIGNAL_MATCH_DATA, 0, 0, NULL,
+                                     NULL, self);
+}
+
+/* ---- Persistence -------------------------------------------------------- */
+
+/* Reads a saved conversation's messages; images drawn at another size than
+ * the loaded model's are left out (the model could not read them). */
+static gboolean
+store_load_messages (TfChatView *self, Conversation *conversation, GError **error)
+{
+  g_autoptr(TfChat) chat = tf_chat_store_load (self->store, conversation->id, error);
+  GPtrArray *messages;
+
+  if (chat == NULL)
+    return FALSE;
+  messages = g_ptr_array_new_with_free_func ((GDestroyNotify) chat_message_free);
+  for (guint i = 0; i < chat->messages->len; i++)
+    {
+      const TfChatMessage *saved = g_ptr_array_index (chat->messages, i);
+      g_autoptr(GBytes) image = NULL;
+      ChatMessage *message;
+
+      if (saved->image_path != NULL && saved->image_size == self->image_size
+          && saved->image_channels == self->channels)
+        {
+          g_autoptr(GError) image_error = NULL;
+          float *pixels = tf_chat_message_load_image (saved, &image_error);
+          gsize n = (gsize) saved->image_size * saved->image_size * saved->image_channels;
+
+          if (pixels != NULL)
+            image = g_bytes_new_take (pixels, n * sizeof (float));
+          else
+            g_warning ("%s", image_error->message);
+        }
+      message = chat_message_new (saved->from_user, saved->text, image);
+      message->n_tokens = saved->n_tokens;
+      message->tokens_per_second = saved->tokens_per_second;
+      message->first_token_seconds = saved->first_token_seconds;
+      g_ptr_array_add (messages, message);
+    }
+  g_clear_pointer (&conversation->messages, g_ptr_array_unref);
+  conversation->messages = messages;
+  return TRUE;
+}
+
+static gboolean
+store_append (TfChatView *self, Conversation *conversation, const ChatMessage *message,
+              GError **error)
+{
+  TfChatMessage saved = {
+    .from_user = message->from_user,
+    .text = message->text,
+    .time = g_get_real_time (),
+    .image_size = self->image_size,
+    .image_channels = self->channels,
+    .n_tokens = message->n_tokens,
+    .tokens_per_second = message->tokens_per_second,
+    .first_token_seconds = message->first_token_seconds,
+  };
+
+  return tf_chat_store_append (self->store, conversation->id, &saved,
+                               message->image != NULL ? g_bytes_get_data (message->image, NULL)
+                                                      : NULL,
+                               error);
+}
+
+/* Reads the list of conversations again; none is open afterwards. */
+static void
+reload_conversations (TfChatView *self)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) chats = tf_chat_store_list (self->store, &error);
+
+  self->current = NULL;
+  g_ptr_array_set_size (self->conversations, 0);
+  if (chats == NULL)
+    show_status (self, error->message);
+  for (guint i = 0; chats != NULL && i < chats->len; i++)
+    {
+      TfChat *chat = g_ptr_array_index (chats, i);
+      Conversation *conversation = g_new0 (Conversation, 1);
+
+      conversation->id = g_strdup (chat->id);
+      conversation->title = g_strdup (chat->title);
+      g_ptr_array_add (self->conversations, conversation);
+    }
+  refill_list (self);
+  clear_rows (self);
+  self->context_in_sync = FALSE;
+}
+
+/* A conversation to add to: the current one, or a new one named after its
+ * first message. */
+static gboolean
+ensure_current (TfChatView *self, const char *first_text, GError **error)
+{
+  g_autofree char *title = NULL;
+  g_autofree char *id = NULL;
+  Conversation *conversation;
+  const char *end;
+
+  if (self->current != NULL)
+    return TRUE;
+  /* The first line, cut at a character boundary. */
+  end = first_text;
+  for (int n = 0; *end != '\0' && *end != '\n' && n < TITLE_CHARS; n++)
+    end = g_utf8_next_char (end);
+  title = *end == '\0' || *end == '\n' ? g_strndup (first_text, (gsize) (end - first_text))
+                                        : g_strdup_printf ("%.*s…", (int) (end - first_text),
+                                                           first_text);
+  id = tf_chat_store_create (self->store, title, error);
+  if (id == NULL)
+    return FALSE;
+
+  conversation = g_new0 (Conversation, 1);
+  conversation->id = g_steal_pointer (&id);
+  conversation->title = g_steal_pointer (&title);
+  conversation->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) chat_message_free);
+  g_ptr_array_insert (self->conversations, 0, conversation);
+  self->current = conversation;
+  refill_list (self);
+  return TRUE;
+}
+
+/* ---- Replies ------------------------------------------------------------ */
+
+static void
+fill_settings (TfChatView *self, TfGenerateSettings *settings)
+{
+  tf_generate_settings_init (settings);
+  settings->temperature = gtk_spin_button_get_value (self->temperature_spin);
+  settings->top_p = gtk_spin_button_get_value (self->top_p_spin);
+  settings->seed = g_random_int ();
+  /* Images the model draws in a reply follow the Imagine defaults. */
+  if (self->settings != NULL)
+    {
+      settings->steps = g_settings_get_int (self->settings, "default-steps");
+      settings->cfg = g_settings_get_double (self->settings, "default-cfg");
+      settings->sampler = (TfSampler) g_settings_get_enum (self->settings, "default-sampler");
+    }
+}
+
+static gboolean
+start_restore (TfChatView *self, guint n_messages, GError **error)
+{
+  g_autofree TfChatTurn *turns = g_new0 (TfChatTurn, MAX (1u, n_messages));
+
+  if (n_messages == 0)
+    {
+      if (!tf_generation_chat_reset (self->generation, error))
+        return FALSE;
+      self->context_in_sync = TRUE;
+      return TRUE;
+    }
+  for (guint i = 0; i < n_messages; i++)
+    {
+      ChatMessage *message = g_ptr_array_index (self->current->messages, i);
+
+      turns[i].from_user = message->from_user;
+      turns[i].text = message->text;
+      turns[i].image = message->image != NULL ? g_bytes_get_data (message->image, NULL) : NULL;
+    }
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  if (!tf_generation_chat_restore (self->generation, turns, n_messages, self->cancellable, error))
+    return FALSE;
+  self->job = JOB_RESTORE;
+  return TRUE;
+}
+
+/* Asks for a reply to the user's @text and @image, the message after the
+ * first @n_before of the conversation, first putting those back into the
+ * generator when it does not hold them. */
+static void
+start_reply (TfChatView *self, guint n_before, const char *text, GBytes *image)
+{
+  g_autoptr(GError) error = NULL;
+  TfGenerateSettings settings;
+
+  show_status (self, NULL);
+  if (!self->context_in_sync)
+    {
+      if (!start_restore (self, n_before, &error))
+        {
+          show_status (self, error->message);
+          update_actions (self);
+          return;
+        }
+      if (self->job == JOB_RESTORE)
+        {
+          g_free (self->pending_text);
+          self->pending_text = g_strdup (text);
+          self->pending_n_before = n_before;
+          g_clear_pointer (&self->pending_image, g_bytes_unref);
+          self->pending_image = image != NULL ? g_bytes_ref (image) : NULL;
+          update_actions (self);
+          return;
+        }
+    }
+
+  fill_settings (self, &settings);
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  if (!tf_generation_chat (self->generation, text,
+                           image != NULL ? g_bytes_get_data (image, NULL) : NULL,
+                           &settings, self->cancellable, &error))
+    {
+      show_status (self, error->message);
+      update_actions (self);
+      return;
+    }
+  /* From here on the generator holds this turn. */
+  self->context_in_sync = FALSE;
+  self->job = JOB_REPLY;
+  self->sent_us = g_get_monotonic_time ();
+  self->first_token_us = 0;
+  self->n_reply_tokens = 0;
+  g_clear_pointer (&self->reply_image, g_bytes_unref);
+  self->reply_row = add_row (self, &(ChatMessage) { FALSE, (char *) "", NULL });
+  tf_message_row_set_waiting (self->reply_row, TRUE);
+  update_actions (self);
+}
+
+/* Keeps the reply (@stopped: cut short, or @problem: failed) in the
+ * conversation and on disk. */
+static void
+finish_reply (TfChatView *self, const char *text, gboolean stopped, const char *problem)
+{
+  g_autoptr(GError) error = NULL;
+  ChatMessage *message = chat_message_new (FALSE, text, self->reply_image);
+  g_autofree char *footer = NULL;
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->first_token_us > 0)
+    {
+      double decoding = (now - self->first_token_us) / 1e6;
+
+      message->n_tokens = (int) self->n_reply_tokens;
+      message->first_token_seconds = (self->first_token_us - self->sent_us) / 1e6;
+      message->tokens_per_second = decoding > 0 && self->n_reply_tokens > 1
+                                   ? (self->n_reply_tokens - 1) / decoding : 0.0;
+    }
+  footer = reply_footer (message);
+  if (footer == NULL && self->reply_image != NULL)
+    /* Translators: under a reply that is only a picture, "Drawn in 12.3 s" */
+    footer = g_strdup_printf (_("Drawn in %.1f s"), (now - self->sent_us) / 1e6);
+  if (problem != NULL)
+    {
+      g_free (footer);
+      footer = g_strdup (problem);
+    }
+  else if (stopped)
+    {
+      /* Translators: under a reply cut short by Stop */
+      char *marked = g_strdup_printf (_("Stopped · %s"), footer != NULL ? footer : "");
+
+      g_free (footer);
+      footer = marked;
+    }
+
+  tf_message_row_set_waiting (self->reply_row, FALSE);
+  tf_message_row_set_footer (self->reply_row, footer);
+  g_ptr_array_add (self->current->messages, message);
+  if (!store_append (self, self->current, message, &error))
+    show_status (self, error->message);
+  self->reply_row = NULL;
+  g_clear_pointer (&self->reply_image, g_bytes_unref);
+}
+
+static void
+on_token (TfGeneration *generation, TfToken *token, TfChatView *self)
+{
+  if (self->job != JOB_REPLY || self->reply_row == NULL)
+    return;
+  if (self->first_token_us == 0)
+    self->first_token_us = g_get_monotonic_time ();
+  self->n_reply_tokens++;
+  tf_message_row_append_token (self->reply_row, token);
+  queue_scroll_to_end (self);
+}
+
+static void
+on_image_begin (TfGeneration *generation, TfChatView *self)
+{
+  if (self->job != JOB_REPLY || self->reply_row == NULL)
+    return;
+  if (self->first_token_us == 0)
+    self->first_token_us = g_get_monotonic_time ();
+  tf_message_row_begin_image (self->reply_row);
+  queue_scroll_to_end (self);
+}
+
+static void
+on_step (TfGeneration *generation, guint step, guint n_steps, GBytes *x_t, GBytes *x0,
+         TfChatView *self)
+{
+  if (self->job != JOB_REPLY || self->reply_row == NULL)
+    return;
+  tf_message_row_update_image (self->reply_row, x0, self->image_size, self->channels);
+  {
+    /* Translators: under a reply while it draws, "Drawing: step 12 of 50" */
+    g_autofree char *progress = g_strdup_printf (_("Drawing: step %u of %u"), step, n_steps);
+
+    tf_message_row_set_footer (self->reply_row, progress);
+  }
+}
+
+static void
+on_image_end (TfGeneration *generation, GBytes *pixels, TfChatView *self)
+{
+  if (self->job != JOB_REPLY || self->reply_row == NULL)
+    return;
+  tf_message_row_update_image (self->reply_row, pixels, self->image_size, self->channels);
+  tf_message_row_set_footer (self->reply_row, NULL);
+  /* A message keeps one image: the last the model drew. */
+  g_clear_pointer (&self->reply_image, g_bytes_unref);
+  self->reply_image = g_bytes_ref (pixels);
+}
+
+static void
+on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfChatView *self)
+{
+  JobKind job = self->job;
+
+  if (job == JOB_NONE)
+    return;
+  self->job = JOB_NONE;
+  g_clear_object (&self->cancellable);
+
+  if (job == JOB_RESTORE)
+    {
+      g_autofree char *pending = g_steal_pointer (&self->pending_text);
+      g_autoptr(GBytes) image = g_steal_pointer (&self->pending_image);
+
+      self->context_in_sync = TRUE;
+      if (pending != NULL)
+        start_reply (self, self->pending_n_before, pending, image);
+      update_actions (self);
+      return;
+    }
+
+  finish_reply (self, text, FALSE, NULL);
+  /* The generator now holds the user's turn and this reply, but not a
+   * reply this one replaces. */
+  self->context_in_sync = !self->regenerating;
+  self->regenerating = FALSE;
+  update_actions (self);
+}
+
+static void
+on_failed (TfGeneration *generation, GError *error, TfChatView *self)
+{
+  JobKind job = self->job;
+
+  if (job == JOB_NONE)
+    return;
+  self->job = JOB_NONE;
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->pending_text, g_free);
+  g_clear_pointer (&self->pending_image, g_bytes_unref);
+  /* Whatever the generator holds now, the next turn puts the conversation
+   * back first. */
+  self->context_in_sync = FALSE;
+  self->regenerating = FALSE;
+
+  if (job == JOB_REPLY && self->reply_row != NULL)
+    {
+      g_autofree char *partial = tf_message_row_get_text (self->reply_row);
+      gboolean stopped = g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+      if (partial[0] != '\0' || self->reply_image != NULL)
+        /* What was written so far stays, marked. */
+        finish_reply (self, partial, stopped, stopped ? NULL : error->message);
+      else
+        {
+          /* Nothing to keep: the question waits for Regenerate or a new
+           * message. */
+          gtk_box_remove (self->messages_box, GTK_WIDGET (self->reply_row));
+          self->reply_row = NULL;
+          if (!stopped)
+            show_status (self, error->message);
+        }
+    }
+  else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    show_status (self, error->message);
+  update_actions (self);
+}
+
+static void
+on_busy_changed (TfChatView *self)
+{
+  update_actions (self);
+}
+
+/* ---- Actions ------------------------------------------------------------ */
+
+static void
+send_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfChatView *self = TF_CHAT_VIEW (widget);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr(GBytes) image = NULL;
+  ChatMessage *message;
+
+  if (self->generation == NULL || self->job != JOB_NONE)
+    return;
+  text = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->message_entry))));
+  if (text[0] == '\0' && self->attachment == NULL)
+    {
+      gtk_widget_grab_focus (GTK_WIDGET (self->message_entry));
+      return;
+    }
+  if (!ensure_current (self, text[0] != '\0' ? text : _("A picture"), &error))
+    {
+      show_status (self, error->message);
+      return;
+    }
+
+  image = self->attachment != NULL ? g_bytes_ref (self->attachment) : NULL;
+  message = chat_message_new (TRUE, text, image);
+  g_ptr_array_add (self->current->messages, message);
+  add_row (self, message);
+  if (!store_append (self, self->current, message, &error))
+    show_status (self, error->message);
+
+  gtk_editable_set_text (GTK_EDITABLE (self->message_entry), "");
+  gtk_widget_activate_action (widget, "chat.remove-attachment", NULL);
+  start_reply (self, self->current->messages->len - 1, text, image);
+}
+
+static void
+stop_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfChatView *self = TF_CHAT_VIEW (widget);
+
+  if (self->cancellable != NULL)
+    g_cancellable_cancel (self->cancellable);
+}
+
+static void
+regenerate_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfChatView *self = TF_CHAT_VIEW (widget);
+  GPtrArray *messages;
+  ChatMessage *question;
+  guint index;
+
+  if (self->job != JOB_NONE || self->current == NULL || self->current->messages == NULL)
+    return;
+  messages = self->current->messages;
+
+  /* The question is asked again from the turns before it. The old reply
+   * stays above the new one: the saved log is append-only, and what the
+   * window shows is what a restart shows. */
+  for (index = messages->len; index > 0; index--)
+    if (((ChatMessage *) g_ptr_array_index (messages, index - 1))->from_user)
+      break;
+  if (index == 0)
+    return;
+  question = g_ptr_array_index (messages, index - 1);
+  self->context_in_sync = FALSE;
+  /* After a question left without a reply, the new reply replaces nothing. */
+  self->regenerating = index < messages->len;
+  start_reply (self, index - 1, question->text, question->image);
+  if (self->job == JOB_NONE)
+    self->regenerating = FALSE;
+}
+
+static void
+new_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfChatView *self = TF_CHAT_VIEW (widget);
+
+  if (self->job != JOB_NONE)
+    return;
+  self->current = NULL;
+  self->context_in_sync = FALSE;
+  gtk_list_box_unselect_all (self->conversation_list);
+  clear_rows (self);
+  show_status (self, NULL);
+  update_actions (self);
+  gtk_widget_grab_focus (GTK_WIDGET (self->message_entry));
+}
+
+static void
+on_delete_response (GtkDialog *dialog, int response, TfChatView *self)
+{
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  if (response == GTK_RESPONSE_ACCEPT && self->current != NULL && self->job == JOB_NONE)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (!tf_chat_store_delete (self->store, self->current->id, &error))
+        {
+          show_status (self, error->message);
+          return;
+        }
+      g_ptr_array_remove (self->conversations, self->current);
+      self->current = NULL;
+      refill_list (self);
+      gtk_widget_activate_action (GTK_WIDGET (self), "chat.new", NULL);
+    }
+}
+
+static void
+delete_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfChatView *self = TF_CHAT_VIEW (widget);
+  GtkWidget *dialog;
+
+  if (self->current == NULL || self->job != JOB_NONE)
+    return;
+  dialog = gtk_message_dialog_new (GTK_WINDOW (gtk_widget_get_root (widget)),
+                                   GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                   GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE,
+                                   _("Delete “%s”?"), self->current->title);
+  gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog),
+                                            _("The conversation and its pictures are removed for good."));
+  gtk_dialog_add_buttons (GTK_DIALOG (dialog), _("_Cancel"), GTK_RESPONSE_CANCEL,
+                          _("_Delete"), GTK_RESPONSE_ACCEPT, NULL);
+  gtk_widget_add_css_class (gtk_dialog_get_widget_for_response (GTK_DIALOG (dialog),
+                                                                GTK_RESPONSE_ACCEPT),
+                            "destructive-action");
+  g_signal_connect (dialog, "response", G_CALLBACK (on_delete_response), self);
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+/* ---- Attachments -------------------------------------------------------- */
+
+static void
+set_attachment (TfChatView *self, GBytes *pixels, const char *name)
+{
+  g_clear_pointer (&self->attachment, g_bytes_unref);
+  if (pixels != NULL)
+    self->attachment = g_bytes_ref (pixels);
+  tf_image_view_set_bytes (self->attachment_view, pixels, self->image_size, self->channels);
+  gtk_label_set_text (self->attachment_label, name != NULL ? name : "");
+  gtk_revealer_set_reveal_child (self->attachment_revealer, pixels != NULL);
+  update_actions (self);
+}
+
+/* A texture as model pixels: unpremultiplied RGBA, then resized and scaled
+ * as training images are (tf_image_to_model). */
+static GBytes *
+pixels_from_texture (TfChatView *self, GdkTexture *texture)
+{
+  TfImage image = { 0 };
+  int width = gdk_texture_get_width (texture);
+  int height = gdk_texture_get_height (texture);
+  g_autofree guint8 *argb = g_malloc ((size_t) width * height * 4);
+  gsize n = (gsize) self->image_size * self->image_size * self->channels;
+  float *pixels = g_new (float, n);
+
+  gdk_texture_download (texture, argb, (gsize) width * 4);
+  image.width = width;
+  image.height = height;
+  image.rgba = g_malloc ((size_t) width * height * 4);
+  for (int i = 0; i < width * height; i++)
+    {
+      /* CAIRO_FORMAT_ARGB32 in native byte order, premultiplied. */
+      guint32 p = ((guint32 *) (gpointer) argb)[i];
+      guint a = p >> 24;
+
+      for (int c = 0; c < 3; c++)
+        {
+          guint v = (p >> (16 - 8 * c)) & 0xff;
+
+          image.rgba[i * 4 + c] = a == 0 ? 0 : (guint8) MIN (255u, (v * 255 + a / 2) / a);
+        }
+      image.rgba[i * 4 + 3] = (guint8) a;
+    }
+  tf_image_to_model (&image, self->image_size, self->channels, pixels);
+  tf_image_clear (&image);
+  return g_bytes_new_take (pixels, n * sizeof (float));
+}
+
+gboolean
+tf_chat_view_attach_file (TfChatView *self, GFile *file, GError **error)
+{
+  g_autoptr(GdkTexture) texture = NULL;
+  g_autoptr(GBytes) pixels = NULL;
+  g_autofree char *name = NULL;
+
+  g_return_val_if_fail (TF_IS_CHAT_VIEW (self), FALSE);
+  if (self->generation == NULL)
+    return FALSE;
+  texture = gdk_texture_new_from_file (file, error);
+  if (texture == NULL)
+    {
+      g_autofree char *shown = g_file_get_parse_name (file);
+
+      g_prefix_error (error, "%s: ", shown);
+      return FALSE;
+    }
+  pixels = pixels_from_texture (self, texture);
+  name = g_file_get_basename (file);
+  set_attachment (self, pixels, name);
+  gtk_widget_grab_focus (GTK_WIDGET (self->message_entry));
+  return TRUE;
+}
+
+static void
+remove_attachment_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  set_attachment (TF_CHAT_VIEW (widget), NULL, NULL);
+}
+
+/* GtkFileChooserNative is the file chooser of GTK 4.8 (Debian 12). */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+
+static void
+on_attach_response (GtkNativeDialog *dialog, int response, TfChatView *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autoptr(GError) error = NULL;
+
+      if (file != NULL && !tf_chat_view_attach_file (self, file, &error))
+        show_status (self, error->message);
+    }
+  gtk_native_dialog_destroy (dialog);
+  g_clear_object (&self->attach_dialog);
+}
+
+static void
+attach_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfChatView *self = TF_CHAT_VIEW (widget);
+  GtkFileChooserNative *native;
+  g_autoptr(GtkFileFilter) images = gtk_file_filter_new ();
+
+  if (self->attach_dialog != NULL)
+    {
+      gtk_native_dialog_show (self->attach_dialog);
+      return;
+    }
+  native = gtk_file_chooser_native_new (_("Attach a Picture"),
+                                        GTK_WINDOW (gtk_widget_get_root (widget)),
+                                        GTK_FILE_CHOOSER_ACTION_OPEN, _("_Attach"), _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (native), TRUE);
+  gtk_file_filter_set_name (images, _("Pictures"));
+  gtk_file_filter_add_mime_type (images, "image/png");
+  gtk_file_filter_add_mime_type (images, "image/jpeg");
+  gtk_file_filter_add_mime_type (images, "image/tiff");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (native), images);
+  g_signal_connect (native, "response", G_CALLBACK (on_attach_response), self);
+  self->attach_dialog = GTK_NATIVE_DIALOG (native);
+  gtk_native_dialog_show (self->attach_dialog);
+}
+
+G_GNUC_END_IGNORE_DEPRECATIONS
+
+static gboolean
+on_drop (GtkDropTarget *target, const GValue *value, double x, double y, TfChatView *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->generation == NULL)
+    return FALSE;
+  if (G_VALUE_HOLDS (value, GDK_TYPE_TEXTURE))
+    {
+      g_autoptr(GBytes) pixels = pixels_from_texture (self, g_value_get_object (value));
+
+      set_attachment (self, pixels, _("Dropped picture"));
+      return TRUE;
+    }
+  if (G_VALUE_HOLDS (value, G_TYPE_FILE))
+    {
+      if (tf_chat_view_attach_file (self, g_value_get_object (value), &error))
+        return TRUE;
+      show_status (self, error->message);
+    }
+  return FALSE;
+}
+
+/* ---- Template callbacks ------------------------------------------------- */
+
+static void
+on_message_activate (TfChatView *self)
+{
+  gtk_widget_activate_action (GTK_WIDGET (self), "chat.send", NULL);
+}
+
+static void
+on_tokens_toggled (TfChatView *self)
+{
+  gboolean show = gtk_toggle_button_get_active (self->tokens_toggle);
+
+  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box)); row != NULL;
+       row = gtk_widget_get_next_sibling (row))
+    if (!tf_message_row_get_from_user (TF_MESSAGE_ROW (row)))
+      tf_message_row_set_show_tokens (TF_MESSAGE_ROW (row), show);
+}
+
+static void
+on_conversation_selected (TfChatView *self, GtkListBoxRow *row)
+{
+  g_autoptr(GError) error = NULL;
+  Conversation *conversation;
+
+  if (row == NULL || self->job != JOB_NONE)
+    return;
+  conversation = g_object_get_data (G_OBJECT (gtk_list_box_row_get_child (row)), "tf-conversation");
+  if (conversation == self->current)
+    return;
+  if (conversation->messages == NULL && !store_load_messages (self, conversation, &error))
+    {
+      show_status (self, error->message);
+      return;
+    }
+  self->current = conversation;
+  self->context_in_sync = FALSE;
+  show_status (self, NULL);
+  show_conversation (self);
+  update_actions (self);
+}
+
+static void
+on_rename_popover_show (TfChatView *self)
+{
+  if (self->current != NULL)
+    gtk_editable_set_text (GTK_EDITABLE (self->rename_entry), self->current->title);
+  gtk_widget_grab_focus (GTK_WIDGET (self->rename_entry));
+}
+
+static void
+on_rename_activate (TfChatView *self)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *title = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->rename_entry))));
+
+  gtk_popover_popdown (self->rename_popover);
+  if (self->current == NULL || title[0] == '\0')
+    return;
+  if (!tf_chat_store_rename (self->store, self->current->id, title, &error))
+    {
+      show_status (self, error->message);
+      return;
+    }
+  g_free (self->current->title);
+  self->current->title = g_steal_pointer (&title);
+  refill_list (self);
+}
+
+static void
+on_starter_clicked (GtkButton *button, TfChatView *self)
+{
+  tf_chat_view_set_message (self, gtk_button_get_label (button));
+  gtk_widget_activate_action (GTK_WIDGET (self), "chat.send", NULL);
+}
+
+/* ---- Public ------------------------------------------------------------- */
+
+void
+tf_chat_view_set_generation (TfChatView *self, TfGeneration *generation)
+{
+  static const char *const names[G_N_ELEMENTS (((TfChatView *) NULL)->handlers)] = {
+    "token", "image-begin", "step", "image-end", "finished", "failed", "notify::busy",
+  };
+  const GCallback callbacks[G_N_ELEMENTS (names)] = {
+    G_CALLBACK (on_token), G_CALLBACK (on_image_begin), G_CALLBACK (on_step),
+    G_CALLBACK (on_image_end), G_CALLBACK (on_finished), G_CALLBACK (on_failed), NULL,
+  };
+
+  g_return_if_fail (TF_IS_CHAT_VIEW (self));
+  g_return_if_fail (generation == NULL || TF_IS_GENERATION (generation));
+
+  if (self->generation != NULL)
+    {
+      if (self->cancellable != NULL)
+        g_cancellable_cancel (self->cancellable);
+      for (guint i = 0; i < G_N_ELEMENTS (self->handlers); i++)
+        g_clear_signal_handler (&self->handlers[i], self->generation);
+      g_clear_object (&self->generation);
+    }
+  /* A reply of the old model ends here, with what it wrote. */
+  if (self->job == JOB_REPLY && self->reply_row != NULL)
+    {
+      g_autofree char *partial = tf_message_row_get_text (self->reply_row);
+
+      finish_reply (self, partial, TRUE, NULL);
+    }
+  self->job = JOB_NONE;
+  self->regenerating = FALSE;
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->pending_text, g_free);
+  g_clear_pointer (&self->pending_image, g_bytes_unref);
+  self->context_in_sync = FALSE;
+
+  if (generation != NULL)
+    {
+      int size = tf_generation_get_image_size (generation);
+      int channels = tf_generation_get_channels (generation);
+
+      self->generation = g_object_ref (generation);
+      for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+        self->handlers[i] = callbacks[i] != NULL
+                            ? g_signal_connect (generation, names[i], callbacks[i], self)
+                            : g_signal_connect_swapped (generation, names[i],
+                                                        G_CALLBACK (on_busy_changed), self);
+      /* Pictures of another size cannot be shown to this model. */
+      if (size != self->image_size || channels != self->channels)
+        {
+          self->image_size = size;
+          self->channels = channels;
+          set_attachment (self, NULL, NULL);
+          for (guint i = 0; i < self->conversations->len; i++)
+            {
+              Conversation *conversation = g_ptr_array_index (self->conversations, i);
+
+              if (conversation != self->current)
+                g_clear_pointer (&conversation->messages, g_ptr_array_unref);
+            }
+          if (self->current != NULL)
+            {
+              g_autoptr(GError) error = NULL;
+
+              if (!store_load_messages (self, self->current, &error))
+                show_status (self, error->message);
+              show_conversation (self);
+            }
+        }
+    }
+  update_actions (self);
+}
+
+void
+tf_chat_view_set_settings (TfChatView *self, GSettings *settings)
+{
+  g_return_if_fail (TF_IS_CHAT_VIEW (self));
+  if (settings == NULL)
+    return;
+  g_set_object (&self->settings, settings);
+  g_settings_bind (settings, "chat-temperature",
+                   gtk_spin_button_get_adjustment (self->temperature_spin), "value",
+                   G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (settings, "chat-top-p", gtk_spin_button_get_adjustment (self->top_p_spin),
+                   "value", G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (settings, "show-tokens", self->tokens_toggle, "active",
+                   G_SETTINGS_BIND_DEFAULT);
+}
+
+void
+tf_chat_view_set_message (TfChatView *self, const char *text)
+{
+  g_return_if_fail (TF_IS_CHAT_VIEW (self));
+  gtk_editable_set_text (GTK_EDITABLE (self->message_entry), text);
+  gtk_editable_set_position (GTK_EDITABLE (self->message_entry), -1);
+}
+
+gboolean
+tf_chat_view_get_running (TfChatView *self)
+{
+  g_return_val_if_fail (TF_IS_CHAT_VIEW (self), FALSE);
+  return self->job != JOB_NONE;
+}
+
+guint
+tf_chat_view_get_n_conversations (TfChatView *self)
+{
+  g_return_val_if_fail (TF_IS_CHAT_VIEW (self), 0);
+  return self->conversations->len;
+}
+
+void
+tf_chat_view_select_conversation (TfChatView *self, guint index)
+{
+  GtkListBoxRow *row;
+
+  g_return_if_fail (TF_IS_CHAT_VIEW (self));
+  row = gtk_list_box_get_row_at_index (self->conversation_list, (int) index);
+  g_return_if_fail (row != NULL);
+  gtk_list_box_select_row (self->conversation_list, row);
+}
+
+guint
+tf_chat_view_get_n_messages (TfChatView *self)
+{
+  guint n = 0;
+
+  g_return_val_if_fail (TF_IS_CHAT_VIEW (self), 0);
+  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box)); row != NULL;
+       row = gtk_widget_get_next_sibling (row))
+    n++;
+  return n;
+}
+
+GtkWidget *
+tf_chat_view_get_message (TfChatView *self, guint index)
+{
+  GtkWidget *row;
+
+  g_return_val_if_fail (TF_IS_CHAT_VIEW (self), NULL);
+  for (row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box)); row != NULL && index > 0;
+       row = gtk_widget_get_next_sibling (row))
+    index--;
+  return row;
+}
+
+/* ---- The object --------------------------------------------------------- */
+
+static void
+tf_chat_view_dispose (GObject *object)
+{
+  TfChatView *self = TF_CHAT_VIEW (object);
+  GtkWidget *child;
+
+  tf_chat_view_set_generation (self, NULL);
+  if (self->attach_dialog != NULL)
+    gtk_native_dialog_destroy (self->attach_dialog);
+  g_clear_object (&self->attach_dialog);
+  g_clear_object (&self->settings);
+  /* The template's root box is not bound to a field: unparent it here. */
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self))) != NULL)
+    gtk_widget_unparent (child);
+  gtk_widget_dispose_template (GTK_WIDGET (self), TF_TYPE_CHAT_VIEW);
+  G_OBJECT_CLASS (tf_chat_view_parent_class)->dispose (object);
+}
+
+static void
+tf_chat_view_finalize (GObject *object)
+{
+  TfChatView *self = TF_CHAT_VIEW (object);
+
+  g_ptr_array_unref (self->conversations);
+  g_clear_object (&self->store);
+  g_clear_pointer (&self->attachment, g_bytes_unref);
+  g_clear_pointer (&self->reply_image, g_bytes_unref);
+  G_OBJECT_CLASS (tf_chat_view_parent_class)->finalize (object);
+}
+
+static void
+tf_chat_view_class_init (TfChatViewClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = tf_chat_view_dispose;
+  object_class->finalize = tf_chat_view_finalize;
+
+  g_type_ensure (TF_TYPE_IMAGE_VIEW);
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/org/transfusion/Transfusion/tf-chat-view.ui");
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, conversation_list);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, rename_button);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, rename_popover);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, rename_entry);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, messages_stack);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, messages_scroller);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, messages_box);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, starters_box);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, attachment_revealer);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, attachment_view);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, attachment_label);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, message_entry);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, send_stack);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, send_button);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, tokens_toggle);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, temperature_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, top_p_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, status_label);
+  gtk_widget_class_bind_template_callback (widget_class, on_message_activate);
+  gtk_widget_class_bind_template_callback (widget_class, on_tokens_toggled);
+  gtk_widget_class_bind_template_callback (widget_class, on_conversation_selected);
+  gtk_widget_class_bind_template_callback (widget_class, on_rename_popover_show);
+  gtk_widget_class_bind_template_callback (widget_class, on_rename_activate);
+
+  gtk_widget_class_install_action (widget_class, "chat.send", NULL, send_action);
+  gtk_widget_class_install_action (widget_class, "chat.stop", NULL, stop_action);
+  gtk_widget_class_install_action (widget_class, "chat.regenerate", NULL, regenerate_action);
+  gtk_widget_class_install_action (widget_class, "chat.new", NULL, new_action);
+  gtk_widget_class_install_action (widget_class, "chat.delete", NULL, delete_action);
+  gtk_widget_class_install_action (widget_class, "chat.attach", NULL, attach_action);
+  gtk_widget_class_install_action (widget_class, "chat.remove-attachment", NULL,
+                                   remove_attachment_action);
+
+  gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
+  gtk_widget_class_set_css_name (widget_class, "tf-chat-view");
+}
+
+static void
+tf_chat_view_init (TfChatView *self)
+{
+  const char *starters[] = {
+    N_("What is a bicycle?"),
+    N_("Draw a small red circle"),
+    N_("Draw a sneaker"),
+  };
+  GtkDropTarget *drop = gtk_drop_target_new (G_TYPE_INVALID, GDK_ACTION_COPY);
+  GType types[] = { GDK_TYPE_TEXTURE, G_TYPE_FILE };
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+  self->conversations = g_ptr_array_new_with_free_func ((GDestroyNotify) conversation_free);
+
+  for (guint i = 0; i < G_N_ELEMENTS (starters); i++)
+    {
+      GtkWidget *button = gtk_button_new_with_label (_(starters[i]));
+
+      gtk_widget_add_css_class (button, "example");
+      gtk_widget_set_tooltip_text (button, _("Send this message"));
+      g_signal_connect (button, "clicked", G_CALLBACK (on_starter_clicked), self);
+      gtk_box_append (self->starters_box, button);
+    }
+
+  gtk_drop_target_set_gtypes (drop, types, G_N_ELEMENTS (types));
+  g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);
+  gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
+
+  self->store = tf_chat_store_new (NULL);
+  reload_conversations (self);
+  update_actions (self);
+}

@@ -1,0 +1,27 @@
+/* tf-image-view.h: a model image drawn large with crisp pixels.
+ *
+ * The model's images are tiny (32 × 32); scaling them smoothly would blur
+ * them into mush, so the view scales with nearest-neighbour filtering to the
+ * largest whole square that fits, centred. */
+#pragma once
+
+#include <gtk/gtk.h>
+
+G_BEGIN_DECLS
+
+#define TF_TYPE_IMAGE_VIEW (tf_image_view_get_type ())
+G_DECLARE_FINAL_TYPE (TfImageView, tf_image_view, TF, IMAGE_VIEW, GtkWidget)
+
+GtkWidget *tf_image_view_new (void);
+
+/* @pixels: size × size × channels floats in [-1, 1] (model units), copied;
+ * NULL clears the view. */
+void tf_image_view_set_pixels (TfImageView *self, const float *pixels, int size, int channels);
+void tf_image_view_set_bytes (TfImageView *self, GBytes *pixels, int size, int channels);
+gboolean tf_image_view_has_image (TfImageView *self);
+
+/* The model's pixels as a texture (8-bit RGB), each pixel a @scale × @scale
+ * block: what the clipboard and drag-and-drop hand to other programs. */
+GdkTexture *tf_texture_new_from_pixels (const float *pixels, int size, int channels, int scale);
+
+G_END_DECLS

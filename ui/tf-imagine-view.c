@@ -1,0 +1,869 @@
+/* tf-imagine-view.c: prompt to image, watching every denoising step. */
+#include "config.h"
+
+#include "tf-imagine-view.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "tf-gallery.h"
+#include "tf-image-view.h"
+#include "tf-model-info.h"
+
+/* Saved, copied and dragged images: each model pixel an 8 × 8 block, so a
+ * 32 × 32 image is 256 × 256 and looks like what the window shows. */
+#define EXPORT_SCALE 8
+#define N_EXAMPLES_SHOWN 4
+
+struct _TfImagineView
+{
+  GtkWidget        parent_instance;
+
+  /* Template children */
+  GtkEntry        *prompt_entry;
+  GtkEntry        *negative_entry;
+  GtkLabel        *examples_label;
+  GtkFlowBox      *examples_box;
+  GtkSpinButton   *steps_spin;
+  GtkSpinButton   *cfg_spin;
+  GtkDropDown     *sampler_dropdown;
+  GtkSpinButton   *seed_spin;
+  GtkCheckButton  *random_check;
+  GtkStack        *run_stack;
+  GtkWidget       *generate_button;
+  GtkWidget       *stop_button;
+  GtkLabel        *status_label;
+  GtkStack        *canvas_stack;
+  TfImageView     *x0_view;
+  TfImageView     *xt_view;
+  GtkLabel        *step_label;
+  GtkLabel        *rate_label;
+  GtkProgressBar  *progress_bar;
+  GtkStack        *progress_stack;
+  GtkAdjustment   *replay_adjustment;
+  TfGallery       *gallery;
+
+  TfGeneration    *generation;
+  gulong           handlers[4];
+  GSettings       *app_settings;
+  guint            preview_interval;   /* draw every this many steps */
+  char            *model_name;
+  char            *model_hash;
+  GtkListStore    *completions;
+
+  /* The job in flight (or the last one). */
+  GCancellable    *cancellable;
+  gboolean         running;
+  char            *prompt;       /* as sent */
+  char            *negative;
+  TfGenerateSettings settings;   /* .negative points at negative */
+  gint64           started_us;
+  guint            n_steps;
+  guint            last_step;
+  GPtrArray       *x0_steps;     /* GBytes per step 1..n (index step-1), NULL when merged away */
+  GPtrArray       *xt_steps;
+  GBytes          *result;
+  char            *result_path;  /* the gallery's copy */
+  gboolean         result_pending_path;  /* the copy is being written */
+  int              image_size;
+  int              channels;
+  GtkNativeDialog *save_dialog;
+};
+
+G_DEFINE_FINAL_TYPE (TfImagineView, tf_imagine_view, GTK_TYPE_WIDGET)
+
+/* ---- State -------------------------------------------------------------- */
+
+static void
+tf_imagine_view_update_actions (TfImagineView *self)
+{
+  gboolean busy = self->generation != NULL && tf_generation_get_busy (self->generation);
+  gboolean have_result = self->result != NULL && !self->running;
+
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.generate",
+                                 self->generation != NULL && !busy);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.stop", self->running);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.save-as", have_result);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.copy", have_result);
+  /* Why Generate is insensitive while Chat uses the model. */
+  gtk_widget_set_tooltip_text (self->generate_button,
+                               busy && !self->running
+                               ? _("The model is busy with a chat reply; Escape stops it")
+                               : _("Draw the image (Ctrl+Enter)"));
+  if (!self->running && gtk_widget_has_focus (self->stop_button))
+    {
+      gtk_stack_set_visible_child_name (self->run_stack, "generate");
+      gtk_widget_grab_focus (self->generate_button);
+    }
+  gtk_stack_set_visible_child_name (self->run_stack, self->running ? "stop" : "generate");
+}
+
+static void
+show_status (TfImagineView *self, const char *message)
+{
+  gtk_label_set_text (self->status_label, message != NULL ? message : "");
+  gtk_widget_set_visible (GTK_WIDGET (self->status_label), message != NULL);
+}
+
+static void
+clear_replay (TfImagineView *self)
+{
+  g_ptr_array_set_size (self->x0_steps, 0);
+  g_ptr_array_set_size (self->xt_steps, 0);
+  gtk_stack_set_visible_child_name (self->progress_stack, "progress");
+}
+
+/* Shows step @step (1-based) of the replay: the nearest kept one at or
+ * before it, since merged steps were never seen. */
+static void
+show_replay_step (TfImagineView *self, guint step)
+{
+  for (guint i = MIN (step, self->x0_steps->len); i >= 1; i--)
+    {
+      GBytes *x0 = g_ptr_array_index (self->x0_steps, i - 1);
+
+      if (x0 == NULL)
+        continue;
+      tf_image_view_set_bytes (self->x0_view, x0, self->image_size, self->channels);
+      tf_image_view_set_bytes (self->xt_view, g_ptr_array_index (self->xt_steps, i - 1),
+                               self->image_size, self->channels);
+      break;
+    }
+  {
+    /* Translators: the denoising step shown, "Step 12 of 50" */
+    g_autofree char *text = g_strdup_printf (_("Step %u of %u"), step, self->n_steps);
+
+    gtk_label_set_text (self->step_label, text);
+  }
+}
+
+static void
+on_replay_changed (GtkAdjustment *adjustment, TfImagineView *self)
+{
+  if (self->running || self->x0_steps->len == 0)
+    return;
+  show_replay_step (self, (guint) gtk_adjustment_get_value (adjustment));
+}
+
+/* ---- Generation's signals ----------------------------------------------- */
+
+static void
+on_step (TfGeneration *generation, guint step, guint n_steps, GBytes *x_t, GBytes *x0,
+         TfImagineView *self)
+{
+  double elapsed;
+  g_autofree char *counter = NULL;
+  g_autofree char *rate = NULL;
+
+  if (!self->running)
+    return;
+
+  self->n_steps = n_steps;
+  self->last_step = step;
+  if (self->x0_steps->len < n_steps)
+    {
+      g_ptr_array_set_size (self->x0_steps, n_steps);
+      g_ptr_array_set_size (self->xt_steps, n_steps);
+    }
+  if (step >= 1 && step <= n_steps)
+    {
+      g_clear_pointer (&self->x0_steps->pdata[step - 1], g_bytes_unref);
+      g_clear_pointer (&self->xt_steps->pdata[step - 1], g_bytes_unref);
+      self->x0_steps->pdata[step - 1] = g_bytes_ref (x0);
+      self->xt_steps->pdata[step - 1] = g_bytes_ref (x_t);
+    }
+
+  if (step % self->preview_interval == 0 || step == n_steps || step == 1)
+    {
+      tf_image_view_set_bytes (self->x0_view, x0, self->image_size, self->channels);
+      tf_image_view_set_bytes (self->xt_view, x_t, self->image_size, self->channels);
+    }
+  gtk_progress_bar_set_fraction (self->progress_bar, (double) step / MAX (1u, n_steps));
+
+  counter = g_strdup_printf (_("Step %u of %u"), step, n_steps);
+  gtk_label_set_text (self->step_label, counter);
+
+  elapsed = (g_get_monotonic_time () - self->started_us) / 1e6;
+  if (elapsed > 0.0)
+    {
+      double per_second = step / elapsed;
+      double left = (n_steps - step) / MAX (per_second, 1e-6);
+
+      /* Translators: speed and time left, "6.3 steps/s · 7 s left" */
+      rate = g_strdup_printf (_("%.1f steps/s · %.0f s left"), per_second, left);
+      gtk_label_set_text (self->rate_label, rate);
+    }
+}
+
+static void
+saved_to_gallery (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(TfImagineView) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = tf_gallery_add_finish (TF_GALLERY (source), result, &error);
+
+  if (path == NULL)
+    {
+      show_status (self, error->message);
+      return;
+    }
+  /* Still the image on show: dragging it out offers the file. */
+  if (self->result_pending_path)
+    {
+      g_free (self->result_path);
+      self->result_path = g_steal_pointer (&path);
+      self->result_pending_path = FALSE;
+    }
+}
+
+static void
+save_to_gallery (TfImagineView *self)
+{
+  g_autofree char *parameters = NULL;
+  const float *pixels = g_bytes_get_data (self->result, NULL);
+
+  parameters = tf_png_parameters_text (self->prompt, &self->settings, self->image_size,
+                                       self->model_name, self->model_hash);
+  g_clear_pointer (&self->result_path, g_free);
+  self->result_pending_path = TRUE;
+  tf_gallery_add_async (self->gallery, pixels, self->image_size, self->channels, parameters,
+                        saved_to_gallery, g_object_ref (self));
+}
+
+static void
+on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfImagineView *self)
+{
+  double elapsed;
+  g_autofree char *rate = NULL;
+
+  if (!self->running)
+    return;
+  self->running = FALSE;
+  g_clear_object (&self->cancellable);
+
+  g_clear_pointer (&self->result, g_bytes_unref);
+  self->result = g_bytes_ref (pixels);
+  tf_image_view_set_bytes (self->x0_view, pixels, self->image_size, self->channels);
+  gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
+
+  elapsed = (g_get_monotonic_time () - self->started_us) / 1e6;
+  /* Translators: when an image is done, "50 steps in 7.9 s" */
+  rate = g_strdup_printf (_("%u steps in %.1f s"), self->n_steps, elapsed);
+  gtk_label_set_text (self->rate_label, rate);
+
+  gtk_adjustment_configure (self->replay_adjustment, self->n_steps, 1, self->n_steps, 1, 5, 0);
+  gtk_stack_set_visible_child_name (self->progress_stack, self->n_steps > 1 ? "replay" : "progress");
+
+  save_to_gallery (self);
+  tf_imagine_view_update_actions (self);
+}
+
+static void
+on_failed (TfGeneration *generation, GError *error, TfImagineView *self)
+{
+  if (!self->running)
+    return;
+  self->running = FALSE;
+  g_clear_object (&self->cancellable);
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      double elapsed = (g_get_monotonic_time () - self->started_us) / 1e6;
+      /* Translators: after Stop, under "Step 12 of 50": "Stopped after 3.2 s" */
+      g_autofree char *text = g_strdup_printf (_("Stopped after %.1f s"), elapsed);
+
+      gtk_label_set_text (self->rate_label, text);
+      /* What was drawn so far can still be replayed. */
+      if (self->last_step > 1)
+        {
+          gtk_adjustment_configure (self->replay_adjustment, self->last_step, 1,
+                                    self->last_step, 1, 5, 0);
+          gtk_stack_set_visible_child_name (self->progress_stack, "replay");
+        }
+    }
+  else
+    show_status (self, error->message);
+  tf_imagine_view_update_actions (self);
+}
+
+static void
+on_busy_changed (TfImagineView *self)
+{
+  tf_imagine_view_update_actions (self);
+}
+
+/* ---- Actions ------------------------------------------------------------ */
+
+static void
+generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (widget);
+  g_autoptr(GError) error = NULL;
+  const char *negative;
+
+  if (self->generation == NULL || self->running)
+    return;
+
+  show_status (self, NULL);
+  if (gtk_check_button_get_active (self->random_check))
+    gtk_spin_button_set_value (self->seed_spin, g_random_int ());
+
+  g_free (self->prompt);
+  self->prompt = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry))));
+  negative = gtk_editable_get_text (GTK_EDITABLE (self->negative_entry));
+  g_free (self->negative);
+  self->negative = g_strstrip (g_strdup (negative));
+
+  tf_generate_settings_init (&self->settings);
+  self->settings.steps = gtk_spin_button_get_value_as_int (self->steps_spin);
+  self->settings.cfg = gtk_spin_button_get_value (self->cfg_spin);
+  self->settings.sampler = gtk_drop_down_get_selected (self->sampler_dropdown) == 1
+                           ? TF_SAMPLER_DDIM : TF_SAMPLER_DDPM;
+  self->settings.seed = (uint64_t) gtk_spin_button_get_value (self->seed_spin);
+  self->settings.negative = self->negative[0] != '\0' ? self->negative : NULL;
+
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  if (!tf_generation_generate_image (self->generation, self->prompt, &self->settings,
+                                     self->cancellable, &error))
+    {
+      g_clear_object (&self->cancellable);
+      show_status (self, error->message);
+      return;
+    }
+
+  self->running = TRUE;
+  /* A restored image may come from a model of another size. */
+  self->image_size = tf_generation_get_image_size (self->generation);
+  self->channels = tf_generation_get_channels (self->generation);
+  self->started_us = g_get_monotonic_time ();
+  self->n_steps = (guint) self->settings.steps;
+  self->last_step = 0;
+  clear_replay (self);
+  g_clear_pointer (&self->result, g_bytes_unref);
+  g_clear_pointer (&self->result_path, g_free);
+  self->result_pending_path = FALSE;
+  tf_image_view_set_pixels (self->x0_view, NULL, 0, 0);
+  tf_image_view_set_pixels (self->xt_view, NULL, 0, 0);
+  gtk_progress_bar_set_fraction (self->progress_bar, 0.0);
+  gtk_label_set_text (self->step_label, _("Starting…"));
+  gtk_label_set_text (self->rate_label, "");
+  gtk_stack_set_visible_child_name (self->canvas_stack, "canvas");
+  tf_imagine_view_update_actions (self);
+  /* Space stops; and the prompt's suggestions close. */
+  gtk_widget_grab_focus (self->stop_button);
+}
+
+static void
+stop_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (widget);
+
+  if (self->cancellable != NULL)
+    g_cancellable_cancel (self->cancellable);
+}
+
+static void
+copy_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (widget);
+  g_autoptr(GdkTexture) texture = NULL;
+
+  if (self->result == NULL)
+    return;
+  texture = tf_texture_new_from_pixels (g_bytes_get_data (self->result, NULL), self->image_size,
+                                        self->channels, EXPORT_SCALE);
+  gdk_clipboard_set_texture (gtk_widget_get_clipboard (widget), texture);
+}
+
+/* A file name from the prompt: "a-red-circle-7.png". */
+static char *
+suggested_file_name (TfImagineView *self)
+{
+  g_autoptr(GString) name = g_string_new (NULL);
+
+  for (const char *p = self->prompt != NULL ? self->prompt : ""; *p != '\0' && name->len < 40; p++)
+    {
+      if (g_ascii_isalnum (*p))
+        g_string_append_c (name, g_ascii_tolower (*p));
+      else if (name->len > 0 && name->str[name->len - 1] != '-')
+        g_string_append_c (name, '-');
+    }
+  if (name->len == 0)
+    g_string_append (name, "image");
+  if (name->str[name->len - 1] != '-')
+    g_string_append_c (name, '-');
+  g_string_append_printf (name, "%" G_GUINT64_FORMAT ".png", (guint64) self->settings.seed);
+  return g_string_free (g_steal_pointer (&name), FALSE);
+}
+
+/* GtkFileChooserNative is the file chooser of GTK 4.8 (Debian 12). */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+
+static void
+on_save_response (GtkNativeDialog *dialog, int response, TfImagineView *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT && self->result != NULL)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autofree char *path = file != NULL ? g_file_get_path (file) : NULL;
+      g_autofree char *parameters = tf_png_parameters_text (self->prompt, &self->settings,
+                                                            self->image_size, self->model_name,
+                                                            self->model_hash);
+      g_autoptr(GError) error = NULL;
+
+      if (path == NULL)
+        show_status (self, _("Only local files can be written"));
+      else if (!tf_write_generated_png (path, g_bytes_get_data (self->result, NULL),
+                                        self->image_size, self->channels, EXPORT_SCALE,
+                                        parameters, &error))
+        show_status (self, error->message);
+    }
+  gtk_native_dialog_destroy (dialog);
+  g_clear_object (&self->save_dialog);
+}
+
+static void
+save_as_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (widget);
+  GtkFileChooserNative *native;
+  g_autoptr(GtkFileFilter) png = gtk_file_filter_new ();
+  g_autofree char *name = NULL;
+
+  if (self->result == NULL || self->running)
+    return;
+  if (self->save_dialog != NULL)
+    {
+      gtk_native_dialog_show (self->save_dialog);
+      return;
+    }
+
+  native = gtk_file_chooser_native_new (_("Save Image"),
+                                        GTK_WINDOW (gtk_widget_get_root (widget)),
+                                        GTK_FILE_CHOOSER_ACTION_SAVE, _("_Save"), _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (native), TRUE);
+  gtk_file_filter_set_name (png, _("PNG images"));
+  gtk_file_filter_add_mime_type (png, "image/png");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (native), png);
+  name = suggested_file_name (self);
+  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (native), name);
+
+  g_signal_connect (native, "response", G_CALLBACK (on_save_response), self);
+  self->save_dialog = GTK_NATIVE_DIALOG (native);
+  gtk_native_dialog_show (self->save_dialog);
+}
+
+G_GNUC_END_IGNORE_DEPRECATIONS
+
+/* ---- Dragging the image out --------------------------------------------- */
+
+static GdkContentProvider *
+on_drag_prepare (GtkDragSource *source, double x, double y, TfImagineView *self)
+{
+  g_autoptr(GdkTexture) texture = NULL;
+  GdkContentProvider *providers[2];
+  guint n = 0;
+
+  if (self->result == NULL || self->running)
+    return NULL;
+  texture = tf_texture_new_from_pixels (g_bytes_get_data (self->result, NULL), self->image_size,
+                                        self->channels, EXPORT_SCALE);
+  gtk_drag_source_set_icon (source, GDK_PAINTABLE (texture), 16, 16);
+  /* The gallery's PNG for file managers, the pixels for image editors. */
+  if (self->result_path != NULL)
+    {
+      g_autoptr(GFile) file = g_file_new_for_path (self->result_path);
+
+      providers[n++] = gdk_content_provider_new_typed (G_TYPE_FILE, file);
+    }
+  providers[n++] = gdk_content_provider_new_typed (GDK_TYPE_TEXTURE, texture);
+  return gdk_content_provider_new_union (providers, n);
+}
+
+/* ---- Prompt completion -------------------------------------------------- */
+
+/* GtkEntryCompletion is GTK 4.8's completion popup; newer GTK deprecates it. */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+
+/* Where in @text the phrase being typed starts: the latest word start from
+ * which @subject continues the text. -1 when none does. */
+static int
+completion_start (const char *text, const char *subject)
+{
+  size_t len = strlen (text);
+
+  for (size_t start = 0; start < len; start++)
+    {
+      if (start > 0 && text[start - 1] != ' ')
+        continue;
+      if (text[start] != ' ' && g_ascii_strncasecmp (text + start, subject, len - start) == 0
+          && strlen (subject) > len - start)
+        return (int) start;
+    }
+  return -1;
+}
+
+static gboolean
+completion_match (GtkEntryCompletion *completion, const char *key, GtkTreeIter *iter,
+                  gpointer user_data)
+{
+  GtkEntry *entry = GTK_ENTRY (gtk_entry_completion_get_entry (completion));
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (entry));
+  g_autofree char *subject = NULL;
+  size_t len = strlen (text);
+  int start;
+
+  gtk_tree_model_get (gtk_entry_completion_get_model (completion), iter, 0, &subject, -1);
+  if (subject == NULL || len == 0 || text[len - 1] == ' ')
+    return FALSE;
+  start = completion_start (text, subject);
+  /* At least two letters of a word, so one letter does not flood the list. */
+  return start >= 0 && len - (size_t) start >= 2;
+}
+
+static gboolean
+on_completion_selected (GtkEntryCompletion *completion, GtkTreeModel *model, GtkTreeIter *iter,
+                        TfImagineView *self)
+{
+  const char *text = gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry));
+  g_autofree char *subject = NULL;
+  g_autofree char *completed = NULL;
+  int start;
+
+  gtk_tree_model_get (model, iter, 0, &subject, -1);
+  start = completion_start (text, subject);
+  if (start < 0)
+    return FALSE;
+  completed = g_strdup_printf ("%.*s%s", start, text, subject);
+  gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), completed);
+  gtk_editable_set_position (GTK_EDITABLE (self->prompt_entry), -1);
+  return TRUE;
+}
+
+static void
+setup_completion (TfImagineView *self)
+{
+  g_autoptr(GtkEntryCompletion) completion = gtk_entry_completion_new ();
+
+  self->completions = gtk_list_store_new (1, G_TYPE_STRING);
+  gtk_entry_completion_set_model (completion, GTK_TREE_MODEL (self->completions));
+  gtk_entry_completion_set_text_column (completion, 0);
+  gtk_entry_completion_set_match_func (completion, completion_match, NULL, NULL);
+  gtk_entry_completion_set_popup_single_match (completion, TRUE);
+  g_signal_connect (completion, "match-selected", G_CALLBACK (on_completion_selected), self);
+  gtk_entry_set_completion (self->prompt_entry, completion);
+}
+
+static void
+fill_completions (TfImagineView *self, const TfPromptSuggestions *suggestions)
+{
+  gtk_list_store_clear (self->completions);
+  for (guint i = 0; suggestions != NULL && suggestions->subjects[i] != NULL; i++)
+    gtk_list_store_insert_with_values (self->completions, NULL, -1, 0, suggestions->subjects[i], -1);
+}
+
+G_GNUC_END_IGNORE_DEPRECATIONS
+
+static void
+on_example_clicked (GtkButton *button, TfImagineView *self)
+{
+  tf_imagine_view_set_prompt (self, gtk_button_get_label (button));
+  gtk_widget_grab_focus (GTK_WIDGET (self->prompt_entry));
+}
+
+static void
+fill_examples (TfImagineView *self, const TfPromptSuggestions *suggestions)
+{
+  GtkWidget *child;
+  guint n = 0;
+
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->examples_box))) != NULL)
+    gtk_flow_box_remove (self->examples_box, child);
+  for (guint i = 0; suggestions != NULL && suggestions->examples[i] != NULL
+                    && n < N_EXAMPLES_SHOWN; i++, n++)
+    {
+      GtkWidget *button = gtk_button_new_with_label (suggestions->examples[i]);
+
+      gtk_widget_add_css_class (button, "example");
+      gtk_widget_set_tooltip_text (button, suggestions->examples[i]);
+      gtk_label_set_ellipsize (GTK_LABEL (gtk_button_get_child (GTK_BUTTON (button))),
+                               PANGO_ELLIPSIZE_END);
+      gtk_label_set_xalign (GTK_LABEL (gtk_button_get_child (GTK_BUTTON (button))), 0.0f);
+      g_signal_connect (button, "clicked", G_CALLBACK (on_example_clicked), self);
+      gtk_flow_box_append (self->examples_box, button);
+    }
+  gtk_widget_set_visible (GTK_WIDGET (self->examples_label), n > 0);
+  gtk_widget_set_visible (GTK_WIDGET (self->examples_box), n > 0);
+}
+
+/* ---- Template callbacks ------------------------------------------------- */
+
+static void
+on_prompt_activate (TfImagineView *self)
+{
+  gtk_widget_activate_action (GTK_WIDGET (self), "imagine.generate", NULL);
+}
+
+static void
+on_gallery_activated (TfImagineView *self, const char *parameters_text, GBytes *pixels,
+                      int size, int channels)
+{
+  TfParameters parameters;
+
+  if (self->running)
+    return;
+
+  if (tf_parameters_parse (parameters_text, &parameters))
+    {
+      gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), parameters.prompt);
+      gtk_editable_set_text (GTK_EDITABLE (self->negative_entry),
+                             parameters.negative != NULL ? parameters.negative : "");
+      gtk_spin_button_set_value (self->steps_spin, parameters.settings.steps);
+      gtk_spin_button_set_value (self->cfg_spin, parameters.settings.cfg);
+      gtk_drop_down_set_selected (self->sampler_dropdown,
+                                  parameters.settings.sampler == TF_SAMPLER_DDIM ? 1 : 0);
+      gtk_spin_button_set_value (self->seed_spin, (double) parameters.settings.seed);
+      /* The restored seed is the point: keep it for the next Generate. */
+      gtk_check_button_set_active (self->random_check, FALSE);
+
+      g_free (self->prompt);
+      self->prompt = g_strdup (parameters.prompt);
+      g_free (self->negative);
+      self->negative = g_strdup (parameters.negative != NULL ? parameters.negative : "");
+      self->settings = parameters.settings;
+      self->settings.negative = self->negative[0] != '\0' ? self->negative : NULL;
+    }
+  tf_parameters_clear (&parameters);
+
+  clear_replay (self);
+  g_clear_pointer (&self->result, g_bytes_unref);
+  self->result = g_bytes_ref (pixels);
+  self->image_size = size;
+  self->channels = channels;
+  g_clear_pointer (&self->result_path, g_free);
+  self->result_pending_path = FALSE;
+  tf_image_view_set_bytes (self->x0_view, pixels, size, channels);
+  tf_image_view_set_pixels (self->xt_view, NULL, 0, 0);
+  gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
+  gtk_label_set_text (self->step_label, _("Restored from earlier"));
+  gtk_label_set_text (self->rate_label, _("Generate draws it again"));
+  gtk_stack_set_visible_child_name (self->canvas_stack, "canvas");
+  show_status (self, NULL);
+  tf_imagine_view_update_actions (self);
+}
+
+/* ---- Public ------------------------------------------------------------- */
+
+void
+tf_imagine_view_set_model (TfImagineView *self, TfGeneration *generation,
+                           const char *model_name, const char *model_hash,
+                           const TfPromptSuggestions *suggestions)
+{
+  g_return_if_fail (TF_IS_IMAGINE_VIEW (self));
+  g_return_if_fail (generation == NULL || TF_IS_GENERATION (generation));
+
+  if (self->generation != NULL)
+    {
+      if (self->cancellable != NULL)
+        g_cancellable_cancel (self->cancellable);
+      for (guint i = 0; i < G_N_ELEMENTS (self->handlers); i++)
+        g_clear_signal_handler (&self->handlers[i], self->generation);
+      g_clear_object (&self->generation);
+    }
+  /* A job of the old model ends unseen. */
+  self->running = FALSE;
+  g_clear_object (&self->cancellable);
+
+  if (generation != NULL)
+    {
+      self->generation = g_object_ref (generation);
+      self->image_size = tf_generation_get_image_size (generation);
+      self->channels = tf_generation_get_channels (generation);
+      self->handlers[0] = g_signal_connect (generation, "step", G_CALLBACK (on_step), self);
+      self->handlers[1] = g_signal_connect (generation, "finished", G_CALLBACK (on_finished),
+                                            self);
+      self->handlers[2] = g_signal_connect (generation, "failed", G_CALLBACK (on_failed), self);
+      self->handlers[3] = g_signal_connect_swapped (generation, "notify::busy",
+                                                    G_CALLBACK (on_busy_changed), self);
+    }
+  g_free (self->model_name);
+  self->model_name = g_strdup (model_name != NULL ? model_name : "");
+  g_free (self->model_hash);
+  self->model_hash = g_strdup (model_hash != NULL ? model_hash : "");
+  fill_completions (self, suggestions);
+  fill_examples (self, suggestions);
+  tf_imagine_view_update_actions (self);
+}
+
+/* A changed default applies to the fields at once: that is what a person
+ * who just changed it expects to see. */
+static void
+on_settings_changed (GSettings *settings, const char *key, TfImagineView *self)
+{
+  if (key == NULL || g_str_equal (key, "default-steps"))
+    gtk_spin_button_set_value (self->steps_spin, g_settings_get_int (settings, "default-steps"));
+  if (key == NULL || g_str_equal (key, "default-cfg"))
+    gtk_spin_button_set_value (self->cfg_spin, g_settings_get_double (settings, "default-cfg"));
+  if (key == NULL || g_str_equal (key, "default-sampler"))
+    gtk_drop_down_set_selected (self->sampler_dropdown,
+                                (guint) g_settings_get_enum (settings, "default-sampler"));
+  if (key == NULL || g_str_equal (key, "preview-interval"))
+    self->preview_interval = (guint) MAX (1, g_settings_get_int (settings, "preview-interval"));
+}
+
+void
+tf_imagine_view_set_settings (TfImagineView *self, GSettings *settings)
+{
+  g_return_if_fail (TF_IS_IMAGINE_VIEW (self));
+  if (self->app_settings != NULL)
+    g_signal_handlers_disconnect_by_data (self->app_settings, self);
+  g_clear_object (&self->app_settings);
+  if (settings == NULL)
+    return;
+  self->app_settings = g_object_ref (settings);
+  g_signal_connect (settings, "changed", G_CALLBACK (on_settings_changed), self);
+  on_settings_changed (settings, NULL, self);
+}
+
+void
+tf_imagine_view_set_gallery_dir (TfImagineView *self, const char *dir)
+{
+  g_return_if_fail (TF_IS_IMAGINE_VIEW (self));
+  tf_gallery_set_dir (self->gallery, dir);
+}
+
+void
+tf_imagine_view_set_prompt (TfImagineView *self, const char *prompt)
+{
+  g_return_if_fail (TF_IS_IMAGINE_VIEW (self));
+  gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), prompt);
+  gtk_editable_set_position (GTK_EDITABLE (self->prompt_entry), -1);
+}
+
+gboolean
+tf_imagine_view_get_running (TfImagineView *self)
+{
+  g_return_val_if_fail (TF_IS_IMAGINE_VIEW (self), FALSE);
+  return self->running;
+}
+
+GBytes *
+tf_imagine_view_get_result (TfImagineView *self)
+{
+  g_return_val_if_fail (TF_IS_IMAGINE_VIEW (self), NULL);
+  return self->result;
+}
+
+guint
+tf_imagine_view_get_n_replay_steps (TfImagineView *self)
+{
+  g_return_val_if_fail (TF_IS_IMAGINE_VIEW (self), 0);
+  return self->x0_steps->len;
+}
+
+/* ---- The object --------------------------------------------------------- */
+
+static void
+tf_imagine_view_dispose (GObject *object)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (object);
+  GtkWidget *child;
+
+  tf_imagine_view_set_model (self, NULL, NULL, NULL, NULL);
+  tf_imagine_view_set_settings (self, NULL);
+  if (self->save_dialog != NULL)
+    gtk_native_dialog_destroy (self->save_dialog);
+  g_clear_object (&self->save_dialog);
+  g_clear_object (&self->completions);
+  /* The template's root box is not bound to a field: unparent it here. */
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self))) != NULL)
+    gtk_widget_unparent (child);
+  gtk_widget_dispose_template (GTK_WIDGET (self), TF_TYPE_IMAGINE_VIEW);
+  G_OBJECT_CLASS (tf_imagine_view_parent_class)->dispose (object);
+}
+
+static void
+tf_imagine_view_finalize (GObject *object)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (object);
+
+  g_ptr_array_unref (self->x0_steps);
+  g_ptr_array_unref (self->xt_steps);
+  g_clear_pointer (&self->result, g_bytes_unref);
+  g_free (self->result_path);
+  g_free (self->prompt);
+  g_free (self->negative);
+  g_free (self->model_name);
+  g_free (self->model_hash);
+  G_OBJECT_CLASS (tf_imagine_view_parent_class)->finalize (object);
+}
+
+static void
+tf_imagine_view_class_init (TfImagineViewClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = tf_imagine_view_dispose;
+  object_class->finalize = tf_imagine_view_finalize;
+
+  g_type_ensure (TF_TYPE_IMAGE_VIEW);
+  g_type_ensure (TF_TYPE_GALLERY);
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/org/transfusion/Transfusion/tf-imagine-view.ui");
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, prompt_entry);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, negative_entry);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, examples_label);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, examples_box);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, steps_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, cfg_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, sampler_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, random_check);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, run_stack);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, generate_button);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, stop_button);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, status_label);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, canvas_stack);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, x0_view);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, xt_view);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, step_label);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, rate_label);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, progress_bar);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, progress_stack);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, replay_adjustment);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, gallery);
+  gtk_widget_class_bind_template_callback (widget_class, on_prompt_activate);
+  gtk_widget_class_bind_template_callback (widget_class, on_gallery_activated);
+
+  gtk_widget_class_install_action (widget_class, "imagine.generate", NULL, generate_action);
+  gtk_widget_class_install_action (widget_class, "imagine.stop", NULL, stop_action);
+  gtk_widget_class_install_action (widget_class, "imagine.save-as", NULL, save_as_action);
+  gtk_widget_class_install_action (widget_class, "imagine.copy", NULL, copy_action);
+
+  gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
+  gtk_widget_class_set_css_name (widget_class, "tf-imagine-view");
+}
+
+static void
+tf_imagine_view_init (TfImagineView *self)
+{
+  GtkDragSource *drag = gtk_drag_source_new ();
+
+  gtk_widget_init_template (GTK_WIDGET (self));
+
+  self->x0_steps = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  self->xt_steps = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  self->model_name = g_strdup ("");
+  self->model_hash = g_strdup ("");
+  self->preview_interval = 1;
+
+  g_signal_connect (self->replay_adjustment, "value-changed", G_CALLBACK (on_replay_changed), self);
+  gtk_drag_source_set_actions (drag, GDK_ACTION_COPY);
+  g_signal_connect (drag, "prepare", G_CALLBACK (on_drag_prepare), self);
+  gtk_widget_add_controller (GTK_WIDGET (self->x0_view), GTK_EVENT_CONTROLLER (drag));
+
+  setup_completion (self);
+  tf_imagine_view_update_actions (self);
+}
