@@ -684,8 +684,12 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
                member (tr, "tokens_per_second"));
       fprintf (out, "%-34s %10.1f GF/s", _("training arithmetic"), member (tr, "gflops"));
       if (sg != NULL)
-        fprintf (out, _("   %.0f%% of sgemm (all threads)"),
-                 100 * member (tr, "gflops") / member (sg, "gflops_n"));
+        {
+          g_autofree char *share = g_strdup_printf (_("%.0f%% of sgemm (all threads)"),
+                                                    100 * member (tr, "gflops") /
+                                                    member (sg, "gflops_n"));
+          fprintf (out, "   %s", share);
+        }
       fputc ('\n', out);
       fprintf (out, "%-34s %10.0f MB\n", _("training peak memory"), rss[2]);
     }
