@@ -107,6 +107,8 @@ struct _TfGeneration {
   GThreadPool  *pool;
   Job          *job;             /* main context: the running job, or NULL */
 
+  gint          threads;         /* at most this many (0: every core); read by the worker */
+
   GMutex        lock;            /* guards the two below */
   GQueue        events;
   gboolean      dispatch_pending;
@@ -465,6 +467,7 @@ run_job (gpointer data, gpointer pool_data)
   gboolean ok = FALSE;
 
   lower_worker_priority ();
+  tf_generator_set_threads (gen, g_atomic_int_get (&job->self->threads));
   if (job->kind == JOB_CHAT)
     {
       callbacks.image_begin = on_image_begin;
@@ -667,6 +670,20 @@ tf_generation_cancel (TfGeneration *self)
 }
 
 /* ---- The object --------------------------------------------------------------- */
+
+void
+tf_generation_set_threads (TfGeneration *self, int threads)
+{
+  g_return_if_fail (TF_IS_GENERATION (self));
+  g_atomic_int_set (&self->threads, MAX (0, threads));
+}
+
+int
+tf_generation_get_threads (TfGeneration *self)
+{
+  g_return_val_if_fail (TF_IS_GENERATION (self), 0);
+  return g_atomic_int_get (&self->threads);
+}
 
 TfGeneration *
 tf_generation_new (TfGenerator *generator)

@@ -139,6 +139,11 @@ gboolean tf_generation_chat_restore (TfGeneration      *self,
                                      GCancellable      *cancellable,
                                      GError           **error);
 
+/* At most @threads threads for the jobs that start from now on (0: every
+ * core); each job uses only the cores other programs leave free. */
+void tf_generation_set_threads (TfGeneration *self, int threads);
+int  tf_generation_get_threads (TfGeneration *self);
+
 /* Cancels the running job, if any. */
 void tf_generation_cancel (TfGeneration *self);
 

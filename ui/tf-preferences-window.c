@@ -14,6 +14,7 @@ struct _TfPreferencesWindow
   GtkSpinButton  *cfg_spin;
   GtkDropDown    *sampler_dropdown;
   GtkSpinButton  *preview_spin;
+  GtkSpinButton  *threads_spin;
   GtkSwitch      *dark_switch;
 };
 
@@ -60,6 +61,8 @@ tf_preferences_window_new (GtkWindow *parent, GSettings *settings)
   g_settings_bind (settings, "preview-interval",
                    gtk_spin_button_get_adjustment (self->preview_spin), "value",
                    G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind (settings, "threads", gtk_spin_button_get_adjustment (self->threads_spin),
+                   "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "prefer-dark", self->dark_switch, "active", G_SETTINGS_BIND_DEFAULT);
   return GTK_WIDGET (self);
 }
@@ -84,6 +87,7 @@ tf_preferences_window_class_init (TfPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, cfg_spin);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, sampler_dropdown);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, preview_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, dark_switch);
 }
 

@@ -108,6 +108,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (LoadedModel, loaded_model_free)
 
 static void on_busy_changed (TfWindow *self);
 
+/* The Threads preference applies to the next job. */
+static void
+on_threads_changed (TfWindow *self)
+{
+  if (self->generation != NULL && self->settings != NULL)
+    tf_generation_set_threads (self->generation, g_settings_get_int (self->settings, "threads"));
+}
+
 static void
 tf_window_show_model (TfWindow *self, LoadedModel *loaded)
 {
@@ -123,6 +131,8 @@ tf_window_show_model (TfWindow *self, LoadedModel *loaded)
   g_clear_object (&self->generation);
   self->generation = tf_generation_new (g_steal_pointer (&loaded->generator));
   g_signal_connect_swapped (self->generation, "notify::busy", G_CALLBACK (on_busy_changed), self);
+  if (self->settings != NULL)
+    tf_generation_set_threads (self->generation, g_settings_get_int (self->settings, "threads"));
 
   tf_imagine_view_set_model (self->imagine_view, self->generation, self->info->name,
                              loaded->hash, loaded->suggestions);
@@ -501,6 +511,8 @@ tf_window_new (TfApplication *application)
     {
       self->settings = g_object_ref (settings);
       tf_window_restore_state (self);
+      g_signal_connect_object (settings, "changed::threads", G_CALLBACK (on_threads_changed),
+                               self, G_CONNECT_SWAPPED);
     }
   tf_imagine_view_set_settings (self->imagine_view, settings);
   tf_chat_view_set_settings (self->chat_view, settings);
