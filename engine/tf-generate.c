@@ -41,6 +41,7 @@ struct _TfGenerator {
   float         *rstd;
   float         *x, *xn, *qkv, *att, *gu, *act, *proj;
   float         *scores;         /* attention scratch [n_heads, max_seq_len, max_seq_len] */
+  float         *rope;           /* RoPE's cos and sin for every position (tf_rope_table) */
   float         *logits;         /* [V] */
   float         *patches;        /* [n_patches, patch_dim] */
   float         *time_buf;       /* 4 × d */
@@ -183,6 +184,8 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->qkv = g_new (float, N * 3 * d);
   g->att = g_new (float, N * d);
   g->scores = g_new (float, (size_t) c->n_heads * L * L);
+  g->rope = g_new (float, L * (size_t) tf_config_head_dim (c));
+  tf_rope_table (g->rope, 0, (int) L, tf_config_head_dim (c), c->rope_theta);
   g->gu = g_new (float, N * 2 * h);
   g->act = g_new (float, N * h);
   g->proj = g_new (float, N * MAX (d, (size_t) tf_config_patch_dim (c)));
@@ -240,7 +243,7 @@ tf_generator_free (TfGenerator *g)
       g_free (g->k_cache[r]);
       g_free (g->v_cache[r]);
     }
-  g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->scores); g_free (g->gu);
+  g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->scores); g_free (g->rope); g_free (g->gu);
   g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
   g_free (g->time_buf); g_free (g->eps_rows); g_free (g->order); g_free (g->probs);
   g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
@@ -299,8 +302,8 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
       const LayerWeights *lw = &g->layer_w[l];
       tf_rmsnorm_forward (g->xn, rstd, g->x, lw->attn_norm, N, d, c->norm_eps);
       tf_linear_forward (g->qkv, g->xn, lw->wqkv, NULL, N, d, 3 * d);
-      tf_rope_forward (g->qkv, 3 * d, pos, N, H, hd, c->rope_theta);
-      tf_rope_forward (g->qkv + d, 3 * d, pos, N, H, hd, c->rope_theta);
+      tf_rope_forward_table (g->qkv, 3 * d, pos, N, H, hd, g->rope);
+      tf_rope_forward_table (g->qkv + d, 3 * d, pos, N, H, hd, g->rope);
       for (int r = 0; r < n_rows; r++)
         {
           const int p0 = g->n_cached[rows[r]];

@@ -145,7 +145,7 @@ TF_VECTOR_CLONES void
 FN (tf_rmsnorm_forward) (REAL *out, REAL *rstd, const REAL *in, const REAL *w,
                          int n, int dim, double eps)
 {
-#pragma omp parallel for schedule(static) if (n >= 64)
+#pragma omp parallel for schedule(static) if ((double) n * dim >= 65536)
   for (int r = 0; r < n; r++)
     {
       const REAL *x = in + (size_t) r * dim;
@@ -192,11 +192,50 @@ FN (tf_rmsnorm_backward) (REAL *d_in, REAL *d_w, const REAL *d_out, const REAL *
       }
 }
 
-TF_VECTOR_CLONES static void
-FN (rope_rotate) (REAL *x, int stride, const int *pos, int n, int n_heads, int head_dim,
-                  double theta, double direction)
+void
+FN (tf_rope_table) (REAL *table, int p0, int n_pos, int head_dim, double theta)
 {
   const int half = head_dim / 2;
+  for (int j = 0; j < half; j++)
+    {
+      const double freq = pow (theta, -2.0 * j / head_dim);
+      for (int p = 0; p < n_pos; p++)
+        {
+          const double angle = (double) (p0 + p) * freq;
+          table[((size_t) p * half + j) * 2] = (REAL) cos (angle);
+          table[((size_t) p * half + j) * 2 + 1] = (REAL) sin (angle);
+        }
+    }
+}
+
+/* Rotates each row's pairs by the angles of its position, read from @table
+ * (rows for positions p_min, p_min + 1, …); @direction −1 rotates back. */
+TF_VECTOR_CLONES static void
+FN (rope_apply) (REAL *x, int stride, const int *pos, int n, int n_heads, int head_dim,
+                 const REAL *table, int p_min, REAL direction)
+{
+  const int half = head_dim / 2;
+#pragma omp parallel for schedule(static) if ((double) n * n_heads * head_dim >= 65536)
+  for (int r = 0; r < n; r++)
+    {
+      REAL *row = x + (size_t) r * stride;
+      const REAL *cs = table + (size_t) (pos[r] - p_min) * half * 2;
+      for (int h = 0; h < n_heads; h++)
+        for (int j = 0; j < half; j++)
+          {
+            const REAL c = cs[2 * j], s = direction * cs[2 * j + 1];
+            REAL *pair = row + h * head_dim + 2 * j;
+            const REAL a = pair[0], b = pair[1];
+            pair[0] = a * c - b * s;
+            pair[1] = a * s + b * c;
+          }
+    }
+}
+
+static void
+FN (rope_rotate) (REAL *x, int stride, const int *pos, int n, int n_heads, int head_dim,
+                  double theta, REAL direction)
+{
   if (n <= 0)
     return;
   int p_min = pos[0], p_max = pos[0];
@@ -208,33 +247,17 @@ FN (rope_rotate) (REAL *x, int stride, const int *pos, int n, int n_heads, int h
   /* cos and sin of each (position, pair) in the rows' range once, rather
    * than once per row */
   const int n_pos = p_max - p_min + 1;
-  REAL *table = g_new (REAL, (size_t) n_pos * half * 2);
-  for (int j = 0; j < half; j++)
-    {
-      const double freq = pow (theta, -2.0 * j / head_dim);
-      for (int p = 0; p < n_pos; p++)
-        {
-          const double angle = (double) (p_min + p) * freq;
-          table[((size_t) p * half + j) * 2] = (REAL) cos (angle);
-          table[((size_t) p * half + j) * 2 + 1] = (REAL) (direction * sin (angle));
-        }
-    }
-#pragma omp parallel for schedule(static) if (n >= 64)
-  for (int r = 0; r < n; r++)
-    {
-      REAL *row = x + (size_t) r * stride;
-      const REAL *cs = table + (size_t) (pos[r] - p_min) * half * 2;
-      for (int h = 0; h < n_heads; h++)
-        for (int j = 0; j < half; j++)
-          {
-            const REAL c = cs[2 * j], s = cs[2 * j + 1];
-            REAL *pair = row + h * head_dim + 2 * j;
-            const REAL a = pair[0], b = pair[1];
-            pair[0] = a * c - b * s;
-            pair[1] = a * s + b * c;
-          }
-    }
+  REAL *table = g_new (REAL, (size_t) n_pos * (head_dim / 2) * 2);
+  FN (tf_rope_table) (table, p_min, n_pos, head_dim, theta);
+  FN (rope_apply) (x, stride, pos, n, n_heads, head_dim, table, p_min, direction);
   g_free (table);
+}
+
+void
+FN (tf_rope_forward_table) (REAL *x, int stride, const int *pos, int n, int n_heads,
+                            int head_dim, const REAL *table)
+{
+  FN (rope_apply) (x, stride, pos, n, n_heads, head_dim, table, 0, 1);
 }
 
 void
@@ -443,7 +466,7 @@ FN (sigmoid) (REAL x)
 TF_VECTOR_CLONES void
 FN (tf_swiglu_forward) (REAL *out, const REAL *gate_up, int n, int hidden)
 {
-#pragma omp parallel for schedule(static) if (n >= 64)
+#pragma omp parallel for schedule(static) if ((double) n * hidden >= 65536)
   for (int r = 0; r < n; r++)
     {
       const REAL *g = gate_up + (size_t) r * 2 * hidden;

@@ -70,6 +70,11 @@ tf_expf (float x)
    * interleaved pairs, angle pos[n]·theta^(−2j/head_dim). Backward rotates back. */  \
   void tf_rope_forward##SUF (REAL *x, int stride, const int *pos, int n, int n_heads,   \
                              int head_dim, double theta);                               \
+  /* table[p, j] = (cos, sin) of (p0 + p)·theta^(−2j/head_dim) for n_pos positions;  \
+   * tf_rope_forward_table rotates with a table that starts at position 0. */         \
+  void tf_rope_table##SUF (REAL *table, int p0, int n_pos, int head_dim, double theta); \
+  void tf_rope_forward_table##SUF (REAL *x, int stride, const int *pos, int n,          \
+                                   int n_heads, int head_dim, const REAL *table);       \
   void tf_rope_backward##SUF (REAL *d_x, int stride, const int *pos, int n, int n_heads, \
                               int head_dim, double theta);                              \
   /* qkv[b·L + i, 3d] → out[b·L + i, d]; probs[b, h, L, L] saved (only the           \
