@@ -14,6 +14,7 @@
 
 #include "tf-cli-private.h"
 
+#include <inttypes.h>
 #include <errno.h>
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
@@ -179,7 +180,7 @@ tf_cli_data_export (TfCli *cli, char **names, TfSplit split, guint64 seed, gint6
           status = TF_CLI_EXIT_FAILURE;
         }
       else
-        fprintf (cli->out, _("wrote %s (%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT
+        fprintf (cli->out, _("wrote %s (%" PRId64 " of %" PRId64
                              " examples of %s)\n"),
                  path, n, tf_data_source_size (source), tf_data_source_name (source));
     }

@@ -9,6 +9,7 @@
 
 #include "tf-cli-private.h"
 
+#include <inttypes.h>
 #include <glib/gi18n.h>
 #include <signal.h>
 #include <stdio.h>
@@ -98,7 +99,7 @@ static void
 print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOptions *o)
 {
   fprintf (out, _("Evaluation of %s on held-out data (%d steps %s, guidance %g, seed %"
-                  G_GUINT64_FORMAT ")\n\n"), model, o->settings.steps,
+                  PRIu64 ")\n\n"), model, o->settings.steps,
            tf_sampler_name (o->settings.sampler), o->settings.cfg, (guint64) o->settings.seed);
   row (out, _("section"), _("measure"), _("value"), _("target"), _("reference"));
   if (r->sections & TF_EVAL_FASHION)
@@ -168,7 +169,7 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
         ? g_strdup_printf ("<xz %s", r->text_model_bits < r->text_xz_bits ? _("yes") : _("no"))
         : g_strdup ("<xz ?");
       g_autofree char *note = g_strdup_printf (_("xz -9: %s, gzip -9: %s; %d documents, %"
-                                                 G_GINT64_FORMAT " bytes"), xz, gz,
+                                                 PRId64 " bytes"), xz, gz,
                                                r->text_documents, r->text_bytes);
       row (out, "text", _("bits per byte"), value, goal, note);
       for (guint i = 0; r->answers != NULL && i < r->answers->len; i++)
@@ -204,7 +205,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   tf_eval_options_init (&options);
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },
-    { "judge", 0, 0, G_OPTION_ARG_FILENAME, &judge_path, N_("The Fashion-MNIST judge (" DEFAULT_JUDGE ")"), N_("FILE") },
+    { "judge", 0, 0, G_OPTION_ARG_FILENAME, &judge_path, N_("The Fashion-MNIST judge (resources/judge/fashion-judge.safetensors)"), N_("FILE") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
     { "json-file", 0, 0, G_OPTION_ARG_FILENAME, &json_file, N_("Also write the JSON to FILE"), N_("FILE") },
     { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes and emoji prompts, 20×N captions (10)"), N_("N") },
@@ -372,7 +373,7 @@ tf_cli_judge_train (TfCli *cli, const TfCliCommand *command, int argc, char **ar
       accuracy, seconds);
   if (!tf_judge_save (judge, output, provenance, &error))
     return tf_cli_fail (cli, error);
-  fprintf (cli->out, _("wrote %s: %.2f%% right on the %" G_GINT64_FORMAT " t10k images; trained in %.0f s\n"),
+  fprintf (cli->out, _("wrote %s: %.2f%% right on the %" PRId64 " t10k images; trained in %.0f s\n"),
            output, 100 * accuracy, tf_data_source_size (test), seconds);
   return TF_CLI_EXIT_OK;
 }

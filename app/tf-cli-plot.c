@@ -7,6 +7,7 @@
 
 #include "tf-cli-private.h"
 
+#include <inttypes.h>
 #include <cairo.h>
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
@@ -648,7 +649,7 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     g_autofree char *path = model != NULL ? g_strdup (model) : tf_default_model_path ();
     model_name = tf_model_name_from_path (path);
   }
-  g_autofree char *title = g_strdup_printf (_("%s: %d steps DDIM, guidance %g, seed %" G_GINT64_FORMAT),
+  g_autofree char *title = g_strdup_printf (_("%s: %d steps DDIM, guidance %g, seed %" PRId64),
                                             model_name, settings.steps, settings.cfg, seed);
   text_at (cr, gap, top / 2.0, title, 0, 0.5);
 

@@ -3,6 +3,7 @@
 
 #include "tf-cli-private.h"
 
+#include <inttypes.h>
 #include <glib/gi18n.h>
 #include <math.h>
 #include <signal.h>
@@ -116,6 +117,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "until-step", 0, 0, G_OPTION_ARG_INT64, &until, N_("Stop and save at step N; --resume goes on later (the schedule still spans --steps)"), N_("N") },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, N_("Continue the run saved beside --out, exactly"), NULL },
     { "vocab", 0, 0, G_OPTION_ARG_INT, &vocab, N_("Tokenizer vocabulary for a new run (by preset)"), N_("N") },
+    /* xgettext:no-c-format */
     { "warmup", 0, 0, G_OPTION_ARG_INT64, &warmup, N_("Warm-up steps (5% of steps, at most 1000)"), N_("N") },
     { "image-first", 0, 0, G_OPTION_ARG_DOUBLE, &image_first, N_("Fraction of pairs with the image first (0.2)"), N_("F") },
     { "cfg-drop", 0, 0, G_OPTION_ARG_DOUBLE, &cfg_drop, N_("Fraction of captions dropped for guidance (0.1)"), N_("F") },
@@ -193,7 +195,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     }
   const TfConfig *c = tf_model_config (tf_trainer_model (trainer));
   fprintf (cli->err, _("%s %s: %zu parameters (d %d, %d layers, %d heads, vocabulary %d), "
-                       "from step %" G_GINT64_FORMAT "\n"),
+                       "from step %" PRId64 "\n"),
            tf_trainer_step (trainer) > 0 ? _("resuming") : _("training"), out,
            tf_model_n_params (tf_trainer_model (trainer)), c->d_model, c->n_layers, c->n_heads,
            c->vocab_size, tf_trainer_step (trainer));
@@ -216,7 +218,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
       return stopped ? TF_CLI_EXIT_OK : TF_CLI_EXIT_FAILURE;
     }
-  fprintf (cli->err, _("saved %s after %" G_GINT64_FORMAT " steps\n"), out,
+  fprintf (cli->err, _("saved %s after %" PRId64 " steps\n"), out,
            tf_trainer_step (trainer));
   return TF_CLI_EXIT_OK;
 }

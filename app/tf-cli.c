@@ -172,7 +172,9 @@ tf_cli_command_line (const TfCliCommand *command)
 char *
 tf_cli_command_usage (const TfCliCommand *command)
 {
-  return g_strdup_printf ("%s %s [OPTION…] %s", PROGRAM, command->name, _(command->operands));
+  /* _("") would be the catalogue's header */
+  const char *operands = command->operands[0] != '\0' ? _(command->operands) : "";
+  return g_strdup_printf ("%s %s [OPTION…] %s", PROGRAM, command->name, operands);
 }
 
 static int

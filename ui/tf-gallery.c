@@ -3,6 +3,7 @@
 
 #include "tf-gallery.h"
 
+#include <inttypes.h>
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <errno.h>
@@ -178,7 +179,7 @@ thumbnail_new (TfGallery *self, Item *item)
 
   if (tf_parameters_parse (item->parameters, &parameters))
     /* Translators: a gallery thumbnail's tooltip: the prompt, then the seed. */
-    tooltip = g_strdup_printf (_("%s\nSeed %" G_GUINT64_FORMAT " · %d steps · click to restore"),
+    tooltip = g_strdup_printf (_("%s\nSeed %" PRIu64 " · %d steps · click to restore"),
                                parameters.prompt, (guint64) parameters.settings.seed,
                                parameters.settings.steps);
   else
