@@ -97,7 +97,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   TfTrainOptions o;
   tf_train_options_init (&o);
   g_autofree char *preset = NULL, *data = NULL, *weights = NULL, *out = NULL;
-  g_autofree char *seed = NULL;
+  g_autofree char *seed = NULL, *init_from = NULL;
   gint64 steps = o.steps, warmup = -1, save_steps = 0, max_examples = 0, until = 0;
   int batch = o.batch, vocab = 0;
   double lr = o.lr, save_every = o.save_every_minutes, image_first = o.image_first;
@@ -116,6 +116,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "save-every-steps", 0, 0, G_OPTION_ARG_INT64, &save_steps, N_("Also save every N steps"), N_("N") },
     { "until-step", 0, 0, G_OPTION_ARG_INT64, &until, N_("Stop and save at step N; --resume goes on later (the schedule still spans --steps)"), N_("N") },
     { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, N_("Continue the run saved beside --out, exactly"), NULL },
+    { "init-from", 0, 0, G_OPTION_ARG_FILENAME, &init_from, N_("Start a new run from this model's weights and tokenizer (a warm restart)"), N_("MODEL") },
     { "vocab", 0, 0, G_OPTION_ARG_INT, &vocab, N_("Tokenizer vocabulary for a new run (by preset)"), N_("N") },
     /* xgettext:no-c-format */
     { "warmup", 0, 0, G_OPTION_ARG_INT64, &warmup, N_("Warm-up steps (5% of steps, at most 1000)"), N_("N") },
@@ -178,6 +179,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   o.save_every_steps = save_steps;
   o.until_step = until;
   o.resume = resume;
+  o.init_from = g_steal_pointer (&init_from);
   o.vocab_size = vocab;
   o.warmup_steps = warmup;
   o.image_first = image_first;

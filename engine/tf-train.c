@@ -34,6 +34,7 @@ struct _TfTrainer {
   double         step_seconds;    /* smoothed, for the ETA */
   char          *state_path;
   char          *log_path;
+  char          *warm_start;      /* what a warm restart started from, or NULL */
   FILE          *log;
 };
 
@@ -71,6 +72,7 @@ tf_train_options_clear (TfTrainOptions *o)
   g_strfreev (o->data);
   g_free (o->weights);
   g_free (o->out);
+  g_free (o->init_from);
   memset (o, 0, sizeof *o);
 }
 
@@ -81,6 +83,7 @@ options_copy (TfTrainOptions *dst, const TfTrainOptions *src)
   dst->preset = g_strdup (src->preset);
   dst->data = g_strdupv (src->data);
   dst->out = g_strdup (src->out);
+  dst->init_from = g_strdup (src->init_from);
   guint n = src->data ? g_strv_length (src->data) : 0;
   dst->weights = src->weights ? g_memdup2 (src->weights, sizeof (double) * n) : NULL;
 }
@@ -158,6 +161,8 @@ options_validate (const TfTrainOptions *o, GError **error)
   REQUIRE (o->ema_decay >= 0 && o->ema_decay < 1, "the EMA decay must be in [0, 1)");
   REQUIRE (o->image_first >= 0 && o->image_first <= 1, "--image-first must be 0 to 1");
   REQUIRE (o->cfg_drop >= 0 && o->cfg_drop <= 1, "--cfg-drop must be 0 to 1");
+  REQUIRE (!(o->resume && o->init_from != NULL),
+           "--init-from starts a new run; it cannot go with --resume");
   REQUIRE (o->chat_fraction >= 0 && o->chat_fraction <= 1, "--chat must be 0 to 1");
   REQUIRE (isfinite (o->lambda) && o->lambda >= 0, "--lambda must be ≥ 0");
   REQUIRE (isfinite (o->save_every_minutes) && o->save_every_minutes > 0,
@@ -595,6 +600,11 @@ provenance_json (TfTrainer *tr, double elapsed)
   json_builder_add_string_value (b, "ema");
   json_builder_set_member_name (b, "options");
   json_builder_add_string_value (b, identity);
+  if (tr->warm_start != NULL)
+    {
+      json_builder_set_member_name (b, "warm_start");
+      json_builder_add_string_value (b, tr->warm_start);
+    }
   json_builder_end_object (b);
   return tf_json_builder_to_string (b);
 }
@@ -639,9 +649,9 @@ tf_trainer_save (TfTrainer *tr, GError **error)
 
   /* The state first: if the model write then fails, resuming still works. */
   const char *keys[] = { "format", "config", "tokenizer", "options", "step", "steps", "rng",
-                         "elapsed" };
+                         "elapsed", "warm_start" };
   const char *values[] = { STATE_FORMAT, config, tokenizer, identity, step, steps, rng,
-                           elapsed_s };
+                           elapsed_s, tr->warm_start };
   TfTensorOut tensors[] = {
     { .name = "params", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n },
       .data = tf_model_params (m) },
@@ -650,7 +660,7 @@ tf_trainer_save (TfTrainer *tr, GError **error)
     { .name = "ema", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n }, .data = tr->ema },
   };
   if (!tf_safetensors_write (tr->state_path, tensors, G_N_ELEMENTS (tensors), keys, values,
-                             G_N_ELEMENTS (keys), error))
+                             G_N_ELEMENTS (keys) - (tr->warm_start == NULL), error))
     return FALSE;
 
   g_autofree char *subjects = prompt_subjects_json (tr);
@@ -732,6 +742,7 @@ load_state (TfTrainer *tr, GError **error)
       return FALSE;
     }
   tr->elapsed_before = g_ascii_strtod (elapsed, NULL);
+  tr->warm_start = g_strdup (tf_safetensors_metadata (st, "warm_start"));
 
   tr->model = tf_model_new (&config, error);
   if (tr->model == NULL)
@@ -794,6 +805,48 @@ open_log (TfTrainer *tr, GError **error)
 
 /* ---- The trainer -------------------------------------------------------- */
 
+/* A new run from a model's weights and tokenizer: the model must have the
+ * preset's shape (@config, before the tokenizer sets its vocabulary). */
+static gboolean
+warm_start (TfTrainer *tr, const TfConfig *config, const char *path, GError **error)
+{
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
+  if (st == NULL)
+    return FALSE;
+  const char *tok_json = tf_safetensors_metadata (st, "tokenizer");
+  if (tok_json == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: __metadata__ has no 'tokenizer' to continue with", path);
+      return FALSE;
+    }
+  g_autoptr (TfModel) m = tf_model_load_from (st, error);
+  if (m == NULL)
+    return FALSE;
+  const TfConfig *c = tf_model_config (m);
+  if (c->d_model != config->d_model || c->n_layers != config->n_layers ||
+      c->n_heads != config->n_heads || c->mlp_hidden != config->mlp_hidden ||
+      c->max_seq_len != config->max_seq_len || c->image_size != config->image_size ||
+      c->image_channels != config->image_channels || c->patch_size != config->patch_size)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s is a d %d, %d-layer model; --preset %s is d %d, %d layers",
+                   path, c->d_model, c->n_layers, tr->opt.preset, config->d_model,
+                   config->n_layers);
+      return FALSE;
+    }
+  tr->tok = tf_tokenizer_from_json (tok_json, path, error);
+  if (tr->tok == NULL || !tf_tokenizer_matches_config (tr->tok, c, path, error))
+    return FALSE;
+  tr->model = g_steal_pointer (&m);
+  const char *provenance = tf_safetensors_metadata (st, "provenance");
+  g_autofree char *base = g_path_get_basename (path);
+  tr->warm_start = g_strdup_printf ("weights of %s (its provenance: %s); optimizer moments "
+                                    "started at zero", base,
+                                    provenance != NULL ? provenance : "none");
+  return TRUE;
+}
+
 TfTrainer *
 tf_trainer_new (const TfTrainOptions *options, GError **error)
 {
@@ -848,18 +901,26 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
        * preset's image shape, then learn the tokenizer from them. */
       if (!open_sources (tr, &config, error))
         return NULL;
-      int vocab = options->vocab_size;
-      if (vocab == 0)
-        vocab = g_strcmp0 (options->preset, "tiny") == 0 ? 512
-              : g_strcmp0 (options->preset, "small") == 0 ? 2048 : 4096;
-      tr->tok = train_tokenizer (tr, vocab, error);
-      if (tr->tok == NULL)
-        return NULL;
-      tf_tokenizer_apply_to_config (tr->tok, &config);
-      tr->model = tf_model_new (&config, error);
-      if (tr->model == NULL)
-        return NULL;
-      tf_model_init_random (tr->model, options->seed);
+      if (options->init_from != NULL)
+        {
+          if (!warm_start (tr, &config, options->init_from, error))
+            return NULL;
+        }
+      else
+        {
+          int vocab = options->vocab_size;
+          if (vocab == 0)
+            vocab = g_strcmp0 (options->preset, "tiny") == 0 ? 512
+                  : g_strcmp0 (options->preset, "small") == 0 ? 2048 : 4096;
+          tr->tok = train_tokenizer (tr, vocab, error);
+          if (tr->tok == NULL)
+            return NULL;
+          tf_tokenizer_apply_to_config (tr->tok, &config);
+          tr->model = tf_model_new (&config, error);
+          if (tr->model == NULL)
+            return NULL;
+          tf_model_init_random (tr->model, options->seed);
+        }
       const size_t n = tf_model_n_params (tr->model);
       tr->adam_m = g_new0 (float, n);
       tr->adam_v = g_new0 (float, n);
@@ -898,6 +959,7 @@ tf_trainer_free (TfTrainer *tr)
     fclose (tr->log);
   g_free (tr->state_path);
   g_free (tr->log_path);
+  g_free (tr->warm_start);
   tf_train_options_clear (&tr->opt);
   g_free (tr);
 }

@@ -47,6 +47,11 @@ typedef struct {
   int      vocab_size;      /* for a new tokenizer; 0: by preset */
   int64_t  max_examples;    /* > 0: use only the first N examples of each source */
   gboolean resume;
+  /* A new run that starts from this model's weights (and tokenizer) rather
+   * than random ones: a warm restart, when the data mix or options change.
+   * The optimizer moments start at zero and the provenance says so. Not part
+   * of the options a resumed run must repeat. */
+  char    *init_from;
 } TfTrainOptions;
 
 /* Defaults as in SPEC §3: AdamW (0.9, 0.95), eps 1e-8, wd 0.1, clip 1,

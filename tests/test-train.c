@@ -163,6 +163,65 @@ test_resume_exact (void)
   assert_same_run (straight, split);
 }
 
+/* A warm restart: a new run from a model's weights and tokenizer, said so in
+ * its provenance, and still so after a resume; a model of another shape is
+ * refused. */
+static void
+test_warm_start (void)
+{
+  g_autofree char *first = tmp_path ("first.safetensors");
+  g_autofree char *warm = tmp_path ("warm.safetensors");
+  g_autoptr (GError) error = NULL;
+  run_to_end (first, 6, FALSE, 0);
+  g_autoptr (TfModel) from = tf_model_load (first, &error);
+  g_assert_no_error (error);
+
+  TfTrainOptions o;
+  tiny_options (&o, warm);
+  o.steps = 4;
+  o.until_step = 2;
+  o.init_from = g_strdup (first);
+  g_autoptr (TfTrainer) tr = tf_trainer_new (&o, &error);
+  g_assert_no_error (error);
+  /* it starts where the first run's model is, with the same tokenizer */
+  g_assert_cmpmem (tf_model_params (tf_trainer_model (tr)), tf_model_n_params (from) * sizeof (float),
+                   tf_model_params (from), tf_model_n_params (from) * sizeof (float));
+  g_assert_true (tf_trainer_run (tr, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&tr, tf_trainer_free);
+
+  /* resumed without --init-from, the provenance still tells */
+  g_free (o.init_from);
+  o.init_from = NULL;
+  o.until_step = 0;
+  o.resume = TRUE;
+  tr = tf_trainer_new (&o, &error);
+  g_assert_no_error (error);
+  g_assert_true (tf_trainer_run (tr, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (warm, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (tf_safetensors_metadata (st, "provenance"), "\"warm_start\""));
+  g_assert_nonnull (strstr (tf_safetensors_metadata (st, "provenance"), "first.safetensors"));
+
+  /* not with --resume, and not from another shape */
+  o.init_from = g_strdup (first);
+  g_assert_null (tf_trainer_new (&o, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_nonnull (strstr (error->message, "--init-from"));
+  g_clear_error (&error);
+  g_autofree char *other = tmp_path ("other.safetensors");
+  o.resume = FALSE;
+  g_free (o.out);
+  o.out = g_strdup (other);
+  g_free (o.preset);
+  o.preset = g_strdup ("small");
+  g_assert_null (tf_trainer_new (&o, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_nonnull (strstr (error->message, "is a d 64, 2-layer model"));
+  tf_train_options_clear (&o);
+}
+
 /* The command-line tool, killed with SIGKILL at a random moment after its
  * first checkpoint, then resumed, ends where an uninterrupted run ends. */
 static char *
@@ -355,6 +414,7 @@ main (int argc, char **argv)
   tmp_dir = tf_test_make_temp_dir ("tf-train-XXXXXX");
   g_test_add_func ("/train/overfit", test_overfit);
   g_test_add_func ("/train/resume-exact", test_resume_exact);
+  g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
   g_test_add_func ("/train/interrupt-saves", test_interrupt_saves);
   g_test_add_func ("/train/bad-options", test_bad_options);
