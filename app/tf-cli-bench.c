@@ -737,7 +737,6 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "bandwidth", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, &bandwidth, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
-  g_auto (GStrv) operands = NULL;
   g_autofree char *summary = g_strdup_printf (
     "%s\n\n%s", _(command->summary),
     _("Measures, each part in a process of its own after a warm-up: the machine's\n"
@@ -745,12 +744,9 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       "synthetic batch (rows of 128 positions: a caption, an image and a text\n"
       "document), a 50-step image with guidance, and text prefill and decoding.\n"
       "The weights are random: speed does not depend on them."));
-  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
-                                     &operands);
+  int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-  if (operands[0] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[0]);
 
   BenchOptions o = { .preset = preset != NULL ? preset : "default", .threads = threads,
                      .repeat = repeat, .batch = batch };

@@ -225,13 +225,9 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "shapes scenes read back from the pixels, held-out emoji prompts (nearest\n"
         "emoji), and bits per byte of held-out WordNet text beside xz and gzip.\n"
         "Each figure is printed beside its target. Ctrl-C stops."));
-  g_auto(GStrv) operands = NULL;
-  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
-                                     &operands);
+  int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-  if (operands[0] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[0]);
 
   g_autoptr(GError) error = NULL;
   if (only != NULL && !tf_eval_sections_parse (only, &options.sections, &error))
@@ -329,13 +325,9 @@ tf_cli_judge_train (TfCli *cli, const TfCliCommand *command, int argc, char **ar
       _("Trains the classifier that 'eval' judges generated Fashion-MNIST images\n"
         "with, on the train split only (the last 5000 images kept aside to report\n"
         "progress), then prints its accuracy on the t10k split."));
-  g_auto(GStrv) operands = NULL;
-  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
-                                     &operands);
+  int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-  if (operands[0] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (output == NULL)
     return tf_cli_usage_error (cli, line, _("no --output FILE given"));
   if (o.epochs < 1 || o.epochs > 1000)

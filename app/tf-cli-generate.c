@@ -343,14 +343,9 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "settings in the form other tools read (Stable Diffusion web UI). The same\n"
         "model, prompt, settings and seed give the same image, byte for byte.\n"
         "Ctrl-C stops."));
-  g_auto(GStrv) operands = NULL;
-  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
-                                     &operands);
+  int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-
-  if (operands[0] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (prompt == NULL)
     return tf_cli_usage_error (cli, line, _("no --prompt given"));
   if (out == NULL)
@@ -450,14 +445,9 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       "%s\n\n%s", _(command->summary),
       _("Fits the picture to the model's size (on white, keeping its shape) and\n"
         "prints the model's caption on standard output."));
-  g_auto(GStrv) operands = NULL;
-  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
-                                     &operands);
+  int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-
-  if (operands[0] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (image_path == NULL)
     return tf_cli_usage_error (cli, line, _("no --image given"));
   if (!check_settings (cli, line, &settings) ||
@@ -660,14 +650,9 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "as it is sampled. An image the model draws is saved as chat-001.png… and its\n"
         "file name printed on a line of its own. /image FILE attaches a picture to the\n"
         "next message, /reset forgets the conversation, /quit or end of input leaves."));
-  g_auto(GStrv) operands = NULL;
-  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
-                                     &operands);
+  int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-
-  if (operands[0] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (!check_settings (cli, line, &settings) ||
       !resolve_seed (cli, line, seed_text, &settings, &random_seed))
     return TF_CLI_EXIT_USAGE;

@@ -560,13 +560,9 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       _("A row per Fashion-MNIST class (prompts: captions of held-out t10k images of\n"
         "the class), then a row of held-out shapes prompts and one of held-out emoji\n"
         "prompts; DDIM sampling. Ctrl-C stops."));
-  g_auto(GStrv) operands = NULL;
-  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
-                                     &operands);
+  int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-  if (operands[0] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[0]);
   if (output == NULL)
     return tf_cli_usage_error (cli, line, _("no --output FILE.png given"));
   if (columns < 1 || columns > 64 || scale < 1 || scale > 16 || seed < 0)

@@ -35,6 +35,10 @@ struct _TfCliCommand {
 int tf_cli_parse_options (TfCli *cli, const char *command, const char *usage,
                           const char *summary, const GOptionEntry *entries,
                           gboolean stop_at_operand, int argc, char **argv, GStrv *operands);
+/* The same for a command that takes options only: an operand is a usage
+ * error. -1 on success, else the exit status. */
+int tf_cli_parse_flags (TfCli *cli, const char *line, const char *usage, const char *summary,
+                        const GOptionEntry *entries, int argc, char **argv);
 /* Prints "LINE: MESSAGE" and where to find the usage; returns the usage
  * exit status. */
 int tf_cli_usage_error (TfCli *cli, const char *line, const char *message);

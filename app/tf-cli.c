@@ -100,6 +100,20 @@ tf_cli_parse_options (TfCli *cli, const char *command, const char *usage, const 
 }
 
 int
+tf_cli_parse_flags (TfCli *cli, const char *line, const char *usage, const char *summary,
+                    const GOptionEntry *entries, int argc, char **argv)
+{
+  g_auto(GStrv) operands = NULL;
+  int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
+                                     &operands);
+  if (status >= 0)
+    return status;
+  if (operands[0] != NULL)
+    return tf_cli_unexpected_argument (cli, line, operands[0]);
+  return -1;
+}
+
+int
 tf_cli_usage_error (TfCli *cli, const char *line, const char *message)
 {
   fprintf (cli->err, "%s: %s\n", line, message);
