@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "tf-eval.h"
+#include "tf-model-info.h"
 #include "tf-judge.h"
 
 #define DEFAULT_JUDGE "resources/judge/fashion-judge.safetensors"
@@ -205,7 +206,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   tf_eval_options_init (&options);
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },
-    { "judge", 0, 0, G_OPTION_ARG_FILENAME, &judge_path, N_("The Fashion-MNIST judge (resources/judge/fashion-judge.safetensors)"), N_("FILE") },
+    { "judge", 0, 0, G_OPTION_ARG_FILENAME, &judge_path, N_("The Fashion-MNIST judge (the one in resources/judge/, or installed)"), N_("FILE") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
     { "json-file", 0, 0, G_OPTION_ARG_FILENAME, &json_file, N_("Also write the JSON to FILE"), N_("FILE") },
     { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes and emoji prompts, 20×N captions (10)"), N_("N") },
@@ -247,8 +248,13 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfJudge) judge = NULL;
   if (options.sections & TF_EVAL_FASHION)
     {
+      g_autofree char *data = tf_installed_data_dir ();
+      /* the committed judge: in the source tree, or where it is installed */
       g_autofree char *path = judge_path != NULL ? g_strdup (judge_path)
-                                                 : g_build_filename (TF_SOURCE_ROOT, DEFAULT_JUDGE, NULL);
+                              : tf_running_uninstalled ()
+                              ? g_build_filename (TF_SOURCE_ROOT, DEFAULT_JUDGE, NULL)
+                              : g_build_filename (data, "transfusion", "judge",
+                                                  "fashion-judge.safetensors", NULL);
       judge = tf_judge_load (path, &error);
       if (judge == NULL)
         {

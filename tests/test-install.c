@@ -192,6 +192,29 @@ test_translations (void)
     }
 }
 
+/* The installed eval judges with the installed judge: broken, it is what
+ * eval names (before any model work). */
+static void
+test_installed_judge_is_used (void)
+{
+  g_autofree char *cli = installed (TF_BINDIR, "transfusion-cli", NULL);
+  g_autofree char *judge = installed (TF_DATADIR, "transfusion", "judge",
+                                      "fashion-judge.safetensors", NULL);
+  assert_file (judge, G_FILE_TEST_IS_REGULAR);
+  g_autofree char *saved = g_strconcat (judge, ".saved", NULL);
+  g_assert_cmpint (g_rename (judge, saved), ==, 0);
+  tf_test_write_file (stage, "broken", "not a judge", -1);
+  g_autofree char *broken = g_build_filename (stage, "broken", NULL);
+  g_assert_cmpint (g_rename (broken, judge), ==, 0);
+  const char *const argv[] = { cli, "eval", "--only", "fashion", NULL };
+  Run r;
+  run (&r, argv);
+  g_assert_cmpint (r.status, !=, 0);
+  g_assert_nonnull (strstr (r.err, judge));
+  run_clear (&r);
+  g_assert_cmpint (g_rename (saved, judge), ==, 0);
+}
+
 /* The installed command-line tool draws with the installed model; a broken
  * installed model is then what it complains about, by its installed path. */
 static void
@@ -253,6 +276,7 @@ main (int argc, char **argv)
   g_test_add_func ("/install/files", test_files);
   g_test_add_func ("/install/schema-compiles", test_schema_compiles);
   g_test_add_func ("/install/translations", test_translations);
+  g_test_add_func ("/install/installed-judge-is-used", test_installed_judge_is_used);
   g_test_add_func ("/install/installed-model-is-used", test_installed_model_is_used);
   int status = g_test_run ();
 
