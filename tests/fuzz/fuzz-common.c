@@ -1,0 +1,56 @@
+/* fuzz-common.c: see fuzz-common.h. */
+#include "fuzz-common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static GLogWriterOutput
+quiet_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+    return g_log_writer_standard_streams (level, fields, n_fields, user_data);
+  return G_LOG_WRITER_HANDLED;
+}
+
+void
+tf_fuzz_init (void)
+{
+  static gsize done = 0;
+  if (g_once_init_enter (&done))
+    {
+      g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+      g_log_set_writer_func (quiet_writer, NULL, NULL);
+      g_once_init_leave (&done, 1);
+    }
+}
+
+void
+tf_fuzz_check_result (const char *what, gboolean ok, GError *error)
+{
+  if (ok == (error != NULL))
+    {
+      fprintf (stderr, "%s: %s\n", what,
+               ok ? error->message : "failed without an error");
+      abort ();
+    }
+  if (error != NULL)
+    {
+      /* TF_FUZZ_VERBOSE=1: what each refused input was refused for, to see
+       * that a seed reaches as far as it should. */
+      if (g_getenv ("TF_FUZZ_VERBOSE") != NULL)
+        fprintf (stderr, "%s: %s\n", what, error->message);
+      g_error_free (error);
+    }
+}
+
+volatile uint8_t tf_fuzz_sink;
+
+void
+tf_fuzz_touch (const void *data, size_t size)
+{
+  const uint8_t *bytes = data;
+  uint8_t sum = 0;
+  for (size_t i = 0; i < size; i++)
+    sum += bytes[i];
+  tf_fuzz_sink = sum;
+}

@@ -1,0 +1,28 @@
+/* fuzz-common.h: what the libFuzzer targets in tests/fuzz/ share.
+ *
+ * Each fuzz-NAME.c defines LLVMFuzzerTestOneInput; it is linked either with
+ * libFuzzer (-Dfuzz=true, clang) or with replay.c, which feeds it the files
+ * of the committed corpus (the `fuzz` test suite). */
+#pragma once
+
+#include <glib.h>
+#include <stddef.h>
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+/* Once per process: warnings about bad input are expected and dropped (and
+ * not fatal, whatever G_DEBUG says); criticals and errors still abort, so a
+ * failed g_return_if_fail is a crash the fuzzer reports. */
+void tf_fuzz_init (void);
+
+/* Aborts, naming @what, unless exactly one of @ok and @error holds: a
+ * refusal must say why, and success must not leave an error behind. Frees
+ * @error; with TF_FUZZ_VERBOSE set, prints its message first. */
+void tf_fuzz_check_result (const char *what, gboolean ok, GError *error);
+
+/* Reads every byte of @data, so that a buffer shorter than it claims is seen
+ * by AddressSanitizer; the sum of the bytes goes to tf_fuzz_sink, so that
+ * the reads cannot be left out. */
+extern volatile uint8_t tf_fuzz_sink;
+void tf_fuzz_touch (const void *data, size_t size);

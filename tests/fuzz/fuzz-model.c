@@ -1,0 +1,50 @@
+/* fuzz-model.c: a model file from memory loaded as the command-line tool and
+ * the application load one: the weights (tf_model_load_from), then the
+ * tokenizer from its metadata, checked against the model's configuration. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "fuzz-common.h"
+#include "tf-tokenizer.h"
+#include "transfusion.h"
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  tf_fuzz_init ();
+  g_autoptr (GBytes) bytes = g_bytes_new_static (data, size);
+  GError *error = NULL;
+  g_autoptr (TfSafetensors) st = tf_safetensors_open_bytes (bytes, "fuzz.safetensors", &error);
+  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, error);
+  if (st == NULL)
+    return 0;
+  g_autoptr (TfModel) model = tf_model_load_from (st, &error);
+  tf_fuzz_check_result ("tf_model_load_from", model != NULL, error);
+  if (model == NULL)
+    return 0;
+
+  /* Every tensor of the model lies inside its parameter buffer. */
+  size_t n_params = tf_model_n_params (model);
+  for (int i = 0; i < tf_model_n_tensors (model); i++)
+    {
+      const TfParamInfo *info = tf_model_tensor (model, i);
+      if (info->offset > n_params || info->size > n_params - info->offset)
+        {
+          fprintf (stderr, "tensor '%s' reaches past the parameters\n", info->name);
+          abort ();
+        }
+    }
+
+  const char *tok_json = tf_safetensors_metadata (st, "tokenizer");
+  if (tok_json == NULL)
+    return 0;
+  g_autoptr (TfTokenizer) tok = tf_tokenizer_from_json (tok_json, "fuzz.safetensors", &error);
+  tf_fuzz_check_result ("tf_tokenizer_from_json", tok != NULL, error);
+  if (tok != NULL)
+    {
+      gboolean ok = tf_tokenizer_matches_config (tok, tf_model_config (model), "fuzz.safetensors",
+                                                 &error);
+      tf_fuzz_check_result ("tf_tokenizer_matches_config", ok, error);
+    }
+  return 0;
+}

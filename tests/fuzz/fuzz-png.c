@@ -1,0 +1,78 @@
+/* fuzz-png.c: a PNG through the engine's reader: the pixels from memory, then
+ * resized to model pixels both ways (down and up, grey and RGB), and its text
+ * chunks from a file (a memfd, so nothing is left on disk). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fuzz-common.h"
+#include "tf-image.h"
+
+static void
+read_text (const uint8_t *data, size_t size)
+{
+  int fd = memfd_create ("fuzz.png", MFD_CLOEXEC);
+  if (fd < 0)
+    abort ();
+  for (size_t done = 0; done < size;)
+    {
+      ssize_t n = write (fd, data + done, size - done);
+      if (n <= 0)
+        abort ();
+      done += (size_t) n;
+    }
+  g_autofree char *path = g_strdup_printf ("/proc/self/fd/%d", fd);
+  GError *error = NULL;
+  GHashTable *text = tf_image_read_png_text (path, &error);
+  close (fd);
+  tf_fuzz_check_result ("tf_image_read_png_text", text != NULL, error);
+  if (text == NULL)
+    return;
+  GHashTableIter iter;
+  gpointer key, value;
+  g_hash_table_iter_init (&iter, text);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    if (!g_utf8_validate (key, -1, NULL) || !g_utf8_validate (value, -1, NULL))
+      {
+        fprintf (stderr, "a text chunk that is not UTF-8\n");
+        abort ();
+      }
+  g_hash_table_unref (text);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  tf_fuzz_init ();
+  TfImage image = { 0 };
+  GError *error = NULL;
+  gboolean ok = tf_image_read_png_bytes (data, size, "fuzz.png", &image, &error);
+  tf_fuzz_check_result ("tf_image_read_png_bytes", ok, error);
+  if (ok)
+    {
+      if (image.width < 1 || image.height < 1 ||
+          (uint64_t) image.width * image.height > TF_IMAGE_MAX_PIXELS)
+        {
+          fprintf (stderr, "an image of %d × %d was accepted\n", image.width, image.height);
+          abort ();
+        }
+      tf_fuzz_touch (image.rgba, (size_t) image.width * image.height * 4);
+      static const int sizes[] = { 1, 8, 64 };
+      for (size_t s = 0; s < G_N_ELEMENTS (sizes); s++)
+        for (int channels = 1; channels <= 3; channels += 2)
+          {
+            g_autofree float *pixels = g_new (float, sizes[s] * sizes[s] * channels);
+            tf_image_to_model (&image, sizes[s], channels, pixels);
+            for (int i = 0; i < sizes[s] * sizes[s] * channels; i++)
+              if (!(pixels[i] >= -1.0f && pixels[i] <= 1.0f))
+                {
+                  fprintf (stderr, "model pixel %d is %g, outside [-1, 1]\n", i, pixels[i]);
+                  abort ();
+                }
+          }
+      tf_image_clear (&image);
+    }
+  read_text (data, size);
+  return 0;
+}
