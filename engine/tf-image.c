@@ -136,6 +136,25 @@ read_png (const uint8_t *data, size_t len, const char *name, TfImage *image, GHa
         }
     }
 
+  /* Every chunk's length against what the file holds: libpng allocates a
+   * text chunk's claimed length before reading it (a 100-byte file claiming
+   * a 2 GB tEXt chunk), whatever png_set_chunk_malloc_max says. */
+  for (size_t pos = 8; len - pos >= 8;)
+    {
+      uint32_t chunk_len = (uint32_t) data[pos] << 24 | (uint32_t) data[pos + 1] << 16
+                           | (uint32_t) data[pos + 2] << 8 | data[pos + 3];
+      if (chunk_len > len - pos - 8 || len - pos - 8 - chunk_len < 4)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                       "%s: corrupt PNG: a chunk at byte %zu claims %u bytes, more than the "
+                       "file holds", name, pos, chunk_len);
+          return FALSE;
+        }
+      if (memcmp (data + pos + 4, "IEND", 4) == 0)
+        break;
+      pos += 12 + (size_t) chunk_len;
+    }
+
   PngReader reader = { .data = data, .len = len, .pos = 0 };
   png_structp png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &reader.message,
                                             keep_png_error, ignore_png_warning);

@@ -536,6 +536,17 @@ test_corrupt (void)
   expect_corrupt ("huge chunk length", b, "corrupt PNG: ");
   g_byte_array_unref (b);
 
+  /* A text chunk that claims 1.9 GB in a file of a few hundred bytes:
+   * refused from its length, before libpng allocates that much (found by
+   * tests/fuzz/fuzz-png; its input is corpus/png/regression-text-chunk-length.png). */
+  b = copy_bytes (good, (size_t) idat);
+  static const uint8_t text_header[] = { 0x71, 0x00, 0x00, 0x0c, 't', 'E', 'X', 't' };
+  g_byte_array_append (b, text_header, sizeof text_header);
+  g_byte_array_append (b, (const uint8_t *) "caption\0cafe", 12);
+  g_byte_array_append (b, good->data + idat, good->len - (guint) idat);
+  expect_corrupt ("huge text chunk", b, "claims 1895825420 bytes, more than the file holds");
+  g_byte_array_unref (b);
+
   /* The IDAT chunk first, no IHDR. */
   b = g_byte_array_new ();
   g_byte_array_append (b, good->data, 8);
