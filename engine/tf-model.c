@@ -153,6 +153,18 @@ tf_model_new (const TfConfig *config, GError **error)
   return m;
 }
 
+gboolean
+tf_config_count_params (const TfConfig *config, size_t *n_params, const char *what,
+                        GError **error)
+{
+  TfModel *m = model_plan (config, what, error);
+  if (m == NULL)
+    return FALSE;
+  *n_params = m->n_params;
+  tf_model_free (m);
+  return TRUE;
+}
+
 void
 tf_model_free (TfModel *m)
 {

@@ -676,8 +676,8 @@ tf_trainer_save (TfTrainer *tr, GError **error)
 }
 
 static gboolean
-read_state_tensor (TfSafetensors *st, const char *path, const char *name, float *out,
-                   size_t n, GError **error)
+check_state_tensor (TfSafetensors *st, const char *path, const char *name, size_t n,
+                    GError **error)
 {
   const TfTensorInfo *info = tf_safetensors_find (st, name);
   if (info == NULL || info->dtype != TF_DTYPE_F32 || info->n_elements != n)
@@ -686,33 +686,38 @@ read_state_tensor (TfSafetensors *st, const char *path, const char *name, float 
                    "%s: tensor '%s' is missing or is not F32 [%zu]", path, name, n);
       return FALSE;
     }
-  return tf_safetensors_read_f32 (st, info, out, n, error);
+  return TRUE;
 }
 
-/* Restores everything from the state file; the options that shape the run
- * must be the ones it was started with. */
+static const char *const state_tensors[] = { "params", "adam.m", "adam.v", "ema" };
+
+/* Restores everything from an open state file; the options that shape the
+ * run must be the ones it was started with (unless @check_options is
+ * FALSE). The four tensors are checked against the configuration before
+ * anything of their size is allocated, so memory stays proportional to the
+ * file, whatever its metadata claims. */
 static gboolean
-load_state (TfTrainer *tr, GError **error)
+load_state_from (TfTrainer *tr, TfSafetensors *st, const char *path, gboolean check_options,
+                 GError **error)
 {
-  const char *path = tr->state_path;
-  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
-  if (st == NULL)
-    return FALSE;
   if (g_strcmp0 (tf_safetensors_metadata (st, "format"), STATE_FORMAT) != 0)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: not a training state (format is not '"
                    STATE_FORMAT "')", path);
       return FALSE;
     }
-  g_autofree char *identity = options_identity (&tr->opt);
-  const char *saved = tf_safetensors_metadata (st, "options");
-  if (g_strcmp0 (saved, identity) != 0)
+  if (check_options)
     {
-      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-                   "%s: this run was started with other options, so it cannot be resumed "
-                   "exactly with these.\n  saved: %s\n  given: %s", path,
-                   saved ? saved : "(none)", identity);
-      return FALSE;
+      g_autofree char *identity = options_identity (&tr->opt);
+      const char *saved = tf_safetensors_metadata (st, "options");
+      if (g_strcmp0 (saved, identity) != 0)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                       "%s: this run was started with other options, so it cannot be resumed "
+                       "exactly with these.\n  saved: %s\n  given: %s", path,
+                       saved ? saved : "(none)", identity);
+          return FALSE;
+        }
     }
   TfConfig config;
   const char *config_json = tf_safetensors_metadata (st, "config");
@@ -734,27 +739,59 @@ load_state (TfTrainer *tr, GError **error)
 
   const char *step = tf_safetensors_metadata (st, "step");
   const char *elapsed = tf_safetensors_metadata (st, "elapsed");
+  char *elapsed_end = NULL;
   if (step == NULL || !g_ascii_string_to_signed (step, 10, 0, G_MAXINT64, &tr->step, NULL) ||
-      !rng_from_string (&tr->rng, tf_safetensors_metadata (st, "rng")) || elapsed == NULL)
+      !rng_from_string (&tr->rng, tf_safetensors_metadata (st, "rng")) || elapsed == NULL ||
+      !(tr->elapsed_before = g_ascii_strtod (elapsed, &elapsed_end), *elapsed_end == '\0') ||
+      !(tr->elapsed_before >= 0 && tr->elapsed_before < 1e12))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
                    "%s: __metadata__ 'step', 'rng' or 'elapsed' is missing or malformed", path);
       return FALSE;
     }
-  tr->elapsed_before = g_ascii_strtod (elapsed, NULL);
   tr->warm_start = g_strdup (tf_safetensors_metadata (st, "warm_start"));
+
+  size_t n;
+  if (!tf_config_count_params (&config, &n, path, error))
+    return FALSE;
+  for (size_t i = 0; i < G_N_ELEMENTS (state_tensors); i++)
+    if (!check_state_tensor (st, path, state_tensors[i], n, error))
+      return FALSE;
 
   tr->model = tf_model_new (&config, error);
   if (tr->model == NULL)
     return FALSE;
-  const size_t n = tf_model_n_params (tr->model);
-  tr->adam_m = g_new (float, n);
-  tr->adam_v = g_new (float, n);
-  tr->ema = g_new (float, n);
-  return read_state_tensor (st, path, "params", tf_model_params (tr->model), n, error) &&
-         read_state_tensor (st, path, "adam.m", tr->adam_m, n, error) &&
-         read_state_tensor (st, path, "adam.v", tr->adam_v, n, error) &&
-         read_state_tensor (st, path, "ema", tr->ema, n, error);
+  tr->adam_m = g_try_new (float, n);
+  tr->adam_v = g_try_new (float, n);
+  tr->ema = g_try_new (float, n);
+  if (tr->adam_m == NULL || tr->adam_v == NULL || tr->ema == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_IO,
+                   "%s: not enough memory for the training state of %zu parameters", path, n);
+      return FALSE;
+    }
+  float *dest[] = { tf_model_params (tr->model), tr->adam_m, tr->adam_v, tr->ema };
+  for (size_t i = 0; i < G_N_ELEMENTS (state_tensors); i++)
+    if (!tf_safetensors_read_f32 (st, tf_safetensors_find (st, state_tensors[i]), dest[i], n,
+                                  error))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+load_state (TfTrainer *tr, GError **error)
+{
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (tr->state_path, error);
+  return st != NULL && load_state_from (tr, st, tr->state_path, TRUE, error);
+}
+
+gboolean
+tf_train_state_check (TfSafetensors *st, const char *path, GError **error)
+{
+  TfTrainer *tr = g_new0 (TfTrainer, 1);
+  gboolean ok = load_state_from (tr, st, path, FALSE, error);
+  tf_trainer_free (tr);
+  return ok;
 }
 
 /* The step of one log line, or −1 when the line is not a complete record

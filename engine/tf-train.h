@@ -18,6 +18,7 @@
 
 #include "transfusion.h"
 #include "tf-tokenizer.h"
+#include "tf-safetensors.h"
 
 G_BEGIN_DECLS
 
@@ -94,6 +95,11 @@ int64_t tf_trainer_step (TfTrainer *trainer);
 gboolean tf_trainer_train_step (TfTrainer *trainer, TfTrainProgress *progress, GError **error);
 /* Writes OUT and its state atomically. */
 gboolean tf_trainer_save (TfTrainer *trainer, GError **error);
+
+/* Reads a training state from @st (named @path in errors) as --resume does,
+ * checking all of it except the run's options, then drops it: the fuzz
+ * target of the state loader. */
+gboolean tf_train_state_check (TfSafetensors *st, const char *path, GError **error);
 
 typedef void (*TfTrainCallback) (const TfTrainProgress *progress, gpointer user_data);
 

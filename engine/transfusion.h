@@ -29,6 +29,10 @@ typedef struct {
 typedef struct _TfModel TfModel;
 
 TfModel *tf_model_new (const TfConfig *config, GError **error);
+/* The parameters a valid @config has, without allocating them (@what names
+ * the config in the error). */
+gboolean tf_config_count_params (const TfConfig *config, size_t *n_params, const char *what,
+                                 GError **error);
 void     tf_model_free (TfModel *model);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfModel, tf_model_free)
 
