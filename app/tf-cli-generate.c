@@ -576,6 +576,37 @@ on_chat_image_end (const float *pixels, int size, int channels, gpointer user_da
   fflush (run->cli->out);
 }
 
+/* A line of the chat's input is at most this long: the model's context is
+ * far shorter, and a longer line is read through without being kept. */
+#define CHAT_LINE_MAX (1u << 20)
+
+/* Reads one line of @in into @line (its newline kept), keeping at most @limit
+ * bytes; a longer line is read to its end and dropped, with *@too_long set.
+ * FALSE at the end of the input with nothing read. */
+static gboolean
+read_line (FILE *in, GString *line, size_t limit, gboolean *too_long)
+{
+  char chunk[4096];
+  gboolean any = FALSE;
+  g_string_truncate (line, 0);
+  *too_long = FALSE;
+  while (fgets (chunk, sizeof chunk, in) != NULL)
+    {
+      any = TRUE;
+      size_t n = strlen (chunk);
+      if (!*too_long && line->len + n <= limit)
+        g_string_append_len (line, chunk, (gssize) n);
+      else
+        {
+          *too_long = TRUE;
+          g_string_truncate (line, 0);
+        }
+      if (n > 0 && chunk[n - 1] == '\n')
+        break;
+    }
+  return any;
+}
+
 static void
 print_chat_help (FILE *to)
 {
@@ -689,9 +720,9 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   };
   gboolean tty = isatty (STDIN_FILENO);
   g_autofree float *attachment = NULL;
-  char *input = NULL;
-  size_t input_size = 0;
-  ssize_t len;
+  g_autoptr (GString) input_line = g_string_new (NULL);
+  char *input;
+  size_t len;
 
   if (tty)
     {
@@ -705,14 +736,23 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
           fputs ("> ", cli->out);
           fflush (cli->out);
         }
-      len = getline (&input, &input_size, stdin);
-      if (len < 0)
+      gboolean too_long;
+      if (!read_line (stdin, input_line, CHAT_LINE_MAX, &too_long))
         {
           /* Ctrl-D leaves the cursor after the prompt. */
           if (tty)
             fputc ('\n', cli->out);
           break;
         }
+      if (too_long)
+        {
+          g_autofree char *limit = g_format_size (CHAT_LINE_MAX);
+          fprintf (cli->err, _("%s: that message is longer than %s; it was not sent\n"), PROGRAM,
+                   limit);
+          continue;
+        }
+      input = input_line->str;
+      len = input_line->len;
       while (len > 0 && (input[len - 1] == '\n' || input[len - 1] == '\r'))
         input[--len] = '\0';
 
@@ -773,6 +813,5 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         }
       g_clear_error (&error);
     }
-  free (input);
   return run.failed ? TF_CLI_EXIT_FAILURE : TF_CLI_EXIT_OK;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <string.h>
 #include <unistd.h>
 
 struct _TfAtomicFile {
@@ -128,4 +129,36 @@ tf_atomic_file_abort (TfAtomicFile *file)
     close (file->fd);
   g_unlink (file->tmp_path);
   atomic_file_free (file);
+}
+
+/* The six characters g_mkstemp puts in place of XXXXXX. */
+static gboolean
+is_temp_suffix (const char *s)
+{
+  for (int i = 0; i < 6; i++)
+    if (!g_ascii_isalnum (s[i]))
+      return FALSE;
+  return s[6] == '\0';
+}
+
+int
+tf_atomic_file_remove_stale (const char *path)
+{
+  g_return_val_if_fail (path != NULL, 0);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *base = g_path_get_basename (path);
+  const size_t base_len = strlen (base);
+  g_autoptr (GDir) listing = g_dir_open (dir, 0, NULL);
+  if (listing == NULL)
+    return 0;
+  int removed = 0;
+  for (const char *name; (name = g_dir_read_name (listing)) != NULL;)
+    if (strncmp (name, base, base_len) == 0 && name[base_len] == '.' &&
+        is_temp_suffix (name + base_len + 1))
+      {
+        g_autofree char *stale = g_build_filename (dir, name, NULL);
+        if (g_unlink (stale) == 0)
+          removed++;
+      }
+  return removed;
 }

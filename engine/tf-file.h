@@ -32,4 +32,10 @@ void tf_atomic_file_abort (TfAtomicFile *file);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfAtomicFile, tf_atomic_file_abort)
 
+/* Removes the temporary files "PATH.XXXXXX" that writes of @path left when
+ * their process was killed before committing (they can be as big as the
+ * file). Only for a path no other process is writing at the same time.
+ * Returns how many were removed. */
+int tf_atomic_file_remove_stale (const char *path);
+
 G_END_DECLS

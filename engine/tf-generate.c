@@ -631,13 +631,27 @@ reset_rows (TfGenerator *g, const TfGenerateSettings *s)
   g_atomic_int_set (&g->abort, 0);
 }
 
-static GArray *
-encode (TfGenerator *g, const char *text)
+/* Appends the tokens of @text (NULL: none) to @ids. A text that could not
+ * fit in the context even if every token were as long as a token may be is
+ * refused before it is encoded, so a prompt of a gigabyte costs nothing. */
+static gboolean
+encode_append (TfGenerator *g, const char *what, const char *text, GArray *ids, GError **error)
 {
-  GArray *ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
-  if (text != NULL)
-    tf_tokenizer_encode_append (g->tok, text, strlen (text), ids);
-  return ids;
+  if (text == NULL)
+    return TRUE;
+  const size_t len = strlen (text);
+  const size_t limit = (size_t) tf_model_config (g->model)->max_seq_len * TF_TOKEN_MAX_BYTES;
+  if (len > limit)
+    {
+      g_autofree char *size = g_format_size (len);
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "the %s is %s long, more than the model's context of %d tokens can ever "
+                   "hold (at most %zu bytes)", what, size,
+                   tf_model_config (g->model)->max_seq_len, limit);
+      return FALSE;
+    }
+  tf_tokenizer_encode_append (g->tok, text, len, ids);
+  return TRUE;
 }
 
 static void
@@ -653,8 +667,8 @@ feed_unconditional (TfGenerator *g, const char *negative, GError **error)
 {
   g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
   append_special (g, ids, TF_SPECIAL_BOS);
-  if (negative != NULL)
-    tf_tokenizer_encode_append (g->tok, negative, strlen (negative), ids);
+  if (!encode_append (g, "negative prompt", negative, ids, error))
+    return FALSE;
   append_special (g, ids, TF_SPECIAL_BOI);
   g->n_cached[1] = 0;
   return feed_tokens (g, 1, (int32_t *) ids->data, ids->len, NULL, error);
@@ -670,8 +684,8 @@ tf_generator_generate_image (TfGenerator *g, const char *prompt, const TfGenerat
   const TfConfig *c = tf_model_config (g->model);
   g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
   append_special (g, ids, TF_SPECIAL_BOS);
-  if (prompt != NULL)
-    tf_tokenizer_encode_append (g->tok, prompt, strlen (prompt), ids);
+  if (!encode_append (g, "prompt", prompt, ids, error))
+    return FALSE;
   append_special (g, ids, TF_SPECIAL_BOI);
   if ((int) ids->len + tf_config_n_patches (c) > c->max_seq_len)
     {
@@ -796,7 +810,9 @@ tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_imag
   append_special (g, head, TF_SPECIAL_USER);
   if (user_image != NULL)
     append_special (g, head, TF_SPECIAL_BOI);
-  g_autoptr (GArray) tail = encode (g, user_text);
+  g_autoptr (GArray) tail = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  if (!encode_append (g, "message", user_text, tail, error))
+    return NULL;
   if (user_image != NULL)
     {
       int32_t eoi = tf_tokenizer_special_id (g->tok, TF_SPECIAL_EOI);
@@ -905,8 +921,8 @@ feed_turn (TfGenerator *g, const TfGeneratorTurn *turn, gboolean first, GError *
   g_autoptr (GArray) tail = g_array_new (FALSE, FALSE, sizeof (int32_t));
   if (turn->image != NULL)
     append_special (g, tail, TF_SPECIAL_EOI);
-  if (turn->text != NULL)
-    tf_tokenizer_encode_append (g->tok, turn->text, strlen (turn->text), tail);
+  if (!encode_append (g, "message", turn->text, tail, error))
+    return FALSE;
   append_special (g, tail, turn->from_user ? TF_SPECIAL_ASSISTANT : TF_SPECIAL_EOS);
 
   const int row = 0;

@@ -27,7 +27,7 @@
 /* JSON with more merges is refused before anything is allocated for it. */
 #define MAX_MERGES 1000000
 /* No token is longer (training skips such merges; loading refuses them)... */
-#define TOKEN_MAX_BYTES 256
+#define TOKEN_MAX_BYTES TF_TOKEN_MAX_BYTES
 /* ...and all tokens together take at most this much memory. */
 #define TOKENS_MAX_TOTAL_BYTES (64u << 20)
 /* json-glib 1.6 recurses once per level and has no limit of its own. */

@@ -13,6 +13,11 @@
  * so several threads may encode with it at once. */
 #pragma once
 
+/* No token of any tokenizer is longer than this many bytes (loading refuses
+ * one that is), so a text of more than max_seq_len × TF_TOKEN_MAX_BYTES bytes
+ * cannot fit a model's context whatever it encodes to. */
+#define TF_TOKEN_MAX_BYTES 256
+
 #include <glib.h>
 #include <stdint.h>
 #include <stddef.h>

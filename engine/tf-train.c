@@ -2,6 +2,7 @@
  * checkpoints that resume exactly (SPEC §3). */
 #include "config.h"
 #include "tf-train.h"
+#include "tf-file.h"
 #include "tf-threads.h"
 #include "tf-data.h"
 #include "tf-rng.h"
@@ -917,6 +918,9 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
                    g_file_test (options->out, G_FILE_TEST_EXISTS) ? options->out : tr->state_path);
       return NULL;
     }
+  /* What a run killed in the middle of a save left behind. */
+  tf_atomic_file_remove_stale (options->out);
+  tf_atomic_file_remove_stale (tr->state_path);
   if (resuming)
     {
       if (!load_state (tr, error))

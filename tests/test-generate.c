@@ -12,6 +12,7 @@
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static const char *corpus[] = {
   "a red circle at the top left", "a small blue square in the centre",
@@ -379,6 +380,39 @@ test_context_overflow (void)
   s.cfg = NAN;
   g_assert_false (tf_generator_generate_image (g, "x", &s, NULL, x, &error));
   g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_clear_error (&error);
+  s.cfg = 3;
+
+  /* A prompt of a gigabyte is refused before it is encoded: no allocation
+   * of its size (its token ids would take 4 GB) happens on the way. */
+  const size_t huge = (size_t) 1 << 30;
+  char *gigabyte = g_malloc (huge + 1);
+  memset (gigabyte, 'a', huge);
+  gigabyte[huge] = '\0';
+  struct rusage before, after;
+  getrusage (RUSAGE_SELF, &before);
+  g_assert_false (tf_generator_generate_image (g, gigabyte, &s, NULL, x, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_true (g_str_has_prefix (error->message, "the prompt is 1.1"));
+  g_assert_nonnull (strstr (error->message, "can ever hold (at most 24576 bytes)"));
+  g_clear_error (&error);
+  s.negative = gigabyte;
+  g_assert_false (tf_generator_generate_image (g, "x", &s, NULL, x, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_nonnull (strstr (error->message, "negative prompt"));
+  g_clear_error (&error);
+  s.negative = NULL;
+  g_autofree char *reply = tf_generator_chat (g, gigabyte, NULL, &s, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_true (g_str_has_prefix (error->message, "the message is 1.1"));
+  g_clear_error (&error);
+  getrusage (RUSAGE_SELF, &after);
+  g_assert_cmpint (after.ru_maxrss - before.ru_maxrss, <, 64 * 1024);   /* KiB */
+  g_free (gigabyte);
+  /* ... and the conversation goes on. */
+  g_autofree char *again = tf_generator_chat (g, "hi", NULL, &s, NULL, &error);
+  g_assert_no_error (error);
 }
 
 /* A model built so that <|boi|> is always the most likely token: the residual

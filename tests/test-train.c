@@ -10,6 +10,8 @@
 #include <omp.h>
 #include <signal.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 static char *tmp_dir;
@@ -230,13 +232,14 @@ cli_path (void)
   return g_build_filename (g_getenv ("G_TEST_BUILDDIR"), "..", "app", "transfusion-cli", NULL);
 }
 
+/* `transfusion-cli train` of the tiny preset, saving every @every steps. */
 static GPid
-spawn_train (const char *out, const char *steps, gboolean resume)
+spawn_train_every (const char *out, const char *steps, gboolean resume, const char *every)
 {
   g_autofree char *cli = cli_path ();
   const char *argv[] = { cli, "train", "--preset", "tiny", "--data", "shapes", "--batch", "4",
                          "--vocab", "300", "--lr", "0.003", "--seed", "42", "--steps", steps,
-                         "--save-every-steps", "2", "--out", out, resume ? "--resume" : NULL,
+                         "--save-every-steps", every, "--out", out, resume ? "--resume" : NULL,
                          NULL };
   GPid pid;
   g_autoptr (GError) error = NULL;
@@ -245,6 +248,27 @@ spawn_train (const char *out, const char *steps, gboolean resume)
                                 G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &pid, &error));
   g_assert_no_error (error);
   return pid;
+}
+
+static GPid
+spawn_train (const char *out, const char *steps, gboolean resume)
+{
+  return spawn_train_every (out, steps, resume, "2");
+}
+
+/* How many temporary files of unfinished saves ("NAME.safetensors.XXXXXX")
+ * the test folder holds. */
+static int
+count_temp_files (void)
+{
+  g_autoptr (GDir) dir = g_dir_open (tmp_dir, 0, NULL);
+  int n = 0;
+  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
+    {
+      const char *dot = strstr (name, ".safetensors.");
+      n += dot != NULL && strlen (dot + strlen (".safetensors.")) == 6;
+    }
+  return n;
 }
 
 static int
@@ -315,9 +339,136 @@ test_kill_and_resume (void)
       g_assert_cmpint (strncmp (la[i], lb[i], strstr (la[i], ",\"tokens_per_second\"") - la[i]), ==, 0);
     }
   /* No temporary files are left beside the model. */
-  g_autoptr (GDir) dir = g_dir_open (tmp_dir, 0, NULL);
-  for (const char *name; (name = g_dir_read_name (dir)) != NULL;)
-    g_assert_null (strstr (name, ".tmp"));
+  g_assert_cmpint (count_temp_files (), ==, 0);
+}
+
+/* kill -9 at random moments, again and again, each run going on from what
+ * the one before left; the runs save every step, so kills land inside saves
+ * too. After each kill the training state opens and its step never goes
+ * back, the model beside it loads, and in the end the run is the straight
+ * run's, bit for bit, with no temporary file left. TF_KILL_ROUNDS sets the
+ * number of kills (6; scripts/crash-test runs many more). */
+static void
+test_kill_many (void)
+{
+  g_autofree char *cli = cli_path ();
+  if (!g_file_test (cli, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("transfusion-cli is not built");
+      return;
+    }
+  const char *env = g_getenv ("TF_KILL_ROUNDS");
+  const int rounds = env != NULL ? atoi (env) : 6;
+  g_assert_cmpint (rounds, >, 0);
+  const int total = 20 + 15 * rounds;
+  g_autofree char *steps = g_strdup_printf ("%d", total);
+  g_autofree char *straight = tmp_path ("many-straight.safetensors");
+  g_autofree char *killed = tmp_path ("many-killed.safetensors");
+  g_autofree char *killed_state = tf_train_state_path (killed);
+  int status = wait_child (spawn_train_every (straight, steps, FALSE, "1"));
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+
+  gint64 last = -1;
+  int kills = 0, in_first_save = 0, mid_save = 0;
+  while (kills < rounds && last < total)
+    {
+      gboolean resume = g_file_test (killed_state, G_FILE_TEST_EXISTS);
+      GPid pid = spawn_train_every (killed, steps, resume, "1");
+      g_usleep (g_test_rand_int_range (0, 400000));
+      kill (pid, SIGKILL);
+      status = wait_child (pid);
+      if (WIFSIGNALED (status))
+        {
+          kills++;
+          mid_save += count_temp_files () > 0;   /* removed by the next run */
+        }
+      else
+        g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+      gint64 now = saved_step (killed);
+      if (now < 0)
+        {
+          /* nothing saved yet, and nothing broken */
+          g_assert_cmpint (last, ==, -1);
+          g_assert_false (g_file_test (killed_state, G_FILE_TEST_EXISTS));
+          continue;
+        }
+      g_assert_cmpint (now, >=, last);
+      last = now;
+      if (!g_file_test (killed, G_FILE_TEST_EXISTS))
+        {
+          /* killed between the first state and the first model */
+          in_first_save++;
+          continue;
+        }
+      g_autoptr (GError) error = NULL;
+      g_autoptr (TfModel) model = tf_model_load (killed, &error);
+      g_assert_no_error (error);
+    }
+  if (last < total)
+    {
+      status = wait_child (spawn_train_every (killed, steps, TRUE, "1"));
+      g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    }
+  g_test_message ("%d kills in a run of %d steps: %d in the middle of a save, %d between the "
+                  "first state and model", kills, total, mid_save, in_first_save);
+  assert_same_run (straight, killed);
+  g_assert_cmpint (count_temp_files (), ==, 0);
+}
+
+/* A full disk (here a file size limit) while saving: a clear error naming
+ * the file, the model and state of the last save untouched, no temporary
+ * file left; once there is room again the next save works. */
+static void
+test_full_disk (void)
+{
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+      g_test_trap_assert_passed ();
+      return;
+    }
+  g_autofree char *out = tmp_path ("full.safetensors");
+  g_autofree char *state = tf_train_state_path (out);
+  run_to_end (out, 4, FALSE, 2);
+  g_autofree char *model_before = NULL, *state_before = NULL;
+  gsize model_len, state_len;
+  g_assert_true (g_file_get_contents (out, &model_before, &model_len, NULL));
+  g_assert_true (g_file_get_contents (state, &state_before, &state_len, NULL));
+
+  TfTrainOptions o;
+  tiny_options (&o, out);
+  o.steps = 4;
+  o.resume = TRUE;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfTrainer) tr = tf_trainer_new (&o, &error);
+  g_assert_no_error (error);
+  tf_train_options_clear (&o);
+  TfTrainProgress p;
+  g_assert_true (tf_trainer_train_step (tr, &p, &error));
+
+  signal (SIGXFSZ, SIG_IGN);   /* write() fails with EFBIG instead */
+  struct rlimit limit = { .rlim_cur = 64 * 1024, .rlim_max = RLIM_INFINITY };
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  g_assert_false (tf_trainer_save (tr, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_IO);
+  g_test_message ("%s", error->message);
+  g_assert_true (g_str_has_prefix (error->message, state));
+  g_assert_nonnull (strstr (error->message, "could not write: File too large"));
+  g_clear_error (&error);
+
+  g_autofree char *model_after = NULL, *state_after = NULL;
+  gsize model_after_len, state_after_len;
+  g_assert_true (g_file_get_contents (out, &model_after, &model_after_len, NULL));
+  g_assert_true (g_file_get_contents (state, &state_after, &state_after_len, NULL));
+  g_assert_cmpmem (model_after, model_after_len, model_before, model_len);
+  g_assert_cmpmem (state_after, state_after_len, state_before, state_len);
+  g_assert_cmpint (count_temp_files (), ==, 0);
+
+  limit.rlim_cur = RLIM_INFINITY;
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  g_assert_true (tf_trainer_save (tr, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (saved_step (out), ==, 3);
 }
 
 /* Ctrl-C saves and exits cleanly; the log keeps every step done. */
@@ -416,6 +567,8 @@ main (int argc, char **argv)
   g_test_add_func ("/train/resume-exact", test_resume_exact);
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
+  g_test_add_func ("/train/kill-many", test_kill_many);
+  g_test_add_func ("/train/full-disk", test_full_disk);
   g_test_add_func ("/train/interrupt-saves", test_interrupt_saves);
   g_test_add_func ("/train/bad-options", test_bad_options);
   int status = g_test_run ();
