@@ -233,6 +233,19 @@ cli_path (void)
 }
 
 /* `transfusion-cli train` of the tiny preset, saving every @every steps. */
+/* Skips the test when transfusion-cli is not there. */
+static gboolean
+have_cli (void)
+{
+  g_autofree char *cli = cli_path ();
+  if (!g_file_test (cli, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("transfusion-cli is not built");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static GPid
 spawn_train_every (const char *out, const char *steps, gboolean resume, const char *every)
 {
@@ -291,12 +304,8 @@ saved_step (const char *model)
 static void
 test_kill_and_resume (void)
 {
-  g_autofree char *cli = cli_path ();
-  if (!g_file_test (cli, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("transfusion-cli is not built");
-      return;
-    }
+  if (!have_cli ())
+    return;
   g_autofree char *straight = tmp_path ("cli-straight.safetensors");
   g_autofree char *killed = tmp_path ("cli-killed.safetensors");
   g_assert_true (WIFEXITED (wait_child (spawn_train (straight, "12", FALSE))));
@@ -351,12 +360,8 @@ test_kill_and_resume (void)
 static void
 test_kill_many (void)
 {
-  g_autofree char *cli = cli_path ();
-  if (!g_file_test (cli, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("transfusion-cli is not built");
-      return;
-    }
+  if (!have_cli ())
+    return;
   const char *env = g_getenv ("TF_KILL_ROUNDS");
   const int rounds = env != NULL ? atoi (env) : 6;
   g_assert_cmpint (rounds, >, 0);
@@ -475,12 +480,8 @@ test_full_disk (void)
 static void
 test_interrupt_saves (void)
 {
-  g_autofree char *cli = cli_path ();
-  if (!g_file_test (cli, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_test_skip ("transfusion-cli is not built");
-      return;
-    }
+  if (!have_cli ())
+    return;
   g_autofree char *out = tmp_path ("interrupted.safetensors");
   GPid pid = spawn_train (out, "100000", FALSE);
   g_autofree char *log = tmp_path ("interrupted.log.jsonl");
