@@ -2,7 +2,8 @@
  * (texts, images, numbers), also through a new store on the same folder (a
  * restart); a line cut short by a crash is dropped with a warning and the
  * next append writes over it; rename and delete; hostile files give errors
- * that name the file and the problem, and never hide the other chats. */
+ * that name the file and the problem, and never hide the other chats; kill -9
+ * while writing and a full disk lose no finished message. */
 #include "config.h"
 
 #include "tf-chat-store.h"
@@ -10,7 +11,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #define SIZE 8
 
@@ -439,6 +444,196 @@ test_mutations (Fixture *f, gconstpointer data)
   g_assert_cmpuint (refused, >, 0);
 }
 
+/* ---- kill -9 and a full disk -------------------------------------------- */
+
+/* The text of message @i of the chats written below: sizes vary, so that a
+ * kill lands at many places in a line. */
+static char *
+kill_text (guint i)
+{
+  g_autofree char *filler = g_strnfill (i * 37 % 700, 'a' + i % 26);
+  return g_strdup_printf ("message %u %s", i, filler);
+}
+
+/* Ignores the warning about a line cut short by a kill (and counts it). */
+static guint torn_lines;
+
+static gboolean
+allow_torn_line (const char *domain, GLogLevelFlags level, const char *text, gpointer data)
+{
+  if ((level & G_LOG_LEVEL_WARNING) && strstr (text, "is cut short") != NULL)
+    {
+      torn_lines++;
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+set_log_handler (void)
+{
+  g_test_log_set_fatal_handler (allow_torn_line, NULL);
+  g_log_set_always_fatal (G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+}
+
+/* The child of /chat-store/kill-9, not a test of its own: appends messages
+ * to the chat TF_CHAT_KILL_ID in TF_CHAT_KILL_DIR, as the chat window does
+ * when a message completes (a picture with every fifth), printing the index
+ * of each once the store has returned, until it is killed. */
+static void
+test_kill_child (Fixture *f, gconstpointer data)
+{
+  const char *dir = g_getenv ("TF_CHAT_KILL_DIR"), *id = g_getenv ("TF_CHAT_KILL_ID");
+  if (dir == NULL || id == NULL)
+    {
+      g_test_skip ("the writer that /chat-store/kill-9 kills");
+      return;
+    }
+  set_log_handler ();
+  g_autoptr (TfChatStore) store = tf_chat_store_new (dir);
+  g_autoptr (TfChat) chat = load (store, id);
+  g_autofree float *pixels = test_pixels (3);
+  for (guint i = chat->n_messages; i < TF_CHAT_STORE_MAX_MESSAGES; i++)
+    {
+      g_autofree char *text = kill_text (i);
+      append (store, id, i % 2 == 0, text, i % 5 == 0 ? pixels : NULL);
+      printf ("%u\n", i);
+      fflush (stdout);
+    }
+}
+
+/* kill -9 at random moments while a chat is being written, again and again
+ * (TF_KILL_ROUNDS, 10): each time the history opens and holds every message
+ * the writer had finished, each one whole, pictures included, and at most
+ * one more than it held before and the writer reported (one finished but
+ * not yet reported). */
+static void
+test_kill_9 (Fixture *f, gconstpointer data)
+{
+  const char *env = g_getenv ("TF_KILL_ROUNDS");
+  const int rounds = env != NULL ? atoi (env) : 10;
+  g_assert_cmpint (rounds, >, 0);
+  set_log_handler ();
+  torn_lines = 0;
+  g_autofree char *id = NULL;
+  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
+  g_assert_nonnull (self);
+  g_auto (GStrv) envp = g_get_environ ();
+  envp = g_environ_setenv (envp, "TF_CHAT_KILL_DIR", tf_chat_store_get_dir (f->store), TRUE);
+  const char *argv[] = { self, "-q", "-p", "/chat-store/kill-child", NULL };
+  gint64 finished = -1, total = 0;
+  guint held = 0;   /* messages the chat held after the round before */
+  for (int r = 0; r < rounds; r++)
+    {
+      /* a new chat every ten kills, far from the limit on messages */
+      if (r % 10 == 0)
+        {
+          total += held;
+          finished = -1;
+          held = 0;
+          g_free (id);
+          id = create (f->store, "killed");
+          envp = g_environ_setenv (envp, "TF_CHAT_KILL_ID", id, TRUE);
+        }
+      GPid pid;
+      int out;
+      g_autoptr (GError) error = NULL;
+      g_assert_true (g_spawn_async_with_pipes (NULL, (char **) argv, envp,
+                                               G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                                               NULL, &out, NULL, &error));
+      g_assert_no_error (error);
+      g_usleep (g_test_rand_int_range (5000, 150000));
+      kill (pid, SIGKILL);
+      int status;
+      g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+      g_assert_true (WIFSIGNALED (status));
+      g_autoptr (GIOChannel) channel = g_io_channel_unix_new (out);
+      g_io_channel_set_close_on_unref (channel, TRUE);
+      g_autofree char *printed = NULL;
+      g_assert_cmpint (g_io_channel_read_to_end (channel, &printed, NULL, NULL), ==,
+                       G_IO_STATUS_NORMAL);
+      g_auto (GStrv) lines = g_strsplit (g_strstrip (printed), "\n", -1);
+      for (int k = 0; lines[k] != NULL; k++)   /* the indices, after GTest's own lines */
+        if (g_ascii_isdigit (lines[k][0]))
+          finished = g_ascii_strtoll (lines[k], NULL, 10);
+
+      g_autoptr (TfChatStore) reader = tf_chat_store_new (tf_chat_store_get_dir (f->store));
+      g_autoptr (TfChat) chat = load (reader, id);
+      g_assert_cmpint (chat->n_messages, >=, MAX (finished + 1, held));
+      g_assert_cmpint (chat->n_messages, <=, MAX (finished + 1, held) + 1);
+      held = chat->n_messages;
+      for (guint i = 0; i < chat->n_messages; i++)
+        {
+          g_autofree char *text = kill_text (i);
+          g_assert_cmpstr (message (chat, i)->text, ==, text);
+          g_assert_cmpint (message (chat, i)->from_user, ==, i % 2 == 0);
+          g_assert_cmpint (message (chat, i)->image_path != NULL, ==, i % 5 == 0);
+          if (i % 5 == 0)
+            {
+              g_autofree float *px = tf_chat_message_load_image (message (chat, i), &error);
+              g_assert_no_error (error);
+            }
+        }
+    }
+  total += held;
+  g_test_message ("%d kills, %" G_GINT64_FORMAT " messages saved, %u torn last lines dropped",
+                  rounds, total, torn_lines);
+  g_assert_cmpint (total, >, 0);
+}
+
+/* A full disk (a file size limit) while a message is saved: an error naming
+ * the log, the history as it was, and no stray file (with a picture, its PNG
+ * fails first). */
+static void
+test_full_disk (Fixture *f, gconstpointer data)
+{
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+      g_test_trap_assert_passed ();
+      return;
+    }
+  g_autofree char *id = create (f->store, "full");
+  g_autofree float *pixels = test_pixels (3);
+  append (f->store, id, TRUE, "first", pixels);
+  append (f->store, id, FALSE, "second", NULL);
+  g_autofree char *path = log_path (f, id);
+  g_autofree char *chat_dir = g_path_get_dirname (path);
+  g_autofree char *before = NULL, *listing_before = tf_test_list_dir (chat_dir);
+  gsize before_len;
+  g_assert_true (g_file_get_contents (path, &before, &before_len, NULL));
+
+  signal (SIGXFSZ, SIG_IGN);   /* write() fails with EFBIG instead */
+  struct rlimit limit = { .rlim_cur = before_len + 64, .rlim_max = RLIM_INFINITY };
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  g_autofree char *long_text = g_strnfill (1000, 'x');
+  TfChatMessage m = { .from_user = TRUE, .text = long_text, .time = g_get_real_time (),
+                      .image_size = SIZE, .image_channels = 3 };
+  for (int with_picture = 0; with_picture < 2; with_picture++)
+    {
+      g_autoptr (GError) error = NULL;
+      limit.rlim_cur = with_picture ? 32 : before_len + 64;
+      g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+      g_assert_false (tf_chat_store_append (f->store, id, &m, with_picture ? pixels : NULL,
+                                            &error));
+      g_assert_nonnull (error);
+      g_test_message ("%s", error->message);
+      g_assert_nonnull (strstr (error->message, "File too large"));
+      if (!with_picture)
+        g_assert_true (g_str_has_prefix (error->message, path));
+      g_autofree char *after = NULL, *listing_after = tf_test_list_dir (chat_dir);
+      gsize after_len;
+      g_assert_true (g_file_get_contents (path, &after, &after_len, NULL));
+      g_assert_cmpmem (after, after_len, before, before_len);
+      g_assert_cmpstr (listing_after, ==, listing_before);
+    }
+  limit.rlim_cur = RLIM_INFINITY;
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  g_autoptr (TfChat) chat = load (f->store, id);
+  g_assert_cmpuint (chat->n_messages, ==, 2);
+  g_assert_cmpstr (message (chat, 1)->text, ==, "second");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -451,6 +646,9 @@ main (int argc, char **argv)
   ADD ("/chat-store/rename-delete", test_rename_delete);
   ADD ("/chat-store/hostile", test_hostile);
   ADD ("/chat-store/mutations", test_mutations);
+  ADD ("/chat-store/kill-9", test_kill_9);
+  ADD ("/chat-store/kill-child", test_kill_child);
+  ADD ("/chat-store/full-disk", test_full_disk);
 #undef ADD
   return g_test_run ();
 }
