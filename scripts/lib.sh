@@ -55,5 +55,6 @@ tf_build () {
   else
     meson setup "$dir" "$@" || return 1
   fi
-  meson compile -C "$dir"
+  # shellcheck disable=SC2086 # a list of targets
+  meson compile -C "$dir" ${TF_BUILD_TARGETS:-}
 }

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "tf-generation.h"
+#include "tf-tsan.h"
 #include "tf-model-info.h"
 
 #include <errno.h>
@@ -215,9 +216,11 @@ dispatch_events (gpointer data)
   Event *ev;
 
   g_mutex_lock (&self->lock);
+  TF_TSAN_ACQUIRE (&self->lock);
   events = self->events;
   g_queue_init (&self->events);
   self->dispatch_pending = FALSE;
+  TF_TSAN_RELEASE (&self->lock);
   g_mutex_unlock (&self->lock);
 
   while ((ev = g_queue_pop_head (&events)) != NULL)
@@ -256,6 +259,7 @@ push_event (TfGeneration *self, Event *ev)
   gboolean schedule;
 
   g_mutex_lock (&self->lock);
+  TF_TSAN_ACQUIRE (&self->lock);
   Event *last = g_queue_peek_tail (&self->events);
   if (ev->kind == EVENT_STEP && last != NULL && last->kind == EVENT_STEP)
     {
@@ -266,6 +270,7 @@ push_event (TfGeneration *self, Event *ev)
     g_queue_push_tail (&self->events, ev);
   schedule = !self->dispatch_pending;
   self->dispatch_pending = TRUE;
+  TF_TSAN_RELEASE (&self->lock);
   g_mutex_unlock (&self->lock);
 
   /* The job's reference keeps the object alive until its last event is
@@ -456,6 +461,7 @@ static void
 run_job (gpointer data, gpointer pool_data)
 {
   Job *job = data;
+  TF_TSAN_ACQUIRE (job);   /* pushed by start_job() */
   TfGenerator *gen = job->self->generator;
   TfGenerateCallbacks callbacks = {
     .token = on_token,
@@ -529,6 +535,7 @@ run_job (gpointer data, gpointer pool_data)
   done->kind = EVENT_DONE;
   done->job = job;
   /* after this the job and the object belong to the main context */
+  TF_TSAN_RELEASE (job->self);
   push_event (job->self, done);
 }
 
@@ -578,6 +585,7 @@ start_job (TfGeneration *self, Job *job)
   job->self = g_object_ref (self);
   self->job = job;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUSY]);
+  TF_TSAN_RELEASE (job);
   g_thread_pool_push (self->pool, job, NULL);
 }
 
@@ -699,6 +707,7 @@ load_in_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *
   GError *error = NULL;
   TfGenerator *gen = tf_model_info_open_generator (task_data, &error);
 
+  TF_TSAN_RELEASE (task);   /* to tf_generation_new_from_file_finish() */
   if (gen == NULL)
     g_task_return_error (task, error);
   else
@@ -725,6 +734,7 @@ tf_generation_new_from_file_finish (GAsyncResult *result, GError **error)
 {
   g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
 
+  TF_TSAN_ACQUIRE (result);
   /* the object is made here, so its signals come to the caller's context */
   TfGenerator *gen = g_task_propagate_pointer (G_TASK (result), error);
   return gen != NULL ? tf_generation_new (gen) : NULL;
@@ -766,6 +776,7 @@ tf_generation_finalize (GObject *object)
   /* no job holds a reference any more; wait for the last one's thread to
    * return from its final push */
   g_thread_pool_free (self->pool, FALSE, TRUE);
+  TF_TSAN_ACQUIRE (self);   /* released by the worker's last run_job() */
   g_queue_clear_full (&self->events, (GDestroyNotify) event_free);
   g_mutex_clear (&self->lock);
   g_main_context_unref (self->context);
