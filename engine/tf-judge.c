@@ -170,7 +170,14 @@ read_dim (JsonObject *object, const char *key, int *out, const char *path, GErro
                    key);
       return FALSE;
     }
-  gint64 v = json_object_get_int_member (object, key);
+  JsonNode *node = json_object_get_member (object, key);
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: metadata 'dims': '%s' is not a whole number", path, key);
+      return FALSE;
+    }
+  gint64 v = json_node_get_int (node);
   if (v < 1 || v > 4096)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
@@ -186,8 +193,12 @@ TfJudge *
 tf_judge_load (const char *path, GError **error)
 {
   g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
-  if (st == NULL)
-    return NULL;
+  return st != NULL ? tf_judge_load_from (st, path, error) : NULL;
+}
+
+TfJudge *
+tf_judge_load_from (TfSafetensors *st, const char *path, GError **error)
+{
   const char *format = tf_safetensors_metadata (st, "format");
   const char *dims_json = tf_safetensors_metadata (st, "dims");
   if (g_strcmp0 (format, JUDGE_FORMAT) != 0 || dims_json == NULL)
@@ -213,15 +224,15 @@ tf_judge_load (const char *path, GError **error)
       || !read_dim (object, "classes", &dims.classes, path, error))
     return NULL;
 
-  g_autoptr (TfJudge) judge = tf_judge_new (&dims, 0);
+  /* Every tensor is checked before the parameters are allocated: the file
+   * then holds at least two bytes for each, whatever 'dims' claims. */
   int64_t shapes[6][2];
   int n_dims[6];
-  float *p = judge->params;
+  const TfTensorInfo *infos[6];
   tensor_shapes (&dims, shapes, n_dims);
   for (int t = 0; t < 6; t++)
     {
-      const TfTensorInfo *info = tf_safetensors_find (st, tensor_names[t]);
-      size_t n = (size_t) shapes[t][0] * (n_dims[t] == 2 ? (size_t) shapes[t][1] : 1);
+      const TfTensorInfo *info = infos[t] = tf_safetensors_find (st, tensor_names[t]);
       if (info == NULL || info->n_dims != n_dims[t] || info->shape[0] != shapes[t][0]
           || (n_dims[t] == 2 && info->shape[1] != shapes[t][1]))
         {
@@ -234,7 +245,13 @@ tf_judge_load (const char *path, GError **error)
                        shape);
           return NULL;
         }
-      if (!tf_safetensors_read_f32 (st, info, p, n, error))
+    }
+  g_autoptr (TfJudge) judge = tf_judge_new (&dims, 0);
+  float *p = judge->params;
+  for (int t = 0; t < 6; t++)
+    {
+      const size_t n = (size_t) infos[t]->n_elements;
+      if (!tf_safetensors_read_f32 (st, infos[t], p, n, error))
         return NULL;
       p += n;
     }

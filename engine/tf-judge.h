@@ -14,6 +14,8 @@
 #pragma once
 
 #include <glib.h>
+
+#include "tf-safetensors.h"
 #include <stdint.h>
 
 #include "tf-data.h"
@@ -64,6 +66,9 @@ float *tf_judge_params (TfJudge *judge);
 gboolean tf_judge_save (TfJudge *judge, const char *path, const char *provenance,
                         GError **error);
 TfJudge *tf_judge_load (const char *path, GError **error);
+/* The same from an open file (@path names it in errors): every tensor is
+ * checked against 'dims' before anything of their size is allocated. */
+TfJudge *tf_judge_load_from (TfSafetensors *st, const char *path, GError **error);
 /* The provenance a loaded judge carried, or NULL. */
 const char *tf_judge_provenance (const TfJudge *judge);
 
