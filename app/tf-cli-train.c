@@ -89,6 +89,33 @@ parse_weights (const char *text, guint n_data, double **out, GError **error)
   return TRUE;
 }
 
+/* The preset whose shape the model at @path has. */
+static char *
+preset_of_model (const char *path, GError **error)
+{
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
+  if (st == NULL)
+    return NULL;
+  const char *json = tf_safetensors_metadata (st, "config");
+  TfConfig config;
+  if (json == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, _("%s: __metadata__ has no 'config'"), path);
+      return NULL;
+    }
+  if (!tf_config_from_json (&config, json, path, error))
+    return NULL;
+  const char *name = tf_config_preset_of (&config);
+  if (name == NULL)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   _("%s (d %d, %d layers) has the shape of no preset (tiny, small, default)"),
+                   path, config.d_model, config.n_layers);
+      return NULL;
+    }
+  return g_strdup (name);
+}
+
 int
 tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
@@ -98,10 +125,14 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   tf_train_options_init (&o);
   g_autofree char *preset = NULL, *data = NULL, *weights = NULL, *out = NULL;
   g_autofree char *seed = NULL, *init_from = NULL;
-  gint64 steps = o.steps, warmup = -1, save_steps = 0, max_examples = 0, until = 0;
-  int batch = o.batch, vocab = 0;
-  double lr = o.lr, save_every = o.save_every_minutes, image_first = o.image_first;
-  double cfg_drop = o.cfg_drop, chat = o.chat_fraction, lambda = o.lambda;
+  /* Options left out keep these values: the defaults, or with --resume what
+   * the run was started with. */
+  const gint64 unset64 = G_MININT64;
+  const int unset = G_MININT;
+  gint64 steps = unset64, warmup = unset64, save_steps = 0, max_examples = unset64, until = 0;
+  int batch = unset, vocab = unset;
+  double lr = NAN, save_every = o.save_every_minutes, image_first = NAN;
+  double cfg_drop = NAN, chat = NAN, lambda = NAN;
   gboolean resume = FALSE;
   const GOptionEntry entries[] = {
     { "preset", 0, 0, G_OPTION_ARG_STRING, &preset, N_("Model size: tiny, small or default (small)"), N_("NAME") },
@@ -115,7 +146,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "save-every", 0, 0, G_OPTION_ARG_DOUBLE, &save_every, N_("Save every so many minutes; fractions allowed (5)"), N_("MINUTES") },
     { "save-every-steps", 0, 0, G_OPTION_ARG_INT64, &save_steps, N_("Also save every N steps"), N_("N") },
     { "until-step", 0, 0, G_OPTION_ARG_INT64, &until, N_("Stop and save at step N; --resume goes on later (the schedule still spans --steps)"), N_("N") },
-    { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, N_("Continue the run saved beside --out, exactly"), NULL },
+    { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, N_("Continue the run saved beside --out, exactly, with the options it was started with"), NULL },
     { "init-from", 0, 0, G_OPTION_ARG_FILENAME, &init_from, N_("Start a new run from this model's weights and tokenizer (a warm restart)"), N_("MODEL") },
     { "vocab", 0, 0, G_OPTION_ARG_INT, &vocab, N_("Tokenizer vocabulary for a new run (by preset)"), N_("N") },
     /* xgettext:no-c-format */
@@ -149,6 +180,23 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     }
 
   g_autoptr (GError) error = NULL;
+  if (resume && init_from == NULL && !tf_train_options_load_saved (&o, out, &error))
+    {
+      fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
+      tf_train_options_clear (&o);
+      return TF_CLI_EXIT_FAILURE;
+    }
+  /* A warm restart takes the size of the model it starts from. */
+  if (preset == NULL && init_from != NULL && !resume)
+    {
+      preset = preset_of_model (init_from, &error);
+      if (preset == NULL)
+        {
+          fprintf (cli->err, "%s: %s\n", PROGRAM, error->message);
+          tf_train_options_clear (&o);
+          return TF_CLI_EXIT_FAILURE;
+        }
+    }
   if (preset)
     {
       g_free (o.preset);
@@ -172,21 +220,25 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       return TF_CLI_EXIT_USAGE;
     }
   o.out = g_strdup (out);
-  o.steps = steps;
-  o.batch = batch;
-  o.lr = lr;
   o.save_every_minutes = save_every;
   o.save_every_steps = save_steps;
   o.until_step = until;
   o.resume = resume;
   o.init_from = g_steal_pointer (&init_from);
-  o.vocab_size = vocab;
-  o.warmup_steps = warmup;
-  o.image_first = image_first;
-  o.cfg_drop = cfg_drop;
-  o.chat_fraction = chat;
-  o.lambda = lambda;
-  o.max_examples = max_examples;
+#define GIVEN(field, value, unset_value) if ((value) != (unset_value)) o.field = (value);
+#define GIVEN_DOUBLE(field, value) if (!isnan (value)) o.field = (value);
+  GIVEN (steps, steps, unset64)
+  GIVEN (batch, batch, unset)
+  GIVEN (vocab_size, vocab, unset)
+  GIVEN (warmup_steps, warmup, unset64)
+  GIVEN (max_examples, max_examples, unset64)
+  GIVEN_DOUBLE (lr, lr)
+  GIVEN_DOUBLE (image_first, image_first)
+  GIVEN_DOUBLE (cfg_drop, cfg_drop)
+  GIVEN_DOUBLE (chat_fraction, chat)
+  GIVEN_DOUBLE (lambda, lambda)
+#undef GIVEN
+#undef GIVEN_DOUBLE
 
   g_autoptr (TfTrainer) trainer = tf_trainer_new (&o, &error);
   tf_train_options_clear (&o);

@@ -78,6 +78,23 @@ tf_config_preset (TfConfig *config, const char *name, GError **error)
   return TRUE;
 }
 
+const char *
+tf_config_preset_of (const TfConfig *config)
+{
+  static const char *const names[] = { "tiny", "small", "default" };
+  for (size_t i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      TfConfig p;
+      tf_config_preset (&p, names[i], NULL);
+      if (p.d_model == config->d_model && p.n_layers == config->n_layers &&
+          p.n_heads == config->n_heads && p.mlp_hidden == config->mlp_hidden &&
+          p.max_seq_len == config->max_seq_len && p.image_size == config->image_size &&
+          p.image_channels == config->image_channels && p.patch_size == config->patch_size)
+        return names[i];
+    }
+  return NULL;
+}
+
 static gboolean
 check_range (const char *what, const char *field, long value, long lo, long hi,
              GError **error)

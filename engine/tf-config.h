@@ -47,6 +47,9 @@ typedef struct {
  * The vocabulary size and special ids are left for the tokenizer to set. */
 gboolean tf_config_preset (TfConfig *config, const char *name, GError **error);
 
+/* The preset @config has the shape of (any vocabulary), or NULL. */
+const char *tf_config_preset_of (const TfConfig *config);
+
 /* Checks every field and the relations between them. @what names the
  * source in messages (a file name, "preset", ...). */
 gboolean tf_config_validate (const TfConfig *config, const char *what, GError **error);

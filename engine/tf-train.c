@@ -135,6 +135,95 @@ options_identity (const TfTrainOptions *o)
   return tf_json_builder_to_string (b);
 }
 
+/* Reads back what options_identity() wrote. */
+static gboolean
+options_from_identity (TfTrainOptions *o, const char *json, const char *path, GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *obj = NULL;
+  if (json != NULL && json_parser_load_from_data (parser, json, -1, NULL) &&
+      JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    obj = json_node_get_object (json_parser_get_root (parser));
+  JsonArray *data = obj != NULL ? json_object_get_array_member (obj, "data") : NULL;
+  JsonArray *weights = obj != NULL ? json_object_get_array_member (obj, "weights") : NULL;
+  const char *preset = obj != NULL ? json_object_get_string_member_with_default (obj, "preset",
+                                                                                 NULL) : NULL;
+  const char *seed = obj != NULL ? json_object_get_string_member_with_default (obj, "seed",
+                                                                               NULL) : NULL;
+  if (obj == NULL || data == NULL || weights == NULL || preset == NULL || seed == NULL ||
+      json_array_get_length (data) != json_array_get_length (weights) ||
+      json_array_get_length (data) == 0 ||
+      !g_ascii_string_to_unsigned (seed, 10, 0, G_MAXUINT64, &o->seed, NULL))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: __metadata__ 'options' is missing or malformed", path);
+      return FALSE;
+    }
+  const guint n = json_array_get_length (data);
+  g_free (o->preset);
+  o->preset = g_strdup (preset);
+  g_strfreev (o->data);
+  o->data = g_new0 (char *, n + 1);
+  g_free (o->weights);
+  o->weights = g_new (double, n);
+  for (guint i = 0; i < n; i++)
+    {
+      o->data[i] = g_strdup (json_array_get_string_element (data, i));
+      o->weights[i] = json_array_get_double_element (weights, i);
+      if (o->data[i] == NULL)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                       "%s: __metadata__ 'options' is missing or malformed", path);
+          return FALSE;
+        }
+    }
+#define DBL(k, f) o->f = json_object_get_double_member_with_default (obj, k, o->f);
+#define INT(k, f) o->f = json_object_get_int_member_with_default (obj, k, o->f);
+  INT ("batch", batch)
+  DBL ("lr", lr)
+  DBL ("min_lr_ratio", min_lr_ratio)
+  INT ("warmup_steps", warmup_steps)
+  DBL ("weight_decay", weight_decay)
+  DBL ("beta1", beta1)
+  DBL ("beta2", beta2)
+  DBL ("adam_eps", adam_eps)
+  DBL ("clip", clip)
+  DBL ("ema_decay", ema_decay)
+  DBL ("image_first", image_first)
+  DBL ("cfg_drop", cfg_drop)
+  DBL ("chat_fraction", chat_fraction)
+  DBL ("lambda", lambda)
+  INT ("vocab_size", vocab_size)
+  INT ("max_examples", max_examples)
+#undef DBL
+#undef INT
+  return TRUE;
+}
+
+gboolean
+tf_train_options_load_saved (TfTrainOptions *o, const char *model_path, GError **error)
+{
+  g_autofree char *path = tf_train_state_path (model_path);
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s: no training state to resume (it would be %s)", model_path, path);
+      return FALSE;
+    }
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, error);
+  if (st == NULL)
+    return FALSE;
+  const char *steps = tf_safetensors_metadata (st, "steps");
+  if (g_strcmp0 (tf_safetensors_metadata (st, "format"), STATE_FORMAT) != 0 || steps == NULL ||
+      !g_ascii_string_to_signed (steps, 10, 1, G_MAXINT64, &o->steps, NULL))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: not a training state, or its 'steps' is missing", path);
+      return FALSE;
+    }
+  return options_from_identity (o, tf_safetensors_metadata (st, "options"), path, error);
+}
+
 static gboolean
 options_validate (const TfTrainOptions *o, GError **error)
 {

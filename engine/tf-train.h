@@ -60,6 +60,12 @@ typedef struct {
 void tf_train_options_init (TfTrainOptions *options);
 void tf_train_options_clear (TfTrainOptions *options);
 
+/* Sets every option a resumed run must repeat (and --steps) to what the
+ * run saved beside @model_path was started with, so that `--resume` needs
+ * nothing else. */
+gboolean tf_train_options_load_saved (TfTrainOptions *options, const char *model_path,
+                                      GError **error);
+
 /* The path of the training state for a model path. */
 char *tf_train_state_path (const char *model_path);
 

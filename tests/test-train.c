@@ -351,6 +351,51 @@ test_kill_and_resume (void)
   g_assert_cmpint (count_temp_files (), ==, 0);
 }
 
+/* `train --resume --out FILE` needs no other option: the run goes on with
+ * the ones it was started with, exactly; an option given that differs from
+ * them is refused. `--init-from` needs no --preset. */
+static void
+test_resume_needs_only_out (void)
+{
+  if (!have_cli ())
+    return;
+  g_autofree char *straight = tmp_path ("only-out-straight.safetensors");
+  g_autofree char *split = tmp_path ("only-out-split.safetensors");
+  int status = wait_child (spawn_train (straight, "8", FALSE));
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_autofree char *cli = cli_path ();
+  const char *first[] = { cli, "train", "--preset", "tiny", "--data", "shapes", "--batch", "4",
+                          "--vocab", "300", "--lr", "0.003", "--seed", "42", "--steps", "8",
+                          "--save-every-steps", "2", "--until-step", "4", "--out", split, NULL };
+  const char *again[] = { cli, "train", "--resume", "--out", split, NULL };
+  const char *other[] = { cli, "train", "--resume", "--batch", "5", "--out", split, NULL };
+  g_autofree char *err = NULL;
+  g_assert_true (g_spawn_sync (NULL, (char **) first, NULL, G_SPAWN_STDOUT_TO_DEV_NULL |
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_assert_cmpint (saved_step (split), ==, 4);
+  g_assert_true (g_spawn_sync (NULL, (char **) other, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+                               NULL, NULL, &err, &status, NULL));
+  g_assert_false (g_spawn_check_wait_status (status, NULL));
+  g_assert_nonnull (strstr (err, "started with other options"));
+  g_assert_true (g_spawn_sync (NULL, (char **) again, NULL, G_SPAWN_STDOUT_TO_DEV_NULL |
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  assert_same_run (straight, split);
+
+  /* A warm restart without --preset takes the size of its model. */
+  g_autofree char *warm = tmp_path ("only-out-warm.safetensors");
+  const char *restart[] = { cli, "train", "--init-from", straight, "--data", "shapes",
+                            "--batch", "2", "--steps", "2", "--out", warm, NULL };
+  g_assert_true (g_spawn_sync (NULL, (char **) restart, NULL, G_SPAWN_STDOUT_TO_DEV_NULL |
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, NULL));
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfModel) model = tf_model_load (warm, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (tf_config_preset_of (tf_model_config (model)), ==, "tiny");
+}
+
 /* kill -9 at random moments, again and again, each run going on from what
  * the one before left; the runs save every step, so kills land inside saves
  * too. After each kill the training state opens and its step never goes
@@ -568,6 +613,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/resume-exact", test_resume_exact);
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
+  g_test_add_func ("/train/resume-needs-only-out", test_resume_needs_only_out);
   g_test_add_func ("/train/kill-many", test_kill_many);
   g_test_add_func ("/train/full-disk", test_full_disk);
   g_test_add_func ("/train/interrupt-saves", test_interrupt_saves);
