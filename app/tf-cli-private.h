@@ -50,6 +50,7 @@ char *tf_cli_command_line (const TfCliCommand *command);
 char *tf_cli_command_usage (const TfCliCommand *command);
 
 int tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
+int tf_cli_convert (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 int tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
 
 /* tf-cli-data-export.c: `data --export DIR`: the first @count examples of

@@ -19,6 +19,7 @@ static int cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **a
  * chat, eval, bench and data join here as they are written. */
 static const TfCliCommand commands[] = {
   { "info", N_("MODEL.safetensors…"), N_("Show what a model file holds"), cmd_info },
+  { "convert", N_("MODEL.safetensors"), N_("Store a model's weights in another type (F16 halves the file)"), tf_cli_convert },
   { "train", "", N_("Train a model on the bundled data sets or a folder"), tf_cli_train },
   { "generate", "", N_("Draw an image from a prompt"), tf_cli_generate },
   { "caption", "", N_("Describe a picture"), tf_cli_caption },

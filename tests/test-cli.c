@@ -269,6 +269,63 @@ test_info_generated (void)
   tf_test_remove_tree (dir);
 }
 
+/* convert: F16 and BF16 halve the file, keep every piece of metadata and
+ * load as the same model within the rounding; a weight F16 cannot hold and
+ * an unknown type are refused. */
+static void
+test_convert (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *path = tf_test_save_tiny_model_with_tokenizer (dir, 96);
+  g_autofree char *half = g_build_filename (dir, "half.safetensors", NULL);
+  CliResult r = { 0 };
+
+  run_in_process (&r, "convert", path, "--dtype", "f16", "--out", half, NULL);
+  g_assert_cmpstr (r.err, ==, "");
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "parameters as F16"));
+  cli_result_clear (&r);
+  g_autoptr(TfSafetensors) a = tf_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  g_autoptr(TfSafetensors) b = tf_safetensors_open (half, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (tf_safetensors_metadata (a, "tokenizer"), ==,
+                   tf_safetensors_metadata (b, "tokenizer"));
+  g_assert_cmpstr (tf_safetensors_metadata (a, "config"), ==,
+                   tf_safetensors_metadata (b, "config"));
+  g_assert_cmpint (tf_safetensors_tensor (b, 0)->dtype, ==, TF_DTYPE_F16);
+  g_autoptr(TfModel) ma = tf_model_load (path, &error);
+  g_assert_no_error (error);
+  g_autoptr(TfModel) mb = tf_model_load (half, &error);
+  g_assert_no_error (error);
+  for (size_t k = 0; k < tf_model_n_params (ma); k++)
+    g_assert_cmpfloat (fabsf (tf_model_params (mb)[k] - tf_model_params (ma)[k]), <=,
+                       fabsf (tf_model_params (ma)[k]) / 1024 + 1e-7f);
+
+  run_in_process (&r, "convert", path, "--dtype", "f8", "--out", half, NULL);
+  g_assert_cmpint (r.status, ==, TF_CLI_EXIT_USAGE);
+  g_assert_nonnull (strstr (r.err, "give --dtype f32, f16 or bf16"));
+  cli_result_clear (&r);
+
+  /* a weight of 1e5 becomes Inf in F16: refused, BF16 is fine */
+  tf_model_params (ma)[0] = 1e5f;
+  const char *keys[] = { "tokenizer" };
+  const char *values[] = { tf_safetensors_metadata (a, "tokenizer") };
+  g_autofree char *big = g_build_filename (dir, "big.safetensors", NULL);
+  g_assert_true (tf_model_save (ma, big, TF_DTYPE_F32, keys, values, 1, &error));
+  g_assert_no_error (error);
+  run_in_process (&r, "convert", big, "--dtype", "f16", "--out", half, NULL);
+  g_assert_cmpint (r.status, ==, TF_CLI_EXIT_FAILURE);
+  g_assert_nonnull (strstr (r.err, "tensor 'tok_emb.weight' holds 100000, more than F16 can"));
+  cli_result_clear (&r);
+  run_in_process (&r, "convert", big, "--dtype", "bf16", "--out", half, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  cli_result_clear (&r);
+
+  tf_test_remove_tree (dir);
+}
+
 static void
 test_info_golden (void)
 {
@@ -1108,6 +1165,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/usage-errors", test_usage_errors);
   g_test_add_func ("/cli/info/generated", test_info_generated);
   g_test_add_func ("/cli/info/golden", test_info_golden);
+  g_test_add_func ("/cli/convert", test_convert);
   g_test_add_func ("/cli/info/bad-files", test_info_bad_files);
   g_test_add_func ("/cli/data/preview", test_data_preview);
   g_test_add_func ("/cli/data/export", test_data_export);
