@@ -24,10 +24,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr (TfChatStore) store = tf_chat_store_new (dir);
   GError *error = NULL;
   g_autoptr (GPtrArray) chats = tf_chat_store_list (store, &error);
-  tf_fuzz_check_result ("tf_chat_store_list", chats != NULL, error);
+  tf_fuzz_check_result ("tf_chat_store_list", chats != NULL, &error);
 
   g_autoptr (TfChat) chat = tf_chat_store_load (store, CHAT_ID, &error);
-  tf_fuzz_check_result ("tf_chat_store_load", chat != NULL, error);
+  tf_fuzz_check_result ("tf_chat_store_load", chat != NULL, &error);
   if (chat != NULL)
     {
       if (chat->messages == NULL || chat->messages->len != chat->n_messages ||
@@ -49,7 +49,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           /* No image is written, so none may load; a path outside the
            * chat's folder must not even be tried. */
           g_autofree float *pixels = tf_chat_message_load_image (message, &error);
-          tf_fuzz_check_result ("tf_chat_message_load_image", pixels != NULL, error);
+          tf_fuzz_check_result ("tf_chat_message_load_image", pixels != NULL, &error);
         }
     }
   tf_test_remove_tree (dir);

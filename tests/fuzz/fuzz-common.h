@@ -16,10 +16,11 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
  * failed g_return_if_fail is a crash the fuzzer reports. */
 void tf_fuzz_init (void);
 
-/* Aborts, naming @what, unless exactly one of @ok and @error holds: a
- * refusal must say why, and success must not leave an error behind. Frees
- * @error; with TF_FUZZ_VERBOSE set, prints its message first. */
-void tf_fuzz_check_result (const char *what, gboolean ok, GError *error);
+/* Aborts, naming @what, unless exactly one of @ok and *@error holds: a
+ * refusal must say why, and success must not leave an error behind. Clears
+ * *@error (so the variable can take the next call's); with TF_FUZZ_VERBOSE
+ * set, prints its message first. */
+void tf_fuzz_check_result (const char *what, gboolean ok, GError **error);
 
 /* Reads every byte of @data, so that a buffer shorter than it claims is seen
  * by AddressSanitizer; the sum of the bytes goes to tf_fuzz_sink, so that

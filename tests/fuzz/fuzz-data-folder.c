@@ -28,7 +28,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     {
       GError *error = NULL;
       g_autoptr (TfDataSource) source = tf_data_folder_new (dir, splits[s], 16, 3, &error);
-      tf_fuzz_check_result ("tf_data_folder_new", source != NULL, error);
+      tf_fuzz_check_result ("tf_data_folder_new", source != NULL, &error);
       if (source == NULL)
         continue;
       for (int64_t i = 0; i < tf_data_source_size (source); i++)
@@ -37,7 +37,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
           tf_rng_seed (&rng, 1);
           TfExample example = { 0 };
           gboolean ok = tf_data_source_get (source, i, &rng, &example, &error);
-          tf_fuzz_check_result ("tf_data_source_get", ok, error);
+          tf_fuzz_check_result ("tf_data_source_get", ok, &error);
           if (ok && (example.caption == NULL || !g_utf8_validate (example.caption, -1, NULL)))
             {
               fprintf (stderr, "example %" G_GINT64_FORMAT ": no caption, or not UTF-8\n", i);

@@ -12,12 +12,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   GError *error = NULL;
   g_autoptr (TfSafetensors) st = tf_safetensors_open_bytes (bytes, "fuzz-judge.safetensors",
                                                             &error);
-  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, error);
+  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, &error);
   if (st == NULL)
     return 0;
-  error = NULL;
   g_autoptr (TfJudge) judge = tf_judge_load_from (st, "fuzz-judge.safetensors", &error);
-  tf_fuzz_check_result ("tf_judge_load_from", judge != NULL, error);
+  tf_fuzz_check_result ("tf_judge_load_from", judge != NULL, &error);
   if (judge == NULL)
     return 0;
   const TfJudgeDims *dims = tf_judge_dims (judge);

@@ -15,11 +15,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr (GBytes) bytes = g_bytes_new_static (data, size);
   GError *error = NULL;
   g_autoptr (TfSafetensors) st = tf_safetensors_open_bytes (bytes, "fuzz.safetensors", &error);
-  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, error);
+  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, &error);
   if (st == NULL)
     return 0;
   g_autoptr (TfModel) model = tf_model_load_from (st, &error);
-  tf_fuzz_check_result ("tf_model_load_from", model != NULL, error);
+  tf_fuzz_check_result ("tf_model_load_from", model != NULL, &error);
   if (model == NULL)
     return 0;
 
@@ -39,12 +39,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   if (tok_json == NULL)
     return 0;
   g_autoptr (TfTokenizer) tok = tf_tokenizer_from_json (tok_json, "fuzz.safetensors", &error);
-  tf_fuzz_check_result ("tf_tokenizer_from_json", tok != NULL, error);
+  tf_fuzz_check_result ("tf_tokenizer_from_json", tok != NULL, &error);
   if (tok != NULL)
     {
       gboolean ok = tf_tokenizer_matches_config (tok, tf_model_config (model), "fuzz.safetensors",
                                                  &error);
-      tf_fuzz_check_result ("tf_tokenizer_matches_config", ok, error);
+      tf_fuzz_check_result ("tf_tokenizer_matches_config", ok, &error);
     }
   return 0;
 }

@@ -26,7 +26,7 @@ read_text (const uint8_t *data, size_t size)
   GError *error = NULL;
   GHashTable *text = tf_image_read_png_text (path, &error);
   close (fd);
-  tf_fuzz_check_result ("tf_image_read_png_text", text != NULL, error);
+  tf_fuzz_check_result ("tf_image_read_png_text", text != NULL, &error);
   if (text == NULL)
     return;
   GHashTableIter iter;
@@ -48,7 +48,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   TfImage image = { 0 };
   GError *error = NULL;
   gboolean ok = tf_image_read_png_bytes (data, size, "fuzz.png", &image, &error);
-  tf_fuzz_check_result ("tf_image_read_png_bytes", ok, error);
+  tf_fuzz_check_result ("tf_image_read_png_bytes", ok, &error);
   if (ok)
     {
       if (image.width < 1 || image.height < 1 ||

@@ -36,7 +36,7 @@ check_tensor (const TfSafetensors *st, const TfTensorInfo *info)
         break;
       }
     }
-  tf_fuzz_check_result ("tf_safetensors_read", ok, error);
+  tf_fuzz_check_result ("tf_safetensors_read", ok, &error);
 }
 
 int
@@ -46,7 +46,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr (GBytes) bytes = g_bytes_new_static (data, size);
   GError *error = NULL;
   g_autoptr (TfSafetensors) st = tf_safetensors_open_bytes (bytes, "fuzz.safetensors", &error);
-  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, error);
+  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, &error);
   if (st == NULL)
     return 0;
 

@@ -83,7 +83,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autofree char *json = g_strndup ((const char *) data, size);
   GError *error = NULL;
   g_autoptr (TfTokenizer) loaded = tf_tokenizer_from_json (json, "fuzz.json", &error);
-  tf_fuzz_check_result ("tf_tokenizer_from_json", loaded != NULL, error);
+  tf_fuzz_check_result ("tf_tokenizer_from_json", loaded != NULL, &error);
   if (loaded != NULL)
     round_trip ("the loaded tokenizer", loaded, data, size);
   return 0;

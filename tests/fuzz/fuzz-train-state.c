@@ -14,11 +14,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   GError *error = NULL;
   g_autoptr (TfSafetensors) st = tf_safetensors_open_bytes (bytes, "fuzz.state.safetensors",
                                                             &error);
-  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, error);
+  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, &error);
   if (st == NULL)
     return 0;
-  error = NULL;
   gboolean ok = tf_train_state_check (st, "fuzz.state.safetensors", &error);
-  tf_fuzz_check_result ("tf_train_state_check", ok, error);
+  tf_fuzz_check_result ("tf_train_state_check", ok, &error);
   return 0;
 }
