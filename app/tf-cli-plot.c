@@ -17,6 +17,7 @@
 #include "tf-data.h"
 #include "tf-image.h"
 #include "tf-model-info.h"
+#include "tf-json.h"
 
 /* ---- Shared ------------------------------------------------------------- */
 
@@ -82,7 +83,7 @@ read_log (const char *path, int *skipped, int *segments, GError **error)
 
       if (g_strstrip (lines[i])[0] == '\0')
         continue;
-      if (!json_parser_load_from_data (parser, lines[i], -1, NULL)
+      if (!tf_json_parse (parser, lines[i], -1, NULL)
           || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
         {
           (*skipped)++;

@@ -279,7 +279,7 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
   g_autoptr (GError) local = NULL;
   TfConfig c = { 0 };
 
-  if (!json_parser_load_from_data (parser, json, -1, &local))
+  if (!tf_json_parse (parser, json, -1, &local))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG, "%s: config is not valid JSON: %s",
                    what, local->message);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <json-glib/json-glib.h>
+#include <string.h>
 
 /* Compact JSON of what @builder built (its root must be complete).
  *
@@ -49,4 +50,76 @@ tf_json_builder_to_string (JsonBuilder *builder)
     }
   *w = '\0';
   return text;
+}
+
+/* The length of the first JSON value in @data (@len bytes) with the white
+ * space around it, or @len when that value does not end (the parser then
+ * says what is wrong with it). */
+static inline gsize
+tf_json_first_value_end (const char *data, gsize len)
+{
+  gsize i = 0, depth = 0;
+  gboolean in_string = FALSE, escaped = FALSE, started = FALSE;
+#define TF_JSON_SPACE(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
+  while (i < len && TF_JSON_SPACE (data[i]))
+    i++;
+  for (; i < len; i++)
+    {
+      const char c = data[i];
+      if (in_string)
+        {
+          if (escaped)
+            escaped = FALSE;
+          else if (c == '\\')
+            escaped = TRUE;
+          else if (c == '"')
+            {
+              in_string = FALSE;
+              if (depth == 0)
+                {
+                  i++;
+                  break;
+                }
+            }
+          continue;
+        }
+      if (c == '"')
+        in_string = started = TRUE;
+      else if (c == '{' || c == '[')
+        depth++, started = TRUE;
+      else if (c == '}' || c == ']')
+        {
+          if (depth == 0 || --depth == 0)
+            {
+              i++;
+              break;
+            }
+        }
+      else if (depth == 0 && started && (TF_JSON_SPACE (c) || c == ','))
+        break;
+      else
+        started = TRUE;
+    }
+  while (i < len && TF_JSON_SPACE (data[i]))
+    i++;
+#undef TF_JSON_SPACE
+  return i;
+}
+
+/* json_parser_load_from_data() for text from elsewhere: json-glib 1.6
+ * accepts text after the first value ("{}{}" loads as "{}", and leaks what
+ * it built of the rest), so anything after the first value is refused
+ * first. */
+static inline gboolean
+tf_json_parse (JsonParser *parser, const char *data, gssize len, GError **error)
+{
+  const gsize n = len < 0 ? strlen (data) : (gsize) len;
+  const gsize end = tf_json_first_value_end (data, n);
+  if (end < n)
+    {
+      g_set_error (error, JSON_PARSER_ERROR, JSON_PARSER_ERROR_PARSE,
+                   "unexpected text after the JSON value, at byte %" G_GSIZE_FORMAT, end);
+      return FALSE;
+    }
+  return json_parser_load_from_data (parser, data, (gssize) n, error);
 }

@@ -872,7 +872,7 @@ tf_tokenizer_from_json (const char *json, const char *what, GError **error)
       json_fail (error, what, "JSON nested more than %d levels deep", JSON_MAX_DEPTH);
       return NULL;
     }
-  if (!json_parser_load_from_data (parser, json, -1, &local))
+  if (!tf_json_parse (parser, json, -1, &local))
     {
       json_fail (error, what, "not valid JSON: %s", local->message);
       return NULL;

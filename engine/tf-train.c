@@ -141,7 +141,7 @@ options_from_identity (TfTrainOptions *o, const char *json, const char *path, GE
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   JsonObject *obj = NULL;
-  if (json != NULL && json_parser_load_from_data (parser, json, -1, NULL) &&
+  if (json != NULL && tf_json_parse (parser, json, -1, NULL) &&
       JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     obj = json_node_get_object (json_parser_get_root (parser));
   JsonArray *data = obj != NULL ? json_object_get_array_member (obj, "data") : NULL;
@@ -890,7 +890,7 @@ static gint64
 log_line_step (const char *line)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (*line == '\0' || !json_parser_load_from_data (parser, line, -1, NULL))
+  if (*line == '\0' || !tf_json_parse (parser, line, -1, NULL))
     return -1;
   JsonNode *root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))

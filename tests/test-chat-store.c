@@ -288,6 +288,10 @@ test_hostile (Fixture *f, gconstpointer data)
   assert_hostile (f, "", 0, "empty");
   assert_hostile (f, "not json\n", -1, "line 1: not JSON");
   assert_hostile (f, "[1,2]\n", -1, "line 1: not a JSON object");
+  /* json-glib alone would load the first of two objects on a line */
+  assert_hostile (f, HEAD "{\"kind\":\"message\"}{\"kind\":\"message\"}\n", -1,
+                  "line 2: not JSON: unexpected text after the JSON value, at byte 18");
+  assert_hostile (f, HEAD "\"a\" \"b\"\n", -1, "line 2: not JSON: unexpected text");
   assert_hostile (f, "{\"kind\":\"message\"}\n", -1, "line 1: the first line is not");
   assert_hostile (f, "{\"kind\":\"chat\",\"version\":2,\"title\":\"t\",\"created\":1}\n", -1,
                   "version 2");

@@ -218,7 +218,7 @@ parse_line (Reader *r, const char *line, gsize len, const char *chat_dir, TfChat
 
   if (len > TF_CHAT_STORE_MAX_LINE_BYTES)
     return reader_fail (r, _("the line is longer than %d bytes"), TF_CHAT_STORE_MAX_LINE_BYTES);
-  if (!json_parser_load_from_data (parser, line, len, &json_error))
+  if (!tf_json_parse (parser, line, len, &json_error))
     return reader_fail (r, _("not JSON: %s"), json_error->message);
   JsonNode *root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))

@@ -9,6 +9,7 @@
 #include "tf-data.h"
 #include "tf-rng.h"
 #include "tf-safetensors.h"
+#include "tf-json.h"
 
 #define N_EXAMPLES_PER_SOURCE 4
 
@@ -30,7 +31,7 @@ strings_from_json_array (const char *text)
   g_autoptr(GPtrArray) strings = g_ptr_array_new ();
   JsonArray *array;
 
-  if (text == NULL || !json_parser_load_from_data (parser, text, -1, NULL))
+  if (text == NULL || !tf_json_parse (parser, text, -1, NULL))
     return NULL;
   if (!JSON_NODE_HOLDS_ARRAY (json_parser_get_root (parser)))
     return NULL;
@@ -55,12 +56,12 @@ training_data_names (const char *provenance)
   JsonObject *object;
   const char *options;
 
-  if (provenance == NULL || !json_parser_load_from_data (parser, provenance, -1, NULL)
+  if (provenance == NULL || !tf_json_parse (parser, provenance, -1, NULL)
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     return NULL;
   object = json_node_get_object (json_parser_get_root (parser));
   options = json_object_get_string_member_with_default (object, "options", NULL);
-  if (options == NULL || !json_parser_load_from_data (options_parser, options, -1, NULL)
+  if (options == NULL || !tf_json_parse (options_parser, options, -1, NULL)
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (options_parser)))
     return NULL;
   object = json_node_get_object (json_parser_get_root (options_parser));
