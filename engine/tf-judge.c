@@ -209,7 +209,7 @@ tf_judge_load_from (TfSafetensors *st, const char *path, GError **error)
       return NULL;
     }
   g_autoptr (JsonParser) parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, dims_json, -1, NULL)
+  if (!tf_json_parse (parser, dims_json, -1, NULL)
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: metadata 'dims' is not a JSON object",
@@ -253,6 +253,14 @@ tf_judge_load_from (TfSafetensors *st, const char *path, GError **error)
       const size_t n = (size_t) infos[t]->n_elements;
       if (!tf_safetensors_read_f32 (st, infos[t], p, n, error))
         return NULL;
+      for (size_t k = 0; k < n; k++)
+        if (!isfinite (p[k]))
+          {
+            g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                         "%s: tensor '%s' holds a value that is not finite (element %zu)", path,
+                         tensor_names[t], k);
+            return NULL;
+          }
       p += n;
     }
   const char *provenance = tf_safetensors_metadata (st, "provenance");
