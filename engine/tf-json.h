@@ -58,48 +58,45 @@ tf_json_builder_to_string (JsonBuilder *builder)
 static inline gsize
 tf_json_first_value_end (const char *data, gsize len)
 {
-  gsize i = 0, depth = 0;
-  gboolean in_string = FALSE, escaped = FALSE, started = FALSE;
+  gsize i = 0;
 #define TF_JSON_SPACE(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
   while (i < len && TF_JSON_SPACE (data[i]))
     i++;
-  for (; i < len; i++)
+  if (i < len && (data[i] == '{' || data[i] == '[' || data[i] == '"'))
     {
-      const char c = data[i];
-      if (in_string)
+      /* a container or a string: to its matching end, strings skipped */
+      gsize depth = 0;
+      gboolean in_string = FALSE, escaped = FALSE;
+      for (; i < len; i++)
         {
-          if (escaped)
-            escaped = FALSE;
-          else if (c == '\\')
-            escaped = TRUE;
-          else if (c == '"')
+          const char c = data[i];
+          if (in_string)
             {
-              in_string = FALSE;
-              if (depth == 0)
-                {
-                  i++;
-                  break;
-                }
+              if (escaped)
+                escaped = FALSE;
+              else if (c == '\\')
+                escaped = TRUE;
+              else if (c == '"')
+                in_string = FALSE;
             }
-          continue;
-        }
-      if (c == '"')
-        in_string = started = TRUE;
-      else if (c == '{' || c == '[')
-        depth++, started = TRUE;
-      else if (c == '}' || c == ']')
-        {
-          if (depth == 0 || --depth == 0)
+          else if (c == '"')
+            in_string = TRUE;
+          else if (c == '{' || c == '[')
+            depth++;
+          else if ((c == '}' || c == ']') && depth > 0)
+            depth--;
+          if (!in_string && depth == 0)
             {
               i++;
               break;
             }
         }
-      else if (depth == 0 && started && (TF_JSON_SPACE (c) || c == ','))
-        break;
-      else
-        started = TRUE;
     }
+  else
+    /* a number or a literal */
+    while (i < len && (g_ascii_isalnum (data[i]) || data[i] == '.' || data[i] == '+' ||
+                       data[i] == '-'))
+      i++;
   while (i < len && TF_JSON_SPACE (data[i]))
     i++;
 #undef TF_JSON_SPACE

@@ -292,6 +292,7 @@ test_hostile (Fixture *f, gconstpointer data)
   assert_hostile (f, HEAD "{\"kind\":\"message\"}{\"kind\":\"message\"}\n", -1,
                   "line 2: not JSON: unexpected text after the JSON value, at byte 18");
   assert_hostile (f, HEAD "\"a\" \"b\"\n", -1, "line 2: not JSON: unexpected text");
+  assert_hostile (f, "9{\"kind\":\"chat\"}\n", -1, "line 1: not JSON: unexpected text");
   assert_hostile (f, "{\"kind\":\"message\"}\n", -1, "line 1: the first line is not");
   assert_hostile (f, "{\"kind\":\"chat\",\"version\":2,\"title\":\"t\",\"created\":1}\n", -1,
                   "version 2");
