@@ -19,7 +19,7 @@
  * document to the query itself (text) or to the end of its image (patches). */
 
 /* e^x in float within 2 ulp of the correctly rounded result for x in
- * [−87, 88] (clamped outside: 0 < e^x < ∞ always), written without calls
+ * [−87, 88] (clamped outside: 0 < e^x < ∞ always; NaN gives NaN), written without calls
  * or branches so that loops over it vectorize: x = k·ln2 + r with k an
  * integer found by the 1.5·2²³ rounding trick, e^r by its Taylor series
  * to r⁷ (|r| ≤ ln2/2), 2^k put straight into the exponent bits. */
@@ -28,7 +28,8 @@ tf_expf (float x)
 {
   x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
   const float shift = 12582912.0f;   /* 1.5·2²³ */
-  float k = (x * 1.44269504088896341f + shift) - shift;
+  const float shifted = x * 1.44269504088896341f + shift;
+  float k = shifted - shift;
   float r = x - k * 0.693145751953125f;      /* ln2, high part (exact product) */
   r = r - k * 1.42860682030941723e-6f;       /* ln2, low part */
   float p = 1.0f / 5040;
@@ -39,7 +40,13 @@ tf_expf (float x)
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t bits = ((int32_t) k + 127) << 23;
+  /* k as an integer from the low bits of @shifted, not by converting k: a
+   * NaN (which the clamp lets through, so that it comes out as NaN) has no
+   * integer value, and converting it is undefined. Unsigned, so that the
+   * shift is defined for it too. */
+  uint32_t shifted_bits;
+  memcpy (&shifted_bits, &shifted, sizeof shifted_bits);
+  uint32_t bits = (shifted_bits - 0x4b400000u + 127u) << 23;
   float scale;
   memcpy (&scale, &bits, sizeof scale);
   return p * scale;
