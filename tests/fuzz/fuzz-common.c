@@ -58,6 +58,16 @@ tf_fuzz_check_result (const char *what, gboolean ok, GError **error)
     }
 }
 
+TfSafetensors *
+tf_fuzz_open_safetensors (const uint8_t *data, size_t size, const char *name)
+{
+  g_autoptr (GBytes) bytes = g_bytes_new_static (data, size);
+  GError *error = NULL;
+  TfSafetensors *st = tf_safetensors_open_bytes (bytes, name, &error);
+  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, &error);
+  return st;
+}
+
 volatile uint8_t tf_fuzz_sink;
 
 void

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tf-safetensors.h"
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 /* Once per process: warnings about bad input are expected and dropped (and
@@ -21,6 +23,11 @@ void tf_fuzz_init (void);
  * *@error (so the variable can take the next call's); with TF_FUZZ_VERBOSE
  * set, prints its message first. */
 void tf_fuzz_check_result (const char *what, gboolean ok, GError **error);
+
+/* The input as a safetensors file named @name (the bytes are not copied:
+ * the file lives no longer than the call), checked as above; NULL when it
+ * was refused. */
+TfSafetensors *tf_fuzz_open_safetensors (const uint8_t *data, size_t size, const char *name);
 
 /* Reads every byte of @data, so that a buffer shorter than it claims is seen
  * by AddressSanitizer; the sum of the bytes goes to tf_fuzz_sink, so that

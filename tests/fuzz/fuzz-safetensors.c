@@ -43,10 +43,7 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   tf_fuzz_init ();
-  g_autoptr (GBytes) bytes = g_bytes_new_static (data, size);
-  GError *error = NULL;
-  g_autoptr (TfSafetensors) st = tf_safetensors_open_bytes (bytes, "fuzz.safetensors", &error);
-  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, &error);
+  g_autoptr (TfSafetensors) st = tf_fuzz_open_safetensors (data, size, "fuzz.safetensors");
   if (st == NULL)
     return 0;
 

@@ -10,13 +10,10 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   tf_fuzz_init ();
-  g_autoptr (GBytes) bytes = g_bytes_new_static (data, size);
-  GError *error = NULL;
-  g_autoptr (TfSafetensors) st = tf_safetensors_open_bytes (bytes, "fuzz.state.safetensors",
-                                                            &error);
-  tf_fuzz_check_result ("tf_safetensors_open_bytes", st != NULL, &error);
+  g_autoptr (TfSafetensors) st = tf_fuzz_open_safetensors (data, size, "fuzz.state.safetensors");
   if (st == NULL)
     return 0;
+  GError *error = NULL;
   gboolean ok = tf_train_state_check (st, "fuzz.state.safetensors", &error);
   tf_fuzz_check_result ("tf_train_state_check", ok, &error);
   return 0;
