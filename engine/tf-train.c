@@ -89,6 +89,18 @@ options_copy (TfTrainOptions *dst, const TfTrainOptions *src)
   dst->weights = src->weights ? g_memdup2 (src->weights, sizeof (double) * n) : NULL;
 }
 
+/* The numeric options a resumed run must repeat, in the order its
+ * identity lists them (after preset, data and weights; SEED is where the
+ * seed goes): one list for writing the identity and reading it back. */
+#define RUN_OPTIONS(INT, DBL, SEED)                                            \
+  INT ("batch", batch) DBL ("lr", lr) DBL ("min_lr_ratio", min_lr_ratio)       \
+  INT ("warmup_steps", warmup_steps) DBL ("weight_decay", weight_decay)        \
+  DBL ("beta1", beta1) DBL ("beta2", beta2) DBL ("adam_eps", adam_eps)         \
+  DBL ("clip", clip) DBL ("ema_decay", ema_decay) SEED                         \
+  DBL ("image_first", image_first) DBL ("cfg_drop", cfg_drop)                  \
+  DBL ("chat_fraction", chat_fraction) DBL ("lambda", lambda)                  \
+  INT ("vocab_size", vocab_size) INT ("max_examples", max_examples)
+
 /* The options that shape a run, as one canonical JSON object: a resumed run
  * must have the same ones, or it would not continue the same run. */
 static char *
@@ -110,24 +122,14 @@ options_identity (const TfTrainOptions *o)
   for (int i = 0; o->data && o->data[i]; i++)
     json_builder_add_double_value (b, o->weights ? o->weights[i] : 1.0);
   json_builder_end_array (b);
-  INT ("batch", o->batch)
-  DBL ("lr", o->lr)
-  DBL ("min_lr_ratio", o->min_lr_ratio)
-  INT ("warmup_steps", o->warmup_steps)
-  DBL ("weight_decay", o->weight_decay)
-  DBL ("beta1", o->beta1)
-  DBL ("beta2", o->beta2)
-  DBL ("adam_eps", o->adam_eps)
-  DBL ("clip", o->clip)
-  DBL ("ema_decay", o->ema_decay)
   g_autofree char *seed = g_strdup_printf ("%" G_GUINT64_FORMAT, o->seed);
-  STR ("seed", seed)
-  DBL ("image_first", o->image_first)
-  DBL ("cfg_drop", o->cfg_drop)
-  DBL ("chat_fraction", o->chat_fraction)
-  DBL ("lambda", o->lambda)
-  INT ("vocab_size", o->vocab_size)
-  INT ("max_examples", o->max_examples)
+#define W_INT(k, f) INT (k, o->f)
+#define W_DBL(k, f) DBL (k, o->f)
+#define W_SEED STR ("seed", seed)
+  RUN_OPTIONS (W_INT, W_DBL, W_SEED)
+#undef W_INT
+#undef W_DBL
+#undef W_SEED
 #undef STR
 #undef DBL
 #undef INT
@@ -177,26 +179,11 @@ options_from_identity (TfTrainOptions *o, const char *json, const char *path, GE
           return FALSE;
         }
     }
-#define DBL(k, f) o->f = json_object_get_double_member_with_default (obj, k, o->f);
-#define INT(k, f) o->f = json_object_get_int_member_with_default (obj, k, o->f);
-  INT ("batch", batch)
-  DBL ("lr", lr)
-  DBL ("min_lr_ratio", min_lr_ratio)
-  INT ("warmup_steps", warmup_steps)
-  DBL ("weight_decay", weight_decay)
-  DBL ("beta1", beta1)
-  DBL ("beta2", beta2)
-  DBL ("adam_eps", adam_eps)
-  DBL ("clip", clip)
-  DBL ("ema_decay", ema_decay)
-  DBL ("image_first", image_first)
-  DBL ("cfg_drop", cfg_drop)
-  DBL ("chat_fraction", chat_fraction)
-  DBL ("lambda", lambda)
-  INT ("vocab_size", vocab_size)
-  INT ("max_examples", max_examples)
-#undef DBL
-#undef INT
+#define R_DBL(k, f) o->f = json_object_get_double_member_with_default (obj, k, o->f);
+#define R_INT(k, f) o->f = json_object_get_int_member_with_default (obj, k, o->f);
+  RUN_OPTIONS (R_INT, R_DBL, /* read above */)
+#undef R_DBL
+#undef R_INT
   return TRUE;
 }
 
