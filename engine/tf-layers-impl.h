@@ -41,11 +41,16 @@ FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alp
   if (M == 1)
     {
       const int band = ((N + bands - 1) / bands + 15) / 16 * 16;
+      TF_TSAN_FORK (team);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
       for (int t = 0; t < bands; t++)
-        if (t * band < N)
-          FN (gemv_band) (ta, tb, t * band, MIN (N, (t + 1) * band), K, alpha, A, lda, B, ldb,
-                          beta, C);
+        {
+          TF_TSAN_MEMBER (team);
+          if (t * band < N)
+            FN (gemv_band) (ta, tb, t * band, MIN (N, (t + 1) * band), K, alpha, A, lda, B,
+                            ldb, beta, C);
+        }
+      TF_TSAN_JOIN (team);
       return;
     }
   if (bands <= 1 || (M < 16 && N < 16))
@@ -56,9 +61,11 @@ FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alp
   const gboolean rows = M >= N;
   const int len = rows ? M : N;
   const int band = ((len + bands - 1) / bands + 7) / 8 * 8;
+  TF_TSAN_FORK (team);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int t = 0; t < bands; t++)
     {
+      TF_TSAN_MEMBER (team);
       const int s = t * band, e = MIN (len, s + band);
       if (s >= e)
         continue;
@@ -71,6 +78,7 @@ FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alp
               tb == CblasNoTrans ? B + s : B + (size_t) s * ldb, ldb,
               beta, C + s, ldc);
     }
+  TF_TSAN_JOIN (team);
 }
 
 void
@@ -145,9 +153,11 @@ TF_VECTOR_CLONES void
 FN (tf_rmsnorm_forward) (REAL *out, REAL *rstd, const REAL *in, const REAL *w,
                          int n, int dim, double eps)
 {
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if ((double) n * dim >= 65536)
   for (int r = 0; r < n; r++)
     {
+      TF_TSAN_MEMBER (team);
       const REAL *x = in + (size_t) r * dim;
       REAL *y = out + (size_t) r * dim;
       double ss = 0.0;
@@ -158,6 +168,7 @@ FN (tf_rmsnorm_forward) (REAL *out, REAL *rstd, const REAL *in, const REAL *w,
       for (int k = 0; k < dim; k++)
         y[k] = x[k] * s * w[k];
     }
+  TF_TSAN_JOIN (team);
 }
 
 TF_VECTOR_CLONES void
@@ -166,9 +177,11 @@ FN (tf_rmsnorm_backward) (REAL *d_in, REAL *d_w, const REAL *d_out, const REAL *
 {
   /* y_k = x_k·s·w_k with s = (mean(x²)+eps)^−½:
    * dx_k = s·w_k·dy_k − x_k·s³/dim · Σ_j dy_j·w_j·x_j. */
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if (n >= 64)
   for (int r = 0; r < n; r++)
     {
+      TF_TSAN_MEMBER (team);
       const REAL *x = in + (size_t) r * dim;
       const REAL *dy = d_out + (size_t) r * dim;
       REAL *dx = d_in + (size_t) r * dim;
@@ -181,6 +194,7 @@ FN (tf_rmsnorm_backward) (REAL *d_in, REAL *d_w, const REAL *d_out, const REAL *
       for (int k = 0; k < dim; k++)
         dx[k] += a * w[k] * dy[k] - c * x[k];
     }
+  TF_TSAN_JOIN (team);
   if (d_w != NULL)   /* serial over rows: every row adds into the same d_w */
     for (int r = 0; r < n; r++)
       {
@@ -215,9 +229,11 @@ FN (rope_apply) (REAL *x, int stride, const int *pos, int n, int n_heads, int he
                  const REAL *table, int p_min, REAL direction)
 {
   const int half = head_dim / 2;
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if ((double) n * n_heads * head_dim >= 65536)
   for (int r = 0; r < n; r++)
     {
+      TF_TSAN_MEMBER (team);
       REAL *row = x + (size_t) r * stride;
       const REAL *cs = table + (size_t) (pos[r] - p_min) * half * 2;
       for (int h = 0; h < n_heads; h++)
@@ -230,6 +246,7 @@ FN (rope_apply) (REAL *x, int stride, const int *pos, int n, int n_heads, int he
             pair[1] = a * s + b * c;
           }
     }
+  TF_TSAN_JOIN (team);
 }
 
 static void
@@ -308,10 +325,12 @@ FN (tf_attention_forward) (REAL *out, REAL *probs, const REAL *qkv,
   const int row3 = 3 * d;
   const REAL scale = (REAL) (1.0 / sqrt ((double) head_dim));
 
+  TF_TSAN_FORK (team);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < batch; b++)
     for (int h = 0; h < n_heads; h++)
       {
+        TF_TSAN_MEMBER (team);
         const REAL *base = qkv + (size_t) b * L * row3;
         for (int i0 = 0; i0 < L; i0 += TF_ATTENTION_BLOCK)
           {
@@ -352,6 +371,7 @@ FN (tf_attention_forward) (REAL *out, REAL *probs, const REAL *qkv,
                   p, L, base + (size_t) k0 * row3 + 2 * d + h * head_dim, row3, 0.0, o, d);
           }
       }
+  TF_TSAN_JOIN (team);
 }
 
 TF_VECTOR_CLONES void
@@ -370,8 +390,10 @@ FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
    * With P the probabilities of a query block and dO its output gradient:
    * dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP))·scale, dV += Pᵀ·dO,
    * dQ += dS·K, dK += dSᵀ·Q. */
+  TF_TSAN_FORK (team);
 #pragma omp parallel
   {
+    TF_TSAN_MEMBER (team);
     REAL *ds = g_new (REAL, (size_t) TF_ATTENTION_BLOCK * L);
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < batch; b++)
@@ -415,6 +437,7 @@ FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
         }
     g_free (ds);
   }
+  TF_TSAN_JOIN (team);
 }
 
 TF_VECTOR_CLONES void
@@ -427,9 +450,11 @@ FN (tf_attention_cached_forward) (REAL *out, REAL *scores, const REAL *q, int q_
   const REAL scale = (REAL) (1.0 / sqrt ((double) head_dim));
 
   /* One decoded token is too little work to share between threads. */
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if ((double) n * n_keys * d >= 65536)
   for (int h = 0; h < n_heads; h++)
     {
+      TF_TSAN_MEMBER (team);
       REAL *p = scores + (size_t) h * n * n_keys;
       GEMM (CblasRowMajor, CblasNoTrans, CblasTrans, n, n_keys, head_dim, scale,
             q + h * head_dim, q_stride, k_cache + h * head_dim, d, 0.0, p, n_keys);
@@ -455,6 +480,7 @@ FN (tf_attention_cached_forward) (REAL *out, REAL *scores, const REAL *q, int q_
       GEMM (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, head_dim, n_keys, 1.0,
             p, n_keys, v_cache + h * head_dim, d, 0.0, out + h * head_dim, d);
     }
+  TF_TSAN_JOIN (team);
 }
 
 static inline REAL
@@ -466,15 +492,18 @@ FN (sigmoid) (REAL x)
 TF_VECTOR_CLONES void
 FN (tf_swiglu_forward) (REAL *out, const REAL *gate_up, int n, int hidden)
 {
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if ((double) n * hidden >= 65536)
   for (int r = 0; r < n; r++)
     {
+      TF_TSAN_MEMBER (team);
       const REAL *g = gate_up + (size_t) r * 2 * hidden;
       const REAL *u = g + hidden;
       REAL *y = out + (size_t) r * hidden;
       for (int k = 0; k < hidden; k++)
         y[k] = g[k] * FN (sigmoid) (g[k]) * u[k];
     }
+  TF_TSAN_JOIN (team);
 }
 
 TF_VECTOR_CLONES void
@@ -482,9 +511,11 @@ FN (tf_swiglu_backward) (REAL *d_gate_up, const REAL *d_out, const REAL *gate_up
                          int n, int hidden)
 {
   /* silu'(g) = σ(g)·(1 + g·(1 − σ(g))) */
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if (n >= 64)
   for (int r = 0; r < n; r++)
     {
+      TF_TSAN_MEMBER (team);
       const REAL *g = gate_up + (size_t) r * 2 * hidden;
       const REAL *u = g + hidden;
       const REAL *dy = d_out + (size_t) r * hidden;
@@ -497,6 +528,7 @@ FN (tf_swiglu_backward) (REAL *d_gate_up, const REAL *d_out, const REAL *gate_up
           dg[k] = dy[k] * u[k] * s * (1 + g[k] * (1 - s));
         }
     }
+  TF_TSAN_JOIN (team);
 }
 
 TF_VECTOR_CLONES void
@@ -532,9 +564,11 @@ TF_VECTOR_CLONES double
 FN (tf_cross_entropy_forward) (REAL *losses, const REAL *logits, const int32_t *targets,
                                int n, int vocab)
 {
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if (n >= 64)
   for (int r = 0; r < n; r++)
     {
+      TF_TSAN_MEMBER (team);
       if (targets[r] < 0)
         {
           losses[r] = 0;
@@ -550,6 +584,7 @@ FN (tf_cross_entropy_forward) (REAL *losses, const REAL *logits, const int32_t *
         sum += EXP (z[v] - max);
       losses[r] = (REAL) (log (sum) + max - z[targets[r]]);
     }
+  TF_TSAN_JOIN (team);
   double total = 0.0;   /* serial, so the sum is the same on any thread count */
   for (int r = 0; r < n; r++)
     total += losses[r];
@@ -560,9 +595,11 @@ TF_VECTOR_CLONES void
 FN (tf_cross_entropy_backward) (REAL *d_logits, const REAL *logits, const int32_t *targets,
                                 int n, int vocab, double scale)
 {
+  TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if (n >= 64)
   for (int r = 0; r < n; r++)
     {
+      TF_TSAN_MEMBER (team);
       REAL *dz = d_logits + (size_t) r * vocab;
       if (targets[r] < 0)
         {
@@ -585,6 +622,7 @@ FN (tf_cross_entropy_backward) (REAL *d_logits, const REAL *logits, const int32_
         dz[v] *= f;
       dz[targets[r]] -= (REAL) scale;
     }
+  TF_TSAN_JOIN (team);
 }
 
 double

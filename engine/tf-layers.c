@@ -1,6 +1,7 @@
 /* tf-layers.c: instantiates the kernels of tf-layers-impl.h in float (the
  * engine) and double (finite-difference tests). */
 #include "tf-layers.h"
+#include "tf-tsan.h"
 
 #include <cblas.h>
 #include <glib.h>

@@ -4,6 +4,7 @@
 #include "tf-train.h"
 #include "tf-file.h"
 #include "tf-threads.h"
+#include "tf-tsan.h"
 #include "tf-data.h"
 #include "tf-rng.h"
 
@@ -619,14 +620,17 @@ adamw_update (TfTrainer *tr, double lr)
       const TfParamInfo *info = tf_model_tensor (m, i);
       const float decay = info->is_matrix ? (float) (lr * o->weight_decay) : 0.0f;
       const size_t lo = info->offset, hi = info->offset + info->size;
+      TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if (hi - lo > 65536)
       for (size_t k = lo; k < hi; k++)
         {
+          TF_TSAN_MEMBER (team);
           float mk = tr->adam_m[k] = b1 * tr->adam_m[k] + (1 - b1) * g[k];
           float vk = tr->adam_v[k] = b2 * tr->adam_v[k] + (1 - b2) * g[k] * g[k];
           p[k] -= step_size * mk / (sqrtf (vk) * inv_sqrt_bc2 + eps) + decay * p[k];
           tr->ema[k] = ema_a * tr->ema[k] + ema_b * p[k];
         }
+      TF_TSAN_JOIN (team);
     }
 }
 
