@@ -55,26 +55,26 @@ write_surface (cairo_surface_t *surface, const char *path, GError **error)
 typedef struct {
   double step, lm, ddpm, lr;
   int    segment;     /* runs: a new one starts where the step goes back */
+  int    log;         /* which of the logs given, in order */
 } LogPoint;
 
-/* Reads the complete records of @path. A line that is not a JSON object with
- * step, lm, ddpm and lr (the last line of a killed run, say) is skipped and
- * counted in *skipped. */
-static GArray *
-read_log (const char *path, int *skipped, int *segments, GError **error)
+/* Appends the complete records of @path, log number @log, to @points, their
+ * steps moved on by @offset. A line that is not a JSON object with step, lm,
+ * ddpm and lr (the last line of a killed run, say) is skipped and counted in
+ * *skipped. *segment is the run of the last point so far (−1 before the
+ * first); a log starts a run, and so does a step that goes back. */
+static gboolean
+read_log (const char *path, int log, double offset, GArray *points, int *segment,
+          int *skipped, GError **error)
 {
   g_autofree char *contents = NULL;
   gsize len;
-  GArray *points = g_array_new (FALSE, FALSE, sizeof (LogPoint));
   double last_step = -1;
-  int segment = 0;
+  const guint first = points->len;
 
   *skipped = 0;
   if (!g_file_get_contents (path, &contents, &len, error))
-    {
-      g_array_unref (points);
-      return NULL;
-    }
+    return FALSE;
   g_auto(GStrv) lines = g_strsplit (contents, "\n", -1);
   for (int i = 0; lines[i] != NULL; i++)
     {
@@ -102,21 +102,21 @@ read_log (const char *path, int *skipped, int *segments, GError **error)
         .ddpm = json_object_get_double_member (o, "ddpm"),
         .lr = json_object_get_double_member (o, "lr"),
       };
-      if (last_step >= 0 && p.step <= last_step)
-        segment++;
-      p.segment = segment;
+      if (last_step < 0 || p.step <= last_step)
+        (*segment)++;
       last_step = p.step;
+      p.step += offset;
+      p.segment = *segment;
+      p.log = log;
       g_array_append_val (points, p);
     }
-  *segments = points->len > 0 ? segment + 1 : 0;
-  if (points->len == 0)
+  if (points->len == first)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
                    "%s: no training records (lines with step, lm, ddpm and lr)", path);
-      g_array_unref (points);
-      return NULL;
+      return FALSE;
     }
-  return points;
+  return TRUE;
 }
 
 /* ---- Axes ---------------------------------------------------------------- */
@@ -313,22 +313,29 @@ draw_curve (cairo_t *cr, const Panel *p, const GArray *points, Field f, gboolean
   cairo_restore (cr);
 }
 
-/* Dashed lines where a resumed run starts. */
+#define WARM_RGB 0.55, 0.25, 0.60
+
+/* Dashed lines where a resumed run starts, solid purple ones where the next
+ * log (a warm restart) does. */
 static void
 draw_resumes (cairo_t *cr, const Panel *p, const GArray *points)
 {
   const double dash[] = { 4, 4 };
 
   cairo_save (cr);
-  cairo_set_source_rgba (cr, 0.3, 0.3, 0.3, 0.7);
-  cairo_set_line_width (cr, 1);
-  cairo_set_dash (cr, dash, 2, 0);
   for (guint i = 1; i < points->len; i++)
     {
       const LogPoint *a = &g_array_index (points, LogPoint, i - 1);
       const LogPoint *b = &g_array_index (points, LogPoint, i);
       if (a->segment == b->segment)
         continue;
+      const gboolean warm = a->log != b->log;
+      if (warm)
+        cairo_set_source_rgba (cr, WARM_RGB, 0.9);
+      else
+        cairo_set_source_rgba (cr, 0.3, 0.3, 0.3, 0.7);
+      cairo_set_line_width (cr, warm ? 2 : 1);
+      cairo_set_dash (cr, dash, warm ? 0 : 2, 0);
       double px = round (panel_x (p, b->step)) + 0.5;
       cairo_move_to (cr, px, p->y);
       cairo_line_to (cr, px, p->y + p->h);
@@ -378,16 +385,34 @@ draw_legend (cairo_t *cr, double left, double top, double right, const LegendEnt
   return y + line_h / 2 - top;
 }
 
-/* Draws the curves of @log_path into a @width × @height PNG at @out_path;
- * skipped lines are reported on @err. */
+/* Draws the curves of the logs @log_paths into a @width × @height PNG at
+ * @out_path; each log after the first continues the one before it (a warm
+ * restart from its weights), so its steps follow on. Skipped lines are
+ * reported on @err. */
 static gboolean
-plot_log (const char *log_path, const char *out_path, int width, int height, FILE *err,
+plot_log (char **log_paths, const char *out_path, int width, int height, FILE *err,
           GError **error)
 {
-  int skipped, segments;
-  g_autoptr(GArray) points = read_log (log_path, &skipped, &segments, error);
-  if (points == NULL)
-    return FALSE;
+  g_autoptr(GArray) points = g_array_new (FALSE, FALSE, sizeof (LogPoint));
+  int segment = -1, n_logs = 0, resumes = 0;
+  for (; log_paths[n_logs] != NULL; n_logs++)
+    {
+      const double offset = points->len > 0
+        ? g_array_index (points, LogPoint, points->len - 1).step : 0;
+      int skipped;
+      if (!read_log (log_paths[n_logs], n_logs, offset, points, &segment, &skipped, error))
+        return FALSE;
+      if (skipped > 0)
+        fprintf (err, _("%s: %s: %d line(s) were not complete records and were skipped\n"),
+                 PROGRAM, log_paths[n_logs], skipped);
+    }
+  const int segments = segment + 1;
+  for (guint i = 1; i < points->len; i++)
+    {
+      const LogPoint *a = &g_array_index (points, LogPoint, i - 1);
+      const LogPoint *b = &g_array_index (points, LogPoint, i);
+      resumes += a->segment != b->segment && a->log == b->log;
+    }
 
   const LogPoint *first = &g_array_index (points, LogPoint, 0);
   double x0 = first->step, x1 = first->step, lo = INFINITY, hi = 0, lr_hi = 0;
@@ -421,21 +446,31 @@ plot_log (const char *log_path, const char *out_path, int width, int height, FIL
   cairo_select_font_face (cr, "Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
 
   /* The title and the legend first: the panels take the room left. */
-  g_autofree char *name = g_path_get_basename (log_path);
-  g_autofree char *title = g_strdup_printf (_("%s: %u steps logged, %d run%s"), name,
+  g_autoptr(GString) names = g_string_new (NULL);
+  for (int i = 0; i < n_logs; i++)
+    {
+      g_autofree char *name = g_path_get_basename (log_paths[i]);
+      g_string_append_printf (names, "%s%s", i > 0 ? " → " : "", name);
+    }
+  g_autofree char *title = g_strdup_printf (_("%s: %u steps logged, %d run%s"), names->str,
                                             points->len, segments, segments == 1 ? "" : "s");
   cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
   cairo_set_font_size (cr, 18);
   text_at (cr, pad_left, 24, title, 0, 0.5);
   g_autofree char *smooth_lm = g_strdup_printf (_("LM loss (cross-entropy, nats), smoothed over ~%.0f steps"), span);
-  const LegendEntry legend[] = {
+  LegendEntry legend[5] = {
     { smooth_lm, lm_rgb[0], lm_rgb[1], lm_rgb[2], FALSE },
     { _("diffusion loss (MSE of ε), smoothed"), dd_rgb[0], dd_rgb[1], dd_rgb[2], FALSE },
     { _("raw values, per step"), 0.6, 0.6, 0.6, FALSE },
-    { _("a resumed run starts"), 0.3, 0.3, 0.3, TRUE },
   };
+  int n_legend = 3;
+  if (resumes > 0)
+    legend[n_legend++] = (LegendEntry) { _("a resumed run starts"), 0.3, 0.3, 0.3, TRUE };
+  if (n_logs > 1)
+    legend[n_legend++] = (LegendEntry) { _("the next log starts (a warm restart from the weights)"),
+                                         WARM_RGB, FALSE };
   const double pad_top = 46 + draw_legend (cr, pad_left, 46, width - pad_right, legend,
-                                           segments > 1 ? 4 : 3) + 14;
+                                           n_legend) + 14;
 
   const double area_h = MAX (height - pad_top - pad_bottom - gap, 40.0);
   Panel loss = { pad_left, pad_top, width - pad_left - pad_right, area_h * 0.72,
@@ -482,9 +517,6 @@ plot_log (const char *log_path, const char *out_path, int width, int height, FIL
   cairo_surface_flush (surface);
   gboolean ok = write_surface (surface, out_path, error);
   cairo_surface_destroy (surface);
-  if (ok && skipped > 0)
-    fprintf (err, _("%s: %s: %d line(s) were not complete records and were skipped\n"),
-             PROGRAM, log_path, skipped);
   return ok;
 }
 
@@ -492,7 +524,7 @@ int
 tf_cli_plot (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
   g_autofree char *line = tf_cli_command_line (command);
-  g_autofree char *usage = g_strdup_printf ("%s plot [OPTION…] LOG.jsonl --output FILE.png",
+  g_autofree char *usage = g_strdup_printf ("%s plot [OPTION…] LOG.jsonl [LOG.jsonl…] --output FILE.png",
                                             PROGRAM);
   g_autofree char *output = NULL;
   int width = 1200, height = 800;
@@ -507,7 +539,9 @@ tf_cli_plot (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       _("Reads the log that 'train' writes beside its model (OUT.log.jsonl) and draws\n"
         "the LM and diffusion losses (raw and smoothed, on a log scale when they span\n"
         "a wide range) above the learning rate, against the step. Where a resumed run\n"
-        "starts over from an earlier step, a dashed line marks it."));
+        "starts over from an earlier step, a dashed line marks it. Several logs are\n"
+        "drawn as one run, each continuing the one before it from its last step (a\n"
+        "warm restart with --init-from), a solid line marking where each starts."));
   g_auto(GStrv) operands = NULL;
   int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
                                      &operands);
@@ -515,15 +549,15 @@ tf_cli_plot (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return status;
   if (operands[0] == NULL)
     return tf_cli_usage_error (cli, line, _("no log file given"));
-  if (operands[1] != NULL)
-    return tf_cli_unexpected_argument (cli, line, operands[1]);
+  if (g_strv_length (operands) > 16)
+    return tf_cli_usage_error (cli, line, _("at most 16 logs can be drawn together"));
   if (output == NULL)
     return tf_cli_usage_error (cli, line, _("no --output FILE.png given"));
   if (width < 400 || width > 8000 || height < 300 || height > 8000)
     return tf_cli_usage_error (cli, line, _("--width must be 400 to 8000 and --height 300 to 8000"));
 
   g_autoptr(GError) error = NULL;
-  if (!plot_log (operands[0], output, width, height, cli->err, &error))
+  if (!plot_log (operands, output, width, height, cli->err, &error))
     return tf_cli_fail (cli, error);
   fprintf (cli->out, "%s\n", output);
   return TF_CLI_EXIT_OK;

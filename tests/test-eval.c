@@ -292,6 +292,67 @@ test_plot_synthetic_log (void)
   tf_test_remove_tree (dir);
 }
 
+/* Two logs, the second a warm restart of the first: one step axis, the
+ * second log's steps following the first's, a solid purple line where it
+ * starts. */
+static void
+test_plot_two_logs (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-plot-XXXXXX");
+  g_autofree char *first = g_build_filename (dir, "a.log.jsonl", NULL);
+  g_autofree char *second = g_build_filename (dir, "b.log.jsonl", NULL);
+  g_autofree char *missing = g_build_filename (dir, "none.log.jsonl", NULL);
+  g_autofree char *png = g_build_filename (dir, "curves.png", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+
+  /* Steps 1–200 in each; LM loss 2 then 1, diffusion loss 0.05 then 0.1. */
+  for (int log = 0; log < 2; log++)
+    {
+      g_autoptr (GString) text = g_string_new (NULL);
+      for (int s = 1; s <= 200; s++)
+        g_string_append_printf (text, "{\"step\":%d,\"lm\":%g,\"ddpm\":%g,\"lr\":1e-3}\n", s,
+                                log == 0 ? 2.0 : 1.0, log == 0 ? 0.05 : 0.1);
+      tf_test_write_file (NULL, log == 0 ? first : second, text->str, (gssize) text->len);
+    }
+  const char *args[] = { "plot", first, second, "--output", png, NULL };
+  g_assert_cmpint (run_cli (args, &out, &err), ==, 0);
+  g_assert_cmpstr (err, ==, "");
+  TfImage image = { 0 };
+  g_assert_true (tf_image_read_png (png, &image, &error));
+  g_assert_no_error (error);
+
+  /* Steps 1 to 400 over the panel's 1,084 pixels from x = 92: the second
+   * log starts at step 201, x ≈ 635. */
+  int warm_x = -1;
+  for (int x = 560; x < 720 && warm_x < 0; x++)
+    if (find_row (&image, x, 300, 301, 140, 64, 153) == 300)
+      warm_x = x;
+  g_test_message ("warm restart line at x = %d", warm_x);
+  g_assert_cmpint (warm_x, >=, 630);
+  g_assert_cmpint (warm_x, <=, 641);
+  /* Left of it the first log's curves, right of it the second's: the LM
+   * curve lower (a smaller loss) and the diffusion curve higher. */
+  int lm_a = find_row (&image, 300, 0, 560, 31, 102, 191);
+  int lm_b = find_row (&image, 1000, 0, 560, 31, 102, 191);
+  int dd_a = find_row (&image, 300, 0, 560, 217, 89, 26);
+  int dd_b = find_row (&image, 1000, 0, 560, 217, 89, 26);
+  g_test_message ("LM rows %d, %d; diffusion rows %d, %d", lm_a, lm_b, dd_a, dd_b);
+  g_assert_cmpint (lm_a, >, 40);
+  g_assert_cmpint (lm_b, >, lm_a + 20);
+  g_assert_cmpint (dd_a, >, lm_b);
+  g_assert_cmpint (dd_b, <, dd_a - 20);
+  tf_image_clear (&image);
+
+  /* A log that is not there is named. */
+  g_free (out);
+  g_free (err);
+  const char *bad[] = { "plot", first, missing, "--output", png, NULL };
+  g_assert_cmpint (run_cli (bad, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "none.log.jsonl"));
+  tf_test_remove_tree (dir);
+}
+
 /* ---- The bundled model ------------------------------------------------------ */
 
 #define BUNDLED_DIR TF_SOURCE_ROOT "/resources/models"
@@ -402,6 +463,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/end-to-end", test_eval_end_to_end);
   g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
   g_test_add_func ("/eval/plot", test_plot_synthetic_log);
+  g_test_add_func ("/eval/plot-two-logs", test_plot_two_logs);
   g_test_add_func ("/eval/bundled-model", test_bundled_model);
   return g_test_run ();
 }
