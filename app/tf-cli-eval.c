@@ -118,6 +118,27 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
       row_percent (out, "", _("judge on real t10k images"), r->judge_real_right, r->judge_real_n,
                    -1, ceiling);
       row (out, "", _("Fréchet distance (judge features)"), fd, "", floor);
+      /* What the judge saw most often, over every asked class: a model that
+       * draws one kind of thing whatever it is asked shows here. */
+      int judged[TF_EVAL_FASHION_CLASSES] = { 0 }, total = 0;
+      for (int c = 0; c < TF_EVAL_FASHION_CLASSES; c++)
+        for (int j = 0; j < TF_EVAL_FASHION_CLASSES; j++)
+          judged[j] += r->fashion_judged[c][j], total += r->fashion_judged[c][j];
+      g_autoptr (GString) most = g_string_new (NULL);
+      for (int rank = 0; rank < 3 && total > 0; rank++)
+        {
+          int best = 0;
+          for (int j = 1; j < TF_EVAL_FASHION_CLASSES; j++)
+            if (judged[j] > judged[best])
+              best = j;
+          if (judged[best] == 0)
+            break;
+          g_string_append_printf (most, "%s%s %.0f%%", rank > 0 ? ", " : "",
+                                  r->fashion_class[best] != NULL ? r->fashion_class[best] : "?",
+                                  pc (judged[best], total));
+          judged[best] = -1;
+        }
+      row (out, "", _("judged as, most often"), "", "", most->str);
     }
   if (r->sections & TF_EVAL_CAPTION)
     {

@@ -194,6 +194,8 @@ answer_clear (gpointer data)
 void
 tf_eval_report_clear (TfEvalReport *r)
 {
+  for (int c = 0; c < TF_EVAL_FASHION_CLASSES; c++)
+    g_free (r->fashion_class[c]);
   g_free (r->caption_example[0]);
   g_free (r->caption_example[1]);
   if (r->answers != NULL)
@@ -281,7 +283,7 @@ eval_fashion (Eval *ev, GError **error)
   g_autoptr (TfDataSource) src = NULL;
   TfRng rng;
 
-  if (jd->size != ev->config->image_size || jd->classes != 10)
+  if (jd->size != ev->config->image_size || jd->classes != TF_EVAL_FASHION_CLASSES)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
                    "the judge takes %d×%d images of %d classes; the model draws %d×%d",
@@ -340,6 +342,11 @@ eval_fashion (Eval *ev, GError **error)
     }
 
   const char *const *subjects = tf_data_source_subjects (src);
+  for (int c = 0; c < TF_EVAL_FASHION_CLASSES; c++)
+    {
+      g_free (ev->r->fashion_class[c]);
+      ev->r->fashion_class[c] = g_strdup (subjects[c]);
+    }
   g_autofree float *gen = g_new (float, (size_t) n_gen * ev->values);
   g_autofree int *predicted = g_new (int, n_gen);
   for (int k = 0; k < n_gen; k++)
@@ -360,6 +367,7 @@ eval_fashion (Eval *ev, GError **error)
       const int c = k / (2 * per), unseen = k % (2 * per) >= per;
       ev->r->fashion_n[unseen]++;
       ev->r->fashion_right[unseen] += predicted[k] == c;
+      ev->r->fashion_judged[c][predicted[k]]++;
     }
 
   g_autofree float *fa = g_new (float, (size_t) n_gen * feat), *fb = g_new (float, (size_t) n_gen * feat);
@@ -764,6 +772,21 @@ tf_eval_report_to_json (const TfEvalReport *r)
       add_double (b, "frechet_generated", r->frechet_generated);
       add_double (b, "frechet_real_floor", r->frechet_floor);
       add_int (b, "frechet_set_size", r->frechet_n);
+      json_builder_set_member_name (b, "classes");
+      json_builder_begin_array (b);
+      for (int c = 0; c < TF_EVAL_FASHION_CLASSES; c++)
+        json_builder_add_string_value (b, r->fashion_class[c] != NULL ? r->fashion_class[c] : "");
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "judged_as");   /* [asked class][judged class] */
+      json_builder_begin_array (b);
+      for (int c = 0; c < TF_EVAL_FASHION_CLASSES; c++)
+        {
+          json_builder_begin_array (b);
+          for (int j = 0; j < TF_EVAL_FASHION_CLASSES; j++)
+            json_builder_add_int_value (b, r->fashion_judged[c][j]);
+          json_builder_end_array (b);
+        }
+      json_builder_end_array (b);
       json_builder_end_object (b);
     }
   if (r->sections & TF_EVAL_CAPTION)

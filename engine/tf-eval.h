@@ -82,6 +82,8 @@ typedef struct {
 
 void tf_eval_options_init (TfEvalOptions *options);
 
+#define TF_EVAL_FASHION_CLASSES 10
+
 typedef struct {
   char *prompt;
   char *answer;
@@ -91,6 +93,9 @@ typedef struct {
   guint sections;           /* the ones measured */
   /* fashion */
   int    fashion_n[2], fashion_right[2];   /* [0] seen phrasings, [1] unseen */
+  int    fashion_judged[TF_EVAL_FASHION_CLASSES][TF_EVAL_FASHION_CLASSES];
+                                           /* [asked][judged], both phrasings */
+  char  *fashion_class[TF_EVAL_FASHION_CLASSES];   /* the classes' names */
   int    judge_real_n, judge_real_right;   /* all of t10k */
   int    frechet_n;                        /* images per set */
   double frechet_generated, frechet_floor;

@@ -104,6 +104,27 @@ test_eval_end_to_end (void)
   g_assert_cmpint (json_object_get_int_member (fashion, "frechet_set_size"), ==, 20);
   g_assert_cmpfloat (json_object_get_double_member (fashion, "frechet_generated"), >=, 0);
   g_assert_cmpfloat (json_object_get_double_member (fashion, "frechet_real_floor"), >=, 0);
+  /* What each image was judged to be: a row per asked class, each row as
+   * many images as were asked of it, the diagonal the right ones. */
+  JsonArray *classes = json_object_get_array_member (fashion, "classes");
+  JsonArray *judged = json_object_get_array_member (fashion, "judged_as");
+  g_assert_cmpint (json_array_get_length (classes), ==, 10);
+  g_assert_cmpstr (json_array_get_string_element (classes, 9), ==, "ankle boot");
+  g_assert_cmpint (json_array_get_length (judged), ==, 10);
+  gint64 right = 0;
+  for (guint c = 0; c < 10; c++)
+    {
+      JsonArray *row = json_array_get_array_element (judged, c);
+      gint64 sum = 0;
+      g_assert_cmpint (json_array_get_length (row), ==, 10);
+      for (guint j = 0; j < 10; j++)
+        sum += json_array_get_int_element (row, j);
+      g_assert_cmpint (sum, ==, 2);   /* one seen, one unseen phrasing */
+      right += json_array_get_int_element (row, c);
+    }
+  JsonObject *all = json_object_get_object_member (fashion, "all");
+  g_assert_cmpfloat_with_epsilon (json_object_get_double_member (all, "percent"),
+                                  100.0 * right / 20, 1e-9);
   JsonObject *seen = json_object_get_object_member (fashion, "seen_phrasings");
   g_assert_cmpfloat (json_object_get_double_member (seen, "target"), ==, 85);
   g_assert_true (json_object_has_member (seen, "met"));
