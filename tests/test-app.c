@@ -588,7 +588,7 @@ test_imagine_generate (void)
 {
   TfWindow *window;
   TfImagineView *view;
-  GSettings *settings = tf_application_get_settings (app);
+  GSettings *settings;
   StepLog log = { 0 };
   g_autofree char *gallery = g_build_filename (data_dir, "transfusion", "gallery", NULL);
   g_autofree char *parameters = NULL;
@@ -597,6 +597,7 @@ test_imagine_generate (void)
 
   if (skip_without_display () || bundled_model_missing ())
     return;
+  settings = tf_application_get_settings (app);
 
   /* The preference is what a new image starts with. */
   g_settings_set_int (settings, "default-steps", 12);

@@ -120,9 +120,10 @@ tf_prompt_suggestions_load (const char *model_path, const TfTokenizer *tokenizer
 
   if (st != NULL)
     {
+      /* The subjects the trainer stored, if it did; the example captions
+       * always come from the data sets the provenance names. */
       stored = strings_from_json_array (tf_safetensors_metadata (st, "prompt_subjects"));
-      if (stored == NULL)
-        names = training_data_names (tf_safetensors_metadata (st, "provenance"));
+      names = training_data_names (tf_safetensors_metadata (st, "provenance"));
     }
 
   /* Stored subjects keep their order, ahead of derived ones. */
@@ -145,7 +146,7 @@ tf_prompt_suggestions_load (const char *model_path, const TfTokenizer *tokenizer
         continue;   /* not on this machine: suggest what the others know */
 
       subjects = tf_data_source_subjects (source);
-      for (guint i = 0; subjects[i] != NULL; i++)
+      for (guint i = 0; stored == NULL && subjects[i] != NULL; i++)
         if (g_hash_table_add (seen, g_strdup (subjects[i])))
           g_array_append_val (ranked, ((RankedSubject) {
                                          g_strdup (subjects[i]),

@@ -1,14 +1,14 @@
 /* tf-prompt-suggestions.h: what to suggest in the prompt field.
  *
  * A model only draws what its training captions named, so the prompt field
- * offers those names and phrases. A checkpoint may store them itself as the
- * metadata key "prompt_subjects" (a JSON array of strings); the trainer does
- * not write it yet, so otherwise they are derived when the model loads: the
- * provenance names the data sets it was trained on, and each image data set
- * lists its subjects (tf_data_source_subjects()) and gives example
- * captions. Subjects that the model's tokenizer writes in fewer tokens per
- * word come first: its merges were learnt from the training text, so they
- * are the words it saw most. No GTK here. */
+ * offers those names and phrases. The trainer stores them in the checkpoint
+ * as the metadata key "prompt_subjects" (a JSON array of strings); for a
+ * file without it they are derived when the model loads from the data sets
+ * its provenance names, each image data set listing its subjects
+ * (tf_data_source_subjects()), those that the model's tokenizer writes in
+ * fewer tokens per word first (its merges were learnt from the training
+ * text, so they are the words it saw most). Example captions always come
+ * from those data sets, when they are on this machine. No GTK here. */
 #pragma once
 
 #include <glib.h>
