@@ -10,6 +10,9 @@ typedef struct {
                    GError **error);
   /* Frees what the source added beyond TfDataSource (may be NULL). */
   void (*finalize) (TfDataSource *source);
+  /* The source writes text only (WordNet): its subjects are words it
+   * defines, not things a model learns to draw. */
+  gboolean text_only;
 } TfDataSourceClass;
 
 struct _TfDataSource {

@@ -98,6 +98,12 @@ tf_data_source_size (const TfDataSource *source)
   return source->size;
 }
 
+gboolean
+tf_data_source_has_images (const TfDataSource *source)
+{
+  return source->klass == NULL || !source->klass->text_only;
+}
+
 const char *const *
 tf_data_source_subjects (const TfDataSource *source)
 {
@@ -786,6 +792,7 @@ wordnet_finalize (TfDataSource *source)
 static const TfDataSourceClass wordnet_class = {
   .get = wordnet_get,
   .finalize = wordnet_finalize,
+  .text_only = TRUE,
 };
 
 /* The held-out slice is chosen by headword, so every sense of a word, and

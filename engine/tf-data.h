@@ -103,9 +103,11 @@ int64_t tf_data_source_size (const TfDataSource *source);
 gboolean tf_data_source_get (TfDataSource *source, int64_t index, TfRng *rng,
                              TfExample *example, GError **error);
 /* Names of the subjects the source can show (class names, emoji names, shape
- * and colour words), for prompt completion; NULL-terminated, owned by the
- * source. */
+ * and colour words; for WordNet the words it defines), NULL-terminated,
+ * owned by the source. */
 const char *const *tf_data_source_subjects (const TfDataSource *source);
+/* Whether the source has images (all but WordNet). */
+gboolean tf_data_source_has_images (const TfDataSource *source);
 
 /* Writes a contact sheet PNG of @n examples: images (nearest-neighbour
  * scaled by @scale) with their captions, or text examples as text. */

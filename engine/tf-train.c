@@ -692,7 +692,10 @@ provenance_json (TfTrainer *tr, double elapsed)
 
 /* What the model was shown, for people writing prompts: the subjects of
  * its captions (class names, shapes, emoji names), each once, in the order
- * of the sources. The application suggests them as completions. */
+ * of the sources. The application suggests them as completions. Text-only
+ * sources name none: WordNet's 87,000 defined words are not things to
+ * draw, and a completion list that long took the application's main
+ * thread 35 ms per keystroke. */
 static char *
 prompt_subjects_json (TfTrainer *tr)
 {
@@ -700,7 +703,8 @@ prompt_subjects_json (TfTrainer *tr)
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
   json_builder_begin_array (b);
   for (int i = 0; i < tr->n_sources; i++)
-    for (const char *const *s = tf_data_source_subjects (tr->sources[i]); *s != NULL; s++)
+    for (const char *const *s = tf_data_source_subjects (tr->sources[i]);
+         tf_data_source_has_images (tr->sources[i]) && *s != NULL; s++)
       if (g_hash_table_add (seen, (gpointer) *s))
         json_builder_add_string_value (b, *s);
   json_builder_end_array (b);

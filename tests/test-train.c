@@ -99,6 +99,47 @@ test_overfit (void)
   g_assert_true (g_hash_table_contains (seen, "red square"));
 }
 
+/* Completions name what the model draws: a text-only source (WordNet's
+ * 87,000 defined words) adds none. */
+static void
+test_prompt_subjects_images_only (void)
+{
+  if (!g_file_test ("/usr/share/wordnet/data.noun", G_FILE_TEST_EXISTS))
+    {
+      g_test_skip ("WordNet (wordnet-base) is not installed");
+      return;
+    }
+  g_autofree char *out = tmp_path ("subjects.safetensors");
+  TfTrainOptions o;
+  tiny_options (&o, out);
+  g_strfreev (o.data);
+  o.data = g_strsplit ("shapes,wordnet", ",", -1);
+  o.max_examples = 8;
+  o.steps = 1;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfTrainer) tr = tf_trainer_new (&o, &error);
+  g_assert_no_error (error);
+  tf_train_options_clear (&o);
+  TfTrainProgress p;
+  g_assert_true (tf_trainer_train_step (tr, &p, &error));
+  g_assert_true (tf_trainer_save (tr, &error));
+  g_assert_no_error (error);
+
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (out, &error);
+  g_assert_no_error (error);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (parser, tf_safetensors_metadata (st, "prompt_subjects"),
+                                             -1, &error));
+  JsonArray *subjects = json_node_get_array (json_parser_get_root (parser));
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < json_array_get_length (subjects); i++)
+    g_hash_table_add (seen, (gpointer) json_array_get_string_element (subjects, i));
+  g_test_message ("%u subjects", json_array_get_length (subjects));
+  g_assert_true (g_hash_table_contains (seen, "circle"));
+  g_assert_false (g_hash_table_contains (seen, "dog"));
+  g_assert_cmpuint (json_array_get_length (subjects), <, 1000);
+}
+
 /* Compares two runs' saved weights, moments and EMA, bit for bit. */
 static void
 assert_same_run (const char *a_model, const char *b_model)
@@ -617,6 +658,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   tmp_dir = tf_test_make_temp_dir ("tf-train-XXXXXX");
   g_test_add_func ("/train/overfit", test_overfit);
+  g_test_add_func ("/train/prompt-subjects-images-only", test_prompt_subjects_images_only);
   g_test_add_func ("/train/resume-exact", test_resume_exact);
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);

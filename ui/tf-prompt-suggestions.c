@@ -12,6 +12,7 @@
 #include "tf-json.h"
 
 #define N_EXAMPLES_PER_SOURCE 4
+#define MAX_STORED_SUBJECTS 4096
 
 void
 tf_prompt_suggestions_free (TfPromptSuggestions *suggestions)
@@ -126,8 +127,11 @@ tf_prompt_suggestions_load (const char *model_path, const TfTokenizer *tokenizer
       names = training_data_names (tf_safetensors_metadata (st, "provenance"));
     }
 
-  /* Stored subjects keep their order, ahead of derived ones. */
-  for (guint i = 0; stored != NULL && stored[i] != NULL; i++)
+  /* Stored subjects keep their order, ahead of derived ones. A file may
+   * store very many (earlier trainers stored WordNet's 87,000 words too):
+   * the completion list filters on the main thread at every keystroke, so
+   * only the first MAX_STORED_SUBJECTS are kept (image subjects come first). */
+  for (guint i = 0; stored != NULL && stored[i] != NULL && i < MAX_STORED_SUBJECTS; i++)
     if (g_hash_table_add (seen, g_strdup (stored[i])))
       g_array_append_val (ranked, ((RankedSubject) { g_strdup (stored[i]), 0.0, i }));
 
