@@ -200,6 +200,18 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
           fprintf (out, "         > %s\n           %s\n", a->prompt, a->answer);
         }
     }
+  if (r->sections & TF_EVAL_STEERING)
+    for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
+      {
+        g_autofree char *measure = g_strdup_printf (_("ε error at t = %d, right caption"),
+                                                    r->steering_t[k]);
+        g_autofree char *value = g_strdup_printf ("%.4f", r->steering_mse[k][0]);
+        g_autofree char *note = g_strdup_printf (_("another class's caption %.4f, none %.4f; "
+                                                   "%d images"),
+                                                 r->steering_mse[k][1],
+                                                 r->steering_mse[k][2], r->steering_n);
+        row (out, k == 0 ? "steering" : "", measure, value, "", note);
+      }
   fprintf (out, _("\n%.0f s\n"), r->seconds);
 }
 
@@ -235,7 +247,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &options.settings.cfg, N_("Guidance scale (3)"), N_("W") },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (ddim)"), N_("NAME") },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, N_("Seed of the prompts and the noise (1)"), N_("K") },
-    { "only", 0, 0, G_OPTION_ARG_STRING, &only, N_("Sections to run: fashion,caption,shapes,emoji,text (all)"), N_("LIST") },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &only, N_("Sections to run: fashion,caption,shapes,emoji,text,steering (all)"), N_("LIST") },
     { "text-documents", 0, 0, G_OPTION_ARG_INT, &options.text_documents, N_("Held-out WordNet documents for bits per byte (400)"), N_("N") },
     G_OPTION_ENTRY_NULL
   };
@@ -245,8 +257,10 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "classes (judged by an independent classifier, with its accuracy on real\n"
         "t10k images and a Fréchet distance), captions of t10k images, held-out\n"
         "shapes scenes read back from the pixels, held-out emoji prompts (nearest\n"
-        "emoji), and bits per byte of held-out WordNet text beside xz and gzip.\n"
-        "Each figure is printed beside its target. Ctrl-C stops."));
+        "emoji), bits per byte of held-out WordNet text beside xz and gzip, and\n"
+        "how much the caption steers denoising (the ε error on noised t10k images\n"
+        "after the right caption, another class's and none). Each figure is printed\n"
+        "beside its target. Ctrl-C stops."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;

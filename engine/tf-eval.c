@@ -138,7 +138,8 @@ tf_frechet_distance (const double *mean1, const double *cov1, const double *mean
 
 /* ---- Options and report ------------------------------------------------ */
 
-static const char *const section_names[] = { "fashion", "caption", "shapes", "emoji", "text" };
+static const char *const section_names[] = { "fashion", "caption", "shapes", "emoji", "text",
+                                              "steering" };
 
 gboolean
 tf_eval_sections_parse (const char *list, guint *sections, GError **error)
@@ -155,7 +156,8 @@ tf_eval_sections_parse (const char *list, guint *sections, GError **error)
       if (k == G_N_ELEMENTS (section_names))
         {
           g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-                       "unknown section '%s' (expected fashion, caption, shapes, emoji, text)",
+                       "unknown section '%s' (expected fashion, caption, shapes, emoji, text, "
+                       "steering)",
                        word);
           return FALSE;
         }
@@ -669,6 +671,101 @@ eval_text (Eval *ev, GError **error)
   return TRUE;
 }
 
+/* The images of the other class: the first image after @index + size/2
+ * whose class differs, so every class is paired with others. */
+static gboolean
+get_other_class (TfDataSource *src, int64_t index, int label, TfRng *rng, TfExample *other,
+                 GError **error)
+{
+  const int64_t size = tf_data_source_size (src);
+  for (int64_t j = 0; j < size; j++)
+    {
+      if (!tf_data_source_get (src, (index + size / 2 + j) % size, rng, other, error))
+        return FALSE;
+      if (other->label != label)
+        return TRUE;
+      tf_example_clear (other);
+    }
+  g_set_error (error, TF_ERROR, TF_ERROR_INPUT, "steering: every held-out image is of one class");
+  return FALSE;
+}
+
+/* One image: its ε error at each level after the three prefixes, added to
+ * the report's sums. */
+static gboolean
+steering_image (Eval *ev, const TfExample *ex, const TfExample *other, TfRng *rng,
+                    float *x, float *noise, float *eps, GError **error)
+{
+  const double *alpha_bar = tf_model_alpha_bar (tf_generator_model (ev->gen));
+  const char *captions[3] = { ex->caption, other->caption, "" };
+  int32_t *prefixes[3] = { NULL, NULL, NULL };
+  int lengths[3];
+  gboolean ok = TRUE;
+
+  for (int r = 0; r < 3 && ok; r++)
+    ok = (prefixes[r] = tf_generator_image_prefix (ev->gen, captions[r], &lengths[r], error)) != NULL;
+  for (int k = 0; k < TF_EVAL_STEERING_LEVELS && ok; k++)
+    {
+      const int t = ev->r->steering_t[k];
+      const double a = sqrt (alpha_bar[t]), b = sqrt (1.0 - alpha_bar[t]);
+      for (int v = 0; v < ev->values; v++)
+        {
+          noise[v] = (float) tf_rng_normal (rng);
+          x[v] = (float) (a * ex->pixels[v] + b * noise[v]);
+        }
+      ok = tf_generator_predict_eps (ev->gen, (const int32_t *const *) prefixes, lengths, 3, x, t,
+                                     eps, error);
+      for (int r = 0; r < 3 && ok; r++)
+        {
+          double sum = 0.0;
+          for (int v = 0; v < ev->values; v++)
+            {
+              const double d = (double) eps[(size_t) r * ev->values + v] - noise[v];
+              sum += d * d;
+            }
+          ev->r->steering_mse[k][r] += sum / ev->values;
+        }
+    }
+  for (int r = 0; r < 3; r++)
+    g_free (prefixes[r]);
+  return ok;
+}
+
+static gboolean
+eval_steering (Eval *ev, GError **error)
+{
+  g_autoptr (TfDataSource) src = open_source (ev, "fashion", error);
+  g_autofree float *x = g_new (float, ev->values), *noise = g_new (float, ev->values);
+  g_autofree float *eps = g_new (float, 3 * (size_t) ev->values);
+  TfRng rng;
+
+  if (src == NULL)
+    return FALSE;
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
+    ev->r->steering_t[k] = ev->config->diffusion_steps * (3 + 2 * k) / 10;
+  const int64_t size = tf_data_source_size (src);
+  const int n = (int) MIN (4 * ev->o->samples, size);
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex = { 0 }, other = { 0 };
+      const int64_t index = (int64_t) i * size / n;   /* spread over t10k */
+      gboolean ok = step (ev, "steering", i, n, error)
+                    && tf_data_source_get (src, index, &rng, &ex, error)
+                    && get_other_class (src, index, ex.label, &rng, &other, error)
+                    && steering_image (ev, &ex, &other, &rng, x, noise, eps, error);
+      tf_example_clear (&ex);
+      tf_example_clear (&other);
+      if (!ok)
+        return FALSE;
+      ev->r->steering_n++;
+    }
+  for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
+    for (int r = 0; r < 3; r++)
+      ev->r->steering_mse[k][r] /= n;
+  return TRUE;
+}
+
 gboolean
 tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
              TfEvalReport *report, GError **error)
@@ -677,7 +774,7 @@ tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
               section_names[0], 0, 0 };
   g_autoptr (GTimer) timer = g_timer_new ();
   static gboolean (*const run[]) (Eval *, GError **) = {
-    eval_fashion, eval_caption, eval_shapes, eval_emoji, eval_text,
+    eval_fashion, eval_caption, eval_shapes, eval_emoji, eval_text, eval_steering,
   };
 
   memset (report, 0, sizeof *report);
@@ -868,6 +965,27 @@ tf_eval_report_to_json (const TfEvalReport *r)
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
+  if (r->sections & TF_EVAL_STEERING)
+    {
+      static const char *const names[3] = { "right_caption", "other_class_caption", "no_caption" };
+      json_builder_set_member_name (b, "steering");
+      json_builder_begin_object (b);
+      add_int (b, "images", r->steering_n);
+      json_builder_set_member_name (b, "t");
+      json_builder_begin_array (b);
+      for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
+        json_builder_add_int_value (b, r->steering_t[k]);
+      json_builder_end_array (b);
+      for (int c = 0; c < 3; c++)   /* mean squared ε error per level */
+        {
+          json_builder_set_member_name (b, names[c]);
+          json_builder_begin_array (b);
+          for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
+            json_builder_add_double_value (b, r->steering_mse[k][c]);
+          json_builder_end_array (b);
+        }
       json_builder_end_object (b);
     }
   json_builder_end_object (b);

@@ -17,7 +17,11 @@
  *   among all emoji rendered at the same placement, by pixel distance to the
  *   generated image;
  * - text: bits per byte of held-out WordNet documents beside xz -9 and
- *   gzip -9 on the same bytes, and a few answers to "what is …?". */
+ *   gzip -9 on the same bytes, and a few answers to "what is …?";
+ * - steering: how much the caption steers denoising, without sampling:
+ *   the ε-prediction error on held-out Fashion images noised to t, after the
+ *   image's own caption, a caption of another class and no caption, with the
+ *   same noise. A model that ignores its prompt has the three equal. */
 #pragma once
 
 #include <glib.h>
@@ -53,7 +57,8 @@ typedef enum {
   TF_EVAL_SHAPES = 1 << 2,
   TF_EVAL_EMOJI = 1 << 3,
   TF_EVAL_TEXT = 1 << 4,
-  TF_EVAL_ALL = (1 << 5) - 1,
+  TF_EVAL_STEERING = 1 << 5,
+  TF_EVAL_ALL = (1 << 6) - 1,
 } TfEvalSections;
 
 /* Prompt @k (any k ≥ 0; they repeat) of the fashion section's "unseen
@@ -83,6 +88,7 @@ typedef struct {
 void tf_eval_options_init (TfEvalOptions *options);
 
 #define TF_EVAL_FASHION_CLASSES 10
+#define TF_EVAL_STEERING_LEVELS 4   /* t = 0.3, 0.5, 0.7, 0.9 of T */
 
 typedef struct {
   char *prompt;
@@ -114,6 +120,11 @@ typedef struct {
   double text_model_bits;
   double text_xz_bits, text_gzip_bits;     /* < 0: the tool was not found */
   GArray *answers;                         /* TfEvalAnswer */
+  /* steering: mean squared ε error per noise level, after the right
+   * caption [0], another class's [1] and none [2] */
+  int    steering_n;                   /* images */
+  int    steering_t[TF_EVAL_STEERING_LEVELS];
+  double steering_mse[TF_EVAL_STEERING_LEVELS][3];
   double seconds;
 } TfEvalReport;
 

@@ -661,15 +661,39 @@ append_special (TfGenerator *g, GArray *ids, TfSpecial special)
   g_array_append_val (ids, id);
 }
 
+/* [bos] text [boi]: what the image of @text follows; @what names the text
+ * in an error. */
+static GArray *
+image_prefix (TfGenerator *g, const char *what, const char *text, GError **error)
+{
+  GArray *ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  append_special (g, ids, TF_SPECIAL_BOS);
+  if (!encode_append (g, what, text, ids, error))
+    {
+      g_array_unref (ids);
+      return NULL;
+    }
+  append_special (g, ids, TF_SPECIAL_BOI);
+  return ids;
+}
+
+int32_t *
+tf_generator_image_prefix (TfGenerator *g, const char *prompt, int *n, GError **error)
+{
+  GArray *ids = image_prefix (g, "prompt", prompt, error);
+  if (ids == NULL)
+    return NULL;
+  *n = (int) ids->len;
+  return (int32_t *) (void *) g_array_free (ids, FALSE);
+}
+
 /* Feeds [bos] negative [boi] into row 1, the unconditional branch. */
 static gboolean
 feed_unconditional (TfGenerator *g, const char *negative, GError **error)
 {
-  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
-  append_special (g, ids, TF_SPECIAL_BOS);
-  if (!encode_append (g, "negative prompt", negative, ids, error))
+  g_autoptr (GArray) ids = image_prefix (g, "negative prompt", negative, error);
+  if (ids == NULL)
     return FALSE;
-  append_special (g, ids, TF_SPECIAL_BOI);
   g->n_cached[1] = 0;
   return feed_tokens (g, 1, (int32_t *) ids->data, ids->len, NULL, error);
 }
@@ -682,11 +706,9 @@ tf_generator_generate_image (TfGenerator *g, const char *prompt, const TfGenerat
     return FALSE;
   reset_rows (g, s);
   const TfConfig *c = tf_model_config (g->model);
-  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
-  append_special (g, ids, TF_SPECIAL_BOS);
-  if (!encode_append (g, "prompt", prompt, ids, error))
+  g_autoptr (GArray) ids = image_prefix (g, "prompt", prompt, error);
+  if (ids == NULL)
     return FALSE;
-  append_special (g, ids, TF_SPECIAL_BOI);
   if ((int) ids->len + tf_config_n_patches (c) > c->max_seq_len)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_INPUT,

@@ -141,6 +141,11 @@ void tf_sampler_update (TfSampler sampler, const double *alpha_bar, int t, int t
                         const float *x_t, const float *eps, const float *z, int n,
                         float *x0, float *x_prev);
 
+/* [bos] @prompt [boi], the tokens an image of @prompt follows (*n of them;
+ * free with g_free), or NULL and @error for a prompt no context can hold. */
+int32_t *tf_generator_image_prefix (TfGenerator *gen, const char *prompt, int *n,
+                                    GError **error);
+
 /* The model's ε-prediction for the image block x_t at noise level t after
  * each of @n_rows prefixes (token arrays, no caching across calls): the
  * reference the cached path is tested against, and what the twin's golden

@@ -166,6 +166,29 @@ test_eval_end_to_end (void)
   g_assert_nonnull (answers);
   g_assert_cmpint (json_array_get_length (answers), >, 0);
 
+  /* steering: four noise levels rising through the schedule, the ε error
+   * after each kind of prefix; 4 images for --samples 1 */
+  JsonObject *steering = json_object_get_object_member (root, "steering");
+  g_assert_nonnull (steering);
+  g_assert_cmpint (json_object_get_int_member (steering, "images"), ==, 4);
+  JsonArray *levels = json_object_get_array_member (steering, "t");
+  g_assert_cmpint (json_array_get_length (levels), ==, 4);
+  for (guint k = 1; k < 4; k++)
+    g_assert_cmpint (json_array_get_int_element (levels, k), >,
+                     json_array_get_int_element (levels, k - 1));
+  const char *prefixes[] = { "right_caption", "other_class_caption", "no_caption" };
+  for (guint c = 0; c < 3; c++)
+    {
+      JsonArray *mse = json_object_get_array_member (steering, prefixes[c]);
+      g_assert_cmpint (json_array_get_length (mse), ==, 4);
+      for (guint k = 0; k < 4; k++)
+        {
+          const double v = json_array_get_double_element (mse, k);
+          g_assert_true (isfinite (v));
+          g_assert_cmpfloat (v, >, 0);
+        }
+    }
+
   /* --only takes known names; a missing judge says how to make one */
   g_free (out);
   g_free (err);
