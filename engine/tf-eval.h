@@ -1,6 +1,6 @@
 /* tf-eval.h: measuring a model on data it was never trained on (issue 7).
  *
- * Five sections, each on held-out data only:
+ * Six sections, each on held-out data only:
  * - fashion: prompt → image for the ten Fashion-MNIST classes, from captions
  *   the training data writes ("seen" phrasings) and from phrasings it never
  *   writes ("unseen"), judged by the independent classifier of tf-judge.h;
