@@ -809,17 +809,38 @@ test_chat_stream (void)
   close_window (window);
 }
 
+/* A second application object (as after a restart) with a window on the
+ * bundled model, showing Chat: its conversations are read from disk. */
+static TfChatView *
+reopen_chat (TfApplication **second, TfWindow **window)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *model = tf_default_model_path ();
+  LoadOutcome outcome;
+
+  *second = tf_application_new ();
+  g_application_set_flags (G_APPLICATION (*second),
+                           g_application_get_flags (G_APPLICATION (*second)) |
+                           G_APPLICATION_NON_UNIQUE);
+  g_application_register (G_APPLICATION (*second), NULL, &error);
+  g_assert_no_error (error);
+  *window = tf_window_new (*second);
+  gtk_window_present (GTK_WINDOW (*window));
+  g_assert_true (wait_until (is_mapped, *window, 10000));
+  load (*window, model, &outcome);
+  g_assert_true (outcome.loaded);
+  tf_window_show_view (*window, "chat");
+  return tf_window_get_chat_view (*window);
+}
+
 static void
 test_chat_history_survives_restart (void)
 {
   g_autoptr(TfApplication) second = NULL;
-  g_autoptr(GError) error = NULL;
   TfWindow *window;
   TfChatView *view;
   g_autofree char *question = NULL;
   guint n_conversations;
-  LoadOutcome outcome;
-  g_autofree char *model = NULL;
 
   if (skip_without_display () || bundled_model_missing ())
     return;
@@ -836,20 +857,7 @@ test_chat_history_survives_restart (void)
 
   /* ...is listed by a new one, newest first, and continues: the saved turns
    * go back into the generator before the next reply. */
-  second = tf_application_new ();
-  g_application_set_flags (G_APPLICATION (second),
-                           g_application_get_flags (G_APPLICATION (second)) |
-                           G_APPLICATION_NON_UNIQUE);
-  g_application_register (G_APPLICATION (second), NULL, &error);
-  g_assert_no_error (error);
-  window = tf_window_new (second);
-  gtk_window_present (GTK_WINDOW (window));
-  g_assert_true (wait_until (is_mapped, window, 10000));
-  model = tf_default_model_path ();
-  load (window, model, &outcome);
-  g_assert_true (outcome.loaded);
-  view = tf_window_get_chat_view (window);
-  tf_window_show_view (window, "chat");
+  view = reopen_chat (&second, &window);
   g_assert_cmpuint (tf_chat_view_get_n_conversations (view), ==, n_conversations);
   tf_chat_view_select_conversation (view, 0);
   g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
@@ -908,12 +916,13 @@ test_chat_attach_and_regenerate (void)
   question = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 0)));
   g_assert_cmpstr (question, ==, "what is this?");
 
-  /* Regenerate asks again: a new reply after the old one. */
+  /* Regenerate asks again: a new version of the reply, in its place. */
   gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
   g_assert_true (tf_chat_view_get_running (view));
   g_assert_true (wait_until (chat_idle, view, 120000));
-  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 3);
-  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 2))));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1))));
+  g_assert_cmpuint (tf_message_row_get_n_versions (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1))), ==, 2);
   g_assert_false (shows (window, "Stopped"));
   close_window (window);
 }
@@ -944,12 +953,85 @@ test_chat_stop_then_regenerate (void)
   if (n == 2)
     g_assert_true (shows (window, "Stopped") || shows (window, "tokens/s"));
 
-  /* Regenerate answers the question again, with or without a reply. */
+  /* Regenerate answers the question again, with or without a reply (one
+   * it replaces). */
   gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
   g_assert_true (tf_chat_view_get_running (view));
   g_assert_true (wait_until (chat_idle, view, 120000));
-  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, n + 1);
-  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, n))));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1))));
+  g_assert_cmpuint (tf_message_row_get_n_versions (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1))),
+                    ==, n);
+  close_window (window);
+}
+
+static char *
+message_text (TfChatView *view, guint index)
+{
+  return tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, index)));
+}
+
+/* Issue 17: Regenerate, then another message, then reopening. The new
+ * reply replaces the old one (which stays reachable with ← →), the next
+ * message is answered, and the reopened conversation continues. */
+static void
+test_chat_regenerate_then_continue (void)
+{
+  g_autoptr(TfApplication) second = NULL;
+  TfWindow *window;
+  TfChatView *view;
+  g_autofree char *first = NULL, *latest = NULL, *shown = NULL;
+  TfMessageRow *reply;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  view = show_chat (&window);
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+  tf_chat_view_set_message (view, "what is a cat?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  first = message_text (view, 1);
+
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+  latest = message_text (view, 1);
+  reply = TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1));
+  g_assert_cmpuint (tf_message_row_get_n_versions (reply), ==, 2);
+  g_assert_true (shows (window, "2 / 2"));
+
+  /* The next message is answered: no reply without a question before it. */
+  tf_chat_view_set_message (view, "and a dog?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 4);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 3))));
+  g_assert_false (shows (window, "no message of the user"));
+  close_window (window);
+
+  /* Reopened: the latest version is shown, the earlier one is a click
+   * away, and the conversation goes on from the version shown. */
+  view = reopen_chat (&second, &window);
+  tf_chat_view_select_conversation (view, 0);
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 4);
+  shown = message_text (view, 1);
+  g_assert_cmpstr (shown, ==, latest);
+  g_clear_pointer (&shown, g_free);
+  reply = TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1));
+  g_assert_cmpuint (tf_message_row_get_n_versions (reply), ==, 2);
+  g_signal_emit_by_name (reply, "show-version", 0u);
+  shown = message_text (view, 1);
+  g_assert_cmpstr (shown, ==, first);
+  g_assert_true (shows (window, "1 / 2"));
+
+  tf_chat_view_set_message (view, "and a bird?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 6);
+  g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 5))));
+  g_assert_false (shows (window, "no message of the user"));
   close_window (window);
 }
 
@@ -1050,6 +1132,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/chat/history-survives-restart", test_chat_history_survives_restart);
   g_test_add_func ("/app/chat/attach-and-regenerate", test_chat_attach_and_regenerate);
   g_test_add_func ("/app/chat/stop-then-regenerate", test_chat_stop_then_regenerate);
+  g_test_add_func ("/app/chat/regenerate-then-continue", test_chat_regenerate_then_continue);
   g_test_add_func ("/app/chat/rename-and-delete", test_chat_rename_and_delete);
 
   status = g_test_run ();

@@ -3,7 +3,11 @@
  * restart); a line cut short by a crash is dropped with a warning and the
  * next append writes over it; rename and delete; hostile files give errors
  * that name the file and the problem, and never hide the other chats; kill -9
- * while writing and a full disk lose no finished message. */
+ * while writing and a full disk lose no finished message. A reply written
+ * again (Regenerate) is a version of the one before it: the log marks it,
+ * tf_chat_entries() groups the versions showing the latest or the one chosen
+ * last, and logs written before the mark (two replies in a row) read the
+ * same way. */
 #include "config.h"
 
 #include "tf-chat-store.h"
@@ -49,19 +53,27 @@ test_pixels (int channels)
   return px;
 }
 
+/* @replaces: a reply written again (Regenerate). */
 static void
-append (TfChatStore *store, const char *id, gboolean from_user, const char *text,
-        const float *pixels)
+append_full (TfChatStore *store, const char *id, gboolean from_user, const char *text,
+             const float *pixels, gboolean replaces)
 {
   g_autoptr (GError) error = NULL;
   TfChatMessage m = {
     .from_user = from_user, .text = (char *) text, .time = g_get_real_time (),
     .image_size = SIZE, .image_channels = 3,
     .n_tokens = from_user ? 0 : 12, .tokens_per_second = from_user ? 0 : 41.5,
-    .first_token_seconds = from_user ? 0 : 0.125,
+    .first_token_seconds = from_user ? 0 : 0.125, .replaces = replaces,
   };
   g_assert_true (tf_chat_store_append (store, id, &m, pixels, &error));
   g_assert_no_error (error);
+}
+
+static void
+append (TfChatStore *store, const char *id, gboolean from_user, const char *text,
+        const float *pixels)
+{
+  append_full (store, id, from_user, text, pixels, FALSE);
 }
 
 static char *
@@ -639,6 +651,140 @@ test_full_disk (Fixture *f, gconstpointer data)
   g_assert_cmpstr (message (chat, 1)->text, ==, "second");
 }
 
+/* The entries as text: "Q | R1 [R2] | Q2 | …", the current version in
+ * brackets when a reply has several. */
+static char *
+describe (TfChat *chat)
+{
+  g_autoptr (GArray) entries = tf_chat_entries (chat);
+  GString *out = g_string_new (NULL);
+
+  for (guint e = 0; e < entries->len; e++)
+    {
+      const TfChatEntry *entry = &g_array_index (entries, TfChatEntry, e);
+
+      if (e > 0)
+        g_string_append (out, " | ");
+      for (guint v = 0; v < entry->n_versions; v++)
+        {
+          const TfChatMessage *m = g_ptr_array_index (chat->messages, entry->first + v);
+          gboolean mark = entry->n_versions > 1 && v == entry->current;
+
+          g_string_append_printf (out, "%s%s%s%s", v > 0 ? " " : "", mark ? "[" : "", m->text,
+                                  mark ? "]" : "");
+        }
+    }
+  return g_string_free (out, FALSE);
+}
+
+static void
+test_versions_regenerate_replaces (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = create (f->store, "versions");
+  append (f->store, id, TRUE, "Q", NULL);
+  append_full (f->store, id, FALSE, "R1", NULL, FALSE);
+  append_full (f->store, id, FALSE, "R2", NULL, TRUE);
+  append (f->store, id, TRUE, "Q2", NULL);
+  append_full (f->store, id, FALSE, "S", NULL, FALSE);
+
+  g_autoptr (TfChat) chat = load (f->store, id);
+  g_autofree char *shown = describe (chat);
+  g_assert_cmpstr (shown, ==, "Q | R1 [R2] | Q2 | S");
+  g_assert_false (message (chat, 1)->replaces);
+  g_assert_true (message (chat, 2)->replaces);
+
+  /* The mark is on the line, for other readers of the log. */
+  g_autofree char *log = log_path (f, id);
+  g_autofree char *text = NULL;
+  g_assert_true (g_file_get_contents (log, &text, NULL, NULL));
+  const char *mark = strstr (text, "\"replaces\":true");
+  g_assert_nonnull (mark);
+  g_assert_true (mark > strstr (text, "\"R2\""));
+  g_assert_null (strstr (mark + 1, "\"replaces\""));
+}
+
+static void
+test_versions_old_log_latest_wins (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = create (f->store, "versions");
+  /* As the program before the mark wrote it: Regenerate appended a second
+   * reply, then a question went unanswered (the restore failed). */
+  append (f->store, id, TRUE, "Q", NULL);
+  append_full (f->store, id, FALSE, "R1", NULL, FALSE);
+  append_full (f->store, id, FALSE, "R2", NULL, FALSE);
+  append_full (f->store, id, FALSE, "R3", NULL, FALSE);
+  append (f->store, id, TRUE, "Q2", NULL);
+  append (f->store, id, TRUE, "Q3", NULL);
+
+  g_autoptr (TfChat) chat = load (f->store, id);
+  g_autofree char *shown = describe (chat);
+  g_assert_cmpstr (shown, ==, "Q | R1 R2 [R3] | Q2 | Q3");
+}
+
+static void
+test_versions_choice (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = create (f->store, "versions");
+  g_autoptr (GError) error = NULL;
+
+  append (f->store, id, TRUE, "Q", NULL);
+  append_full (f->store, id, FALSE, "R1", NULL, FALSE);
+  append_full (f->store, id, FALSE, "R2", NULL, TRUE);
+  g_assert_true (tf_chat_store_choose (f->store, id, 1, &error));
+  g_assert_no_error (error);
+  append (f->store, id, TRUE, "Q2", NULL);
+  append_full (f->store, id, FALSE, "S1", NULL, FALSE);
+  append_full (f->store, id, FALSE, "S2", NULL, TRUE);
+  append_full (f->store, id, FALSE, "S3", NULL, TRUE);
+  g_assert_true (tf_chat_store_choose (f->store, id, 5, &error));
+  g_assert_no_error (error);
+
+  /* Through a new store on the same folder, as after a restart. */
+  g_autoptr (TfChatStore) again = tf_chat_store_new (tf_chat_store_get_dir (f->store));
+  g_autoptr (TfChat) chat = load (again, id);
+  g_autofree char *shown = describe (chat);
+  g_assert_cmpstr (shown, ==, "Q | [R1] R2 | Q2 | S1 [S2] S3");
+  g_assert_cmpuint (chat->n_messages, ==, 7);
+
+  /* Regenerating after a choice: the new version is current again. */
+  append_full (f->store, id, FALSE, "S4", NULL, TRUE);
+  g_autoptr (TfChat) after = load (again, id);
+  g_autofree char *shown_after = describe (after);
+  g_assert_cmpstr (shown_after, ==, "Q | [R1] R2 | Q2 | S1 S2 S3 [S4]");
+
+  /* A listing reads choices too (without the messages). */
+  g_autoptr (GPtrArray) list = tf_chat_store_list (again, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, 1);
+  g_assert_cmpuint (((TfChat *) g_ptr_array_index (list, 0))->n_messages, ==, 8);
+}
+
+static void
+test_versions_bad_choice (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = create (f->store, "versions");
+  g_autoptr (GError) error = NULL;
+
+  append (f->store, id, TRUE, "Q", NULL);
+  append_full (f->store, id, FALSE, "R1", NULL, FALSE);
+  /* a user's message is no reply to choose */
+  g_assert_true (tf_chat_store_choose (f->store, id, 0, &error));
+  g_assert_no_error (error);
+  g_assert_null (tf_chat_store_load (f->store, id, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "chat.jsonl: line 4: "));
+  g_assert_nonnull (strstr (error->message, "message 0 is the user's"));
+  g_clear_error (&error);
+
+  /* nor is a message that is not there */
+  g_autofree char *other = create (f->store, "other");
+  append (f->store, other, TRUE, "Q", NULL);
+  g_assert_true (tf_chat_store_choose (f->store, other, 1, &error));
+  g_assert_null (tf_chat_store_load (f->store, other, &error));
+  g_assert_nonnull (strstr (error->message, "line 3: "));
+  g_assert_nonnull (strstr (error->message, "not the index of a message before"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -654,6 +800,10 @@ main (int argc, char **argv)
   ADD ("/chat-store/kill-9", test_kill_9);
   ADD ("/chat-store/kill-child", test_kill_child);
   ADD ("/chat-store/full-disk", test_full_disk);
+  ADD ("/chat-store/versions/regenerate-replaces", test_versions_regenerate_replaces);
+  ADD ("/chat-store/versions/old-log-latest-wins", test_versions_old_log_latest_wins);
+  ADD ("/chat-store/versions/choice", test_versions_choice);
+  ADD ("/chat-store/versions/bad-choice", test_versions_bad_choice);
 #undef ADD
   return g_test_run ();
 }

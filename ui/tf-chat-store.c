@@ -155,6 +155,18 @@ read_number (Reader *r, JsonObject *object, const char *name, double min, double
   return TRUE;
 }
 
+static gboolean
+read_boolean (Reader *r, JsonObject *object, const char *name, gboolean *out)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_BOOLEAN)
+    return reader_fail (r, _("“%s” is neither true nor false"), name);
+  *out = json_node_get_boolean (node);
+  return TRUE;
+}
+
 /* Image files are named by the writer; a name from the file must not lead
  * anywhere else. */
 static gboolean
@@ -174,8 +186,10 @@ parse_message (Reader *r, JsonObject *object, const char *chat_dir, TfChatMessag
 {
   const char *role, *text, *image;
   double time = 0, size = 0, channels = 0, n_tokens = 0, speed = 0, first = 0;
+  gboolean replaces = FALSE;
 
-  if (!read_string (r, object, "role", 16, TRUE, &role) ||
+  if (!read_boolean (r, object, "replaces", &replaces) ||
+      !read_string (r, object, "role", 16, TRUE, &role) ||
       !read_string (r, object, "text", TF_CHAT_STORE_MAX_TEXT_BYTES, TRUE, &text) ||
       !read_number (r, object, "time", 0, 1e17, TRUE, TRUE, &time) ||
       !read_string (r, object, "image", 64, FALSE, &image) ||
@@ -205,6 +219,8 @@ parse_message (Reader *r, JsonObject *object, const char *chat_dir, TfChatMessag
   m->n_tokens = (int) n_tokens;
   m->tokens_per_second = speed;
   m->first_token_seconds = first;
+  m->replaces = replaces && !m->from_user;
+  m->chosen_line = r->line;
   return TRUE;
 }
 
@@ -269,6 +285,25 @@ parse_line (Reader *r, const char *line, gsize len, const char *chat_dir, TfChat
       chat->updated = MAX (chat->updated, m->time);
       if (chat->messages != NULL)
         g_ptr_array_add (chat->messages, g_steal_pointer (&m));
+      return TRUE;
+    }
+  if (strcmp (kind, "choice") == 0)
+    {
+      double index = 0, time = 0;
+      if (!read_number (r, object, "message", 0, G_MAXUINT, TRUE, TRUE, &index) ||
+          !read_number (r, object, "time", 0, 1e17, TRUE, TRUE, &time))
+        return FALSE;
+      if (index >= chat->n_messages)
+        return reader_fail (r, _("“message” is %g, not the index of a message before this line"),
+                            index);
+      chat->updated = MAX (chat->updated, (gint64) time);
+      if (chat->messages != NULL)
+        {
+          TfChatMessage *chosen = g_ptr_array_index (chat->messages, (guint) index);
+          if (chosen->from_user)
+            return reader_fail (r, _("message %g is the user's, not a reply to choose"), index);
+          chosen->chosen_line = r->line;
+        }
       return TRUE;
     }
   return reader_fail (r, _("unknown kind “%s”"), kind);
@@ -476,6 +511,11 @@ message_line (const TfChatMessage *m, const char *image_name)
   json_builder_add_string_value (b, m->text != NULL ? m->text : "");
   json_builder_set_member_name (b, "time");
   json_builder_add_int_value (b, m->time);
+  if (m->replaces && !m->from_user)
+    {
+      json_builder_set_member_name (b, "replaces");
+      json_builder_add_boolean_value (b, TRUE);
+    }
   if (image_name != NULL)
     {
       json_builder_set_member_name (b, "image");
@@ -639,6 +679,33 @@ tf_chat_store_append (TfChatStore *self, const char *id, const TfChatMessage *me
 }
 
 gboolean
+tf_chat_store_choose (TfChatStore *self, const char *id, guint index, GError **error)
+{
+  g_return_val_if_fail (TF_IS_CHAT_STORE (self), FALSE);
+  g_return_val_if_fail (id != NULL, FALSE);
+
+  if (!check_id (id, error))
+    return FALSE;
+  g_autofree char *path = existing_log (self, id, error);
+  if (path == NULL)
+    return FALSE;
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "kind");
+  json_builder_add_string_value (b, "choice");
+  json_builder_set_member_name (b, "message");
+  json_builder_add_int_value (b, index);
+  json_builder_set_member_name (b, "time");
+  json_builder_add_int_value (b, g_get_real_time ());
+  json_builder_end_object (b);
+  g_autofree char *line = tf_json_builder_to_string (b);
+  if (!append_line (path, line, FALSE, error))
+    return FALSE;
+  g_signal_emit (self, signals[SIGNAL_CHANGED], 0, id);
+  return TRUE;
+}
+
+gboolean
 tf_chat_store_rename (TfChatStore *self, const char *id, const char *title, GError **error)
 {
   g_return_val_if_fail (TF_IS_CHAT_STORE (self), FALSE);
@@ -694,6 +761,33 @@ tf_chat_store_load (TfChatStore *self, const char *id, GError **error)
   g_return_val_if_fail (id != NULL, NULL);
 
   return read_chat (self, id, TRUE, error);
+}
+
+GArray *
+tf_chat_entries (const TfChat *chat)
+{
+  g_return_val_if_fail (chat != NULL && chat->messages != NULL, NULL);
+
+  GArray *entries = g_array_new (FALSE, TRUE, sizeof (TfChatEntry));
+  for (guint i = 0; i < chat->messages->len; i++)
+    {
+      const TfChatMessage *m = g_ptr_array_index (chat->messages, i);
+      TfChatEntry *last = entries->len > 0 ? &g_array_index (entries, TfChatEntry, entries->len - 1)
+                                           : NULL;
+      if (!m->from_user && last != NULL &&
+          !((TfChatMessage *) g_ptr_array_index (chat->messages, last->first))->from_user)
+        {
+          const TfChatMessage *current = g_ptr_array_index (chat->messages,
+                                                            last->first + last->current);
+          if (m->chosen_line > current->chosen_line)
+            last->current = last->n_versions;
+          last->n_versions++;
+          continue;
+        }
+      TfChatEntry entry = { i, 1, 0 };
+      g_array_append_val (entries, entry);
+    }
+  return entries;
 }
 
 static int

@@ -9,6 +9,12 @@
  * warning) and keeps everything before it, and the next append writes over
  * it.
  *
+ * Regenerate writes a reply again: the new reply's line says it "replaces"
+ * the one before it, and both stay as versions of one reply (logs written
+ * before that flag existed hold two replies in a row: they are read the
+ * same way). Which version the conversation continues from is the one
+ * written or chosen last: choosing an older one adds a "choice" line.
+ *
  * The reader treats the files as hostile: sizes are bounded (the log, a
  * line, a text, the number of messages, an image file), image names cannot
  * leave the folder, and every error names the file, the line and what is
@@ -42,6 +48,12 @@ typedef struct {
   int       n_tokens;
   double    tokens_per_second;
   double    first_token_seconds; /* time to the first token */
+  /* Replies: a version written again by Regenerate, after the reply it
+   * replaces (which stays, as an earlier version). */
+  gboolean  replaces;
+  /* The log line that wrote or last chose this message: of a reply's
+   * versions, the one with the highest is the one the conversation holds. */
+  guint     chosen_line;
 } TfChatMessage;
 
 TfChatMessage *tf_chat_message_copy (const TfChatMessage *message);
@@ -63,6 +75,18 @@ typedef struct {
 
 void tf_chat_free (TfChat *chat);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfChat, tf_chat_free)
+
+/* A message as a person sees it: the user's, or a reply with every version
+ * of it written (a reply right after a reply is a later version of it,
+ * whether or not its line says "replaces"). */
+typedef struct {
+  guint first;        /* index of its first version in TfChat.messages */
+  guint n_versions;   /* the versions are messages first … first + n_versions − 1 */
+  guint current;      /* the version the conversation holds, 0 … n_versions − 1 */
+} TfChatEntry;
+
+/* The entries of a loaded chat, in order (an array of TfChatEntry). */
+GArray *tf_chat_entries (const TfChat *chat);
 
 #define TF_TYPE_CHAT_STORE (tf_chat_store_get_type ())
 G_DECLARE_FINAL_TYPE (TfChatStore, tf_chat_store, TF, CHAT_STORE, GObject)
@@ -91,6 +115,10 @@ gboolean tf_chat_store_append (TfChatStore *self, const char *id, const TfChatMe
 
 /* The whole chat, messages in order. */
 TfChat *tf_chat_store_load (TfChatStore *self, const char *id, GError **error);
+
+/* Makes the reply that is message @index (in TfChat.messages) the version
+ * its conversation continues from. */
+gboolean tf_chat_store_choose (TfChatStore *self, const char *id, guint index, GError **error);
 
 gboolean tf_chat_store_rename (TfChatStore *self, const char *id, const char *title,
                                GError **error);

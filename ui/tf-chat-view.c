@@ -21,12 +21,22 @@ typedef struct {
   int       n_tokens;
   double    tokens_per_second;
   double    first_token_seconds;
+  gboolean  replaces;   /* a reply written again by Regenerate */
+  guint     store_index;  /* its place in the saved log, or G_MAXUINT */
 } ChatMessage;
+
+/* A message as shown: the user's, or a reply with every version of it
+ * (Regenerate adds one; ← → on the reply shows the others). */
+typedef struct {
+  GPtrArray *versions;  /* ChatMessage, in the order written */
+  guint      current;   /* the one shown, which the conversation continues from */
+} ChatEntry;
 
 typedef struct {
   char      *id;        /* the store's, or NULL before the first message */
   char      *title;
-  GPtrArray *messages;  /* ChatMessage, NULL until loaded */
+  GPtrArray *entries;   /* ChatEntry, NULL until loaded */
+  guint      n_stored;  /* messages in the saved log */
 } Conversation;
 
 typedef enum {
@@ -81,7 +91,7 @@ struct _TfChatView
   GBytes          *reply_image;
   char            *pending_text;    /* sent once a restore finishes */
   guint            pending_n_before;
-  gboolean         regenerating;    /* the reply follows an older one */
+  GtkWidget       *replaced_row;    /* hidden while Regenerate writes its new version */
   GBytes          *pending_image;
   gint64           sent_us;
   gint64           first_token_us;
@@ -108,7 +118,37 @@ chat_message_new (gboolean from_user, const char *text, GBytes *image)
   message->from_user = from_user;
   message->text = g_strdup (text != NULL ? text : "");
   message->image = image != NULL ? g_bytes_ref (image) : NULL;
+  message->store_index = G_MAXUINT;
   return message;
+}
+
+static void
+chat_entry_free (ChatEntry *entry)
+{
+  g_ptr_array_unref (entry->versions);
+  g_free (entry);
+}
+
+static ChatEntry *
+chat_entry_new (ChatMessage *first)
+{
+  ChatEntry *entry = g_new0 (ChatEntry, 1);
+
+  entry->versions = g_ptr_array_new_with_free_func ((GDestroyNotify) chat_message_free);
+  g_ptr_array_add (entry->versions, first);
+  return entry;
+}
+
+static ChatMessage *
+chat_entry_shown (const ChatEntry *entry)
+{
+  return g_ptr_array_index (entry->versions, entry->current);
+}
+
+static gboolean
+chat_entry_from_user (const ChatEntry *entry)
+{
+  return chat_entry_shown (entry)->from_user;
 }
 
 static void
@@ -116,8 +156,14 @@ conversation_free (Conversation *conversation)
 {
   g_free (conversation->id);
   g_free (conversation->title);
-  g_clear_pointer (&conversation->messages, g_ptr_array_unref);
+  g_clear_pointer (&conversation->entries, g_ptr_array_unref);
   g_free (conversation);
+}
+
+static ChatEntry *
+conversation_entry (Conversation *conversation, guint index)
+{
+  return g_ptr_array_index (conversation->entries, index);
 }
 
 /* ---- State -------------------------------------------------------------- */
@@ -130,9 +176,9 @@ update_actions (TfChatView *self)
   gboolean can_regenerate = FALSE;
 
   /* A reply to write again, or a question still without one. */
-  if (self->current != NULL && self->current->messages != NULL)
-    for (guint i = 0; i < self->current->messages->len && !can_regenerate; i++)
-      can_regenerate = ((ChatMessage *) g_ptr_array_index (self->current->messages, i))->from_user;
+  if (self->current != NULL && self->current->entries != NULL)
+    for (guint i = 0; i < self->current->entries->len && !can_regenerate; i++)
+      can_regenerate = chat_entry_from_user (conversation_entry (self->current, i));
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.send", self->generation != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "chat.stop", running);
@@ -197,7 +243,7 @@ reply_footer (const ChatMessage *message)
 }
 
 static TfMessageRow *
-add_row (TfChatView *self, const ChatMessage *message)
+row_new (TfChatView *self, const ChatMessage *message)
 {
   g_autofree char *footer = reply_footer (message);
 
@@ -208,9 +254,37 @@ add_row (TfChatView *self, const ChatMessage *message)
   tf_message_row_append_text (row, message->text);
   tf_message_row_set_show_tokens (row, gtk_toggle_button_get_active (self->tokens_toggle));
   tf_message_row_set_footer (row, footer);
+  return row;
+}
+
+static TfMessageRow *
+add_row (TfChatView *self, const ChatMessage *message)
+{
+  TfMessageRow *row = row_new (self, message);
+
   gtk_box_append (self->messages_box, GTK_WIDGET (row));
   gtk_stack_set_visible_child_name (self->messages_stack, "messages");
   queue_scroll_to_end (self);
+  return row;
+}
+
+static void on_show_version (TfMessageRow *row, guint version, TfChatView *self);
+
+static void
+row_set_versions (TfChatView *self, TfMessageRow *row, const ChatEntry *entry)
+{
+  tf_message_row_set_versions (row, entry->current, entry->versions->len);
+  g_signal_handlers_disconnect_by_func (row, on_show_version, self);
+  g_signal_connect (row, "show-version", G_CALLBACK (on_show_version), self);
+}
+
+/* The row of @entry's shown version, with ← → when it has several. */
+static TfMessageRow *
+entry_row_new (TfChatView *self, const ChatEntry *entry)
+{
+  TfMessageRow *row = add_row (self, chat_entry_shown (entry));
+
+  row_set_versions (self, row, entry);
   return row;
 }
 
@@ -228,10 +302,10 @@ static void
 show_conversation (TfChatView *self)
 {
   clear_rows (self);
-  if (self->current == NULL || self->current->messages == NULL)
+  if (self->current == NULL || self->current->entries == NULL)
     return;
-  for (guint i = 0; i < self->current->messages->len; i++)
-    add_row (self, g_ptr_array_index (self->current->messages, i));
+  for (guint i = 0; i < self->current->entries->len; i++)
+    entry_row_new (self, conversation_entry (self->current, i));
 }
 
 /* ---- The conversation list ---------------------------------------------- */
@@ -279,7 +353,9 @@ static gboolean
 store_load_messages (TfChatView *self, Conversation *conversation, GError **error)
 {
   g_autoptr(TfChat) chat = tf_chat_store_load (self->store, conversation->id, error);
-  GPtrArray *messages;
+  g_autoptr(GArray) saved_entries = NULL;
+  g_autoptr(GPtrArray) messages = NULL;
+  GPtrArray *entries;
 
   if (chat == NULL)
     return FALSE;
@@ -306,18 +382,36 @@ store_load_messages (TfChatView *self, Conversation *conversation, GError **erro
       message->n_tokens = saved->n_tokens;
       message->tokens_per_second = saved->tokens_per_second;
       message->first_token_seconds = saved->first_token_seconds;
+      message->replaces = saved->replaces;
+      message->store_index = i;
       g_ptr_array_add (messages, message);
     }
-  g_clear_pointer (&conversation->messages, g_ptr_array_unref);
-  conversation->messages = messages;
+  /* The messages move into their entries. */
+  g_ptr_array_set_free_func (messages, NULL);
+  saved_entries = tf_chat_entries (chat);
+  entries = g_ptr_array_new_with_free_func ((GDestroyNotify) chat_entry_free);
+  for (guint e = 0; e < saved_entries->len; e++)
+    {
+      const TfChatEntry *saved = &g_array_index (saved_entries, TfChatEntry, e);
+      ChatEntry *entry = chat_entry_new (g_ptr_array_index (messages, saved->first));
+
+      for (guint v = 1; v < saved->n_versions; v++)
+        g_ptr_array_add (entry->versions, g_ptr_array_index (messages, saved->first + v));
+      entry->current = saved->current;
+      g_ptr_array_add (entries, entry);
+    }
+  g_clear_pointer (&conversation->entries, g_ptr_array_unref);
+  conversation->entries = entries;
+  conversation->n_stored = chat->messages->len;
   return TRUE;
 }
 
 static gboolean
-store_append (TfChatView *self, Conversation *conversation, const ChatMessage *message,
+store_append (TfChatView *self, Conversation *conversation, ChatMessage *message,
               GError **error)
 {
   TfChatMessage saved = {
+    .replaces = message->replaces,
     .from_user = message->from_user,
     .text = message->text,
     .time = g_get_real_time (),
@@ -328,10 +422,13 @@ store_append (TfChatView *self, Conversation *conversation, const ChatMessage *m
     .first_token_seconds = message->first_token_seconds,
   };
 
-  return tf_chat_store_append (self->store, conversation->id, &saved,
-                               message->image != NULL ? g_bytes_get_data (message->image, NULL)
-                                                      : NULL,
-                               error);
+  if (!tf_chat_store_append (self->store, conversation->id, &saved,
+                             message->image != NULL ? g_bytes_get_data (message->image, NULL)
+                                                    : NULL,
+                             error))
+    return FALSE;
+  message->store_index = conversation->n_stored++;
+  return TRUE;
 }
 
 /* Reads the list of conversations again; none is open afterwards. */
@@ -385,7 +482,7 @@ ensure_current (TfChatView *self, const char *first_text, GError **error)
   conversation = g_new0 (Conversation, 1);
   conversation->id = g_steal_pointer (&id);
   conversation->title = g_steal_pointer (&title);
-  conversation->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) chat_message_free);
+  conversation->entries = g_ptr_array_new_with_free_func ((GDestroyNotify) chat_entry_free);
   g_ptr_array_insert (self->conversations, 0, conversation);
   self->current = conversation;
   refill_list (self);
@@ -410,29 +507,38 @@ fill_settings (TfChatView *self, TfGenerateSettings *settings)
     }
 }
 
+/* Puts the first @n_entries of the conversation back into the generator,
+ * each with the version shown. */
 static gboolean
-start_restore (TfChatView *self, guint n_messages, GError **error)
+start_restore (TfChatView *self, guint n_entries, GError **error)
 {
-  g_autofree TfChatTurn *turns = g_new0 (TfChatTurn, MAX (1u, n_messages));
+  g_autofree TfChatTurn *turns = g_new0 (TfChatTurn, MAX (1u, n_entries));
+  guint n_turns = 0;
 
-  if (n_messages == 0)
+  for (guint i = 0; i < n_entries; i++)
+    {
+      ChatMessage *message = chat_entry_shown (conversation_entry (self->current, i));
+
+      /* A reply with no question before it (a log edited by hand) cannot
+       * be put back; what follows can. */
+      if (!message->from_user && (n_turns == 0 || !turns[n_turns - 1].from_user))
+        continue;
+      turns[n_turns].from_user = message->from_user;
+      turns[n_turns].text = message->text;
+      turns[n_turns].image = message->image != NULL ? g_bytes_get_data (message->image, NULL)
+                                                    : NULL;
+      n_turns++;
+    }
+  if (n_turns == 0)
     {
       if (!tf_generation_chat_reset (self->generation, error))
         return FALSE;
       self->context_in_sync = TRUE;
       return TRUE;
     }
-  for (guint i = 0; i < n_messages; i++)
-    {
-      ChatMessage *message = g_ptr_array_index (self->current->messages, i);
-
-      turns[i].from_user = message->from_user;
-      turns[i].text = message->text;
-      turns[i].image = message->image != NULL ? g_bytes_get_data (message->image, NULL) : NULL;
-    }
   g_clear_object (&self->cancellable);
   self->cancellable = g_cancellable_new ();
-  if (!tf_generation_chat_restore (self->generation, turns, n_messages, self->cancellable, error))
+  if (!tf_generation_chat_restore (self->generation, turns, n_turns, self->cancellable, error))
     return FALSE;
   self->job = JOB_RESTORE;
   return TRUE;
@@ -500,6 +606,8 @@ finish_reply (TfChatView *self, const char *text, gboolean stopped, const char *
   ChatMessage *message = chat_message_new (FALSE, text, self->reply_image);
   g_autofree char *footer = NULL;
   gint64 now = g_get_monotonic_time ();
+  GPtrArray *entries;
+  ChatEntry *last;
 
   if (self->first_token_us > 0)
     {
@@ -530,7 +638,24 @@ finish_reply (TfChatView *self, const char *text, gboolean stopped, const char *
 
   tf_message_row_set_waiting (self->reply_row, FALSE);
   tf_message_row_set_footer (self->reply_row, footer);
-  g_ptr_array_add (self->current->messages, message);
+  /* Written again: a new version of the reply it replaces, shown in its
+   * place. */
+  entries = self->current->entries;
+  last = entries->len > 0 ? g_ptr_array_index (entries, entries->len - 1) : NULL;
+  if (self->replaced_row != NULL && last != NULL && !chat_entry_from_user (last))
+    {
+      message->replaces = TRUE;
+      g_ptr_array_add (last->versions, message);
+      last->current = last->versions->len - 1;
+      gtk_box_remove (self->messages_box, self->replaced_row);
+      self->replaced_row = NULL;
+    }
+  else
+    {
+      last = chat_entry_new (message);
+      g_ptr_array_add (entries, last);
+    }
+  row_set_versions (self, self->reply_row, last);
   if (!store_append (self, self->current, message, &error))
     show_status (self, error->message);
   self->reply_row = NULL;
@@ -610,10 +735,10 @@ on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfChatV
     }
 
   finish_reply (self, text, FALSE, NULL);
-  /* The generator now holds the user's turn and this reply, but not a
-   * reply this one replaces. */
-  self->context_in_sync = !self->regenerating;
-  self->regenerating = FALSE;
+  /* The generator holds the turns before the question, the question and
+   * this reply: the conversation as shown (a reply this one replaces was
+   * left out when the turns before were put back). */
+  self->context_in_sync = TRUE;
   update_actions (self);
 }
 
@@ -631,7 +756,6 @@ on_failed (TfGeneration *generation, GError *error, TfChatView *self)
   /* Whatever the generator holds now, the next turn puts the conversation
    * back first. */
   self->context_in_sync = FALSE;
-  self->regenerating = FALSE;
 
   if (job == JOB_REPLY && self->reply_row != NULL)
     {
@@ -650,6 +774,12 @@ on_failed (TfGeneration *generation, GError *error, TfChatView *self)
           if (!stopped)
             show_status (self, error->message);
         }
+    }
+  /* A reply that was to be replaced stays as it was. */
+  if (self->replaced_row != NULL)
+    {
+      gtk_widget_set_visible (self->replaced_row, TRUE);
+      self->replaced_row = NULL;
     }
   else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     show_status (self, error->message);
@@ -689,14 +819,14 @@ send_action (GtkWidget *widget, const char *action_name, GVariant *param)
 
   image = self->attachment != NULL ? g_bytes_ref (self->attachment) : NULL;
   message = chat_message_new (TRUE, text, image);
-  g_ptr_array_add (self->current->messages, message);
+  g_ptr_array_add (self->current->entries, chat_entry_new (message));
   add_row (self, message);
   if (!store_append (self, self->current, message, &error))
     show_status (self, error->message);
 
   gtk_editable_set_text (GTK_EDITABLE (self->message_entry), "");
   gtk_widget_activate_action (widget, "chat.remove-attachment", NULL);
-  start_reply (self, self->current->messages->len - 1, text, image);
+  start_reply (self, self->current->entries->len - 1, text, image);
 }
 
 static void
@@ -712,29 +842,71 @@ static void
 regenerate_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   TfChatView *self = TF_CHAT_VIEW (widget);
-  GPtrArray *messages;
+  GPtrArray *entries;
   ChatMessage *question;
   guint index;
 
-  if (self->job != JOB_NONE || self->current == NULL || self->current->messages == NULL)
+  if (self->job != JOB_NONE || self->current == NULL || self->current->entries == NULL)
     return;
-  messages = self->current->messages;
+  entries = self->current->entries;
 
-  /* The question is asked again from the turns before it. The old reply
-   * stays above the new one: the saved log is append-only, and what the
-   * window shows is what a restart shows. */
-  for (index = messages->len; index > 0; index--)
-    if (((ChatMessage *) g_ptr_array_index (messages, index - 1))->from_user)
+  /* The last question is asked again from the turns before it; the new
+   * reply becomes the shown version of the old one, which stays reachable
+   * with ← → (and in the log, marked as replaced). */
+  for (index = entries->len; index > 0; index--)
+    if (chat_entry_from_user (conversation_entry (self->current, index - 1)))
       break;
   if (index == 0)
     return;
-  question = g_ptr_array_index (messages, index - 1);
+  question = chat_entry_shown (conversation_entry (self->current, index - 1));
   self->context_in_sync = FALSE;
   /* After a question left without a reply, the new reply replaces nothing. */
-  self->regenerating = index < messages->len;
+  if (index < entries->len)
+    {
+      self->replaced_row = gtk_widget_get_last_child (GTK_WIDGET (self->messages_box));
+      gtk_widget_set_visible (self->replaced_row, FALSE);
+    }
   start_reply (self, index - 1, question->text, question->image);
-  if (self->job == JOB_NONE)
-    self->regenerating = FALSE;
+  if (self->job == JOB_NONE && self->replaced_row != NULL)
+    {
+      gtk_widget_set_visible (self->replaced_row, TRUE);
+      self->replaced_row = NULL;
+    }
+}
+
+/* ← → on a reply: shows another version, which the conversation then
+ * continues from (the log records the choice, so a restart shows it too). */
+static void
+on_show_version (TfMessageRow *row, guint version, TfChatView *self)
+{
+  g_autoptr(GError) error = NULL;
+  ChatEntry *entry;
+  TfMessageRow *shown;
+  guint index = 0;
+
+  if (self->job != JOB_NONE || self->current == NULL || self->current->entries == NULL)
+    return;
+  for (GtkWidget *child = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box));
+       child != NULL && child != GTK_WIDGET (row); child = gtk_widget_get_next_sibling (child))
+    index++;
+  if (index >= self->current->entries->len)
+    return;
+  entry = conversation_entry (self->current, index);
+  if (version >= entry->versions->len || version == entry->current)
+    return;
+  entry->current = version;
+  self->context_in_sync = FALSE;
+  if (chat_entry_shown (entry)->store_index != G_MAXUINT
+      && !tf_chat_store_choose (self->store, self->current->id,
+                                chat_entry_shown (entry)->store_index, &error))
+    show_status (self, error->message);
+
+  shown = row_new (self, chat_entry_shown (entry));
+  row_set_versions (self, shown, entry);
+  gtk_box_insert_child_after (self->messages_box, GTK_WIDGET (shown),
+                              gtk_widget_get_prev_sibling (GTK_WIDGET (row)));
+  gtk_box_remove (self->messages_box, GTK_WIDGET (row));
+  tf_message_row_focus_versions (shown);
 }
 
 static void
@@ -975,7 +1147,7 @@ on_conversation_selected (TfChatView *self, GtkListBoxRow *row)
   conversation = g_object_get_data (G_OBJECT (gtk_list_box_row_get_child (row)), "tf-conversation");
   if (conversation == self->current)
     return;
-  if (conversation->messages == NULL && !store_load_messages (self, conversation, &error))
+  if (conversation->entries == NULL && !store_load_messages (self, conversation, &error))
     {
       show_status (self, error->message);
       return;
@@ -1053,7 +1225,11 @@ tf_chat_view_set_generation (TfChatView *self, TfGeneration *generation)
       finish_reply (self, partial, TRUE, NULL);
     }
   self->job = JOB_NONE;
-  self->regenerating = FALSE;
+  if (self->replaced_row != NULL)
+    {
+      gtk_widget_set_visible (self->replaced_row, TRUE);
+      self->replaced_row = NULL;
+    }
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->pending_text, g_free);
   g_clear_pointer (&self->pending_image, g_bytes_unref);
@@ -1081,7 +1257,7 @@ tf_chat_view_set_generation (TfChatView *self, TfGeneration *generation)
               Conversation *conversation = g_ptr_array_index (self->conversations, i);
 
               if (conversation != self->current)
-                g_clear_pointer (&conversation->messages, g_ptr_array_unref);
+                g_clear_pointer (&conversation->entries, g_ptr_array_unref);
             }
           if (self->current != NULL)
             {

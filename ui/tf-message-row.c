@@ -33,6 +33,13 @@ struct _TfMessageRow
   GtkWidget *bubble;
   GtkWidget *waiting_label;
   GtkWidget *footer_label;
+  GtkWidget *under_box;      /* the versions and the footer */
+  GtkWidget *versions_box;
+  GtkWidget *previous_button;
+  GtkWidget *versions_label;
+  GtkWidget *next_button;
+  guint      shown_version;
+  guint      n_versions;
   GPtrArray *pieces;
   gboolean   from_user;
   gboolean   show_tokens;
@@ -40,6 +47,9 @@ struct _TfMessageRow
 };
 
 G_DEFINE_FINAL_TYPE (TfMessageRow, tf_message_row, GTK_TYPE_WIDGET)
+
+enum { SIGNAL_SHOW_VERSION, N_SIGNALS };
+static guint signals[N_SIGNALS];
 
 static void
 token_span_clear (TokenSpan *span)
@@ -68,6 +78,7 @@ tf_message_row_new (gboolean from_user)
   gtk_widget_add_css_class (GTK_WIDGET (self), from_user ? "from-user" : "from-model");
   gtk_widget_set_halign (self->box, from_user ? GTK_ALIGN_END : GTK_ALIGN_START);
   gtk_widget_set_halign (self->role_label, from_user ? GTK_ALIGN_END : GTK_ALIGN_START);
+  gtk_widget_set_halign (self->under_box, from_user ? GTK_ALIGN_END : GTK_ALIGN_START);
   return GTK_WIDGET (self);
 }
 
@@ -359,6 +370,66 @@ tf_message_row_set_show_tokens (TfMessageRow *self, gboolean show_tokens)
     }
 }
 
+/* ---- Versions ----------------------------------------------------------- */
+
+void
+tf_message_row_set_versions (TfMessageRow *self, guint shown, guint n_versions)
+{
+  g_autofree char *position = NULL;
+
+  g_return_if_fail (TF_IS_MESSAGE_ROW (self));
+  self->shown_version = shown;
+  self->n_versions = n_versions;
+  gtk_widget_set_visible (self->versions_box, n_versions > 1);
+  if (n_versions < 2)
+    return;
+  /* Translators: which version of a reply is shown, "2 / 3" */
+  position = g_strdup_printf (_("%u / %u"), shown + 1, n_versions);
+  gtk_label_set_text (GTK_LABEL (self->versions_label), position);
+  gtk_widget_set_sensitive (self->previous_button, shown > 0);
+  gtk_widget_set_sensitive (self->next_button, shown + 1 < n_versions);
+}
+
+guint
+tf_message_row_get_n_versions (TfMessageRow *self)
+{
+  g_return_val_if_fail (TF_IS_MESSAGE_ROW (self), 0);
+  return self->n_versions;
+}
+
+void
+tf_message_row_focus_versions (TfMessageRow *self)
+{
+  g_return_if_fail (TF_IS_MESSAGE_ROW (self));
+  if (!gtk_widget_grab_focus (self->shown_version > 0 ? self->previous_button : self->next_button))
+    gtk_widget_grab_focus (self->next_button);
+}
+
+static void
+on_previous_clicked (TfMessageRow *self)
+{
+  if (self->shown_version > 0)
+    g_signal_emit (self, signals[SIGNAL_SHOW_VERSION], 0, self->shown_version - 1);
+}
+
+static void
+on_next_clicked (TfMessageRow *self)
+{
+  if (self->shown_version + 1 < self->n_versions)
+    g_signal_emit (self, signals[SIGNAL_SHOW_VERSION], 0, self->shown_version + 1);
+}
+
+static GtkWidget *
+version_button_new (const char *icon, const char *tooltip)
+{
+  GtkWidget *button = gtk_button_new_from_icon_name (icon);
+
+  gtk_widget_add_css_class (button, "flat");
+  gtk_widget_add_css_class (button, "circular");
+  gtk_widget_set_tooltip_text (button, tooltip);
+  return button;
+}
+
 /* ---- The object --------------------------------------------------------- */
 
 static void
@@ -389,6 +460,10 @@ tf_message_row_class_init (TfMessageRowClass *klass)
   object_class->finalize = tf_message_row_finalize;
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
   gtk_widget_class_set_css_name (widget_class, "tf-message-row");
+
+  signals[SIGNAL_SHOW_VERSION] =
+    g_signal_new ("show-version", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                  NULL, G_TYPE_NONE, 1, G_TYPE_UINT);
 }
 
 static void
@@ -411,9 +486,26 @@ tf_message_row_init (TfMessageRow *self)
   gtk_label_set_xalign (GTK_LABEL (self->footer_label), 0.0f);
   gtk_widget_set_visible (self->footer_label, FALSE);
 
+  self->versions_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 2);
+  gtk_widget_add_css_class (self->versions_box, "message-versions");
+  self->previous_button = version_button_new ("go-previous-symbolic", _("Earlier version"));
+  self->versions_label = gtk_label_new (NULL);
+  gtk_widget_add_css_class (self->versions_label, "numeric");
+  self->next_button = version_button_new ("go-next-symbolic", _("Later version"));
+  g_signal_connect_swapped (self->previous_button, "clicked", G_CALLBACK (on_previous_clicked),
+                            self);
+  g_signal_connect_swapped (self->next_button, "clicked", G_CALLBACK (on_next_clicked), self);
+  gtk_box_append (GTK_BOX (self->versions_box), self->previous_button);
+  gtk_box_append (GTK_BOX (self->versions_box), self->versions_label);
+  gtk_box_append (GTK_BOX (self->versions_box), self->next_button);
+  gtk_widget_set_visible (self->versions_box, FALSE);
+  self->under_box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  gtk_box_append (GTK_BOX (self->under_box), self->versions_box);
+  gtk_box_append (GTK_BOX (self->under_box), self->footer_label);
+
   gtk_box_append (GTK_BOX (self->bubble), self->waiting_label);
   gtk_box_append (GTK_BOX (self->box), self->role_label);
   gtk_box_append (GTK_BOX (self->box), self->bubble);
-  gtk_box_append (GTK_BOX (self->box), self->footer_label);
+  gtk_box_append (GTK_BOX (self->box), self->under_box);
   gtk_widget_set_parent (self->box, GTK_WIDGET (self));
 }

@@ -43,4 +43,12 @@ void tf_message_row_set_waiting (TfMessageRow *self, gboolean waiting);
 
 void tf_message_row_set_show_tokens (TfMessageRow *self, gboolean show_tokens);
 
+/* A reply written several times (Regenerate): "← 2 / 3 →" under it, whose
+ * buttons emit show-version (guint version, from 0) for the one before or
+ * after @shown. Hidden when @n_versions < 2. */
+void  tf_message_row_set_versions (TfMessageRow *self, guint shown, guint n_versions);
+guint tf_message_row_get_n_versions (TfMessageRow *self);
+/* Keyboard focus to the version buttons (after one replaced the row). */
+void  tf_message_row_focus_versions (TfMessageRow *self);
+
 G_END_DECLS
