@@ -11,6 +11,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "tf-model-info.h"
 #include "tf-safetensors.h"
 #include "transfusion.h"
 
@@ -28,10 +29,8 @@ parse_dtype (const char *name, TfDtype *dtype)
 static gboolean
 convert (TfCli *cli, const char *in, const char *out, TfDtype dtype, GError **error)
 {
-  g_autoptr (TfSafetensors) st = tf_safetensors_open (in, error);
-  if (st == NULL)
-    return FALSE;
-  g_autoptr (TfModel) model = tf_model_load_from (st, error);
+  g_autoptr (TfSafetensors) st = NULL;
+  g_autoptr (TfModel) model = tf_model_file_open (in, FALSE, &st, NULL, error);
   if (model == NULL)
     return FALSE;
 

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "tf-cli-private.h"
+#include "tf-model-info.h"
 
 #include <inttypes.h>
 #include <errno.h>
@@ -124,22 +125,17 @@ export_source (TfDataSource *source, TfSplit split, guint64 seed, gint64 count,
                                tok_json != NULL ? 8 : 7, error);
 }
 
+/* The tokenizer of a model file, checked against its config as every
+ * command checks a model. */
 static TfTokenizer *
 load_tokenizer (const char *model_path, char **json_out, GError **error)
 {
-  g_autoptr (TfSafetensors) st = tf_safetensors_open (model_path, error);
-  if (st == NULL)
+  g_autoptr (TfSafetensors) st = NULL;
+  TfTokenizer *tok = NULL;
+  g_autoptr (TfModel) model = tf_model_file_open (model_path, TRUE, &st, &tok, error);
+  if (model == NULL)
     return NULL;
-  const char *json = tf_safetensors_metadata (st, "tokenizer");
-  if (json == NULL)
-    {
-      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: __metadata__ has no 'tokenizer'",
-                   model_path);
-      return NULL;
-    }
-  TfTokenizer *tok = tf_tokenizer_from_json (json, model_path, error);
-  if (tok != NULL)
-    *json_out = g_strdup (json);
+  *json_out = g_strdup (tf_safetensors_metadata (st, "tokenizer"));
   return tok;
 }
 

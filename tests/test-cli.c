@@ -430,6 +430,74 @@ test_info_bad_files (void)
   tf_test_remove_tree (dir);
 }
 
+/* Issue 17: a model whose config's special-token ids contradict its
+ * tokenizer is refused the same way, with the same words, by every command
+ * that opens a model: info, generate, caption, convert. */
+static void
+test_model_check_shared (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *good = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *bad = g_build_filename (dir, "swapped.safetensors", NULL);
+  g_autofree char *out = g_build_filename (dir, "out.safetensors", NULL);
+  g_autofree char *png = g_build_filename (dir, "out.png", NULL);
+  g_autofree char *expected = NULL;
+  g_autoptr(TfSafetensors) st = tf_safetensors_open (good, &error);
+  g_assert_no_error (error);
+  g_autoptr(TfModel) model = tf_model_load_from (st, &error);
+  g_assert_no_error (error);
+
+  /* The same weights and tokenizer; the config's <|bos|> and <|eos|> swapped. */
+  TfConfig config = *tf_model_config (model);
+  int bos = config.bos_id;
+  config.bos_id = config.eos_id;
+  config.eos_id = bos;
+  g_autoptr(TfModel) swapped = tf_model_new (&config, &error);
+  g_assert_no_error (error);
+  memcpy (tf_model_params (swapped), tf_model_params (model),
+          sizeof (float) * tf_model_n_params (model));
+  const char *const keys[] = { "tokenizer" };
+  const char *const values[] = { tf_safetensors_metadata (st, "tokenizer") };
+  g_assert_true (tf_model_save (swapped, bad, TF_DTYPE_F32, keys, values, 1, &error));
+  g_assert_no_error (error);
+  float grey[8 * 8 * 3] = { 0 };
+  g_assert_true (tf_write_generated_png (png, grey, 8, 3, 1, NULL, &error));
+  g_assert_no_error (error);
+  expected = g_strdup_printf ("transfusion-cli: %s: config has bos_id %d but the tokenizer's "
+                              "<|bos|> is %d\n", bad, config.bos_id, bos);
+
+  const char *const commands[][9] = {
+    { "info", bad },
+    { "generate", "--model", bad, "--prompt", "a red circle", "--steps", "2", "--out", png },
+    { "caption", "--model", bad, "--image", png },
+    { "convert", bad, "--dtype", "f16", "--out", out },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    {
+      CliResult r = { 0 };
+
+      run_in_process (&r, commands[i][0], commands[i][1], commands[i][2], commands[i][3],
+                      commands[i][4], commands[i][5], commands[i][6], commands[i][7],
+                      commands[i][8], NULL);
+      g_test_message ("%s: status %d, %s", commands[i][0], r.status, r.err);
+      g_assert_cmpint (r.status, ==, 1);
+      g_assert_cmpstr (r.err, ==, expected);
+      cli_result_clear (&r);
+    }
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+
+  /* The model it came from passes the same check. */
+  {
+    CliResult r = { 0 };
+
+    run_in_process (&r, "info", good, NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    cli_result_clear (&r);
+  }
+  tf_test_remove_tree (dir);
+}
+
 /* `data --preview` writes a contact sheet a person can look at. */
 static void
 test_data_preview (void)
@@ -1167,6 +1235,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/info/golden", test_info_golden);
   g_test_add_func ("/cli/convert", test_convert);
   g_test_add_func ("/cli/info/bad-files", test_info_bad_files);
+  g_test_add_func ("/cli/model-check-shared", test_model_check_shared);
   g_test_add_func ("/cli/data/preview", test_data_preview);
   g_test_add_func ("/cli/data/export", test_data_export);
   g_test_add_func ("/cli/generate/parameters-text", test_parameters_text);

@@ -63,11 +63,13 @@ describe_dtypes (const TfSafetensors *st)
   return g_string_free (g_steal_pointer (&text), FALSE);
 }
 
-TfModelInfo *
-tf_model_info_load (const char *path, GError **error)
+TfModel *
+tf_model_file_open (const char *path, gboolean need_tokenizer, TfSafetensors **st_out,
+                    TfTokenizer **tokenizer_out, GError **error)
 {
   GError *local_error = NULL;
-  GStatBuf st_buf;
+  g_autoptr(TfTokenizer) tokenizer = NULL;
+  const char *json;
 
   g_return_val_if_fail (path != NULL, NULL);
 
@@ -77,13 +79,46 @@ tf_model_info_load (const char *path, GError **error)
       propagate_naming_file (error, local_error, path);
       return NULL;
     }
-
   g_autoptr(TfModel) model = tf_model_load_from (st, &local_error);
   if (model == NULL)
     {
       propagate_naming_file (error, local_error, path);
       return NULL;
     }
+  json = tf_safetensors_metadata (st, "tokenizer");
+  if (json == NULL && need_tokenizer)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   _("%s: __metadata__ has no “tokenizer”, so text cannot be read or written"),
+                   path);
+      return NULL;
+    }
+  if (json != NULL)
+    {
+      tokenizer = tf_tokenizer_from_json (json, path, &local_error);
+      if (tokenizer == NULL
+          || !tf_tokenizer_matches_config (tokenizer, tf_model_config (model), path, &local_error))
+        {
+          propagate_naming_file (error, local_error, path);
+          return NULL;
+        }
+    }
+  if (st_out != NULL)
+    *st_out = g_steal_pointer (&st);
+  if (tokenizer_out != NULL)
+    *tokenizer_out = g_steal_pointer (&tokenizer);
+  return g_steal_pointer (&model);
+}
+
+TfModelInfo *
+tf_model_info_load (const char *path, GError **error)
+{
+  GStatBuf st_buf;
+  g_autoptr(TfSafetensors) st = NULL;
+  g_autoptr(TfModel) model = tf_model_file_open (path, FALSE, &st, NULL, error);
+
+  if (model == NULL)
+    return NULL;
 
   g_autoptr(TfModelInfo) info = g_new0 (TfModelInfo, 1);
   info->path = g_strdup (path);
@@ -109,15 +144,12 @@ tf_model_info_load (const char *path, GError **error)
 TfGenerator *
 tf_model_info_open_generator (const char *path, GError **error)
 {
-  GError *local_error = NULL;
-  TfGenerator *gen;
+  TfTokenizer *tokenizer = NULL;
+  TfModel *model = tf_model_file_open (path, TRUE, NULL, &tokenizer, error);
 
-  g_return_val_if_fail (path != NULL, NULL);
-
-  gen = tf_generator_new_from_file (path, &local_error);
-  if (gen == NULL)
-    propagate_naming_file (error, local_error, path);
-  return gen;
+  if (model == NULL)
+    return NULL;
+  return tf_generator_new (model, tokenizer, error);
 }
 
 char *

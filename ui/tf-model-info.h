@@ -21,9 +21,19 @@ typedef struct {
   TfModel  *model;
 } TfModelInfo;
 
-/* Opens @path as a safetensors file, then loads it as a Transfusion model.
- * Every message names the file. Blocking: call it from a worker thread in
- * the UI. */
+/* Opens @path as a model file the one way every command and the window
+ * do: a valid safetensors file, a model its config describes, and a
+ * tokenizer whose vocabulary size and special-token ids are the config's
+ * (the check tf_generator_new() makes). A file without a tokenizer is a
+ * model of weights alone (the golden files): accepted unless
+ * @need_tokenizer. @st_out and @tokenizer_out may be NULL (else the file
+ * and the tokenizer, or NULL when there is none, are handed over). Every
+ * message names the file. Blocking. */
+TfModel *tf_model_file_open (const char *path, gboolean need_tokenizer, TfSafetensors **st_out,
+                             TfTokenizer **tokenizer_out, GError **error);
+
+/* What tf_model_file_open() finds in @path, for people. Blocking: call it
+ * from a worker thread in the UI. */
 TfModelInfo *tf_model_info_load (const char *path, GError **error);
 void tf_model_info_free (TfModelInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfModelInfo, tf_model_info_free)
@@ -71,8 +81,8 @@ char *tf_format_count (guint64 n);
  * calls the model ("default" for models/default.safetensors). */
 char *tf_model_name_from_path (const char *path);
 
-/* Loads @path as a generator (model and tokenizer) with every message
- * naming the file, as tf_model_info_load() does. Blocking. */
+/* Loads @path as a generator (model and tokenizer), checked by
+ * tf_model_file_open() with the tokenizer required. Blocking. */
 TfGenerator *tf_model_info_open_generator (const char *path, GError **error);
 
 /* ---- The bundled model ------------------------------------------------- */
