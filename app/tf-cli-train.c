@@ -125,6 +125,8 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   tf_train_options_init (&o);
   g_autofree char *preset = NULL, *data = NULL, *weights = NULL, *out = NULL;
   g_autofree char *seed = NULL, *init_from = NULL;
+  g_autofree char *prediction = NULL, *t_sampling = NULL, *time_conditioning = NULL;
+  g_autofree char *t_mean = NULL, *t_scale = NULL, *min_snr = NULL;
   /* Options left out keep these values: the defaults, or with --resume what
    * the run was started with. */
   const gint64 unset64 = G_MININT64;
@@ -156,6 +158,12 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "chat", 0, 0, G_OPTION_ARG_DOUBLE, &chat, N_("Fraction of examples in the chat template (0.25)"), N_("F") },
     { "lambda", 0, 0, G_OPTION_ARG_DOUBLE, &lambda, N_("Weight of the diffusion loss (5)"), N_("X") },
     { "max-examples", 0, 0, G_OPTION_ARG_INT64, &max_examples, N_("Use only the first N examples of each source"), N_("N") },
+    { "prediction", 0, 0, G_OPTION_ARG_STRING, &prediction, N_("What the image head predicts: eps, v or x (the preset's)"), N_("TARGET") },
+    { "t-sampling", 0, 0, G_OPTION_ARG_STRING, &t_sampling, N_("How training draws noise levels: uniform or logit_normal (the preset's)"), N_("NAME") },
+    { "t-mean", 0, 0, G_OPTION_ARG_STRING, &t_mean, N_("Logit-normal location (0)"), N_("X") },
+    { "t-scale", 0, 0, G_OPTION_ARG_STRING, &t_scale, N_("Logit-normal scale (1)"), N_("X") },
+    { "min-snr-gamma", 0, 0, G_OPTION_ARG_STRING, &min_snr, N_("Min-SNR-γ loss weights with this γ; 0 turns them off (the preset's)"), N_("G") },
+    { "time-conditioning", 0, 0, G_OPTION_ARG_STRING, &time_conditioning, N_("How images get the timestep: add or adaln_zero (the preset's)"), N_("NAME") },
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -219,6 +227,44 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       tf_train_options_clear (&o);
       return TF_CLI_EXIT_USAGE;
     }
+  /* The image side's recipe, in one string that the run's identity keeps. */
+  {
+    const struct { const char *key, *value; } fields[] = {
+      { "prediction", prediction }, { "t_sampling", t_sampling }, { "t_mean", t_mean },
+      { "t_scale", t_scale }, { "min_snr_gamma", min_snr },
+      { "time_conditioning", time_conditioning },
+    };
+    g_autoptr (GString) recipe = g_string_new (NULL);
+    TfConfig check;
+    tf_config_preset (&check, "tiny", NULL);
+    for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+      if (fields[i].value != NULL)
+        {
+          if (!tf_config_set_recipe_field (&check, fields[i].key, fields[i].value, &error) ||
+              strchr (fields[i].value, ',') != NULL)
+            {
+              fprintf (cli->err, "%s: --%s: %s\n", line, fields[i].key,
+                       error ? error->message : _("a value has no commas"));
+              tf_train_options_clear (&o);
+              return TF_CLI_EXIT_USAGE;
+            }
+          g_string_append_printf (recipe, "%s%s=%s", recipe->len ? "," : "", fields[i].key,
+                                  fields[i].value);
+        }
+    if (recipe->len > 0)
+      {
+        if (resume && g_strcmp0 (recipe->str, o.recipe) != 0)
+          {
+            fprintf (cli->err, _("%s: --resume continues the run with its own recipe (%s); "
+                                 "leave out --prediction and the like, or start a new run\n"),
+                     line, o.recipe && *o.recipe ? o.recipe : _("the preset's"));
+            tf_train_options_clear (&o);
+            return TF_CLI_EXIT_USAGE;
+          }
+        g_free (o.recipe);
+        o.recipe = g_string_free (g_steal_pointer (&recipe), FALSE);
+      }
+  }
   o.out = g_strdup (out);
   o.save_every_minutes = save_every;
   o.save_every_steps = save_steps;
@@ -253,6 +299,10 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
            tf_trainer_step (trainer) > 0 ? _("resuming") : _("training"), out,
            tf_model_n_params (tf_trainer_model (trainer)), c->d_model, c->n_layers, c->n_heads,
            c->vocab_size, tf_trainer_step (trainer));
+  fprintf (cli->err, _("images: %s prediction, %s noise levels, %s timestep%s\n"),
+           tf_prediction_name (c->prediction), tf_t_sampling_name (c->t_sampling),
+           tf_time_conditioning_name (c->time_conditioning),
+           c->min_snr_gamma > 0 ? _(", Min-SNR-γ weights") : "");
 
   struct sigaction action = { 0 }, previous;
   action.sa_handler = on_interrupt;

@@ -4,6 +4,7 @@
 #include <json-glib/json-glib.h>
 
 #include "tf-json.h"
+#include <math.h>
 #include <string.h>
 
 G_DEFINE_QUARK (tf-error-quark, tf_error)
@@ -29,6 +30,51 @@ int tf_config_patch_dim (const TfConfig *c)
 int tf_config_image_values (const TfConfig *c)
 {
   return c->image_size * c->image_size * c->image_channels;
+}
+
+static const char *const prediction_names[] = { "eps", "v", "x" };
+static const char *const t_sampling_names[] = { "uniform", "logit_normal" };
+static const char *const time_conditioning_names[] = { "add", "adaln_zero" };
+
+const char *
+tf_prediction_name (TfPrediction p)
+{
+  return (unsigned) p < G_N_ELEMENTS (prediction_names) ? prediction_names[p] : "?";
+}
+
+const char *
+tf_t_sampling_name (TfTSampling s)
+{
+  return (unsigned) s < G_N_ELEMENTS (t_sampling_names) ? t_sampling_names[s] : "?";
+}
+
+const char *
+tf_time_conditioning_name (TfTimeConditioning t)
+{
+  return (unsigned) t < G_N_ELEMENTS (time_conditioning_names) ? time_conditioning_names[t]
+                                                                 : "?";
+}
+
+/* The index of @value in @names, or −1. */
+static int
+name_index (const char *const *names, size_t n, const char *value)
+{
+  for (size_t i = 0; i < n; i++)
+    if (g_strcmp0 (names[i], value) == 0)
+      return (int) i;
+  return -1;
+}
+
+/* The recipe fields of a config without them (a file written before they existed). */
+static void
+recipe_defaults (TfConfig *c)
+{
+  c->prediction = TF_PREDICTION_EPS;
+  c->t_sampling = TF_T_SAMPLING_UNIFORM;
+  c->t_mean = 0.0;
+  c->t_scale = 1.0;
+  c->min_snr_gamma = 0.0;
+  c->time_conditioning = TF_TIME_ADD;
 }
 
 gboolean
@@ -74,6 +120,7 @@ tf_config_preset (TfConfig *config, const char *name, GError **error)
       return FALSE;
     }
   c.mlp_hidden = tf_config_default_mlp_hidden (c.d_model);
+  recipe_defaults (&c);
   *config = c;
   return TRUE;
 }
@@ -104,6 +151,35 @@ check_range (const char *what, const char *field, long value, long lo, long hi,
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "%s: config field '%s' is %ld, expected %ld to %ld",
                    what, field, value, lo, hi);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+tf_config_validate_recipe (const TfConfig *c, const char *what, GError **error)
+{
+  if ((unsigned) c->prediction >= G_N_ELEMENTS (prediction_names) ||
+      (unsigned) c->t_sampling >= G_N_ELEMENTS (t_sampling_names) ||
+      (unsigned) c->time_conditioning >= G_N_ELEMENTS (time_conditioning_names))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field 'prediction', 't_sampling' or 'time_conditioning' "
+                   "is not a known value", what);
+      return FALSE;
+    }
+  if (!(c->t_mean >= -10.0 && c->t_mean <= 10.0) || !(c->t_scale > 0.0 && c->t_scale <= 10.0))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config fields 't_mean' %g and 't_scale' %g: expected −10 to 10 "
+                   "and above 0 to 10", what, c->t_mean, c->t_scale);
+      return FALSE;
+    }
+  if (!(c->min_snr_gamma >= 0.0 && c->min_snr_gamma <= 1e6))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "%s: config field 'min_snr_gamma' is %g, expected 0 (off) to 1e6",
+                   what, c->min_snr_gamma);
       return FALSE;
     }
   return TRUE;
@@ -172,6 +248,9 @@ tf_config_validate (const TfConfig *c, const char *what, GError **error)
       return FALSE;
     }
 
+  if (!tf_config_validate_recipe (c, what, error))
+    return FALSE;
+
   const struct { const char *name; int id; } ids[] = {
     { "bos_id", c->bos_id }, { "eos_id", c->eos_id }, { "boi_id", c->boi_id },
     { "eoi_id", c->eoi_id }, { "pad_id", c->pad_id }, { "user_id", c->user_id },
@@ -213,6 +292,32 @@ tf_config_to_json (const TfConfig *c)
   json_builder_add_double_value (b, c->rope_theta);
   json_builder_set_member_name (b, "norm_eps");
   json_builder_add_double_value (b, c->norm_eps);
+  /* The recipe's fields only when they differ from a file without them, so
+   * that such a file's config reads back and writes out as it was. */
+  if (c->prediction != TF_PREDICTION_EPS)
+    {
+      json_builder_set_member_name (b, "prediction");
+      json_builder_add_string_value (b, tf_prediction_name (c->prediction));
+    }
+  if (c->t_sampling != TF_T_SAMPLING_UNIFORM)
+    {
+      json_builder_set_member_name (b, "t_sampling");
+      json_builder_add_string_value (b, tf_t_sampling_name (c->t_sampling));
+      json_builder_set_member_name (b, "t_mean");
+      json_builder_add_double_value (b, c->t_mean);
+      json_builder_set_member_name (b, "t_scale");
+      json_builder_add_double_value (b, c->t_scale);
+    }
+  if (c->min_snr_gamma > 0.0)
+    {
+      json_builder_set_member_name (b, "min_snr_gamma");
+      json_builder_add_double_value (b, c->min_snr_gamma);
+    }
+  if (c->time_conditioning != TF_TIME_ADD)
+    {
+      json_builder_set_member_name (b, "time_conditioning");
+      json_builder_add_string_value (b, tf_time_conditioning_name (c->time_conditioning));
+    }
   json_builder_end_object (b);
 
   return tf_json_builder_to_string (b);
@@ -313,8 +418,117 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
     }
   g_strlcpy (c.schedule, schedule, sizeof c.schedule);
 
+  /* The recipe: each field optional. */
+  recipe_defaults (&c);
+  static const char *const recipe_keys[] = {
+    "prediction", "t_sampling", "t_mean", "t_scale", "min_snr_gamma", "time_conditioning",
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (recipe_keys); i++)
+    {
+      if (!json_object_has_member (obj, recipe_keys[i]))
+        continue;
+      if (!get_member (obj, recipe_keys[i], what, &node, error))
+        return FALSE;
+      GType type = json_node_get_value_type (node);
+      g_autofree char *text = NULL;
+      if (type == G_TYPE_STRING)
+        text = g_strdup (json_node_get_string (node));
+      else if (type == G_TYPE_DOUBLE || type == G_TYPE_INT64)
+        {
+          char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+          text = g_strdup (g_ascii_dtostr (buffer, sizeof buffer, json_node_get_double (node)));
+        }
+      g_autoptr (GError) local_field = NULL;
+      if (text == NULL || !tf_config_set_recipe_field (&c, recipe_keys[i], text, &local_field))
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_CONFIG, "%s: %s", what,
+                       local_field != NULL ? local_field->message : "a recipe field is not a value");
+          return FALSE;
+        }
+    }
+
   if (!tf_config_validate (&c, what, error))
     return FALSE;
   *config = c;
+  return TRUE;
+}
+
+gboolean
+tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GError **error)
+{
+  int index = -1;
+  double number = 0.0;
+  const char *expected = NULL;
+  if (g_strcmp0 (key, "prediction") == 0)
+    {
+      index = name_index (prediction_names, G_N_ELEMENTS (prediction_names), value);
+      if (index >= 0)
+        c->prediction = (TfPrediction) index;
+      expected = "eps, v or x";
+    }
+  else if (g_strcmp0 (key, "t_sampling") == 0)
+    {
+      index = name_index (t_sampling_names, G_N_ELEMENTS (t_sampling_names), value);
+      if (index >= 0)
+        c->t_sampling = (TfTSampling) index;
+      expected = "uniform or logit_normal";
+    }
+  else if (g_strcmp0 (key, "time_conditioning") == 0)
+    {
+      index = name_index (time_conditioning_names, G_N_ELEMENTS (time_conditioning_names), value);
+      if (index >= 0)
+        c->time_conditioning = (TfTimeConditioning) index;
+      expected = "add or adaln_zero";
+    }
+  else if (g_strcmp0 (key, "t_mean") == 0 || g_strcmp0 (key, "t_scale") == 0 ||
+           g_strcmp0 (key, "min_snr_gamma") == 0)
+    {
+      char *end = NULL;
+      number = value != NULL ? g_ascii_strtod (value, &end) : NAN;
+      if (value != NULL && *value != '\0' && end != NULL && *end == '\0' && isfinite (number))
+        {
+          index = 0;
+          double *field = g_strcmp0 (key, "t_mean") == 0    ? &c->t_mean
+                          : g_strcmp0 (key, "t_scale") == 0 ? &c->t_scale
+                                                            : &c->min_snr_gamma;
+          *field = number;
+        }
+      expected = "a number";
+    }
+  else
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "unknown recipe field '%s' (expected prediction, t_sampling, t_mean, "
+                   "t_scale, min_snr_gamma or time_conditioning)", key);
+      return FALSE;
+    }
+  if (index < 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                   "config field '%s' is '%s', expected %s", key, value ? value : "", expected);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+tf_config_apply_recipe (TfConfig *c, const char *recipe, GError **error)
+{
+  if (recipe == NULL || *recipe == '\0')
+    return TRUE;
+  g_auto (GStrv) parts = g_strsplit (recipe, ",", -1);
+  for (int i = 0; parts[i] != NULL; i++)
+    {
+      const char *eq = strchr (parts[i], '=');
+      if (eq == NULL)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                       "recipe entry '%s' is not key=value", parts[i]);
+          return FALSE;
+        }
+      g_autofree char *key = g_strndup (parts[i], eq - parts[i]);
+      if (!tf_config_set_recipe_field (c, key, eq + 1, error))
+        return FALSE;
+    }
   return TRUE;
 }

@@ -19,6 +19,25 @@ GQuark tf_error_quark (void);
 
 #define TF_CONFIG_SCHEDULE_MAX 16
 
+/* What the image head predicts (the diffusion loss's target). */
+typedef enum {
+  TF_PREDICTION_EPS,    /* the noise ε (SPEC §3; a config without the field) */
+  TF_PREDICTION_V,      /* v = √ᾱ·ε − √(1−ᾱ)·x0 (Salimans & Ho 2022) */
+  TF_PREDICTION_X,      /* the clean image x0 */
+} TfPrediction;
+
+/* How training draws the noise level of an image it generates from a caption. */
+typedef enum {
+  TF_T_SAMPLING_UNIFORM,       /* t uniform in 1..T */
+  TF_T_SAMPLING_LOGIT_NORMAL,  /* t/T = sigmoid(mean + scale·n), n ~ N(0, 1) (SD3) */
+} TfTSampling;
+
+/* How the timestep reaches the image positions. */
+typedef enum {
+  TF_TIME_ADD,          /* its embedding added to every patch (SPEC §2) */
+  TF_TIME_ADALN_ZERO,   /* DiT's adaLN-Zero: shift, scale and gate per layer */
+} TfTimeConditioning;
+
 typedef struct {
   int vocab_size;
   int d_model;
@@ -31,6 +50,13 @@ typedef struct {
   int patch_size;
   int diffusion_steps;  /* T */
   char schedule[TF_CONFIG_SCHEDULE_MAX]; /* "cosine" */
+  /* The image side's recipe (issue 14). Each is optional in a file: one
+   * without the field has today's value (the first of each enum). */
+  TfPrediction       prediction;
+  TfTSampling        t_sampling;
+  double             t_mean, t_scale;   /* logit-normal's location and scale (0, 1) */
+  double             min_snr_gamma;     /* > 0: Min-SNR-γ loss weights; 0: none */
+  TfTimeConditioning time_conditioning;
   double rope_theta;
   double norm_eps;
   /* special token ids */
@@ -54,6 +80,9 @@ const char *tf_config_preset_of (const TfConfig *config);
  * source in messages (a file name, "preset", ...). */
 gboolean tf_config_validate (const TfConfig *config, const char *what, GError **error);
 
+/* Checks the image side's recipe fields only. */
+gboolean tf_config_validate_recipe (const TfConfig *config, const char *what, GError **error);
+
 /* Serialises to a compact JSON object whose keys are the field names. */
 char *tf_config_to_json (const TfConfig *config);
 
@@ -61,6 +90,19 @@ char *tf_config_to_json (const TfConfig *config);
  * validated. */
 gboolean tf_config_from_json (TfConfig *config, const char *json, const char *what,
                               GError **error);
+
+/* Sets one field of the image side's recipe from text ("prediction", "v"),
+ * as the command line gives it: prediction (eps, v, x), t_sampling (uniform,
+ * logit_normal), t_mean, t_scale, min_snr_gamma, time_conditioning (add,
+ * adaln_zero). Does not validate the whole config. */
+gboolean tf_config_set_recipe_field (TfConfig *config, const char *key, const char *value,
+                                     GError **error);
+/* Applies "key=value,key=value" with tf_config_set_recipe_field(). */
+gboolean tf_config_apply_recipe (TfConfig *config, const char *recipe, GError **error);
+
+const char *tf_prediction_name (TfPrediction prediction);
+const char *tf_t_sampling_name (TfTSampling sampling);
+const char *tf_time_conditioning_name (TfTimeConditioning conditioning);
 
 /* Derived sizes. */
 int tf_config_head_dim (const TfConfig *config);

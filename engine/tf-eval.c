@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tf-data-shapes.h"
+#include "tf-diffusion.h"
 #include "tf-json.h"
 
 /* ---- Linear algebra ---------------------------------------------------- */
@@ -713,14 +714,19 @@ steering_image (Eval *ev, const TfExample *ex, const TfExample *other, TfRng *rn
           noise[v] = (float) tf_rng_normal (rng);
           x[v] = (float) (a * ex->pixels[v] + b * noise[v]);
         }
-      ok = tf_generator_predict_eps (ev->gen, (const int32_t *const *) prefixes, lengths, 3, x, t,
-                                     eps, error);
+      ok = tf_generator_predict (ev->gen, (const int32_t *const *) prefixes, lengths, 3, x, t,
+                                 eps, error);
+      /* The ε the prediction implies, whatever the model predicts, so that
+       * models of every recipe are measured alike. */
+      const TfPrediction prediction = ev->config->prediction;
       for (int r = 0; r < 3 && ok; r++)
         {
           double sum = 0.0;
           for (int v = 0; v < ev->values; v++)
             {
-              const double d = (double) eps[(size_t) r * ev->values + v] - noise[v];
+              const double e = tf_diffusion_eps_of (prediction, a, b, x[v],
+                                                    eps[(size_t) r * ev->values + v]);
+              const double d = e - noise[v];
               sum += d * d;
             }
           ev->r->steering_mse[k][r] += sum / ev->values;

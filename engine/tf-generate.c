@@ -3,6 +3,7 @@
 #include "config.h"
 #include "tf-generate.h"
 #include "tf-threads.h"
+#include "tf-diffusion.h"
 #include "tf-layers.h"
 #include "tf-rng.h"
 
@@ -45,7 +46,7 @@ struct _TfGenerator {
   float         *logits;         /* [V] */
   float         *patches;        /* [n_patches, patch_dim] */
   float         *time_buf;       /* 4 × d */
-  float         *eps_rows;       /* [N_ROWS, values] */
+  float         *pred_rows;       /* [N_ROWS, values] */
   int           *order;          /* [V] sorting scratch */
   double        *probs;          /* [V] */
 };
@@ -192,7 +193,7 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->logits = g_new (float, c->vocab_size);
   g->patches = g_new (float, (size_t) tf_config_n_patches (c) * tf_config_patch_dim (c));
   g->time_buf = g_new (float, 4 * d);
-  g->eps_rows = g_new (float, (size_t) N_ROWS * tf_config_image_values (c));
+  g->pred_rows = g_new (float, (size_t) N_ROWS * tf_config_image_values (c));
   g->pos = g_new (int, N);
   g->rstd = g_new (float, N);
   g->order = g_new (int, c->vocab_size);
@@ -245,7 +246,7 @@ tf_generator_free (TfGenerator *g)
     }
   g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->scores); g_free (g->rope); g_free (g->gu);
   g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
-  g_free (g->time_buf); g_free (g->eps_rows); g_free (g->order); g_free (g->probs);
+  g_free (g->time_buf); g_free (g->pred_rows); g_free (g->order); g_free (g->probs);
   g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
   g_free (g);
 }
@@ -367,10 +368,11 @@ feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logit
 }
 
 /* The image block x_t at level t after each row's cached prefix: fills
- * @eps (n_rows × image values); with @commit keeps its keys and values. */
+ * @pred (n_rows × image values) with the image head's output; with @commit
+ * keeps its keys and values. */
 static gboolean
 feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t,
-            gboolean commit, float *eps, GError **error)
+            gboolean commit, float *pred, GError **error)
 {
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model, np = tf_config_n_patches (c), pd = tf_config_patch_dim (c);
@@ -396,13 +398,13 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
     memcpy (g->x + (size_t) r * np * d, g->x, sizeof (float) * np * d);
 
   forward_block (g, rows, n_rows, np, TRUE, commit);
-  if (eps != NULL)
+  if (pred != NULL)
     {
       const int values = tf_config_image_values (c);
       tf_linear_forward (g->proj, g->xn, g->w.patch_out_w, g->w.patch_out_b,
                          n_rows * np, d, pd);
       for (int r = 0; r < n_rows; r++)
-        tf_unpatchify (eps + (size_t) r * values, g->proj + (size_t) r * np * pd,
+        tf_unpatchify (pred + (size_t) r * values, g->proj + (size_t) r * np * pd,
                        c->image_size, c->image_channels, c->patch_size);
     }
   return TRUE;
@@ -418,9 +420,9 @@ tf_sampler_timesteps (int T, int n_steps, int *timesteps)
 }
 
 void
-tf_sampler_update (TfSampler sampler, const double *alpha_bar, int t, int t_prev,
-                   const float *x_t, const float *eps, const float *z, int n,
-                   float *x0, float *x_prev)
+tf_sampler_update (TfSampler sampler, TfPrediction prediction, const double *alpha_bar,
+                   int t, int t_prev, const float *x_t, const float *pred, const float *z,
+                   int n, float *x0, float *x_prev)
 {
   const double a_t = alpha_bar[t], a_p = alpha_bar[t_prev];
   const double sa = sqrt (a_t), sb = sqrt (1.0 - a_t);
@@ -428,7 +430,8 @@ tf_sampler_update (TfSampler sampler, const double *alpha_bar, int t, int t_prev
     {
       for (int k = 0; k < n; k++)
         {
-          double x0k = CLAMP ((x_t[k] - sb * eps[k]) / sa, -1.0, 1.0);
+          double x0k = CLAMP (tf_diffusion_x0_of (prediction, sa, sb, x_t[k], pred[k]),
+                              -1.0, 1.0);
           double e = (x_t[k] - sa * x0k) / sb;
           x0[k] = (float) x0k;
           x_prev[k] = (float) (sqrt (a_p) * x0k + sqrt (1.0 - a_p) * e);
@@ -442,7 +445,7 @@ tf_sampler_update (TfSampler sampler, const double *alpha_bar, int t, int t_prev
   const double sigma = sqrt (beta * (1.0 - a_p) / (1.0 - a_t));
   for (int k = 0; k < n; k++)
     {
-      double x0k = CLAMP ((x_t[k] - sb * eps[k]) / sa, -1.0, 1.0);
+      double x0k = CLAMP (tf_diffusion_x0_of (prediction, sa, sb, x_t[k], pred[k]), -1.0, 1.0);
       double xp = c0 * x0k + ct * x_t[k];
       if (t_prev > 0 && z != NULL)
         xp += sigma * z[k];
@@ -465,7 +468,7 @@ denoise (TfGenerator *g, const TfGenerateSettings *s, gboolean guided,
   g_autofree float *x = g_new (float, values);
   g_autofree float *x0 = g_new (float, values);
   g_autofree float *x_prev = g_new (float, values);
-  g_autofree float *eps = g_new (float, values);
+  g_autofree float *pred = g_new (float, values);
   g_autofree float *z = g_new (float, values);
   const int rows[N_ROWS] = { 0, 1 };
   const int n_rows = guided ? 2 : 1;
@@ -478,17 +481,19 @@ denoise (TfGenerator *g, const TfGenerateSettings *s, gboolean guided,
       if (!check_abort (g, error))
         return FALSE;
       const int t = ts[i], t_prev = i + 1 < S ? ts[i + 1] : 0;
-      if (!feed_image (g, rows, n_rows, x, t, FALSE, g->eps_rows, error))
+      if (!feed_image (g, rows, n_rows, x, t, FALSE, g->pred_rows, error))
         return FALSE;
-      const float *eps_c = g->eps_rows, *eps_u = g->eps_rows + values;
+      /* Guidance on the model's output, whatever it predicts: ε, v and x0
+       * are each linear in the others at a given x_t. */
+      const float *pred_c = g->pred_rows, *pred_u = g->pred_rows + values;
       const float w = (float) s->cfg;
       for (int k = 0; k < values; k++)
-        eps[k] = guided ? eps_u[k] + w * (eps_c[k] - eps_u[k]) : eps_c[k];
+        pred[k] = guided ? pred_u[k] + w * (pred_c[k] - pred_u[k]) : pred_c[k];
       const gboolean noisy = s->sampler == TF_SAMPLER_DDPM && t_prev > 0;
       if (noisy)
         for (int k = 0; k < values; k++)
           z[k] = (float) tf_rng_normal (&g->rng);
-      tf_sampler_update (s->sampler, tf_model_alpha_bar (m), t, t_prev, x, eps,
+      tf_sampler_update (s->sampler, c->prediction, tf_model_alpha_bar (m), t, t_prev, x, pred,
                          noisy ? z : NULL, values, x0, x_prev);
       if (cb != NULL && cb->step != NULL)
         {
@@ -860,9 +865,9 @@ tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_imag
 /* ---- Reference and test hooks -------------------------------------------- */
 
 gboolean
-tf_generator_predict_eps (TfGenerator *g, const int32_t *const *prefixes,
-                          const int *prefix_lengths, int n_rows, const float *x_t, int t,
-                          float *eps, GError **error)
+tf_generator_predict (TfGenerator *g, const int32_t *const *prefixes,
+                      const int *prefix_lengths, int n_rows, const float *x_t, int t,
+                      float *pred, GError **error)
 {
   const TfConfig *c = tf_model_config (g->model);
   g_autofree TfSegment *segs = g_new0 (TfSegment, 2 * n_rows);
@@ -879,14 +884,14 @@ tf_generator_predict_eps (TfGenerator *g, const int32_t *const *prefixes,
   if (!tf_model_forward (g->model, g->acts, &batch, NULL, error))
     return FALSE;
   for (int r = 0; r < n_rows; r++)
-    tf_activations_image_eps (g->acts, r, eps + (size_t) r * tf_config_image_values (c));
+    tf_activations_image_pred (g->acts, r, pred + (size_t) r * tf_config_image_values (c));
   return TRUE;
 }
 
 gboolean
-tf_generator_cached_eps (TfGenerator *g, const int32_t *const *prefixes,
-                         const int *prefix_lengths, int n_rows, const float *x_t, int t,
-                         float *eps, GError **error)
+tf_generator_cached_predict (TfGenerator *g, const int32_t *const *prefixes,
+                             const int *prefix_lengths, int n_rows, const float *x_t, int t,
+                             float *pred, GError **error)
 {
   g_return_val_if_fail (n_rows >= 1 && n_rows <= N_ROWS, FALSE);
   const int rows[N_ROWS] = { 0, 1 };
@@ -896,7 +901,7 @@ tf_generator_cached_eps (TfGenerator *g, const int32_t *const *prefixes,
       if (!feed_tokens (g, r, prefixes[r], prefix_lengths[r], NULL, error))
         return FALSE;
     }
-  return feed_image (g, rows, n_rows, x_t, t, FALSE, eps, error);
+  return feed_image (g, rows, n_rows, x_t, t, FALSE, pred, error);
 }
 
 gboolean

@@ -135,24 +135,26 @@ char *tf_generator_chat (TfGenerator *gen, const char *user_text, const float *u
 void tf_sampler_timesteps (int T, int n_steps, int *timesteps);
 
 /* One denoising update from t to t_prev (t_prev < t, ᾱ(0) = 1) given the
- * (guided) ε: fills x0 (clipped to [-1, 1]) and x_prev; DDPM adds
- * sqrt(variance)·z with the given z (NULL when t_prev == 0). */
-void tf_sampler_update (TfSampler sampler, const double *alpha_bar, int t, int t_prev,
-                        const float *x_t, const float *eps, const float *z, int n,
-                        float *x0, float *x_prev);
+ * model's (guided) prediction @pred of ε, v or x0 as @prediction says:
+ * fills x0 (clipped to [-1, 1]) and x_prev; DDPM adds sqrt(variance)·z with
+ * the given z (NULL when t_prev == 0). */
+void tf_sampler_update (TfSampler sampler, TfPrediction prediction, const double *alpha_bar,
+                        int t, int t_prev, const float *x_t, const float *pred, const float *z,
+                        int n, float *x0, float *x_prev);
 
 /* [bos] @prompt [boi], the tokens an image of @prompt follows (*n of them;
  * free with g_free), or NULL and @error for a prompt no context can hold. */
 int32_t *tf_generator_image_prefix (TfGenerator *gen, const char *prompt, int *n,
                                     GError **error);
 
-/* The model's ε-prediction for the image block x_t at noise level t after
- * each of @n_rows prefixes (token arrays, no caching across calls): the
- * reference the cached path is tested against, and what the twin's golden
- * step compares with. @eps receives n_rows × image values. */
-gboolean tf_generator_predict_eps (TfGenerator *gen, const int32_t *const *prefixes,
-                                   const int *prefix_lengths, int n_rows, const float *x_t,
-                                   int t, float *eps, GError **error);
+/* The model's prediction (ε, v or x0, as its config says) for the image
+ * block x_t at noise level t after each of @n_rows prefixes (token arrays, no
+ * caching across calls): the reference the cached path is tested against,
+ * and what the twin's golden step compares with. @pred receives n_rows ×
+ * image values. */
+gboolean tf_generator_predict (TfGenerator *gen, const int32_t *const *prefixes,
+                               const int *prefix_lengths, int n_rows, const float *x_t,
+                               int t, float *pred, GError **error);
 
 /* For benchmarks: feeds @n tokens into the cache of the first row as one
  * block (after what it holds, or from empty with @reset) and writes the
@@ -163,11 +165,11 @@ gboolean tf_generator_prefill (TfGenerator *gen, const int32_t *tokens, int n, g
  * cache (the first @prefill tokens as one block, then one at a time). */
 gboolean tf_generator_cached_logits (TfGenerator *gen, const int32_t *tokens, int n,
                                      int prefill, float *logits, GError **error);
-/* The cached path of tf_generator_predict_eps(): prefixes prefilled into the
+/* The cached path of tf_generator_predict(): prefixes prefilled into the
  * cache, the image block computed against it. */
-gboolean tf_generator_cached_eps (TfGenerator *gen, const int32_t *const *prefixes,
-                                  const int *prefix_lengths, int n_rows, const float *x_t,
-                                  int t, float *eps, GError **error);
+gboolean tf_generator_cached_predict (TfGenerator *gen, const int32_t *const *prefixes,
+                                      const int *prefix_lengths, int n_rows, const float *x_t,
+                                      int t, float *pred, GError **error);
 
 /* ---- Continuing a conversation ------------------------------------------ */
 

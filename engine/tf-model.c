@@ -5,6 +5,7 @@
  * forward keeps every activation the backward needs, as in llm.c. */
 #include "config.h"
 #include "transfusion.h"
+#include "tf-diffusion.h"
 #include "tf-layers.h"
 #include "tf-rng.h"
 
@@ -442,7 +443,8 @@ struct _TfActivations {
   int     *image_t, *image_loss, *image_first_row;
   int     *patch_row_position;       /* patch row → position index */
   float   *patch_x;                  /* [Np, pd] patches of x_t */
-  float   *patch_eps;                /* [Np, pd] patches of ε */
+  float   *patch_target;             /* [Np, pd] patches of what the head predicts (ε, v or x0) */
+  double  *image_weight;             /* [n_images] Min-SNR-γ loss weight (1 without) */
   float   *time_code, *time_h1, *time_s1, *time_emb;  /* [n_images, d] */
 
   TfLayerActs *layers;
@@ -459,12 +461,12 @@ struct _TfActivations {
   float   *logits_full;              /* [N, V], filled on request */
   float   *ce_losses;                /* [n_text] */
   float   *xn_patch;                 /* [Np, d] xn_final at patch rows */
-  float   *eps_pred;                 /* [Np, pd] */
-  float   *eps_pred_full;            /* [N, pd] for tf_activations_eps_pred */
+  float   *pred;                     /* [Np, pd] the image head's output */
+  float   *pred_full;                /* [N, pd] for tf_activations_pred */
 
   /* backward scratch */
   float   *d_x, *d_xn, *d_qkv, *d_att, *d_gu, *d_act, *d_logits, *d_xn_text;
-  float   *d_patch, *d_eps, *d_time_emb, *d_time_s1, *d_time_h1;
+  float   *d_patch, *d_pred, *d_time_emb, *d_time_s1, *d_time_h1;
 
   TfLosses losses;
   float    lambda;
@@ -487,7 +489,8 @@ activations_release (TfActivations *a)
   g_free (a->kind); g_free (a->pos); g_free (a->doc); g_free (a->lo); g_free (a->hi);
   g_free (a->image); g_free (a->patch_row); g_free (a->tokens); g_free (a->targets);
   g_free (a->image_t); g_free (a->image_loss); g_free (a->image_first_row);
-  g_free (a->patch_row_position); g_free (a->patch_x); g_free (a->patch_eps);
+  g_free (a->patch_row_position); g_free (a->patch_x); g_free (a->patch_target);
+  g_free (a->image_weight);
   g_free (a->time_code); g_free (a->time_h1); g_free (a->time_s1); g_free (a->time_emb);
   for (int l = 0; l < a->n_layers; l++)
     {
@@ -500,9 +503,9 @@ activations_release (TfActivations *a)
   g_free (a->x_final); g_free (a->rstd_final); g_free (a->xn_final); g_free (a->logits);
   g_free (a->text_position); g_free (a->text_targets); g_free (a->xn_text);
   g_free (a->logits_full); g_free (a->d_xn_text);
-  g_free (a->ce_losses); g_free (a->xn_patch); g_free (a->eps_pred); g_free (a->eps_pred_full);
+  g_free (a->ce_losses); g_free (a->xn_patch); g_free (a->pred); g_free (a->pred_full);
   g_free (a->d_x); g_free (a->d_xn); g_free (a->d_qkv); g_free (a->d_att); g_free (a->d_gu);
-  g_free (a->d_act); g_free (a->d_logits); g_free (a->d_patch); g_free (a->d_eps);
+  g_free (a->d_act); g_free (a->d_logits); g_free (a->d_patch); g_free (a->d_pred);
   g_free (a->d_time_emb); g_free (a->d_time_s1); g_free (a->d_time_h1);
 }
 
@@ -541,7 +544,8 @@ activations_plan (TfActivations *a, int batch, int seq_len, GError **error)
   a->image_t = g_new (int, n_img); a->image_loss = g_new (int, n_img);
   a->image_first_row = g_new (int, n_img);
   a->patch_row_position = g_new (int, N);
-  a->patch_x = g_new (float, N * pd); a->patch_eps = g_new (float, N * pd);
+  a->patch_x = g_new (float, N * pd); a->patch_target = g_new (float, N * pd);
+  a->image_weight = g_new (double, n_img);
   a->time_code = g_new (float, n_img * d); a->time_h1 = g_new (float, n_img * d);
   a->time_s1 = g_new (float, n_img * d); a->time_emb = g_new (float, n_img * d);
   for (int l = 0; l < c->n_layers; l++)
@@ -569,12 +573,12 @@ activations_plan (TfActivations *a, int batch, int seq_len, GError **error)
   a->xn_text = g_new (float, N * d); a->d_xn_text = g_new (float, N * d);
   a->logits_full = NULL;
   a->ce_losses = g_new (float, N); a->xn_patch = g_new (float, N * d);
-  a->eps_pred = g_new (float, N * pd); a->eps_pred_full = g_new (float, N * pd);
+  a->pred = g_new (float, N * pd); a->pred_full = g_new (float, N * pd);
   a->d_x = g_new (float, N * d); a->d_xn = g_new (float, N * d);
   a->d_qkv = g_new (float, N * 3 * d); a->d_att = g_new (float, N * d);
   a->d_gu = g_new (float, N * 2 * h); a->d_act = g_new (float, N * h);
   a->d_logits = g_new (float, N * V); a->d_patch = g_new (float, N * d);
-  a->d_eps = g_new (float, N * pd);
+  a->d_pred = g_new (float, N * pd);
   a->d_time_emb = g_new (float, n_img * d); a->d_time_s1 = g_new (float, n_img * d);
   a->d_time_h1 = g_new (float, n_img * d);
   a->cap_positions = N;
@@ -663,6 +667,7 @@ layout_batch (TfActivations *a, const TfBatch *batch)
   const int L = a->seq_len, np = tf_config_n_patches (c);
   const int pd = tf_config_patch_dim (c), values = tf_config_image_values (c);
   g_autofree float *x_t = g_new (float, values);
+  g_autofree float *target = g_new (float, values);
 
   a->n_images = 0;
   a->n_patch_rows = 0;
@@ -707,13 +712,18 @@ layout_batch (TfActivations *a, const TfBatch *batch)
           const int first = a->n_patch_rows;
           tf_patchify (a->patch_x + (size_t) first * pd, x_t, c->image_size,
                        c->image_channels, c->patch_size);
-          if (seg->noise != NULL && !seg->noised)
-            tf_patchify (a->patch_eps + (size_t) first * pd, seg->noise, c->image_size,
-                         c->image_channels, c->patch_size);
-          else
-            memset (a->patch_eps + (size_t) first * pd, 0, sizeof (float) * np * pd);
           a->image_t[g] = seg->t;
           a->image_loss[g] = seg->diffusion_loss && seg->t > 0 && !seg->noised;
+          a->image_weight[g] = 1.0;
+          if (a->image_loss[g] && seg->noise != NULL)
+            {
+              tf_diffusion_target (c->prediction, ab, seg->pixels, seg->noise, values, target);
+              tf_patchify (a->patch_target + (size_t) first * pd, target, c->image_size,
+                           c->image_channels, c->patch_size);
+              a->image_weight[g] = tf_diffusion_loss_weight (c, ab);
+            }
+          else
+            memset (a->patch_target + (size_t) first * pd, 0, sizeof (float) * np * pd);
           a->image_first_row[g] = first;
           a->n_loss_images += a->image_loss[g];
           const int image_end = i - b * L + np;   /* exclusive, row-relative */
@@ -861,7 +871,7 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
   for (int r = 0; r < Np; r++)
     memcpy (a->xn_patch + (size_t) r * d, a->xn_final + (size_t) a->patch_row_position[r] * d,
             sizeof (float) * d);
-  tf_linear_forward (a->eps_pred, a->xn_patch, P (o->patch_out_w), P (o->patch_out_b),
+  tf_linear_forward (a->pred, a->xn_patch, P (o->patch_out_w), P (o->patch_out_b),
                      Np, d, pd);
 
   /* Losses. */
@@ -879,7 +889,8 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
     if (a->image_loss[g])
       {
         const size_t first = (size_t) a->image_first_row[g] * pd;
-        ddpm_sum += tf_squared_error_forward (a->eps_pred + first, a->patch_eps + first,
+        ddpm_sum += a->image_weight[g] *
+                    tf_squared_error_forward (a->pred + first, a->patch_target + first,
                                               np * pd) / (np * pd);
       }
   out->n_images = a->n_loss_images;
@@ -905,7 +916,7 @@ tf_model_backward (TfModel *m, TfActivations *a)
   const TfOffsets *o = &m->off;
   const TfLosses *ls = &a->losses;
 
-  /* Heads: d(loss)/d(logits) and d(loss)/d(ε̂). */
+  /* Heads: d(loss)/d(logits) and d(loss)/d(prediction). */
   const int Nt = a->n_text;
   tf_cross_entropy_backward (a->d_logits, a->logits, a->text_targets, Nt, V,
                              ls->n_text_targets > 0 ? 1.0 / ls->n_text_targets : 0.0);
@@ -913,10 +924,11 @@ tf_model_backward (TfModel *m, TfActivations *a)
     {
       const size_t first = (size_t) a->image_first_row[g] * pd;
       if (a->image_loss[g])
-        tf_squared_error_backward (a->d_eps + first, a->eps_pred + first, a->patch_eps + first,
-                                   np * pd, a->lambda / ((double) a->n_loss_images * np * pd));
+        tf_squared_error_backward (a->d_pred + first, a->pred + first, a->patch_target + first,
+                                   np * pd, a->lambda * a->image_weight[g] /
+                                            ((double) a->n_loss_images * np * pd));
       else
-        memset (a->d_eps + first, 0, sizeof (float) * np * pd);
+        memset (a->d_pred + first, 0, sizeof (float) * np * pd);
     }
 
   float *d_xn = a->d_xn;
@@ -932,7 +944,7 @@ tf_model_backward (TfModel *m, TfActivations *a)
         dst[e] += src[e];
     }
   memset (a->d_patch, 0, sizeof (float) * Np * d);
-  tf_linear_backward (a->d_patch, G (o->patch_out_w), G (o->patch_out_b), a->d_eps,
+  tf_linear_backward (a->d_patch, G (o->patch_out_w), G (o->patch_out_b), a->d_pred,
                       a->xn_patch, P (o->patch_out_w), Np, d, pd);
   for (int r = 0; r < Np; r++)
     {
@@ -1029,23 +1041,23 @@ int tf_activations_batch (const TfActivations *a) { return a->batch; }
 int tf_activations_seq_len (const TfActivations *a) { return a->seq_len; }
 
 const float *
-tf_activations_eps_pred (const TfActivations *a)
+tf_activations_pred (const TfActivations *a)
 {
   const TfConfig *c = &a->model->config;
   const size_t pd = tf_config_patch_dim (c), N = (size_t) a->batch * a->seq_len;
-  memset (a->eps_pred_full, 0, sizeof (float) * N * pd);
+  memset (a->pred_full, 0, sizeof (float) * N * pd);
   for (int r = 0; r < a->n_patch_rows; r++)
-    memcpy (a->eps_pred_full + (size_t) a->patch_row_position[r] * pd,
-            a->eps_pred + (size_t) r * pd, sizeof (float) * pd);
-  return a->eps_pred_full;
+    memcpy (a->pred_full + (size_t) a->patch_row_position[r] * pd,
+            a->pred + (size_t) r * pd, sizeof (float) * pd);
+  return a->pred_full;
 }
 
 void
-tf_activations_image_eps (const TfActivations *a, int index, float *out)
+tf_activations_image_pred (const TfActivations *a, int index, float *out)
 {
   const TfConfig *c = &a->model->config;
   g_return_if_fail (index >= 0 && index < a->n_images);
-  tf_unpatchify (out, a->eps_pred + (size_t) a->image_first_row[index] * tf_config_patch_dim (c),
+  tf_unpatchify (out, a->pred + (size_t) a->image_first_row[index] * tf_config_patch_dim (c),
                  c->image_size, c->image_channels, c->patch_size);
 }
 

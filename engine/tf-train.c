@@ -6,6 +6,7 @@
 #include "tf-threads.h"
 #include "tf-tsan.h"
 #include "tf-data.h"
+#include "tf-diffusion.h"
 #include "tf-rng.h"
 
 #include <errno.h>
@@ -75,6 +76,7 @@ tf_train_options_clear (TfTrainOptions *o)
   g_free (o->weights);
   g_free (o->out);
   g_free (o->init_from);
+  g_free (o->recipe);
   memset (o, 0, sizeof *o);
 }
 
@@ -86,6 +88,7 @@ options_copy (TfTrainOptions *dst, const TfTrainOptions *src)
   dst->data = g_strdupv (src->data);
   dst->out = g_strdup (src->out);
   dst->init_from = g_strdup (src->init_from);
+  dst->recipe = g_strdup (src->recipe);
   guint n = src->data ? g_strv_length (src->data) : 0;
   dst->weights = src->weights ? g_memdup2 (src->weights, sizeof (double) * n) : NULL;
 }
@@ -128,6 +131,11 @@ options_identity (const TfTrainOptions *o)
 #define W_DBL(k, f) DBL (k, o->f)
 #define W_SEED STR ("seed", seed)
   RUN_OPTIONS (W_INT, W_DBL, W_SEED)
+  /* Only when there is one, so that runs from before recipes resume. */
+  if (o->recipe != NULL && *o->recipe != '\0')
+    {
+      STR ("recipe", o->recipe)
+    }
 #undef W_INT
 #undef W_DBL
 #undef W_SEED
@@ -183,6 +191,8 @@ options_from_identity (TfTrainOptions *o, const char *json, const char *path, GE
 #define R_DBL(k, f) o->f = json_object_get_double_member_with_default (obj, k, o->f);
 #define R_INT(k, f) o->f = json_object_get_int_member_with_default (obj, k, o->f);
   RUN_OPTIONS (R_INT, R_DBL, /* read above */)
+  g_free (o->recipe);
+  o->recipe = g_strdup (json_object_get_string_member_with_default (obj, "recipe", ""));
 #undef R_DBL
 #undef R_INT
   return TRUE;
@@ -406,14 +416,18 @@ doc_string (TfTrainer *tr, Doc *doc, GPtrArray *owned, const char *text, int max
   doc_text (tr, doc, owned, (int32_t *) ids->data, MIN ((int) ids->len, max_tokens));
 }
 
-/* The image at noise level t in [t_lo, t_hi], with ε drawn now. */
+/* The image with ε drawn now, at a noise level for generating it (1..T,
+ * as config.t_sampling draws it) or, when @image_first, for reading it: t
+ * uniform in 0..T/2, the paper's noise limiting for captioning. */
 static void
 doc_image (TfTrainer *tr, TfRng *rng, Doc *doc, GPtrArray *owned, float *pixels,
-           int t_lo, int t_hi)
+           gboolean image_first)
 {
   const TfConfig *c = tf_model_config (tr->model);
   const int values = tf_config_image_values (c);
-  int t = t_lo + (int) tf_rng_below (rng, (uint64_t) (t_hi - t_lo + 1));
+  const int T = c->diffusion_steps;
+  int t = image_first ? (int) tf_rng_below (rng, (uint64_t) (T / 2 + 1))
+                      : tf_diffusion_sample_t (c, rng, 1, T);
   float *noise = g_new (float, values);
   for (int k = 0; k < values; k++)
     noise[k] = (float) tf_rng_normal (rng);
@@ -430,7 +444,6 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
 {
   const TfConfig *c = tf_model_config (tr->model);
   const TfTrainOptions *o = &tr->opt;
-  const int T = c->diffusion_steps;
   const int max_caption = c->max_seq_len / 4;
   const gboolean chat = tf_rng_uniform (rng) < o->chat_fraction;
 
@@ -448,7 +461,7 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
           doc_string (tr, doc, owned, ask, max_caption);
           doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
-          doc_image (tr, rng, doc, owned, pixels, 1, T);
+          doc_image (tr, rng, doc, owned, pixels, FALSE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);
         }
       else if (chat)
@@ -457,7 +470,7 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
           const char *q = caption_questions[tf_rng_below (rng, G_N_ELEMENTS (caption_questions))];
           doc_special (tr, doc, owned, TF_SPECIAL_USER);
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
-          doc_image (tr, rng, doc, owned, pixels, 0, T / 2);
+          doc_image (tr, rng, doc, owned, pixels, TRUE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);
           doc_string (tr, doc, owned, q, max_caption);
           doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
@@ -466,7 +479,7 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
       else if (tf_rng_uniform (rng) < o->image_first)
         {
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
-          doc_image (tr, rng, doc, owned, pixels, 0, T / 2);
+          doc_image (tr, rng, doc, owned, pixels, TRUE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);
           doc_string (tr, doc, owned, ex->caption, max_caption);
         }
@@ -476,7 +489,7 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
           if (tf_rng_uniform (rng) >= o->cfg_drop)
             doc_string (tr, doc, owned, ex->caption, max_caption);
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
-          doc_image (tr, rng, doc, owned, pixels, 1, T);
+          doc_image (tr, rng, doc, owned, pixels, FALSE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);
         }
     }
@@ -960,6 +973,31 @@ warm_start (TfTrainer *tr, const TfConfig *config, const char *path, GError **er
   tr->tok = tf_tokenizer_from_json (tok_json, path, error);
   if (tr->tok == NULL || !tf_tokenizer_matches_config (tr->tok, c, path, error))
     return FALSE;
+  /* A recipe may change what the weights learn from here on (the target, the
+   * noise levels, the loss weights), not which weights there are. */
+  TfConfig recipe = *c;
+  if (!tf_config_apply_recipe (&recipe, tr->opt.recipe, error) ||
+      !tf_config_validate (&recipe, "--recipe", error))
+    return FALSE;
+  if (recipe.time_conditioning != c->time_conditioning)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s has time_conditioning %s; a warm restart cannot change it to %s",
+                   path, tf_time_conditioning_name (c->time_conditioning),
+                   tf_time_conditioning_name (recipe.time_conditioning));
+      return FALSE;
+    }
+  if (memcmp (&recipe, c, sizeof recipe) != 0)
+    {
+      g_autoptr (TfModel) changed = tf_model_new (&recipe, error);
+      if (changed == NULL)
+        return FALSE;
+      g_assert (tf_model_n_params (changed) == tf_model_n_params (m));
+      memcpy (tf_model_params (changed), tf_model_params (m),
+              tf_model_n_params (m) * sizeof (float));
+      g_clear_pointer (&m, tf_model_free);
+      m = g_steal_pointer (&changed);
+    }
   tr->model = g_steal_pointer (&m);
   const char *provenance = tf_safetensors_metadata (st, "provenance");
   g_autofree char *base = g_path_get_basename (path);
@@ -982,7 +1020,9 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
   tf_threads_init (&tr->threads, 0);
 
   TfConfig config;
-  if (!tf_config_preset (&config, options->preset, error))
+  if (!tf_config_preset (&config, options->preset, error) ||
+      !tf_config_apply_recipe (&config, options->recipe, error) ||
+      !tf_config_validate_recipe (&config, "--recipe", error))
     return NULL;
 
   /* Never overwrite a run by accident, and never start afresh by accident. */

@@ -47,6 +47,9 @@ typedef struct {
   double   lambda;          /* weight of L_DDPM */
   int      vocab_size;      /* for a new tokenizer; 0: by preset */
   int64_t  max_examples;    /* > 0: use only the first N examples of each source */
+  /* The image side's recipe over the preset's, "key=value,…" as
+   * tf_config_apply_recipe() reads it (NULL or "": the preset's). */
+  char    *recipe;
   gboolean resume;
   /* A new run that starts from this model's weights (and tokenizer) rather
    * than random ones: a warm restart, when the data mix or options change.

@@ -117,7 +117,8 @@ typedef struct {
 typedef struct {
   double loss;        /* L_LM + λ·L_DDPM */
   double lm;          /* mean cross-entropy over text targets (0 if none) */
-  double ddpm;        /* mean over images of per-image MSE (0 if none) */
+  double ddpm;        /* mean over images of per-image MSE of the prediction
+                       * (times its Min-SNR-γ weight; 0 if none) */
   int    n_text_targets;
   int    n_images;    /* images in the diffusion loss */
   int    n_positions; /* real (non-padding) positions */
@@ -142,12 +143,13 @@ void tf_model_backward (TfModel *model, TfActivations *acts);
 
 /* Outputs of the last forward, for tests and samplers. Row-major over the
  * padded batch: logits [B, L, V] (text positions only: the LM head does not
- * run elsewhere, and those rows are zero); eps_pred [B, L, patch_dim] (rows
- * of non-patch positions are zero). */
+ * run elsewhere, and those rows are zero); pred [B, L, patch_dim], the image
+ * head's output: ε, v or x0 as config.prediction says (rows of non-patch
+ * positions are zero). */
 const float *tf_activations_logits (TfActivations *acts);
-const float *tf_activations_eps_pred (const TfActivations *acts);
-/* The predicted ε of image @index (in batch order) un-patchified to H×W×C. */
-void tf_activations_image_eps (const TfActivations *acts, int index, float *out);
+const float *tf_activations_pred (const TfActivations *acts);
+/* The image head's output for image @index (in batch order) un-patchified to H×W×C. */
+void tf_activations_image_pred (const TfActivations *acts, int index, float *out);
 int tf_activations_batch (const TfActivations *acts);
 int tf_activations_seq_len (const TfActivations *acts);
 

@@ -1,6 +1,9 @@
 /* test-config.c: presets, validation and the JSON stored in checkpoints. */
 #include "tf-config.h"
+#include "tf-diffusion.h"
+#include "tf-safetensors.h"
 
+#include <math.h>
 #include <string.h>
 
 static TfConfig
@@ -117,6 +120,141 @@ test_json_errors (void)
   expect_json_error ("", "not a JSON object");
 }
 
+/* The image side's recipe (issue 14): every field round-trips, and a config
+ * at today's values writes none of them. */
+static void
+test_recipe_json (void)
+{
+  TfConfig c = valid_config (), back;
+  g_autofree char *plain = tf_config_to_json (&c);
+  g_assert_null (strstr (plain, "prediction"));
+  g_assert_null (strstr (plain, "t_sampling"));
+  g_assert_null (strstr (plain, "min_snr_gamma"));
+  g_assert_null (strstr (plain, "time_conditioning"));
+
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tf_config_apply_recipe (&c, "prediction=v,t_sampling=logit_normal,t_mean=-0.5,"
+                                         "t_scale=1.5,min_snr_gamma=5,time_conditioning=adaln_zero",
+                                         &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c.prediction, ==, TF_PREDICTION_V);
+  g_assert_cmpint (c.t_sampling, ==, TF_T_SAMPLING_LOGIT_NORMAL);
+  g_assert_cmpfloat (c.t_mean, ==, -0.5);
+  g_assert_cmpfloat (c.t_scale, ==, 1.5);
+  g_assert_cmpfloat (c.min_snr_gamma, ==, 5.0);
+  g_assert_cmpint (c.time_conditioning, ==, TF_TIME_ADALN_ZERO);
+  g_autofree char *json = tf_config_to_json (&c);
+  g_test_message ("%s", json);
+  g_assert_true (tf_config_from_json (&back, json, "test", &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (&c, sizeof c, &back, sizeof back);
+
+  c.prediction = TF_PREDICTION_X;
+  g_autofree char *json_x = tf_config_to_json (&c);
+  g_assert_nonnull (strstr (json_x, "\"prediction\":\"x\""));
+}
+
+/* A file written before the recipe existed (the bundled model) reads with
+ * today's values and writes its config back byte for byte. */
+static void
+test_recipe_old_file (void)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "resources", "models",
+                                                 "default.safetensors", NULL);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (path, &error);
+  g_assert_no_error (error);
+  const char *stored = tf_safetensors_metadata (st, "config");
+  g_assert_nonnull (stored);
+  g_assert_null (strstr (stored, "prediction"));
+  TfConfig c;
+  g_assert_true (tf_config_from_json (&c, stored, path, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c.prediction, ==, TF_PREDICTION_EPS);
+  g_assert_cmpint (c.t_sampling, ==, TF_T_SAMPLING_UNIFORM);
+  g_assert_cmpfloat (c.min_snr_gamma, ==, 0.0);
+  g_assert_cmpint (c.time_conditioning, ==, TF_TIME_ADD);
+  g_autofree char *again = tf_config_to_json (&c);
+  g_assert_cmpstr (again, ==, stored);
+}
+
+static void
+test_recipe_errors (void)
+{
+  TfConfig c = valid_config ();
+  g_autofree char *json = tf_config_to_json (&c);
+  const struct { const char *extra, *fragment; } cases[] = {
+    { "\"prediction\":\"noise\"", "'prediction' is 'noise', expected eps, v or x" },
+    { "\"prediction\":1", "'prediction' is '1', expected eps, v or x" },
+    { "\"t_sampling\":\"beta\"", "'t_sampling' is 'beta'" },
+    { "\"t_scale\":0", "'t_scale' 0" },
+    { "\"t_mean\":\"a\"", "'t_mean' is 'a', expected a number" },
+    { "\"min_snr_gamma\":-1", "'min_snr_gamma' is -1" },
+    { "\"time_conditioning\":\"concat\"", "'time_conditioning' is 'concat'" },
+    { "\"prediction\":[1]", "'prediction' is missing or not a value" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *field = g_strconcat (cases[i].extra, ",\"schedule\":", NULL);
+      g_autofree char *bad = replace (json, "\"schedule\":", field);
+      expect_json_error (bad, cases[i].fragment);
+    }
+  g_autoptr (GError) error = NULL;
+  g_assert_false (tf_config_apply_recipe (&c, "prediction", &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_CONFIG);
+  g_assert_nonnull (strstr (error->message, "not key=value"));
+  g_clear_error (&error);
+  g_assert_false (tf_config_apply_recipe (&c, "shape=round", &error));
+  g_assert_nonnull (strstr (error->message, "unknown recipe field 'shape'"));
+}
+
+/* Min-SNR-γ weights in closed form, and the noise levels training draws. */
+static void
+test_recipe_weights_and_levels (void)
+{
+  TfConfig c = valid_config ();
+  g_assert_cmpfloat (tf_diffusion_loss_weight (&c, 0.3), ==, 1.0);   /* off */
+  c.min_snr_gamma = 5.0;
+  const double abar[] = { 0.999, 0.9, 0.5, 0.01, 1e-9 };
+  for (guint i = 0; i < G_N_ELEMENTS (abar); i++)
+    {
+      const double snr = abar[i] / (1 - abar[i]), m = MIN (snr, 5.0);
+      c.prediction = TF_PREDICTION_EPS;
+      g_assert_cmpfloat_with_epsilon (tf_diffusion_loss_weight (&c, abar[i]), m / snr, 1e-12);
+      c.prediction = TF_PREDICTION_V;
+      g_assert_cmpfloat_with_epsilon (tf_diffusion_loss_weight (&c, abar[i]), m / (snr + 1), 1e-12);
+      c.prediction = TF_PREDICTION_X;
+      g_assert_cmpfloat_with_epsilon (tf_diffusion_loss_weight (&c, abar[i]), m, 1e-12);
+    }
+
+  /* Uniform draws are the stream's integers in the range, as before recipes. */
+  TfRng a, b;
+  tf_rng_seed (&a, 9);
+  tf_rng_seed (&b, 9);
+  for (int i = 0; i < 100; i++)
+    g_assert_cmpint (tf_diffusion_sample_t (&c, &a, 1, 1000), ==,
+                     1 + (int) tf_rng_below (&b, 1000));
+
+  /* Logit-normal: every level in range, the median near T·sigmoid(mean), and
+   * the middle far more likely than the ends. */
+  c.t_sampling = TF_T_SAMPLING_LOGIT_NORMAL;
+  c.t_mean = 0.5;
+  c.t_scale = 1.0;
+  int counts[10] = { 0 }, below_median = 0;
+  const int n = 20000, median = (int) ceil (1000 / (1 + exp (-0.5)));
+  for (int i = 0; i < n; i++)
+    {
+      int t = tf_diffusion_sample_t (&c, &a, 1, 1000);
+      g_assert_cmpint (t, >=, 1);
+      g_assert_cmpint (t, <=, 1000);
+      counts[(t - 1) / 100]++;
+      below_median += t < median;
+    }
+  g_assert_cmpint (abs (below_median - n / 2), <, n / 50);
+  g_assert_cmpint (counts[5], >, 3 * counts[0]);
+  g_assert_cmpint (counts[6], >, 3 * counts[9]);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -125,5 +263,9 @@ main (int argc, char **argv)
   g_test_add_func ("/config/json-round-trip", test_json_round_trip);
   g_test_add_func ("/config/json-exponents", test_json_exponents);
   g_test_add_func ("/config/json-errors", test_json_errors);
+  g_test_add_func ("/config/recipe/json", test_recipe_json);
+  g_test_add_func ("/config/recipe/old-file", test_recipe_old_file);
+  g_test_add_func ("/config/recipe/errors", test_recipe_errors);
+  g_test_add_func ("/config/recipe/weights-and-levels", test_recipe_weights_and_levels);
   return g_test_run ();
 }

@@ -88,9 +88,9 @@ test_cached_image_equals_full (void)
   g_autofree float *full = g_new (float, 2 * values);
   g_autofree float *cached = g_new (float, 2 * values);
   g_autoptr (GError) error = NULL;
-  g_assert_true (tf_generator_predict_eps (g, prefixes, lengths, 2, x_t, 640, full, &error));
+  g_assert_true (tf_generator_predict (g, prefixes, lengths, 2, x_t, 640, full, &error));
   g_assert_no_error (error);
-  g_assert_true (tf_generator_cached_eps (g, prefixes, lengths, 2, x_t, 640, cached, &error));
+  g_assert_true (tf_generator_cached_predict (g, prefixes, lengths, 2, x_t, 640, cached, &error));
   g_assert_no_error (error);
   double worst;
   g_assert_true (tf_test_close_f32 ("cached eps", cached, full, 2 * values, 1e-4, 1e-4, &worst));
@@ -171,8 +171,8 @@ test_step_matches_twin (void)
   g_assert_true (tf_model_forward (m, acts, &batch, NULL, &error));
   g_autofree float *eps_c = g_new (float, values), *eps_u = g_new (float, values);
   g_autofree float *eps = g_new (float, values);
-  tf_activations_image_eps (acts, 0, eps_c);
-  tf_activations_image_eps (acts, 1, eps_u);
+  tf_activations_image_pred (acts, 0, eps_c);
+  tf_activations_image_pred (acts, 1, eps_u);
   for (int k = 0; k < values; k++)
     eps[k] = eps_u[k] + w * (eps_c[k] - eps_u[k]);
   gboolean ok = tf_test_close_f32 ("eps_c", eps_c, ref_ec, values, 1e-5, 1e-4, NULL);
@@ -187,17 +187,33 @@ test_step_matches_twin (void)
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       /* the update from the twin's own ε isolates the sampler arithmetic */
-      tf_sampler_update (cases[i].s, tf_model_alpha_bar (m), t, t_prev, x_t, ref_eps, z, values,
-                         x0, x_prev);
+      tf_sampler_update (cases[i].s, TF_PREDICTION_EPS, tf_model_alpha_bar (m), t, t_prev, x_t,
+                         ref_eps, z, values, x0, x_prev);
       g_autofree float *r0 = golden_tensor (st, cases[i].x0, values);
       g_autofree float *rp = golden_tensor (st, cases[i].x_prev, values);
       ok &= tf_test_close_f32 (cases[i].x0, x0, r0, values, 1e-5, 1e-4, NULL);
       ok &= tf_test_close_f32 (cases[i].x_prev, x_prev, rp, values, 1e-5, 1e-4, NULL);
       /* and the whole step from our own ε */
-      tf_sampler_update (cases[i].s, tf_model_alpha_bar (m), t, t_prev, x_t, eps, z, values,
-                         x0, x_prev);
+      tf_sampler_update (cases[i].s, TF_PREDICTION_EPS, tf_model_alpha_bar (m), t, t_prev, x_t,
+                         eps, z, values, x0, x_prev);
       ok &= tf_test_close_f32 (cases[i].x_prev, x_prev, rp, values, 1e-4, 1e-3, NULL);
     }
+  /* The same output read as a v- or an x0-prediction (issue 14). */
+  const struct { TfPrediction p; const char *name; } readings[] = {
+    { TF_PREDICTION_V, "v" }, { TF_PREDICTION_X, "x" },
+  };
+  for (guint r = 0; r < G_N_ELEMENTS (readings); r++)
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      {
+        tf_sampler_update (cases[i].s, readings[r].p, tf_model_alpha_bar (m), t, t_prev, x_t,
+                           ref_eps, z, values, x0, x_prev);
+        g_autofree char *n0 = g_strconcat (readings[r].name, ".", cases[i].x0, NULL);
+        g_autofree char *np = g_strconcat (readings[r].name, ".", cases[i].x_prev, NULL);
+        g_autofree float *r0 = golden_tensor (st, n0, values);
+        g_autofree float *rp = golden_tensor (st, np, values);
+        ok &= tf_test_close_f32 (n0, x0, r0, values, 1e-5, 1e-4, NULL);
+        ok &= tf_test_close_f32 (np, x_prev, rp, values, 1e-5, 1e-4, NULL);
+      }
 
   /* Respaced timesteps. */
   const int counts[] = { 50, 7 };

@@ -5,7 +5,9 @@
  * a second image, and a padded text-only row, together with the twin's
  * float64 logits, ε-predictions, losses and the gradient of every parameter
  * (regenerate with /usr/bin/python3 tests/reference/make_golden.py).
- * TF_GOLDEN_MODEL and TF_GOLDEN_BATCH name another pair of such files. */
+ * The same weights and batch under the other recipes of the image side are
+ * tiny-model-V and tiny-batch-V (V = v, x). TF_GOLDEN_MODEL and
+ * TF_GOLDEN_BATCH name another pair of files for the first test. */
 #include "transfusion.h"
 
 #include <glib/gstdio.h>
@@ -53,18 +55,25 @@ json_bool (JsonObject *o, const char *key)
   return json_object_has_member (o, key) && json_object_get_boolean_member (o, key);
 }
 
+/* @variant: NULL for the committed ε pair, or a recipe's suffix ("v", "x"). */
 static void
-golden_load (Golden *g)
+golden_load (Golden *g, const char *variant)
 {
   g_autoptr (GError) error = NULL;
   /* Another model and batch (written by make_golden.write_batch_file, e.g.
    * for a model the PyTorch trainer made: tests/reference/check_distributed.sh)
    * can take the place of the committed pair. */
   const char *model_env = g_getenv ("TF_GOLDEN_MODEL"), *batch_env = g_getenv ("TF_GOLDEN_BATCH");
+  g_autofree char *model_name = variant ? g_strdup_printf ("tiny-model-%s.safetensors", variant)
+                                         : g_strdup ("tiny-model.safetensors");
+  g_autofree char *batch_name = variant ? g_strdup_printf ("tiny-batch-%s.safetensors", variant)
+                                        : g_strdup ("tiny-batch.safetensors");
+  if (variant != NULL)
+    model_env = batch_env = NULL;
   g_autofree char *model_path = model_env ? g_strdup (model_env)
-                                          : tf_test_data_path ("golden", "tiny-model.safetensors", NULL);
+                                          : tf_test_data_path ("golden", model_name, NULL);
   g_autofree char *batch_path = batch_env ? g_strdup (batch_env)
-                                          : tf_test_data_path ("golden", "tiny-batch.safetensors", NULL);
+                                          : tf_test_data_path ("golden", batch_name, NULL);
 
   memset (g, 0, sizeof *g);
   g->model = tf_model_load (model_path, &error);
@@ -160,10 +169,10 @@ golden_scalar (Golden *g, const char *name)
 }
 
 static void
-test_golden_forward_backward (void)
+test_golden_forward_backward (gconstpointer variant)
 {
   Golden g;
-  golden_load (&g);
+  golden_load (&g, variant);
   const TfConfig *c = tf_model_config (g.model);
   g_autoptr (TfActivations) acts = tf_activations_new (g.model);
   g_autoptr (GError) error = NULL;
@@ -205,17 +214,17 @@ test_golden_forward_backward (void)
           if (worst > worst_fwd) { worst_fwd = worst; worst_fwd_name = "logits"; }
         }
 
-  /* ε-predictions, one image at a time. */
+  /* The image head's outputs (ε, v or x0 as the recipe says), one image at a time. */
   const size_t values = tf_config_image_values (c);
   g_autofree float *eps = g_new (float, values);
   for (int k = 0; k < g.n_images; k++)
     {
       char name[64];
-      g_snprintf (name, sizeof name, "eps_pred.%d", k);
+      g_snprintf (name, sizeof name, "pred.%d", k);
       g_autofree float *ref = read_tensor (g.golden, name, values);
-      tf_activations_image_eps (acts, k, eps);
+      tf_activations_image_pred (acts, k, eps);
       ok &= tf_test_close_f32 (name, eps, ref, values, FWD_ATOL, FWD_RTOL, &worst);
-      if (worst > worst_fwd) { worst_fwd = worst; worst_fwd_name = "eps_pred"; }
+      if (worst > worst_fwd) { worst_fwd = worst; worst_fwd_name = "pred"; }
     }
 
   /* Every parameter's gradient. */
@@ -240,7 +249,7 @@ static void
 test_golden_resave (void)
 {
   Golden g;
-  golden_load (&g);
+  golden_load (&g, NULL);
   g_autoptr (GError) error = NULL;
   g_autofree char *dir = tf_test_make_temp_dir ("tf-golden-XXXXXX");
   g_autofree char *path = g_build_filename (dir, "resaved.safetensors", NULL);
@@ -259,7 +268,11 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/golden/forward-backward", test_golden_forward_backward);
+  g_test_add_data_func ("/golden/forward-backward", NULL, test_golden_forward_backward);
+  /* The image side's recipes (issue 14): the v target with Min-SNR-γ weights,
+   * the x0 target with them. */
+  g_test_add_data_func ("/golden/forward-backward/v", "v", test_golden_forward_backward);
+  g_test_add_data_func ("/golden/forward-backward/x", "x", test_golden_forward_backward);
   g_test_add_func ("/golden/resave", test_golden_resave);
   return g_test_run ();
 }

@@ -185,7 +185,7 @@ test_mask_in_effect (void)
   const int pd = tf_config_patch_dim (c);
   const size_t n_logits = (size_t) 3 * L * V, n_eps = (size_t) 3 * L * pd;
   g_autofree float *logits = g_memdup2 (tf_activations_logits (acts), n_logits * sizeof (float));
-  g_autofree float *eps = g_memdup2 (tf_activations_eps_pred (acts), n_eps * sizeof (float));
+  g_autofree float *eps = g_memdup2 (tf_activations_pred (acts), n_eps * sizeof (float));
 
   /* Perturb the bottom-right pixel of image 0 (its last patch). */
   const int values = tf_config_image_values (c);
@@ -193,7 +193,7 @@ test_mask_in_effect (void)
     mb.pixels[0][k] = -mb.pixels[0][k] + 0.5f;
   g_assert_true (tf_model_forward (m, acts, &mb.batch, NULL, NULL));
   const float *logits2 = tf_activations_logits (acts);
-  const float *eps2 = tf_activations_eps_pred (acts);
+  const float *eps2 = tf_activations_pred (acts);
 
   /* Row 0 text before the image (positions 0..4) is unchanged, bit for bit. */
   g_assert_cmpmem (logits, sizeof (float) * 5 * V, logits2, sizeof (float) * 5 * V);

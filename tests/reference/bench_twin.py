@@ -263,8 +263,8 @@ def run_part(args):
                 for t in (1000, 600, 20):
                     x_t = g.standard_normal((S, S, C)).astype(np.float32)
                     eps_c, eps_u = eps_both(x_t, t)
-                    ref_c = twin.predict_eps_block(model, cond, x_t, t)
-                    ref_u = twin.predict_eps_block(model, uncond, x_t, t)
+                    ref_c = twin.predict_block(model, cond, x_t, t)
+                    ref_u = twin.predict_block(model, uncond, x_t, t)
                     worst = max(worst, float((eps_c - ref_c).abs().max()),
                                 float((eps_u - ref_u).abs().max()))
                 scale = float(ref_c.abs().max())

@@ -7,6 +7,9 @@ OUTPUT_DIR defaults to tests/golden/. Writes
   tiny-batch.safetensors  a batch, its images, and the twin's outputs, losses
                           and gradients, computed in float64 from the F32 weights
                           and images, stored as F32
+  tiny-model-V.safetensors, tiny-batch-V.safetensors
+                          the same weights and batch under each image-side
+                          recipe V of VARIANTS (issue 14)
 The output is deterministic: the same bytes on every run.
 """
 
@@ -31,6 +34,13 @@ TINY_CONFIG = {
     "user_id": 62, "assistant_id": 63,
 }
 LAMBDA = 5
+# Recipes of the image side, each golden with the same weights and batch:
+# the v target with Min-SNR-γ weights, and the x0 target with them.
+VARIANTS = {
+    "v": {"prediction": "v", "min_snr_gamma": 5.0, "t_sampling": "logit_normal",
+          "t_mean": -0.5, "t_scale": 1.25},
+    "x": {"prediction": "x", "min_snr_gamma": 3.0},
+}
 WEIGHT_SEED = 20240611
 DATA_SEED = 7
 
@@ -46,6 +56,16 @@ def make_model():
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
             elif twin.is_bias(name):
                 p.copy_(0.02 * torch.randn(p.shape, generator=gen))
+    return model
+
+
+def make_variant_model(config):
+    """The golden weights (make_model's) under another recipe's config."""
+    base = make_model()
+    model = twin.Transfusion(config)
+    with torch.no_grad():
+        for (name, p), (_, q) in zip(model.ordered_parameters(), base.ordered_parameters()):
+            p.copy_(q)
     return model
 
 
@@ -106,7 +126,7 @@ def write_batch_file(model_path, batch_path, batch, images, lam=LAMBDA):
     for index in sorted(images):
         tensors.append((f"x_t.{index}", f32(out["x_t"][index]), "F32"))
     for index in sorted(images):
-        tensors.append((f"eps_pred.{index}", f32(out["eps_pred"][index]), "F32"))
+        tensors.append((f"pred.{index}", f32(out["pred"][index]), "F32"))
     tensors.append(("logits", f32(out["logits"]), "F32"))
     for key in ("loss", "lm", "ddpm"):
         tensors.append((key, f32(out[key]).reshape(1), "F32"))
@@ -155,6 +175,14 @@ def main():
                          {"provenance": "tests/reference/make_golden.py (tiny golden model)"})
 
     out, layout = write_batch_file(model_path, batch_path, *make_batch(), lam=LAMBDA)
+    for name, recipe in VARIANTS.items():
+        config = {**TINY_CONFIG, **recipe}
+        variant_model = os.path.join(out_dir, f"tiny-model-{name}.safetensors")
+        variant_batch = os.path.join(out_dir, f"tiny-batch-{name}.safetensors")
+        twin.save_checkpoint(make_variant_model(config), config, variant_model,
+                             {"provenance": f"tests/reference/make_golden.py (tiny golden model, {name})"})
+        v_out, _ = write_batch_file(variant_model, variant_batch, *make_batch(), lam=LAMBDA)
+        print(f"wrote {variant_model}, {variant_batch}: loss={float(v_out['loss']):.17g}")
 
     print(f"wrote {model_path} ({os.path.getsize(model_path)} bytes)")
     print(f"wrote {batch_path} ({os.path.getsize(batch_path)} bytes)")

@@ -62,8 +62,8 @@ def compute(model, cond, uncond, x_t, z):
     ab = model.alpha_bar
     out = {}
     for prefix, t, t_prev in (("", T_STEP, T_PREV), ("last.", T_LAST, T_LAST_PREV)):
-        eps_c = twin.predict_eps_block(model, cond, x_t, t).numpy().astype(np.float64)
-        eps_u = twin.predict_eps_block(model, uncond, x_t, t).numpy().astype(np.float64)
+        eps_c = twin.predict_block(model, cond, x_t, t).numpy().astype(np.float64)
+        eps_u = twin.predict_block(model, uncond, x_t, t).numpy().astype(np.float64)
         eps = twin.guided_eps(eps_c, eps_u, float(CFG))
         out[prefix + "eps_c"], out[prefix + "eps_u"], out[prefix + "eps"] = eps_c, eps_u, eps
         eps_in = f32(eps)
@@ -71,12 +71,26 @@ def compute(model, cond, uncond, x_t, z):
             x0, x_prev = twin.sampler_update(sampler, ab, t, t_prev, x_t, eps_in, z)
             out[f"{prefix}{sampler}.x0"] = x0
             out[f"{prefix}{sampler}.x_prev"] = x_prev
+        if prefix == "":
+            # The same output read as a v- or x0-prediction (issue 14): the
+            # sampler arithmetic of the other recipes.
+            for kind in PREDICTION_READINGS:
+                for sampler in twin.SAMPLERS:
+                    x0, x_prev = twin.sampler_update(sampler, ab, t, t_prev, x_t, eps_in, z,
+                                                     prediction=kind)
+                    out[f"{kind}.{sampler}.x0"] = x0
+                    out[f"{kind}.{sampler}.x_prev"] = x_prev
     return out
+
+
+PREDICTION_READINGS = ("v", "x")
 
 
 TENSOR_ORDER = ("x_t", "z", "eps_c", "eps_u", "eps",
                 "ddpm.x0", "ddpm.x_prev", "ddim.x0", "ddim.x_prev",
-                "last.eps_c", "last.eps_u", "last.eps", "last.ddpm.x_prev", "last.ddim.x_prev")
+                "last.eps_c", "last.eps_u", "last.eps", "last.ddpm.x_prev", "last.ddim.x_prev",
+                "v.ddpm.x0", "v.ddpm.x_prev", "v.ddim.x0", "v.ddim.x_prev",
+                "x.ddpm.x0", "x.ddpm.x_prev", "x.ddim.x0", "x.ddim.x_prev")
 
 
 def main():
@@ -157,6 +171,18 @@ def check_sampler_conventions(alpha_bar):
         except ValueError:
             pass
 
+    # Every prediction gives back the x0 that made x_t, at every level.
+    for t in (1, 17, 300, 500, 999, T):
+        x0, eps = np.clip(rng.standard_normal(64), -1, 1), rng.standard_normal(64)
+        a = alpha_bar[t]
+        x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
+        for kind in twin.PREDICTIONS:
+            pred = twin.diffusion_target(kind, x0, eps, t, alpha_bar)
+            got = twin.x0_of(kind, x_t, pred, a)
+            # ε → x0 divides by √ᾱ, about 1e-6 at t = T: there it is ill-conditioned
+            tol = 1e-9 if kind != "eps" else 1e-9 / math.sqrt(a)
+            check(close(got, x0, tol, 0), f"x0 of a {kind} prediction at t = {t}")
+
     # DDPM: the Gaussian posterior q(x_p | x_t, x0) by the product of
     # q(x_p | x0) = N(√a_p·x0, 1−a_p) and q(x_t | x_p) = N(√(a_t/a_p)·x_p, 1 − a_t/a_p),
     # for consecutive (textbook) and respaced steps; for consecutive steps also the
@@ -222,7 +248,7 @@ def check_sampler_conventions(alpha_bar):
 
 
 def check_noised_block(model64, cond, x_t):
-    """predict_eps_block = the ordinary forward with the block's pixels noised to
+    """predict_block = the ordinary forward with the block's pixels noised to
     the same x_t (x0 = x_t/√a, ε = 0), and the noised flag changes nothing else."""
     t = T_STEP
     a = model64.alpha_bar[t]
@@ -231,9 +257,9 @@ def check_noised_block(model64, cond, x_t):
               {"image": 0, "t": t, "diffusion_loss": False, "new_document": False}]]
     with torch.no_grad():
         ref = model64(batch, {0: {"pixels": pixels, "noise": np.zeros_like(pixels)}})
-    got = twin.predict_eps_block(model64, cond, x_t, t)
-    check(close(got, ref["eps_pred"][0], 1e-12, 1e-10), "noised block = forward with the same x_t")
-    check(torch.equal(twin.predict_eps_block(model64, cond, x_t, t), got), "predict_eps_block is deterministic")
+    got = twin.predict_block(model64, cond, x_t, t)
+    check(close(got, ref["pred"][0], 1e-12, 1e-10), "noised block = forward with the same x_t")
+    check(torch.equal(twin.predict_block(model64, cond, x_t, t), got), "predict_block is deterministic")
     try:
         twin.Layout([[{"image": 0, "t": 5, "noised": True, "diffusion_loss": True}]], model64.config)
         check(False, "a noised image with a diffusion loss is accepted")
@@ -273,7 +299,7 @@ def check_sampling(model_path, path):
     for prefix, t, t_prev in (("", T_STEP, T_PREV), ("last.", T_LAST, T_LAST_PREV)):
         e32 = {}
         for branch, ids in (("c", cond), ("u", uncond)):
-            e32[branch] = twin.predict_eps_block(model32, ids, x_t, t).numpy()
+            e32[branch] = twin.predict_block(model32, ids, x_t, t).numpy()
             ref = fresh[f"{prefix}eps_{branch}"]
             worst = max(worst, float(np.abs(e32[branch] - ref).max()))
             check(close(e32[branch], ref, 1e-5, 1e-4), f"float32 {prefix}eps_{branch}")

@@ -151,7 +151,7 @@ def check_against_stored(model64, batch, images, lam, stored):
         check(close(out[key].item(), stored[key][0], 1e-7, 1e-6), f"stored {key}")
     check(close(out["logits"].detach(), stored["logits"], 1e-6, 1e-6), "stored logits")
     for i in images:
-        check(close(out["eps_pred"][i].detach(), stored[f"eps_pred.{i}"], 1e-6, 1e-6), f"eps_pred.{i}")
+        check(close(out["pred"][i].detach(), stored[f"pred.{i}"], 1e-6, 1e-6), f"pred.{i}")
         check(close(out["x_t"][i], stored[f"x_t.{i}"], 1e-6, 1e-6), f"x_t.{i}")
     for name, p in model64.ordered_parameters():
         check(close(p.grad, stored[f"grad.{name}"], 1e-7, 1e-5), f"grad.{name}")
@@ -233,7 +233,7 @@ def check_layout(model64, batch, images, lam, stored):
           "a packed document computes as if alone")
     check(close(alone["logits"][1, :22].detach(), out["logits"][2, :22].detach(), 1e-10, 1e-9),
           "padding does not change a row")
-    check(close(alone["eps_pred"][1].detach(), out["eps_pred"][1].detach(), 1e-10, 1e-9),
+    check(close(alone["pred"][1].detach(), out["pred"][1].detach(), 1e-10, 1e-9),
           "a packed image computes as if alone")
 
 

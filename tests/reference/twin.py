@@ -12,9 +12,9 @@ Batch format (a list of rows; each row a list of segments):
 `images` maps each image index to {"pixels": [H,W,C], "noise": [H,W,C]}
 (channels-last, pixels in [-1, 1], noise standard normal). A "noised" image
 is used as given as x_t at level t (no noising, "noise" unused, no diffusion
-loss); it is how a sampler asks for ε̂ (see predict_eps_block).
+loss); it is how a sampler asks for ε̂ (see predict_block).
 
-Sampling (SPEC §4): sampler_timesteps, predict_eps_block, guided_eps,
+Sampling (SPEC §4): sampler_timesteps, predict_block, guided_eps,
 sampler_update (float64).
 """
 
@@ -39,6 +39,16 @@ CONFIG_KEYS = (
 )
 _FLOAT_KEYS = ("rope_theta", "norm_eps")
 _STRING_KEYS = ("schedule",)
+
+# The image side's recipe (issue 14): optional, in the order written, with the
+# value a config without the field has. Written only when not that value.
+RECIPE_DEFAULTS = {
+    "prediction": "eps", "t_sampling": "uniform", "t_mean": 0.0, "t_scale": 1.0,
+    "min_snr_gamma": 0.0, "time_conditioning": "add",
+}
+PREDICTIONS = ("eps", "v", "x")
+T_SAMPLINGS = ("uniform", "logit_normal")
+TIME_CONDITIONINGS = ("add", "adaln_zero")
 
 # Kinds of position (as TF_POS_* in engine/transfusion.h).
 POS_PAD, POS_TEXT, POS_PATCH = 0, 1, 2
@@ -88,12 +98,35 @@ def validate_config(config, what="config"):
          f"image_size {c['image_size']} is not a multiple of patch_size {c['patch_size']}")
     for k in ("bos_id", "eos_id", "boi_id", "eoi_id", "pad_id", "user_id", "assistant_id"):
         need(0 <= c[k] < c["vocab_size"], f"field '{k}' is {c[k]}, expected 0..{c['vocab_size'] - 1}")
+    for k, default in RECIPE_DEFAULTS.items():
+        v = config.get(k, default)
+        if isinstance(default, str):
+            need(isinstance(v, str), f"field '{k}' is {v!r}, expected a string")
+        else:
+            need(not isinstance(v, bool) and isinstance(v, (int, float)),
+                 f"field '{k}' is {v!r}, expected a number")
+            v = float(v)
+        c[k] = v
+    need(c["prediction"] in PREDICTIONS, f"field 'prediction' is {c['prediction']!r}")
+    need(c["t_sampling"] in T_SAMPLINGS, f"field 't_sampling' is {c['t_sampling']!r}")
+    need(c["time_conditioning"] in TIME_CONDITIONINGS,
+         f"field 'time_conditioning' is {c['time_conditioning']!r}")
+    need(c["t_scale"] > 0 and c["min_snr_gamma"] >= 0, "t_scale must be > 0, min_snr_gamma ≥ 0")
     return c
 
 
 def config_to_json(config):
     c = validate_config(config)
-    return json.dumps({k: c[k] for k in CONFIG_KEYS}, separators=(",", ":"))
+    out = {k: c[k] for k in CONFIG_KEYS}
+    if c["prediction"] != "eps":
+        out["prediction"] = c["prediction"]
+    if c["t_sampling"] != "uniform":
+        out.update(t_sampling=c["t_sampling"], t_mean=c["t_mean"], t_scale=c["t_scale"])
+    if c["min_snr_gamma"] > 0:
+        out["min_snr_gamma"] = c["min_snr_gamma"]
+    if c["time_conditioning"] != "add":
+        out["time_conditioning"] = c["time_conditioning"]
+    return json.dumps(out, separators=(",", ":"))
 
 
 def head_dim(c):
@@ -169,6 +202,37 @@ def cosine_alpha_bar(T, s=COSINE_S):
         beta = min(1.0 - f(t) / f(t - 1), 0.999)
         alpha_bar[t] = alpha_bar[t - 1] * (1.0 - beta)
     return alpha_bar
+
+
+def diffusion_target(prediction, x0, eps, t, alpha_bar):
+    """What the image head learns at level t, float64: ε, v = √ᾱ·ε − √(1−ᾱ)·x0, or x0."""
+    a = alpha_bar[t]
+    if prediction == "v":
+        return math.sqrt(a) * np.asarray(eps, np.float64) - math.sqrt(1.0 - a) * np.asarray(x0, np.float64)
+    if prediction == "x":
+        return np.asarray(x0, dtype=np.float64)
+    return np.asarray(eps, dtype=np.float64)
+
+
+def diffusion_loss_weight(config, t, alpha_bar):
+    """1, or Min-SNR-γ: min(SNR, γ) over what the target's MSE weighs by
+    already (SNR for ε, SNR + 1 for v, 1 for x0), SNR = ᾱ/(1 − ᾱ)."""
+    gamma = config["min_snr_gamma"]
+    if gamma <= 0:
+        return 1.0
+    a = alpha_bar[t]
+    snr = a / (1.0 - a)
+    clipped = min(snr, gamma)
+    return {"eps": clipped / snr, "v": clipped / (snr + 1.0), "x": clipped}[config["prediction"]]
+
+
+def x0_of(prediction, x_t, pred, a):
+    """The x0 a prediction implies at x_t with ᾱ = a (float64, not clipped)."""
+    if prediction == "v":
+        return math.sqrt(a) * x_t - math.sqrt(1.0 - a) * pred
+    if prediction == "x":
+        return pred
+    return (x_t - math.sqrt(1.0 - a) * pred) / math.sqrt(a)
 
 
 def noise_image(pixels, noise, t, alpha_bar):
@@ -503,10 +567,10 @@ class Transfusion(nn.Module):
         xn = rmsnorm(x, self.norm.weight, c["norm_eps"])
         logits = F.linear(xn, self.lm_head.weight)             # [B, L, V]
 
-        eps_pred = {}
+        pred = {}   # the image head's output: ε, v or x0 as config["prediction"] says
         for index, b, start, _, _ in layout.images:
             out = F.linear(xn[b, start:start + n_patches(c)], self.patch_out.weight, self.patch_out.bias)
-            eps_pred[index] = unpatchify(out, S, p, C)
+            pred[index] = unpatchify(out, S, p, C)
 
         # L_LM: mean cross-entropy over every text target in the batch.
         target = torch.tensor(layout.target, device=device)
@@ -516,16 +580,20 @@ class Transfusion(nn.Module):
         else:
             lm = torch.zeros((), dtype=dtype, device=device)
 
-        # L_DDPM: mean over images (with diffusion_loss and t > 0) of the per-image MSE.
+        # L_DDPM: mean over images (with diffusion_loss and t > 0) of the per-image
+        # MSE between the prediction and its target, times the image's weight.
         mses = []
         for index, _, _, t, diffusion_loss in layout.images:
             if diffusion_loss and t > 0:
-                noise = torch.tensor(_numpy64(images[index]["noise"]), dtype=dtype, device=device)
-                mses.append((eps_pred[index] - noise).pow(2).mean())
+                target = diffusion_target(c["prediction"], _numpy64(images[index]["pixels"]),
+                                          _numpy64(images[index]["noise"]), t, self.alpha_bar)
+                target = torch.tensor(target, dtype=dtype, device=device)
+                weight = diffusion_loss_weight(c, t, self.alpha_bar)
+                mses.append(weight * (pred[index] - target).pow(2).mean())
         ddpm = torch.stack(mses).mean() if mses else torch.zeros((), dtype=dtype, device=device)
 
         loss = lm + lam * ddpm
-        return {"logits": logits, "eps_pred": eps_pred, "lm": lm, "ddpm": ddpm, "loss": loss,
+        return {"logits": logits, "pred": pred, "lm": lm, "ddpm": ddpm, "loss": loss,
                 "x_t": x_t, "hidden": hidden, "layout": layout,
                 "n_text_targets": int(has_target.sum()), "n_images": len(mses)}
 
@@ -548,28 +616,31 @@ def sampler_timesteps(T, n_steps):
 
 
 @torch.no_grad()
-def predict_eps_block(model, prefix_ids, x_t, t):
-    """ε̂ [H, W, C] for an image block whose pixels ARE @x_t (no further noising)
+def predict_block(model, prefix_ids, x_t, t):
+    """The head's prediction [H, W, C] (ε, v or x0 as the model's config says)
+    for an image block whose pixels ARE @x_t (no further noising)
     at noise level @t, placed right after the token prefix @prefix_ids: one row,
     one document, [prefix] [image block]. In the model's dtype."""
     batch = [[{"text": [int(i) for i in prefix_ids], "new_document": True},
               {"image": 0, "t": int(t), "noised": True}]]
     out = model(batch, {0: {"pixels": x_t}})
-    return out["eps_pred"][0].detach()
+    return out["pred"][0].detach()
 
 
 def guided_eps(eps_c, eps_u, w):
-    """Classifier-free guidance: ε = ε_u + w·(ε_c − ε_u)."""
+    """Classifier-free guidance on the model's output (ε, v or x0 alike):
+    ε = ε_u + w·(ε_c − ε_u)."""
     return eps_u + w * (eps_c - eps_u)
 
 
 SAMPLERS = ("ddpm", "ddim")
 
 
-def sampler_update(sampler, alpha_bar, t, t_prev, x_t, eps, z=None):
-    """One denoising step from @t to @t_prev (0 ≤ t_prev < t) given the (guided) ε,
-    in float64. a_t = ᾱ(t), a_p = ᾱ(t_prev) (ᾱ(0) = 1);
-    x0 = clip((x_t − √(1−a_t)·ε)/√a_t, −1, 1);
+def sampler_update(sampler, alpha_bar, t, t_prev, x_t, eps, z=None, prediction="eps"):
+    """One denoising step from @t to @t_prev (0 ≤ t_prev < t) given the (guided)
+    prediction @eps of ε (or of v or x0, as @prediction says), in float64.
+    a_t = ᾱ(t), a_p = ᾱ(t_prev) (ᾱ(0) = 1);
+    x0 = clip(x0_of(prediction, x_t, eps, a_t), −1, 1), for ε (x_t − √(1−a_t)·ε)/√a_t;
     ddim (η = 0): ε' = (x_t − √a_t·x0)/√(1−a_t); x_prev = √a_p·x0 + √(1−a_p)·ε';
     ddpm: β = 1 − a_t/a_p; x_prev = [√a_p·β/(1−a_t)]·x0 + [√(1−β)·(1−a_p)/(1−a_t)]·x_t
           + √(β·(1−a_p)/(1−a_t))·z, no z term when t_prev == 0.
@@ -583,7 +654,9 @@ def sampler_update(sampler, alpha_bar, t, t_prev, x_t, eps, z=None):
     eps = _numpy64(eps)
     a_t = float(alpha_bar[t])
     a_p = 1.0 if t_prev == 0 else float(alpha_bar[t_prev])
-    x0 = np.clip((x_t - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t), -1.0, 1.0)
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"sampler_update: unknown prediction {prediction!r}")
+    x0 = np.clip(x0_of(prediction, x_t, eps, a_t), -1.0, 1.0)
     if sampler == "ddim":
         eps2 = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
         x_prev = math.sqrt(a_p) * x0 + math.sqrt(1.0 - a_p) * eps2
