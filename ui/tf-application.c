@@ -9,11 +9,11 @@
 
 struct _TfApplication
 {
-  GtkApplication  parent_instance;
+  AdwApplication  parent_instance;
   GSettings      *settings;
 };
 
-G_DEFINE_FINAL_TYPE (TfApplication, tf_application, GTK_TYPE_APPLICATION)
+G_DEFINE_FINAL_TYPE (TfApplication, tf_application, ADW_TYPE_APPLICATION)
 
 TfApplication *
 tf_application_new (void)
@@ -67,17 +67,24 @@ static void
 tf_application_about_action (GSimpleAction *action, GVariant *param, gpointer user_data)
 {
   TfApplication *self = user_data;
-  static const char *authors[] = { "The Transfusion authors", NULL };
+  static const char *developers[] = { "The Transfusion authors", NULL };
+  GtkWidget *about = g_object_new (ADW_TYPE_ABOUT_WINDOW,
+                                   "transient-for",
+                                   gtk_application_get_active_window (GTK_APPLICATION (self)),
+                                   "application-name", _("Transfusion"),
+                                   "application-icon", APPLICATION_ID,
+                                   "version", PACKAGE_VERSION,
+                                   "developer-name", _("The Transfusion authors"),
+                                   "developers", developers,
+                                   /* What the window does; training is the
+                                    * command-line tool's. */
+                                   "comments", _("Draw pictures and chat with a model that writes "
+                                                 "text and draws images, on your own computer."),
+                                   "license-type", GTK_LICENSE_MIT_X11,
+                                   "translator-credits", _("translator-credits"),
+                                   NULL);
 
-  gtk_show_about_dialog (gtk_application_get_active_window (GTK_APPLICATION (self)),
-                         "program-name", _("Transfusion"),
-                         "logo-icon-name", APPLICATION_ID,
-                         "version", PACKAGE_VERSION,
-                         "comments", _("Train and run a model that writes text and draws images"),
-                         "authors", authors,
-                         "license-type", GTK_LICENSE_MIT_X11,
-                         "translator-credits", _("translator-credits"),
-                         NULL);
+  gtk_window_present (GTK_WINDOW (about));
 }
 
 static void
@@ -112,6 +119,14 @@ settings_if_installed (void)
   return g_settings_new_full (schema, NULL, NULL);
 }
 
+static gboolean
+color_scheme_from_setting (GValue *value, GVariant *variant, gpointer user_data)
+{
+  g_value_set_enum (value, g_variant_get_boolean (variant) ? ADW_COLOR_SCHEME_FORCE_DARK
+                                                           : ADW_COLOR_SCHEME_DEFAULT);
+  return TRUE;
+}
+
 static void
 tf_application_startup (GApplication *app)
 {
@@ -134,10 +149,12 @@ tf_application_startup (GApplication *app)
   G_APPLICATION_CLASS (tf_application_parent_class)->startup (app);
 
   self->settings = settings_if_installed ();
-  /* Without libadwaita, the dark style is the theme's dark variant. */
+  /* The Dark Style preference forces dark; otherwise the system's choice. */
   if (self->settings != NULL)
-    g_settings_bind (self->settings, "prefer-dark", gtk_settings_get_default (),
-                     "gtk-application-prefer-dark-theme", G_SETTINGS_BIND_GET);
+    g_settings_bind_with_mapping (self->settings, "prefer-dark",
+                                  adw_style_manager_get_default (), "color-scheme",
+                                  G_SETTINGS_BIND_GET, color_scheme_from_setting, NULL, NULL,
+                                  NULL);
 
   g_action_map_add_action_entries (G_ACTION_MAP (self), app_actions,
                                    G_N_ELEMENTS (app_actions), self);
@@ -149,12 +166,7 @@ tf_application_startup (GApplication *app)
     gtk_application_set_accels_for_action (GTK_APPLICATION (self), accels[i].action,
                                            accels[i].accels);
 
-  g_autoptr(GtkCssProvider) css = gtk_css_provider_new ();
-  gtk_css_provider_load_from_resource (css, "/org/transfusion/Transfusion/style.css");
-  gtk_style_context_add_provider_for_display (gdk_display_get_default (),
-                                              GTK_STYLE_PROVIDER (css),
-                                              GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
-
+  /* AdwApplication loads style.css from the resources by itself. */
   gtk_window_set_default_icon_name (APPLICATION_ID);
 }
 

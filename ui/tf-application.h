@@ -1,12 +1,12 @@
 /* tf-application.h: the application: its actions, accelerators and windows. */
 #pragma once
 
-#include <gtk/gtk.h>
+#include <adwaita.h>
 
 G_BEGIN_DECLS
 
 #define TF_TYPE_APPLICATION (tf_application_get_type ())
-G_DECLARE_FINAL_TYPE (TfApplication, tf_application, TF, APPLICATION, GtkApplication)
+G_DECLARE_FINAL_TYPE (TfApplication, tf_application, TF, APPLICATION, AdwApplication)
 
 TfApplication *tf_application_new (void);
 

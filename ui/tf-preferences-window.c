@@ -7,20 +7,20 @@
 
 struct _TfPreferencesWindow
 {
-  GtkWindow       parent_instance;
+  AdwPreferencesWindow parent_instance;
 
   /* Template children */
   GtkSpinButton  *steps_spin;
   GtkSpinButton  *cfg_spin;
-  GtkDropDown    *sampler_dropdown;
+  AdwComboRow    *sampler_row;
   GtkSpinButton  *preview_spin;
   GtkSpinButton  *threads_spin;
   GtkSwitch      *dark_switch;
 };
 
-G_DEFINE_FINAL_TYPE (TfPreferencesWindow, tf_preferences_window, GTK_TYPE_WINDOW)
+G_DEFINE_FINAL_TYPE (TfPreferencesWindow, tf_preferences_window, ADW_TYPE_PREFERENCES_WINDOW)
 
-/* The drop-downs list the samplers in TfSampler's order. */
+/* The drop-downs and the combo row list the samplers in TfSampler's order. */
 gboolean
 tf_settings_get_sampler_position (GValue *value, GVariant *variant, gpointer user_data)
 {
@@ -55,7 +55,7 @@ tf_preferences_window_new (GtkWindow *parent, GSettings *settings)
                    "value", G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "default-cfg", gtk_spin_button_get_adjustment (self->cfg_spin),
                    "value", G_SETTINGS_BIND_DEFAULT);
-  g_settings_bind_with_mapping (settings, "default-sampler", self->sampler_dropdown, "selected",
+  g_settings_bind_with_mapping (settings, "default-sampler", self->sampler_row, "selected",
                                 G_SETTINGS_BIND_DEFAULT, tf_settings_get_sampler_position,
                                 tf_settings_set_sampler_position, NULL, NULL);
   g_settings_bind (settings, "preview-interval",
@@ -85,7 +85,7 @@ tf_preferences_window_class_init (TfPreferencesWindowClass *klass)
                                                "/org/transfusion/Transfusion/tf-preferences-window.ui");
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, steps_spin);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, cfg_spin);
-  gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, sampler_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, sampler_row);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, preview_spin);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, threads_spin);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, dark_switch);

@@ -1,14 +1,14 @@
 /* tf-preferences-window.h: the application's preferences, kept in
  * GSettings: what a new image starts with, how often the live view redraws,
- * and the dark style. */
+ * the threads the engine uses, and the dark style. */
 #pragma once
 
-#include <gtk/gtk.h>
+#include <adwaita.h>
 
 G_BEGIN_DECLS
 
 #define TF_TYPE_PREFERENCES_WINDOW (tf_preferences_window_get_type ())
-G_DECLARE_FINAL_TYPE (TfPreferencesWindow, tf_preferences_window, TF, PREFERENCES_WINDOW, GtkWindow)
+G_DECLARE_FINAL_TYPE (TfPreferencesWindow, tf_preferences_window, TF, PREFERENCES_WINDOW, AdwPreferencesWindow)
 
 GtkWidget *tf_preferences_window_new (GtkWindow *parent, GSettings *settings);
 

@@ -4,6 +4,7 @@
 #include "tf-window.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
 #include "tf-chat-view.h"
 #include "tf-gallery.h"
@@ -14,17 +15,20 @@
 
 struct _TfWindow
 {
-  GtkApplicationWindow  parent_instance;
+  AdwApplicationWindow  parent_instance;
 
   /* Template children */
-  GtkWidget            *switcher;
+  AdwToastOverlay      *toast_overlay;
+  AdwViewSwitcherTitle *switcher;
+  GtkWidget            *switcher_bar;
+  GtkWidget            *error_bundled_button;
   GtkWidget            *model_button;
   GtkWidget            *bundled_button;
   GtkLabel             *model_label;
   GtkRevealer          *error_revealer;
   GtkLabel             *error_label;
   GtkStack             *stack;
-  GtkStack             *views_stack;
+  AdwViewStack         *views_stack;
   GtkSpinner           *spinner;
   GtkLabel             *loading_label;
   TfImagineView        *imagine_view;
@@ -37,7 +41,7 @@ struct _TfWindow
   GtkNativeDialog      *chooser;           /* while the file chooser is up */
 };
 
-G_DEFINE_FINAL_TYPE (TfWindow, tf_window, GTK_TYPE_APPLICATION_WINDOW)
+G_DEFINE_FINAL_TYPE (TfWindow, tf_window, ADW_TYPE_APPLICATION_WINDOW)
 
 enum {
   PROP_0,
@@ -141,7 +145,9 @@ tf_window_show_model (TfWindow *self, LoadedModel *loaded)
   /* Translators: the window's title, "default — Transfusion" */
   title = g_strdup_printf (_("%s — Transfusion"), self->info->name);
   gtk_window_set_title (GTK_WINDOW (self), title);
-  gtk_widget_set_visible (self->switcher, TRUE);
+  adw_view_switcher_title_set_subtitle (self->switcher, self->info->name);
+  adw_view_switcher_title_set_view_switcher_enabled (self->switcher, TRUE);
+  gtk_widget_set_visible (self->switcher_bar, TRUE);
   gtk_label_set_text (self->model_label, self->info->name);
   gtk_widget_set_visible (self->model_button, TRUE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", TRUE);
@@ -161,10 +167,25 @@ tf_window_set_loading (TfWindow *self, gboolean loading)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADING]);
 }
 
+static gboolean
+bundled_model_exists (void)
+{
+  g_autofree char *bundled = tf_default_model_path ();
+
+  return bundled != NULL && g_file_test (bundled, G_FILE_TEST_EXISTS);
+}
+
+/* The problem in plain words above, the file's own message below, and what
+ * to do: another model, or the bundled one (unless that is what failed). */
 static void
 tf_window_show_error (TfWindow *self, const GError *error)
 {
+  g_autofree char *bundled = tf_default_model_path ();
+
   gtk_label_set_text (self->error_label, error->message);
+  gtk_widget_set_visible (self->error_bundled_button,
+                          bundled != NULL && g_file_test (bundled, G_FILE_TEST_EXISTS)
+                          && strstr (error->message, bundled) == NULL);
   gtk_revealer_set_reveal_child (self->error_revealer, TRUE);
 }
 
@@ -368,7 +389,7 @@ model_info_action (GtkWidget *widget, const char *action_name, GVariant *param)
 static gboolean
 showing_chat (TfWindow *self)
 {
-  return g_strcmp0 (gtk_stack_get_visible_child_name (self->views_stack), "chat") == 0;
+  return g_strcmp0 (adw_view_stack_get_visible_child_name (self->views_stack), "chat") == 0;
 }
 
 /* Ctrl+Enter: generate in Imagine, send in Chat. */
@@ -415,7 +436,7 @@ new_conversation_action (GtkWidget *widget, const char *action_name, GVariant *p
 
   if (self->info == NULL)
     return;
-  gtk_stack_set_visible_child_name (self->views_stack, "chat");
+  adw_view_stack_set_visible_child_name (self->views_stack, "chat");
   gtk_widget_activate_action (GTK_WIDGET (self->chat_view), "chat.new", NULL);
 }
 
@@ -425,7 +446,7 @@ show_view_action (GtkWidget *widget, const char *action_name, GVariant *param)
   TfWindow *self = TF_WINDOW (widget);
 
   if (self->info != NULL)
-    gtk_stack_set_visible_child_name (self->views_stack, g_variant_get_string (param, NULL));
+    adw_view_stack_set_visible_child_name (self->views_stack, g_variant_get_string (param, NULL));
 }
 
 static void
@@ -464,6 +485,37 @@ tf_window_show_view (TfWindow *self, const char *name)
 {
   g_return_if_fail (TF_IS_WINDOW (self));
   gtk_widget_activate_action (GTK_WIDGET (self), "win.show-view", "s", name);
+}
+
+void
+tf_window_add_toast (TfWindow *self, const char *title, const char *button_label,
+                     const char *action_name, GVariant *action_target)
+{
+  AdwToast *toast;
+
+  g_return_if_fail (TF_IS_WINDOW (self));
+  toast = adw_toast_new (title);
+  adw_toast_set_timeout (toast, 4);
+  if (action_name != NULL)
+    {
+      adw_toast_set_button_label (toast, button_label);
+      adw_toast_set_action_name (toast, action_name);
+      if (action_target != NULL)
+        adw_toast_set_action_target_value (toast, action_target);
+    }
+  adw_toast_overlay_add_toast (self->toast_overlay, toast);
+}
+
+void
+tf_widget_add_toast (GtkWidget *widget, const char *title, const char *button_label,
+                     const char *action_name, GVariant *action_target)
+{
+  GtkRoot *root = gtk_widget_get_root (widget);
+
+  if (TF_IS_WINDOW (root))
+    tf_window_add_toast (TF_WINDOW (root), title, button_label, action_name, action_target);
+  else if (action_target != NULL)
+    g_variant_unref (g_variant_ref_sink (action_target));
 }
 
 void
@@ -605,7 +657,10 @@ tf_window_class_init (TfWindowClass *klass)
                                                "/org/transfusion/Transfusion/tf-window.ui");
   g_type_ensure (TF_TYPE_IMAGINE_VIEW);
   g_type_ensure (TF_TYPE_CHAT_VIEW);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher_bar);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, error_bundled_button);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, model_button);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, bundled_button);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, model_label);
@@ -640,11 +695,6 @@ tf_window_init (TfWindow *self)
   tf_imagine_view_set_gallery_dir (self->imagine_view, gallery_dir);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop", FALSE);
-  {
-    g_autofree char *bundled = tf_default_model_path ();
-
-    /* Offered only when there is one to open. */
-    gtk_widget_set_visible (self->bundled_button,
-                            bundled != NULL && g_file_test (bundled, G_FILE_TEST_EXISTS));
-  }
+  /* Offered only when there is one to open. */
+  gtk_widget_set_visible (self->bundled_button, bundled_model_exists ());
 }

@@ -2,7 +2,7 @@
  * (prompt to image) and Chat, switched from the header bar. */
 #pragma once
 
-#include <gtk/gtk.h>
+#include <adwaita.h>
 
 #include "tf-application.h"
 #include "tf-chat-view.h"
@@ -13,7 +13,7 @@
 G_BEGIN_DECLS
 
 #define TF_TYPE_WINDOW (tf_window_get_type ())
-G_DECLARE_FINAL_TYPE (TfWindow, tf_window, TF, WINDOW, GtkApplicationWindow)
+G_DECLARE_FINAL_TYPE (TfWindow, tf_window, TF, WINDOW, AdwApplicationWindow)
 
 TfWindow *tf_window_new (TfApplication *application);
 
@@ -40,5 +40,13 @@ TfImagineView *tf_window_get_imagine_view (TfWindow *self);
 TfChatView *tf_window_get_chat_view (TfWindow *self);
 /* "imagine" or "chat". */
 void tf_window_show_view (TfWindow *self, const char *name);
+
+/* A quiet confirmation at the bottom of the window ("Copied"), with a
+ * button for @action_name (may be NULL) labelled @button_label. */
+void tf_window_add_toast (TfWindow *self, const char *title, const char *button_label,
+                          const char *action_name, GVariant *action_target);
+/* The toast of the window @widget is in; nothing when it is in none. */
+void tf_widget_add_toast (GtkWidget *widget, const char *title, const char *button_label,
+                          const char *action_name, GVariant *action_target);
 
 G_END_DECLS
