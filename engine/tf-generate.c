@@ -14,6 +14,7 @@
 
 typedef struct {
   const float *attn_norm, *wqkv, *wo, *mlp_norm, *w13, *w2;
+  const float *adaln_w, *adaln_b;   /* adaLN-Zero only */
 } LayerWeights;
 
 struct _TfGenerator {
@@ -33,6 +34,7 @@ struct _TfGenerator {
     const float *tok_emb, *patch_in_w, *patch_in_b, *patch_pos;
     const float *time0_w, *time0_b, *time2_w, *time2_b;
     const float *norm, *lm_head, *patch_out_w, *patch_out_b;
+    const float *final_adaln_w, *final_adaln_b;   /* adaLN-Zero only */
   } w;
   LayerWeights  *layer_w;
 
@@ -46,7 +48,9 @@ struct _TfGenerator {
   float         *logits;         /* [V] */
   float         *patches;        /* [n_patches, patch_dim] */
   float         *time_buf;       /* 4 × d */
-  float         *pred_rows;       /* [N_ROWS, values] */
+  float         *pred_rows;      /* [N_ROWS, values] */
+  float         *mods;           /* adaLN-Zero: [n_layers, 6d] then [2d], for one t */
+  int           *no_group;       /* [cap] zeros: every row of a block is one image */
   int           *order;          /* [V] sorting scratch */
   double        *probs;          /* [V] */
 };
@@ -139,6 +143,12 @@ resolve_weights (TfGenerator *g)
   g->w.lm_head = weight (m, "lm_head.weight");
   g->w.patch_out_w = weight (m, "patch_out.weight");
   g->w.patch_out_b = weight (m, "patch_out.bias");
+  const gboolean adaln = tf_model_config (m)->time_conditioning == TF_TIME_ADALN_ZERO;
+  if (adaln)
+    {
+      g->w.final_adaln_w = weight (m, "final_adaln.weight");
+      g->w.final_adaln_b = weight (m, "final_adaln.bias");
+    }
   const int n_layers = tf_model_config (m)->n_layers;
   g->layer_w = g_new0 (LayerWeights, n_layers);
   for (int l = 0; l < n_layers; l++)
@@ -153,6 +163,11 @@ resolve_weights (TfGenerator *g)
       LAYER (mlp_norm, "mlp_norm.weight")
       LAYER (w13, "mlp.w1")
       LAYER (w2, "mlp.w2")
+      if (adaln)
+        {
+          LAYER (adaln_w, "adaln.weight")
+          LAYER (adaln_b, "adaln.bias")
+        }
 #undef LAYER
     }
 }
@@ -194,6 +209,8 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->patches = g_new (float, (size_t) tf_config_n_patches (c) * tf_config_patch_dim (c));
   g->time_buf = g_new (float, 4 * d);
   g->pred_rows = g_new (float, (size_t) N_ROWS * tf_config_image_values (c));
+  g->mods = g_new (float, ((size_t) c->n_layers * 6 + 2) * d);
+  g->no_group = g_new0 (int, N);
   g->pos = g_new (int, N);
   g->rstd = g_new (float, N);
   g->order = g_new (int, c->vocab_size);
@@ -246,7 +263,7 @@ tf_generator_free (TfGenerator *g)
     }
   g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->scores); g_free (g->rope); g_free (g->gu);
   g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
-  g_free (g->time_buf); g_free (g->pred_rows); g_free (g->order); g_free (g->probs);
+  g_free (g->time_buf); g_free (g->pred_rows); g_free (g->mods); g_free (g->no_group); g_free (g->order); g_free (g->probs);
   g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
   g_free (g);
 }
@@ -282,12 +299,13 @@ check_abort (TfGenerator *g, GError **error)
 /* Runs @n new positions for each of @n_rows rows (their input embeddings in
  * g->x, row-major [n_rows × n, d]) through the transformer against each
  * row's cache, writing their keys and values at the row's next slots. With
- * @block the positions see each other both ways (an image). @commit keeps
- * them in the cache; otherwise the next block overwrites them. Leaves the
- * final normalised hidden states in g->xn. */
+ * @block the positions see each other both ways (an image), and with @mods
+ * (adaLN-Zero) their sublayers are modulated and gated by them (g->mods'
+ * layout). @commit keeps them in the cache; otherwise the next block
+ * overwrites them. Leaves the final normalised hidden states in g->xn. */
 static void
 forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean block,
-               gboolean commit)
+               const float *mods, gboolean commit)
 {
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model, h = c->mlp_hidden, H = c->n_heads, hd = tf_config_head_dim (c);
@@ -301,7 +319,10 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
   for (int l = 0; l < c->n_layers; l++)
     {
       const LayerWeights *lw = &g->layer_w[l];
+      const float *mod = mods != NULL ? mods + (size_t) l * 6 * d : NULL;
       tf_rmsnorm_forward (g->xn, rstd, g->x, lw->attn_norm, N, d, c->norm_eps);
+      if (mod != NULL)
+        tf_modulate_forward (g->xn, g->xn, mod, mod + d, 0, g->no_group, N, d);
       tf_linear_forward (g->qkv, g->xn, lw->wqkv, NULL, N, d, 3 * d);
       tf_rope_forward_table (g->qkv, 3 * d, pos, N, H, hd, g->rope);
       tf_rope_forward_table (g->qkv + d, 3 * d, pos, N, H, hd, g->rope);
@@ -320,14 +341,33 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
                                        g->qkv + (size_t) r * n * 3 * d, 3 * d, kc, vc,
                                        p0, n, block, H, hd);
         }
-      tf_linear_forward_add (g->x, g->att, lw->wo, N, d, d);
+      if (mod != NULL)
+        {
+          tf_linear_forward (g->proj, g->att, lw->wo, NULL, N, d, d);
+          tf_gate_residual_forward (g->x, g->proj, mod + 2 * d, 0, g->no_group, N, d);
+        }
+      else
+        tf_linear_forward_add (g->x, g->att, lw->wo, N, d, d);
 
       tf_rmsnorm_forward (g->xn, rstd, g->x, lw->mlp_norm, N, d, c->norm_eps);
+      if (mod != NULL)
+        tf_modulate_forward (g->xn, g->xn, mod + 3 * d, mod + 4 * d, 0, g->no_group, N, d);
       tf_linear_forward (g->gu, g->xn, lw->w13, NULL, N, d, 2 * h);
       tf_swiglu_forward (g->act, g->gu, N, h);
-      tf_linear_forward_add (g->x, g->act, lw->w2, N, h, d);
+      if (mod != NULL)
+        {
+          tf_linear_forward (g->proj, g->act, lw->w2, NULL, N, h, d);
+          tf_gate_residual_forward (g->x, g->proj, mod + 5 * d, 0, g->no_group, N, d);
+        }
+      else
+        tf_linear_forward_add (g->x, g->act, lw->w2, N, h, d);
     }
   tf_rmsnorm_forward (g->xn, rstd, g->x, g->w.norm, N, d, c->norm_eps);
+  if (mods != NULL)
+    {
+      const float *final = mods + (size_t) c->n_layers * 6 * d;
+      tf_modulate_forward (g->xn, g->xn, final, final + d, 0, g->no_group, N, d);
+    }
   if (commit)
     for (int r = 0; r < n_rows; r++)
       g->n_cached[rows[r]] += n;
@@ -360,7 +400,7 @@ feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logit
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model;
   tf_embedding_forward (g->x, tokens, g->w.tok_emb, n, d);
-  forward_block (g, &row, 1, n, FALSE, TRUE);
+  forward_block (g, &row, 1, n, FALSE, NULL, TRUE);
   if (logits != NULL)
     tf_linear_forward (logits, g->xn + (size_t) (n - 1) * d, g->w.lm_head, NULL, 1,
                        d, c->vocab_size);
@@ -390,6 +430,18 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
   tf_linear_forward (h1, code, g->w.time0_w, g->w.time0_b, 1, d, d);
   tf_silu_forward (s1, h1, d);
   tf_linear_forward (temb, s1, g->w.time2_w, g->w.time2_b, 1, d, d);
+  const float *mods = NULL;
+  if (c->time_conditioning == TF_TIME_ADALN_ZERO)
+    {
+      /* every layer's shift, scale and gate at t, from silu(temb) (s1 is free now) */
+      tf_silu_forward (s1, temb, d);
+      for (int l = 0; l < c->n_layers; l++)
+        tf_linear_forward (g->mods + (size_t) l * 6 * d, s1, g->layer_w[l].adaln_w,
+                           g->layer_w[l].adaln_b, 1, d, 6 * d);
+      tf_linear_forward (g->mods + (size_t) c->n_layers * 6 * d, s1, g->w.final_adaln_w,
+                         g->w.final_adaln_b, 1, d, 2 * d);
+      mods = g->mods;
+    }
   const float *pe = g->w.patch_pos;
   for (int k = 0; k < np; k++)
     for (int e = 0; e < d; e++)
@@ -397,7 +449,7 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
   for (int r = 1; r < n_rows; r++)
     memcpy (g->x + (size_t) r * np * d, g->x, sizeof (float) * np * d);
 
-  forward_block (g, rows, n_rows, np, TRUE, commit);
+  forward_block (g, rows, n_rows, np, TRUE, mods, commit);
   if (pred != NULL)
     {
       const int values = tf_config_image_values (c);

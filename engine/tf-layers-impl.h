@@ -548,6 +548,102 @@ FN (tf_silu_backward) (REAL *d_in, const REAL *d_out, const REAL *in, int n)
     }
 }
 
+/* adaLN (DiT): rows of group g ≥ 0 (an image) take that group's shift and
+ * scale, mod[g·mod_stride + …]; rows of group −1 (text, padding) pass. */
+void
+FN (tf_modulate_forward) (REAL *out, const REAL *in, const REAL *shift, const REAL *scale,
+                          int mod_stride, const int *group, int n, int dim)
+{
+  for (int r = 0; r < n; r++)
+    {
+      const REAL *x = in + (size_t) r * dim;
+      REAL *y = out + (size_t) r * dim;
+      const int g = group[r];
+      if (g < 0)
+        {
+          if (y != x)
+            memcpy (y, x, sizeof (REAL) * dim);
+          continue;
+        }
+      const REAL *sh = shift + (size_t) g * mod_stride, *sc = scale + (size_t) g * mod_stride;
+      for (int e = 0; e < dim; e++)
+        y[e] = x[e] * (1 + sc[e]) + sh[e];
+    }
+}
+
+void
+FN (tf_modulate_backward) (REAL *d_in, REAL *d_shift, REAL *d_scale, const REAL *d_out,
+                           const REAL *in, const REAL *scale, int mod_stride, const int *group,
+                           int n, int dim)
+{
+  for (int r = 0; r < n; r++)
+    {
+      const REAL *dy = d_out + (size_t) r * dim, *x = in + (size_t) r * dim;
+      REAL *dx = d_in + (size_t) r * dim;
+      const int g = group[r];
+      if (g < 0)
+        {
+          if (dx != dy)
+            memcpy (dx, dy, sizeof (REAL) * dim);
+          continue;
+        }
+      const REAL *sc = scale + (size_t) g * mod_stride;
+      REAL *dsh = d_shift + (size_t) g * mod_stride, *dsc = d_scale + (size_t) g * mod_stride;
+      for (int e = 0; e < dim; e++)
+        {
+          dsh[e] += dy[e];
+          dsc[e] += dy[e] * x[e];
+          dx[e] = dy[e] * (1 + sc[e]);
+        }
+    }
+}
+
+void
+FN (tf_gate_residual_forward) (REAL *x, const REAL *y, const REAL *gate, int mod_stride,
+                               const int *group, int n, int dim)
+{
+  for (int r = 0; r < n; r++)
+    {
+      REAL *xr = x + (size_t) r * dim;
+      const REAL *yr = y + (size_t) r * dim;
+      const int g = group[r];
+      if (g < 0)
+        for (int e = 0; e < dim; e++)
+          xr[e] += yr[e];
+      else
+        {
+          const REAL *gt = gate + (size_t) g * mod_stride;
+          for (int e = 0; e < dim; e++)
+            xr[e] += gt[e] * yr[e];
+        }
+    }
+}
+
+void
+FN (tf_gate_residual_backward) (REAL *d_y, REAL *d_gate, const REAL *d_x, const REAL *y,
+                                const REAL *gate, int mod_stride, const int *group, int n,
+                                int dim)
+{
+  for (int r = 0; r < n; r++)
+    {
+      const REAL *dx = d_x + (size_t) r * dim, *yr = y + (size_t) r * dim;
+      REAL *dy = d_y + (size_t) r * dim;
+      const int g = group[r];
+      if (g < 0)
+        {
+          memcpy (dy, dx, sizeof (REAL) * dim);
+          continue;
+        }
+      const REAL *gt = gate + (size_t) g * mod_stride;
+      REAL *dg = d_gate + (size_t) g * mod_stride;
+      for (int e = 0; e < dim; e++)
+        {
+          dg[e] += dx[e] * yr[e];
+          dy[e] = dx[e] * gt[e];
+        }
+    }
+}
+
 void
 FN (tf_timestep_code) (REAL *out, double t, int dim)
 {

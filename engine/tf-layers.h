@@ -108,6 +108,22 @@ tf_expf (float x)
   /* out = silu(in), elementwise; d_in OVERWRITTEN */                                   \
   void tf_silu_forward##SUF (REAL *out, const REAL *in, int n);                         \
   void tf_silu_backward##SUF (REAL *d_in, const REAL *d_out, const REAL *in, int n);    \
+  /* adaLN (DiT): out[r] = in[r]·(1 + scale[g]) + shift[g] for rows of group       \
+   * g = group[r] ≥ 0 (an image; its values at g·mod_stride), out[r] = in[r] for   \
+   * group −1. out may be in. Backward OVERWRITES d_in, ADDS into d_shift, d_scale. */ \
+  void tf_modulate_forward##SUF (REAL *out, const REAL *in, const REAL *shift,          \
+                                 const REAL *scale, int mod_stride, const int *group,  \
+                                 int n, int dim);                                       \
+  void tf_modulate_backward##SUF (REAL *d_in, REAL *d_shift, REAL *d_scale,             \
+                                  const REAL *d_out, const REAL *in, const REAL *scale, \
+                                  int mod_stride, const int *group, int n, int dim);    \
+  /* A gated residual: x[r] += gate[g] ⊙ y[r] (group g ≥ 0) or += y[r] (−1).         \
+   * Backward OVERWRITES d_y, ADDS into d_gate; d_x passes through the residual.     */ \
+  void tf_gate_residual_forward##SUF (REAL *x, const REAL *y, const REAL *gate,         \
+                                      int mod_stride, const int *group, int n, int dim); \
+  void tf_gate_residual_backward##SUF (REAL *d_y, REAL *d_gate, const REAL *d_x,        \
+                                       const REAL *y, const REAL *gate, int mod_stride, \
+                                       const int *group, int n, int dim);               \
   /* Sinusoidal code of t: [cos(t·f_0..), sin(t·f_0..)], f_i = 10000^(−i/half) */      \
   void tf_timestep_code##SUF (REAL *out, double t, int dim);                            \
   /* Cross-entropy per position with target ≥ 0 (others give 0); returns the sum.    \

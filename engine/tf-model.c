@@ -19,12 +19,14 @@
  * so are w1, w3 (one [2h, d] product). */
 typedef struct {
   size_t attn_norm, wqkv, wo, mlp_norm, w13, w2;
+  size_t adaln_w, adaln_b;   /* adaLN-Zero only: [6d, d], [6d] */
 } TfLayerOffsets;
 
 typedef struct {
   size_t tok_emb, patch_in_w, patch_in_b, patch_pos;
   size_t time0_w, time0_b, time2_w, time2_b;
   size_t norm, lm_head, patch_out_w, patch_out_b;
+  size_t final_adaln_w, final_adaln_b;   /* adaLN-Zero only: [2d, d], [2d] */
   TfLayerOffsets *layers;
 } TfOffsets;
 
@@ -92,7 +94,8 @@ model_plan (const TfConfig *config, const char *what, GError **error)
   const int d = c->d_model, h = c->mlp_hidden, V = c->vocab_size;
   const int pd = tf_config_patch_dim (c), np = tf_config_n_patches (c);
 
-  m->tensors = g_new0 (TfParamInfo, 12 + 9 * c->n_layers);
+  const gboolean adaln = c->time_conditioning == TF_TIME_ADALN_ZERO;
+  m->tensors = g_new0 (TfParamInfo, 14 + 11 * c->n_layers);
   m->off.layers = g_new0 (TfLayerOffsets, c->n_layers);
   size_t cur = 0;
   TfOffsets *o = &m->off;
@@ -121,12 +124,24 @@ model_plan (const TfConfig *config, const char *what, GError **error)
       LAYER_TENSOR ("mlp.w1", h, d, TRUE, &lo->w13)
       LAYER_TENSOR ("mlp.w3", h, d, TRUE, NULL)
       LAYER_TENSOR ("mlp.w2", d, h, TRUE, &lo->w2)
+      /* adaLN-Zero: shift, scale and gate of both sublayers, from silu(temb) */
+      if (adaln)
+        {
+          LAYER_TENSOR ("adaln.weight", 6 * d, d, TRUE, &lo->adaln_w)
+          LAYER_TENSOR ("adaln.bias", 6 * d, 0, FALSE, &lo->adaln_b)
+        }
 #undef LAYER_TENSOR
     }
   add_tensor (m, "norm.weight", d, 0, FALSE, &cur, &o->norm);
   add_tensor (m, "lm_head.weight", V, d, TRUE, &cur, &o->lm_head);
   add_tensor (m, "patch_out.weight", pd, d, TRUE, &cur, &o->patch_out_w);
   add_tensor (m, "patch_out.bias", pd, 0, FALSE, &cur, &o->patch_out_b);
+  if (adaln)
+    {
+      /* shift and scale of the final norm at image positions */
+      add_tensor (m, "final_adaln.weight", 2 * d, d, TRUE, &cur, &o->final_adaln_w);
+      add_tensor (m, "final_adaln.bias", 2 * d, 0, FALSE, &cur, &o->final_adaln_b);
+    }
   m->n_params = cur;
 
   m->by_name = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, NULL);
@@ -232,6 +247,12 @@ tf_model_init_random (TfModel *m, uint64_t seed)
           float v = g_str_has_suffix (t->name, "norm.weight") ? 1.0f : 0.0f;
           for (size_t k = 0; k < t->size; k++)
             p[k] = v;
+          continue;
+        }
+      if (g_str_has_suffix (t->name, "adaln.weight"))
+        {
+          /* adaLN-Zero: every image sublayer starts as the identity */
+          memset (p, 0, sizeof (float) * t->size);
           continue;
         }
       double std = 0.02;
@@ -426,6 +447,12 @@ typedef struct {
   float *xn2;     /* [N, d] */
   float *gu;      /* [N, 2h] gate | up */
   float *act;     /* [N, h] silu(gate)·up */
+  /* adaLN-Zero only */
+  float *mod;     /* [n_images, 6d] shift, scale, gate (attention), then (MLP); not owned */
+  float *xm1;     /* [N, d] xn1 modulated (the input of wqkv) */
+  float *ao;      /* [N, d] attention output after wo, before its gate */
+  float *xm2;     /* [N, d] xn2 modulated */
+  float *mo;      /* [N, d] MLP output before its gate */
 } TfLayerActs;
 
 struct _TfActivations {
@@ -446,6 +473,13 @@ struct _TfActivations {
   float   *patch_target;             /* [Np, pd] patches of what the head predicts (ε, v or x0) */
   double  *image_weight;             /* [n_images] Min-SNR-γ loss weight (1 without) */
   float   *time_code, *time_h1, *time_s1, *time_emb;  /* [n_images, d] */
+  /* adaLN-Zero only */
+  float   *time_silu;                /* [n_images, d] silu(temb) */
+  float   *mods;                     /* [n_layers, n_images, 6d] */
+  float   *final_mod;                /* [n_images, 2d] */
+  float   *xm_patch;                 /* [Np, d] xn_patch modulated */
+  int     *patch_group;              /* [Np] the image of each patch row */
+  float   *d_mod, *d_final_mod, *d_time_silu, *d_gated;
 
   TfLayerActs *layers;
   float   *x_final;                  /* [N, d] */
@@ -492,12 +526,16 @@ activations_release (TfActivations *a)
   g_free (a->patch_row_position); g_free (a->patch_x); g_free (a->patch_target);
   g_free (a->image_weight);
   g_free (a->time_code); g_free (a->time_h1); g_free (a->time_s1); g_free (a->time_emb);
+  g_free (a->time_silu); g_free (a->mods); g_free (a->final_mod); g_free (a->xm_patch);
+  g_free (a->patch_group); g_free (a->d_mod); g_free (a->d_final_mod); g_free (a->d_time_silu);
+  g_free (a->d_gated);
   for (int l = 0; l < a->n_layers; l++)
     {
       TfLayerActs *la = &a->layers[l];
       g_free (la->x_in); g_free (la->rstd1); g_free (la->xn1); g_free (la->qkv);
       g_free (la->probs); g_free (la->att); g_free (la->x_mid); g_free (la->rstd2);
       g_free (la->xn2); g_free (la->gu); g_free (la->act);
+      g_free (la->xm1); g_free (la->ao); g_free (la->xm2); g_free (la->mo);
       memset (la, 0, sizeof *la);
     }
   g_free (a->x_final); g_free (a->rstd_final); g_free (a->xn_final); g_free (a->logits);
@@ -566,6 +604,24 @@ activations_plan (TfActivations *a, int batch, int seq_len, GError **error)
       la->att = g_new (float, N * d); la->x_mid = g_new (float, N * d);
       la->rstd2 = g_new (float, N); la->xn2 = g_new (float, N * d);
       la->gu = g_new (float, N * 2 * h); la->act = g_new (float, N * h);
+    }
+  if (c->time_conditioning == TF_TIME_ADALN_ZERO)
+    {
+      for (int l = 0; l < c->n_layers; l++)
+        {
+          TfLayerActs *la = &a->layers[l];
+          la->xm1 = g_new (float, N * d); la->ao = g_new (float, N * d);
+          la->xm2 = g_new (float, N * d); la->mo = g_new (float, N * d);
+        }
+      a->time_silu = g_new (float, n_img * d);
+      a->mods = g_new (float, (size_t) c->n_layers * n_img * 6 * d);
+      a->final_mod = g_new (float, n_img * 2 * d);
+      a->xm_patch = g_new (float, N * d);
+      a->patch_group = g_new (int, N);
+      a->d_mod = g_new (float, n_img * 6 * d);
+      a->d_final_mod = g_new (float, n_img * 2 * d);
+      a->d_time_silu = g_new (float, n_img * d);
+      a->d_gated = g_new (float, N * d);
     }
   a->x_final = g_new (float, N * d); a->rstd_final = g_new (float, N);
   a->xn_final = g_new (float, N * d); a->logits = g_new (float, N * V);
@@ -738,6 +794,8 @@ layout_batch (TfActivations *a, const TfBatch *batch)
               a->image[i] = g;
               a->patch_row[i] = first + k;
               a->patch_row_position[first + k] = i;
+              if (a->patch_group != NULL)
+                a->patch_group[first + k] = g;
             }
           a->n_patch_rows += np;
         }
@@ -824,6 +882,23 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
   tf_linear_forward (a->time_h1, a->time_code, P (o->time0_w), P (o->time0_b), n_img, d, d);
   tf_silu_forward (a->time_s1, a->time_h1, n_img * d);
   tf_linear_forward (a->time_emb, a->time_s1, P (o->time2_w), P (o->time2_b), n_img, d, d);
+  /* adaLN-Zero: each layer's shift, scale and gate for each image, from silu(temb).
+   * The embedding is added to the patches too, so that t reaches the image
+   * from the first step, before the zero-initialised modulations open. */
+  const gboolean adaln = c->time_conditioning == TF_TIME_ADALN_ZERO;
+  const int ms = 6 * d;   /* a layer's modulation row */
+  if (adaln)
+    {
+      tf_silu_forward (a->time_silu, a->time_emb, n_img * d);
+      for (int l = 0; l < c->n_layers; l++)
+        {
+          a->layers[l].mod = a->mods + (size_t) l * n_img * ms;
+          tf_linear_forward (a->layers[l].mod, a->time_silu, P (o->layers[l].adaln_w),
+                             P (o->layers[l].adaln_b), n_img, d, ms);
+        }
+      tf_linear_forward (a->final_mod, a->time_silu, P (o->final_adaln_w), P (o->final_adaln_b),
+                         n_img, d, 2 * d);
+    }
 
   tf_linear_forward (a->d_patch, a->patch_x, P (o->patch_in_w), P (o->patch_in_b), Np, pd, d);
   for (int r = 0; r < Np; r++)
@@ -845,20 +920,51 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
       float *x_out = l + 1 < c->n_layers ? a->layers[l + 1].x_in : a->x_final;
 
       tf_rmsnorm_forward (la->xn1, la->rstd1, la->x_in, P (lo->attn_norm), N, d, c->norm_eps);
-      tf_linear_forward (la->qkv, la->xn1, P (lo->wqkv), NULL, N, d, 3 * d);
+      const float *in1 = la->xn1;
+      if (adaln)
+        {
+          tf_modulate_forward (la->xm1, la->xn1, la->mod, la->mod + d, ms, a->image, N, d);
+          in1 = la->xm1;
+        }
+      tf_linear_forward (la->qkv, in1, P (lo->wqkv), NULL, N, d, 3 * d);
       tf_rope_forward (la->qkv, 3 * d, a->pos, N, H, hd, c->rope_theta);
       tf_rope_forward (la->qkv + d, 3 * d, a->pos, N, H, hd, c->rope_theta);
       tf_attention_forward (la->att, la->probs, la->qkv, a->lo, a->hi, B, L, H, hd);
-      tf_linear_forward (la->x_mid, la->att, P (lo->wo), NULL, N, d, d);
-      for (size_t k = 0; k < (size_t) N * d; k++)
-        la->x_mid[k] += la->x_in[k];
+      if (adaln)
+        {
+          tf_linear_forward (la->ao, la->att, P (lo->wo), NULL, N, d, d);
+          memcpy (la->x_mid, la->x_in, sizeof (float) * N * d);
+          tf_gate_residual_forward (la->x_mid, la->ao, la->mod + 2 * d, ms, a->image, N, d);
+        }
+      else
+        {
+          tf_linear_forward (la->x_mid, la->att, P (lo->wo), NULL, N, d, d);
+          for (size_t k = 0; k < (size_t) N * d; k++)
+            la->x_mid[k] += la->x_in[k];
+        }
 
       tf_rmsnorm_forward (la->xn2, la->rstd2, la->x_mid, P (lo->mlp_norm), N, d, c->norm_eps);
-      tf_linear_forward (la->gu, la->xn2, P (lo->w13), NULL, N, d, 2 * h);
+      const float *in2 = la->xn2;
+      if (adaln)
+        {
+          tf_modulate_forward (la->xm2, la->xn2, la->mod + 3 * d, la->mod + 4 * d, ms, a->image,
+                               N, d);
+          in2 = la->xm2;
+        }
+      tf_linear_forward (la->gu, in2, P (lo->w13), NULL, N, d, 2 * h);
       tf_swiglu_forward (la->act, la->gu, N, h);
-      tf_linear_forward (x_out, la->act, P (lo->w2), NULL, N, h, d);
-      for (size_t k = 0; k < (size_t) N * d; k++)
-        x_out[k] += la->x_mid[k];
+      if (adaln)
+        {
+          tf_linear_forward (la->mo, la->act, P (lo->w2), NULL, N, h, d);
+          memcpy (x_out, la->x_mid, sizeof (float) * N * d);
+          tf_gate_residual_forward (x_out, la->mo, la->mod + 5 * d, ms, a->image, N, d);
+        }
+      else
+        {
+          tf_linear_forward (x_out, la->act, P (lo->w2), NULL, N, h, d);
+          for (size_t k = 0; k < (size_t) N * d; k++)
+            x_out[k] += la->x_mid[k];
+        }
     }
 
   tf_rmsnorm_forward (a->xn_final, a->rstd_final, a->x_final, P (o->norm), N, d, c->norm_eps);
@@ -871,8 +977,14 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
   for (int r = 0; r < Np; r++)
     memcpy (a->xn_patch + (size_t) r * d, a->xn_final + (size_t) a->patch_row_position[r] * d,
             sizeof (float) * d);
-  tf_linear_forward (a->pred, a->xn_patch, P (o->patch_out_w), P (o->patch_out_b),
-                     Np, d, pd);
+  const float *head_in = a->xn_patch;
+  if (adaln)
+    {
+      tf_modulate_forward (a->xm_patch, a->xn_patch, a->final_mod, a->final_mod + d, 2 * d,
+                           a->patch_group, Np, d);
+      head_in = a->xm_patch;
+    }
+  tf_linear_forward (a->pred, head_in, P (o->patch_out_w), P (o->patch_out_b), Np, d, pd);
 
   /* Losses. */
   TfLosses *out = &a->losses;
@@ -943,9 +1055,20 @@ tf_model_backward (TfModel *m, TfActivations *a)
       for (int e = 0; e < d; e++)
         dst[e] += src[e];
     }
+  const gboolean adaln = c->time_conditioning == TF_TIME_ADALN_ZERO;
+  const int ms = 6 * d;
   memset (a->d_patch, 0, sizeof (float) * Np * d);
   tf_linear_backward (a->d_patch, G (o->patch_out_w), G (o->patch_out_b), a->d_pred,
-                      a->xn_patch, P (o->patch_out_w), Np, d, pd);
+                      adaln ? a->xm_patch : a->xn_patch, P (o->patch_out_w), Np, d, pd);
+  if (adaln)
+    {
+      memset (a->d_final_mod, 0, sizeof (float) * n_img * 2 * d);
+      tf_modulate_backward (a->d_patch, a->d_final_mod, a->d_final_mod + d, a->d_patch,
+                            a->xn_patch, a->final_mod + d, 2 * d, a->patch_group, Np, d);
+      memset (a->d_time_silu, 0, sizeof (float) * n_img * d);
+      tf_linear_backward (a->d_time_silu, G (o->final_adaln_w), G (o->final_adaln_b),
+                          a->d_final_mod, a->time_silu, P (o->final_adaln_w), n_img, d, 2 * d);
+    }
   for (int r = 0; r < Np; r++)
     {
       float *dst = d_xn + (size_t) a->patch_row_position[r] * d;
@@ -963,26 +1086,54 @@ tf_model_backward (TfModel *m, TfActivations *a)
       TfLayerActs *la = &a->layers[l];
       const TfLayerOffsets *lo = &o->layers[l];
 
-      /* MLP: x_out = x_mid + W2·(silu(W1·xn2) ⊙ W3·xn2); d_x flows through the residual. */
+      /* MLP: x_out = x_mid + W2·(silu(W1·xn2) ⊙ W3·xn2); d_x flows through the
+       * residual. With adaLN-Zero, image rows gate the MLP's output and
+       * modulate its input: d_mod collects this layer's shift/scale/gate. */
+      const float *d_mlp_out = d_x;
+      if (adaln)
+        {
+          memset (a->d_mod, 0, sizeof (float) * n_img * ms);
+          tf_gate_residual_backward (a->d_gated, a->d_mod + 5 * d, d_x, la->mo, la->mod + 5 * d,
+                                     ms, a->image, N, d);
+          d_mlp_out = a->d_gated;
+        }
       memset (a->d_act, 0, sizeof (float) * N * h);
-      tf_linear_backward (a->d_act, G (lo->w2), NULL, d_x, la->act, P (lo->w2), N, h, d);
+      tf_linear_backward (a->d_act, G (lo->w2), NULL, d_mlp_out, la->act, P (lo->w2), N, h, d);
       tf_swiglu_backward (a->d_gu, a->d_act, la->gu, N, h);
       memset (d_xn, 0, sizeof (float) * N * d);
-      tf_linear_backward (d_xn, G (lo->w13), NULL, a->d_gu, la->xn2, P (lo->w13), N, d, 2 * h);
+      tf_linear_backward (d_xn, G (lo->w13), NULL, a->d_gu, adaln ? la->xm2 : la->xn2,
+                          P (lo->w13), N, d, 2 * h);
+      if (adaln)
+        tf_modulate_backward (d_xn, a->d_mod + 3 * d, a->d_mod + 4 * d, d_xn, la->xn2,
+                              la->mod + 4 * d, ms, a->image, N, d);
       tf_rmsnorm_backward (d_x, G (lo->mlp_norm), d_xn, la->x_mid, P (lo->mlp_norm),
                            la->rstd2, N, d);
 
       /* Attention: x_mid = x_in + Wo·attn(rope(Wq·xn1), rope(Wk·xn1), Wv·xn1). */
+      const float *d_attn_out = d_x;
+      if (adaln)
+        {
+          tf_gate_residual_backward (a->d_gated, a->d_mod + 2 * d, d_x, la->ao, la->mod + 2 * d,
+                                     ms, a->image, N, d);
+          d_attn_out = a->d_gated;
+        }
       memset (a->d_att, 0, sizeof (float) * N * d);
-      tf_linear_backward (a->d_att, G (lo->wo), NULL, d_x, la->att, P (lo->wo), N, d, d);
+      tf_linear_backward (a->d_att, G (lo->wo), NULL, d_attn_out, la->att, P (lo->wo), N, d, d);
       tf_attention_backward (a->d_qkv, a->d_att, la->qkv, la->probs, a->lo, a->hi, B, L, H, hd);
       tf_rope_backward (a->d_qkv, 3 * d, a->pos, N, H, hd, c->rope_theta);
       tf_rope_backward (a->d_qkv + d, 3 * d, a->pos, N, H, hd, c->rope_theta);
       /* The forward stored q and k after RoPE; Wqkv's gradient needs its input
        * xn1 only, which is unrotated, so the stored qkv is not needed here. */
       memset (d_xn, 0, sizeof (float) * N * d);
-      tf_linear_backward (d_xn, G (lo->wqkv), NULL, a->d_qkv, la->xn1, P (lo->wqkv),
-                          N, d, 3 * d);
+      tf_linear_backward (d_xn, G (lo->wqkv), NULL, a->d_qkv, adaln ? la->xm1 : la->xn1,
+                          P (lo->wqkv), N, d, 3 * d);
+      if (adaln)
+        {
+          tf_modulate_backward (d_xn, a->d_mod, a->d_mod + d, d_xn, la->xn1, la->mod + d, ms,
+                                a->image, N, d);
+          tf_linear_backward (a->d_time_silu, G (lo->adaln_w), G (lo->adaln_b), a->d_mod,
+                              a->time_silu, P (lo->adaln_w), n_img, d, ms);
+        }
       tf_rmsnorm_backward (d_x, G (lo->attn_norm), d_xn, la->x_in, P (lo->attn_norm),
                            la->rstd1, N, d);
     }
@@ -1011,6 +1162,13 @@ tf_model_backward (TfModel *m, TfActivations *a)
     }
   tf_linear_backward (NULL, G (o->patch_in_w), G (o->patch_in_b), a->d_patch, a->patch_x,
                       P (o->patch_in_w), Np, pd, d);
+  if (adaln)
+    {
+      /* temb reaches the modulations through silu: add that path's gradient */
+      tf_silu_backward (a->d_time_s1, a->d_time_silu, a->time_emb, n_img * d);
+      for (size_t k = 0; k < (size_t) n_img * d; k++)
+        a->d_time_emb[k] += a->d_time_s1[k];
+    }
   memset (a->d_time_s1, 0, sizeof (float) * n_img * d);
   tf_linear_backward (a->d_time_s1, G (o->time2_w), G (o->time2_b), a->d_time_emb,
                       a->time_s1, P (o->time2_w), n_img, d, d);

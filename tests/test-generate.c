@@ -21,9 +21,11 @@ static const char *corpus[] = {
   "the quick brown fox jumps over the lazy dog", "what is this? a pizza",
 };
 
-/* A random model with a real tokenizer. @max_seq_len and @patch shape it. */
+/* A random model with a real tokenizer. @max_seq_len and @patch shape it;
+ * @recipe (or NULL) sets the image side's fields. adaLN weights, which start
+ * at zero, are made random too, so that they act. */
 static TfGenerator *
-tiny_generator (uint64_t seed, int max_seq_len, int patch)
+tiny_generator_with (uint64_t seed, int max_seq_len, int patch, const char *recipe)
 {
   g_autoptr (GError) error = NULL;
   TfTokenizer *tok = tf_tokenizer_train (corpus, NULL, G_N_ELEMENTS (corpus), 300, &error);
@@ -32,12 +34,28 @@ tiny_generator (uint64_t seed, int max_seq_len, int patch)
   tf_tokenizer_apply_to_config (tok, &c);
   c.max_seq_len = max_seq_len;
   c.patch_size = patch;
+  g_assert_true (tf_config_apply_recipe (&c, recipe, &error));
   TfModel *m = tf_model_new (&c, &error);
   g_assert_no_error (error);
   tf_model_init_random (m, seed);
+  TfRng rng;
+  tf_rng_seed (&rng, seed + 100);
+  for (int i = 0; i < tf_model_n_tensors (m); i++)
+    {
+      const TfParamInfo *t = tf_model_tensor (m, i);
+      if (strstr (t->name, "adaln") != NULL)
+        for (size_t k = 0; k < t->size; k++)
+          tf_model_params (m)[t->offset + k] = (float) (0.05 * tf_rng_normal (&rng));
+    }
   TfGenerator *g = tf_generator_new (m, tok, &error);
   g_assert_no_error (error);
   return g;
+}
+
+static TfGenerator *
+tiny_generator (uint64_t seed, int max_seq_len, int patch)
+{
+  return tiny_generator_with (seed, max_seq_len, patch, NULL);
 }
 
 static void
@@ -70,10 +88,11 @@ test_cached_text_equals_full (void)
   g_test_message ("largest share of tolerance used: %.3g", worst);
 }
 
+/* @recipe: NULL, or an image-side recipe (adaLN-Zero modulates the cached block too). */
 static void
-test_cached_image_equals_full (void)
+test_cached_image_equals_full (gconstpointer recipe)
 {
-  g_autoptr (TfGenerator) g = tiny_generator (2, 128, 4);
+  g_autoptr (TfGenerator) g = tiny_generator_with (2, 128, 4, recipe);
   const TfConfig *c = tf_model_config (tf_generator_model (g));
   const int values = tf_config_image_values (c);
   const int32_t cond[] = { c->bos_id, 5, 17, 42, c->boi_id };
@@ -810,7 +829,9 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/generate/cached-text", test_cached_text_equals_full);
-  g_test_add_func ("/generate/cached-image", test_cached_image_equals_full);
+  g_test_add_data_func ("/generate/cached-image", NULL, test_cached_image_equals_full);
+  g_test_add_data_func ("/generate/cached-image/adaln", "prediction=v,time_conditioning=adaln_zero",
+                        test_cached_image_equals_full);
   g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
   g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);
   g_test_add_func ("/generate/abort", test_abort_within_a_step);

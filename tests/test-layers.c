@@ -345,6 +345,66 @@ test_silu (void)
   g_free (c.in); g_free (c.r); g_free (c.out);
 }
 
+/* ---- adaLN: modulation and gated residuals --------------------------------- */
+
+/* Rows of three groups and text (−1), modulation rows of stride 6·dim with
+ * the vectors at offsets, as the model lays out a layer's six. */
+typedef struct { double *in, *mod, *r, *out, *x0; const int *group; int n, dim; } ModCtx;
+
+static const int mod_groups[] = { 0, -1, 2, 1, 0, -1, 2 };
+
+static double
+modulate_loss (void *p)
+{
+  ModCtx *c = p;
+  tf_modulate_forward_f64 (c->out, c->in, c->mod + c->dim, c->mod + 3 * c->dim, 6 * c->dim,
+                           c->group, c->n, c->dim);
+  return dot (c->out, c->r, (size_t) c->n * c->dim);
+}
+
+static double
+gate_loss (void *p)
+{
+  ModCtx *c = p;
+  memcpy (c->out, c->x0, sizeof (double) * c->n * c->dim);
+  tf_gate_residual_forward_f64 (c->out, c->in, c->mod + 5 * c->dim, 6 * c->dim, c->group,
+                                c->n, c->dim);
+  return dot (c->out, c->r, (size_t) c->n * c->dim);
+}
+
+static void
+test_adaln (void)
+{
+  ModCtx c = { .group = mod_groups, .n = G_N_ELEMENTS (mod_groups), .dim = 5 };
+  const size_t nd = (size_t) c.n * c.dim, nm = 3 * 6 * (size_t) c.dim;
+  c.in = randn (nd, 1); c.mod = randn (nm, 0.5); c.r = randn (nd, 1);
+  c.out = g_new (double, nd); c.x0 = randn (nd, 1);
+
+  /* modulate: d_in, d_shift, d_scale (the other four vectors stay zero) */
+  g_autofree double *d_in = g_new (double, nd), *d_mod = g_new0 (double, nm);
+  tf_modulate_backward_f64 (d_in, d_mod + c.dim, d_mod + 3 * c.dim, c.r, c.in, c.mod + 3 * c.dim,
+                            6 * c.dim, c.group, c.n, c.dim);
+  g_assert_true (check_gradient ("modulate d_in", c.in, nd, d_in, modulate_loss, &c));
+  g_assert_true (check_gradient ("modulate d_mod", c.mod, nm, d_mod, modulate_loss, &c));
+  /* text rows pass unchanged */
+  modulate_loss (&c);
+  g_assert_cmpmem (c.out + c.dim, sizeof (double) * c.dim, c.in + c.dim, sizeof (double) * c.dim);
+
+  /* gated residual: d_y, d_gate; x itself passes through with gradient r */
+  memset (d_mod, 0, sizeof (double) * nm);
+  tf_gate_residual_backward_f64 (d_in, d_mod + 5 * c.dim, c.r, c.in, c.mod + 5 * c.dim,
+                                 6 * c.dim, c.group, c.n, c.dim);
+  g_assert_true (check_gradient ("gate d_y", c.in, nd, d_in, gate_loss, &c));
+  g_assert_true (check_gradient ("gate d_gate", c.mod, nm, d_mod, gate_loss, &c));
+  g_assert_true (check_gradient ("gate d_x", c.x0, nd, c.r, gate_loss, &c));
+
+  /* a zero gate (adaLN-Zero's start) leaves an image row as it was */
+  memset (c.mod, 0, sizeof (double) * nm);
+  gate_loss (&c);
+  g_assert_cmpmem (c.out, sizeof (double) * c.dim, c.x0, sizeof (double) * c.dim);
+  g_free (c.in); g_free (c.mod); g_free (c.r); g_free (c.out); g_free (c.x0);
+}
+
 /* ---- losses ------------------------------------------------------------- */
 
 typedef struct { double *logits, *losses; const int32_t *targets; int n, vocab; } CeCtx;
@@ -499,6 +559,7 @@ main (int argc, char **argv)
   g_test_add_func ("/layers/attention", test_attention);
   g_test_add_func ("/layers/swiglu", test_swiglu);
   g_test_add_func ("/layers/silu", test_silu);
+  g_test_add_func ("/layers/adaln", test_adaln);
   g_test_add_func ("/layers/cross-entropy", test_cross_entropy);
   g_test_add_func ("/layers/squared-error", test_squared_error);
   g_test_add_func ("/layers/patchify", test_patchify);

@@ -40,6 +40,7 @@ VARIANTS = {
     "v": {"prediction": "v", "min_snr_gamma": 5.0, "t_sampling": "logit_normal",
           "t_mean": -0.5, "t_scale": 1.25},
     "x": {"prediction": "x", "min_snr_gamma": 3.0},
+    "adaln": {"prediction": "v", "time_conditioning": "adaln_zero"},
 }
 WEIGHT_SEED = 20240611
 DATA_SEED = 7
@@ -60,12 +61,18 @@ def make_model():
 
 
 def make_variant_model(config):
-    """The golden weights (make_model's) under another recipe's config."""
-    base = make_model()
+    """The golden weights (make_model's) under another recipe's config; the
+    tensors only it has (adaLN) are random, not zero, so that every gradient
+    path is exercised."""
+    base = dict(make_model().ordered_parameters())
     model = twin.Transfusion(config)
+    gen = torch.Generator().manual_seed(WEIGHT_SEED + 2)
     with torch.no_grad():
-        for (name, p), (_, q) in zip(model.ordered_parameters(), base.ordered_parameters()):
-            p.copy_(q)
+        for name, p in model.ordered_parameters():
+            if name in base:
+                p.copy_(base[name])
+            else:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
     return model
 
 

@@ -171,12 +171,16 @@ def param_shapes(c):
             (p + "mlp.w3", (h, d)),
             (p + "mlp.w2", (d, h)),
         ]
+        if c["time_conditioning"] == "adaln_zero":
+            shapes += [(p + "adaln.weight", (6 * d, d)), (p + "adaln.bias", (6 * d,))]
     shapes += [
         ("norm.weight", (d,)),
         ("lm_head.weight", (V, d)),
         ("patch_out.weight", (pd, d)),
         ("patch_out.bias", (pd,)),
     ]
+    if c["time_conditioning"] == "adaln_zero":
+        shapes += [("final_adaln.weight", (2 * d, d)), ("final_adaln.bias", (2 * d,))]
     return shapes
 
 
@@ -426,14 +430,41 @@ def swiglu(xn, w1, w3, w2):
     return F.linear(silu(F.linear(xn, w1)) * F.linear(xn, w3), w2)
 
 
-def block(x, layer, cos, sin, mask, n_heads, eps):
-    """One pre-norm transformer layer."""
-    x = x + attention(rmsnorm(x, layer.attn_norm.weight, eps),
-                      layer.attn.wq, layer.attn.wk, layer.attn.wv, layer.attn.wo,
-                      cos, sin, mask, n_heads)
-    x = x + swiglu(rmsnorm(x, layer.mlp_norm.weight, eps),
-                   layer.mlp.w1, layer.mlp.w3, layer.mlp.w2)
+def block(x, layer, cos, sin, mask, n_heads, eps, mod=None):
+    """One pre-norm transformer layer. With adaLN-Zero, @mod is six [B, L, d]
+    tensors (shift, scale, gate of attention, then of the MLP): at image
+    positions each sublayer's input is norm(x)·(1 + scale) + shift and its
+    output is multiplied by the gate; elsewhere they are 0, 0 and 1."""
+    if mod is None:
+        x = x + attention(rmsnorm(x, layer.attn_norm.weight, eps),
+                          layer.attn.wq, layer.attn.wk, layer.attn.wv, layer.attn.wo,
+                          cos, sin, mask, n_heads)
+        x = x + swiglu(rmsnorm(x, layer.mlp_norm.weight, eps),
+                       layer.mlp.w1, layer.mlp.w3, layer.mlp.w2)
+        return x
+    sh1, sc1, g1, sh2, sc2, g2 = mod
+    x = x + g1 * attention(rmsnorm(x, layer.attn_norm.weight, eps) * (1 + sc1) + sh1,
+                           layer.attn.wq, layer.attn.wk, layer.attn.wv, layer.attn.wo,
+                           cos, sin, mask, n_heads)
+    x = x + g2 * swiglu(rmsnorm(x, layer.mlp_norm.weight, eps) * (1 + sc2) + sh2,
+                        layer.mlp.w1, layer.mlp.w3, layer.mlp.w2)
     return x
+
+
+def adaln_modulation(temb, w, b, n_chunks):
+    """adaLN (DiT): W·silu(temb) + b, cut into @n_chunks vectors of size d."""
+    return F.linear(silu(temb), w, b).chunk(n_chunks, dim=-1)
+
+
+def per_position(layout, per_image, fill, d, dtype, device):
+    """[B, L, d]: @per_image[index] at the patches of each image, @fill elsewhere."""
+    out = torch.full((layout.B, layout.L, d), fill, dtype=dtype, device=device)
+    rows = []
+    for b in range(layout.B):
+        row = [per_image[int(i)] if i >= 0 else out[b, j]
+               for j, i in enumerate(layout.image[b])]
+        rows.append(torch.stack(row))
+    return torch.stack(rows)
 
 
 # ---- Module ------------------------------------------------------------------
@@ -467,12 +498,14 @@ class _MLP(nn.Module):
 
 
 class _Layer(nn.Module):
-    def __init__(self, d, h):
+    def __init__(self, d, h, adaln=False):
         super().__init__()
         self.attn_norm = _Weight(d)
         self.attn = _Attention(d)
         self.mlp_norm = _Weight(d)
         self.mlp = _MLP(d, h)
+        if adaln:
+            self.adaln = _Linear(6 * d, d)
 
 
 class Transfusion(nn.Module):
@@ -486,10 +519,14 @@ class Transfusion(nn.Module):
         self.patch_in = _Linear(d, pd)
         self.patch_pos = nn.Parameter(torch.empty(n_patches(c), d))
         self.time_mlp = nn.ModuleDict({"0": _Linear(d, d), "2": _Linear(d, d)})
-        self.layers = nn.ModuleList(_Layer(d, c["mlp_hidden"]) for _ in range(c["n_layers"]))
+        self.adaln = c["time_conditioning"] == "adaln_zero"
+        self.layers = nn.ModuleList(_Layer(d, c["mlp_hidden"], self.adaln)
+                                    for _ in range(c["n_layers"]))
         self.norm = _Weight(d)
         self.lm_head = _Weight(V, d)
         self.patch_out = _Linear(pd, d)
+        if self.adaln:
+            self.final_adaln = _Linear(2 * d, d)
         self.alpha_bar = cosine_alpha_bar(c["diffusion_steps"])
 
         params = dict(self.named_parameters())
@@ -539,6 +576,7 @@ class Transfusion(nn.Module):
 
         # Input embeddings, row by row: tokens, patch embeddings, zero padding.
         rows = []
+        tembs = {}   # image index -> temb(t), for adaLN
         for b, row in enumerate(batch):
             parts = []
             for seg in row:
@@ -550,6 +588,7 @@ class Transfusion(nn.Module):
                     temb = time_embedding(timestep_code(t, d, dtype).to(device),
                                           self.time_mlp["0"].weight, self.time_mlp["0"].bias,
                                           self.time_mlp["2"].weight, self.time_mlp["2"].bias)
+                    tembs[seg["image"]] = temb
                     parts.append(patch_embedding(x_t[seg["image"]], self.patch_in.weight,
                                                  self.patch_in.bias, self.patch_pos, temb, p))
             n = sum(part.shape[0] for part in parts)
@@ -560,16 +599,30 @@ class Transfusion(nn.Module):
         mask = torch.tensor(layout.attention_mask(), device=device)
         cos, sin = (a.to(device) for a in rope_tables(layout.pos, head_dim(c), c["rope_theta"], dtype))
         hidden = [x]
+        def modulation(w, b, n_chunks):
+            """Per position [B, L, d] chunks: 0 for shifts and scales, 1 for gates
+            (every third of a layer's six) outside images."""
+            chunks = {index: adaln_modulation(temb, w, b, n_chunks) for index, temb in tembs.items()}
+            return [per_position(layout, {i: ch[k] for i, ch in chunks.items()},
+                                 1.0 if n_chunks == 6 and k % 3 == 2 else 0.0, d, dtype, device)
+                    for k in range(n_chunks)]
+
         for layer in self.layers:
-            x = block(x, layer, cos, sin, mask, c["n_heads"], c["norm_eps"])
+            mod = modulation(layer.adaln.weight, layer.adaln.bias, 6) if self.adaln else None
+            x = block(x, layer, cos, sin, mask, c["n_heads"], c["norm_eps"], mod)
             hidden.append(x)
 
         xn = rmsnorm(x, self.norm.weight, c["norm_eps"])
         logits = F.linear(xn, self.lm_head.weight)             # [B, L, V]
 
+        head_in = xn   # with adaLN the final norm is modulated at image positions
+        if self.adaln:
+            shift, scale = modulation(self.final_adaln.weight, self.final_adaln.bias, 2)
+            head_in = xn * (1 + scale) + shift
         pred = {}   # the image head's output: ε, v or x0 as config["prediction"] says
         for index, b, start, _, _ in layout.images:
-            out = F.linear(xn[b, start:start + n_patches(c)], self.patch_out.weight, self.patch_out.bias)
+            out = F.linear(head_in[b, start:start + n_patches(c)], self.patch_out.weight,
+                           self.patch_out.bias)
             pred[index] = unpatchify(out, S, p, C)
 
         # L_LM: mean cross-entropy over every text target in the batch.
@@ -677,15 +730,15 @@ def sampler_update(sampler, alpha_bar, t, t_prev, x_t, eps, z=None, prediction="
 @torch.no_grad()
 def init_parameters(model, seed=0):
     """Normal(0, 0.02) matrices and embeddings, output projections (attn.wo,
-    mlp.w2) scaled by 1/sqrt(2·n_layers), norms 1, biases 0. Draws in
+    mlp.w2) scaled by 1/sqrt(2·n_layers), norms 1, biases and adaLN weights 0. Draws in
     checkpoint order from one generator seeded with @seed."""
     gen = torch.Generator().manual_seed(seed)
     out_scale = 1.0 / math.sqrt(2 * model.config["n_layers"])
     for name, param in model.ordered_parameters():
         if is_norm(name):
             param.fill_(1.0)
-        elif is_bias(name):
-            param.zero_()
+        elif is_bias(name) or name.endswith("adaln.weight"):
+            param.zero_()   # adaLN-Zero: every image sublayer starts as the identity
         else:
             w = torch.empty(param.shape, dtype=torch.float32).normal_(0.0, 0.02, generator=gen)
             if name.endswith("attn.wo") or name.endswith("mlp.w2"):
