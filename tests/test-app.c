@@ -8,7 +8,6 @@
 #include <glib/gstdio.h>
 #include <gtk/gtk.h>
 #include <string.h>
-#include <time.h>
 
 #include "tf-application.h"
 #include "tf-chat-store.h"
@@ -475,16 +474,6 @@ typedef struct {
   gint64    longest_gap, longest_gap_cpu;
 } StepLog;
 
-/* The main thread's own CPU time, in µs. */
-static gint64
-main_thread_cpu_time (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
 static void
 on_step_logged (TfGeneration *generation, guint step, guint n_steps, GBytes *x_t, GBytes *x0,
                 StepLog *log)
@@ -522,7 +511,7 @@ tick_gap (gpointer data)
 {
   StepLog *log = data;
   gint64 now = g_get_monotonic_time ();
-  gint64 cpu = main_thread_cpu_time ();
+  gint64 cpu = tf_test_thread_cpu_time ();
 
   if (log->last_tick > 0)
     {
@@ -532,18 +521,6 @@ tick_gap (gpointer data)
   log->last_tick = now;
   log->last_tick_cpu = cpu;
   return G_SOURCE_CONTINUE;
-}
-
-static guint
-count_pngs (const char *dir)
-{
-  g_autoptr(GDir) folder = g_dir_open (dir, 0, NULL);
-  const char *name;
-  guint n = 0;
-
-  while (folder != NULL && (name = g_dir_read_name (folder)) != NULL)
-    n += g_str_has_suffix (name, ".png");
-  return n;
 }
 
 typedef struct {
@@ -556,7 +533,7 @@ gallery_has (gpointer data)
 {
   GalleryWait *wait = data;
 
-  return count_pngs (wait->dir) == wait->n;
+  return tf_test_count_files (wait->dir, ".png") == wait->n;
 }
 
 /* The newest PNG of @dir's parameters text. */
@@ -605,7 +582,7 @@ test_imagine_generate (void)
   view = tf_window_get_imagine_view (window);
   tf_window_show_view (window, "imagine");
   tf_imagine_view_set_prompt (view, "a small red circle");
-  n_before = count_pngs (gallery);
+  n_before = tf_test_count_files (gallery, ".png");
 
   log.steps = g_array_new (FALSE, FALSE, sizeof (guint));
   handler = g_signal_connect (tf_window_get_generation (window), "step",

@@ -42,6 +42,14 @@ void tf_test_remove_tree (const char *path);
  * stray temporary files. */
 char *tf_test_list_dir (const char *path);
 
+/* The calling thread's own CPU time in µs: the work it did, however long
+ * the scheduler made it wait. */
+gint64 tf_test_thread_cpu_time (void);
+
+/* How many names in the directory @path end in @suffix (none when it
+ * cannot be read, as before it is made). */
+guint tf_test_count_files (const char *path, const char *suffix);
+
 /* Writes @len bytes of @data (a string, when @len is -1) to DIR/NAME, or to
  * NAME when @dir is NULL. */
 void tf_test_write_file (const char *dir, const char *name, const void *data, gssize len);
