@@ -694,9 +694,12 @@ test_imagine_stop (void)
   gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
   g_assert_true (wait_until (imagine_idle, view, 60000));
 
-  /* At most the step in flight when Stop came. */
+  /* At most the step in flight when Stop came. How many steps the worker
+   * finished while the dispatch that stopped it ran is the scheduler's
+   * business, but they wait merged into one; so two at most are shown
+   * after Stop: that one, and the step in flight. */
   g_assert_true (log.stop_requested);
-  g_assert_cmpuint (log.steps_after_stop, <=, 1);
+  g_assert_cmpuint (log.steps_after_stop, <=, 2);
   g_assert_cmpuint (log.steps->len, <, 400);
   g_assert_false (tf_generation_get_busy (generation));
   g_assert_null (tf_imagine_view_get_result (view));
