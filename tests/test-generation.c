@@ -2,8 +2,9 @@
  * reports on the main context. Steps arrive in order (merged, never out of
  * order, the last one always), cancel ends a job within a step, streamed
  * tokens add up to the reply, a second job while one runs is refused, two
- * objects run side by side, and the main loop never waits 50 ms while an
- * image and a long text are made. No GTK: a plain main context. */
+ * objects run side by side, and while an image and a long text are made no
+ * dispatch of the main loop costs its thread an engine step's CPU time. No
+ * GTK: a plain main context. */
 #include "config.h"
 
 #include "tf-generation.h"
@@ -596,15 +597,37 @@ on_work_failed (TfGeneration *gen, const GError *error, Workload *w)
   on_work_finished (gen, NULL, NULL, w);
 }
 
-static void
-test_main_loop_gap (void)
+/* The CPU time a denoising step with @settings costs the thread that runs
+ * it alone: @steps of them, here, divided by their number (the prompt's
+ * prefill rides along, so this errs high). */
+static gint64
+engine_step_cpu_time (TfGeneration *gen, const TfGenerateSettings *settings, int steps)
 {
-#if defined(__SANITIZE_THREAD__)
-  /* A bound on wall-clock time, under a sanitizer that slows every memory
-   * access: what it measures is checked in the plain and ASan builds. */
-  g_test_skip ("a timing bound; not under ThreadSanitizer");
-  return;
-#endif
+  TfGenerator *engine = tf_generation_get_generator (gen);
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (engine)));
+  g_autofree float *pixels = g_new (float, values);
+  TfGenerateSettings s = *settings;
+  g_autoptr (GError) error = NULL;
+
+  /* each job sets the threads again when it starts */
+  tf_generator_set_threads (engine, 1);
+  s.steps = steps;
+  gint64 start = tf_test_thread_cpu_time ();
+  g_assert_true (tf_generator_generate_image (engine, "a red circle", &s, NULL, pixels, &error));
+  g_assert_no_error (error);
+  return (tf_test_thread_cpu_time () - start) / steps;
+}
+
+/* While an image and a long text are made at once, the main thread only
+ * hands on what the workers made: no iteration of its loop costs it half
+ * the CPU time of a denoising step (its share of one step on two threads).
+ * The bound is on its own CPU time, not on the wall clock: how long the
+ * loop waits for a core is the scheduler's choice (two tests and two
+ * workers share two cores), so the longest gap between ticks is only
+ * printed. */
+static void
+test_main_loop_work (void)
+{
   /* The bundled model when the tree has one (what the application runs),
    * else the tiny one. */
   g_autofree char *bundled = g_build_filename (g_getenv ("G_TEST_SRCDIR") != NULL ?
@@ -627,21 +650,37 @@ test_main_loop_gap (void)
   g_signal_connect (text, "failed", G_CALLBACK (on_work_failed), &wt);
   g_signal_connect (text, "token", G_CALLBACK (on_token_count), &wt);
 
+  const gint64 step_cpu = engine_step_cpu_time (image, &wi.settings, 5);
+
   Ticker ticker = { 0 };
   guint source = g_timeout_add (5, tick, &ticker);
-  gint64 start = g_get_monotonic_time ();
+  guint iterations = 0;
+  gint64 max_cpu = 0;
+  gint64 start = g_get_monotonic_time (), start_cpu = tf_test_thread_cpu_time ();
   start_work (image, &wi);
   start_work (text, &wt);
   while (!wi.done || !wt.done)
-    g_main_context_iteration (NULL, TRUE);
-  gint64 took = g_get_monotonic_time () - start;
+    {
+      gint64 before = tf_test_thread_cpu_time ();
+      g_main_context_iteration (NULL, TRUE);
+      max_cpu = MAX (max_cpu, tf_test_thread_cpu_time () - before);
+      iterations++;
+    }
+  gint64 took = g_get_monotonic_time () - start, took_cpu = tf_test_thread_cpu_time () - start_cpu;
   g_source_remove (source);
 
-  g_test_message ("main loop: max gap %.1f ms over %u ticks in %.0f ms (2 images of 50 steps "
-                  "and %u tokens at once; %s)", ticker.max_gap / 1000.0, ticker.ticks,
-                  took / 1000.0, wt.tokens, path);
-  g_assert_cmpuint (ticker.ticks, >, 3);
-  g_assert_cmpint (ticker.max_gap, <, 50 * 1000);
+  g_test_message ("2 images of 50 steps and %u tokens at once (%s): %u iterations of the main "
+                  "loop in %.0f ms, %.1f ms of them on its CPU; the longest iteration worked "
+                  "%.2f ms, a denoising step takes %.2f ms; the longest gap between ticks was "
+                  "%.1f ms (not a bound: the scheduler's)", wt.tokens, path, iterations,
+                  took / 1000.0, took_cpu / 1000.0, max_cpu / 1000.0, step_cpu / 1000.0,
+                  ticker.max_gap / 1000.0);
+#if !defined(__SANITIZE_THREAD__)
+  /* Under ThreadSanitizer an iteration's CPU time is partly the sanitizer's
+   * own (it symbolizes each suppressed report on the thread that met it):
+   * there the test runs for its races alone. */
+  g_assert_cmpint (max_cpu, <, step_cpu / 2);
+#endif
 }
 
 /* ---- UTF-8 pieces ------------------------------------------------------- */
@@ -705,7 +744,7 @@ main (int argc, char **argv)
   g_test_add ("/generation/chat-image", Fixture, NULL, fixture_set_up, test_chat_image, fixture_tear_down);
   g_test_add ("/generation/busy", Fixture, NULL, fixture_set_up, test_busy, fixture_tear_down);
   g_test_add_func ("/generation/parallel", test_parallel);
-  g_test_add_func ("/generation/main-loop-gap", test_main_loop_gap);
+  g_test_add_func ("/generation/main-loop-gap", test_main_loop_work);
   int status = g_test_run ();
 
   tf_test_remove_tree (model_dir);
