@@ -1029,7 +1029,7 @@ test_chat_rename_and_delete (void)
   g_autoptr(GError) error = NULL;
   TfWindow *window;
   TfChatView *view;
-  GtkWidget *popover, *entry, *dialog = NULL;
+  GtkWidget *entry, *dialog = NULL;
   guint n;
 
   if (skip_without_display () || bundled_model_missing ())
@@ -1040,9 +1040,9 @@ test_chat_rename_and_delete (void)
   g_assert_cmpuint (n, >=, 1);   /* from the tests before */
   tf_chat_view_select_conversation (view, 0);
 
-  /* Rename, as typed into the popover: the list and the saved chat follow. */
-  popover = find_widget (GTK_WIDGET (view), GTK_TYPE_POPOVER);
-  entry = find_widget (popover, GTK_TYPE_ENTRY);
+  /* Rename, as typed into the popover (the view's one entry; the message
+   * is a text view): the list and the saved chat follow. */
+  entry = find_widget (GTK_WIDGET (view), GTK_TYPE_ENTRY);
   g_assert_nonnull (entry);
   gtk_editable_set_text (GTK_EDITABLE (entry), "Renamed chat");
   g_signal_emit_by_name (entry, "activate");
@@ -1066,6 +1066,255 @@ test_chat_rename_and_delete (void)
   chats = tf_chat_store_list (store, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (chats->len, ==, n - 1);
+  close_window (window);
+}
+
+/* ---- The adaptive window (issue 17) -------------------------------------- */
+
+static gboolean
+has_name (GtkWidget *widget, gconstpointer name)
+{
+  return g_strcmp0 (gtk_widget_get_name (widget), name) == 0;
+}
+
+/* The widget of @view called @name (gtk_widget_get_name). */
+static GtkWidget *
+find_named (gpointer view, const char *name)
+{
+  GtkWidget *found = find_descendant (GTK_WIDGET (view), FALSE, has_name, name);
+
+  g_assert_nonnull (found);
+  return found;
+}
+
+/* A new window of @width × @height on the bundled model. The size is the
+ * window's own (the settings keep the size of the window closed last). */
+static TfWindow *
+open_sized_window (int width, int height)
+{
+  TfWindow *window = tf_window_new (app);
+
+  gtk_window_set_default_size (GTK_WINDOW (window), width, height);
+  tf_window_open_default_model (window);
+  gtk_window_present (GTK_WINDOW (window));
+  g_assert_true (wait_until (is_mapped, window, 10000));
+  while (tf_window_get_loading (window))
+    g_main_context_iteration (NULL, TRUE);
+  return window;
+}
+
+static void
+close_sized_window (TfWindow *window)
+{
+  GSettings *settings = tf_application_get_settings (app);
+
+  close_window (window);
+  g_settings_reset (settings, "window-width");
+  g_settings_reset (settings, "window-height");
+}
+
+static gboolean
+never (gpointer data)
+{
+  return FALSE;
+}
+
+/* Runs the main loop for @ms, for layout and drawing to catch up. */
+static void
+run_for (guint ms)
+{
+  wait_until (never, NULL, ms);
+}
+
+static graphene_rect_t
+bounds_in (GtkWidget *widget, GtkWidget *ancestor)
+{
+  graphene_rect_t bounds;
+
+  g_assert_true (gtk_widget_compute_bounds (widget, ancestor, &bounds));
+  return bounds;
+}
+
+/* At 360 × 600 (a phone) everything fits: the side panes fold away behind
+ * a button, the view switcher moves to the bottom. */
+static void
+test_window_narrow (void)
+{
+  TfWindow *window;
+  int minimum;
+  GtkWidget *content, *flap, *bar;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  window = open_sized_window (360, 600);
+  /* The window's content asks for no more than it gets (the frame's
+   * shadow takes a few pixels of the 360). */
+  content = adw_application_window_get_content (ADW_APPLICATION_WINDOW (window));
+  run_for (100);
+  gtk_widget_measure (content, GTK_ORIENTATION_HORIZONTAL, -1, &minimum, NULL, NULL, NULL);
+  g_test_message ("narrowest content: %d px, given %d px", minimum,
+                  gtk_widget_get_width (content));
+  g_assert_cmpint (gtk_widget_get_width (content), <=, 360);
+  g_assert_cmpint (minimum, <=, gtk_widget_get_width (content));
+
+  flap = find_widget (GTK_WIDGET (tf_window_get_imagine_view (window)), ADW_TYPE_FLAP);
+  g_assert_true (adw_flap_get_folded (ADW_FLAP (flap)));
+  tf_window_show_view (window, "chat");
+  run_for (100);
+  flap = find_widget (GTK_WIDGET (tf_window_get_chat_view (window)), ADW_TYPE_FLAP);
+  g_assert_true (adw_flap_get_folded (ADW_FLAP (flap)));
+  bar = find_widget (GTK_WIDGET (window), ADW_TYPE_VIEW_SWITCHER_BAR);
+  g_assert_true (adw_view_switcher_bar_get_reveal (ADW_VIEW_SWITCHER_BAR (bar)));
+  g_assert_true (shows (window, "Chat with the Model"));
+  close_sized_window (window);
+}
+
+/* At 1920 × 1080 the prediction fills the room, in whole multiples of its
+ * pixels; a counter that grows moves neither it nor the replay; a seed
+ * field of −1 draws with a new seed and keeps −1, a typed seed is used
+ * as it is, and "reuse" brings back the seed of the image shown. */
+static void
+test_imagine_wide_and_seed (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  GtkWidget *prediction, *step, *replay;
+  GtkSpinButton *seed;
+  g_autofree char *gallery = g_build_filename (data_dir, "transfusion", "gallery", NULL);
+  g_autofree char *first = NULL, *second = NULL, *expected = NULL;
+  graphene_rect_t before, after, replay_before, replay_after;
+  GSettings *settings;
+  guint n;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  settings = tf_application_get_settings (app);
+  g_settings_set_int (settings, "default-steps", 3);
+
+  window = open_sized_window (1920, 1080);
+  view = tf_window_get_imagine_view (window);
+  prediction = find_named (view, "prediction");
+  seed = GTK_SPIN_BUTTON (find_named (view, "seed"));
+  g_assert_cmpfloat (gtk_spin_button_get_value (seed), ==, -1);
+  g_assert_true (shows (window, "A new random seed for each image"));
+
+  n = tf_test_count_files (gallery, ".png");
+  tf_imagine_view_set_prompt (view, "a shirt");
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.generate", NULL);
+  g_assert_true (wait_until (imagine_idle, view, 120000));
+  g_assert_true (wait_until (gallery_has, &(GalleryWait) { gallery, n + 1 }, 10000));
+  first = newest_png_parameters (gallery);
+  g_assert_cmpfloat (gtk_spin_button_get_value (seed), ==, -1);
+  run_for (100);
+
+  g_test_message ("prediction: %d × %d px", gtk_widget_get_width (prediction),
+                  gtk_widget_get_height (prediction));
+  g_assert_cmpint (MIN (gtk_widget_get_width (prediction), gtk_widget_get_height (prediction)),
+                   >=, 20 * 32);
+
+  /* The counter at its widest moves nothing. */
+  step = find_mapped_label (GTK_WIDGET (view), "Step 3 of 3");
+  g_assert_nonnull (step);
+  replay = find_widget (GTK_WIDGET (view), GTK_TYPE_SCALE);
+  before = bounds_in (prediction, GTK_WIDGET (window));
+  replay_before = bounds_in (replay, GTK_WIDGET (window));
+  gtk_label_set_text (GTK_LABEL (step), "Step 1000 of 1000");
+  run_for (100);
+  after = bounds_in (prediction, GTK_WIDGET (window));
+  replay_after = bounds_in (replay, GTK_WIDGET (window));
+  g_assert_true (graphene_rect_equal (&before, &after));
+  g_assert_true (graphene_rect_equal (&replay_before, &replay_after));
+
+  /* Reuse: the seed of the image shown, used as typed. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.reuse-seed", NULL);
+  g_assert_cmpfloat (gtk_spin_button_get_value (seed), >=, 0);
+  expected = g_strdup_printf ("Seed: %.0f,", gtk_spin_button_get_value (seed));
+  g_assert_nonnull (strstr (first, expected));
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.generate", NULL);
+  g_assert_true (wait_until (imagine_idle, view, 120000));
+  g_assert_true (wait_until (gallery_has, &(GalleryWait) { gallery, n + 2 }, 10000));
+  second = newest_png_parameters (gallery);
+  g_assert_nonnull (strstr (second, expected));
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.random-seed", NULL);
+  g_assert_cmpfloat (gtk_spin_button_get_value (seed), ==, -1);
+
+  /* Copy says so. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.copy", NULL);
+  g_assert_true (shows (window, "Image copied"));
+
+  /* Restoring from the gallery keeps the picture where it was, and shows
+   * no empty noisy image or full progress bar. */
+  before = bounds_in (prediction, GTK_WIDGET (window));
+  g_signal_emit_by_name (find_widget (find_widget (GTK_WIDGET (view), TF_TYPE_GALLERY),
+                                      GTK_TYPE_BUTTON), "clicked");
+  run_for (100);
+  g_assert_true (shows (window, "Restored from earlier"));
+  after = bounds_in (prediction, GTK_WIDGET (window));
+  g_assert_true (graphene_rect_equal (&before, &after));
+  g_assert_cmpfloat (gtk_widget_get_opacity (gtk_widget_get_parent (find_mapped_label (GTK_WIDGET (view), "Noisy image"))),
+                     ==, 0.0);
+  g_assert_null (find_descendant (GTK_WIDGET (view), TRUE, has_type,
+                                  GSIZE_TO_POINTER (GTK_TYPE_PROGRESS_BAR)));
+
+  g_settings_reset (settings, "default-steps");
+  close_sized_window (window);
+}
+
+/* The message is a text view: Enter sends, Shift+Enter does not; Chat
+ * opens with the focus on it; the token legend shows with the tokens. */
+static void
+test_chat_entry (void)
+{
+  TfWindow *window;
+  TfChatView *view;
+  GtkWidget *text_view;
+  GtkEventController *keys = NULL;
+  g_autoptr(GListModel) controllers = NULL;
+  gboolean handled = TRUE;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+
+  view = show_chat (&window);
+  tf_window_show_view (window, "imagine");
+  tf_window_show_view (window, "chat");
+  text_view = find_widget (GTK_WIDGET (view), GTK_TYPE_TEXT_VIEW);
+  g_assert_true (gtk_window_get_focus (GTK_WINDOW (window)) == text_view);
+
+  controllers = gtk_widget_observe_controllers (text_view);
+  for (guint i = 0; i < g_list_model_get_n_items (controllers) && keys == NULL; i++)
+    {
+      g_autoptr(GtkEventController) controller = g_list_model_get_item (controllers, i);
+
+      if (GTK_IS_EVENT_CONTROLLER_KEY (controller)
+          && gtk_event_controller_get_propagation_phase (controller) == GTK_PHASE_CAPTURE)
+        keys = controller;
+    }
+  g_assert_nonnull (keys);
+
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+  tf_chat_view_set_message (view, "what is a hat?");
+  g_signal_emit_by_name (keys, "key-pressed", GDK_KEY_Return, 0, GDK_SHIFT_MASK, &handled);
+  g_assert_false (handled);
+  g_assert_false (tf_chat_view_get_running (view));
+  g_signal_emit_by_name (keys, "key-pressed", GDK_KEY_Return, 0, 0, &handled);
+  g_assert_true (handled);
+  g_assert_true (tf_chat_view_get_running (view));
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 2);
+
+  g_assert_false (shows (window, "How probable each token was"));
+  {
+    GtkWidget *tokens = find_mapped_label (GTK_WIDGET (view), "Show tokens");
+
+    while (tokens != NULL && !GTK_IS_TOGGLE_BUTTON (tokens))
+      tokens = gtk_widget_get_parent (tokens);
+    g_assert_nonnull (tokens);
+    gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (tokens), TRUE);
+    g_assert_true (shows (window, "How probable each token was"));
+    gtk_toggle_button_set_active (GTK_TOGGLE_BUTTON (tokens), FALSE);
+  }
   close_window (window);
 }
 
@@ -1114,6 +1363,9 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/chat/stop-then-regenerate", test_chat_stop_then_regenerate);
   g_test_add_func ("/app/chat/regenerate-then-continue", test_chat_regenerate_then_continue);
   g_test_add_func ("/app/chat/rename-and-delete", test_chat_rename_and_delete);
+  g_test_add_func ("/app/window/narrow", test_window_narrow);
+  g_test_add_func ("/app/imagine/wide-and-seed", test_imagine_wide_and_seed);
+  g_test_add_func ("/app/chat/entry", test_chat_entry);
 
   status = g_test_run ();
 

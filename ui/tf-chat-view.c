@@ -3,6 +3,7 @@
 
 #include "tf-chat-view.h"
 
+#include <adwaita.h>
 #include <glib/gi18n.h>
 #include <string.h>
 
@@ -61,13 +62,19 @@ struct _TfChatView
   GtkRevealer     *attachment_revealer;
   TfImageView     *attachment_view;
   GtkLabel        *attachment_label;
-  GtkEntry        *message_entry;
+  GtkTextView     *message_entry;
   GtkStack        *send_stack;
   GtkWidget       *send_button;
   GtkToggleButton *tokens_toggle;
   GtkSpinButton   *temperature_spin;
   GtkSpinButton   *top_p_spin;
-  GtkLabel        *status_label;
+  GtkLabel        *status_label;     /* the problem's details */
+  AdwFlap         *flap;
+  GtkRevealer     *problem_revealer;
+  GtkLabel        *problem_title;
+  GtkWidget       *problem_retry_button;
+  GtkWidget       *problem_new_button;
+  GtkBox          *legend_scale;
 
   TfGeneration    *generation;
   gulong           handlers[7];
@@ -199,11 +206,42 @@ update_actions (TfChatView *self)
                                : _("Send the message (Ctrl+Enter)"));
 }
 
+typedef enum {
+  OFFER_NOTHING = 0,
+  OFFER_RETRY = 1 << 0,   /* Regenerate */
+  OFFER_NEW = 1 << 1,     /* a new conversation */
+} Offer;
+
+/* A problem above the conversation: what happened in plain words
+ * (@summary), the details (@details: the message naming the file), and the
+ * actions that help. NULL @summary hides it. */
 static void
-show_status (TfChatView *self, const char *message)
+show_problem (TfChatView *self, const char *summary, const char *details, Offer offer)
 {
-  gtk_label_set_text (self->status_label, message != NULL ? message : "");
-  gtk_widget_set_tooltip_text (GTK_WIDGET (self->status_label), message);
+  gtk_revealer_set_reveal_child (self->problem_revealer, summary != NULL);
+  if (summary == NULL)
+    return;
+  gtk_label_set_text (self->problem_title, summary);
+  gtk_label_set_text (self->status_label, details != NULL ? details : "");
+  gtk_widget_set_visible (GTK_WIDGET (self->status_label), details != NULL);
+  gtk_widget_set_visible (self->problem_retry_button, (offer & OFFER_RETRY) != 0);
+  gtk_widget_set_visible (self->problem_new_button, (offer & OFFER_NEW) != 0);
+}
+
+static void
+on_problem_dismiss_clicked (TfChatView *self)
+{
+  show_problem (self, NULL, NULL, OFFER_NOTHING);
+}
+
+static char *
+message_text (TfChatView *self)
+{
+  GtkTextBuffer *buffer = gtk_text_view_get_buffer (self->message_entry);
+  GtkTextIter start, end;
+
+  gtk_text_buffer_get_bounds (buffer, &start, &end);
+  return gtk_text_buffer_get_text (buffer, &start, &end, FALSE);
 }
 
 static void
@@ -441,7 +479,7 @@ reload_conversations (TfChatView *self)
   self->current = NULL;
   g_ptr_array_set_size (self->conversations, 0);
   if (chats == NULL)
-    show_status (self, error->message);
+    show_problem (self, _("Saved conversations could not be listed"), error->message, OFFER_NOTHING);
   for (guint i = 0; chats != NULL && i < chats->len; i++)
     {
       TfChat *chat = g_ptr_array_index (chats, i);
@@ -553,12 +591,12 @@ start_reply (TfChatView *self, guint n_before, const char *text, GBytes *image)
   g_autoptr(GError) error = NULL;
   TfGenerateSettings settings;
 
-  show_status (self, NULL);
+  show_problem (self, NULL, NULL, OFFER_NOTHING);
   if (!self->context_in_sync)
     {
       if (!start_restore (self, n_before, &error))
         {
-          show_status (self, error->message);
+          show_problem (self, _("The conversation could not be continued"), error->message, OFFER_NEW);
           update_actions (self);
           return;
         }
@@ -581,7 +619,7 @@ start_reply (TfChatView *self, guint n_before, const char *text, GBytes *image)
                            image != NULL ? g_bytes_get_data (image, NULL) : NULL,
                            &settings, self->cancellable, &error))
     {
-      show_status (self, error->message);
+      show_problem (self, _("The model could not answer"), error->message, OFFER_RETRY | OFFER_NEW);
       update_actions (self);
       return;
     }
@@ -657,7 +695,7 @@ finish_reply (TfChatView *self, const char *text, gboolean stopped, const char *
     }
   row_set_versions (self, self->reply_row, last);
   if (!store_append (self, self->current, message, &error))
-    show_status (self, error->message);
+    show_problem (self, _("The reply could not be saved"), error->message, OFFER_NOTHING);
   self->reply_row = NULL;
   g_clear_pointer (&self->reply_image, g_bytes_unref);
 }
@@ -772,7 +810,7 @@ on_failed (TfGeneration *generation, GError *error, TfChatView *self)
           gtk_box_remove (self->messages_box, GTK_WIDGET (self->reply_row));
           self->reply_row = NULL;
           if (!stopped)
-            show_status (self, error->message);
+            show_problem (self, _("The model could not answer"), error->message, OFFER_RETRY | OFFER_NEW);
         }
     }
   /* A reply that was to be replaced stays as it was. */
@@ -782,7 +820,7 @@ on_failed (TfGeneration *generation, GError *error, TfChatView *self)
       self->replaced_row = NULL;
     }
   else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    show_status (self, error->message);
+    show_problem (self, _("The conversation could not be continued"), error->message, OFFER_NEW);
   update_actions (self);
 }
 
@@ -805,7 +843,7 @@ send_action (GtkWidget *widget, const char *action_name, GVariant *param)
 
   if (self->generation == NULL || self->job != JOB_NONE)
     return;
-  text = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->message_entry))));
+  text = g_strstrip (message_text (self));
   if (text[0] == '\0' && self->attachment == NULL)
     {
       gtk_widget_grab_focus (GTK_WIDGET (self->message_entry));
@@ -813,7 +851,7 @@ send_action (GtkWidget *widget, const char *action_name, GVariant *param)
     }
   if (!ensure_current (self, text[0] != '\0' ? text : _("A picture"), &error))
     {
-      show_status (self, error->message);
+      show_problem (self, _("The conversation could not be saved"), error->message, OFFER_NOTHING);
       return;
     }
 
@@ -822,9 +860,9 @@ send_action (GtkWidget *widget, const char *action_name, GVariant *param)
   g_ptr_array_add (self->current->entries, chat_entry_new (message));
   add_row (self, message);
   if (!store_append (self, self->current, message, &error))
-    show_status (self, error->message);
+    show_problem (self, _("The message could not be saved"), error->message, OFFER_NOTHING);
 
-  gtk_editable_set_text (GTK_EDITABLE (self->message_entry), "");
+  gtk_text_buffer_set_text (gtk_text_view_get_buffer (self->message_entry), "", -1);
   gtk_widget_activate_action (widget, "chat.remove-attachment", NULL);
   start_reply (self, self->current->entries->len - 1, text, image);
 }
@@ -899,7 +937,7 @@ on_show_version (TfMessageRow *row, guint version, TfChatView *self)
   if (chat_entry_shown (entry)->store_index != G_MAXUINT
       && !tf_chat_store_choose (self->store, self->current->id,
                                 chat_entry_shown (entry)->store_index, &error))
-    show_status (self, error->message);
+    show_problem (self, _("The choice could not be saved"), error->message, OFFER_NOTHING);
 
   shown = row_new (self, chat_entry_shown (entry));
   row_set_versions (self, shown, entry);
@@ -920,7 +958,7 @@ new_action (GtkWidget *widget, const char *action_name, GVariant *param)
   self->context_in_sync = FALSE;
   gtk_list_box_unselect_all (self->conversation_list);
   clear_rows (self);
-  show_status (self, NULL);
+  show_problem (self, NULL, NULL, OFFER_NOTHING);
   update_actions (self);
   gtk_widget_grab_focus (GTK_WIDGET (self->message_entry));
 }
@@ -935,7 +973,7 @@ on_delete_response (GtkDialog *dialog, int response, TfChatView *self)
 
       if (!tf_chat_store_delete (self->store, self->current->id, &error))
         {
-          show_status (self, error->message);
+          show_problem (self, _("The conversation could not be deleted"), error->message, OFFER_NOTHING);
           return;
         }
       g_ptr_array_remove (self->conversations, self->current);
@@ -1060,7 +1098,7 @@ on_attach_response (GtkNativeDialog *dialog, int response, TfChatView *self)
       g_autoptr(GError) error = NULL;
 
       if (file != NULL && !tf_chat_view_attach_file (self, file, &error))
-        show_status (self, error->message);
+        show_problem (self, _("The picture could not be attached"), error->message, OFFER_NOTHING);
     }
   gtk_native_dialog_destroy (dialog);
   g_clear_object (&self->attach_dialog);
@@ -1112,17 +1150,23 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, TfChatV
     {
       if (tf_chat_view_attach_file (self, g_value_get_object (value), &error))
         return TRUE;
-      show_status (self, error->message);
+      show_problem (self, _("The picture could not be attached"), error->message, OFFER_NOTHING);
     }
   return FALSE;
 }
 
 /* ---- Template callbacks ------------------------------------------------- */
 
-static void
-on_message_activate (TfChatView *self)
+/* Enter sends, as in chat programs; Shift+Enter starts a new line. */
+static gboolean
+on_message_key_pressed (GtkEventControllerKey *controller, guint keyval, guint keycode,
+                        GdkModifierType state, TfChatView *self)
 {
+  if ((keyval != GDK_KEY_Return && keyval != GDK_KEY_KP_Enter && keyval != GDK_KEY_ISO_Enter)
+      || (state & GDK_SHIFT_MASK) != 0)
+    return FALSE;
   gtk_widget_activate_action (GTK_WIDGET (self), "chat.send", NULL);
+  return TRUE;
 }
 
 static void
@@ -1149,14 +1193,16 @@ on_conversation_selected (TfChatView *self, GtkListBoxRow *row)
     return;
   if (conversation->entries == NULL && !store_load_messages (self, conversation, &error))
     {
-      show_status (self, error->message);
+      show_problem (self, _("This conversation could not be read"), error->message, OFFER_NEW);
       return;
     }
   self->current = conversation;
   self->context_in_sync = FALSE;
-  show_status (self, NULL);
+  show_problem (self, NULL, NULL, OFFER_NOTHING);
   show_conversation (self);
   update_actions (self);
+  if (adw_flap_get_folded (self->flap))
+    adw_flap_set_reveal_flap (self->flap, FALSE);
 }
 
 static void
@@ -1178,7 +1224,7 @@ on_rename_activate (TfChatView *self)
     return;
   if (!tf_chat_store_rename (self->store, self->current->id, title, &error))
     {
-      show_status (self, error->message);
+      show_problem (self, _("The conversation could not be renamed"), error->message, OFFER_NOTHING);
       return;
     }
   g_free (self->current->title);
@@ -1264,7 +1310,7 @@ tf_chat_view_set_generation (TfChatView *self, TfGeneration *generation)
               g_autoptr(GError) error = NULL;
 
               if (!store_load_messages (self, self->current, &error))
-                show_status (self, error->message);
+                show_problem (self, _("This conversation could not be read"), error->message, OFFER_NEW);
               show_conversation (self);
             }
         }
@@ -1292,8 +1338,19 @@ void
 tf_chat_view_set_message (TfChatView *self, const char *text)
 {
   g_return_if_fail (TF_IS_CHAT_VIEW (self));
-  gtk_editable_set_text (GTK_EDITABLE (self->message_entry), text);
-  gtk_editable_set_position (GTK_EDITABLE (self->message_entry), -1);
+  GtkTextBuffer *buffer = gtk_text_view_get_buffer (self->message_entry);
+  GtkTextIter end;
+
+  gtk_text_buffer_set_text (buffer, text, -1);
+  gtk_text_buffer_get_end_iter (buffer, &end);
+  gtk_text_buffer_place_cursor (buffer, &end);
+}
+
+void
+tf_chat_view_focus_message (TfChatView *self)
+{
+  g_return_if_fail (TF_IS_CHAT_VIEW (self));
+  gtk_widget_grab_focus (GTK_WIDGET (self->message_entry));
 }
 
 gboolean
@@ -1407,7 +1464,13 @@ tf_chat_view_class_init (TfChatViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfChatView, temperature_spin);
   gtk_widget_class_bind_template_child (widget_class, TfChatView, top_p_spin);
   gtk_widget_class_bind_template_child (widget_class, TfChatView, status_label);
-  gtk_widget_class_bind_template_callback (widget_class, on_message_activate);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, flap);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, problem_revealer);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, problem_title);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, problem_retry_button);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, problem_new_button);
+  gtk_widget_class_bind_template_child (widget_class, TfChatView, legend_scale);
+  gtk_widget_class_bind_template_callback (widget_class, on_problem_dismiss_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_tokens_toggled);
   gtk_widget_class_bind_template_callback (widget_class, on_conversation_selected);
   gtk_widget_class_bind_template_callback (widget_class, on_rename_popover_show);
@@ -1449,6 +1512,16 @@ tf_chat_view_init (TfChatView *self)
       g_signal_connect (button, "clicked", G_CALLBACK (on_starter_clicked), self);
       gtk_box_append (self->starters_box, button);
     }
+
+  {
+    GtkEventController *keys = gtk_event_controller_key_new ();
+
+    /* Before the text view's own handling, which would break the line. */
+    gtk_event_controller_set_propagation_phase (keys, GTK_PHASE_CAPTURE);
+    g_signal_connect (keys, "key-pressed", G_CALLBACK (on_message_key_pressed), self);
+    gtk_widget_add_controller (GTK_WIDGET (self->message_entry), keys);
+  }
+  tf_message_row_fill_legend (self->legend_scale);
 
   gtk_drop_target_set_gtypes (drop, types, G_N_ELEMENTS (types));
   g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);

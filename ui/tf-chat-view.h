@@ -23,6 +23,8 @@ void tf_chat_view_set_generation (TfChatView *self, TfGeneration *generation);
 void tf_chat_view_set_settings (TfChatView *self, GSettings *settings);
 
 void tf_chat_view_set_message (TfChatView *self, const char *text);
+/* Keyboard focus to the message being written. */
+void tf_chat_view_focus_message (TfChatView *self);
 /* Attaches a picture given as a file (PNG, JPEG, ...). */
 gboolean tf_chat_view_attach_file (TfChatView *self, GFile *file, GError **error);
 

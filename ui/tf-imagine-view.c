@@ -3,12 +3,14 @@
 
 #include "tf-imagine-view.h"
 
+#include <adwaita.h>
 #include <glib/gi18n.h>
 #include <string.h>
 
 #include "tf-gallery.h"
 #include "tf-image-view.h"
 #include "tf-model-info.h"
+#include "tf-window.h"
 
 /* Saved, copied and dragged images: each model pixel an 8 × 8 block, so a
  * 32 × 32 image is 256 × 256 and looks like what the window shows. */
@@ -27,8 +29,10 @@ struct _TfImagineView
   GtkSpinButton   *steps_spin;
   GtkSpinButton   *cfg_spin;
   GtkDropDown     *sampler_dropdown;
+  AdwFlap         *flap;
   GtkSpinButton   *seed_spin;
-  GtkCheckButton  *random_check;
+  GtkLabel        *seed_hint;
+  GtkWidget       *xt_column;
   GtkStack        *run_stack;
   GtkWidget       *generate_button;
   GtkWidget       *stop_button;
@@ -68,6 +72,7 @@ struct _TfImagineView
   int              image_size;
   int              channels;
   GtkNativeDialog *save_dialog;
+  GFile           *save_folder;  /* where the last Save As wrote */
 };
 
 G_DEFINE_FINAL_TYPE (TfImagineView, tf_imagine_view, GTK_TYPE_WIDGET)
@@ -85,6 +90,7 @@ tf_imagine_view_update_actions (TfImagineView *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.stop", self->running);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.save-as", have_result);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.copy", have_result);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.reuse-seed", have_result);
   /* Why Generate is insensitive while Chat uses the model. */
   gtk_widget_set_tooltip_text (self->generate_button,
                                busy && !self->running
@@ -96,6 +102,16 @@ tf_imagine_view_update_actions (TfImagineView *self)
       gtk_widget_grab_focus (self->generate_button);
     }
   gtk_stack_set_visible_child_name (self->run_stack, self->running ? "stop" : "generate");
+}
+
+/* The seed field: −1 draws each image with a new random seed. */
+static void
+on_seed_changed (TfImagineView *self)
+{
+  gtk_label_set_text (self->seed_hint,
+                      gtk_spin_button_get_value (self->seed_spin) < 0
+                      ? _("A new random seed for each image")
+                      : _("This seed for each image: the same settings draw the same image"));
 }
 
 static void
@@ -247,8 +263,12 @@ on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfImagi
   gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
 
   elapsed = (g_get_monotonic_time () - self->started_us) / 1e6;
-  /* Translators: when an image is done, "50 steps in 7.9 s" */
-  rate = g_strdup_printf (_("%u steps in %.1f s"), self->n_steps, elapsed);
+  {
+    g_autofree char *seed = g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) self->settings.seed);
+
+    /* Translators: when an image is done, "50 steps in 7.9 s · seed 1234" */
+    rate = g_strdup_printf (_("%u steps in %.1f s · seed %s"), self->n_steps, elapsed, seed);
+  }
   gtk_label_set_text (self->rate_label, rate);
 
   gtk_adjustment_configure (self->replay_adjustment, self->n_steps, 1, self->n_steps, 1, 5, 0);
@@ -305,8 +325,6 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
     return;
 
   show_status (self, NULL);
-  if (gtk_check_button_get_active (self->random_check))
-    gtk_spin_button_set_value (self->seed_spin, g_random_int ());
 
   g_free (self->prompt);
   self->prompt = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry))));
@@ -319,7 +337,10 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   self->settings.cfg = gtk_spin_button_get_value (self->cfg_spin);
   self->settings.sampler = gtk_drop_down_get_selected (self->sampler_dropdown) == 1
                            ? TF_SAMPLER_DDIM : TF_SAMPLER_DDPM;
-  self->settings.seed = (uint64_t) gtk_spin_button_get_value (self->seed_spin);
+  /* The field keeps −1: the next image gets a new seed too. */
+  self->settings.seed = gtk_spin_button_get_value (self->seed_spin) < 0
+                        ? (uint64_t) g_random_int ()
+                        : (uint64_t) gtk_spin_button_get_value (self->seed_spin);
   self->settings.negative = self->negative[0] != '\0' ? self->negative : NULL;
 
   g_clear_object (&self->cancellable);
@@ -345,10 +366,14 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   self->result_pending_path = FALSE;
   tf_image_view_set_pixels (self->x0_view, NULL, 0, 0);
   tf_image_view_set_pixels (self->xt_view, NULL, 0, 0);
+  gtk_widget_set_opacity (self->xt_column, 1.0);
   gtk_progress_bar_set_fraction (self->progress_bar, 0.0);
   gtk_label_set_text (self->step_label, _("Starting…"));
   gtk_label_set_text (self->rate_label, "");
   gtk_stack_set_visible_child_name (self->canvas_stack, "canvas");
+  /* On a narrow window the settings cover the picture: out of the way. */
+  if (adw_flap_get_folded (self->flap))
+    adw_flap_set_reveal_flap (self->flap, FALSE);
   tf_imagine_view_update_actions (self);
   /* Space stops; and the prompt's suggestions close. */
   gtk_widget_grab_focus (self->stop_button);
@@ -374,6 +399,22 @@ copy_action (GtkWidget *widget, const char *action_name, GVariant *param)
   texture = tf_texture_new_from_pixels (g_bytes_get_data (self->result, NULL), self->image_size,
                                         self->channels, EXPORT_SCALE);
   gdk_clipboard_set_texture (gtk_widget_get_clipboard (widget), texture);
+  tf_widget_add_toast (widget, _("Image copied"), NULL, NULL, NULL);
+}
+
+static void
+random_seed_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  gtk_spin_button_set_value (TF_IMAGINE_VIEW (widget)->seed_spin, -1);
+}
+
+static void
+reuse_seed_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (widget);
+
+  if (self->result != NULL)
+    gtk_spin_button_set_value (self->seed_spin, (double) self->settings.seed);
 }
 
 /* A file name from the prompt: "a-red-circle-7.png". */
@@ -418,6 +459,13 @@ on_save_response (GtkNativeDialog *dialog, int response, TfImagineView *self)
                                         self->image_size, self->channels, EXPORT_SCALE,
                                         parameters, &error))
         show_status (self, error->message);
+      else
+        {
+          g_clear_object (&self->save_folder);
+          self->save_folder = g_file_get_parent (file);
+          tf_widget_add_toast (GTK_WIDGET (self), _("Image saved"), _("Open Folder"),
+                               "win.show-file", g_variant_new_string (path));
+        }
     }
   gtk_native_dialog_destroy (dialog);
   g_clear_object (&self->save_dialog);
@@ -448,6 +496,18 @@ save_as_action (GtkWidget *widget, const char *action_name, GVariant *param)
   gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (native), png);
   name = suggested_file_name (self);
   gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (native), name);
+  /* Where the last image went, else the Pictures folder: not the folder
+   * the program happened to start in. */
+  if (self->save_folder != NULL)
+    gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (native), self->save_folder, NULL);
+  else
+    {
+      const char *pictures = g_get_user_special_dir (G_USER_DIRECTORY_PICTURES);
+      g_autoptr(GFile) folder = g_file_new_for_path (pictures != NULL ? pictures
+                                                                      : g_get_home_dir ());
+
+      gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (native), folder, NULL);
+    }
 
   g_signal_connect (native, "response", G_CALLBACK (on_save_response), self);
   self->save_dialog = GTK_NATIVE_DIALOG (native);
@@ -623,9 +683,8 @@ on_gallery_activated (TfImagineView *self, const char *parameters_text, GBytes *
       gtk_spin_button_set_value (self->cfg_spin, parameters.settings.cfg);
       gtk_drop_down_set_selected (self->sampler_dropdown,
                                   parameters.settings.sampler == TF_SAMPLER_DDIM ? 1 : 0);
-      gtk_spin_button_set_value (self->seed_spin, (double) parameters.settings.seed);
       /* The restored seed is the point: keep it for the next Generate. */
-      gtk_check_button_set_active (self->random_check, FALSE);
+      gtk_spin_button_set_value (self->seed_spin, (double) parameters.settings.seed);
 
       g_free (self->prompt);
       self->prompt = g_strdup (parameters.prompt);
@@ -645,7 +704,10 @@ on_gallery_activated (TfImagineView *self, const char *parameters_text, GBytes *
   self->result_pending_path = FALSE;
   tf_image_view_set_bytes (self->x0_view, pixels, size, channels);
   tf_image_view_set_pixels (self->xt_view, NULL, 0, 0);
-  gtk_progress_bar_set_fraction (self->progress_bar, 1.0);
+  /* No steps to show: the noisy image and the progress make room without
+   * moving the picture. */
+  gtk_widget_set_opacity (self->xt_column, 0.0);
+  gtk_stack_set_visible_child_name (self->progress_stack, "none");
   gtk_label_set_text (self->step_label, _("Restored from earlier"));
   gtk_label_set_text (self->rate_label, _("Generate draws it again"));
   gtk_stack_set_visible_child_name (self->canvas_stack, "canvas");
@@ -775,6 +837,7 @@ tf_imagine_view_dispose (GObject *object)
   if (self->save_dialog != NULL)
     gtk_native_dialog_destroy (self->save_dialog);
   g_clear_object (&self->save_dialog);
+  g_clear_object (&self->save_folder);
   g_clear_object (&self->completions);
   /* The template's root box is not bound to a field: unparent it here. */
   while ((child = gtk_widget_get_first_child (GTK_WIDGET (self))) != NULL)
@@ -819,8 +882,10 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, steps_spin);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, cfg_spin);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, sampler_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, flap);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_spin);
-  gtk_widget_class_bind_template_child (widget_class, TfImagineView, random_check);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_hint);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, xt_column);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, run_stack);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, generate_button);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, stop_button);
@@ -841,6 +906,8 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_install_action (widget_class, "imagine.stop", NULL, stop_action);
   gtk_widget_class_install_action (widget_class, "imagine.save-as", NULL, save_as_action);
   gtk_widget_class_install_action (widget_class, "imagine.copy", NULL, copy_action);
+  gtk_widget_class_install_action (widget_class, "imagine.random-seed", NULL, random_seed_action);
+  gtk_widget_class_install_action (widget_class, "imagine.reuse-seed", NULL, reuse_seed_action);
 
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
   gtk_widget_class_set_css_name (widget_class, "tf-imagine-view");
@@ -860,6 +927,8 @@ tf_imagine_view_init (TfImagineView *self)
   self->preview_interval = 1;
 
   g_signal_connect (self->replay_adjustment, "value-changed", G_CALLBACK (on_replay_changed), self);
+  g_signal_connect_swapped (self->seed_spin, "value-changed", G_CALLBACK (on_seed_changed), self);
+  on_seed_changed (self);
   gtk_drag_source_set_actions (drag, GDK_ACTION_COPY);
   g_signal_connect (drag, "prepare", G_CALLBACK (on_drag_prepare), self);
   gtk_widget_add_controller (GTK_WIDGET (self->x0_view), GTK_EVENT_CONTROLLER (drag));

@@ -91,21 +91,53 @@ tf_message_row_get_from_user (TfMessageRow *self)
 
 /* ---- Token colours ------------------------------------------------------ */
 
-/* Red for improbable tokens through yellow to green for near-certain ones;
- * translucent, so it reads on light and dark backgrounds. */
+/* Viridis, from improbable (purple) through blue and green to near-certain
+ * (yellow): its lightness rises steadily, so it reads for people who do
+ * not tell red from green, and in grey. Drawn translucent, so that text
+ * stays readable on light and dark backgrounds. */
+static const guint8 viridis[][3] = {
+  { 0x44, 0x01, 0x54 }, { 0x3b, 0x52, 0x8b }, { 0x21, 0x91, 0x8c }, { 0x5e, 0xc9, 0x62 },
+  { 0xfd, 0xe7, 0x25 },
+};
+
 static void
 probability_colour (double p, char out[8])
 {
-  double hue = CLAMP (p, 0.0, 1.0) * 120.0;   /* degrees */
-  double c = 0.75, x = c * (1.0 - fabs (fmod (hue / 60.0, 2.0) - 1.0));
-  double r, g, b = 0.15;
+  const double at = CLAMP (p, 0.0, 1.0) * (G_N_ELEMENTS (viridis) - 1);
+  const guint i = MIN ((guint) at, G_N_ELEMENTS (viridis) - 2);
+  const double f = at - i;
+  guint8 rgb[3];
 
-  if (hue < 60.0)
-    r = c, g = x;
+  for (int c = 0; c < 3; c++)
+    rgb[c] = (guint8) lround (viridis[i][c] * (1.0 - f) + viridis[i + 1][c] * f);
+  g_snprintf (out, 8, "#%02x%02x%02x", rgb[0], rgb[1], rgb[2]);
+}
+
+void
+tf_message_row_fill_legend (GtkBox *box)
+{
+  for (guint i = 0; i < 5; i++)
+    {
+      char colour[8];
+      g_autofree char *markup = NULL;
+      GtkWidget *swatch = gtk_label_new (NULL);
+
+      probability_colour (i / 4.0, colour);
+      markup = g_strdup_printf ("<span background=\"%s\" bgalpha=\"58%%\">\u2007\u2007\u2007</span>",
+                                colour);
+      gtk_label_set_markup (GTK_LABEL (swatch), markup);
+      gtk_box_append (box, swatch);
+    }
+}
+
+/* A probability for people: "12.5 %", and "< 0.1 %" rather than "0.0 %". */
+static void
+append_probability (GString *out, double p)
+{
+  if (p < 0.0005)
+    g_string_append (out, _("< 0.1 %"));
   else
-    r = x, g = c;
-  g_snprintf (out, 8, "#%02x%02x%02x", (int) ((r + 0.15) * 255 / 0.9),
-              (int) ((g + 0.15) * 255 / 0.9), (int) (b * 255));
+    g_string_append_printf (out, _("%.1f %%"), p * 100.0);
 }
 
 static void
@@ -181,15 +213,17 @@ on_query_tooltip (GtkWidget *label, int x, int y, gboolean keyboard, GtkTooltip 
       text = g_string_new (NULL);
       token = g_strndup (piece->text->str + span->start, span->end - span->start);
       append_token_text (text, token);
-      /* Translators: a token's tooltip, after the token: its probability */
-      g_string_append_printf (text, _("  was chosen at %.1f %%"), span->probability * 100.0);
+      /* Translators: a token's tooltip, after the token and before its probability */
+      g_string_append (text, _("  was chosen at "));
+      append_probability (text, span->probability);
       if (span->n_alternatives > 0)
         g_string_append_printf (text, "\n%s", _("The most probable tokens were:"));
       for (int a = 0; a < span->n_alternatives; a++)
         {
           g_string_append (text, "\n");
           append_token_text (text, span->alternative_texts[a]);
-          g_string_append_printf (text, "  %.1f %%", span->alternative_probabilities[a] * 100.0);
+          g_string_append (text, "  ");
+          append_probability (text, span->alternative_probabilities[a]);
         }
       gtk_tooltip_set_text (tooltip, text->str);
       return TRUE;

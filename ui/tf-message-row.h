@@ -42,6 +42,8 @@ void tf_message_row_set_footer (TfMessageRow *self, const char *footer);
 void tf_message_row_set_waiting (TfMessageRow *self, gboolean waiting);
 
 void tf_message_row_set_show_tokens (TfMessageRow *self, gboolean show_tokens);
+/* Fills @box with the token colours from improbable to certain (a legend). */
+void tf_message_row_fill_legend (GtkBox *box);
 
 /* A reply written several times (Regenerate): "← 2 / 3 →" under it, whose
  * buttons emit show-version (guint version, from 0) for the one before or

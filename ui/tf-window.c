@@ -422,6 +422,18 @@ save_image_action (GtkWidget *widget, const char *action_name, GVariant *param)
     gtk_widget_activate_action (GTK_WIDGET (self->imagine_view), "imagine.save-as", NULL);
 }
 
+/* "Open Folder" on the toast of a saved file: the folder it is in. */
+static void
+show_file_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (g_variant_get_string (param, NULL));
+  g_autoptr(GFile) folder = g_file_get_parent (file);
+  g_autofree char *uri = folder != NULL ? g_file_get_uri (folder) : NULL;
+
+  if (uri != NULL)
+    gtk_show_uri (GTK_WINDOW (widget), uri, GDK_CURRENT_TIME);
+}
+
 static void
 open_bundled_model_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
@@ -447,6 +459,14 @@ show_view_action (GtkWidget *widget, const char *action_name, GVariant *param)
 
   if (self->info != NULL)
     adw_view_stack_set_visible_child_name (self->views_stack, g_variant_get_string (param, NULL));
+}
+
+/* Chat opens on the message being written, not on its first button. */
+static void
+on_view_changed (TfWindow *self)
+{
+  if (showing_chat (self) && self->info != NULL)
+    tf_chat_view_focus_message (self->chat_view);
 }
 
 static void
@@ -684,6 +704,7 @@ tf_window_class_init (TfWindowClass *klass)
                                    new_conversation_action);
   gtk_widget_class_install_action (widget_class, "win.open-bundled-model", NULL,
                                    open_bundled_model_action);
+  gtk_widget_class_install_action (widget_class, "win.show-file", "s", show_file_action);
 }
 
 static void
@@ -693,6 +714,8 @@ tf_window_init (TfWindow *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
   tf_imagine_view_set_gallery_dir (self->imagine_view, gallery_dir);
+  g_signal_connect_swapped (self->views_stack, "notify::visible-child-name",
+                            G_CALLBACK (on_view_changed), self);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop", FALSE);
   /* Offered only when there is one to open. */
