@@ -896,6 +896,24 @@ test_chat_attach_and_regenerate (void)
   question = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 0)));
   g_assert_cmpstr (question, ==, "what is this?");
 
+  /* The picture in the chat can be copied (and saved, and dragged). */
+  {
+    GtkWidget *copy = find_mapped_label (tf_chat_view_get_message (view, 0), "Copy");
+    GdkClipboard *clipboard = gtk_widget_get_clipboard (GTK_WIDGET (view));
+    g_auto(GValue) value = G_VALUE_INIT;
+
+    while (copy != NULL && !GTK_IS_BUTTON (copy))
+      copy = gtk_widget_get_parent (copy);
+    g_assert_nonnull (copy);
+    g_signal_emit_by_name (copy, "clicked");
+    g_assert_true (shows (window, "Image copied"));
+    g_value_init (&value, GDK_TYPE_TEXTURE);
+    g_assert_true (gdk_content_provider_get_value (gdk_clipboard_get_content (clipboard), &value,
+                                                   &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (gdk_texture_get_width (g_value_get_object (&value)), ==, 32 * 8);
+  }
+
   /* Regenerate asks again: a new version of the reply, in its place. */
   gtk_widget_activate_action (GTK_WIDGET (view), "chat.regenerate", NULL);
   g_assert_true (tf_chat_view_get_running (view));
@@ -992,10 +1010,13 @@ test_chat_regenerate_then_continue (void)
   close_window (window);
 
   /* Reopened: the latest version is shown, the earlier one is a click
-   * away, and the conversation goes on from the version shown. */
+   * away, and the conversation goes on from the version shown. Replies keep
+   * their tokens (and so their colours). */
   view = reopen_chat (&second, &window);
   tf_chat_view_select_conversation (view, 0);
   g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 4);
+  g_assert_cmpuint (tf_message_row_get_n_tokens (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 3))),
+                    >, 0);
   shown = message_text (view, 1);
   g_assert_cmpstr (shown, ==, latest);
   g_clear_pointer (&shown, g_free);

@@ -798,6 +798,69 @@ test_versions_bad_choice (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (error->message, "not the index of a message before"));
 }
 
+/* A reply's tokens (for their colours when the chat is reopened) come back
+ * as written; tokens that do not spell the text are neither written nor
+ * read. */
+static void
+test_tokens (Fixture *f, gconstpointer data)
+{
+  g_autofree char *id = create (f->store, "tokens");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) tokens = g_ptr_array_new_with_free_func ((GDestroyNotify) tf_token_free);
+  const char *const texts[] = { "A", " dog", " \xc3\xa9t\xc3\xa9" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      TfToken *token = g_new0 (TfToken, 1);
+
+      token->text = g_strdup (texts[i]);
+      token->probability = 0.25 * (i + 1);
+      token->n_alternatives = 2;
+      token->alternative_texts[0] = g_strdup (texts[i]);
+      token->alternative_probabilities[0] = token->probability;
+      token->alternative_texts[1] = g_strdup ("\"x\"");
+      token->alternative_probabilities[1] = 0.0001;
+      g_ptr_array_add (tokens, token);
+    }
+  append (f->store, id, TRUE, "what is a dog?", NULL);
+  TfChatMessage m = { .from_user = FALSE, .text = (char *) "A dog \xc3\xa9t\xc3\xa9",
+                      .time = g_get_real_time (), .tokens = tokens };
+  g_assert_true (tf_chat_store_append (f->store, id, &m, NULL, &error));
+  g_assert_no_error (error);
+
+  g_autoptr (TfChat) chat = load (f->store, id);
+  const TfChatMessage *back = message (chat, 1);
+  g_assert_nonnull (back->tokens);
+  g_assert_cmpuint (back->tokens->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      const TfToken *token = g_ptr_array_index (back->tokens, i);
+
+      g_assert_cmpstr (token->text, ==, texts[i]);
+      g_assert_cmpfloat (token->probability, ==, 0.25 * (i + 1));
+      g_assert_cmpint (token->n_alternatives, ==, 2);
+      g_assert_cmpstr (token->alternative_texts[1], ==, "\"x\"");
+      g_assert_cmpfloat (token->alternative_probabilities[1], ==, 0.0001);
+    }
+  g_autoptr (TfChatMessage) copy = tf_chat_message_copy (back);
+  g_assert_cmpuint (copy->tokens->len, ==, 3);
+  g_assert_null (message (chat, 0)->tokens);
+
+  /* tokens that spell something else are refused, on both sides */
+  m.text = (char *) "A cat";
+  g_assert_false (tf_chat_store_append (f->store, id, &m, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_autofree char *path = log_path (f, id);
+  g_autofree char *log = NULL;
+  g_assert_true (g_file_get_contents (path, &log, NULL, NULL));
+  g_autoptr (GString) edited = g_string_new (log);
+  g_assert_cmpuint (g_string_replace (edited, "\"t\":\" dog\"", "\"t\":\" cat\"", 1), ==, 1);
+  g_assert_true (g_file_set_contents (path, edited->str, -1, NULL));
+  g_assert_null (tf_chat_store_load (f->store, id, &error));
+  g_assert_nonnull (strstr (error->message, "line 3: the tokens do not spell"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -817,6 +880,7 @@ main (int argc, char **argv)
   ADD ("/chat-store/versions/old-log-latest-wins", test_versions_old_log_latest_wins);
   ADD ("/chat-store/versions/choice", test_versions_choice);
   ADD ("/chat-store/versions/bad-choice", test_versions_bad_choice);
+  ADD ("/chat-store/tokens", test_tokens);
 #undef ADD
   return g_test_run ();
 }

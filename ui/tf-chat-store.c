@@ -39,6 +39,11 @@ tf_chat_message_copy (const TfChatMessage *message)
   TfChatMessage *copy = g_memdup2 (message, sizeof *message);
   copy->text = g_strdup (message->text);
   copy->image_path = g_strdup (message->image_path);
+  copy->tokens = message->tokens != NULL
+                 ? g_ptr_array_copy (message->tokens, (GCopyFunc) (void (*) (void)) tf_token_copy, NULL)
+                 : NULL;
+  if (copy->tokens != NULL)
+    g_ptr_array_set_free_func (copy->tokens, (GDestroyNotify) tf_token_free);
   return copy;
 }
 
@@ -49,6 +54,7 @@ tf_chat_message_free (TfChatMessage *message)
     return;
   g_free (message->text);
   g_free (message->image_path);
+  g_clear_pointer (&message->tokens, g_ptr_array_unref);
   g_free (message);
 }
 
@@ -167,6 +173,76 @@ read_boolean (Reader *r, JsonObject *object, const char *name, gboolean *out)
   return TRUE;
 }
 
+/* "sampled": [{"t": TEXT, "p": P, "alt": [[TEXT, P], …]}, …], the tokens,
+ * which must spell @text ("tokens" is their count). */
+static gboolean
+read_tokens (Reader *r, JsonObject *object, const char *text, GPtrArray **out)
+{
+  JsonNode *node = json_object_get_member (object, "sampled");
+  *out = NULL;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    return reader_fail (r, _("“%s” is not a list"), "sampled");
+  JsonArray *array = json_node_get_array (node);
+  const guint n = json_array_get_length (array);
+  if (n > TF_CHAT_STORE_MAX_TOKENS)
+    return reader_fail (r, _("more than %d tokens"), TF_CHAT_STORE_MAX_TOKENS);
+  g_autoptr (GPtrArray) tokens = g_ptr_array_new_with_free_func ((GDestroyNotify) tf_token_free);
+  g_autoptr (GString) spelled = g_string_new (NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *item = json_array_get_element (array, i);
+      if (!JSON_NODE_HOLDS_OBJECT (item))
+        return reader_fail (r, _("token %u is not an object"), i + 1);
+      JsonObject *o = json_node_get_object (item);
+      const char *t;
+      double p = 0;
+      if (!read_string (r, o, "t", TF_CHAT_STORE_MAX_TOKEN_BYTES, TRUE, &t) ||
+          !read_number (r, o, "p", 0, 1, TRUE, FALSE, &p))
+        return FALSE;
+      g_autoptr (TfToken) token = g_new0 (TfToken, 1);
+      token->text = g_strdup (t);
+      token->probability = p;
+      JsonNode *alt = json_object_get_member (o, "alt");
+      if (alt != NULL)
+        {
+          if (!JSON_NODE_HOLDS_ARRAY (alt) ||
+              json_array_get_length (json_node_get_array (alt)) > TF_TOP_ALTERNATIVES)
+            return reader_fail (r, _("token %u: “alt” is not a list of at most %d"), i + 1,
+                                TF_TOP_ALTERNATIVES);
+          JsonArray *alts = json_node_get_array (alt);
+          for (guint a = 0; a < json_array_get_length (alts); a++)
+            {
+              JsonNode *pair = json_array_get_element (alts, a);
+              JsonArray *pa = JSON_NODE_HOLDS_ARRAY (pair) ? json_node_get_array (pair) : NULL;
+              JsonNode *at = pa != NULL && json_array_get_length (pa) == 2
+                             ? json_array_get_element (pa, 0) : NULL;
+              JsonNode *ap = at != NULL ? json_array_get_element (pa, 1) : NULL;
+              if (at == NULL || !JSON_NODE_HOLDS_VALUE (at) ||
+                  json_node_get_value_type (at) != G_TYPE_STRING ||
+                  strlen (json_node_get_string (at)) > TF_CHAT_STORE_MAX_TOKEN_BYTES ||
+                  !g_utf8_validate (json_node_get_string (at), -1, NULL) ||
+                  !JSON_NODE_HOLDS_VALUE (ap) ||
+                  (json_node_get_value_type (ap) != G_TYPE_DOUBLE &&
+                   json_node_get_value_type (ap) != G_TYPE_INT64) ||
+                  !(json_node_get_double (ap) >= 0 && json_node_get_double (ap) <= 1))
+                return reader_fail (r, _("token %u: alternative %u is not [text, probability]"),
+                                    i + 1, a + 1);
+              token->alternative_texts[a] = g_strdup (json_node_get_string (at));
+              token->alternative_probabilities[a] = json_node_get_double (ap);
+              token->n_alternatives = (int) a + 1;
+            }
+        }
+      g_string_append (spelled, t);
+      g_ptr_array_add (tokens, g_steal_pointer (&token));
+    }
+  if (strcmp (spelled->str, text) != 0)
+    return reader_fail (r, _("the tokens do not spell the message's text"));
+  *out = g_steal_pointer (&tokens);
+  return TRUE;
+}
+
 /* Image files are named by the writer; a name from the file must not lead
  * anywhere else. */
 static gboolean
@@ -221,7 +297,7 @@ parse_message (Reader *r, JsonObject *object, const char *chat_dir, TfChatMessag
   m->first_token_seconds = first;
   m->replaces = replaces && !m->from_user;
   m->chosen_line = r->line;
-  return TRUE;
+  return m->from_user || read_tokens (r, object, text, &m->tokens);
 }
 
 /* One line (without its newline) into @chat. */
@@ -533,6 +609,32 @@ message_line (const TfChatMessage *m, const char *image_name)
       json_builder_add_double_value (b, m->tokens_per_second);
       json_builder_set_member_name (b, "first_token_seconds");
       json_builder_add_double_value (b, m->first_token_seconds);
+      if (m->tokens != NULL)
+        {
+          json_builder_set_member_name (b, "sampled");
+          json_builder_begin_array (b);
+          for (guint i = 0; i < m->tokens->len; i++)
+            {
+              const TfToken *token = g_ptr_array_index (m->tokens, i);
+              json_builder_begin_object (b);
+              json_builder_set_member_name (b, "t");
+              json_builder_add_string_value (b, token->text);
+              json_builder_set_member_name (b, "p");
+              json_builder_add_double_value (b, token->probability);
+              json_builder_set_member_name (b, "alt");
+              json_builder_begin_array (b);
+              for (int a = 0; a < token->n_alternatives; a++)
+                {
+                  json_builder_begin_array (b);
+                  json_builder_add_string_value (b, token->alternative_texts[a]);
+                  json_builder_add_double_value (b, token->alternative_probabilities[a]);
+                  json_builder_end_array (b);
+                }
+              json_builder_end_array (b);
+              json_builder_end_object (b);
+            }
+          json_builder_end_array (b);
+        }
     }
   json_builder_end_object (b);
   return tf_json_builder_to_string (b);
@@ -640,6 +742,27 @@ tf_chat_store_append (TfChatStore *self, const char *id, const TfChatMessage *me
   if (!check_id (id, error) ||
       !check_text (FALSE, message->text, error))
     return FALSE;
+  if (message->tokens != NULL)
+    {
+      /* what the reader would refuse is not written */
+      g_autoptr (GString) spelled = g_string_new (NULL);
+      gboolean too_long = FALSE;
+      for (guint i = 0; i < message->tokens->len; i++)
+        {
+          const TfToken *token = g_ptr_array_index (message->tokens, i);
+          g_string_append (spelled, token->text);
+          too_long |= strlen (token->text) > TF_CHAT_STORE_MAX_TOKEN_BYTES;
+          for (int a = 0; a < token->n_alternatives; a++)
+            too_long |= strlen (token->alternative_texts[a]) > TF_CHAT_STORE_MAX_TOKEN_BYTES;
+        }
+      if (message->from_user || message->tokens->len > TF_CHAT_STORE_MAX_TOKENS || too_long ||
+          strcmp (spelled->str, message->text != NULL ? message->text : "") != 0)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       _("The tokens do not spell the reply"));
+          return FALSE;
+        }
+    }
   g_autofree char *chat_dir = g_build_filename (self->dir, id, NULL);
   g_autofree char *path = existing_log (self, id, error);
   if (path == NULL)

@@ -26,6 +26,8 @@
 
 #include <gio/gio.h>
 
+#include "tf-generation.h"
+
 G_BEGIN_DECLS
 
 #define TF_CHAT_STORE_MAX_LOG_BYTES     (16 * 1024 * 1024)
@@ -35,6 +37,8 @@ G_BEGIN_DECLS
 #define TF_CHAT_STORE_MAX_MESSAGES      10000
 #define TF_CHAT_STORE_MAX_IMAGE_BYTES   (4 * 1024 * 1024)
 #define TF_CHAT_STORE_MAX_IMAGE_SIZE    1024
+#define TF_CHAT_STORE_MAX_TOKENS        16384
+#define TF_CHAT_STORE_MAX_TOKEN_BYTES   256
 
 typedef struct {
   gboolean  from_user;           /* TRUE: the user's message; FALSE: the model's reply */
@@ -54,6 +58,9 @@ typedef struct {
   /* The log line that wrote or last chose this message: of a reply's
    * versions, the one with the highest is the one the conversation holds. */
   guint     chosen_line;
+  /* Replies: the tokens as sampled (TfToken: text, probability and the
+   * alternatives weighed), which spell the text; NULL when not kept. */
+  GPtrArray *tokens;
 } TfChatMessage;
 
 TfChatMessage *tf_chat_message_copy (const TfChatMessage *message);

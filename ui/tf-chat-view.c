@@ -23,6 +23,7 @@ typedef struct {
   double    tokens_per_second;
   double    first_token_seconds;
   gboolean  replaces;   /* a reply written again by Regenerate */
+  GPtrArray *tokens;    /* replies: TfToken as sampled, spelling text; or NULL */
   guint     store_index;  /* its place in the saved log, or G_MAXUINT */
 } ChatMessage;
 
@@ -102,6 +103,8 @@ struct _TfChatView
   GBytes          *pending_image;
   gint64           sent_us;
   gint64           first_token_us;
+  gint64           image_started_us;  /* while the reply draws, else 0 */
+  gint64           image_us;          /* the reply's drawing, not decoding */
   guint            n_reply_tokens;
 
   GtkNativeDialog *attach_dialog;
@@ -114,6 +117,7 @@ chat_message_free (ChatMessage *message)
 {
   g_free (message->text);
   g_clear_pointer (&message->image, g_bytes_unref);
+  g_clear_pointer (&message->tokens, g_ptr_array_unref);
   g_free (message);
 }
 
@@ -289,7 +293,12 @@ row_new (TfChatView *self, const ChatMessage *message)
 
   if (message->image != NULL)
     tf_message_row_add_image (row, message->image, self->image_size, self->channels);
-  tf_message_row_append_text (row, message->text);
+  /* With the tokens kept, a reopened reply shows their colours too. */
+  if (message->tokens != NULL)
+    for (guint i = 0; i < message->tokens->len; i++)
+      tf_message_row_append_token (row, g_ptr_array_index (message->tokens, i));
+  else
+    tf_message_row_append_text (row, message->text);
   tf_message_row_set_show_tokens (row, gtk_toggle_button_get_active (self->tokens_toggle));
   tf_message_row_set_footer (row, footer);
   return row;
@@ -422,6 +431,7 @@ store_load_messages (TfChatView *self, Conversation *conversation, GError **erro
       message->first_token_seconds = saved->first_token_seconds;
       message->replaces = saved->replaces;
       message->store_index = i;
+      message->tokens = saved->tokens != NULL ? g_ptr_array_ref (saved->tokens) : NULL;
       g_ptr_array_add (messages, message);
     }
   /* The messages move into their entries. */
@@ -450,6 +460,7 @@ store_append (TfChatView *self, Conversation *conversation, ChatMessage *message
 {
   TfChatMessage saved = {
     .replaces = message->replaces,
+    .tokens = message->tokens,
     .from_user = message->from_user,
     .text = message->text,
     .time = g_get_real_time (),
@@ -628,6 +639,8 @@ start_reply (TfChatView *self, guint n_before, const char *text, GBytes *image)
   self->job = JOB_REPLY;
   self->sent_us = g_get_monotonic_time ();
   self->first_token_us = 0;
+  self->image_started_us = 0;
+  self->image_us = 0;
   self->n_reply_tokens = 0;
   g_clear_pointer (&self->reply_image, g_bytes_unref);
   self->reply_row = add_row (self, &(ChatMessage) { FALSE, (char *) "", NULL });
@@ -647,19 +660,43 @@ finish_reply (TfChatView *self, const char *text, gboolean stopped, const char *
   GPtrArray *entries;
   ChatEntry *last;
 
+  if (self->image_started_us > 0)
+    self->image_us += now - self->image_started_us;
+  self->image_started_us = 0;
   if (self->first_token_us > 0)
     {
-      double decoding = (now - self->first_token_us) / 1e6;
+      /* The speed of writing: the time spent drawing is not decoding. */
+      double decoding = (now - self->first_token_us - self->image_us) / 1e6;
 
       message->n_tokens = (int) self->n_reply_tokens;
       message->first_token_seconds = (self->first_token_us - self->sent_us) / 1e6;
       message->tokens_per_second = decoding > 0 && self->n_reply_tokens > 1
                                    ? (self->n_reply_tokens - 1) / decoding : 0.0;
     }
+  {
+    /* The tokens are kept (for their colours) when they spell the text. */
+    g_autoptr(GPtrArray) tokens = tf_message_row_get_tokens (self->reply_row);
+    g_autoptr(GString) spelled = g_string_new (NULL);
+
+    for (guint i = 0; tokens != NULL && i < tokens->len; i++)
+      g_string_append (spelled, ((TfToken *) g_ptr_array_index (tokens, i))->text);
+    if (tokens != NULL && strcmp (spelled->str, message->text) == 0)
+      message->tokens = g_steal_pointer (&tokens);
+  }
   footer = reply_footer (message);
   if (footer == NULL && self->reply_image != NULL)
     /* Translators: under a reply that is only a picture, "Drawn in 12.3 s" */
     footer = g_strdup_printf (_("Drawn in %.1f s"), (now - self->sent_us) / 1e6);
+  else if (footer != NULL && self->image_us > 0)
+    {
+      /* Translators: a reply's speed, then how long its picture took:
+       * "12.3 tokens/s · first token after 41 ms · picture in 4.0 s" */
+      char *with_picture = g_strdup_printf (_("%s · picture in %.1f s"), footer,
+                                            self->image_us / 1e6);
+
+      g_free (footer);
+      footer = with_picture;
+    }
   if (problem != NULL)
     {
       g_free (footer);
@@ -719,6 +756,7 @@ on_image_begin (TfGeneration *generation, TfChatView *self)
     return;
   if (self->first_token_us == 0)
     self->first_token_us = g_get_monotonic_time ();
+  self->image_started_us = g_get_monotonic_time ();
   tf_message_row_begin_image (self->reply_row);
   queue_scroll_to_end (self);
 }
@@ -745,6 +783,9 @@ on_image_end (TfGeneration *generation, GBytes *pixels, TfChatView *self)
     return;
   tf_message_row_update_image (self->reply_row, pixels, self->image_size, self->channels);
   tf_message_row_set_footer (self->reply_row, NULL);
+  if (self->image_started_us > 0)
+    self->image_us += g_get_monotonic_time () - self->image_started_us;
+  self->image_started_us = 0;
   /* A message keeps one image: the last the model drew. */
   g_clear_pointer (&self->reply_image, g_bytes_unref);
   self->reply_image = g_bytes_ref (pixels);

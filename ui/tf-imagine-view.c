@@ -8,13 +8,13 @@
 #include <string.h>
 
 #include "tf-gallery.h"
+#include "tf-image-export.h"
 #include "tf-image-view.h"
 #include "tf-model-info.h"
 #include "tf-window.h"
 
 /* Saved, copied and dragged images: each model pixel an 8 × 8 block, so a
  * 32 × 32 image is 256 × 256 and looks like what the window shows. */
-#define EXPORT_SCALE 8
 #define N_EXAMPLES_SHOWN 4
 
 struct _TfImagineView
@@ -71,8 +71,6 @@ struct _TfImagineView
   gboolean         result_pending_path;  /* the copy is being written */
   int              image_size;
   int              channels;
-  GtkNativeDialog *save_dialog;
-  GFile           *save_folder;  /* where the last Save As wrote */
 };
 
 G_DEFINE_FINAL_TYPE (TfImagineView, tf_imagine_view, GTK_TYPE_WIDGET)
@@ -392,14 +390,9 @@ static void
 copy_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   TfImagineView *self = TF_IMAGINE_VIEW (widget);
-  g_autoptr(GdkTexture) texture = NULL;
 
-  if (self->result == NULL)
-    return;
-  texture = tf_texture_new_from_pixels (g_bytes_get_data (self->result, NULL), self->image_size,
-                                        self->channels, EXPORT_SCALE);
-  gdk_clipboard_set_texture (gtk_widget_get_clipboard (widget), texture);
-  tf_widget_add_toast (widget, _("Image copied"), NULL, NULL, NULL);
+  if (self->result != NULL)
+    tf_image_export_copy (widget, self->result, self->image_size, self->channels);
 }
 
 static void
@@ -438,107 +431,31 @@ suggested_file_name (TfImagineView *self)
   return g_string_free (g_steal_pointer (&name), FALSE);
 }
 
-/* GtkFileChooserNative is the file chooser of GTK 4.8 (Debian 12). */
-G_GNUC_BEGIN_IGNORE_DEPRECATIONS
-
-static void
-on_save_response (GtkNativeDialog *dialog, int response, TfImagineView *self)
-{
-  if (response == GTK_RESPONSE_ACCEPT && self->result != NULL)
-    {
-      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
-      g_autofree char *path = file != NULL ? g_file_get_path (file) : NULL;
-      g_autofree char *parameters = tf_png_parameters_text (self->prompt, &self->settings,
-                                                            self->image_size, self->model_name,
-                                                            self->model_hash);
-      g_autoptr(GError) error = NULL;
-
-      if (path == NULL)
-        show_status (self, _("Only local files can be written"));
-      else if (!tf_write_generated_png (path, g_bytes_get_data (self->result, NULL),
-                                        self->image_size, self->channels, EXPORT_SCALE,
-                                        parameters, &error))
-        show_status (self, error->message);
-      else
-        {
-          g_clear_object (&self->save_folder);
-          self->save_folder = g_file_get_parent (file);
-          tf_widget_add_toast (GTK_WIDGET (self), _("Image saved"), _("Open Folder"),
-                               "win.show-file", g_variant_new_string (path));
-        }
-    }
-  gtk_native_dialog_destroy (dialog);
-  g_clear_object (&self->save_dialog);
-}
-
 static void
 save_as_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   TfImagineView *self = TF_IMAGINE_VIEW (widget);
-  GtkFileChooserNative *native;
-  g_autoptr(GtkFileFilter) png = gtk_file_filter_new ();
   g_autofree char *name = NULL;
+  g_autofree char *parameters = NULL;
 
   if (self->result == NULL || self->running)
     return;
-  if (self->save_dialog != NULL)
-    {
-      gtk_native_dialog_show (self->save_dialog);
-      return;
-    }
-
-  native = gtk_file_chooser_native_new (_("Save Image"),
-                                        GTK_WINDOW (gtk_widget_get_root (widget)),
-                                        GTK_FILE_CHOOSER_ACTION_SAVE, _("_Save"), _("_Cancel"));
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (native), TRUE);
-  gtk_file_filter_set_name (png, _("PNG images"));
-  gtk_file_filter_add_mime_type (png, "image/png");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (native), png);
   name = suggested_file_name (self);
-  gtk_file_chooser_set_current_name (GTK_FILE_CHOOSER (native), name);
-  /* Where the last image went, else the Pictures folder: not the folder
-   * the program happened to start in. */
-  if (self->save_folder != NULL)
-    gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (native), self->save_folder, NULL);
-  else
-    {
-      const char *pictures = g_get_user_special_dir (G_USER_DIRECTORY_PICTURES);
-      g_autoptr(GFile) folder = g_file_new_for_path (pictures != NULL ? pictures
-                                                                      : g_get_home_dir ());
-
-      gtk_file_chooser_set_current_folder (GTK_FILE_CHOOSER (native), folder, NULL);
-    }
-
-  g_signal_connect (native, "response", G_CALLBACK (on_save_response), self);
-  self->save_dialog = GTK_NATIVE_DIALOG (native);
-  gtk_native_dialog_show (self->save_dialog);
+  parameters = tf_png_parameters_text (self->prompt, &self->settings, self->image_size,
+                                       self->model_name, self->model_hash);
+  tf_image_export_save (widget, self->result, self->image_size, self->channels, parameters, name);
 }
-
-G_GNUC_END_IGNORE_DEPRECATIONS
 
 /* ---- Dragging the image out --------------------------------------------- */
 
 static GdkContentProvider *
 on_drag_prepare (GtkDragSource *source, double x, double y, TfImagineView *self)
 {
-  g_autoptr(GdkTexture) texture = NULL;
-  GdkContentProvider *providers[2];
-  guint n = 0;
-
   if (self->result == NULL || self->running)
     return NULL;
-  texture = tf_texture_new_from_pixels (g_bytes_get_data (self->result, NULL), self->image_size,
-                                        self->channels, EXPORT_SCALE);
-  gtk_drag_source_set_icon (source, GDK_PAINTABLE (texture), 16, 16);
   /* The gallery's PNG for file managers, the pixels for image editors. */
-  if (self->result_path != NULL)
-    {
-      g_autoptr(GFile) file = g_file_new_for_path (self->result_path);
-
-      providers[n++] = gdk_content_provider_new_typed (G_TYPE_FILE, file);
-    }
-  providers[n++] = gdk_content_provider_new_typed (GDK_TYPE_TEXTURE, texture);
-  return gdk_content_provider_new_union (providers, n);
+  return tf_image_export_drag_content (source, self->result, self->image_size, self->channels,
+                                       self->result_path);
 }
 
 /* ---- Prompt completion -------------------------------------------------- */
@@ -834,10 +751,6 @@ tf_imagine_view_dispose (GObject *object)
 
   tf_imagine_view_set_model (self, NULL, NULL, NULL, NULL);
   tf_imagine_view_set_settings (self, NULL);
-  if (self->save_dialog != NULL)
-    gtk_native_dialog_destroy (self->save_dialog);
-  g_clear_object (&self->save_dialog);
-  g_clear_object (&self->save_folder);
   g_clear_object (&self->completions);
   /* The template's root box is not bound to a field: unparent it here. */
   while ((child = gtk_widget_get_first_child (GTK_WIDGET (self))) != NULL)

@@ -3,10 +3,12 @@
 
 #include "tf-message-row.h"
 
+#include <adwaita.h>
 #include <glib/gi18n.h>
 #include <math.h>
 #include <string.h>
 
+#include "tf-image-export.h"
 #include "tf-image-view.h"
 
 #define IMAGE_SIDE 192
@@ -23,6 +25,9 @@ typedef struct {
   GtkWidget *widget;    /* a GtkLabel, or a TfImageView */
   GString   *text;      /* NULL for an image */
   GArray    *tokens;    /* TokenSpan */
+  /* An image's pixels as shown, to copy, save or drag. */
+  GBytes    *pixels;
+  int        size, channels;
 } Piece;
 
 struct _TfMessageRow
@@ -65,6 +70,7 @@ piece_free (Piece *piece)
     g_string_free (piece->text, TRUE);
   if (piece->tokens != NULL)
     g_array_unref (piece->tokens);
+  g_clear_pointer (&piece->pixels, g_bytes_unref);
   g_free (piece);
 }
 
@@ -307,10 +313,49 @@ last_image_piece (TfMessageRow *self)
   return piece != NULL && piece->text == NULL ? piece : NULL;
 }
 
+static void
+on_copy_image_clicked (GtkButton *button, Piece *piece)
+{
+  if (piece->pixels != NULL)
+    tf_image_export_copy (GTK_WIDGET (button), piece->pixels, piece->size, piece->channels);
+}
+
+static void
+on_save_image_clicked (GtkButton *button, Piece *piece)
+{
+  if (piece->pixels != NULL)
+    tf_image_export_save (GTK_WIDGET (button), piece->pixels, piece->size, piece->channels, NULL,
+                          "chat-image.png");
+}
+
+static GdkContentProvider *
+on_image_drag_prepare (GtkDragSource *source, double x, double y, Piece *piece)
+{
+  if (piece->pixels == NULL)
+    return NULL;
+  return tf_image_export_drag_content (source, piece->pixels, piece->size, piece->channels, NULL);
+}
+
+static GtkWidget *
+image_button_new (const char *icon, const char *label, const char *tooltip)
+{
+  GtkWidget *button = gtk_button_new ();
+  GtkWidget *content = adw_button_content_new ();
+
+  adw_button_content_set_icon_name (ADW_BUTTON_CONTENT (content), icon);
+  adw_button_content_set_label (ADW_BUTTON_CONTENT (content), label);
+  gtk_button_set_child (GTK_BUTTON (button), content);
+  gtk_widget_set_tooltip_text (button, tooltip);
+  gtk_widget_add_css_class (button, "flat");
+  return button;
+}
+
 void
 tf_message_row_begin_image (TfMessageRow *self)
 {
   Piece *piece;
+  GtkWidget *box, *actions, *copy, *save;
+  GtkDragSource *drag = gtk_drag_source_new ();
 
   g_return_if_fail (TF_IS_MESSAGE_ROW (self));
   tf_message_row_set_waiting (self, FALSE);
@@ -319,9 +364,28 @@ tf_message_row_begin_image (TfMessageRow *self)
   gtk_widget_set_size_request (piece->widget, IMAGE_SIDE, IMAGE_SIDE);
   gtk_widget_set_halign (piece->widget, GTK_ALIGN_START);
   gtk_widget_add_css_class (piece->widget, "message-image");
-  gtk_widget_set_tooltip_text (piece->widget, self->from_user ? _("The picture you attached")
-                                                              : _("A picture the model drew"));
-  gtk_box_append (GTK_BOX (self->bubble), piece->widget);
+  gtk_widget_set_tooltip_text (piece->widget,
+                               self->from_user ? _("The picture you attached; drag it to another program")
+                                               : _("A picture the model drew; drag it to another program"));
+  gtk_drag_source_set_actions (drag, GDK_ACTION_COPY);
+  g_signal_connect (drag, "prepare", G_CALLBACK (on_image_drag_prepare), piece);
+  gtk_widget_add_controller (piece->widget, GTK_EVENT_CONTROLLER (drag));
+
+  /* Copy and Save As under the picture. */
+  copy = image_button_new ("edit-copy-symbolic", _("Copy"), _("Copy the picture to the clipboard"));
+  save = image_button_new ("document-save-symbolic", _("Save As…"),
+                           _("Save the picture as a PNG file"));
+  g_signal_connect (copy, "clicked", G_CALLBACK (on_copy_image_clicked), piece);
+  g_signal_connect (save, "clicked", G_CALLBACK (on_save_image_clicked), piece);
+  actions = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 0);
+  gtk_widget_add_css_class (actions, "image-actions");
+  gtk_box_append (GTK_BOX (actions), copy);
+  gtk_box_append (GTK_BOX (actions), save);
+
+  box = gtk_box_new (GTK_ORIENTATION_VERTICAL, 2);
+  gtk_box_append (GTK_BOX (box), piece->widget);
+  gtk_box_append (GTK_BOX (box), actions);
+  gtk_box_append (GTK_BOX (self->bubble), box);
   g_ptr_array_add (self->pieces, piece);
 }
 
@@ -338,6 +402,10 @@ tf_message_row_update_image (TfMessageRow *self, GBytes *pixels, int size, int c
       piece = last_image_piece (self);
     }
   tf_image_view_set_bytes (TF_IMAGE_VIEW (piece->widget), pixels, size, channels);
+  g_clear_pointer (&piece->pixels, g_bytes_unref);
+  piece->pixels = pixels != NULL ? g_bytes_ref (pixels) : NULL;
+  piece->size = size;
+  piece->channels = channels;
 }
 
 void
@@ -362,6 +430,38 @@ tf_message_row_get_text (TfMessageRow *self)
         g_string_append (text, piece->text->str);
     }
   return g_string_free (text, FALSE);
+}
+
+GPtrArray *
+tf_message_row_get_tokens (TfMessageRow *self)
+{
+  GPtrArray *tokens;
+
+  g_return_val_if_fail (TF_IS_MESSAGE_ROW (self), NULL);
+  if (self->n_tokens == 0)
+    return NULL;
+  tokens = g_ptr_array_new_with_free_func ((GDestroyNotify) tf_token_free);
+  for (guint i = 0; i < self->pieces->len; i++)
+    {
+      Piece *piece = g_ptr_array_index (self->pieces, i);
+
+      for (guint k = 0; piece->tokens != NULL && k < piece->tokens->len; k++)
+        {
+          const TokenSpan *span = &g_array_index (piece->tokens, TokenSpan, k);
+          TfToken *token = g_new0 (TfToken, 1);
+
+          token->text = g_strndup (piece->text->str + span->start, span->end - span->start);
+          token->probability = span->probability;
+          token->n_alternatives = span->n_alternatives;
+          for (int a = 0; a < span->n_alternatives; a++)
+            {
+              token->alternative_texts[a] = g_strdup (span->alternative_texts[a]);
+              token->alternative_probabilities[a] = span->alternative_probabilities[a];
+            }
+          g_ptr_array_add (tokens, token);
+        }
+    }
+  return tokens;
 }
 
 guint

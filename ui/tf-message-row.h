@@ -34,6 +34,8 @@ void tf_message_row_add_image (TfMessageRow *self, GBytes *pixels, int size, int
 /* The whole text, as written. */
 char *tf_message_row_get_text (TfMessageRow *self);
 guint tf_message_row_get_n_tokens (TfMessageRow *self);
+/* The streamed tokens in order (TfToken), or NULL when there were none. */
+GPtrArray *tf_message_row_get_tokens (TfMessageRow *self);
 
 /* The line under a reply ("12.3 tokens/s · first token after 0.41 s"), or
  * a state ("Stopped"); NULL hides it. */
