@@ -118,6 +118,9 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
       row_percent (out, "", _("judge on real t10k images"), r->judge_real_right, r->judge_real_n,
                    -1, ceiling);
       row (out, "", _("Fréchet distance (judge features)"), fd, "", floor);
+      g_autofree char *sat = g_strdup_printf ("%.1f%%", r->saturated_generated);
+      g_autofree char *sat_real = g_strdup_printf (_("real images: %.1f%%"), r->saturated_real);
+      row (out, "", _("pixels at 250/255 or brighter"), sat, "", sat_real);
       /* What the judge saw most often, over every asked class: a model that
        * draws one kind of thing whatever it is asked shows here. */
       int judged[TF_EVAL_FASHION_CLASSES] = { 0 }, total = 0;

@@ -430,6 +430,10 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   gboolean random_seed;
 
   tf_generate_settings_init (&settings);
+  /* The likeliest caption, as eval measures it: sampling at 0.8 named the
+   * wrong class or nothing far more often (issue 16). */
+  settings.temperature = 0;
+  settings.max_tokens = 32;
   const GOptionEntry entries[] = {
     { "image", 'i', 0, G_OPTION_ARG_FILENAME, &image_path, N_("The picture to describe (any PNG)"), N_("FILE") },
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },

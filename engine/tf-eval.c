@@ -3,12 +3,14 @@
 
 #include <cblas.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
 
 #include "tf-data-shapes.h"
 #include "tf-diffusion.h"
+#include "tf-image.h"
 #include "tf-json.h"
 
 /* ---- Linear algebra ---------------------------------------------------- */
@@ -379,6 +381,17 @@ eval_fashion (Eval *ev, GError **error)
       memcpy (fa + (size_t) k * feat, real_features + (size_t) set_a[k] * feat, sizeof (float) * feat);
       memcpy (fb + (size_t) k * feat, real_features + (size_t) set_b[k] * feat, sizeof (float) * feat);
     }
+  /* Near-white pixel values, generated and in set A of the real images. */
+  const float white = 2.0f * 250 / 255 - 1;
+  gint64 sat_gen = 0, sat_real = 0;
+  for (int k = 0; k < n_gen; k++)
+    for (int v = 0; v < ev->values; v++)
+      {
+        sat_gen += gen[(size_t) k * ev->values + v] >= white;
+        sat_real += real[(size_t) set_a[k] * ev->values + v] >= white;
+      }
+  ev->r->saturated_generated = 100.0 * sat_gen / ((double) n_gen * ev->values);
+  ev->r->saturated_real = 100.0 * sat_real / ((double) n_gen * ev->values);
   ev->r->frechet_n = n_gen;
   ev->r->frechet_generated = frechet_of (gen_features, fa, n_gen, feat);
   ev->r->frechet_floor = frechet_of (fb, fa, n_gen, feat);
@@ -394,22 +407,52 @@ eval_caption (Eval *ev, GError **error)
 
   if (src == NULL)
     return FALSE;
-  s.temperature = 0;   /* the likeliest caption */
+  s.temperature = 0;   /* the likeliest caption, as `caption` decodes by default */
   s.max_tokens = 32;
   tf_rng_seed (&rng, ev->o->settings.seed);
+  /* Each image goes the way a person's does: saved as an ordinary 28×28 grey
+   * PNG, read back and fitted to the model as `caption --image` fits it. */
+  g_autofree char *dir = g_dir_make_tmp ("tf-eval-XXXXXX", error);
+  if (dir == NULL)
+    return FALSE;
+  g_autofree char *png = g_build_filename (dir, "t10k.png", NULL);
+  const int size = ev->config->image_size, C = ev->config->image_channels;
+  const int side = MIN (size, 28), at = (size - side) / 2;
+  g_autofree uint8_t *grey = g_new (uint8_t, (size_t) side * side);
+  g_autofree float *fitted = g_new (float, ev->values);
+  gboolean ok = TRUE;
   const int n = MIN (20 * ev->o->samples, (int) tf_data_source_size (src));
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n && ok; i++)
     {
       TfExample ex;
       /* Spread over t10k, whose classes come in no order. */
       int64_t index = (int64_t) i * tf_data_source_size (src) / n;
       if (!step (ev, "caption", i, n, error) || !tf_data_source_get (src, index, &rng, &ex, error))
-        return FALSE;
-      g_autofree char *caption = tf_generator_caption (ev->gen, ex.pixels, &s, NULL, error);
+        {
+          ok = FALSE;
+          break;
+        }
+      /* The source centres the 28×28 image unscaled on a model of 28 or more. */
+      for (int y = 0; y < side; y++)
+        for (int x = 0; x < side; x++)
+          grey[y * side + x] = (uint8_t) lrintf (
+            (ex.pixels[((size_t) (at + y) * size + at + x) * C] + 1.0f) * 127.5f);
+      TfImage image = { 0 };
+      ok = tf_image_write_png (png, grey, side, side, 1, NULL, NULL, error)
+           && tf_image_read_png (png, &image, error);
+      if (!ok)
+        {
+          tf_example_clear (&ex);
+          break;
+        }
+      tf_image_to_model (&image, size, C, fitted);
+      tf_image_clear (&image);
+      g_autofree char *caption = tf_generator_caption (ev->gen, fitted, &s, NULL, error);
       if (caption == NULL)
         {
           tf_example_clear (&ex);
-          return FALSE;
+          ok = FALSE;
+          break;
         }
       g_strstrip (caption);
       ev->r->caption_n++;
@@ -421,7 +464,9 @@ eval_caption (Eval *ev, GError **error)
         }
       tf_example_clear (&ex);
     }
-  return TRUE;
+  g_remove (png);
+  g_rmdir (dir);
+  return ok;
 }
 
 /* Adds what @found reads right of @asked: objects by cell. */
@@ -873,6 +918,8 @@ tf_eval_report_to_json (const TfEvalReport *r)
       add_measure (b, "judge_on_real_t10k", percent (r->judge_real_right, r->judge_real_n), -1);
       add_int (b, "real_images", r->judge_real_n);
       add_double (b, "frechet_generated", r->frechet_generated);
+      add_double (b, "saturated_percent", r->saturated_generated);
+      add_double (b, "saturated_real_percent", r->saturated_real);
       add_double (b, "frechet_real_floor", r->frechet_floor);
       add_int (b, "frechet_set_size", r->frechet_n);
       json_builder_set_member_name (b, "classes");

@@ -105,6 +105,9 @@ typedef struct {
   int    judge_real_n, judge_real_right;   /* all of t10k */
   int    frechet_n;                        /* images per set */
   double frechet_generated, frechet_floor;
+  /* share of pixel values at 250/255 or more: the white blobs of a model
+   * whose x0 estimate blows up, against the same share in real images */
+  double saturated_generated, saturated_real;
   /* caption */
   int    caption_n, caption_exact;
   char  *caption_example[2];               /* a caption and what it should name */

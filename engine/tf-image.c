@@ -577,6 +577,13 @@ resample_row (const uint8_t *rgba, int w, int fw, float *out)
     }
 }
 
+static int
+compare_floats (const void *a, const void *b)
+{
+  float x = *(const float *) a, y = *(const float *) b;
+  return (x > y) - (x < y);
+}
+
 void
 tf_image_to_model (const TfImage *image, int size, int channels, float *out)
 {
@@ -585,10 +592,16 @@ tf_image_to_model (const TfImage *image, int size, int channels, float *out)
   g_return_if_fail (size > 0 && (channels == 1 || channels == 3) && out != NULL);
   int w = image->width, h = image->height;
 
-  /* The fitted rectangle inside the white square. */
+  /* The fitted rectangle inside the square: larger images shrink to fit,
+   * smaller ones keep their size (as training places a 28×28 Fashion-MNIST
+   * image on 32×32), so that a picture is never blurred by stretching. */
   int long_side = MAX (w, h);
-  int fw = CLAMP ((int) lround ((double) w * size / long_side), 1, size);
-  int fh = CLAMP ((int) lround ((double) h * size / long_side), 1, size);
+  int fw = w, fh = h;
+  if (long_side > size)
+    {
+      fw = CLAMP ((int) lround ((double) w * size / long_side), 1, size);
+      fh = CLAMP ((int) lround ((double) h * size / long_side), 1, size);
+    }
   int ox = (size - fw) / 2, oy = (size - fh) / 2;
 
   float *fitted = g_new0 (float, (size_t) fw * fh * 3);
@@ -630,8 +643,34 @@ tf_image_to_model (const TfImage *image, int size, int channels, float *out)
     }
   g_free (row);
 
-  for (size_t i = 0; i < (size_t) size * size * channels; i++)
-    out[i] = 1.0f;   /* white */
+  /* Around it, the median colour of its outermost pixels: black around a
+   * Fashion-MNIST garment even where it touches the edge (a model trained
+   * on them reads a grey ring as part of the picture), white around an
+   * icon, the sky around a photo. */
+  const int n_edge = fh > 1 && fw > 1 ? 2 * fw + 2 * (fh - 2) : fw * fh;
+  float *edge = g_new (float, (size_t) n_edge);
+  float fill[3];
+  for (int c = 0; c < 3; c++)
+    {
+      int k = 0;
+      for (int y = 0; y < fh; y++)
+        for (int x = 0; x < fw; x++)
+          if (y == 0 || y == fh - 1 || x == 0 || x == fw - 1)
+            edge[k++] = fitted[((size_t) y * fw + x) * 3 + c];
+      qsort (edge, (size_t) k, sizeof (float), compare_floats);
+      fill[c] = k % 2 ? edge[k / 2] : 0.5f * (edge[k / 2 - 1] + edge[k / 2]);
+    }
+  g_free (edge);
+  for (size_t i = 0; i < (size_t) size * size; i++)
+    {
+      float *dst = out + i * channels;
+      if (channels == 1)
+        dst[0] = CLAMP (2.0f * (0.299f * fill[0] + 0.587f * fill[1] + 0.114f * fill[2]) - 1.0f,
+                        -1.0f, 1.0f);
+      else
+        for (int c = 0; c < 3; c++)
+          dst[c] = CLAMP (2.0f * fill[c] - 1.0f, -1.0f, 1.0f);
+    }
   for (int y = 0; y < fh; y++)
     for (int x = 0; x < fw; x++)
       {

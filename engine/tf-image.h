@@ -32,9 +32,11 @@ gboolean tf_image_write_png (const char *path, const uint8_t *rgb, int width, in
                              GError **error);
 GHashTable *tf_image_read_png_text (const char *path, GError **error);
 
-/* Model pixels: composite RGBA over white, resize to size × size with area
- * averaging (down) or bilinear (up), keeping the aspect ratio by centring on
- * a white square, then scale to [-1, 1] with @channels (1: luminance, 3: RGB). */
+/* Model pixels: composite RGBA over white; an image larger than size × size
+ * shrinks to fit with area averaging, keeping its aspect ratio, a smaller one
+ * keeps its size; centred on a square of the median colour of its outermost
+ * pixels (black around a 28×28 Fashion-MNIST image, as training places it),
+ * then scaled to [-1, 1] with @channels (1: luminance, 3: RGB). */
 void tf_image_to_model (const TfImage *image, int size, int channels, float *out);
 /* Model pixels → 8-bit (clamped, rounded). */
 void tf_image_from_model (const float *pixels, int size, int channels, uint8_t *out);

@@ -844,14 +844,15 @@ test_folder_pixels (void)
   tf_rng_seed (&rng, 1);
   TfExample e;
   g_assert_true (tf_data_source_get (rgb, 0, &rng, &e, &error));
+  /* 40×20 fits as 16×8 on the colour of its own edge (tf_image_to_model):
+   * red all over. */
   for (int y = 0; y < 16; y++)
     for (int x = 0; x < 16; x++)
       {
         const float *p = e.pixels + (y * 16 + x) * 3;
-        gboolean inside = y >= 4 && y < 12;
         g_assert_cmpfloat (p[0], ==, 1.0f);
-        g_assert_cmpfloat (p[1], ==, inside ? -1.0f : 1.0f);
-        g_assert_cmpfloat (p[2], ==, inside ? -1.0f : 1.0f);
+        g_assert_cmpfloat (p[1], ==, -1.0f);
+        g_assert_cmpfloat (p[2], ==, -1.0f);
       }
   g_assert_true (g_utf8_validate (e.caption, -1, NULL));
   g_assert_cmpuint (strlen (e.caption), ==, 500);

@@ -818,29 +818,68 @@ assert_near (float got, float expected, const char *what, int index)
 static void
 test_to_model_fit (void)
 {
-  /* A wide red image: 40×20 into 16 gives 16×8 rows 4–11, white above and
-   * below. */
-  TfImage wide = solid_image (40, 20, 255, 0, 0, 255);
+  /* A wide image, red with a 2-pixel blue top and bottom: 32×16 into 16
+   * gives 16×8 at rows 4–11, whose first and last rows are blue; around it
+   * the median of its outermost pixels (32 blue and 12 red): blue. */
+  TfImage wide = solid_image (32, 16, 255, 0, 0, 255);
+  for (int y = 0; y < 16; y++)
+    if (y < 2 || y >= 14)
+      for (int x = 0; x < 32; x++)
+        memcpy (wide.rgba + (y * 32 + x) * 4, (const uint8_t[]) { 0, 0, 255, 255 }, 4);
   float out[16 * 16 * 3];
   tf_image_to_model (&wide, 16, 3, out);
   for (int y = 0; y < 16; y++)
     for (int x = 0; x < 16; x++)
       {
         const float *p = out + (y * 16 + x) * 3;
-        gboolean inside = y >= 4 && y < 12;
-        assert_near (p[0], 1.0f, "wide red", y * 16 + x);
-        assert_near (p[1], inside ? -1.0f : 1.0f, "wide green", y * 16 + x);
-        assert_near (p[2], inside ? -1.0f : 1.0f, "wide blue", y * 16 + x);
+        const int i = y * 16 + x;
+        if (y == 4 || y == 11)
+          {
+            assert_near (p[0], -1.0f, "wide edge red", i);
+            assert_near (p[2], 1.0f, "wide edge blue", i);
+          }
+        else if (y > 4 && y < 11)
+          {
+            assert_near (p[0], 1.0f, "wide red", i);
+            assert_near (p[2], -1.0f, "wide blue", i);
+          }
+        else
+          {
+            assert_near (p[0], -1.0f, "fill red", i);
+            assert_near (p[1], -1.0f, "fill green", i);
+            assert_near (p[2], 1.0f, "fill blue", i);
+          }
       }
   tf_image_clear (&wide);
 
-  /* A tall black image: 10×40 into 8 gives 2×8 at columns 3–4. */
+  /* A 28×28 grey image on black (Fashion-MNIST's kind) keeps its size and
+   * sits at 2..29 of 32 on black, as training places it; one on white, on white. */
+  for (int ground = 0; ground <= 255; ground += 255)
+    {
+      TfImage small = solid_image (28, 28, (uint8_t) ground, (uint8_t) ground, (uint8_t) ground, 255);
+      for (int y = 9; y < 19; y++)
+        for (int x = 6; x < 20; x++)
+          memset (small.rgba + (y * 28 + x) * 4, 128, 3);
+      float placed[32 * 32];
+      tf_image_to_model (&small, 32, 1, placed);
+      const float g = 2.0f * ground / 255 - 1;
+      for (int y = 0; y < 32; y++)
+        for (int x = 0; x < 32; x++)
+          {
+            gboolean garment = y >= 2 + 9 && y < 2 + 19 && x >= 2 + 6 && x < 2 + 20;
+            assert_near (placed[y * 32 + x], garment ? 2.0f * 128 / 255 - 1 : g, "28×28 placed",
+                         y * 32 + x);
+          }
+      tf_image_clear (&small);
+    }
+
+  /* A tall black image: 10×40 into 8 gives 2×8 at columns 3–4, on black. */
   TfImage tall = solid_image (10, 40, 0, 0, 0, 255);
   float grey[8 * 8];
   tf_image_to_model (&tall, 8, 1, grey);
   for (int y = 0; y < 8; y++)
     for (int x = 0; x < 8; x++)
-      assert_near (grey[y * 8 + x], x == 3 || x == 4 ? -1.0f : 1.0f, "tall", y * 8 + x);
+      assert_near (grey[y * 8 + x], -1.0f, "tall", y * 8 + x);
   tf_image_clear (&tall);
 
   /* Luminance, and compositing over white. */
@@ -920,34 +959,38 @@ test_to_model_resize (void)
     }
   tf_image_clear (&flat);
 
-  /* Extreme shapes: a 1×5000 black line is one black column, and a
-   * 5000×3 stripe one black row, in the middle of white. */
-  TfImage line = solid_image (1, 5000, 0, 0, 0, 255);
+  /* Extreme shapes: a 1×4992 line, black with white ends, is one column of
+   * 32 (its ends of 156 pixels become its first and last), and a 5000×3
+   * black stripe one row; both on the median of their outermost pixels. */
+  TfImage line = solid_image (1, 4992, 0, 0, 0, 255);
+  for (int y = 0; y < 4992; y++)
+    if (y < 156 || y >= 4992 - 156)
+      memset (line.rgba + y * 4, 255, 3);
   float line_out[32 * 32];
   tf_image_to_model (&line, 32, 1, line_out);
+  const float line_fill = -1.0f;   /* two white pixels of 32: the median is black */
   for (int y = 0; y < 32; y++)
     for (int x = 0; x < 32; x++)
-      assert_near (line_out[y * 32 + x], x == 15 ? -1.0f : 1.0f, "1×5000", y * 32 + x);
+      assert_near (line_out[y * 32 + x],
+                   x != 15 ? line_fill : y == 0 || y == 31 ? 1.0f : -1.0f, "1×4992", y * 32 + x);
   tf_image_clear (&line);
   TfImage stripe = solid_image (5000, 3, 0, 0, 0, 255);
   tf_image_to_model (&stripe, 32, 1, line_out);
-  for (int y = 0; y < 32; y++)
-    for (int x = 0; x < 32; x++)
-      assert_near (line_out[y * 32 + x], y == 15 ? -1.0f : 1.0f, "5000×3", y * 32 + x);
+  for (int i = 0; i < 32 * 32; i++)
+    assert_near (line_out[i], -1.0f, "5000×3", i);
   tf_image_clear (&stripe);
 
-  /* Up by 2: bilinear with aligned pixel centres, edges clamped. */
+  /* Smaller than the model: not stretched. 2×1 sits at row 1, columns 1–2,
+   * on the median (the mean) of its two pixels. */
   TfImage two = { 2, 1, g_new (uint8_t, 2 * 4) };
   uint8_t two_px[] = { 0, 0, 0, 255, 255, 255, 255, 255 };
   memcpy (two.rgba, two_px, sizeof two_px);
   float up[4 * 4];
   tf_image_to_model (&two, 4, 1, up);
-  /* 2×1 fits as 4×2 in rows 1–2. */
-  float row[4] = { 0.0f, 0.25f, 0.75f, 1.0f };
   for (int y = 0; y < 4; y++)
     for (int x = 0; x < 4; x++)
-      assert_near (up[y * 4 + x], y == 1 || y == 2 ? 2.0f * row[x] - 1.0f : 1.0f, "bilinear",
-                   y * 4 + x);
+      assert_near (up[y * 4 + x], y == 1 && x == 1 ? -1.0f : y == 1 && x == 2 ? 1.0f : 0.0f,
+                   "kept", y * 4 + x);
   tf_image_clear (&two);
 }
 

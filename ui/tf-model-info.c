@@ -184,7 +184,10 @@ tf_model_info_free (TfModelInfo *info)
             int: TF_CONFIG_FIELD_INT, \
             float: TF_CONFIG_FIELD_FLOAT, \
             double: TF_CONFIG_FIELD_DOUBLE, \
-            char *: TF_CONFIG_FIELD_STRING)
+            char *: TF_CONFIG_FIELD_STRING, \
+            TfPrediction: TF_CONFIG_FIELD_PREDICTION, \
+            TfTSampling: TF_CONFIG_FIELD_T_SAMPLING, \
+            TfTimeConditioning: TF_CONFIG_FIELD_TIME_CONDITIONING)
 #define FIELD(key, label, group) \
   { #key, label, TF_CONFIG_GROUP_##group, FIELD_KIND (key), offsetof (TfConfig, key) }
 
@@ -200,6 +203,12 @@ static const TfConfigField config_fields[] = {
   FIELD (patch_size,      N_("Patch size"),           IMAGE),
   FIELD (diffusion_steps, N_("Steps"),                DIFFUSION),
   FIELD (schedule,        N_("Noise schedule"),       DIFFUSION),
+  FIELD (prediction,      N_("Prediction target"),    DIFFUSION),
+  FIELD (t_sampling,      N_("Training noise levels"), DIFFUSION),
+  FIELD (t_mean,          N_("Noise level location"), DIFFUSION),
+  FIELD (t_scale,         N_("Noise level scale"),    DIFFUSION),
+  FIELD (min_snr_gamma,   N_("Min-SNR γ"),            DIFFUSION),
+  FIELD (time_conditioning, N_("Timestep conditioning"), DIFFUSION),
   FIELD (rope_theta,      N_("RoPE θ"),               TRANSFORMER),
   FIELD (norm_eps,        N_("RMSNorm ε"),            TRANSFORMER),
   FIELD (bos_id,          N_("Beginning of text"),    TOKENS),
@@ -253,6 +262,12 @@ tf_config_field_format (const TfConfigField *field, const TfConfig *config)
       return g_strdup (g_ascii_formatd (buf, sizeof buf, "%g", *(const double *) base));
     case TF_CONFIG_FIELD_STRING:
       return g_strndup (base, TF_CONFIG_SCHEDULE_MAX);
+    case TF_CONFIG_FIELD_PREDICTION:
+      return g_strdup (tf_prediction_name (*(const TfPrediction *) base));
+    case TF_CONFIG_FIELD_T_SAMPLING:
+      return g_strdup (tf_t_sampling_name (*(const TfTSampling *) base));
+    case TF_CONFIG_FIELD_TIME_CONDITIONING:
+      return g_strdup (tf_time_conditioning_name (*(const TfTimeConditioning *) base));
     default:
       g_return_val_if_reached (NULL);
     }

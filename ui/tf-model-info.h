@@ -54,6 +54,10 @@ typedef enum {
   TF_CONFIG_FIELD_FLOAT,
   TF_CONFIG_FIELD_DOUBLE,
   TF_CONFIG_FIELD_STRING,
+  /* the image side's recipe, written by name */
+  TF_CONFIG_FIELD_PREDICTION,
+  TF_CONFIG_FIELD_T_SAMPLING,
+  TF_CONFIG_FIELD_TIME_CONDITIONING,
 } TfConfigFieldKind;
 
 typedef struct {
