@@ -1282,6 +1282,77 @@ test_imagine_wide_and_seed (void)
   close_sized_window (window);
 }
 
+/* Several variants per click: one image per consecutive seed, each in the
+ * gallery with its seed, shown as a grid; choosing one shows it and its
+ * replay, and reuse-seed takes its seed. */
+static void
+test_imagine_variants (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  GtkWidget *grid;
+  GtkFlowBoxChild *first;
+  g_autofree char *gallery = g_build_filename (data_dir, "transfusion", "gallery", NULL);
+  GSettings *settings;
+  guint n;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  settings = tf_application_get_settings (app);
+  g_settings_set_int (settings, "default-steps", 2);
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  tf_window_show_view (window, "imagine");
+  tf_imagine_view_set_prompt (view, "a bag");
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "seed")), 10);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "variants")), 3);
+  n = tf_test_count_files (gallery, ".png");
+
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.generate", NULL);
+  g_assert_true (wait_until (imagine_idle, view, 120000));
+  g_assert_true (wait_until (gallery_has, &(GalleryWait) { gallery, n + 3 }, 10000));
+  /* Each in the gallery, with its seed. */
+  {
+    g_autoptr(GDir) folder = g_dir_open (gallery, 0, NULL);
+    const char *name;
+    guint found = 0;
+
+    while ((name = g_dir_read_name (folder)) != NULL)
+      {
+        g_autofree char *path = g_build_filename (gallery, name, NULL);
+        g_autoptr(GHashTable) text = g_str_has_suffix (name, ".png")
+                                     ? tf_image_read_png_text (path, NULL) : NULL;
+        const char *parameters = text != NULL ? g_hash_table_lookup (text, "parameters") : NULL;
+
+        for (int seed = 10; parameters != NULL && seed <= 12; seed++)
+          {
+            g_autofree char *expected = g_strdup_printf ("a bag\nSteps: 2, Sampler: DDPM, "
+                                                         "CFG scale: 3, Seed: %d,", seed);
+
+            found += g_str_has_prefix (parameters, expected);
+          }
+      }
+    g_assert_cmpuint (found, ==, 3);
+  }
+  grid = find_named (view, "variants-grid");
+  g_assert_true (gtk_widget_get_visible (grid));
+  g_assert_null (gtk_flow_box_get_child_at_index (GTK_FLOW_BOX (grid), 3));
+  first = gtk_flow_box_get_child_at_index (GTK_FLOW_BOX (grid), 0);
+  g_assert_nonnull (first);
+
+  g_signal_emit_by_name (first, "activate");
+  g_assert_true (shows (window, "Variant 1 of 3 · seed 10"));
+  g_assert_cmpuint (tf_imagine_view_get_n_replay_steps (view), ==, 2);
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.reuse-seed", NULL);
+  g_assert_cmpfloat (gtk_spin_button_get_value (GTK_SPIN_BUTTON (find_named (view, "seed"))), ==,
+                     10);
+
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "variants")), 1);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "seed")), -1);
+  g_settings_reset (settings, "default-steps");
+  close_window (window);
+}
+
 /* The message is a text view: Enter sends, Shift+Enter does not; Chat
  * opens with the focus on it; the token legend shows with the tokens. */
 static void
@@ -1386,6 +1457,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/chat/rename-and-delete", test_chat_rename_and_delete);
   g_test_add_func ("/app/window/narrow", test_window_narrow);
   g_test_add_func ("/app/imagine/wide-and-seed", test_imagine_wide_and_seed);
+  g_test_add_func ("/app/imagine/variants", test_imagine_variants);
   g_test_add_func ("/app/chat/entry", test_chat_entry);
 
   status = g_test_run ();

@@ -32,6 +32,8 @@ struct _TfImagineView
   AdwFlap         *flap;
   GtkSpinButton   *seed_spin;
   GtkLabel        *seed_hint;
+  GtkSpinButton   *batch_spin;
+  GtkFlowBox      *variants_box;
   GtkWidget       *xt_column;
   GtkStack        *run_stack;
   GtkWidget       *generate_button;
@@ -71,7 +73,30 @@ struct _TfImagineView
   gboolean         result_pending_path;  /* the copy is being written */
   int              image_size;
   int              channels;
+
+  /* Several variants per click: consecutive seeds from first_seed, one
+   * engine job each; the finished ones, to choose from. */
+  guint            batch_total;
+  guint            batch_index;
+  uint64_t         first_seed;
+  GPtrArray       *variants;     /* Variant */
 };
+
+typedef struct {
+  GBytes    *result;
+  GPtrArray *x0_steps, *xt_steps;
+  guint      n_steps;
+  uint64_t   seed;
+} Variant;
+
+static void
+variant_free (Variant *variant)
+{
+  g_bytes_unref (variant->result);
+  g_ptr_array_unref (variant->x0_steps);
+  g_ptr_array_unref (variant->xt_steps);
+  g_free (variant);
+}
 
 G_DEFINE_FINAL_TYPE (TfImagineView, tf_imagine_view, GTK_TYPE_WIDGET)
 
@@ -119,11 +144,14 @@ show_status (TfImagineView *self, const char *message)
   gtk_widget_set_visible (GTK_WIDGET (self->status_label), message != NULL);
 }
 
+/* New arrays, not emptied ones: a variant may hold the old. */
 static void
 clear_replay (TfImagineView *self)
 {
-  g_ptr_array_set_size (self->x0_steps, 0);
-  g_ptr_array_set_size (self->xt_steps, 0);
+  g_clear_pointer (&self->x0_steps, g_ptr_array_unref);
+  g_clear_pointer (&self->xt_steps, g_ptr_array_unref);
+  self->x0_steps = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  self->xt_steps = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   gtk_stack_set_visible_child_name (self->progress_stack, "progress");
 }
 
@@ -194,7 +222,12 @@ on_step (TfGeneration *generation, guint step, guint n_steps, GBytes *x_t, GByte
     }
   gtk_progress_bar_set_fraction (self->progress_bar, (double) step / MAX (1u, n_steps));
 
-  counter = g_strdup_printf (_("Step %u of %u"), step, n_steps);
+  if (self->batch_total > 1)
+    /* Translators: drawing several variants, "Image 2 of 4 · step 12 of 50" */
+    counter = g_strdup_printf (_("Image %u of %u · step %u of %u"), self->batch_index + 1,
+                               self->batch_total, step, n_steps);
+  else
+    counter = g_strdup_printf (_("Step %u of %u"), step, n_steps);
   gtk_label_set_text (self->step_label, counter);
 
   elapsed = (g_get_monotonic_time () - self->started_us) / 1e6;
@@ -244,6 +277,37 @@ save_to_gallery (TfImagineView *self)
                         saved_to_gallery, g_object_ref (self));
 }
 
+static gboolean start_image (TfImagineView *self, GError **error);
+
+/* The image just finished, as one of the variants to choose from. */
+static void
+add_variant (TfImagineView *self)
+{
+  Variant *variant = g_new0 (Variant, 1);
+  GtkWidget *thumbnail = tf_image_view_new ();
+  g_autofree char *tooltip = NULL, *seed = NULL;
+
+  variant->result = g_bytes_ref (self->result);
+  variant->x0_steps = g_ptr_array_ref (self->x0_steps);
+  variant->xt_steps = g_ptr_array_ref (self->xt_steps);
+  variant->n_steps = self->n_steps;
+  variant->seed = self->settings.seed;
+  g_ptr_array_add (self->variants, variant);
+
+  tf_image_view_set_bytes (TF_IMAGE_VIEW (thumbnail), self->result, self->image_size,
+                           self->channels);
+  gtk_widget_set_size_request (thumbnail, 64, 64);
+  /* Translators: a variant's tooltip, "Seed 1234" */
+  seed = g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) variant->seed);
+  tooltip = g_strdup_printf (_("Seed %s"), seed);
+  gtk_widget_set_tooltip_text (thumbnail, tooltip);
+  gtk_flow_box_append (self->variants_box, thumbnail);
+  gtk_flow_box_select_child (self->variants_box,
+                             gtk_flow_box_get_child_at_index (self->variants_box,
+                                                              (int) self->variants->len - 1));
+  gtk_widget_set_visible (GTK_WIDGET (self->variants_box), self->batch_total > 1);
+}
+
 static void
 on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfImagineView *self)
 {
@@ -273,6 +337,15 @@ on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfImagi
   gtk_stack_set_visible_child_name (self->progress_stack, self->n_steps > 1 ? "replay" : "progress");
 
   save_to_gallery (self);
+  add_variant (self);
+  if (self->batch_index + 1 < self->batch_total)
+    {
+      g_autoptr(GError) error = NULL;
+
+      self->batch_index++;
+      if (!start_image (self, &error))
+        show_status (self, error->message);
+    }
   tf_imagine_view_update_actions (self);
 }
 
@@ -312,43 +385,19 @@ on_busy_changed (TfImagineView *self)
 
 /* ---- Actions ------------------------------------------------------------ */
 
-static void
-generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
+/* Starts the engine on variant batch_index of the batch: the settings
+ * with its seed (the first seed + its index). */
+static gboolean
+start_image (TfImagineView *self, GError **error)
 {
-  TfImagineView *self = TF_IMAGINE_VIEW (widget);
-  g_autoptr(GError) error = NULL;
-  const char *negative;
-
-  if (self->generation == NULL || self->running)
-    return;
-
-  show_status (self, NULL);
-
-  g_free (self->prompt);
-  self->prompt = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry))));
-  negative = gtk_editable_get_text (GTK_EDITABLE (self->negative_entry));
-  g_free (self->negative);
-  self->negative = g_strstrip (g_strdup (negative));
-
-  tf_generate_settings_init (&self->settings);
-  self->settings.steps = gtk_spin_button_get_value_as_int (self->steps_spin);
-  self->settings.cfg = gtk_spin_button_get_value (self->cfg_spin);
-  self->settings.sampler = gtk_drop_down_get_selected (self->sampler_dropdown) == 1
-                           ? TF_SAMPLER_DDIM : TF_SAMPLER_DDPM;
-  /* The field keeps −1: the next image gets a new seed too. */
-  self->settings.seed = gtk_spin_button_get_value (self->seed_spin) < 0
-                        ? (uint64_t) g_random_int ()
-                        : (uint64_t) gtk_spin_button_get_value (self->seed_spin);
-  self->settings.negative = self->negative[0] != '\0' ? self->negative : NULL;
-
+  self->settings.seed = self->first_seed + self->batch_index;
   g_clear_object (&self->cancellable);
   self->cancellable = g_cancellable_new ();
   if (!tf_generation_generate_image (self->generation, self->prompt, &self->settings,
-                                     self->cancellable, &error))
+                                     self->cancellable, error))
     {
       g_clear_object (&self->cancellable);
-      show_status (self, error->message);
-      return;
+      return FALSE;
     }
 
   self->running = TRUE;
@@ -369,12 +418,90 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   gtk_label_set_text (self->step_label, _("Starting…"));
   gtk_label_set_text (self->rate_label, "");
   gtk_stack_set_visible_child_name (self->canvas_stack, "canvas");
+  return TRUE;
+}
+
+static void
+generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (widget);
+  g_autoptr(GError) error = NULL;
+  const char *negative;
+  GtkWidget *child;
+
+  if (self->generation == NULL || self->running)
+    return;
+
+  show_status (self, NULL);
+
+  g_free (self->prompt);
+  self->prompt = g_strstrip (g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->prompt_entry))));
+  negative = gtk_editable_get_text (GTK_EDITABLE (self->negative_entry));
+  g_free (self->negative);
+  self->negative = g_strstrip (g_strdup (negative));
+
+  tf_generate_settings_init (&self->settings);
+  self->settings.steps = gtk_spin_button_get_value_as_int (self->steps_spin);
+  self->settings.cfg = gtk_spin_button_get_value (self->cfg_spin);
+  self->settings.sampler = gtk_drop_down_get_selected (self->sampler_dropdown) == 1
+                           ? TF_SAMPLER_DDIM : TF_SAMPLER_DDPM;
+  self->settings.negative = self->negative[0] != '\0' ? self->negative : NULL;
+  /* The field keeps −1: the next click gets a new seed too. */
+  self->first_seed = gtk_spin_button_get_value (self->seed_spin) < 0
+                     ? (uint64_t) g_random_int ()
+                     : (uint64_t) gtk_spin_button_get_value (self->seed_spin);
+  self->batch_total = (guint) gtk_spin_button_get_value_as_int (self->batch_spin);
+  self->batch_index = 0;
+  g_ptr_array_set_size (self->variants, 0);
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->variants_box))) != NULL)
+    gtk_flow_box_remove (self->variants_box, child);
+  gtk_widget_set_visible (GTK_WIDGET (self->variants_box), FALSE);
+
+  if (!start_image (self, &error))
+    {
+      show_status (self, error->message);
+      return;
+    }
   /* On a narrow window the settings cover the picture: out of the way. */
   if (adw_flap_get_folded (self->flap))
     adw_flap_set_reveal_flap (self->flap, FALSE);
   tf_imagine_view_update_actions (self);
   /* Space stops; and the prompt's suggestions close. */
   gtk_widget_grab_focus (self->stop_button);
+}
+
+/* Choosing a variant shows it, with its replay; Save, Copy and reuse-seed
+ * then act on it. */
+static void
+on_variant_activated (TfImagineView *self, GtkFlowBoxChild *child)
+{
+  int index = gtk_flow_box_child_get_index (child);
+  Variant *variant;
+  g_autofree char *seed = NULL, *text = NULL;
+
+  if (self->running || index < 0 || (guint) index >= self->variants->len)
+    return;
+  variant = g_ptr_array_index (self->variants, index);
+  g_clear_pointer (&self->result, g_bytes_unref);
+  self->result = g_bytes_ref (variant->result);
+  g_clear_pointer (&self->x0_steps, g_ptr_array_unref);
+  g_clear_pointer (&self->xt_steps, g_ptr_array_unref);
+  self->x0_steps = g_ptr_array_ref (variant->x0_steps);
+  self->xt_steps = g_ptr_array_ref (variant->xt_steps);
+  self->n_steps = variant->n_steps;
+  self->settings.seed = variant->seed;
+  g_clear_pointer (&self->result_path, g_free);
+  self->result_pending_path = FALSE;
+
+  gtk_adjustment_configure (self->replay_adjustment, self->n_steps, 1, self->n_steps, 1, 5, 0);
+  show_replay_step (self, self->n_steps);
+  tf_image_view_set_bytes (self->x0_view, self->result, self->image_size, self->channels);
+  gtk_stack_set_visible_child_name (self->progress_stack, self->n_steps > 1 ? "replay" : "none");
+  seed = g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) variant->seed);
+  /* Translators: the variant shown, "Variant 2 of 4 · seed 1235" */
+  text = g_strdup_printf (_("Variant %d of %u · seed %s"), index + 1, self->variants->len, seed);
+  gtk_label_set_text (self->rate_label, text);
+  tf_imagine_view_update_actions (self);
 }
 
 static void
@@ -625,6 +752,7 @@ on_gallery_activated (TfImagineView *self, const char *parameters_text, GBytes *
    * moving the picture. */
   gtk_widget_set_opacity (self->xt_column, 0.0);
   gtk_stack_set_visible_child_name (self->progress_stack, "none");
+  gtk_widget_set_visible (GTK_WIDGET (self->variants_box), FALSE);
   gtk_label_set_text (self->step_label, _("Restored from earlier"));
   gtk_label_set_text (self->rate_label, _("Generate draws it again"));
   gtk_stack_set_visible_child_name (self->canvas_stack, "canvas");
@@ -765,6 +893,7 @@ tf_imagine_view_finalize (GObject *object)
   TfImagineView *self = TF_IMAGINE_VIEW (object);
 
   g_ptr_array_unref (self->x0_steps);
+  g_ptr_array_unref (self->variants);
   g_ptr_array_unref (self->xt_steps);
   g_clear_pointer (&self->result, g_bytes_unref);
   g_free (self->result_path);
@@ -798,6 +927,8 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, flap);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_spin);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_hint);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, batch_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, variants_box);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, xt_column);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, run_stack);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, generate_button);
@@ -814,6 +945,7 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, gallery);
   gtk_widget_class_bind_template_callback (widget_class, on_prompt_activate);
   gtk_widget_class_bind_template_callback (widget_class, on_gallery_activated);
+  gtk_widget_class_bind_template_callback (widget_class, on_variant_activated);
 
   gtk_widget_class_install_action (widget_class, "imagine.generate", NULL, generate_action);
   gtk_widget_class_install_action (widget_class, "imagine.stop", NULL, stop_action);
@@ -835,6 +967,7 @@ tf_imagine_view_init (TfImagineView *self)
 
   self->x0_steps = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   self->xt_steps = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  self->variants = g_ptr_array_new_with_free_func ((GDestroyNotify) variant_free);
   self->model_name = g_strdup ("");
   self->model_hash = g_strdup ("");
   self->preview_interval = 1;
