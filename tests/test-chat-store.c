@@ -565,7 +565,7 @@ test_kill_9 (Fixture *f, gconstpointer data)
        * writes that follow: a moment in the writer's work rather than in
        * time, so what a round tests does not depend on how fast a busy
        * machine runs the writer. */
-      const int wait_for = g_test_rand_int_range (r % 10 == 0 ? 1 : 0, 30);
+      const int wait_for = g_test_rand_int_range (r % 10 == 0 ? 1 : 0, 200);
       FILE *printed = fdopen (out, "r");
       g_assert_nonnull (printed);
       g_autofree char *line = NULL;
