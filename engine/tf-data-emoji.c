@@ -337,7 +337,8 @@ is_skin_tone (guint32 cp)
 }
 
 /* Reads the usable emoji of @text into @out; counts the fully-qualified
- * entries that the font cannot draw as one glyph in @n_undrawable. */
+ * entries that the font cannot draw as one glyph in @n_undrawable. Without
+ * a font (@face NULL) every fully-qualified entry is taken, glyph 0. */
 static gboolean
 parse_emoji_test (const char *path, const char *text, FT_Face face, GHashTable *ligatures,
                   GArray *out, int *n_undrawable, GError **error)
@@ -417,8 +418,8 @@ parse_emoji_test (const char *path, const char *text, FT_Face face, GHashTable *
       if (skin_tone)
         continue;
 
-      guint glyph = glyph_for_sequence (face, ligatures, cps, n_cps);
-      if (glyph == 0)
+      guint glyph = face != NULL ? glyph_for_sequence (face, ligatures, cps, n_cps) : 0;
+      if (face != NULL && glyph == 0)
         {
           (*n_undrawable)++;
           continue;
@@ -434,6 +435,45 @@ parse_emoji_test (const char *path, const char *text, FT_Face face, GHashTable *
         .glyph = glyph,
       };
       g_array_append_val (out, e);
+    }
+  return TRUE;
+}
+
+/* The contents of emoji-test.txt, or NULL with an error that names the
+ * package when it is missing. */
+static char *
+read_emoji_test (const char *path, GError **error)
+{
+  char *text = NULL;
+  g_autoptr (GError) read_error = NULL;
+  if (g_file_get_contents (path, &text, NULL, &read_error))
+    return text;
+  if (g_error_matches (read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: no such file (Debian package unicode-data)",
+                 path);
+  else
+    g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s", read_error->message);
+  return NULL;
+}
+
+gboolean
+tf_data_emoji_read_names (const char *dir, GPtrArray *names, GPtrArray *groups, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir != NULL ? dir : EMOJI_DEFAULT_DIR,
+                                            EMOJI_TEST_FILE, NULL);
+  g_autofree char *text = read_emoji_test (path, error);
+  if (text == NULL)
+    return FALSE;
+  g_autoptr (GArray) emoji = g_array_new (FALSE, TRUE, sizeof (Emoji));
+  g_array_set_clear_func (emoji, (GDestroyNotify) emoji_clear);
+  int n_undrawable = 0;
+  if (!parse_emoji_test (path, text, NULL, NULL, emoji, &n_undrawable, error))
+    return FALSE;
+  for (guint i = 0; i < emoji->len; i++)
+    {
+      Emoji *e = &g_array_index (emoji, Emoji, i);
+      g_ptr_array_add (names, g_steal_pointer (&e->name));
+      g_ptr_array_add (groups, g_steal_pointer (&e->group));
     }
   return TRUE;
 }
@@ -735,17 +775,9 @@ tf_data_emoji_new (const char *dir, TfSplit split, int image_size, int channels,
       font_path = g_strdup (EMOJI_FONT_SYSTEM_PATH);
     }
 
-  g_autofree char *text = NULL;
-  g_autoptr (GError) read_error = NULL;
-  if (!g_file_get_contents (test_path, &text, NULL, &read_error))
-    {
-      if (g_error_matches (read_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-        g_set_error (error, TF_ERROR, TF_ERROR_IO,
-                     "%s: no such file (Debian package unicode-data)", test_path);
-      else
-        g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s", read_error->message);
-      return NULL;
-    }
+  g_autofree char *text = read_emoji_test (test_path, error);
+  if (text == NULL)
+    return NULL;
 
   FT_Face face = NULL;
   cairo_font_face_t *font_face = open_font (font_path, &face, error);

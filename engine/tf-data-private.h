@@ -30,3 +30,35 @@ struct _TfDataSource {
 TfDataSource *tf_data_source_alloc (const TfDataSourceClass *klass, size_t struct_size,
                                     const char *name, TfSplit split, int image_size,
                                     int channels);
+
+/* The caption names ("pizza", "flag of japan") and Unicode groups ("Food &
+ * Drink") of the emoji of @dir's emoji-test.txt (NULL: the system's), as
+ * the emoji source names them but without opening the font: every
+ * fully-qualified entry without a skin tone. Appends to @names and @groups
+ * (strings the arrays' free functions, if any, free). */
+gboolean tf_data_emoji_read_names (const char *dir, GPtrArray *names, GPtrArray *groups,
+                                   GError **error);
+
+/* --- the drawable subjects (tf-data-subjects.c) ------------------------- */
+
+typedef enum {
+  TF_SUBJECT_CORE   = 1 << 0,  /* a class name, shape or colour: weighted up, never held out */
+  TF_SUBJECT_PLURAL = 1 << 1,  /* "what are trousers?" */
+  TF_SUBJECT_MASS   = 1 << 2,  /* no article: "red is ..." */
+} TfSubjectFlags;
+
+typedef struct {
+  const char *word;        /* as the captions say it */
+  const char *sense;       /* the start of the WordNet gloss of the sense the pictures show */
+  const char *definition;  /* or, where WordNet lacks that sense, the definition */
+  guint       flags;       /* TfSubjectFlags */
+} TfSubjectSense;
+
+/* The subjects of the fashion and shapes sources, with their senses. */
+extern const TfSubjectSense tf_subject_senses[];
+extern const int tf_n_subject_senses;
+
+/* The WordNet lexicographer files whose senses fit an emoji of Unicode
+ * group @group, in order of preference, 0-terminated; NULL for groups that
+ * name no noun to define (flags, components). */
+const guint8 *tf_subject_lexfiles_for_group (const char *group);

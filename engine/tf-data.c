@@ -452,10 +452,13 @@ typedef enum {
   WORDNET_DEFINITION,
   WORDNET_USAGE,
   WORDNET_SYNONYM,
+  WORDNET_QUESTION,         /* a subject's held-out "what is a X?" */
 } WordnetKind;
 
 typedef struct {
   const char *definition;   /* "a member of the genus Canis ..." */
+  guint32     offset;       /* in its data file: what index.noun names it by */
+  guint8      lexfile;      /* lexicographer file: 5 noun.animal, 6 noun.artifact, ... */
   guint32     first_word;   /* into words: the headword, then its synonyms */
   guint16     n_words;
   guint32     first_usage;  /* into usages: example sentences with the headword */
@@ -468,7 +471,19 @@ typedef struct {
   guint32 synset;
   guint16 kind;
   guint16 sub;              /* which usage */
+  gint32  subject;          /* into WordnetSource.subjects, or -1 */
 } WordnetItem;
+
+/* A drawable subject with the sense its pictures show (tf-data-subjects.c). */
+typedef struct {
+  char       *word;         /* "sneaker", "ankle boot", "pizza" */
+  guint32     synset;       /* NO_SYNSET: the definition below */
+  const char *definition;   /* where WordNet lacks the sense */
+  guint       flags;        /* TfSubjectFlags */
+  gboolean    heldout;      /* "what is a X?" is never written in training */
+} WordnetSubject;
+
+#define NO_SYNSET G_MAXUINT32
 
 typedef struct {
   TfDataSource  parent;
@@ -477,6 +492,7 @@ typedef struct {
   GPtrArray    *words;      /* const char *, in strings */
   GPtrArray    *usages;     /* const char *, in strings */
   GArray       *items;      /* WordnetItem: the examples of the split */
+  GPtrArray    *subjects;   /* WordnetSubject */
 } WordnetSource;
 
 static const char *
@@ -552,7 +568,9 @@ wordnet_parse_line (WordnetSource *self, const char *line, size_t len, const cha
   if (strlen (gloss) > WORDNET_MAX_GLOSS || *gloss == '\0')
     return TRUE;
 
-  WordnetSynset synset = { .pos = fields[2][0] == 's' ? 'a' : fields[2][0] };
+  WordnetSynset synset = { .pos = fields[2][0] == 's' ? 'a' : fields[2][0],
+                           .offset = (guint32) strtoul (fields[0], NULL, 10),
+                           .lexfile = (guint8) strtoul (fields[1], NULL, 10) };
   synset.first_word = self->words->len;
   for (unsigned long w = 0; w < w_cnt && w < WORDNET_MAX_WORDS; w++)
     {
@@ -682,12 +700,123 @@ wordnet_term (const WordnetSynset *synset, const char *word)
                          : g_strdup (word);
 }
 
+/* "use X in a sentence" → usage @sub of @synset. */
+static void
+usage_example (WordnetSource *self, const WordnetSynset *synset, guint sub, const char *word,
+               TfRng *rng, TfExample *example)
+{
+  static const char *const prompts[] = {
+    "use %s in a sentence", "give an example of %s in a sentence",
+    "how do you use %s?", "write a sentence with %s",
+  };
+  example->prompt = g_strdup_printf (prompts[tf_rng_below (rng, G_N_ELEMENTS (prompts))], word);
+  example->text = g_strdup (g_ptr_array_index (self->usages, synset->first_usage + sub));
+}
+
+/* The words of @synset other than @word (any case); at most WORDNET_MAX_WORDS. */
+static guint
+synonyms_of (WordnetSource *self, const WordnetSynset *synset, const char *word,
+             const char **others)
+{
+  guint n_others = 0;
+  for (guint w = 0; w < synset->n_words; w++)
+    {
+      const char *other = g_ptr_array_index (self->words, synset->first_word + w);
+      if (g_ascii_strcasecmp (word, other) != 0)
+        others[n_others++] = other;
+    }
+  return n_others;
+}
+
+/* "what is another word for X?" → one of the synset's other words. */
+static void
+synonym_example (WordnetSource *self, const WordnetSynset *synset, const char *word,
+                 TfRng *rng, TfExample *example)
+{
+  static const char *const prompts[] = {
+    "what is another word for %s?", "give me a synonym of %s",
+    "what else can %s be called?", "what is a synonym for %s?",
+  };
+  example->prompt = g_strdup_printf (prompts[tf_rng_below (rng, G_N_ELEMENTS (prompts))], word);
+  const char *others[WORDNET_MAX_WORDS];
+  guint n_others = synonyms_of (self, synset, word, others);
+  g_assert (n_others > 0);
+  example->text = g_strdup_printf ("another word for %s is %s.", word,
+                                   others[tf_rng_below (rng, n_others)]);
+}
+
+/* The "what is" questions about a subject, singular and plural: never
+ * written in training for a held-out subject. The first is the held-out
+ * question itself. */
+static const char *const subject_what_is[2][3] = {
+  { "what is %s?", "what's %s?", "tell me what %s is" },
+  { "what are %s?", "tell me what %s are", NULL },
+};
+/* The other ways of asking, with the bare word: these teach the gloss of
+ * a held-out subject. */
+static const char *const subject_define[] = {
+  "define %s", "what does %s mean?", "what is the meaning of %s?", "explain the word %s",
+  "what does the word %s mean?",
+};
+
+static char *
+subject_term (const WordnetSubject *subject)
+{
+  if (subject->flags & (TF_SUBJECT_PLURAL | TF_SUBJECT_MASS))
+    return g_strdup (subject->word);
+  return g_strdup_printf ("%s %s", indefinite_article (subject->word), subject->word);
+}
+
+/* One example about a drawable subject: its definition (in the sense the
+ * pictures show), a usage, a synonym, or the held-out question. */
+static void
+subject_get (WordnetSource *self, const WordnetItem *item, TfRng *rng, TfExample *example)
+{
+  const WordnetSubject *subject = g_ptr_array_index (self->subjects, item->subject);
+  const gboolean plural = (subject->flags & TF_SUBJECT_PLURAL) != 0;
+  const WordnetSynset *synset = subject->synset == NO_SYNSET
+                                ? NULL : &g_array_index (self->synsets, WordnetSynset,
+                                                         subject->synset);
+  g_autofree char *term = subject_term (subject);
+  example->kind = TF_EXAMPLE_TEXT;
+  example->subject = g_strdup (subject->word);
+  switch ((WordnetKind) item->kind)
+    {
+    case WORDNET_QUESTION:
+    case WORDNET_DEFINITION:
+      {
+        const guint n_what = plural ? 2 : 3, n_define = G_N_ELEMENTS (subject_define);
+        guint k = 0;   /* the held-out question */
+        if (item->kind == WORDNET_DEFINITION)
+          k = subject->heldout ? n_what + (guint) tf_rng_below (rng, n_define)
+                               : (guint) tf_rng_below (rng, n_what + n_define);
+        example->prompt = k < n_what ? g_strdup_printf (subject_what_is[plural][k], term)
+                                     : g_strdup_printf (subject_define[k - n_what], subject->word);
+        example->text = g_strdup_printf ("%s %s %s.", term, plural ? "are" : "is",
+                                         synset != NULL ? synset->definition
+                                                        : subject->definition);
+      }
+      break;
+    case WORDNET_USAGE:
+      usage_example (self, synset, item->sub, subject->word, rng, example);
+      break;
+    case WORDNET_SYNONYM:
+      synonym_example (self, synset, subject->word, rng, example);
+      break;
+    }
+}
+
 static gboolean
 wordnet_get (TfDataSource *source, int64_t index, TfRng *rng, TfExample *example,
              GError **error)
 {
   WordnetSource *self = (WordnetSource *) source;
   const WordnetItem *item = &g_array_index (self->items, WordnetItem, index);
+  if (item->subject >= 0)
+    {
+      subject_get (self, item, rng, example);
+      return TRUE;
+    }
   const WordnetSynset *synset = &g_array_index (self->synsets, WordnetSynset, item->synset);
   const char *word = g_ptr_array_index (self->words, synset->first_word);
   g_autofree char *term = wordnet_term (synset, word);
@@ -737,38 +866,13 @@ wordnet_get (TfDataSource *source, int64_t index, TfRng *rng, TfExample *example
         }
       break;
     case WORDNET_USAGE:
-      {
-        static const char *const prompts[] = {
-          "use %s in a sentence", "give an example of %s in a sentence",
-          "how do you use %s?", "write a sentence with %s",
-        };
-        example->prompt = g_strdup_printf (prompts[tf_rng_below (rng, G_N_ELEMENTS (prompts))],
-                                           word);
-        example->text = g_strdup (g_ptr_array_index (self->usages,
-                                                     synset->first_usage + item->sub));
-      }
+      usage_example (self, synset, item->sub, word, rng, example);
       break;
     case WORDNET_SYNONYM:
-      {
-        static const char *const prompts[] = {
-          "what is another word for %s?", "give me a synonym of %s",
-          "what else can %s be called?", "what is a synonym for %s?",
-        };
-        example->prompt = g_strdup_printf (prompts[tf_rng_below (rng, G_N_ELEMENTS (prompts))],
-                                           word);
-        /* The synonyms that differ from the headword, one picked by the rng. */
-        const char *others[WORDNET_MAX_WORDS];
-        guint n_others = 0;
-        for (guint w = 1; w < synset->n_words; w++)
-          {
-            const char *other = g_ptr_array_index (self->words, synset->first_word + w);
-            if (g_ascii_strcasecmp (word, other) != 0)
-              others[n_others++] = other;
-          }
-        const char *other = others[tf_rng_below (rng, n_others)];
-        example->text = g_strdup_printf ("another word for %s is %s.", word, other);
-      }
+      synonym_example (self, synset, word, rng, example);
       break;
+    case WORDNET_QUESTION:
+      g_assert_not_reached ();
     }
   return TRUE;
 }
@@ -787,6 +891,8 @@ wordnet_finalize (TfDataSource *source)
     g_ptr_array_unref (self->usages);
   if (self->items != NULL)
     g_array_unref (self->items);
+  if (self->subjects != NULL)
+    g_ptr_array_unref (self->subjects);
 }
 
 static const TfDataSourceClass wordnet_class = {
@@ -805,13 +911,10 @@ wordnet_heldout (const char *word)
 }
 
 static gboolean
-synonym_differs (WordnetSource *self, const WordnetSynset *synset)
+synonym_differs (WordnetSource *self, const WordnetSynset *synset, const char *word)
 {
-  const char *word = g_ptr_array_index (self->words, synset->first_word);
-  for (guint w = 1; w < synset->n_words; w++)
-    if (g_ascii_strcasecmp (word, g_ptr_array_index (self->words, synset->first_word + w)) != 0)
-      return TRUE;
-  return FALSE;
+  const char *others[WORDNET_MAX_WORDS];
+  return synonyms_of (self, synset, word, others) > 0;
 }
 
 static int
@@ -820,14 +923,227 @@ compare_strings (gconstpointer a, gconstpointer b)
   return strcmp (*(char *const *) a, *(char *const *) b);
 }
 
-TfDataSource *
-tf_data_wordnet_new (const char *dir, TfSplit split, GError **error)
+/* A subject is held out (its "what is a X?" never trained) by a hash of
+ * its word, like wordnet_heldout() but its own slice: a quarter of the
+ * subjects that are not core (class names, shapes and colours are what
+ * people ask about first, so they are always trained). */
+#define SUBJECT_HELDOUT_EVERY 4
+/* How many definition items a subject has: the weighting within the
+ * source (with a usage and a synonym or so besides). */
+#define SUBJECT_CORE_REPEATS 8
+#define SUBJECT_REPEATS 2
+
+static gboolean
+subject_heldout (const char *word, guint flags)
+{
+  g_autofree char *key = g_strconcat ("subject:", word, NULL);
+  return !(flags & TF_SUBJECT_CORE) && stable_hash (key) % SUBJECT_HELDOUT_EVERY == 0;
+}
+
+static void
+wordnet_subject_free (gpointer data)
+{
+  WordnetSubject *subject = data;
+  g_free (subject->word);
+  g_free (subject);
+}
+
+typedef struct {
+  const TfSubjectSense *sense;   /* a listed subject, or NULL: an emoji's name */
+  const guint8         *lexfiles; /* an emoji's: see tf_subject_lexfiles_for_group() */
+  GArray               *synsets; /* guint32: the noun synsets with the word, any order */
+} SubjectCandidate;
+
+static void
+subject_candidate_free (gpointer data)
+{
+  SubjectCandidate *c = data;
+  if (c->synsets != NULL)
+    g_array_unref (c->synsets);
+  g_free (c);
+}
+
+/* The first noun sense of @word in index.noun (WordNet's order of
+ * frequency) from the first of @lexfiles that has one, if @word is in that
+ * synset in lower case (not a name: "Statue of Liberty"); NO_SYNSET if none. */
+static guint32
+index_first_sense (GHashTable *index_lines, GHashTable *by_offset, const char *word,
+                   const guint8 *lexfiles, WordnetSource *self)
+{
+  const char *line = g_hash_table_lookup (index_lines, word);
+  if (line == NULL)
+    return NO_SYNSET;
+  /* lemma pos synset_cnt p_cnt [ptr_symbol...] sense_cnt tagsense_cnt offset... */
+  g_auto (GStrv) fields = g_strsplit (line, " ", -1);
+  guint n_fields = g_strv_length (fields);
+  while (n_fields > 0 && *fields[n_fields - 1] == '\0')
+    n_fields--;
+  guint64 n_senses = 0;
+  if (n_fields < 4 || !g_ascii_string_to_unsigned (fields[2], 10, 1, 1000, &n_senses, NULL)
+      || n_senses > n_fields)
+    return NO_SYNSET;
+  for (const guint8 *lexfile = lexfiles; *lexfile != 0; lexfile++)
+    for (guint i = n_fields - (guint) n_senses; i < n_fields; i++)
+      {
+        gpointer found = g_hash_table_lookup (by_offset,
+                                              GUINT_TO_POINTER (strtoul (fields[i], NULL, 10) + 1));
+        if (found == NULL)
+          continue;
+        guint32 s = GPOINTER_TO_UINT (found) - 1;
+        const WordnetSynset *synset = &g_array_index (self->synsets, WordnetSynset, s);
+        if (synset->lexfile != *lexfile)
+          continue;
+        for (guint w = 0; w < synset->n_words; w++)
+          if (strcmp (g_ptr_array_index (self->words, synset->first_word + w), word) == 0)
+            return s;
+      }
+  return NO_SYNSET;
+}
+
+/* Finds the sense each drawable subject's pictures show: the listed
+ * subjects by the start of their gloss, the emoji names that are WordNet
+ * nouns by their first sense in a lexicographer file that fits their
+ * group. Subjects whose sense is not found are left out (a test checks
+ * that every listed one is found in Debian's WordNet). */
+static gboolean
+wordnet_find_subjects (WordnetSource *self, const char *dir, const char *emoji_dir,
+                       GError **error)
+{
+  g_autoptr (GHashTable) candidates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                             subject_candidate_free);
+  g_autoptr (GPtrArray) order = g_ptr_array_new ();   /* words, in the order found */
+  for (int i = 0; i < tf_n_subject_senses; i++)
+    {
+      SubjectCandidate *c = g_new0 (SubjectCandidate, 1);
+      c->sense = &tf_subject_senses[i];
+      char *word = g_strdup (c->sense->word);
+      g_hash_table_insert (candidates, word, c);
+      g_ptr_array_add (order, word);
+    }
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GPtrArray) groups = g_ptr_array_new_with_free_func (g_free);
+  if (!tf_data_emoji_read_names (emoji_dir, names, groups, error))
+    return FALSE;
+  for (guint i = 0; i < names->len; i++)
+    {
+      const char *name = g_ptr_array_index (names, i);
+      const guint8 *lexfiles = tf_subject_lexfiles_for_group (g_ptr_array_index (groups, i));
+      if (lexfiles == NULL || g_hash_table_contains (candidates, name))
+        continue;
+      SubjectCandidate *c = g_new0 (SubjectCandidate, 1);
+      c->lexfiles = lexfiles;
+      char *word = g_strdup (name);
+      g_hash_table_insert (candidates, word, c);
+      g_ptr_array_add (order, word);
+    }
+
+  /* The noun synsets of each candidate word, and every noun synset by offset. */
+  g_autoptr (GHashTable) by_offset = g_hash_table_new (g_direct_hash, g_direct_equal);
+  for (guint s = 0; s < self->synsets->len; s++)
+    {
+      const WordnetSynset *synset = &g_array_index (self->synsets, WordnetSynset, s);
+      if (synset->pos != 'n')
+        continue;
+      g_hash_table_insert (by_offset, GUINT_TO_POINTER (synset->offset + 1),
+                           GUINT_TO_POINTER (s + 1));
+      for (guint w = 0; w < synset->n_words; w++)
+        {
+          g_autofree char *lower = g_ascii_strdown (g_ptr_array_index (self->words,
+                                                                       synset->first_word + w), -1);
+          SubjectCandidate *c = g_hash_table_lookup (candidates, lower);
+          if (c == NULL)
+            {
+              /* WordNet's lemma is singular: "trouser" for "trousers". */
+              g_autofree char *plural = g_strconcat (lower, "s", NULL);
+              c = g_hash_table_lookup (candidates, plural);
+              if (c == NULL || c->sense == NULL || !(c->sense->flags & TF_SUBJECT_PLURAL))
+                continue;
+            }
+          if (c->synsets == NULL)
+            c->synsets = g_array_new (FALSE, FALSE, sizeof (guint32));
+          guint32 s32 = s;
+          g_array_append_val (c->synsets, s32);
+        }
+    }
+
+  /* index.noun's lines of the candidate words, for the order of senses. */
+  g_autofree char *index_path = g_build_filename (dir, "index.noun", NULL);
+  g_autofree char *index_text = NULL;
+  g_autoptr (GError) io_error = NULL;
+  if (!g_file_get_contents (index_path, &index_text, NULL, &io_error))
+    {
+      g_autofree char *shown = g_filename_display_name (index_path);
+      g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: could not read: %s", shown,
+                   io_error->message);
+      return FALSE;
+    }
+  g_autoptr (GHashTable) index_lines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                              NULL);
+  for (char *line = index_text; line != NULL && *line != '\0';)
+    {
+      char *nl = strchr (line, '\n');
+      if (nl != NULL)
+        *nl = '\0';
+      char *space = strchr (line, ' ');
+      if (line[0] != ' ' && space != NULL)
+        {
+          g_autofree char *lemma = g_strndup (line, (gsize) (space - line));
+          g_strdelimit (lemma, "_", ' ');
+          SubjectCandidate *c = g_hash_table_lookup (candidates, lemma);
+          if (c != NULL && c->sense == NULL)
+            g_hash_table_insert (index_lines, g_steal_pointer (&lemma), line);
+        }
+      line = nl != NULL ? nl + 1 : NULL;
+    }
+
+  self->subjects = g_ptr_array_new_with_free_func (wordnet_subject_free);
+  for (guint i = 0; i < order->len; i++)
+    {
+      const char *word = g_ptr_array_index (order, i);
+      const SubjectCandidate *c = g_hash_table_lookup (candidates, word);
+      guint32 synset = NO_SYNSET;
+      if (c->sense != NULL && c->sense->sense != NULL)
+        {
+          for (guint k = 0; c->synsets != NULL && k < c->synsets->len && synset == NO_SYNSET; k++)
+            {
+              guint32 s = g_array_index (c->synsets, guint32, k);
+              if (g_str_has_prefix (g_array_index (self->synsets, WordnetSynset, s).definition,
+                                    c->sense->sense))
+                synset = s;
+            }
+          if (synset == NO_SYNSET)
+            continue;
+        }
+      else if (c->sense == NULL)
+        {
+          synset = index_first_sense (index_lines, by_offset, word, c->lexfiles, self);
+          if (synset == NO_SYNSET)
+            continue;
+        }
+      WordnetSubject *subject = g_new0 (WordnetSubject, 1);
+      subject->word = g_strdup (word);
+      subject->synset = synset;
+      subject->definition = c->sense != NULL ? c->sense->definition : NULL;
+      subject->flags = c->sense != NULL ? c->sense->flags : 0;
+      subject->heldout = subject_heldout (word, subject->flags);
+      g_ptr_array_add (self->subjects, subject);
+    }
+  return TRUE;
+}
+
+/* The WordNet sources: `wordnet` (every synset but the subjects', and no
+ * definition of another sense of a subject word) or `subjects` (the
+ * drawable subjects in the sense their pictures show). */
+static TfDataSource *
+wordnet_open (const char *dir, const char *emoji_dir, gboolean subjects, TfSplit split,
+              GError **error)
 {
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (dir == NULL)
     dir = WORDNET_DEFAULT_DIR;
   g_autoptr (TfDataSource) source = tf_data_source_alloc (&wordnet_class, sizeof (WordnetSource),
-                                                          "wordnet", split, 0, 0);
+                                                          subjects ? "subjects" : "wordnet",
+                                                          split, 0, 0);
   WordnetSource *self = (WordnetSource *) source;
   self->strings = g_string_chunk_new (1 << 20);
   self->synsets = g_array_new (FALSE, FALSE, sizeof (WordnetSynset));
@@ -842,45 +1158,122 @@ tf_data_wordnet_new (const char *dir, TfSplit split, GError **error)
       if (!wordnet_load_file (self, path, error))
         return NULL;
     }
+  if (!wordnet_find_subjects (self, dir, emoji_dir, error))
+    return NULL;
 
-  g_autoptr (GHashTable) subjects = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint s = 0; s < self->synsets->len; s++)
+  g_autoptr (GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
+  if (subjects)
+    for (guint k = 0; k < self->subjects->len; k++)
+      {
+        const WordnetSubject *subject = g_ptr_array_index (self->subjects, k);
+        const WordnetSynset *synset = subject->synset == NO_SYNSET
+                                      ? NULL : &g_array_index (self->synsets, WordnetSynset,
+                                                               subject->synset);
+        if (split == TF_SPLIT_HELDOUT)
+          {
+            if (!subject->heldout)
+              continue;
+            WordnetItem item = { .synset = subject->synset, .kind = WORDNET_QUESTION,
+                                 .subject = (gint32) k };
+            g_array_append_val (self->items, item);
+            g_hash_table_add (names, subject->word);
+            continue;
+          }
+        g_hash_table_add (names, subject->word);
+        int repeats = subject->flags & TF_SUBJECT_CORE ? SUBJECT_CORE_REPEATS : SUBJECT_REPEATS;
+        for (int r = 0; r < repeats; r++)
+          {
+            WordnetItem item = { .synset = subject->synset, .kind = WORDNET_DEFINITION,
+                                 .subject = (gint32) k };
+            g_array_append_val (self->items, item);
+          }
+        if (synset == NULL)
+          continue;
+        for (guint16 u = 0; u < synset->n_usages; u++)
+          if (sentence_uses (g_ptr_array_index (self->usages, synset->first_usage + u),
+                             subject->word))
+            {
+              WordnetItem item = { .synset = subject->synset, .kind = WORDNET_USAGE, .sub = u,
+                                   .subject = (gint32) k };
+              g_array_append_val (self->items, item);
+            }
+        if (synonym_differs (self, synset, subject->word))
+          {
+            WordnetItem item = { .synset = subject->synset, .kind = WORDNET_SYNONYM,
+                                 .subject = (gint32) k };
+            g_array_append_val (self->items, item);
+          }
+      }
+  else
     {
-      const WordnetSynset *synset = &g_array_index (self->synsets, WordnetSynset, s);
-      const char *word = g_ptr_array_index (self->words, synset->first_word);
-      if (wordnet_heldout (word) != (split == TF_SPLIT_HELDOUT))
-        continue;
-      g_hash_table_add (subjects, (gpointer) word);
-      WordnetItem item = { .synset = s, .kind = WORDNET_DEFINITION };
-      g_array_append_val (self->items, item);
-      for (guint16 u = 0; u < synset->n_usages; u++)
+      /* The subjects' synsets are the other source's; a definition of
+       * another noun sense of a subject word ("a coat is a thin layer
+       * covering something") would answer "what is a coat?" wrongly. */
+      g_autofree gboolean *owned = g_new0 (gboolean, self->synsets->len);
+      g_autoptr (GHashTable) subject_words = g_hash_table_new (g_str_hash, g_str_equal);
+      for (guint k = 0; k < self->subjects->len; k++)
         {
-          item = (WordnetItem) { .synset = s, .kind = WORDNET_USAGE, .sub = u };
-          g_array_append_val (self->items, item);
+          const WordnetSubject *subject = g_ptr_array_index (self->subjects, k);
+          if (subject->synset != NO_SYNSET)
+            owned[subject->synset] = TRUE;
+          g_hash_table_add (subject_words, subject->word);
         }
-      if (synonym_differs (self, synset))
+      for (guint s = 0; s < self->synsets->len; s++)
         {
-          item = (WordnetItem) { .synset = s, .kind = WORDNET_SYNONYM };
-          g_array_append_val (self->items, item);
+          const WordnetSynset *synset = &g_array_index (self->synsets, WordnetSynset, s);
+          const char *word = g_ptr_array_index (self->words, synset->first_word);
+          if (owned[s] || wordnet_heldout (word) != (split == TF_SPLIT_HELDOUT))
+            continue;
+          g_autofree char *lower = g_ascii_strdown (word, -1);
+          g_hash_table_add (names, (gpointer) word);
+          WordnetItem item = { .synset = s, .kind = WORDNET_DEFINITION, .subject = -1 };
+          if (synset->pos != 'n' || !g_hash_table_contains (subject_words, lower))
+            g_array_append_val (self->items, item);
+          for (guint16 u = 0; u < synset->n_usages; u++)
+            {
+              item = (WordnetItem) { .synset = s, .kind = WORDNET_USAGE, .sub = u,
+                                     .subject = -1 };
+              g_array_append_val (self->items, item);
+            }
+          if (synonym_differs (self, synset, word))
+            {
+              item = (WordnetItem) { .synset = s, .kind = WORDNET_SYNONYM, .subject = -1 };
+              g_array_append_val (self->items, item);
+            }
         }
     }
   if (self->items->len == 0)
     {
       g_autofree char *shown = g_filename_display_name (dir);
-      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: no WordNet synsets found in data.*",
-                   shown);
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, subjects
+                   ? "%s: no drawable subjects found in data.noun for the %s split"
+                   : "%s: no WordNet synsets found in data.* for the %s split", shown,
+                   split == TF_SPLIT_TRAIN ? "train" : "held-out");
       return NULL;
     }
   source->size = self->items->len;
 
-  guint n_subjects = 0;
-  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (subjects, &n_subjects);
-  qsort (keys, n_subjects, sizeof *keys, compare_strings);
-  source->subjects = g_new (char *, n_subjects + 1);
-  for (guint i = 0; i < n_subjects; i++)
+  guint n_names = 0;
+  g_autofree gpointer *keys = g_hash_table_get_keys_as_array (names, &n_names);
+  qsort (keys, n_names, sizeof *keys, compare_strings);
+  source->subjects = g_new (char *, n_names + 1);
+  for (guint i = 0; i < n_names; i++)
     source->subjects[i] = g_strdup (keys[i]);
-  source->subjects[n_subjects] = NULL;
+  source->subjects[n_names] = NULL;
   return g_steal_pointer (&source);
+}
+
+TfDataSource *
+tf_data_wordnet_new (const char *dir, TfSplit split, GError **error)
+{
+  return wordnet_open (dir, NULL, FALSE, split, error);
+}
+
+TfDataSource *
+tf_data_subjects_new (const char *wordnet_dir, const char *emoji_dir, TfSplit split,
+                      GError **error)
+{
+  return wordnet_open (wordnet_dir, emoji_dir, TRUE, split, error);
 }
 
 /* --- user folders -------------------------------------------------------- */
@@ -1488,9 +1881,14 @@ tf_data_source_open (const char *name, TfSplit split, int image_size, int channe
     return tf_data_emoji_new (NULL, split, image_size, channels, error);
   if (strcmp (name, "wordnet") == 0)
     return tf_data_wordnet_new (NULL, split, error);
+  if (strcmp (name, "subjects") == 0)
+    return tf_data_subjects_new (NULL, NULL, split, error);
+  if (strcmp (name, "chat") == 0)
+    return tf_data_chat_new (split, error);
   if (g_file_test (name, G_FILE_TEST_IS_DIR))
     return tf_data_folder_new (name, split, image_size, channels, error);
   g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-               "data '%s' is neither fashion, emoji, shapes, wordnet nor a folder", name);
+               "data '%s' is neither fashion, emoji, shapes, wordnet, subjects, chat nor a "
+               "folder", name);
   return NULL;
 }

@@ -37,6 +37,9 @@ typedef struct {
    * and the body (a definition, an answer, a sentence). */
   char  *prompt;
   char  *text;
+  /* TF_EXAMPLE_TEXT: a conversation turn, always put in the chat template
+   * (the chat source); otherwise the trainer's --chat fraction decides. */
+  gboolean chat;
   /* A short name of the subject ("sneaker", "pizza", "dog"): evaluation and
    * the prompt completions of the app use it. */
   char  *subject;
@@ -78,6 +81,32 @@ gboolean tf_data_emoji_render_as (TfDataSource *source, int64_t index, int emoji
  * definitions ("what is a X?" → "a X is ...") and short dialogues; a fixed
  * slice is held out. */
 TfDataSource *tf_data_wordnet_new (const char *dir, TfSplit split, GError **error);
+/* The drawable subjects of the image sources, in the sense their pictures
+ * show: the Fashion-MNIST class names and the other nouns of its captions,
+ * the shape and colour words, and the emoji names that are WordNet nouns
+ * (@wordnet_dir and @emoji_dir NULL: the system's). Each is defined
+ * ("define sneaker" → "a sneaker is a canvas shoe with a pliable rubber
+ * sole."), used in a sentence and given a synonym where WordNet has them;
+ * the class names, shapes and colours 8 times as often as the others. The
+ * wordnet source leaves these synsets out, and every definition of
+ * another noun sense of a subject word.
+ *
+ * Held out: a quarter of the subjects other than class names, shapes and
+ * colours (by a hash of the word). Their gloss is trained, but never after
+ * a "what is" question ("what is a X?", "what's a X?", "tell me what a X
+ * is"; for plurals "what are X?", "tell me what X are") — in no source.
+ * The held-out split is one example per held-out subject: the prompt
+ * "what is a X?" (or "what are X?") and, as text, the answer training
+ * teaches for the other phrasings ("a X is GLOSS."). A model that answers
+ * it with that text, or that text's start up to its first ';', has
+ * carried the gloss over to the question it never saw for that word. */
+TfDataSource *tf_data_subjects_new (const char *wordnet_dir, const char *emoji_dir,
+                                    TfSplit split, GError **error);
+/* Conversation turns that say truthfully what the model does ("hello",
+ * "what can you draw?", "who are you?", "thanks", "help", ...), as text
+ * examples with example.chat set. The held-out split is the last user
+ * phrasing of every topic that has three or more. */
+TfDataSource *tf_data_chat_new (TfSplit split, GError **error);
 /* A folder of images (PNG at least) with same-named .txt captions, resized
  * to the model's size. Broken files are skipped with one g_warning each
  * naming the file and the problem; the held-out split is every 20th file by
@@ -86,14 +115,16 @@ TfDataSource *tf_data_folder_new (const char *dir, TfSplit split, int image_size
                                   GError **error);
 
 /* Opens a source by the name a user gives: "fashion", "shapes", "emoji",
- * "wordnet" (from their Debian packages) or the path of a folder. */
+ * "wordnet", "subjects" (from their Debian packages), "chat" or the path of
+ * a folder. */
 TfDataSource *tf_data_source_open (const char *name, TfSplit split, int image_size,
                                    int channels, GError **error);
 
 void tf_data_source_free (TfDataSource *source);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfDataSource, tf_data_source_free)
 
-/* "fashion", "shapes", "emoji", "wordnet" or the folder's path. */
+/* "fashion", "shapes", "emoji", "wordnet", "subjects", "chat" or the
+ * folder's path. */
 const char *tf_data_source_name (const TfDataSource *source);
 /* Number of distinct examples (generated sources report the size of their
  * seed range). Always ≥ 1 for a source that opened. */

@@ -565,11 +565,17 @@ test_wordnet (void)
     if (g_hash_table_contains (train_texts, key))
       g_error ("in both splits: %s", (const char *) key);
 
-  /* The classic: dog's first sense, with its article and usage. */
+  /* The classic: dog's first sense, with its article and usage. The dog
+   * emoji makes it a drawable subject: the subjects source has it, the
+   * wordnet source none of its definitions (but its other uses). */
+  g_autoptr (TfDataSource) subjects = tf_data_subjects_new (NULL, NULL, TF_SPLIT_TRAIN, &error);
+  g_assert_no_error (error);
+  g_autoptr (GPtrArray) dog_subject = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GHashTable) subject_texts = collect_texts (subjects, dog_subject);
   gboolean found_definition = FALSE, found_usage = FALSE;
-  for (guint i = 0; i < dog->len; i++)
+  for (guint i = 0; i < dog_subject->len; i++)
     {
-      const char *text = g_ptr_array_index (dog, i);
+      const char *text = g_ptr_array_index (dog_subject, i);
       if (g_str_has_prefix (text, "a dog is a member of the genus Canis"))
         found_definition = TRUE;
       if (g_str_equal (text, "the dog barked all night"))
@@ -577,6 +583,8 @@ test_wordnet (void)
     }
   g_assert_true (found_definition);
   g_assert_true (found_usage);
+  for (guint i = 0; i < dog->len; i++)
+    g_assert_false (g_str_has_prefix (g_ptr_array_index (dog, i), "a dog is "));
 
   /* The subjects of the two splits do not overlap either. */
   const char *const *train_subjects = tf_data_source_subjects (train);
@@ -617,6 +625,9 @@ test_wordnet_small (void)
   tf_test_write_file (dir, "data.verb", verb, -1);
   tf_test_write_file (dir, "data.adj", adj, -1);
   tf_test_write_file (dir, "data.adv", header, -1);
+  /* dog is an emoji's name: a drawable subject, in the animal sense that
+   * index.noun lists first. */
+  tf_test_write_file (dir, "index.noun", "  1 licence\ndog n 1 1 @ 1 1 02084071  \n", -1);
 
   g_autoptr (GError) error = NULL;
   g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
@@ -643,9 +654,30 @@ test_wordnet_small (void)
           tf_example_clear (&e);
         }
     }
-  /* dog: definition, usage, synonym; water: definition; sigh: definition,
-   * usage, synonym; able: definition, usage. The long gloss is skipped. */
-  g_assert_cmpint (total, ==, 9);
+  /* water: definition; sigh: definition, usage, synonym; able:
+   * definition, usage. The long gloss is skipped; dog is a subject. */
+  g_assert_cmpint (total, ==, 6);
+  /* The subjects: dog (two definitions, a usage, a synonym) and the
+   * subjects whose definitions WordNet lacks ("ankle boot"). */
+  int n_dog = 0;
+  for (int split = 0; split < 2; split++)
+    {
+      g_autoptr (TfDataSource) source = tf_data_subjects_new (dir, NULL, split, &error);
+      g_assert_no_error (error);
+      TfRng rng;
+      tf_rng_seed (&rng, 2);
+      for (int64_t i = 0; i < tf_data_source_size (source); i++)
+        {
+          TfExample e;
+          g_assert_true (tf_data_source_get (source, i, &rng, &e, &error));
+          check_text_example (&e);
+          n_dog += g_str_equal (e.subject, "dog");
+          if (g_str_equal (e.subject, "dog") || g_str_equal (e.subject, "ankle boot"))
+            g_ptr_array_add (texts, g_strdup_printf ("%s | %s", e.subject, e.text));
+          tf_example_clear (&e);
+        }
+    }
+  g_assert_cmpint (n_dog, ==, 4);
   g_ptr_array_add (texts, NULL);
   g_autofree char *all = g_strjoinv ("\n", (char **) texts->pdata);
   g_test_message ("%s", all);
@@ -653,6 +685,7 @@ test_wordnet_small (void)
     "dog | a dog is a member of the genus Canis.",
     "dog | the dog barked all night",
     "dog | another word for dog is domestic dog.",
+    "ankle boot | an ankle boot is a boot that reaches just above the ankle.",
     "water | water is binary compound that occurs at room temperature as a clear liquid.",
     "sigh | to sigh is to heave or utter a sigh; breathe deeply and heavily.",
     "sigh | She sighed sadly",
