@@ -438,37 +438,40 @@ doc_image (TfTrainer *tr, TfRng *rng, Doc *doc, GPtrArray *owned, float *pixels,
   doc->length += tf_config_n_patches (c);
 }
 
-/* Turns an example into a document of the SPEC §3/§5 mix. */
-static void
-build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
+/* Half of the chat documents go on for more turns, up to this many in all:
+ * drawing, captioning and questions in any order, so that "draw a sneaker"
+ * as the third message draws too. */
+#define CHAT_MORE_TURNS 0.5
+#define CHAT_MAX_TURNS 4
+
+/* One chat turn made from @ex, ending with <|eos|>: "draw X" → image, or
+ * image + "what is this?" → caption, or question → answer. FALSE (nothing
+ * added) for a text example without a question. */
+static gboolean
+doc_chat_turn (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
 {
   const TfConfig *c = tf_model_config (tr->model);
-  const TfTrainOptions *o = &tr->opt;
   const int max_caption = c->max_seq_len / 4;
-  const gboolean chat = tf_rng_uniform (rng) < o->chat_fraction;
-
-  doc_special (tr, doc, owned, TF_SPECIAL_BOS);
   if (ex->kind == TF_EXAMPLE_IMAGE)
     {
       float *pixels = g_steal_pointer (&ex->pixels);
       g_ptr_array_add (owned, pixels);
-      if (chat && tf_rng_uniform (rng) < 0.5)
+      doc_special (tr, doc, owned, TF_SPECIAL_USER);
+      if (tf_rng_uniform (rng) < 0.5)
         {
           /* "draw X" → image */
           const char *phrase = draw_phrases[tf_rng_below (rng, G_N_ELEMENTS (draw_phrases))];
           g_autofree char *ask = g_strconcat (phrase, ex->caption, NULL);
-          doc_special (tr, doc, owned, TF_SPECIAL_USER);
           doc_string (tr, doc, owned, ask, max_caption);
           doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
           doc_image (tr, rng, doc, owned, pixels, FALSE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);
         }
-      else if (chat)
+      else
         {
           /* image + "what is this?" → caption; the image first, so t ≤ T/2 */
           const char *q = caption_questions[tf_rng_below (rng, G_N_ELEMENTS (caption_questions))];
-          doc_special (tr, doc, owned, TF_SPECIAL_USER);
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
           doc_image (tr, rng, doc, owned, pixels, TRUE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);
@@ -476,7 +479,69 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
           doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
           doc_string (tr, doc, owned, ex->caption, max_caption);
         }
-      else if (tf_rng_uniform (rng) < o->image_first)
+    }
+  else
+    {
+      if (ex->prompt == NULL)
+        return FALSE;
+      doc_special (tr, doc, owned, TF_SPECIAL_USER);
+      doc_string (tr, doc, owned, ex->prompt, max_caption);
+      doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
+      doc_string (tr, doc, owned, ex->text, c->max_seq_len - 4 - doc->length);
+    }
+  doc_special (tr, doc, owned, TF_SPECIAL_EOS);
+  return TRUE;
+}
+
+/* Turns an example into a document of the SPEC §3/§5 mix, of at most
+ * @room positions when it is a conversation of several turns (a first
+ * turn that does not fit is the caller's to drop). */
+static void
+build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned, int room,
+           GError **error)
+{
+  const TfConfig *c = tf_model_config (tr->model);
+  const TfTrainOptions *o = &tr->opt;
+  const int max_caption = c->max_seq_len / 4;
+  const gboolean chat = tf_rng_uniform (rng) < o->chat_fraction || ex->chat;
+
+  doc_special (tr, doc, owned, TF_SPECIAL_BOS);
+  if (chat && doc_chat_turn (tr, rng, ex, doc, owned))
+    {
+      if (tf_rng_uniform (rng) >= CHAT_MORE_TURNS)
+        return;
+      /* More turns, each from an example drawn now; one that does not fit
+       * is left out and the next tried, so short talk can still come
+       * before a late "draw X". */
+      const int turns = 2 + (int) tf_rng_below (rng, CHAT_MAX_TURNS - 1);
+      for (int k = 1; k < turns; k++)
+        {
+          TfExample next;
+          if (!draw_example (tr, rng, &next, error))
+            return;
+          Doc turn = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0 };
+          GPtrArray *turn_owned = g_ptr_array_new_with_free_func (g_free);
+          gboolean fits = doc_chat_turn (tr, rng, &next, &turn, turn_owned)
+                          && doc->length + turn.length <= room;
+          if (fits)
+            {
+              g_array_append_vals (doc->segs, turn.segs->data, turn.segs->len);
+              doc->length += turn.length;
+              for (guint i = 0; i < turn_owned->len; i++)
+                g_ptr_array_add (owned, turn_owned->pdata[i]);
+              g_ptr_array_set_free_func (turn_owned, NULL);
+            }
+          g_ptr_array_unref (turn_owned);
+          g_array_unref (turn.segs);
+          tf_example_clear (&next);
+        }
+      return;
+    }
+  if (ex->kind == TF_EXAMPLE_IMAGE)
+    {
+      float *pixels = g_steal_pointer (&ex->pixels);
+      g_ptr_array_add (owned, pixels);
+      if (tf_rng_uniform (rng) < o->image_first)
         {
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
           doc_image (tr, rng, doc, owned, pixels, TRUE);
@@ -494,16 +559,7 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned)
         }
     }
   else
-    {
-      const int budget = c->max_seq_len - 4;
-      if (chat && ex->prompt != NULL)
-        {
-          doc_special (tr, doc, owned, TF_SPECIAL_USER);
-          doc_string (tr, doc, owned, ex->prompt, max_caption);
-          doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
-        }
-      doc_string (tr, doc, owned, ex->text, budget - doc->length);
-    }
+    doc_string (tr, doc, owned, ex->text, c->max_seq_len - 4 - doc->length);
   doc_special (tr, doc, owned, TF_SPECIAL_EOS);
 }
 
@@ -544,8 +600,16 @@ build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
             return FALSE;
           Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0 };
           GPtrArray *doc_owned = g_ptr_array_new_with_free_func (g_free);
-          build_doc (tr, &tr->rng, &ex, &doc, doc_owned);
+          GError *doc_error = NULL;
+          build_doc (tr, &tr->rng, &ex, &doc, doc_owned, L - used, &doc_error);
           tf_example_clear (&ex);
+          if (doc_error != NULL)
+            {
+              g_propagate_error (error, doc_error);
+              g_ptr_array_unref (doc_owned);
+              g_array_unref (doc.segs);
+              return FALSE;
+            }
           if (doc.length <= L - used)
             {
               g_array_index (doc.segs, TfSegment, 0).new_document = TRUE;
@@ -570,6 +634,53 @@ build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
       g_array_append_val (sb->rows, seq);
     }
   return TRUE;
+}
+
+char **
+tf_trainer_sample_documents (TfTrainer *tr, uint64_t seed, int n, int **positions,
+                             GError **error)
+{
+  const TfConfig *c = tf_model_config (tr->model);
+  TfRng rng;
+  tf_rng_seed (&rng, seed);
+  g_autoptr (GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  g_autofree int *lengths = g_new0 (int, MAX (n, 1));
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex;
+      if (!draw_example (tr, &rng, &ex, error))
+        return NULL;
+      Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0 };
+      g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
+      GError *doc_error = NULL;
+      build_doc (tr, &rng, &ex, &doc, owned, c->max_seq_len, &doc_error);
+      tf_example_clear (&ex);
+      GString *text = g_string_new (NULL);
+      for (guint k = 0; k < doc.segs->len; k++)
+        {
+          const TfSegment *seg = &g_array_index (doc.segs, TfSegment, k);
+          if (seg->kind == TF_SEGMENT_IMAGE)
+            g_string_append_printf (text, "<|image t=%d|>", seg->t);
+          else
+            {
+              g_autofree char *decoded = tf_tokenizer_decode (tr->tok, seg->tokens,
+                                                              (size_t) seg->n_tokens, NULL);
+              g_string_append (text, decoded);
+            }
+        }
+      g_ptr_array_add (texts, g_string_free (text, FALSE));
+      lengths[i] = doc.length;
+      g_array_unref (doc.segs);
+      if (doc_error != NULL)
+        {
+          g_propagate_error (error, doc_error);
+          return NULL;
+        }
+    }
+  g_ptr_array_add (texts, NULL);
+  if (positions != NULL)
+    *positions = g_steal_pointer (&lengths);
+  return (char **) g_ptr_array_steal (texts, NULL);
 }
 
 /* ---- Optimizer ---------------------------------------------------------- */

@@ -105,6 +105,17 @@ gboolean tf_trainer_train_step (TfTrainer *trainer, TfTrainProgress *progress, G
 /* Writes OUT and its state atomically. */
 gboolean tf_trainer_save (TfTrainer *trainer, GError **error);
 
+/* Builds @n documents as training builds them (same sources, options and
+ * tokenizer), from a generator seeded with @seed rather than the trainer's
+ * own, which is left as it was, each with a whole row of room. Returns them
+ * as text, NULL-terminated: the tokens decoded with the specials as their
+ * text ("<|user|>"), an image as "<|image t=T|>" (T its noise level; it
+ * takes a whole image's positions); @positions, if not NULL, gets each
+ * document's length in positions (g_free it). To look at the data and to
+ * test it. */
+char **tf_trainer_sample_documents (TfTrainer *tr, uint64_t seed, int n, int **positions,
+                                    GError **error);
+
 /* Reads a training state from @st (named @path in errors) as --resume does,
  * checking all of it except the run's options, then drops it: the fuzz
  * target of the state loader. */
