@@ -455,7 +455,9 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   g_ptr_array_set_size (self->variants, 0);
   while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->variants_box))) != NULL)
     gtk_flow_box_remove (self->variants_box, child);
-  gtk_widget_set_visible (GTK_WIDGET (self->variants_box), FALSE);
+  /* Shown from the start, at its height: the picture keeps its size while
+   * the variants come in. */
+  gtk_widget_set_visible (GTK_WIDGET (self->variants_box), self->batch_total > 1);
 
   if (!start_image (self, &error))
     {
