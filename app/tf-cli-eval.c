@@ -197,6 +197,12 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
                                                  PRId64 " bytes"), xz, gz,
                                                r->text_documents, r->text_bytes);
       row (out, "text", _("bits per byte"), value, goal, note);
+      g_autofree char *gloss_note = g_strdup_printf (
+        _("%d held-out questions about drawable subjects; e.g. \"%s\" → \"%s\""), r->gloss_n,
+        r->gloss_example.prompt ? r->gloss_example.prompt : "",
+        r->gloss_example.answer ? r->gloss_example.answer : "");
+      row_percent (out, "", _("\"what is a X?\" answered with its gloss"), r->gloss_right,
+                   r->gloss_n, TF_EVAL_TARGET_GLOSS, gloss_note);
       for (guint i = 0; r->answers != NULL && i < r->answers->len; i++)
         {
           const TfEvalAnswer *a = &g_array_index (r->answers, TfEvalAnswer, i);

@@ -205,6 +205,7 @@ tf_eval_report_clear (TfEvalReport *r)
   g_free (r->caption_example[1]);
   if (r->answers != NULL)
     g_array_unref (r->answers);
+  answer_clear (&r->gloss_example);
   memset (r, 0, sizeof *r);
 }
 
@@ -605,6 +606,58 @@ compressed_size (const char *const *argv, GBytes *data, GError **error)
   return (gint64) g_bytes_get_size (out);
 }
 
+/* Whether @answer is the gloss @expected ("a X is GLOSS."), whole or up to
+ * its first ';' (a model may stop after the gloss's first sense). */
+gboolean
+tf_eval_gloss_matches (const char *answer, const char *expected)
+{
+  g_autofree char *a = g_strstrip (g_strdup (answer));
+  g_autofree char *e = g_strstrip (g_strdup (expected));
+  if (strcmp (a, e) == 0)
+    return TRUE;
+  const char *semicolon = strchr (e, ';');
+  return semicolon != NULL && strncmp (a, e, (size_t) (semicolon - e)) == 0;
+}
+/* Held-out "what is a X?" questions about the image sources' subjects,
+ * answered greedily in the chat template (issue 16). */
+static gboolean
+eval_glosses (Eval *ev, const TfGenerateSettings *settings, GError **error)
+{
+  g_autoptr (TfDataSource) src = open_source (ev, "subjects", error);
+  TfGenerateSettings s = *settings;
+  TfRng rng;
+
+  if (src == NULL)
+    return FALSE;
+  s.max_tokens = 64;
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  const int n = (int) tf_data_source_size (src);
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex;
+      if (!step (ev, "text", i, n, error) || !tf_data_source_get (src, i, &rng, &ex, error))
+        return FALSE;
+      tf_generator_chat_reset (ev->gen);
+      g_autofree char *answer = tf_generator_chat (ev->gen, ex.prompt, NULL, &s, NULL, error);
+      if (answer == NULL)
+        {
+          tf_example_clear (&ex);
+          return FALSE;
+        }
+      const gboolean right = tf_eval_gloss_matches (answer, ex.text);
+      ev->r->gloss_n++;
+      ev->r->gloss_right += right;
+      if (ev->r->gloss_example.prompt == NULL)
+        {
+          ev->r->gloss_example.prompt = g_strdup (ex.prompt);
+          ev->r->gloss_example.answer = g_utf8_make_valid (answer, -1);
+        }
+      tf_example_clear (&ex);
+    }
+  tf_generator_chat_reset (ev->gen);
+  return TRUE;
+}
+
 static gboolean
 eval_text (Eval *ev, GError **error)
 {
@@ -714,7 +767,7 @@ eval_text (Eval *ev, GError **error)
       tf_example_clear (&ex);
     }
   tf_generator_chat_reset (ev->gen);
-  return TRUE;
+  return eval_glosses (ev, &s, error);
 }
 
 /* The images of the other class: the first image after @index + size/2
@@ -1005,6 +1058,8 @@ tf_eval_report_to_json (const TfEvalReport *r)
         json_builder_add_null_value (b);
       add_int (b, "documents", r->text_documents);
       add_int (b, "bytes", r->text_bytes);
+      add_measure (b, "gloss_right", percent (r->gloss_right, r->gloss_n), TF_EVAL_TARGET_GLOSS);
+      add_int (b, "gloss_questions", r->gloss_n);
       json_builder_set_member_name (b, "answers");
       json_builder_begin_array (b);
       for (guint i = 0; r->answers != NULL && i < r->answers->len; i++)

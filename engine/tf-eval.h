@@ -123,6 +123,10 @@ typedef struct {
   double text_model_bits;
   double text_xz_bits, text_gzip_bits;     /* < 0: the tool was not found */
   GArray *answers;                         /* TfEvalAnswer */
+  /* held-out "what is a X?" about drawable subjects (the subjects source):
+   * answered with the gloss training taught for the word's other questions */
+  int    gloss_n, gloss_right;
+  TfEvalAnswer gloss_example;
   /* steering: mean squared ε error per noise level, after the right
    * caption [0], another class's [1] and none [2] */
   int    steering_n;                   /* images */
@@ -151,5 +155,10 @@ char *tf_eval_report_to_json (const TfEvalReport *report);
 #define TF_EVAL_TARGET_SHAPES_POSITION 90.0
 #define TF_EVAL_TARGET_EMOJI_TOP1 50.0
 #define TF_EVAL_TARGET_EMOJI_TOP5 75.0
+#define TF_EVAL_TARGET_GLOSS 50.0
+
+/* Whether a model's @answer to a held-out "what is a X?" is the gloss
+ * @expected ("a X is GLOSS."), whole or up to its first ';'. */
+gboolean tf_eval_gloss_matches (const char *answer, const char *expected);
 
 G_END_DECLS

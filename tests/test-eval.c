@@ -3,6 +3,7 @@
  * provenance names, its file is the one whose SHA-256 is recorded beside it,
  * and it draws a valid image and writes valid text. */
 #include <glib.h>
+#include "tf-eval.h"
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <stdio.h>
@@ -165,6 +166,21 @@ test_eval_end_to_end (void)
   JsonArray *answers = json_object_get_array_member (text, "answers");
   g_assert_nonnull (answers);
   g_assert_cmpint (json_array_get_length (answers), >, 0);
+  /* every held-out "what is a X?" of the subjects source, scored: the
+   * whole gloss, or its first sense, and nothing less */
+  const char *gloss = "a coat is an outer garment that has sleeves; covers the body.";
+  g_assert_true (tf_eval_gloss_matches (" a coat is an outer garment that has sleeves; covers the body.\n", gloss));
+  g_assert_true (tf_eval_gloss_matches ("a coat is an outer garment that has sleeves", gloss));
+  g_assert_true (tf_eval_gloss_matches ("a coat is an outer garment that has sleeves; and more", gloss));
+  g_assert_false (tf_eval_gloss_matches ("a coat is an outer garment", gloss));
+  g_assert_false (tf_eval_gloss_matches ("a coat is a thin layer", gloss));
+  g_assert_false (tf_eval_gloss_matches ("", gloss));
+  g_assert_false (tf_eval_gloss_matches ("a sneaker is a shoe", "a sneaker is a canvas shoe."));
+  g_assert_true (tf_eval_gloss_matches ("a sneaker is a canvas shoe.", "a sneaker is a canvas shoe."));
+  g_assert_cmpint (json_object_get_int_member (text, "gloss_questions"), >, 100);
+  double gloss_right = member_percent (text, "gloss_right");
+  g_assert_cmpfloat (gloss_right, >=, 0);
+  g_assert_cmpfloat (gloss_right, <=, 100);
 
   /* steering: four noise levels rising through the schedule, the ε error
    * after each kind of prefix; 4 images for --samples 1 */
