@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <glib/gi18n.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -314,8 +315,9 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
                                             PROGRAM);
   g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *prompt = NULL, *negative = NULL, *seed_text = NULL, *sampler = NULL;
-  g_autofree char *model = NULL, *out = NULL, *previews = NULL;
+  g_autofree char *model = NULL, *out = NULL, *previews = NULL, *init_image = NULL;
   int preview_every = 1, upscale = 0;
+  double strength = NAN;
   TfGenerateSettings settings;
   gboolean random_seed;
 
@@ -335,6 +337,10 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "previews", 0, 0, G_OPTION_ARG_FILENAME, &previews, N_("Write the predicted image of each step to DIR/step-001.png…"), N_("DIR") },
     { "preview-every", 0, 0, G_OPTION_ARG_INT, &preview_every, N_("Only every K-th step, and the last (1)"), N_("K") },
     { "upscale", 0, 0, G_OPTION_ARG_INT, &upscale, N_("Also write FILE-xN.png, N times bigger, pixels kept crisp"), N_("N") },
+    { "init-image", 0, 0, G_OPTION_ARG_FILENAME, &init_image, N_("Start from this picture (PNG) instead of pure noise"), N_("FILE") },
+    { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength,
+      describe (keep, _("How much of --init-image to redraw, above 0 to 1 (%g)"), settings.strength),
+      N_("S") },
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -364,6 +370,12 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       return tf_cli_usage_error (cli, line, message);
     }
   settings.negative = negative;
+  if (!isnan (strength))
+    {
+      if (init_image == NULL)
+        return tf_cli_usage_error (cli, line, _("--strength needs --init-image"));
+      settings.strength = strength;
+    }
   if (!check_settings (cli, line, &settings) ||
       !resolve_seed (cli, line, seed_text, &settings, &random_seed))
     return TF_CLI_EXIT_USAGE;
@@ -383,6 +395,18 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   const TfConfig *config = tf_model_config (tf_generator_model (gen));
   int size = config->image_size, channels = config->image_channels;
   g_autofree float *pixels = g_new0 (float, tf_config_image_values (config));
+  g_autofree float *init_pixels = NULL;
+  if (init_image != NULL)
+    {
+      /* fitted as caption fits a picture */
+      TfImage image = { 0 };
+      if (!tf_image_read_png (init_image, &image, &error))
+        return file_error (cli, error);
+      init_pixels = g_new (float, tf_config_image_values (config));
+      tf_image_to_model (&image, size, channels, init_pixels);
+      tf_image_clear (&image);
+      settings.init_image = init_pixels;
+    }
   GenerateRun run = { .gen = gen, .previews = previews, .preview_every = preview_every };
   const TfGenerateCallbacks callbacks = { .step = on_generate_step, .user_data = &run };
   struct sigaction previous;
@@ -447,8 +471,9 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   };
   g_autofree char *summary = g_strdup_printf (
       "%s\n\n%s", _(command->summary),
-      _("Fits the picture to the model's size (on white, keeping its shape) and\n"
-        "prints the model's caption on standard output."));
+      _("Fits the picture to the model's size (a larger one shrinks, keeping its\n"
+        "shape; a smaller one keeps its size; on the colour of its edge) and prints\n"
+        "the model's caption on standard output."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;

@@ -87,6 +87,7 @@ tf_generate_settings_init (TfGenerateSettings *s)
   s->cfg = 3.0;
   s->sampler = TF_SAMPLER_DDPM;
   s->seed = 1;
+  s->strength = 0.75;
 }
 
 gboolean
@@ -111,6 +112,8 @@ tf_generate_settings_validate (const TfGenerateSettings *s, GError **error)
            "max tokens %d is out of range (1 to 1000000)", s->max_tokens);
   REQUIRE (s->sampler == TF_SAMPLER_DDPM || s->sampler == TF_SAMPLER_DDIM,
            "unknown sampler %d", (int) s->sampler);
+  REQUIRE (isfinite (s->strength) && s->strength > 0 && s->strength <= 1,
+           "denoising strength %g is out of range (above 0, up to 1)", s->strength);
 #undef REQUIRE
   return TRUE;
 }
@@ -526,9 +529,24 @@ denoise (TfGenerator *g, const TfGenerateSettings *s, gboolean guided,
   const int n_rows = guided ? 2 : 1;
 
   tf_sampler_timesteps (c->diffusion_steps, S, ts);
+  int first = 0, n = S;
   for (int k = 0; k < values; k++)
     x[k] = (float) tf_rng_normal (&g->rng);
-  for (int i = 0; i < S; i++)
+  if (s->init_image != NULL)
+    {
+      /* SDEdit: the picture at the level the strength asks, as training
+       * noises one, then the schedule's remaining steps (at least one). */
+      const int t_start = MAX (1, (int) lround (s->strength * c->diffusion_steps));
+      while (first < S - 1 && ts[first] > t_start)
+        first++;
+      if (ts[first] > t_start)
+        ts[first] = t_start;
+      n = S - first;
+      const double ab = tf_model_alpha_bar (m)[ts[first]];
+      for (int k = 0; k < values; k++)
+        x[k] = (float) (sqrt (ab) * s->init_image[k] + sqrt (1.0 - ab) * x[k]);
+    }
+  for (int i = first; i < S; i++)
     {
       if (!check_abort (g, error))
         return FALSE;
@@ -549,7 +567,7 @@ denoise (TfGenerator *g, const TfGenerateSettings *s, gboolean guided,
                          noisy ? z : NULL, values, x0, x_prev);
       if (cb != NULL && cb->step != NULL)
         {
-          TfStepEvent ev = { i + 1, S, t, c->image_size, c->image_channels, x, x0 };
+          TfStepEvent ev = { i - first + 1, n, t, c->image_size, c->image_channels, x, x0 };
           cb->step (&ev, cb->user_data);
         }
       memcpy (x, x_prev, sizeof (float) * values);
@@ -821,7 +839,10 @@ decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *
             return FALSE;
           if (cb != NULL && cb->image_begin != NULL)
             cb->image_begin (cb->user_data);
-          if (!denoise (g, s, guided, cb, pixels, error))
+          /* a picture the model draws in a reply starts from noise */
+          TfGenerateSettings from_noise = *s;
+          from_noise.init_image = NULL;
+          if (!denoise (g, &from_noise, guided, cb, pixels, error))
             return FALSE;
           /* the clean image replaces the noise: its keys and values at t = 0 */
           const int row = 0;

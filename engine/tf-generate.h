@@ -44,6 +44,13 @@ typedef struct {
   TfSampler sampler;      /* DDPM */
   const char *negative;   /* unconditional prompt; NULL or "": the empty caption */
   uint64_t  seed;
+  /* Starting from a picture (img2img, SDEdit): @init_image (size × size ×
+   * channels model pixels) noised to t = strength·T, then only the steps of
+   * the @steps-step schedule at or below that level are run. NULL: from
+   * pure noise. Strength in (0, 1]; 1 keeps nothing of the picture but its
+   * faint trace at t = T. */
+  const float *init_image;
+  double    strength;     /* (0.75) */
 } TfGenerateSettings;
 
 void tf_generate_settings_init (TfGenerateSettings *settings);
@@ -101,8 +108,9 @@ void tf_generator_set_threads (TfGenerator *gen, int limit);
 void tf_generator_abort (TfGenerator *gen);
 
 /* Prompt → image: [bos] prompt [boi] then @settings->steps denoising steps
- * (the unconditional row: [bos] negative [boi]). @pixels receives
- * size × size × channels values in [-1, 1]. */
+ * (the unconditional row: [bos] negative [boi]), or, from an init image,
+ * those of them at or below strength·T. @pixels receives size × size ×
+ * channels values in [-1, 1]. */
 gboolean tf_generator_generate_image (TfGenerator *gen, const char *prompt,
                                       const TfGenerateSettings *settings,
                                       const TfGenerateCallbacks *callbacks,

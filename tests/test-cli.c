@@ -775,6 +775,25 @@ test_generate_png (void)
   tf_image_clear (&small);
   tf_image_clear (&large);
 
+  /* From a picture (img2img): half of the 4-step schedule, and the web UI's
+   * "Denoising strength" in the parameters. */
+  run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--steps", "4",
+                  "--seed", "7", "--init-image", big, "--strength", "0.5", "--out", out, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (g_regex_match_simple ("^2 of 2 steps in ", r.err, 0, 0));
+  cli_result_clear (&r);
+  {
+    g_autoptr(GHashTable) i2i = tf_image_read_png_text (out, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_str_has_suffix (g_hash_table_lookup (i2i, "parameters"),
+                                     ", Denoising strength: 0.5"));
+  }
+  run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle",
+                  "--init-image", big, "--strength", "1.5", "--out", out, NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  g_assert_nonnull (strstr (r.err, "denoising strength 1.5 is out of range"));
+  cli_result_clear (&r);
+
   /* Without --seed, a random seed is printed and stored. */
   run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--steps", "2",
                   "--out", out, NULL);
@@ -886,6 +905,7 @@ test_generate_bad_requests (void)
     { "--seed", "-1", "--seed" },
     { "--upscale", "1", "--upscale must be 2 to 32" },
     { "--preview-every", "0", "--preview-every" },
+    { "--strength", "0.5", "--strength needs --init-image" },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (usage); i++)

@@ -320,6 +320,84 @@ test_image_seed_determinism (void)
   g_assert_true (memcmp (a, b, values * sizeof (float)) != 0);
 }
 
+/* img2img (SDEdit): the picture noised to strength·T, then the schedule's
+ * steps at or below that level. */
+typedef struct { int steps, first_t, last_step, n_steps; } StepLog;
+
+static void
+log_step (const TfStepEvent *ev, gpointer data)
+{
+  StepLog *l = data;
+  if (l->steps++ == 0)
+    l->first_t = ev->t;
+  l->last_step = ev->step;
+  l->n_steps = ev->n_steps;
+}
+
+static void
+test_img2img (void)
+{
+  g_autoptr (TfGenerator) g = tiny_generator (4, 128, 4);
+  const TfConfig *c = tf_model_config (tf_generator_model (g));
+  const int values = tf_config_image_values (c);
+  g_autofree float *init = g_new (float, values), *a = g_new (float, values);
+  g_autofree float *b = g_new (float, values);
+  for (int k = 0; k < values; k++)
+    init[k] = (float) sin (0.05 * k);
+  TfGenerateSettings s;
+  tf_generate_settings_init (&s);
+  s.steps = 20;
+  s.seed = 5;
+  s.sampler = TF_SAMPLER_DDIM;
+  s.init_image = init;
+  s.strength = 0.5;
+  StepLog l = { 0 };
+  TfGenerateCallbacks cb = { .step = log_step, .user_data = &l };
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, &cb, a, &error));
+  g_assert_no_error (error);
+  /* of 1000, 950, …, 50: the ten at or below 500 */
+  g_assert_cmpint (l.steps, ==, 10);
+  g_assert_cmpint (l.first_t, ==, 500);
+  g_assert_cmpint (l.n_steps, ==, 10);
+  g_assert_cmpint (l.last_step, ==, 10);
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, NULL, b, &error));
+  g_assert_cmpmem (a, values * sizeof (float), b, values * sizeof (float));
+
+  /* A light touch keeps the picture: one step from t = 50. */
+  s.strength = 0.05;
+  l = (StepLog) { 0 };
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, &cb, a, &error));
+  g_assert_cmpint (l.steps, ==, 1);
+  g_assert_cmpint (l.first_t, ==, 50);
+  double diff = 0, away = 0;
+  for (int k = 0; k < values; k++)
+    {
+      diff += fabs (a[k] - init[k]);
+      away += fabs (init[k]);
+    }
+  g_test_message ("mean |out − init| at strength 0.05: %.3f (|init| %.3f)", diff / values,
+                  away / values);
+  g_assert_cmpfloat (diff / values, <, 0.25 * away / values);
+
+  /* Between two of the schedule's levels: from the one below. */
+  s.strength = 0.96;
+  l = (StepLog) { 0 };
+  g_assert_true (tf_generator_generate_image (g, "a red circle", &s, &cb, a, &error));
+  g_assert_cmpint (l.first_t, ==, 950);
+  g_assert_cmpint (l.steps, ==, 19);
+
+  /* Out of range. */
+  s.strength = 0;
+  g_assert_false (tf_generator_generate_image (g, "a red circle", &s, NULL, a, &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
+  g_assert_nonnull (strstr (error->message, "denoising strength 0"));
+  g_clear_error (&error);
+  s.strength = 1.5;
+  g_assert_false (tf_generator_generate_image (g, "a red circle", &s, NULL, a, &error));
+  g_clear_error (&error);
+}
+
 static void
 test_abort_within_a_step (void)
 {
@@ -834,6 +912,7 @@ main (int argc, char **argv)
                         test_cached_image_equals_full);
   g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
   g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);
+  g_test_add_func ("/generate/img2img", test_img2img);
   g_test_add_func ("/generate/abort", test_abort_within_a_step);
   g_test_add_func ("/generate/caption-and-chat", test_caption_and_chat_are_valid);
   g_test_add_func ("/generate/context-overflow", test_context_overflow);

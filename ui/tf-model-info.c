@@ -462,6 +462,12 @@ tf_png_parameters_text (const char *prompt, const TfGenerateSettings *settings, 
                           ", Size: %dx%d, Model: %s, Model hash: %s",
                           settings->steps, sampler, cfg, (guint64) settings->seed, size, size,
                           model_name, model_hash);
+  if (settings->init_image != NULL)
+    {
+      char strength[G_ASCII_DTOSTR_BUF_SIZE];
+      g_ascii_formatd (strength, sizeof strength, "%g", settings->strength);
+      g_string_append_printf (text, ", Denoising strength: %s", strength);
+    }
   return g_string_free (g_steal_pointer (&text), FALSE);
 }
 
