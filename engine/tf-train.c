@@ -39,6 +39,8 @@ struct _TfTrainer {
   char          *log_path;
   char          *warm_start;      /* what a warm restart started from, or NULL */
   FILE          *log;
+  int64_t       *images_seen;     /* [n_sources] images trained on, by data source */
+  int            n_images_seen;
 };
 
 /* ---- Options ------------------------------------------------------------ */
@@ -315,7 +317,7 @@ open_sources (TfTrainer *tr, const TfConfig *c, GError **error)
 }
 
 static gboolean
-draw_example (TfTrainer *tr, TfRng *rng, TfExample *ex, GError **error)
+draw_example (TfTrainer *tr, TfRng *rng, TfExample *ex, int *source, GError **error)
 {
   double u = tf_rng_uniform (rng);
   int s = 0;
@@ -326,6 +328,8 @@ draw_example (TfTrainer *tr, TfRng *rng, TfExample *ex, GError **error)
     n = tr->opt.max_examples;
   int64_t index = (int64_t) tf_rng_below (rng, (uint64_t) n);
   memset (ex, 0, sizeof *ex);
+  if (source != NULL)
+    *source = s;
   return tf_data_source_get (tr->sources[s], index, rng, ex, error);
 }
 
@@ -351,7 +355,7 @@ train_tokenizer (TfTrainer *tr, int vocab_size, GError **error)
   for (int i = 0; i < n_draw; i++)
     {
       TfExample ex;
-      if (!draw_example (tr, &rng, &ex, error))
+      if (!draw_example (tr, &rng, &ex, NULL, error))
         return NULL;
       if (ex.caption)
         g_ptr_array_add (texts, g_strdup (ex.caption));
@@ -380,11 +384,15 @@ typedef struct {
   GPtrArray *owned;      /* token arrays, pixels, noise */
   int64_t    positions;  /* real positions */
   int        max_row;
+  int       *images;     /* [n_sources] images in the batch, by data source */
 } StepBatch;
 
 typedef struct {
   GArray    *segs;       /* TfSegment */
   int        length;
+  /* Images per data source in the document (NULL: not counted). */
+  int       *images;
+  int        source;     /* the source of the example being added */
 } Doc;
 
 static void
@@ -435,6 +443,8 @@ doc_image (TfTrainer *tr, TfRng *rng, Doc *doc, GPtrArray *owned, float *pixels,
   TfSegment seg = { .kind = TF_SEGMENT_IMAGE, .pixels = pixels, .noise = noise, .t = t,
                     .diffusion_loss = TRUE };
   g_array_append_val (doc->segs, seg);
+  if (doc->images != NULL)
+    doc->images[doc->source]++;
   doc->length += tf_config_n_patches (c);
 }
 
@@ -517,9 +527,14 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned,
       for (int k = 1; k < turns; k++)
         {
           TfExample next;
-          if (!draw_example (tr, rng, &next, error))
-            return;
-          Doc turn = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0 };
+          Doc turn = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0,
+                       doc->images != NULL ? g_new0 (int, tr->n_sources) : NULL, 0 };
+          if (!draw_example (tr, rng, &next, &turn.source, error))
+            {
+              g_array_unref (turn.segs);
+              g_free (turn.images);
+              return;
+            }
           GPtrArray *turn_owned = g_ptr_array_new_with_free_func (g_free);
           gboolean fits = doc_chat_turn (tr, rng, &next, &turn, turn_owned)
                           && doc->length + turn.length <= room;
@@ -527,12 +542,15 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned,
             {
               g_array_append_vals (doc->segs, turn.segs->data, turn.segs->len);
               doc->length += turn.length;
+              for (int i = 0; doc->images != NULL && i < tr->n_sources; i++)
+                doc->images[i] += turn.images[i];
               for (guint i = 0; i < turn_owned->len; i++)
                 g_ptr_array_add (owned, turn_owned->pdata[i]);
               g_ptr_array_set_free_func (turn_owned, NULL);
             }
           g_ptr_array_unref (turn_owned);
           g_array_unref (turn.segs);
+          g_free (turn.images);
           tf_example_clear (&next);
         }
       return;
@@ -572,6 +590,7 @@ step_batch_clear (StepBatch *sb)
     g_ptr_array_unref (sb->owned);
   if (sb->rows)
     g_array_unref (sb->rows);
+  g_free (sb->images);
   memset (sb, 0, sizeof *sb);
 }
 
@@ -587,6 +606,7 @@ build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
   sb->rows = g_array_new (FALSE, FALSE, sizeof (TfSequence));
   sb->segments = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
   sb->owned = g_ptr_array_new_with_free_func (g_free);
+  sb->images = g_new0 (int, tr->n_sources);
 
   for (int b = 0; b < tr->opt.batch; b++)
     {
@@ -596,9 +616,14 @@ build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
       while (misses < 8 && L - used >= 8)
         {
           TfExample ex;
-          if (!draw_example (tr, &tr->rng, &ex, error))
-            return FALSE;
-          Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0 };
+          Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0,
+                      g_new0 (int, tr->n_sources), 0 };
+          if (!draw_example (tr, &tr->rng, &ex, &doc.source, error))
+            {
+              g_array_unref (doc.segs);
+              g_free (doc.images);
+              return FALSE;
+            }
           GPtrArray *doc_owned = g_ptr_array_new_with_free_func (g_free);
           GError *doc_error = NULL;
           build_doc (tr, &tr->rng, &ex, &doc, doc_owned, L - used, &doc_error);
@@ -608,6 +633,7 @@ build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
               g_propagate_error (error, doc_error);
               g_ptr_array_unref (doc_owned);
               g_array_unref (doc.segs);
+              g_free (doc.images);
               return FALSE;
             }
           if (doc.length <= L - used)
@@ -618,11 +644,14 @@ build_batch (TfTrainer *tr, StepBatch *sb, GError **error)
               for (guint k = 0; k < doc_owned->len; k++)
                 g_ptr_array_add (sb->owned, doc_owned->pdata[k]);
               g_ptr_array_set_free_func (doc_owned, NULL);
+              for (int k = 0; k < tr->n_sources; k++)
+                sb->images[k] += doc.images[k];
             }
           else
             misses++;
           g_ptr_array_unref (doc_owned);
           g_array_unref (doc.segs);
+          g_free (doc.images);
         }
       sb->positions += used;
       sb->max_row = MAX (sb->max_row, used);
@@ -648,9 +677,9 @@ tf_trainer_sample_documents (TfTrainer *tr, uint64_t seed, int n, int **position
   for (int i = 0; i < n; i++)
     {
       TfExample ex;
-      if (!draw_example (tr, &rng, &ex, error))
+      if (!draw_example (tr, &rng, &ex, NULL, error))
         return NULL;
-      Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0 };
+      Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0, NULL, 0 };
       g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
       GError *doc_error = NULL;
       build_doc (tr, &rng, &ex, &doc, owned, c->max_seq_len, &doc_error);
@@ -805,6 +834,15 @@ provenance_json (TfTrainer *tr, double elapsed)
   json_builder_add_string_value (b, "ema");
   json_builder_set_member_name (b, "options");
   json_builder_add_string_value (b, identity);
+  /* images trained on per source, over this run and the runs it resumed */
+  json_builder_set_member_name (b, "images_seen");
+  json_builder_begin_object (b);
+  for (int i = 0; i < tr->n_images_seen && tr->opt.data[i] != NULL; i++)
+    {
+      json_builder_set_member_name (b, tr->opt.data[i]);
+      json_builder_add_int_value (b, tr->images_seen[i]);
+    }
+  json_builder_end_object (b);
   if (tr->warm_start != NULL)
     {
       json_builder_set_member_name (b, "warm_start");
@@ -855,12 +893,16 @@ tf_trainer_save (TfTrainer *tr, GError **error)
   g_autofree char *rng = rng_to_string (&tr->rng);
   g_autofree char *elapsed_s = g_strdup_printf ("%.3f", elapsed);
   g_autofree char *provenance = provenance_json (tr, elapsed);
+  g_autoptr (GString) images = g_string_new ("[");
+  for (int i = 0; i < tr->n_images_seen; i++)
+    g_string_append_printf (images, "%s%" G_GINT64_FORMAT, i ? "," : "", tr->images_seen[i]);
+  g_string_append_c (images, ']');
 
   /* The state first: if the model write then fails, resuming still works. */
   const char *keys[] = { "format", "config", "tokenizer", "options", "step", "steps", "rng",
-                         "elapsed", "warm_start" };
+                         "elapsed", "images_seen", "warm_start" };
   const char *values[] = { STATE_FORMAT, config, tokenizer, identity, step, steps, rng,
-                           elapsed_s, tr->warm_start };
+                           elapsed_s, images->str, tr->warm_start };
   TfTensorOut tensors[] = {
     { .name = "params", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n },
       .data = tf_model_params (m) },
@@ -959,6 +1001,34 @@ load_state_from (TfTrainer *tr, TfSafetensors *st, const char *path, gboolean ch
       return FALSE;
     }
   tr->warm_start = g_strdup (tf_safetensors_metadata (st, "warm_start"));
+  /* Images per source so far: absent from states written before it was kept. */
+  const char *images = tf_safetensors_metadata (st, "images_seen");
+  if (images != NULL)
+    {
+      g_auto (GStrv) counts = NULL;
+      gsize len = strlen (images);
+      gboolean ok = len >= 2 && images[0] == '[' && images[len - 1] == ']';
+      if (ok)
+        {
+          g_autofree char *inner = g_strndup (images + 1, len - 2);
+          counts = *inner != '\0' ? g_strsplit (inner, ",", -1) : g_new0 (char *, 1);
+          ok = tr->images_seen == NULL || g_strv_length (counts) == (guint) tr->n_images_seen;
+          for (int i = 0; ok && counts[i] != NULL; i++)
+            {
+              guint64 v;
+              ok = g_ascii_string_to_unsigned (counts[i], 10, 0, G_MAXINT64, &v, NULL);
+              if (ok && tr->images_seen != NULL)
+                tr->images_seen[i] = (int64_t) v;
+            }
+        }
+      if (!ok)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                       "%s: __metadata__ 'images_seen' is not a list of one count per data source",
+                       path);
+          return FALSE;
+        }
+    }
 
   size_t n;
   if (!tf_config_count_params (&config, &n, path, error))
@@ -1125,6 +1195,8 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
     return NULL;
   g_autoptr (TfTrainer) tr = g_new0 (TfTrainer, 1);
   options_copy (&tr->opt, options);
+  tr->n_images_seen = (int) g_strv_length (options->data);
+  tr->images_seen = g_new0 (int64_t, MAX (tr->n_images_seen, 1));
   tr->state_path = tf_train_state_path (options->out);
   tr->log_path = log_path_for (options->out);
   tr->timer = g_timer_new ();
@@ -1236,6 +1308,7 @@ tf_trainer_free (TfTrainer *tr)
   g_free (tr->state_path);
   g_free (tr->log_path);
   g_free (tr->warm_start);
+  g_free (tr->images_seen);
   tf_train_options_clear (&tr->opt);
   g_free (tr);
 }
@@ -1293,13 +1366,21 @@ tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
     .elapsed = trainer_elapsed (tr),
     .eta = tr->step_seconds * (double) (tr->opt.steps - tr->step),
   };
+  g_autoptr (GString) images = g_string_new ("[");
+  for (int i = 0; i < tr->n_sources && i < tr->n_images_seen; i++)
+    {
+      tr->images_seen[i] += sb.images[i];
+      g_string_append_printf (images, "%s%d", i ? "," : "", sb.images[i]);
+    }
+  g_string_append_c (images, ']');
   if (tr->log != NULL)
     fprintf (tr->log,
              "{\"step\":%" G_GINT64_FORMAT ",\"loss\":%.6f,\"lm\":%.6f,\"ddpm\":%.6f,"
              "\"lr\":%.6g,\"grad_norm\":%.5g,\"positions\":%" G_GINT64_FORMAT
-             ",\"padding\":%.4f,\"tokens_per_second\":%.1f,\"elapsed\":%.2f}\n",
+             ",\"padding\":%.4f,\"tokens_per_second\":%.1f,\"images\":%s,"
+             "\"elapsed\":%.2f}\n",
              p.step, p.loss, p.lm, p.ddpm, p.lr, p.grad_norm, p.positions, p.padding,
-             p.tokens_per_second, p.elapsed);
+             p.tokens_per_second, images->str, p.elapsed);
   if (tr->log != NULL)
     fflush (tr->log);   /* a kill loses at most the line being written */
   if (progress != NULL)
