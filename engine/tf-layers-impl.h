@@ -832,6 +832,21 @@ FN (col2im_add) (REAL *d_in, const REAL *cols, int H, int W, int Cin, int k, int
       }
 }
 
+/* im2col of @m images, in parallel (each writes its own rows). */
+static void
+FN (im2col_images) (REAL *cols, const REAL *in, int m, int H, int W, int Cin, int k, int stride)
+{
+  const size_t rows = (size_t) ((H - 1) / stride + 1) * ((W - 1) / stride + 1) * k * k * Cin;
+  TF_TSAN_FORK (team);
+#pragma omp parallel for schedule(static) if (m > 1)
+  for (int i = 0; i < m; i++)
+    {
+      TF_TSAN_MEMBER (team);
+      FN (im2col) (cols + (size_t) i * rows, in + (size_t) i * H * W * Cin, H, W, Cin, k, stride);
+    }
+  TF_TSAN_JOIN (team);
+}
+
 /* Images per im2col chunk: the scratch stays near 2²² values (16 MB in
  * float), whatever the batch, and at least one image. */
 static int
@@ -860,9 +875,7 @@ FN (tf_conv2d_forward) (REAL *out, const REAL *in, const REAL *w, const REAL *b,
   for (int i0 = 0; i0 < n; i0 += chunk)
     {
       const int m = MIN (chunk, n - i0);
-      for (int i = 0; i < m; i++)
-        FN (im2col) (cols + (size_t) i * P * K, in + (size_t) (i0 + i) * H * W * Cin, H, W,
-                     Cin, k, stride);
+      FN (im2col_images) (cols, in + (size_t) i0 * H * W * Cin, m, H, W, Cin, k, stride);
       FN (tf_linear_forward) (out + (size_t) i0 * P * Cout, cols, w, b, m * P, K, Cout);
     }
   g_free (cols);
@@ -891,18 +904,23 @@ FN (tf_conv2d_backward) (REAL *d_in, REAL *d_w, REAL *d_b, const REAL *d_out, co
       if (d_w != NULL || d_b != NULL)   /* d_W += d_outᵀ · cols */
         {
           if (d_w != NULL)
-            for (int i = 0; i < m; i++)
-              FN (im2col) (cols + (size_t) i * P * K, in + (size_t) (i0 + i) * H * W * Cin,
-                           H, W, Cin, k, stride);
+            FN (im2col_images) (cols, in + (size_t) i0 * H * W * Cin, m, H, W, Cin, k, stride);
           FN (tf_linear_backward) (NULL, d_w, d_b, dy, cols, w, m * P, K, Cout);
         }
       if (d_in != NULL)   /* d_cols = d_out · W, then back onto the pixels */
         {
           FN (gemm) (CblasNoTrans, CblasNoTrans, m * P, K, Cout, 1.0, dy, Cout, w, K, 0.0,
                      cols, K);
+          /* each image's pixels are its own: the images can go in parallel */
+          TF_TSAN_FORK (team);
+#pragma omp parallel for schedule(static) if (m > 1)
           for (int i = 0; i < m; i++)
-            FN (col2im_add) (d_in + (size_t) (i0 + i) * H * W * Cin, cols + (size_t) i * P * K,
-                             H, W, Cin, k, stride);
+            {
+              TF_TSAN_MEMBER (team);
+              FN (col2im_add) (d_in + (size_t) (i0 + i) * H * W * Cin, cols + (size_t) i * P * K,
+                               H, W, Cin, k, stride);
+            }
+          TF_TSAN_JOIN (team);
         }
     }
   g_free (cols);
