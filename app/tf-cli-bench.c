@@ -47,6 +47,7 @@ typedef struct {
   int         threads;
   int         repeat;
   int         batch;       /* training rows; 0: the preset's */
+  const char *recipe;      /* "key=value,…" applied to the preset's config, or "" */
 } BenchOptions;
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -80,13 +81,14 @@ set_threads (int threads)
   openblas_set_num_threads (1);
 }
 
-/* The preset's model, random weights, with a vocabulary of the preset's size
- * (the trainer's defaults). */
+/* The preset's model under @recipe (the image side's fields), random
+ * weights, with a vocabulary of the preset's size (the trainer's defaults). */
 static TfModel *
-bench_model (const char *preset, GError **error)
+bench_model (const char *preset, const char *recipe, GError **error)
 {
   TfConfig config;
-  if (!tf_config_preset (&config, preset, error))
+  if (!tf_config_preset (&config, preset, error) ||
+      !tf_config_apply_recipe (&config, recipe, error))
     return NULL;
   config.vocab_size = g_str_equal (preset, "tiny") ? 512
                       : g_str_equal (preset, "small") ? 2048 : 4096;
@@ -268,14 +270,26 @@ forward_flops (const TfConfig *c, TfActivations *acts, const TfLosses *losses)
           keys += tf_activations_can_attend (acts, b, i, j);
       }
   double per_layer = positions * 2 * (4 * d * d + 3 * d * h) + 4 * d * keys;
-  return c->n_layers * per_layer + 2.0 * d * c->vocab_size * losses->n_text_targets
-         + patches * 2 * 2 * pd * d;
+  double images = c->n_layers * per_layer + 2.0 * d * c->vocab_size * losses->n_text_targets;
+  if (c->image_encoder != TF_IMAGE_ENCODER_UNET)
+    return images + patches * 2 * 2 * pd * d;
+  /* The U-Net's convolutions (multiply-adds of 3×3 kernels at each level's
+   * pixels, in and out) and its per-cell maps to and from the tokens. */
+  const double C = c->unet_channels, Ci = c->image_channels, S = c->image_size;
+  double macs = 2 * S * S * 9 * C * Ci + 2 * tf_config_n_patches (c) * C * d;
+  for (int l = 0; l < tf_config_unet_levels (c); l++)
+    {
+      const double px = (S / (1 << l)) * (S / (1 << l));
+      macs += 2 * c->unet_blocks * 2 * px * 9 * C * C   /* blocks, encoder and decoder */
+              + px / 4 * 9 * C * C + px * 9 * C * C;   /* down (stride 2) and up */
+    }
+  return images + patches / tf_config_n_patches (c) * 2 * macs;
 }
 
 static gboolean
 part_train (const BenchOptions *o, JsonBuilder *b, GError **error)
 {
-  g_autoptr (TfModel) model = bench_model (o->preset, error);
+  g_autoptr (TfModel) model = bench_model (o->preset, o->recipe, error);
   if (model == NULL)
     return FALSE;
   const TfConfig *c = tf_model_config (model);
@@ -358,7 +372,7 @@ bench_tokenizer (const TfConfig *c, GError **error)
 static TfGenerator *
 bench_generator (const BenchOptions *o, GError **error)
 {
-  g_autoptr (TfModel) model = bench_model (o->preset, error);
+  g_autoptr (TfModel) model = bench_model (o->preset, o->recipe, error);
   if (model == NULL)
     return NULL;
   g_autoptr (TfTokenizer) tok = bench_tokenizer (tf_model_config (model), error);
@@ -598,7 +612,7 @@ spawn_part (const BenchOptions *o, const char *part, double bandwidth, double *r
   g_ascii_dtostr (bw, sizeof bw, bandwidth);
   const char *argv[] = { "/proc/self/exe", "bench", "--part", part, "--preset", o->preset,
                          "--threads", threads, "--repeat", repeat, "--batch", batch,
-                         "--bandwidth", bw, NULL };
+                         "--bandwidth", bw, "--recipe", o->recipe, NULL };
   int out[2];
   if (pipe (out) != 0)
     {
@@ -666,8 +680,11 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
 {
   JsonObject *sg = parts[0], *bw = parts[1], *tr = parts[2], *im = parts[3], *tx = parts[4];
   FILE *out = cli->out;
-  fprintf (out, _("Preset %s, %d threads, medians of %d runs\n\n"), o->preset, o->threads,
+  fprintf (out, _("Preset %s, %d threads, medians of %d runs\n"), o->preset, o->threads,
            o->repeat);
+  if (*o->recipe != '\0')
+    fprintf (out, _("Recipe %s\n"), o->recipe);
+  fputc ('\n', out);
   fprintf (out, "%-34s %14s   %s\n", _("measure"), _("value"), _("limit measured in this run"));
   if (sg != NULL)
     fprintf (out, "%-34s %10.1f GF/s\n", _("sgemm 1024³, 1 thread"), member (sg, "gflops_1"));
@@ -717,7 +734,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
   g_autofree char *line = tf_cli_command_line (command);
   g_autofree char *usage = tf_cli_command_usage (command);
-  g_autofree char *preset = NULL, *part = NULL, *only = NULL;
+  g_autofree char *preset = NULL, *part = NULL, *only = NULL, *recipe = NULL;
   int threads = 0, repeat = 5, batch = 0;
   double bandwidth = 0;
   gboolean json = FALSE;
@@ -732,6 +749,9 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       N_("Training rows of 128 positions (8 for tiny, else 16)"), "B" },
     { "only", 0, 0, G_OPTION_ARG_STRING, &only,
       N_("Comma-separated parts: sgemm, bandwidth, train, image, text (all)"), N_("LIST") },
+    { "recipe", 0, 0, G_OPTION_ARG_STRING, &recipe,
+      N_("The image side's recipe on the preset: KEY=VALUE,… (e.g. image_encoder=unet,unet_channels=32)"),
+      N_("LIST") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
     { "part", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &part, NULL, NULL },
     { "bandwidth", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, &bandwidth, NULL, NULL },
@@ -749,10 +769,12 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return status;
 
   BenchOptions o = { .preset = preset != NULL ? preset : "default", .threads = threads,
-                     .repeat = repeat, .batch = batch };
+                     .repeat = repeat, .batch = batch, .recipe = recipe != NULL ? recipe : "" };
   TfConfig check;
   g_autoptr (GError) error = NULL;
-  if (!tf_config_preset (&check, o.preset, &error))
+  if (!tf_config_preset (&check, o.preset, &error) ||
+      !tf_config_apply_recipe (&check, o.recipe, &error) ||
+      !tf_config_validate_recipe (&check, "--recipe", &error))
     return tf_cli_usage_error (cli, line, error->message);
   if (o.threads == 0)
     o.threads = (int) g_get_num_processors ();
@@ -813,6 +835,8 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       json_builder_add_int_value (b, o.threads);
       json_builder_set_member_name (b, "repeat");
       json_builder_add_int_value (b, o.repeat);
+      json_builder_set_member_name (b, "recipe");
+      json_builder_add_string_value (b, o.recipe);
       for (guint i = 0; i < N_PARTS; i++)
         if (parts[i] != NULL)
           {

@@ -127,6 +127,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *seed = NULL, *init_from = NULL;
   g_autofree char *prediction = NULL, *t_sampling = NULL, *time_conditioning = NULL;
   g_autofree char *t_mean = NULL, *t_scale = NULL, *min_snr = NULL;
+  g_autofree char *image_encoder = NULL, *unet_channels = NULL, *unet_blocks = NULL;
   /* Options left out keep these values: the defaults, or with --resume what
    * the run was started with. */
   const gint64 unset64 = G_MININT64;
@@ -164,6 +165,9 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "t-scale", 0, 0, G_OPTION_ARG_STRING, &t_scale, N_("Logit-normal scale (1)"), N_("X") },
     { "min-snr-gamma", 0, 0, G_OPTION_ARG_STRING, &min_snr, N_("Min-SNR-γ loss weights with this γ; 0 turns them off (the preset's)"), N_("G") },
     { "time-conditioning", 0, 0, G_OPTION_ARG_STRING, &time_conditioning, N_("How images get the timestep: add or adaln_zero (the preset's)"), N_("NAME") },
+    { "image-encoder", 0, 0, G_OPTION_ARG_STRING, &image_encoder, N_("How pixels become tokens and back: linear or unet (the preset's)"), N_("NAME") },
+    { "unet-channels", 0, 0, G_OPTION_ARG_STRING, &unet_channels, N_("U-Net channels at every level (32)"), N_("N") },
+    { "unet-blocks", 0, 0, G_OPTION_ARG_STRING, &unet_blocks, N_("U-Net residual blocks per level (1)"), N_("N") },
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -232,7 +236,8 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     const struct { const char *key, *value; } fields[] = {
       { "prediction", prediction }, { "t_sampling", t_sampling }, { "t_mean", t_mean },
       { "t_scale", t_scale }, { "min_snr_gamma", min_snr },
-      { "time_conditioning", time_conditioning },
+      { "time_conditioning", time_conditioning }, { "image_encoder", image_encoder },
+      { "unet_channels", unet_channels }, { "unet_blocks", unet_blocks },
     };
     g_autoptr (GString) recipe = g_string_new (NULL);
     TfConfig check;
@@ -303,6 +308,9 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
            tf_prediction_name (c->prediction), tf_t_sampling_name (c->t_sampling),
            tf_time_conditioning_name (c->time_conditioning),
            c->min_snr_gamma > 0 ? _(", Min-SNR-γ weights") : "");
+  if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
+    fprintf (cli->err, _("image encoder: U-Net, %d channels, %d blocks per level, %d levels\n"),
+             c->unet_channels, c->unet_blocks, tf_config_unet_levels (c));
 
   struct sigaction action = { 0 }, previous;
   action.sa_handler = on_interrupt;

@@ -35,6 +35,22 @@ int tf_config_image_values (const TfConfig *c)
 static const char *const prediction_names[] = { "eps", "v", "x" };
 static const char *const t_sampling_names[] = { "uniform", "logit_normal" };
 static const char *const time_conditioning_names[] = { "add", "adaln_zero" };
+static const char *const image_encoder_names[] = { "linear", "unet" };
+
+const char *
+tf_image_encoder_name (TfImageEncoder e)
+{
+  return (unsigned) e < G_N_ELEMENTS (image_encoder_names) ? image_encoder_names[e] : "?";
+}
+
+int
+tf_config_unet_levels (const TfConfig *c)
+{
+  int levels = 0;
+  while ((1 << levels) < c->patch_size)
+    levels++;
+  return levels;
+}
 
 const char *
 tf_prediction_name (TfPrediction p)
@@ -75,6 +91,9 @@ recipe_defaults (TfConfig *c)
   c->t_scale = 1.0;
   c->min_snr_gamma = 0.0;
   c->time_conditioning = TF_TIME_ADD;
+  c->image_encoder = TF_IMAGE_ENCODER_LINEAR;
+  c->unet_channels = 32;
+  c->unet_blocks = 1;
 }
 
 gboolean
@@ -161,12 +180,27 @@ tf_config_validate_recipe (const TfConfig *c, const char *what, GError **error)
 {
   if ((unsigned) c->prediction >= G_N_ELEMENTS (prediction_names) ||
       (unsigned) c->t_sampling >= G_N_ELEMENTS (t_sampling_names) ||
-      (unsigned) c->time_conditioning >= G_N_ELEMENTS (time_conditioning_names))
+      (unsigned) c->time_conditioning >= G_N_ELEMENTS (time_conditioning_names) ||
+      (unsigned) c->image_encoder >= G_N_ELEMENTS (image_encoder_names))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
-                   "%s: config field 'prediction', 't_sampling' or 'time_conditioning' "
-                   "is not a known value", what);
+                   "%s: config field 'prediction', 't_sampling', 'time_conditioning' or "
+                   "'image_encoder' is not a known value", what);
       return FALSE;
+    }
+  if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
+    {
+      if (!check_range (what, "unet_channels", c->unet_channels, 1, 4096, error) ||
+          !check_range (what, "unet_blocks", c->unet_blocks, 0, 16, error))
+        return FALSE;
+      /* each level halves the side: the patch is 2^levels pixels */
+      if (c->patch_size < 2 || (c->patch_size & (c->patch_size - 1)) != 0)
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
+                       "%s: image_encoder 'unet' needs a patch_size that is a power of 2 "
+                       "from 2, not %d", what, c->patch_size);
+          return FALSE;
+        }
     }
   if (!(c->t_mean >= -10.0 && c->t_mean <= 10.0) || !(c->t_scale > 0.0 && c->t_scale <= 10.0))
     {
@@ -318,6 +352,15 @@ tf_config_to_json (const TfConfig *c)
       json_builder_set_member_name (b, "time_conditioning");
       json_builder_add_string_value (b, tf_time_conditioning_name (c->time_conditioning));
     }
+  if (c->image_encoder != TF_IMAGE_ENCODER_LINEAR)
+    {
+      json_builder_set_member_name (b, "image_encoder");
+      json_builder_add_string_value (b, tf_image_encoder_name (c->image_encoder));
+      json_builder_set_member_name (b, "unet_channels");
+      json_builder_add_int_value (b, c->unet_channels);
+      json_builder_set_member_name (b, "unet_blocks");
+      json_builder_add_int_value (b, c->unet_blocks);
+    }
   json_builder_end_object (b);
 
   return tf_json_builder_to_string (b);
@@ -422,6 +465,7 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
   recipe_defaults (&c);
   static const char *const recipe_keys[] = {
     "prediction", "t_sampling", "t_mean", "t_scale", "min_snr_gamma", "time_conditioning",
+    "image_encoder", "unet_channels", "unet_blocks",
   };
   for (size_t i = 0; i < G_N_ELEMENTS (recipe_keys); i++)
     {
@@ -480,6 +524,25 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
         c->time_conditioning = (TfTimeConditioning) index;
       expected = "add or adaln_zero";
     }
+  else if (g_strcmp0 (key, "image_encoder") == 0)
+    {
+      index = name_index (image_encoder_names, G_N_ELEMENTS (image_encoder_names), value);
+      if (index >= 0)
+        c->image_encoder = (TfImageEncoder) index;
+      expected = "linear or unet";
+    }
+  else if (g_strcmp0 (key, "unet_channels") == 0 || g_strcmp0 (key, "unet_blocks") == 0)
+    {
+      char *end = NULL;
+      gint64 v = value != NULL ? g_ascii_strtoll (value, &end, 10) : -1;
+      if (value != NULL && *value != '\0' && end != NULL && *end == '\0' && v >= 0 &&
+          v <= 65536)
+        {
+          index = 0;
+          *(g_strcmp0 (key, "unet_channels") == 0 ? &c->unet_channels : &c->unet_blocks) = (int) v;
+        }
+      expected = "a whole number";
+    }
   else if (g_strcmp0 (key, "t_mean") == 0 || g_strcmp0 (key, "t_scale") == 0 ||
            g_strcmp0 (key, "min_snr_gamma") == 0)
     {
@@ -499,7 +562,8 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "unknown recipe field '%s' (expected prediction, t_sampling, t_mean, "
-                   "t_scale, min_snr_gamma or time_conditioning)", key);
+                   "t_scale, min_snr_gamma, time_conditioning, image_encoder, unet_channels "
+                   "or unet_blocks)", key);
       return FALSE;
     }
   if (index < 0)

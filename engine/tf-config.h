@@ -38,6 +38,12 @@ typedef enum {
   TF_TIME_ADALN_ZERO,   /* DiT's adaLN-Zero: shift, scale and gate per layer */
 } TfTimeConditioning;
 
+/* How image pixels become the transformer's tokens and its outputs pixels. */
+typedef enum {
+  TF_IMAGE_ENCODER_LINEAR,  /* a linear map of each patch, in and out (SPEC §2) */
+  TF_IMAGE_ENCODER_UNET,    /* U-Net down and up blocks around the transformer (issue 14) */
+} TfImageEncoder;
+
 typedef struct {
   int vocab_size;
   int d_model;
@@ -57,6 +63,9 @@ typedef struct {
   double             t_mean, t_scale;   /* logit-normal's location and scale (0, 1) */
   double             min_snr_gamma;     /* > 0: Min-SNR-γ loss weights; 0: none */
   TfTimeConditioning time_conditioning;
+  TfImageEncoder     image_encoder;
+  int                unet_channels;     /* U-Net only: channels at every level */
+  int                unet_blocks;       /* U-Net only: residual blocks per level */
   double rope_theta;
   double norm_eps;
   /* special token ids */
@@ -94,7 +103,8 @@ gboolean tf_config_from_json (TfConfig *config, const char *json, const char *wh
 /* Sets one field of the image side's recipe from text ("prediction", "v"),
  * as the command line gives it: prediction (eps, v, x), t_sampling (uniform,
  * logit_normal), t_mean, t_scale, min_snr_gamma, time_conditioning (add,
- * adaln_zero). Does not validate the whole config. */
+ * adaln_zero), image_encoder (linear, unet), unet_channels, unet_blocks. Does
+ * not validate the whole config. */
 gboolean tf_config_set_recipe_field (TfConfig *config, const char *key, const char *value,
                                      GError **error);
 /* Applies "key=value,key=value" with tf_config_set_recipe_field(). */
@@ -103,6 +113,9 @@ gboolean tf_config_apply_recipe (TfConfig *config, const char *recipe, GError **
 const char *tf_prediction_name (TfPrediction prediction);
 const char *tf_t_sampling_name (TfTSampling sampling);
 const char *tf_time_conditioning_name (TfTimeConditioning conditioning);
+const char *tf_image_encoder_name (TfImageEncoder encoder);
+/* U-Net levels: log2(patch_size) (each halves the image's side) */
+int tf_config_unet_levels (const TfConfig *config);
 
 /* Derived sizes. */
 int tf_config_head_dim (const TfConfig *config);

@@ -6,6 +6,7 @@
 #include "tf-diffusion.h"
 #include "tf-layers.h"
 #include "tf-rng.h"
+#include "tf-unet.h"
 
 #include <math.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct _TfGenerator {
   float         *pred_rows;      /* [N_ROWS, values] */
   float         *mods;           /* adaLN-Zero: [n_layers, 6d] then [2d], for one t */
   int           *no_group;       /* [cap] zeros: every row of a block is one image */
+  TfUnetActs    *unet;           /* image_encoder = unet: one x_t encoded, N_ROWS decoded */
   int           *order;          /* [V] sorting scratch */
   double        *probs;          /* [V] */
 };
@@ -135,8 +137,14 @@ resolve_weights (TfGenerator *g)
 {
   TfModel *m = g->model;
   g->w.tok_emb = weight (m, "tok_emb.weight");
-  g->w.patch_in_w = weight (m, "patch_in.weight");
-  g->w.patch_in_b = weight (m, "patch_in.bias");
+  const gboolean unet = tf_model_config (m)->image_encoder == TF_IMAGE_ENCODER_UNET;
+  if (!unet)   /* the U-Net's weights are reached through its offsets */
+    {
+      g->w.patch_in_w = weight (m, "patch_in.weight");
+      g->w.patch_in_b = weight (m, "patch_in.bias");
+      g->w.patch_out_w = weight (m, "patch_out.weight");
+      g->w.patch_out_b = weight (m, "patch_out.bias");
+    }
   g->w.patch_pos = weight (m, "patch_pos");
   g->w.time0_w = weight (m, "time_mlp.0.weight");
   g->w.time0_b = weight (m, "time_mlp.0.bias");
@@ -144,8 +152,6 @@ resolve_weights (TfGenerator *g)
   g->w.time2_b = weight (m, "time_mlp.2.bias");
   g->w.norm = weight (m, "norm.weight");
   g->w.lm_head = weight (m, "lm_head.weight");
-  g->w.patch_out_w = weight (m, "patch_out.weight");
-  g->w.patch_out_b = weight (m, "patch_out.bias");
   const gboolean adaln = tf_model_config (m)->time_conditioning == TF_TIME_ADALN_ZERO;
   if (adaln)
     {
@@ -219,6 +225,11 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->order = g_new (int, c->vocab_size);
   g->probs = g_new (double, c->vocab_size);
   resolve_weights (g);
+  if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
+    {
+      g->unet = tf_unet_acts_new (c);
+      tf_unet_acts_reserve (g->unet, N_ROWS);
+    }
   tf_rng_seed (&g->rng, 1);
   tf_threads_init (&g->threads, 0);
   return g;
@@ -268,6 +279,7 @@ tf_generator_free (TfGenerator *g)
   g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
   g_free (g->time_buf); g_free (g->pred_rows); g_free (g->mods); g_free (g->no_group); g_free (g->order); g_free (g->probs);
   g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
+  tf_unet_acts_free (g->unet);
   g_free (g);
 }
 
@@ -424,15 +436,22 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
       return FALSE;
   tf_threads_choose (&g->threads);
 
-  /* x = patch_in(patches) + patch_pos + temb(t), the same for every row */
-  tf_patchify (g->patches, x_t, c->image_size, c->image_channels, c->patch_size);
-  tf_linear_forward (g->x, g->patches, g->w.patch_in_w, g->w.patch_in_b,
-                     np, pd, d);
+  /* x = patch_in(patches) + patch_pos + temb(t), the same for every row
+   * (with the U-Net, its encoder's tokens in place of patch_in's) */
   float *code = g->time_buf, *h1 = code + d, *s1 = h1 + d, *temb = s1 + d;
   tf_timestep_code (code, t, d);
   tf_linear_forward (h1, code, g->w.time0_w, g->w.time0_b, 1, d, d);
   tf_silu_forward (s1, h1, d);
   tf_linear_forward (temb, s1, g->w.time2_w, g->w.time2_b, 1, d, d);
+  const float *params = tf_model_params (g->model);
+  const TfUnetOffsets *uo = tf_model_unet_offsets (g->model);
+  if (g->unet != NULL)
+    tf_unet_encode (g->unet, params, uo, x_t, temb, 1, g->x);
+  else
+    {
+      tf_patchify (g->patches, x_t, c->image_size, c->image_channels, c->patch_size);
+      tf_linear_forward (g->x, g->patches, g->w.patch_in_w, g->w.patch_in_b, np, pd, d);
+    }
   const float *mods = NULL;
   if (c->time_conditioning == TF_TIME_ADALN_ZERO)
     {
@@ -453,7 +472,9 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
     memcpy (g->x + (size_t) r * np * d, g->x, sizeof (float) * np * d);
 
   forward_block (g, rows, n_rows, np, TRUE, mods, commit);
-  if (pred != NULL)
+  if (pred != NULL && g->unet != NULL)   /* every row decoded against the one encoding */
+    tf_unet_decode (g->unet, params, uo, g->xn, n_rows, pred);
+  else if (pred != NULL)
     {
       const int values = tf_config_image_values (c);
       tf_linear_forward (g->proj, g->xn, g->w.patch_out_w, g->w.patch_out_b,

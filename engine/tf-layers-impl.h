@@ -772,3 +772,180 @@ FN (tf_unpatchify) (REAL *image, const REAL *patches, int size, int channels, in
                   sizeof (REAL) * p * channels);
       }
 }
+
+/* ---- Convolutions (U-Net) ------------------------------------------------ */
+
+/* The rows of the im2col matrix are output pixels, its columns (ky, kx, cin):
+ * cols[(y·Wo + x), (ky·k + kx)·Cin + c] = in[y·s + ky − k/2, x·s + kx − k/2, c],
+ * zero outside the image. One image at a time. */
+static void
+FN (im2col) (REAL *cols, const REAL *in, int H, int W, int Cin, int k, int stride)
+{
+  const int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, pad = k / 2;
+  const size_t row = (size_t) k * k * Cin;
+  for (int y = 0; y < Ho; y++)
+    for (int x = 0; x < Wo; x++)
+      {
+        REAL *dst = cols + ((size_t) y * Wo + x) * row;
+        for (int ky = 0; ky < k; ky++)
+          {
+            const int iy = y * stride + ky - pad;
+            for (int kx = 0; kx < k; kx++)
+              {
+                const int ix = x * stride + kx - pad;
+                REAL *cell = dst + ((size_t) ky * k + kx) * Cin;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                  memset (cell, 0, sizeof (REAL) * Cin);
+                else
+                  memcpy (cell, in + ((size_t) iy * W + ix) * Cin, sizeof (REAL) * Cin);
+              }
+          }
+      }
+}
+
+/* The transpose of im2col: adds each column cell back onto its pixel. */
+static void
+FN (col2im_add) (REAL *d_in, const REAL *cols, int H, int W, int Cin, int k, int stride)
+{
+  const int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, pad = k / 2;
+  const size_t row = (size_t) k * k * Cin;
+  for (int y = 0; y < Ho; y++)
+    for (int x = 0; x < Wo; x++)
+      {
+        const REAL *src = cols + ((size_t) y * Wo + x) * row;
+        for (int ky = 0; ky < k; ky++)
+          {
+            const int iy = y * stride + ky - pad;
+            if (iy < 0 || iy >= H)
+              continue;
+            for (int kx = 0; kx < k; kx++)
+              {
+                const int ix = x * stride + kx - pad;
+                if (ix < 0 || ix >= W)
+                  continue;
+                const REAL *cell = src + ((size_t) ky * k + kx) * Cin;
+                REAL *dst = d_in + ((size_t) iy * W + ix) * Cin;
+                for (int c = 0; c < Cin; c++)
+                  dst[c] += cell[c];
+              }
+          }
+      }
+}
+
+/* im2col of @m images, in parallel (each writes its own rows). */
+static void
+FN (im2col_images) (REAL *cols, const REAL *in, int m, int H, int W, int Cin, int k, int stride)
+{
+  const size_t rows = (size_t) ((H - 1) / stride + 1) * ((W - 1) / stride + 1) * k * k * Cin;
+  TF_TSAN_FORK (team);
+#pragma omp parallel for schedule(static) if (m > 1)
+  for (int i = 0; i < m; i++)
+    {
+      TF_TSAN_MEMBER (team);
+      FN (im2col) (cols + (size_t) i * rows, in + (size_t) i * H * W * Cin, H, W, Cin, k, stride);
+    }
+  TF_TSAN_JOIN (team);
+}
+
+/* Images per im2col chunk: the scratch stays near 2²² values (16 MB in
+ * float), whatever the batch, and at least one image. */
+static int
+FN (conv_chunk) (int n, size_t per_image)
+{
+  const size_t cap = (size_t) 1 << 22;
+  const size_t c = per_image >= cap ? 1 : cap / per_image;
+  return (int) MIN ((size_t) n, c);
+}
+
+void
+FN (tf_conv2d_forward) (REAL *out, const REAL *in, const REAL *w, const REAL *b, int n, int H,
+                        int W, int Cin, int Cout, int k, int stride)
+{
+  if (n <= 0)
+    return;
+  const int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1;
+  const int K = k * k * Cin, P = Ho * Wo;
+  if (k == 1 && stride == 1)   /* a 1×1 convolution is a linear map of each pixel */
+    {
+      FN (tf_linear_forward) (out, in, w, b, n * P, Cin, Cout);
+      return;
+    }
+  const int chunk = FN (conv_chunk) (n, (size_t) P * K);
+  REAL *cols = g_new (REAL, (size_t) chunk * P * K);
+  for (int i0 = 0; i0 < n; i0 += chunk)
+    {
+      const int m = MIN (chunk, n - i0);
+      FN (im2col_images) (cols, in + (size_t) i0 * H * W * Cin, m, H, W, Cin, k, stride);
+      FN (tf_linear_forward) (out + (size_t) i0 * P * Cout, cols, w, b, m * P, K, Cout);
+    }
+  g_free (cols);
+}
+
+void
+FN (tf_conv2d_backward) (REAL *d_in, REAL *d_w, REAL *d_b, const REAL *d_out, const REAL *in,
+                         const REAL *w, int n, int H, int W, int Cin, int Cout, int k,
+                         int stride)
+{
+  if (n <= 0)
+    return;
+  const int Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1;
+  const int K = k * k * Cin, P = Ho * Wo;
+  if (k == 1 && stride == 1)
+    {
+      FN (tf_linear_backward) (d_in, d_w, d_b, d_out, in, w, n * P, Cin, Cout);
+      return;
+    }
+  const int chunk = FN (conv_chunk) (n, (size_t) P * K);
+  REAL *cols = g_new (REAL, (size_t) chunk * P * K);
+  for (int i0 = 0; i0 < n; i0 += chunk)
+    {
+      const int m = MIN (chunk, n - i0);
+      const REAL *dy = d_out + (size_t) i0 * P * Cout;
+      if (d_w != NULL || d_b != NULL)   /* d_W += d_outᵀ · cols */
+        {
+          if (d_w != NULL)
+            FN (im2col_images) (cols, in + (size_t) i0 * H * W * Cin, m, H, W, Cin, k, stride);
+          FN (tf_linear_backward) (NULL, d_w, d_b, dy, cols, w, m * P, K, Cout);
+        }
+      if (d_in != NULL)   /* d_cols = d_out · W, then back onto the pixels */
+        {
+          FN (gemm) (CblasNoTrans, CblasNoTrans, m * P, K, Cout, 1.0, dy, Cout, w, K, 0.0,
+                     cols, K);
+          /* each image's pixels are its own: the images can go in parallel */
+          TF_TSAN_FORK (team);
+#pragma omp parallel for schedule(static) if (m > 1)
+          for (int i = 0; i < m; i++)
+            {
+              TF_TSAN_MEMBER (team);
+              FN (col2im_add) (d_in + (size_t) (i0 + i) * H * W * Cin, cols + (size_t) i * P * K,
+                               H, W, Cin, k, stride);
+            }
+          TF_TSAN_JOIN (team);
+        }
+    }
+  g_free (cols);
+}
+
+void
+FN (tf_upsample2x_forward) (REAL *out, const REAL *in, int n, int H, int W, int C)
+{
+  for (int i = 0; i < n; i++)
+    for (int y = 0; y < 2 * H; y++)
+      for (int x = 0; x < 2 * W; x++)
+        memcpy (out + (((size_t) i * 2 * H + y) * 2 * W + x) * C,
+                in + (((size_t) i * H + y / 2) * W + x / 2) * C, sizeof (REAL) * C);
+}
+
+void
+FN (tf_upsample2x_backward) (REAL *d_in, const REAL *d_out, int n, int H, int W, int C)
+{
+  for (int i = 0; i < n; i++)
+    for (int y = 0; y < 2 * H; y++)
+      for (int x = 0; x < 2 * W; x++)
+        {
+          const REAL *src = d_out + (((size_t) i * 2 * H + y) * 2 * W + x) * C;
+          REAL *dst = d_in + (((size_t) i * H + y / 2) * W + x / 2) * C;
+          for (int c = 0; c < C; c++)
+            dst[c] += src[c];
+        }
+}

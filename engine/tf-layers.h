@@ -137,6 +137,21 @@ tf_expf (float x)
   double tf_squared_error_forward##SUF (const REAL *pred, const REAL *target, int n);   \
   void tf_squared_error_backward##SUF (REAL *d_pred, const REAL *pred,                  \
                                        const REAL *target, int n, double scale);        \
+  /* 2-D convolution on channels-last images (U-Net, issue 14): in [n, H, W, Cin] → \
+   * out [n, Ho, Wo, Cout], a k×k kernel (k odd) with zero padding k/2 and stride  \
+   * 1 or 2 (Ho = (H − 1)/stride + 1); w [Cout, k·k·Cin] with columns (ky, kx, cin), \
+   * b [Cout] or NULL. As im2col and one product. Backward ADDS into d_in, d_w, d_b  \
+   * (each may be NULL). */                                                          \
+  void tf_conv2d_forward##SUF (REAL *out, const REAL *in, const REAL *w, const REAL *b, \
+                               int n, int H, int W, int Cin, int Cout, int k, int stride); \
+  void tf_conv2d_backward##SUF (REAL *d_in, REAL *d_w, REAL *d_b, const REAL *d_out,   \
+                                const REAL *in, const REAL *w, int n, int H, int W,     \
+                                int Cin, int Cout, int k, int stride);                  \
+  /* Nearest-neighbour 2× up-sampling: in [n, H, W, C] → out [n, 2H, 2W, C].         \
+   * Backward ADDS into d_in (the sum of each pixel's four copies). */                \
+  void tf_upsample2x_forward##SUF (REAL *out, const REAL *in, int n, int H, int W, int C); \
+  void tf_upsample2x_backward##SUF (REAL *d_in, const REAL *d_out, int n, int H, int W, \
+                                    int C);                                             \
   /* image[H, W, C] ↔ patches[(H/p)·(W/p), p·p·C], row-major patches,                \
    * channels-last inside a patch */                                                    \
   void tf_patchify##SUF (REAL *patches, const REAL *image, int size, int channels, int p); \

@@ -8,6 +8,7 @@
 #include "tf-diffusion.h"
 #include "tf-layers.h"
 #include "tf-rng.h"
+#include "tf-unet.h"
 
 #include <math.h>
 #include <string.h>
@@ -28,6 +29,7 @@ typedef struct {
   size_t norm, lm_head, patch_out_w, patch_out_b;
   size_t final_adaln_w, final_adaln_b;   /* adaLN-Zero only: [2d, d], [2d] */
   TfLayerOffsets *layers;
+  TfUnetOffsets unet;        /* image_encoder = unet only (then no patch_in, patch_out) */
 } TfOffsets;
 
 struct _TfModel {
@@ -80,6 +82,76 @@ compute_alpha_bar (TfModel *m)
     }
 }
 
+/* A residual block's tensors, named after @prefix ("unet.down.0.block.1"). */
+static void
+unet_block_tensors (TfModel *m, const char *prefix, size_t *cur, TfUnetBlockOffsets *bo)
+{
+  const int C = m->config.unet_channels, d = m->config.d_model;
+  char name[96];
+#define BLOCK_TENSOR(suffix, rows, cols, mat, field)                      \
+  g_snprintf (name, sizeof name, "%s." suffix, prefix);                 \
+  add_tensor (m, name, rows, cols, mat, cur, field);
+  BLOCK_TENSOR ("conv1_norm.weight", C, 0, FALSE, &bo->norm1)
+  BLOCK_TENSOR ("conv1.weight", C, 9 * C, TRUE, &bo->conv1_w)
+  BLOCK_TENSOR ("conv1.bias", C, 0, FALSE, &bo->conv1_b)
+  BLOCK_TENSOR ("time.weight", C, d, TRUE, &bo->time_w)
+  BLOCK_TENSOR ("time.bias", C, 0, FALSE, &bo->time_b)
+  BLOCK_TENSOR ("conv2_norm.weight", C, 0, FALSE, &bo->norm2)
+  BLOCK_TENSOR ("conv2.weight", C, 9 * C, TRUE, &bo->conv2_w)
+  BLOCK_TENSOR ("conv2.bias", C, 0, FALSE, &bo->conv2_b)
+#undef BLOCK_TENSOR
+}
+
+/* The U-Net's tensors: the encoder where patch_in stands (@encoder), the
+ * decoder where patch_out does. Convolution weights are [Cout, 3·3·Cin]
+ * with columns (ky, kx, cin), as tf_conv2d_forward() takes them. */
+static void
+unet_tensors (TfModel *m, size_t *cur, gboolean encoder)
+{
+  const TfConfig *c = &m->config;
+  TfUnetOffsets *uo = &m->off.unet;
+  const int C = c->unet_channels, d = c->d_model, Ci = c->image_channels;
+  const int levels = tf_config_unet_levels (c), blocks = c->unet_blocks;
+  char name[96];
+  if (encoder)
+    {
+      add_tensor (m, "unet.in.weight", C, 9 * Ci, TRUE, cur, &uo->in_w);
+      add_tensor (m, "unet.in.bias", C, 0, FALSE, cur, &uo->in_b);
+      for (int l = 0; l < levels; l++)
+        {
+          for (int b = 0; b < blocks; b++)
+            {
+              g_snprintf (name, sizeof name, "unet.down.%d.block.%d", l, b);
+              unet_block_tensors (m, name, cur, &uo->down[l * blocks + b]);
+            }
+          g_snprintf (name, sizeof name, "unet.down.%d.conv.weight", l);
+          add_tensor (m, name, C, 9 * C, TRUE, cur, &uo->down_w[l]);
+          g_snprintf (name, sizeof name, "unet.down.%d.conv.bias", l);
+          add_tensor (m, name, C, 0, FALSE, cur, &uo->down_b[l]);
+        }
+      add_tensor (m, "unet.proj_in.weight", d, C, TRUE, cur, &uo->proj_in_w);
+      add_tensor (m, "unet.proj_in.bias", d, 0, FALSE, cur, &uo->proj_in_b);
+      return;
+    }
+  add_tensor (m, "unet.proj_out.weight", C, d, TRUE, cur, &uo->proj_out_w);
+  add_tensor (m, "unet.proj_out.bias", C, 0, FALSE, cur, &uo->proj_out_b);
+  for (int l = levels - 1; l >= 0; l--)
+    {
+      g_snprintf (name, sizeof name, "unet.up.%d.conv.weight", l);
+      add_tensor (m, name, C, 9 * C, TRUE, cur, &uo->up_w[l]);
+      g_snprintf (name, sizeof name, "unet.up.%d.conv.bias", l);
+      add_tensor (m, name, C, 0, FALSE, cur, &uo->up_b[l]);
+      for (int b = 0; b < blocks; b++)
+        {
+          g_snprintf (name, sizeof name, "unet.up.%d.block.%d", l, b);
+          unet_block_tensors (m, name, cur, &uo->up[l * blocks + b]);
+        }
+    }
+  add_tensor (m, "unet.out_norm.weight", C, 0, FALSE, cur, &uo->out_norm);
+  add_tensor (m, "unet.out.weight", Ci, 9 * C, TRUE, cur, &uo->out_w);
+  add_tensor (m, "unet.out.bias", Ci, 0, FALSE, cur, &uo->out_b);
+}
+
 /* Builds the tensor table without allocating parameters, so a loader can
  * check a file against it before committing memory. */
 static TfModel *
@@ -95,14 +167,27 @@ model_plan (const TfConfig *config, const char *what, GError **error)
   const int pd = tf_config_patch_dim (c), np = tf_config_n_patches (c);
 
   const gboolean adaln = c->time_conditioning == TF_TIME_ADALN_ZERO;
-  m->tensors = g_new0 (TfParamInfo, 14 + 11 * c->n_layers);
+  const gboolean unet = c->image_encoder == TF_IMAGE_ENCODER_UNET;
+  const int levels = unet ? tf_config_unet_levels (c) : 0, blocks = c->unet_blocks;
+  m->tensors = g_new0 (TfParamInfo, 14 + 11 * c->n_layers + (unet ? 9 + levels * (4 + 16 * blocks) : 0));
   m->off.layers = g_new0 (TfLayerOffsets, c->n_layers);
   size_t cur = 0;
   TfOffsets *o = &m->off;
+  TfUnetOffsets *uo = &o->unet;
+  if (unet)
+    {
+      uo->down = g_new0 (TfUnetBlockOffsets, (size_t) levels * MAX (blocks, 1));
+      uo->up = g_new0 (TfUnetBlockOffsets, (size_t) levels * MAX (blocks, 1));
+    }
 
   add_tensor (m, "tok_emb.weight", V, d, TRUE, &cur, &o->tok_emb);
-  add_tensor (m, "patch_in.weight", d, pd, TRUE, &cur, &o->patch_in_w);
-  add_tensor (m, "patch_in.bias", d, 0, FALSE, &cur, &o->patch_in_b);
+  if (unet)
+    unet_tensors (m, &cur, TRUE);
+  else
+    {
+      add_tensor (m, "patch_in.weight", d, pd, TRUE, &cur, &o->patch_in_w);
+      add_tensor (m, "patch_in.bias", d, 0, FALSE, &cur, &o->patch_in_b);
+    }
   add_tensor (m, "patch_pos", np, d, TRUE, &cur, &o->patch_pos);
   add_tensor (m, "time_mlp.0.weight", d, d, TRUE, &cur, &o->time0_w);
   add_tensor (m, "time_mlp.0.bias", d, 0, FALSE, &cur, &o->time0_b);
@@ -134,8 +219,13 @@ model_plan (const TfConfig *config, const char *what, GError **error)
     }
   add_tensor (m, "norm.weight", d, 0, FALSE, &cur, &o->norm);
   add_tensor (m, "lm_head.weight", V, d, TRUE, &cur, &o->lm_head);
-  add_tensor (m, "patch_out.weight", pd, d, TRUE, &cur, &o->patch_out_w);
-  add_tensor (m, "patch_out.bias", pd, 0, FALSE, &cur, &o->patch_out_b);
+  if (unet)
+    unet_tensors (m, &cur, FALSE);
+  else
+    {
+      add_tensor (m, "patch_out.weight", pd, d, TRUE, &cur, &o->patch_out_w);
+      add_tensor (m, "patch_out.bias", pd, 0, FALSE, &cur, &o->patch_out_b);
+    }
   if (adaln)
     {
       /* shift and scale of the final norm at image positions */
@@ -190,6 +280,8 @@ tf_model_free (TfModel *m)
     g_free ((char *) m->tensors[i].name);
   g_free (m->tensors);
   g_free (m->off.layers);
+  g_free (m->off.unet.down);
+  g_free (m->off.unet.up);
   if (m->by_name)
     g_hash_table_unref (m->by_name);
   g_free (m->params);
@@ -203,6 +295,12 @@ size_t tf_model_n_params (const TfModel *m) { return m->n_params; }
 int tf_model_n_tensors (const TfModel *m) { return m->n_tensors; }
 const double *tf_model_alpha_bar (const TfModel *m) { return m->alpha_bar; }
 float *tf_model_params (TfModel *m) { return m->params; }
+
+const TfUnetOffsets *
+tf_model_unet_offsets (const TfModel *m)
+{
+  return m->config.image_encoder == TF_IMAGE_ENCODER_UNET ? &m->off.unet : NULL;
+}
 
 const TfParamInfo *
 tf_model_tensor (const TfModel *m, int index)
@@ -253,6 +351,22 @@ tf_model_init_random (TfModel *m, uint64_t seed)
         {
           /* adaLN-Zero: every image sublayer starts as the identity */
           memset (p, 0, sizeof (float) * t->size);
+          continue;
+        }
+      if (g_str_has_prefix (t->name, "unet."))
+        {
+          /* The last convolution of each block and the final one start at
+           * zero: every block starts as the identity, the head at 0. The
+           * others: normal with a fan-in scale. */
+          if (g_str_has_suffix (t->name, "conv2.weight") ||
+              g_strcmp0 (t->name, "unet.out.weight") == 0)
+            {
+              memset (p, 0, sizeof (float) * t->size);
+              continue;
+            }
+          const double scale = 1.0 / sqrt ((double) t->shape[1]);
+          for (size_t k = 0; k < t->size; k++)
+            p[k] = (float) (scale * tf_rng_normal (&rng));
           continue;
         }
       double std = 0.02;
@@ -480,6 +594,12 @@ struct _TfActivations {
   float   *xm_patch;                 /* [Np, d] xn_patch modulated */
   int     *patch_group;              /* [Np] the image of each patch row */
   float   *d_mod, *d_final_mod, *d_time_silu, *d_gated;
+  /* image_encoder = unet only */
+  TfUnetActs *unet;
+  float   *unet_x;                   /* [n_images, S, S, C] x_t of each image */
+  float   *unet_pred;                /* [n_images, S, S, C] the decoder's output */
+  float   *d_unet_pred;              /* [n_images, S, S, C] */
+  float   *d_time_unet;              /* [n_images, d] temb's gradient through the U-Net */
 
   TfLayerActs *layers;
   float   *x_final;                  /* [N, d] */
@@ -514,6 +634,8 @@ tf_activations_new (TfModel *model)
   a->model = model;
   a->n_layers = model->config.n_layers;
   a->layers = g_new0 (TfLayerActs, a->n_layers);
+  if (model->config.image_encoder == TF_IMAGE_ENCODER_UNET)
+    a->unet = tf_unet_acts_new (&model->config);
   return a;
 }
 
@@ -529,6 +651,7 @@ activations_release (TfActivations *a)
   g_free (a->time_silu); g_free (a->mods); g_free (a->final_mod); g_free (a->xm_patch);
   g_free (a->patch_group); g_free (a->d_mod); g_free (a->d_final_mod); g_free (a->d_time_silu);
   g_free (a->d_gated);
+  g_free (a->unet_x); g_free (a->unet_pred); g_free (a->d_unet_pred); g_free (a->d_time_unet);
   for (int l = 0; l < a->n_layers; l++)
     {
       TfLayerActs *la = &a->layers[l];
@@ -553,6 +676,7 @@ tf_activations_free (TfActivations *a)
   if (a == NULL)
     return;
   activations_release (a);
+  tf_unet_acts_free (a->unet);
   g_free (a->layers);
   g_free (a);
 }
@@ -622,6 +746,14 @@ activations_plan (TfActivations *a, int batch, int seq_len, GError **error)
       a->d_final_mod = g_new (float, n_img * 2 * d);
       a->d_time_silu = g_new (float, n_img * d);
       a->d_gated = g_new (float, N * d);
+    }
+  if (a->unet != NULL)
+    {
+      const size_t values = tf_config_image_values (c);
+      a->unet_x = g_new (float, n_img * values);
+      a->unet_pred = g_new (float, n_img * values);
+      a->d_unet_pred = g_new (float, n_img * values);
+      a->d_time_unet = g_new (float, n_img * d);
     }
   a->x_final = g_new (float, N * d); a->rstd_final = g_new (float, N);
   a->xn_final = g_new (float, N * d); a->logits = g_new (float, N * V);
@@ -900,7 +1032,18 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
                          n_img, d, 2 * d);
     }
 
-  tf_linear_forward (a->d_patch, a->patch_x, P (o->patch_in_w), P (o->patch_in_b), Np, pd, d);
+  const int values = tf_config_image_values (c);
+  if (a->unet != NULL)
+    {
+      /* the U-Net encoder on each whole x_t, to a token per grid cell */
+      for (int g = 0; g < n_img; g++)
+        tf_unpatchify (a->unet_x + (size_t) g * values,
+                       a->patch_x + (size_t) a->image_first_row[g] * pd, c->image_size,
+                       c->image_channels, c->patch_size);
+      tf_unet_encode (a->unet, m->params, &o->unet, a->unet_x, a->time_emb, n_img, a->d_patch);
+    }
+  else
+    tf_linear_forward (a->d_patch, a->patch_x, P (o->patch_in_w), P (o->patch_in_b), Np, pd, d);
   for (int r = 0; r < Np; r++)
     {
       const int i = a->patch_row_position[r];
@@ -984,7 +1127,18 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
                            a->patch_group, Np, d);
       head_in = a->xm_patch;
     }
-  tf_linear_forward (a->pred, head_in, P (o->patch_out_w), P (o->patch_out_b), Np, d, pd);
+  if (a->unet != NULL)
+    {
+      /* the decoder gives whole images; the loss compares them in patch
+       * order, which is the same per-image MSE */
+      tf_unet_decode (a->unet, m->params, &o->unet, head_in, n_img, a->unet_pred);
+      for (int g = 0; g < n_img; g++)
+        tf_patchify (a->pred + (size_t) a->image_first_row[g] * pd,
+                     a->unet_pred + (size_t) g * values, c->image_size, c->image_channels,
+                     c->patch_size);
+    }
+  else
+    tf_linear_forward (a->pred, head_in, P (o->patch_out_w), P (o->patch_out_b), Np, d, pd);
 
   /* Losses. */
   TfLosses *out = &a->losses;
@@ -1058,8 +1212,20 @@ tf_model_backward (TfModel *m, TfActivations *a)
   const gboolean adaln = c->time_conditioning == TF_TIME_ADALN_ZERO;
   const int ms = 6 * d;
   memset (a->d_patch, 0, sizeof (float) * Np * d);
-  tf_linear_backward (a->d_patch, G (o->patch_out_w), G (o->patch_out_b), a->d_pred,
-                      adaln ? a->xm_patch : a->xn_patch, P (o->patch_out_w), Np, d, pd);
+  if (a->unet != NULL)
+    {
+      const int values = tf_config_image_values (c);
+      memset (a->d_time_unet, 0, sizeof (float) * n_img * d);
+      for (int g = 0; g < n_img; g++)
+        tf_unpatchify (a->d_unet_pred + (size_t) g * values,
+                       a->d_pred + (size_t) a->image_first_row[g] * pd, c->image_size,
+                       c->image_channels, c->patch_size);
+      tf_unet_decode_backward (a->unet, m->params, grads, &o->unet, a->d_unet_pred, a->d_patch,
+                               a->d_time_unet);
+    }
+  else
+    tf_linear_backward (a->d_patch, G (o->patch_out_w), G (o->patch_out_b), a->d_pred,
+                        adaln ? a->xm_patch : a->xn_patch, P (o->patch_out_w), Np, d, pd);
   if (adaln)
     {
       memset (a->d_final_mod, 0, sizeof (float) * n_img * 2 * d);
@@ -1160,8 +1326,15 @@ tf_model_backward (TfModel *m, TfActivations *a)
           dt[e] += src[e];
         }
     }
-  tf_linear_backward (NULL, G (o->patch_in_w), G (o->patch_in_b), a->d_patch, a->patch_x,
-                      P (o->patch_in_w), Np, pd, d);
+  if (a->unet != NULL)
+    {
+      tf_unet_encode_backward (a->unet, m->params, grads, &o->unet, a->d_patch, a->d_time_unet);
+      for (size_t k = 0; k < (size_t) n_img * d; k++)
+        a->d_time_emb[k] += a->d_time_unet[k];
+    }
+  else
+    tf_linear_backward (NULL, G (o->patch_in_w), G (o->patch_in_b), a->d_patch, a->patch_x,
+                        P (o->patch_in_w), Np, pd, d);
   if (adaln)
     {
       /* temb reaches the modulations through silu: add that path's gradient */

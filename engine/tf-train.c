@@ -1168,6 +1168,16 @@ warm_start (TfTrainer *tr, const TfConfig *config, const char *path, GError **er
                    tf_time_conditioning_name (recipe.time_conditioning));
       return FALSE;
     }
+  if (recipe.image_encoder != c->image_encoder ||
+      (c->image_encoder == TF_IMAGE_ENCODER_UNET &&
+       (recipe.unet_channels != c->unet_channels || recipe.unet_blocks != c->unet_blocks)))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "%s has image_encoder %s (%d channels, %d blocks); a warm restart cannot "
+                   "change its image encoder", path, tf_image_encoder_name (c->image_encoder),
+                   c->unet_channels, c->unet_blocks);
+      return FALSE;
+    }
   if (memcmp (&recipe, c, sizeof recipe) != 0)
     {
       g_autoptr (TfModel) changed = tf_model_new (&recipe, error);

@@ -1293,6 +1293,19 @@ test_bench (void)
   g_assert_cmpint (r.status, ==, 2);
   g_assert_nonnull (strstr (r.err, "unknown preset 'huge'"));
   cli_result_clear (&r);
+
+  /* A recipe on the preset: the U-Net's step, named in the table. */
+  run_program (&r, "bench", "--preset", "tiny", "--repeat", "1", "--only", "train", "--recipe",
+               "image_encoder=unet,unet_channels=4,unet_blocks=1", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "Recipe image_encoder=unet,unet_channels=4,unet_blocks=1"));
+  g_assert_nonnull (strstr (r.out, "training step"));
+  cli_result_clear (&r);
+
+  run_program (&r, "bench", "--preset", "tiny", "--recipe", "image_encoder=conv", NULL);
+  g_assert_cmpint (r.status, ==, 2);
+  g_assert_nonnull (strstr (r.err, "'image_encoder' is 'conv'"));
+  cli_result_clear (&r);
   run_program (&r, "bench", "--only", "train,warp", NULL);
   g_assert_cmpint (r.status, ==, 2);
   g_assert_nonnull (strstr (r.err, "unknown part 'warp'"));

@@ -131,10 +131,13 @@ test_recipe_json (void)
   g_assert_null (strstr (plain, "t_sampling"));
   g_assert_null (strstr (plain, "min_snr_gamma"));
   g_assert_null (strstr (plain, "time_conditioning"));
+  g_assert_null (strstr (plain, "image_encoder"));
+  g_assert_null (strstr (plain, "unet_"));
 
   g_autoptr (GError) error = NULL;
   g_assert_true (tf_config_apply_recipe (&c, "prediction=v,t_sampling=logit_normal,t_mean=-0.5,"
-                                         "t_scale=1.5,min_snr_gamma=5,time_conditioning=adaln_zero",
+                                         "t_scale=1.5,min_snr_gamma=5,time_conditioning=adaln_zero,"
+                                         "image_encoder=unet,unet_channels=16,unet_blocks=2",
                                          &error));
   g_assert_no_error (error);
   g_assert_cmpint (c.prediction, ==, TF_PREDICTION_V);
@@ -143,7 +146,11 @@ test_recipe_json (void)
   g_assert_cmpfloat (c.t_scale, ==, 1.5);
   g_assert_cmpfloat (c.min_snr_gamma, ==, 5.0);
   g_assert_cmpint (c.time_conditioning, ==, TF_TIME_ADALN_ZERO);
+  g_assert_cmpint (c.image_encoder, ==, TF_IMAGE_ENCODER_UNET);
+  g_assert_cmpint (c.unet_channels, ==, 16);
+  g_assert_cmpint (c.unet_blocks, ==, 2);
   g_autofree char *json = tf_config_to_json (&c);
+  g_assert_nonnull (strstr (json, "\"image_encoder\":\"unet\",\"unet_channels\":16,\"unet_blocks\":2"));
   g_test_message ("%s", json);
   g_assert_true (tf_config_from_json (&back, json, "test", &error));
   g_assert_no_error (error);
@@ -174,6 +181,7 @@ test_recipe_old_file (void)
   g_assert_cmpint (c.t_sampling, ==, TF_T_SAMPLING_UNIFORM);
   g_assert_cmpfloat (c.min_snr_gamma, ==, 0.0);
   g_assert_cmpint (c.time_conditioning, ==, TF_TIME_ADD);
+  g_assert_cmpint (c.image_encoder, ==, TF_IMAGE_ENCODER_LINEAR);
   g_autofree char *again = tf_config_to_json (&c);
   g_assert_cmpstr (again, ==, stored);
 }
@@ -191,6 +199,9 @@ test_recipe_errors (void)
     { "\"t_mean\":\"a\"", "'t_mean' is 'a', expected a number" },
     { "\"min_snr_gamma\":-1", "'min_snr_gamma' is -1" },
     { "\"time_conditioning\":\"concat\"", "'time_conditioning' is 'concat'" },
+    { "\"image_encoder\":\"conv\"", "'image_encoder' is 'conv', expected linear or unet" },
+    { "\"image_encoder\":\"unet\",\"unet_channels\":1.5", "'unet_channels' is '1.5', expected a whole number" },
+    { "\"image_encoder\":\"unet\",\"unet_channels\":0", "'unet_channels' is 0, expected 1 to 4096" },
     { "\"prediction\":[1]", "'prediction' is missing or not a value" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)

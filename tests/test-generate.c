@@ -22,8 +22,9 @@ static const char *corpus[] = {
 };
 
 /* A random model with a real tokenizer. @max_seq_len and @patch shape it;
- * @recipe (or NULL) sets the image side's fields. adaLN weights, which start
- * at zero, are made random too, so that they act. */
+ * @recipe (or NULL) sets the image side's fields. adaLN weights and the
+ * U-Net's last convolutions, which start at zero, are made random too, so
+ * that they act. */
 static TfGenerator *
 tiny_generator_with (uint64_t seed, int max_seq_len, int patch, const char *recipe)
 {
@@ -43,7 +44,10 @@ tiny_generator_with (uint64_t seed, int max_seq_len, int patch, const char *reci
   for (int i = 0; i < tf_model_n_tensors (m); i++)
     {
       const TfParamInfo *t = tf_model_tensor (m, i);
-      if (strstr (t->name, "adaln") != NULL)
+      const gboolean unet_zero = g_str_has_prefix (t->name, "unet.") &&
+                                 (g_str_has_suffix (t->name, "conv2.weight") ||
+                                  strcmp (t->name, "unet.out.weight") == 0);
+      if (strstr (t->name, "adaln") != NULL || unet_zero)
         for (size_t k = 0; k < t->size; k++)
           tf_model_params (m)[t->offset + k] = (float) (0.05 * tf_rng_normal (&rng));
     }
@@ -910,6 +914,11 @@ main (int argc, char **argv)
   g_test_add_data_func ("/generate/cached-image", NULL, test_cached_image_equals_full);
   g_test_add_data_func ("/generate/cached-image/adaln", "prediction=v,time_conditioning=adaln_zero",
                         test_cached_image_equals_full);
+  /* the U-Net encoder and decoder around the cached transformer, with adaLN
+   * (whose final modulation feeds the decoder) */
+  g_test_add_data_func ("/generate/cached-image/unet",
+                        "prediction=v,time_conditioning=adaln_zero,image_encoder=unet,"
+                        "unet_channels=8,unet_blocks=1", test_cached_image_equals_full);
   g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
   g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);
   g_test_add_func ("/generate/img2img", test_img2img);

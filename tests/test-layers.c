@@ -405,6 +405,129 @@ test_adaln (void)
   g_free (c.in); g_free (c.mod); g_free (c.r); g_free (c.out); g_free (c.x0);
 }
 
+/* ---- convolutions and up-sampling (U-Net) ------------------------------- */
+
+typedef struct { double *in, *w, *b, *r, *out; int n, H, W, ci, co, k, s; } ConvCtx;
+
+static int conv_out_side (int side, int stride) { return (side - 1) / stride + 1; }
+
+static size_t
+conv_out_size (const ConvCtx *c)
+{
+  return (size_t) c->n * conv_out_side (c->H, c->s) * conv_out_side (c->W, c->s) * c->co;
+}
+
+static double
+conv_loss (void *p)
+{
+  ConvCtx *c = p;
+  tf_conv2d_forward_f64 (c->out, c->in, c->w, c->b, c->n, c->H, c->W, c->ci, c->co, c->k, c->s);
+  return dot (c->out, c->r, conv_out_size (c));
+}
+
+/* The convolution straight from its definition (as PyTorch's conv2d with
+ * padding k/2 on channels-last images), to check the forward itself. */
+static void
+conv_direct (const ConvCtx *c, double *out)
+{
+  const int Ho = conv_out_side (c->H, c->s), Wo = conv_out_side (c->W, c->s), pad = c->k / 2;
+  for (int i = 0; i < c->n; i++)
+    for (int y = 0; y < Ho; y++)
+      for (int x = 0; x < Wo; x++)
+        for (int o = 0; o < c->co; o++)
+          {
+            double sum = c->b[o];
+            for (int ky = 0; ky < c->k; ky++)
+              for (int kx = 0; kx < c->k; kx++)
+                {
+                  const int iy = y * c->s + ky - pad, ix = x * c->s + kx - pad;
+                  if (iy < 0 || iy >= c->H || ix < 0 || ix >= c->W)
+                    continue;
+                  for (int ch = 0; ch < c->ci; ch++)
+                    sum += c->w[(size_t) o * c->k * c->k * c->ci + (ky * c->k + kx) * c->ci + ch] *
+                           c->in[(((size_t) i * c->H + iy) * c->W + ix) * c->ci + ch];
+                }
+            out[(((size_t) i * Ho + y) * Wo + x) * c->co + o] = sum;
+          }
+}
+
+static void
+test_conv2d (void)
+{
+  /* 3×3 and 1×1, stride 1 and 2 (odd sides: the last row and column of a
+   * stride-2 output see the padding) */
+  const int cases[][2] = { { 3, 1 }, { 3, 2 }, { 1, 1 }, { 1, 2 } };
+  for (guint t = 0; t < G_N_ELEMENTS (cases); t++)
+    {
+      ConvCtx c = { .n = 2, .H = 5, .W = 6, .ci = 3, .co = 4, .k = cases[t][0], .s = cases[t][1] };
+      const size_t ni = (size_t) c.n * c.H * c.W * c.ci, nw = (size_t) c.co * c.k * c.k * c.ci;
+      const size_t no = conv_out_size (&c);
+      c.in = randn (ni, 1); c.w = randn (nw, 0.5); c.b = randn (c.co, 1); c.r = randn (no, 1);
+      c.out = g_new (double, no);
+      g_autofree double *direct = g_new (double, no);
+      conv_direct (&c, direct);
+      conv_loss (&c);
+      g_autofree char *what = g_strdup_printf ("conv %dx%d stride %d", c.k, c.k, c.s);
+      gboolean ok = tf_test_close_f64 (what, c.out, direct, no, 1e-12, 1e-12, NULL);
+
+      g_autofree double *d_in = g_new0 (double, ni), *d_w = g_new0 (double, nw);
+      g_autofree double *d_b = g_new0 (double, c.co);
+      tf_conv2d_backward_f64 (d_in, d_w, d_b, c.r, c.in, c.w, c.n, c.H, c.W, c.ci, c.co, c.k, c.s);
+      g_autofree char *n_in = g_strconcat (what, " d_in", NULL);
+      g_autofree char *n_w = g_strconcat (what, " d_w", NULL);
+      g_autofree char *n_b = g_strconcat (what, " d_b", NULL);
+      ok &= check_gradient (n_in, c.in, ni, d_in, conv_loss, &c);
+      ok &= check_gradient (n_w, c.w, nw, d_w, conv_loss, &c);
+      ok &= check_gradient (n_b, c.b, c.co, d_b, conv_loss, &c);
+
+      /* Backward adds into what is there. */
+      g_autofree double *twice = g_new0 (double, ni);
+      tf_conv2d_backward_f64 (twice, NULL, NULL, c.r, c.in, c.w, c.n, c.H, c.W, c.ci, c.co, c.k, c.s);
+      tf_conv2d_backward_f64 (twice, NULL, NULL, c.r, c.in, c.w, c.n, c.H, c.W, c.ci, c.co, c.k, c.s);
+      for (size_t i = 0; i < ni; i++)
+        d_in[i] *= 2;
+      ok &= tf_test_close_f64 ("conv accumulates", twice, d_in, ni, 1e-12, 1e-12, NULL);
+
+      /* The float kernel agrees with the double one. */
+      g_autofree float *fin = g_new (float, ni), *fw = g_new (float, nw), *fb = g_new (float, c.co);
+      g_autofree float *fout = g_new (float, no);
+      g_autofree double *back = g_new (double, no);
+      for (size_t i = 0; i < ni; i++) fin[i] = (float) c.in[i];
+      for (size_t i = 0; i < nw; i++) fw[i] = (float) c.w[i];
+      for (int i = 0; i < c.co; i++) fb[i] = (float) c.b[i];
+      tf_conv2d_forward (fout, fin, fw, fb, c.n, c.H, c.W, c.ci, c.co, c.k, c.s);
+      for (size_t i = 0; i < no; i++) back[i] = fout[i];
+      ok &= tf_test_close_f64 ("conv float", back, direct, no, 1e-5, 1e-5, NULL);
+      g_assert_true (ok);
+      g_free (c.in); g_free (c.w); g_free (c.b); g_free (c.r); g_free (c.out);
+    }
+}
+
+typedef struct { double *in, *r, *out; int n, H, W, C; } UpCtx;
+
+static double
+upsample_loss (void *p)
+{
+  UpCtx *c = p;
+  tf_upsample2x_forward_f64 (c->out, c->in, c->n, c->H, c->W, c->C);
+  return dot (c->out, c->r, (size_t) c->n * 4 * c->H * c->W * c->C);
+}
+
+static void
+test_upsample (void)
+{
+  UpCtx c = { .n = 2, .H = 3, .W = 2, .C = 3 };
+  const size_t ni = (size_t) c.n * c.H * c.W * c.C, no = 4 * ni;
+  c.in = randn (ni, 1); c.r = randn (no, 1); c.out = g_new (double, no);
+  upsample_loss (&c);
+  /* pixel (y, x) of the output is pixel (y/2, x/2) of the input */
+  g_assert_cmpfloat (c.out[((1 * 6 + 5) * 4 + 3) * 3 + 2], ==, c.in[((1 * 3 + 2) * 2 + 1) * 3 + 2]);
+  g_autofree double *d_in = g_new0 (double, ni);
+  tf_upsample2x_backward_f64 (d_in, c.r, c.n, c.H, c.W, c.C);
+  g_assert_true (check_gradient ("upsample d_in", c.in, ni, d_in, upsample_loss, &c));
+  g_free (c.in); g_free (c.r); g_free (c.out);
+}
+
 /* ---- losses ------------------------------------------------------------- */
 
 typedef struct { double *logits, *losses; const int32_t *targets; int n, vocab; } CeCtx;
@@ -560,6 +683,8 @@ main (int argc, char **argv)
   g_test_add_func ("/layers/swiglu", test_swiglu);
   g_test_add_func ("/layers/silu", test_silu);
   g_test_add_func ("/layers/adaln", test_adaln);
+  g_test_add_func ("/layers/conv2d", test_conv2d);
+  g_test_add_func ("/layers/upsample", test_upsample);
   g_test_add_func ("/layers/cross-entropy", test_cross_entropy);
   g_test_add_func ("/layers/squared-error", test_squared_error);
   g_test_add_func ("/layers/patchify", test_patchify);

@@ -187,7 +187,8 @@ tf_model_info_free (TfModelInfo *info)
             char *: TF_CONFIG_FIELD_STRING, \
             TfPrediction: TF_CONFIG_FIELD_PREDICTION, \
             TfTSampling: TF_CONFIG_FIELD_T_SAMPLING, \
-            TfTimeConditioning: TF_CONFIG_FIELD_TIME_CONDITIONING)
+            TfTimeConditioning: TF_CONFIG_FIELD_TIME_CONDITIONING, \
+            TfImageEncoder: TF_CONFIG_FIELD_IMAGE_ENCODER)
 #define FIELD(key, label, group) \
   { #key, label, TF_CONFIG_GROUP_##group, FIELD_KIND (key), offsetof (TfConfig, key) }
 
@@ -201,6 +202,9 @@ static const TfConfigField config_fields[] = {
   FIELD (image_size,      N_("Image size"),           IMAGE),
   FIELD (image_channels,  N_("Channels"),             IMAGE),
   FIELD (patch_size,      N_("Patch size"),           IMAGE),
+  FIELD (image_encoder,   N_("Image encoder"),        IMAGE),
+  FIELD (unet_channels,   N_("U-Net channels"),       IMAGE),
+  FIELD (unet_blocks,     N_("U-Net blocks per level"), IMAGE),
   FIELD (diffusion_steps, N_("Steps"),                DIFFUSION),
   FIELD (schedule,        N_("Noise schedule"),       DIFFUSION),
   FIELD (prediction,      N_("Prediction target"),    DIFFUSION),
@@ -268,6 +272,8 @@ tf_config_field_format (const TfConfigField *field, const TfConfig *config)
       return g_strdup (tf_t_sampling_name (*(const TfTSampling *) base));
     case TF_CONFIG_FIELD_TIME_CONDITIONING:
       return g_strdup (tf_time_conditioning_name (*(const TfTimeConditioning *) base));
+    case TF_CONFIG_FIELD_IMAGE_ENCODER:
+      return g_strdup (tf_image_encoder_name (*(const TfImageEncoder *) base));
     default:
       g_return_val_if_reached (NULL);
     }

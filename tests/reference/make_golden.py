@@ -41,6 +41,8 @@ VARIANTS = {
           "t_mean": -0.5, "t_scale": 1.25},
     "x": {"prediction": "x", "min_snr_gamma": 3.0},
     "adaln": {"prediction": "v", "time_conditioning": "adaln_zero"},
+    # the U-Net patch encoder and decoder: 3 levels (patch 8), 2 blocks each
+    "unet": {"prediction": "v", "image_encoder": "unet", "unet_channels": 6, "unet_blocks": 2},
 }
 WEIGHT_SEED = 20240611
 DATA_SEED = 7
@@ -62,8 +64,8 @@ def make_model():
 
 def make_variant_model(config):
     """The golden weights (make_model's) under another recipe's config; the
-    tensors only it has (adaLN) are random, not zero, so that every gradient
-    path is exercised."""
+    tensors only it has (adaLN, U-Net) are random, not zero (norms near 1),
+    so that every gradient path is exercised."""
     base = dict(make_model().ordered_parameters())
     model = twin.Transfusion(config)
     gen = torch.Generator().manual_seed(WEIGHT_SEED + 2)
@@ -71,6 +73,8 @@ def make_variant_model(config):
         for name, p in model.ordered_parameters():
             if name in base:
                 p.copy_(base[name])
+            elif twin.is_norm(name):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.05 * torch.randn(p.shape, generator=gen))
     return model

@@ -45,10 +45,13 @@ _STRING_KEYS = ("schedule",)
 RECIPE_DEFAULTS = {
     "prediction": "eps", "t_sampling": "uniform", "t_mean": 0.0, "t_scale": 1.0,
     "min_snr_gamma": 0.0, "time_conditioning": "add",
+    "image_encoder": "linear", "unet_channels": 32, "unet_blocks": 1,
 }
+_RECIPE_INTS = ("unet_channels", "unet_blocks")
 PREDICTIONS = ("eps", "v", "x")
 T_SAMPLINGS = ("uniform", "logit_normal")
 TIME_CONDITIONINGS = ("add", "adaln_zero")
+IMAGE_ENCODERS = ("linear", "unet")
 
 # Kinds of position (as TF_POS_* in engine/transfusion.h).
 POS_PAD, POS_TEXT, POS_PATCH = 0, 1, 2
@@ -102,6 +105,8 @@ def validate_config(config, what="config"):
         v = config.get(k, default)
         if isinstance(default, str):
             need(isinstance(v, str), f"field '{k}' is {v!r}, expected a string")
+        elif k in _RECIPE_INTS:
+            need(not isinstance(v, bool) and isinstance(v, int), f"field '{k}' is {v!r}, expected an integer")
         else:
             need(not isinstance(v, bool) and isinstance(v, (int, float)),
                  f"field '{k}' is {v!r}, expected a number")
@@ -112,6 +117,12 @@ def validate_config(config, what="config"):
     need(c["time_conditioning"] in TIME_CONDITIONINGS,
          f"field 'time_conditioning' is {c['time_conditioning']!r}")
     need(c["t_scale"] > 0 and c["min_snr_gamma"] >= 0, "t_scale must be > 0, min_snr_gamma ≥ 0")
+    need(c["image_encoder"] in IMAGE_ENCODERS, f"field 'image_encoder' is {c['image_encoder']!r}")
+    if c["image_encoder"] == "unet":
+        p = c["patch_size"]
+        need(p >= 2 and p & (p - 1) == 0, f"image_encoder 'unet' needs a power-of-2 patch_size, not {p}")
+        need(1 <= c["unet_channels"] <= 4096 and 0 <= c["unet_blocks"] <= 16,
+             "unet_channels must be 1..4096, unet_blocks 0..16")
     return c
 
 
@@ -126,6 +137,9 @@ def config_to_json(config):
         out["min_snr_gamma"] = c["min_snr_gamma"]
     if c["time_conditioning"] != "add":
         out["time_conditioning"] = c["time_conditioning"]
+    if c["image_encoder"] != "linear":
+        out.update(image_encoder=c["image_encoder"], unet_channels=c["unet_channels"],
+                   unet_blocks=c["unet_blocks"])
     return json.dumps(out, separators=(",", ":"))
 
 
@@ -145,13 +159,46 @@ def patch_dim(c):
     return c["image_channels"] * c["patch_size"] ** 2
 
 
+def unet_levels(c):
+    """log2(patch_size): each U-Net level halves the image's side."""
+    return c["patch_size"].bit_length() - 1
+
+
+def _unet_block_shapes(prefix, C, d):
+    return [(prefix + "conv1_norm.weight", (C,)), (prefix + "conv1.weight", (C, 9 * C)),
+            (prefix + "conv1.bias", (C,)), (prefix + "time.weight", (C, d)),
+            (prefix + "time.bias", (C,)), (prefix + "conv2_norm.weight", (C,)),
+            (prefix + "conv2.weight", (C, 9 * C)), (prefix + "conv2.bias", (C,))]
+
+
+def unet_shapes(c, encoder):
+    """The U-Net's tensors: the encoder (where patch_in stands) or the decoder
+    (where patch_out does). Convolutions are [Cout, 3·3·Cin], columns (ky, kx, cin)."""
+    C, d, Ci, B = c["unet_channels"], c["d_model"], c["image_channels"], c["unet_blocks"]
+    levels = unet_levels(c)
+    if encoder:
+        shapes = [("unet.in.weight", (C, 9 * Ci)), ("unet.in.bias", (C,))]
+        for lv in range(levels):
+            for b in range(B):
+                shapes += _unet_block_shapes(f"unet.down.{lv}.block.{b}.", C, d)
+            shapes += [(f"unet.down.{lv}.conv.weight", (C, 9 * C)), (f"unet.down.{lv}.conv.bias", (C,))]
+        return shapes + [("unet.proj_in.weight", (d, C)), ("unet.proj_in.bias", (d,))]
+    shapes = [("unet.proj_out.weight", (C, d)), ("unet.proj_out.bias", (C,))]
+    for lv in reversed(range(levels)):
+        shapes += [(f"unet.up.{lv}.conv.weight", (C, 9 * C)), (f"unet.up.{lv}.conv.bias", (C,))]
+        for b in range(B):
+            shapes += _unet_block_shapes(f"unet.up.{lv}.block.{b}.", C, d)
+    return shapes + [("unet.out_norm.weight", (C,)), ("unet.out.weight", (Ci, 9 * C)),
+                     ("unet.out.bias", (Ci,))]
+
+
 def param_shapes(c):
     """[(name, shape)] of every parameter, in checkpoint order."""
     d, V, h, pd = c["d_model"], c["vocab_size"], c["mlp_hidden"], patch_dim(c)
-    shapes = [
-        ("tok_emb.weight", (V, d)),
-        ("patch_in.weight", (d, pd)),
-        ("patch_in.bias", (d,)),
+    unet = c["image_encoder"] == "unet"
+    shapes = [("tok_emb.weight", (V, d))]
+    shapes += unet_shapes(c, True) if unet else [("patch_in.weight", (d, pd)), ("patch_in.bias", (d,))]
+    shapes += [
         ("patch_pos", (n_patches(c), d)),
         ("time_mlp.0.weight", (d, d)),
         ("time_mlp.0.bias", (d,)),
@@ -176,9 +223,8 @@ def param_shapes(c):
     shapes += [
         ("norm.weight", (d,)),
         ("lm_head.weight", (V, d)),
-        ("patch_out.weight", (pd, d)),
-        ("patch_out.bias", (pd,)),
     ]
+    shapes += unet_shapes(c, False) if unet else [("patch_out.weight", (pd, d)), ("patch_out.bias", (pd,))]
     if c["time_conditioning"] == "adaln_zero":
         shapes += [("final_adaln.weight", (2 * d, d)), ("final_adaln.bias", (2 * d,))]
     return shapes
@@ -451,6 +497,58 @@ def block(x, layer, cos, sin, mask, n_heads, eps, mod=None):
     return x
 
 
+def conv2d(x, w, b, k, stride):
+    """A k×k convolution (zero padding k/2) of channels-last images x [n, H, W, Cin]
+    with the engine's weight layout w [Cout, k·k·Cin], columns (ky, kx, cin)."""
+    weight = w.view(w.shape[0], k, k, x.shape[-1]).permute(0, 3, 1, 2)   # [Cout, Cin, k, k]
+    y = F.conv2d(x.permute(0, 3, 1, 2), weight, b, stride=stride, padding=k // 2)
+    return y.permute(0, 2, 3, 1)
+
+
+def upsample2x(x):
+    """Nearest-neighbour 2× up-sampling of [n, H, W, C]."""
+    return x.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+
+
+def unet_block(x, block, temb, eps):
+    """The residual block: h = conv(silu(norm(x))) + W_t·temb + b_t;
+    x + conv(silu(norm(h))). norm: RMSNorm over each pixel's channels."""
+    h = conv2d(silu(rmsnorm(x, block.conv1_norm.weight, eps)), block.conv1.weight, block.conv1.bias, 3, 1)
+    h = h + F.linear(temb, block.time.weight, block.time.bias)[:, None, None, :]
+    h = conv2d(silu(rmsnorm(h, block.conv2_norm.weight, eps)), block.conv2.weight, block.conv2.bias, 3, 1)
+    return x + h
+
+
+def unet_encode(unet, x_t, temb, c):
+    """x_t [S, S, C] -> (tokens [n_patches, d] in patch order, the skips of every level)."""
+    eps = c["norm_eps"]
+    temb = temb[None]
+    h = conv2d(x_t[None], unet["in"].weight, unet["in"].bias, 3, 1)
+    skips = []
+    for lv in range(unet_levels(c)):
+        level = unet["down"][str(lv)]
+        for b in range(c["unet_blocks"]):
+            h = unet_block(h, level["block"][str(b)], temb, eps)
+        skips.append(h)
+        h = conv2d(h, level["conv"].weight, level["conv"].bias, 3, 2)
+    return F.linear(h.reshape(-1, h.shape[-1]), unet["proj_in"].weight, unet["proj_in"].bias), skips
+
+
+def unet_decode(unet, hidden, skips, temb, c):
+    """The final hidden states of one image's patches [n_patches, d] -> the
+    prediction [S, S, C]: per level, up-sample, conv, add the skip, blocks."""
+    eps, P = c["norm_eps"], patches_per_side(c)
+    temb = temb[None]
+    h = F.linear(hidden, unet["proj_out"].weight, unet["proj_out"].bias).view(1, P, P, -1)
+    for lv in reversed(range(unet_levels(c))):
+        level = unet["up"][str(lv)]
+        h = conv2d(upsample2x(h), level["conv"].weight, level["conv"].bias, 3, 1) + skips[lv]
+        for b in range(c["unet_blocks"]):
+            h = unet_block(h, level["block"][str(b)], temb, eps)
+    h = silu(rmsnorm(h, unet["out_norm"].weight, eps))
+    return conv2d(h, unet["out"].weight, unet["out"].bias, 3, 1)[0]
+
+
 def adaln_modulation(temb, w, b, n_chunks):
     """adaLN (DiT): W·silu(temb) + b, cut into @n_chunks vectors of size d."""
     return F.linear(silu(temb), w, b).chunk(n_chunks, dim=-1)
@@ -497,6 +595,33 @@ class _MLP(nn.Module):
         self.w2 = nn.Parameter(torch.empty(d, h))
 
 
+class _UnetBlock(nn.Module):
+    def __init__(self, C, d):
+        super().__init__()
+        self.conv1_norm = _Weight(C)
+        self.conv1 = _Linear(C, 9 * C)
+        self.time = _Linear(C, d)
+        self.conv2_norm = _Weight(C)
+        self.conv2 = _Linear(C, 9 * C)
+
+
+def _unet_module(c):
+    """unet.in, unet.down.L.{block.B, conv}, unet.proj_in, unet.proj_out,
+    unet.up.L.{conv, block.B}, unet.out_norm, unet.out."""
+    C, d, Ci, B = c["unet_channels"], c["d_model"], c["image_channels"], c["unet_blocks"]
+
+    def level():
+        return nn.ModuleDict({"block": nn.ModuleDict({str(b): _UnetBlock(C, d) for b in range(B)}),
+                              "conv": _Linear(C, 9 * C)})
+
+    levels = range(unet_levels(c))
+    return nn.ModuleDict({
+        "in": _Linear(C, 9 * Ci), "down": nn.ModuleDict({str(lv): level() for lv in levels}),
+        "proj_in": _Linear(d, C), "proj_out": _Linear(C, d),
+        "up": nn.ModuleDict({str(lv): level() for lv in levels}),
+        "out_norm": _Weight(C), "out": _Linear(Ci, 9 * C)})
+
+
 class _Layer(nn.Module):
     def __init__(self, d, h, adaln=False):
         super().__init__()
@@ -516,7 +641,9 @@ class Transfusion(nn.Module):
         c = self.config = validate_config(config)
         d, V, pd = c["d_model"], c["vocab_size"], patch_dim(c)
         self.tok_emb = _Weight(V, d)
-        self.patch_in = _Linear(d, pd)
+        self.unet = _unet_module(c) if c["image_encoder"] == "unet" else None
+        if self.unet is None:
+            self.patch_in = _Linear(d, pd)
         self.patch_pos = nn.Parameter(torch.empty(n_patches(c), d))
         self.time_mlp = nn.ModuleDict({"0": _Linear(d, d), "2": _Linear(d, d)})
         self.adaln = c["time_conditioning"] == "adaln_zero"
@@ -524,7 +651,8 @@ class Transfusion(nn.Module):
                                     for _ in range(c["n_layers"]))
         self.norm = _Weight(d)
         self.lm_head = _Weight(V, d)
-        self.patch_out = _Linear(pd, d)
+        if self.unet is None:
+            self.patch_out = _Linear(pd, d)
         if self.adaln:
             self.final_adaln = _Linear(2 * d, d)
         self.alpha_bar = cosine_alpha_bar(c["diffusion_steps"])
@@ -576,7 +704,8 @@ class Transfusion(nn.Module):
 
         # Input embeddings, row by row: tokens, patch embeddings, zero padding.
         rows = []
-        tembs = {}   # image index -> temb(t), for adaLN
+        tembs = {}   # image index -> temb(t), for adaLN and the U-Net
+        skips = {}   # image index -> the U-Net encoder's skips
         for b, row in enumerate(batch):
             parts = []
             for seg in row:
@@ -589,8 +718,12 @@ class Transfusion(nn.Module):
                                           self.time_mlp["0"].weight, self.time_mlp["0"].bias,
                                           self.time_mlp["2"].weight, self.time_mlp["2"].bias)
                     tembs[seg["image"]] = temb
-                    parts.append(patch_embedding(x_t[seg["image"]], self.patch_in.weight,
-                                                 self.patch_in.bias, self.patch_pos, temb, p))
+                    if self.unet is not None:
+                        tokens, skips[seg["image"]] = unet_encode(self.unet, x_t[seg["image"]], temb, c)
+                        parts.append(tokens + self.patch_pos + temb)
+                    else:
+                        parts.append(patch_embedding(x_t[seg["image"]], self.patch_in.weight,
+                                                     self.patch_in.bias, self.patch_pos, temb, p))
             n = sum(part.shape[0] for part in parts)
             parts.append(torch.zeros(L - n, d, dtype=dtype, device=device))
             rows.append(torch.cat(parts))
@@ -621,6 +754,10 @@ class Transfusion(nn.Module):
             head_in = xn * (1 + scale) + shift
         pred = {}   # the image head's output: ε, v or x0 as config["prediction"] says
         for index, b, start, _, _ in layout.images:
+            if self.unet is not None:
+                pred[index] = unet_decode(self.unet, head_in[b, start:start + n_patches(c)],
+                                          skips[index], tembs[index], c)
+                continue
             out = F.linear(head_in[b, start:start + n_patches(c)], self.patch_out.weight,
                            self.patch_out.bias)
             pred[index] = unpatchify(out, S, p, C)
@@ -730,8 +867,9 @@ def sampler_update(sampler, alpha_bar, t, t_prev, x_t, eps, z=None, prediction="
 @torch.no_grad()
 def init_parameters(model, seed=0):
     """Normal(0, 0.02) matrices and embeddings, output projections (attn.wo,
-    mlp.w2) scaled by 1/sqrt(2·n_layers), norms 1, biases and adaLN weights 0. Draws in
-    checkpoint order from one generator seeded with @seed."""
+    mlp.w2) scaled by 1/sqrt(2·n_layers), norms 1, biases and adaLN weights 0;
+    U-Net matrices normal(0, 1/sqrt(fan-in)) but each block's conv2 and the
+    final conv 0. Draws in checkpoint order from one generator seeded with @seed."""
     gen = torch.Generator().manual_seed(seed)
     out_scale = 1.0 / math.sqrt(2 * model.config["n_layers"])
     for name, param in model.ordered_parameters():
@@ -739,6 +877,11 @@ def init_parameters(model, seed=0):
             param.fill_(1.0)
         elif is_bias(name) or name.endswith("adaln.weight"):
             param.zero_()   # adaLN-Zero: every image sublayer starts as the identity
+        elif name.startswith("unet.") and (name.endswith("conv2.weight") or name == "unet.out.weight"):
+            param.zero_()   # every U-Net block starts as the identity, the head at 0
+        elif name.startswith("unet."):
+            w = torch.empty(param.shape, dtype=torch.float32).normal_(0.0, 1.0, generator=gen)
+            param.copy_(w / math.sqrt(param.shape[1]))
         else:
             w = torch.empty(param.shape, dtype=torch.float32).normal_(0.0, 0.02, generator=gen)
             if name.endswith("attn.wo") or name.endswith("mlp.w2"):
