@@ -69,6 +69,7 @@ typedef struct {
   gulong              cancelled_id;
   TfGenerateSettings  settings;
   char               *negative;      /* settings.negative points here */
+  float              *init_image;    /* settings.init_image points here */
   char               *text;          /* prompt or message */
   float              *image;         /* the caption's or the message's picture */
   TfGeneratorTurn    *turns;         /* chat_restore: texts and images owned */
@@ -153,6 +154,7 @@ job_free (Job *job)
   if (job->cancellable != NULL)
     g_object_unref (job->cancellable);
   g_free (job->negative);
+  g_free (job->init_image);
   g_free (job->text);
   g_free (job->image);
   for (guint i = 0; i < job->n_turns; i++)
@@ -554,6 +556,10 @@ job_new (TfGeneration *self, JobKind kind, const TfGenerateSettings *settings,
       job->settings = *settings;
       job->negative = g_strdup (settings->negative);
       job->settings.negative = job->negative;
+      /* the caller's picture may be gone before the worker is done */
+      if (settings->init_image != NULL)
+        job->init_image = g_memdup2 (settings->init_image, sizeof (float) * image_values (self));
+      job->settings.init_image = job->init_image;
     }
   job->pending = g_string_new (NULL);
   job->reply = g_string_new (NULL);

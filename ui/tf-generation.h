@@ -96,8 +96,8 @@ gboolean     tf_generation_get_busy (TfGeneration *self);
 int          tf_generation_get_image_size (TfGeneration *self);
 int          tf_generation_get_channels (TfGeneration *self);
 
-/* Jobs. The settings (and the negative prompt they point to) are copied.
- * @cancellable may be NULL. FALSE with G_IO_ERROR_BUSY when a job runs, or
+/* Jobs. The settings (and the negative prompt and init image they point
+ * to) are copied. @cancellable may be NULL. FALSE with G_IO_ERROR_BUSY when a job runs, or
  * with the settings' validation error; no signal is emitted then. */
 gboolean tf_generation_generate_image (TfGeneration              *self,
                                        const char                *prompt,
