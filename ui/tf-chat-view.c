@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "tf-chat-store.h"
-#include "tf-image.h"
 #include "tf-image-view.h"
 #include "tf-message-row.h"
 
@@ -1061,60 +1060,18 @@ set_attachment (TfChatView *self, GBytes *pixels, const char *name)
   update_actions (self);
 }
 
-/* A texture as model pixels: unpremultiplied RGBA, then resized and scaled
- * as training images are (tf_image_to_model). */
-static GBytes *
-pixels_from_texture (TfChatView *self, GdkTexture *texture)
-{
-  TfImage image = { 0 };
-  int width = gdk_texture_get_width (texture);
-  int height = gdk_texture_get_height (texture);
-  g_autofree guint8 *argb = g_malloc ((size_t) width * height * 4);
-  gsize n = (gsize) self->image_size * self->image_size * self->channels;
-  float *pixels = g_new (float, n);
-
-  gdk_texture_download (texture, argb, (gsize) width * 4);
-  image.width = width;
-  image.height = height;
-  image.rgba = g_malloc ((size_t) width * height * 4);
-  for (int i = 0; i < width * height; i++)
-    {
-      /* CAIRO_FORMAT_ARGB32 in native byte order, premultiplied. */
-      guint32 p = ((guint32 *) (gpointer) argb)[i];
-      guint a = p >> 24;
-
-      for (int c = 0; c < 3; c++)
-        {
-          guint v = (p >> (16 - 8 * c)) & 0xff;
-
-          image.rgba[i * 4 + c] = a == 0 ? 0 : (guint8) MIN (255u, (v * 255 + a / 2) / a);
-        }
-      image.rgba[i * 4 + 3] = (guint8) a;
-    }
-  tf_image_to_model (&image, self->image_size, self->channels, pixels);
-  tf_image_clear (&image);
-  return g_bytes_new_take (pixels, n * sizeof (float));
-}
-
 gboolean
 tf_chat_view_attach_file (TfChatView *self, GFile *file, GError **error)
 {
-  g_autoptr(GdkTexture) texture = NULL;
   g_autoptr(GBytes) pixels = NULL;
   g_autofree char *name = NULL;
 
   g_return_val_if_fail (TF_IS_CHAT_VIEW (self), FALSE);
   if (self->generation == NULL)
     return FALSE;
-  texture = gdk_texture_new_from_file (file, error);
-  if (texture == NULL)
-    {
-      g_autofree char *shown = g_file_get_parse_name (file);
-
-      g_prefix_error (error, "%s: ", shown);
-      return FALSE;
-    }
-  pixels = pixels_from_texture (self, texture);
+  pixels = tf_pixels_new_from_file (file, self->image_size, self->channels, error);
+  if (pixels == NULL)
+    return FALSE;
   name = g_file_get_basename (file);
   set_attachment (self, pixels, name);
   gtk_widget_grab_focus (GTK_WIDGET (self->message_entry));
@@ -1149,25 +1106,12 @@ static void
 attach_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   TfChatView *self = TF_CHAT_VIEW (widget);
-  GtkFileChooserNative *native;
-  g_autoptr(GtkFileFilter) images = gtk_file_filter_new ();
 
-  if (self->attach_dialog != NULL)
+  if (self->attach_dialog == NULL)
     {
-      gtk_native_dialog_show (self->attach_dialog);
-      return;
+      self->attach_dialog = tf_picture_chooser_new (widget, _("Attach a Picture"), _("_Attach"));
+      g_signal_connect (self->attach_dialog, "response", G_CALLBACK (on_attach_response), self);
     }
-  native = gtk_file_chooser_native_new (_("Attach a Picture"),
-                                        GTK_WINDOW (gtk_widget_get_root (widget)),
-                                        GTK_FILE_CHOOSER_ACTION_OPEN, _("_Attach"), _("_Cancel"));
-  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (native), TRUE);
-  gtk_file_filter_set_name (images, _("Pictures"));
-  gtk_file_filter_add_mime_type (images, "image/png");
-  gtk_file_filter_add_mime_type (images, "image/jpeg");
-  gtk_file_filter_add_mime_type (images, "image/tiff");
-  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (native), images);
-  g_signal_connect (native, "response", G_CALLBACK (on_attach_response), self);
-  self->attach_dialog = GTK_NATIVE_DIALOG (native);
   gtk_native_dialog_show (self->attach_dialog);
 }
 
@@ -1182,7 +1126,8 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, TfChatV
     return FALSE;
   if (G_VALUE_HOLDS (value, GDK_TYPE_TEXTURE))
     {
-      g_autoptr(GBytes) pixels = pixels_from_texture (self, g_value_get_object (value));
+      g_autoptr(GBytes) pixels = tf_pixels_new_from_texture (g_value_get_object (value),
+                                                             self->image_size, self->channels);
 
       set_attachment (self, pixels, _("Dropped picture"));
       return TRUE;

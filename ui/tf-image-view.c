@@ -3,6 +3,7 @@
 
 #include "tf-image-view.h"
 
+#include <glib/gi18n.h>
 #include <string.h>
 
 #include "tf-image.h"
@@ -120,6 +121,77 @@ tf_texture_new_from_pixels (const float *pixels, int size, int channels, int sca
   bytes = g_bytes_new_take (big, (gsize) side * side * 3);
   return gdk_memory_texture_new (side, side, GDK_MEMORY_R8G8B8, bytes, (gsize) side * 3);
 }
+
+/* Unpremultiplied RGBA, then fitted as training images are. */
+GBytes *
+tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels)
+{
+  TfImage image = { 0 };
+  int width = gdk_texture_get_width (texture);
+  int height = gdk_texture_get_height (texture);
+  g_autofree guint8 *argb = g_malloc ((size_t) width * height * 4);
+  gsize n = (gsize) size * size * channels;
+  float *pixels = g_new (float, n);
+
+  gdk_texture_download (texture, argb, (gsize) width * 4);
+  image.width = width;
+  image.height = height;
+  image.rgba = g_malloc ((size_t) width * height * 4);
+  for (int i = 0; i < width * height; i++)
+    {
+      /* CAIRO_FORMAT_ARGB32 in native byte order, premultiplied. */
+      guint32 p = ((guint32 *) (gpointer) argb)[i];
+      guint a = p >> 24;
+
+      for (int c = 0; c < 3; c++)
+        {
+          guint v = (p >> (16 - 8 * c)) & 0xff;
+
+          image.rgba[i * 4 + c] = a == 0 ? 0 : (guint8) MIN (255u, (v * 255 + a / 2) / a);
+        }
+      image.rgba[i * 4 + 3] = (guint8) a;
+    }
+  tf_image_to_model (&image, size, channels, pixels);
+  tf_image_clear (&image);
+  return g_bytes_new_take (pixels, n * sizeof (float));
+}
+
+GBytes *
+tf_pixels_new_from_file (GFile *file, int size, int channels, GError **error)
+{
+  g_autoptr(GdkTexture) texture = gdk_texture_new_from_file (file, error);
+
+  if (texture == NULL)
+    {
+      g_autofree char *shown = g_file_get_parse_name (file);
+
+      g_prefix_error (error, "%s: ", shown);
+      return NULL;
+    }
+  return tf_pixels_new_from_texture (texture, size, channels);
+}
+
+/* GtkFileChooserNative is the file chooser of GTK 4.8 (Debian 12). */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+
+GtkNativeDialog *
+tf_picture_chooser_new (GtkWidget *widget, const char *title, const char *accept_label)
+{
+  GtkFileChooserNative *native;
+  g_autoptr(GtkFileFilter) images = gtk_file_filter_new ();
+
+  native = gtk_file_chooser_native_new (title, GTK_WINDOW (gtk_widget_get_root (widget)),
+                                        GTK_FILE_CHOOSER_ACTION_OPEN, accept_label, _("_Cancel"));
+  gtk_native_dialog_set_modal (GTK_NATIVE_DIALOG (native), TRUE);
+  gtk_file_filter_set_name (images, _("Pictures"));
+  gtk_file_filter_add_mime_type (images, "image/png");
+  gtk_file_filter_add_mime_type (images, "image/jpeg");
+  gtk_file_filter_add_mime_type (images, "image/tiff");
+  gtk_file_chooser_add_filter (GTK_FILE_CHOOSER (native), images);
+  return GTK_NATIVE_DIALOG (native);
+}
+
+G_GNUC_END_IGNORE_DEPRECATIONS
 
 static void
 tf_image_view_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
