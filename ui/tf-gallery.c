@@ -78,6 +78,11 @@ parse_setting (TfParameters *parameters, const char *key, const char *value)
       if (tf_sampler_from_name (lower, &sampler))
         settings->sampler = sampler;
     }
+  else if (g_str_equal (key, "Denoising strength"))
+    {
+      settings->strength = g_ascii_strtod (value, NULL);
+      parameters->from_picture = TRUE;
+    }
   else if (g_str_equal (key, "Model"))
     {
       g_free (parameters->model);

@@ -44,6 +44,8 @@ typedef struct {
   char               *negative;   /* NULL when there is none */
   TfGenerateSettings  settings;   /* .negative points into this struct's negative */
   char               *model;      /* the model's name, or NULL */
+  gboolean            from_picture;  /* made from an init image: a "Denoising
+                                      * strength" is in settings.strength */
 } TfParameters;
 
 /* Parses the A1111 form that tf_png_parameters_text() writes; keys it does
