@@ -1353,6 +1353,201 @@ test_imagine_variants (void)
   close_window (window);
 }
 
+/* A plain PNG (no text chunks) of @size × @size: a red square on white. */
+static char *
+write_plain_png (const char *name, int size)
+{
+  g_autofree guint8 *rgb = g_malloc ((size_t) size * size * 3);
+  g_autoptr(GError) error = NULL;
+  char *path = g_build_filename (tmp_dir, name, NULL);
+
+  for (int y = 0; y < size; y++)
+    for (int x = 0; x < size; x++)
+      {
+        gboolean inside = x >= size / 4 && x < 3 * size / 4 && y >= size / 4 && y < 3 * size / 4;
+        guint8 *p = rgb + ((size_t) y * size + x) * 3;
+
+        p[0] = 255;
+        p[1] = p[2] = inside ? 0 : 255;
+      }
+  g_assert_true (tf_image_write_png (path, rgb, size, size, 3, NULL, NULL, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+/* Starting from a picture: the strength slider wakes up with it; 0.5 of a
+ * 10-step schedule runs 5 steps; the gallery's copy records the strength;
+ * removing the picture puts the slider to sleep again. The job keeps its
+ * own copy of the picture. */
+static void
+test_imagine_img2img (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  GtkWidget *strength;
+  StepLog log = { 0 };
+  g_autofree char *gallery = g_build_filename (data_dir, "transfusion", "gallery", NULL);
+  g_autofree char *path = write_plain_png ("start.png", 64);
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_autofree char *parameters = NULL;
+  g_autoptr(GError) error = NULL;
+  GSettings *settings;
+  gulong handler;
+  guint n;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  settings = tf_application_get_settings (app);
+  g_settings_set_int (settings, "default-steps", 10);
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  tf_window_show_view (window, "imagine");
+  tf_imagine_view_set_prompt (view, "a red square");
+  strength = find_named (view, "strength");
+  g_assert_false (gtk_widget_is_sensitive (strength));
+  g_assert_false (gtk_widget_get_visible (find_named (view, "init-image")));
+
+  g_assert_true (tf_imagine_view_set_init_image (view, file, &error));
+  g_assert_no_error (error);
+  g_assert_true (gtk_widget_is_sensitive (strength));
+  g_assert_true (gtk_widget_get_visible (find_named (view, "init-image")));
+  g_assert_true (shows (window, "start.png"));
+  gtk_range_set_value (GTK_RANGE (strength), 0.5);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "seed")), 5);
+
+  n = tf_test_count_files (gallery, ".png");
+  log.steps = g_array_new (FALSE, FALSE, sizeof (guint));
+  handler = g_signal_connect (tf_window_get_generation (window), "step",
+                              G_CALLBACK (on_step_logged), &log);
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.generate", NULL);
+  g_assert_true (tf_imagine_view_get_running (view));
+  /* The job started: the view's picture can go, the job has its own. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.remove-init-image", NULL);
+  g_assert_false (gtk_widget_is_sensitive (strength));
+  g_assert_true (wait_until (imagine_idle, view, 120000));
+  g_signal_handler_disconnect (tf_window_get_generation (window), handler);
+
+  g_assert_cmpuint (log.n_steps, ==, 5);
+  g_assert_cmpuint (g_array_index (log.steps, guint, log.steps->len - 1), ==, 5);
+  g_assert_cmpuint (tf_imagine_view_get_n_replay_steps (view), ==, 5);
+  g_assert_true (shows (window, "5 steps in"));
+  g_assert_true (wait_until (gallery_has, &(GalleryWait) { gallery, n + 1 }, 10000));
+  parameters = newest_png_parameters (gallery);
+  g_assert_true (g_str_has_prefix (parameters, "a red square\nSteps: 10, Sampler: DDPM, "));
+  g_assert_true (g_str_has_suffix (parameters, ", Denoising strength: 0.5"));
+
+  /* Reuse and a second run without the picture: from noise, all steps. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.reuse-seed", NULL);
+  g_assert_cmpfloat (gtk_spin_button_get_value (GTK_SPIN_BUTTON (find_named (view, "seed"))), ==,
+                     5);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "steps")), 2);
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.generate", NULL);
+  g_assert_true (wait_until (imagine_idle, view, 120000));
+  g_assert_cmpuint (tf_imagine_view_get_n_replay_steps (view), ==, 2);
+  g_assert_true (wait_until (gallery_has, &(GalleryWait) { gallery, n + 2 }, 10000));
+  /* (Both may carry the same second in their names: found by content.) */
+  {
+    g_autoptr(GDir) folder = g_dir_open (gallery, 0, NULL);
+    const char *name;
+    guint from_noise = 0;
+
+    while ((name = g_dir_read_name (folder)) != NULL)
+      {
+        g_autofree char *png = g_build_filename (gallery, name, NULL);
+        g_autoptr(GHashTable) text = tf_image_read_png_text (png, NULL);
+        const char *found = text != NULL ? g_hash_table_lookup (text, "parameters") : NULL;
+
+        if (found != NULL && g_str_has_prefix (found, "a red square\nSteps: 2, "))
+          {
+            g_assert_null (strstr (found, "Denoising strength"));
+            from_noise++;
+          }
+      }
+    g_assert_cmpuint (from_noise, ==, 1);
+  }
+
+  g_array_unref (log.steps);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "seed")), -1);
+  g_settings_reset (settings, "default-steps");
+  close_window (window);
+}
+
+static gboolean
+shows_no_settings (gpointer window)
+{
+  return shows (window, "No settings in no-settings.png");
+}
+
+/* PNG Info: a PNG with a "parameters" text dropped on the settings fills
+ * them and leaves the picture to start from alone; one without becomes
+ * that picture. A toast says which. */
+static void
+test_imagine_png_info (void)
+{
+  TfWindow *window;
+  TfImagineView *view;
+  TfGenerateSettings written;
+  g_autofree float *pixels = g_new0 (float, 32 * 32 * 3);
+  g_autofree char *text = NULL;
+  g_autofree char *info_path = g_build_filename (tmp_dir, "with-settings.png", NULL);
+  g_autofree char *plain_path = write_plain_png ("no-settings.png", 32);
+  g_autoptr(GFile) info = g_file_new_for_path (info_path);
+  g_autoptr(GFile) plain = g_file_new_for_path (plain_path);
+  g_autoptr(GError) error = NULL;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  tf_generate_settings_init (&written);
+  written.steps = 17;
+  written.cfg = 4.5;
+  written.sampler = TF_SAMPLER_DDIM;
+  written.seed = 4242;
+  written.negative = "a blurry photo";
+  written.init_image = pixels;
+  written.strength = 0.3;
+  text = tf_png_parameters_text ("a blue square", &written, 32, "default",
+                                 "0123456789");
+  g_assert_true (tf_write_generated_png (info_path, pixels, 32, 3, 1, text, &error));
+  g_assert_no_error (error);
+
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  tf_window_show_view (window, "imagine");
+
+  g_assert_true (tf_imagine_view_drop_file (view, info, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (find_named (view, "prompt"))), ==,
+                   "a blue square");
+  g_assert_cmpstr (gtk_editable_get_text (GTK_EDITABLE (find_named (view, "negative"))), ==,
+                   "a blurry photo");
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (find_named (view, "steps"))),
+                   ==, 17);
+  g_assert_cmpfloat (gtk_spin_button_get_value (GTK_SPIN_BUTTON (find_named (view, "guidance"))),
+                     ==, 4.5);
+  g_assert_cmpuint (gtk_drop_down_get_selected (GTK_DROP_DOWN (find_named (view, "sampler"))), ==,
+                    1);
+  g_assert_cmpfloat (gtk_spin_button_get_value (GTK_SPIN_BUTTON (find_named (view, "seed"))), ==,
+                     4242);
+  g_assert_cmpfloat_with_epsilon (gtk_range_get_value (GTK_RANGE (find_named (view, "strength"))),
+                                  0.3, 1e-9);
+  g_assert_true (shows (window, "Settings read from with-settings.png"));
+  g_assert_false (gtk_widget_get_visible (find_named (view, "init-image")));
+
+  g_assert_true (tf_imagine_view_drop_file (view, plain, &error));
+  g_assert_no_error (error);
+  g_assert_true (gtk_widget_get_visible (find_named (view, "init-image")));
+  g_assert_true (gtk_widget_is_sensitive (find_named (view, "strength")));
+  /* After the first toast's time: they queue. */
+  g_assert_true (wait_until (shows_no_settings, window, 10000));
+  /* The settings read before stay. */
+  g_assert_cmpint (gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (find_named (view, "steps"))),
+                   ==, 17);
+
+  gtk_widget_activate_action (GTK_WIDGET (view), "imagine.remove-init-image", NULL);
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "seed")), -1);
+  close_window (window);
+}
+
 /* The message is a text view: Enter sends, Shift+Enter does not; Chat
  * opens with the focus on it; the token legend shows with the tokens. */
 static void
@@ -1458,6 +1653,8 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/narrow", test_window_narrow);
   g_test_add_func ("/app/imagine/wide-and-seed", test_imagine_wide_and_seed);
   g_test_add_func ("/app/imagine/variants", test_imagine_variants);
+  g_test_add_func ("/app/imagine/img2img", test_imagine_img2img);
+  g_test_add_func ("/app/imagine/png-info", test_imagine_png_info);
   g_test_add_func ("/app/chat/entry", test_chat_entry);
 
   status = g_test_run ();

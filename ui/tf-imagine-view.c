@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tf-gallery.h"
+#include "tf-image.h"
 #include "tf-image-export.h"
 #include "tf-image-view.h"
 #include "tf-model-info.h"
@@ -33,6 +34,11 @@ struct _TfImagineView
   GtkSpinButton   *seed_spin;
   GtkLabel        *seed_hint;
   GtkSpinButton   *batch_spin;
+  GtkWidget       *form;
+  TfImageView     *init_view;
+  GtkLabel        *init_label;
+  GtkWidget       *strength_box;
+  GtkRange        *strength_scale;
   GtkFlowBox      *variants_box;
   GtkWidget       *xt_column;
   GtkStack        *run_stack;
@@ -56,13 +62,16 @@ struct _TfImagineView
   char            *model_name;
   char            *model_hash;
   GtkListStore    *completions;
+  GBytes          *init_pixels;  /* the picture to start from, or NULL */
+  GtkNativeDialog *init_dialog;
 
   /* The job in flight (or the last one). */
   GCancellable    *cancellable;
   gboolean         running;
   char            *prompt;       /* as sent */
   char            *negative;
-  TfGenerateSettings settings;   /* .negative points at negative */
+  TfGenerateSettings settings;   /* .negative points at negative, .init_image into job_init */
+  GBytes          *job_init;     /* the init image the job started from, or NULL */
   gint64           started_us;
   guint            n_steps;
   guint            last_step;
@@ -114,6 +123,10 @@ tf_imagine_view_update_actions (TfImagineView *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.save-as", have_result);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.copy", have_result);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.reuse-seed", have_result);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.choose-init-image",
+                                 self->generation != NULL);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "imagine.remove-init-image",
+                                 self->init_pixels != NULL);
   /* Why Generate is insensitive while Chat uses the model. */
   gtk_widget_set_tooltip_text (self->generate_button,
                                busy && !self->running
@@ -446,6 +459,15 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   self->settings.sampler = gtk_drop_down_get_selected (self->sampler_dropdown) == 1
                            ? TF_SAMPLER_DDIM : TF_SAMPLER_DDPM;
   self->settings.negative = self->negative[0] != '\0' ? self->negative : NULL;
+  /* The job copies the picture; this reference keeps what settings point
+   * to for the gallery's and Save As's parameters. */
+  g_clear_pointer (&self->job_init, g_bytes_unref);
+  if (self->init_pixels != NULL)
+    {
+      self->job_init = g_bytes_ref (self->init_pixels);
+      self->settings.init_image = g_bytes_get_data (self->job_init, NULL);
+      self->settings.strength = gtk_range_get_value (self->strength_scale);
+    }
   /* The field keeps −1: the next click gets a new seed too. */
   self->first_seed = gtk_spin_button_get_value (self->seed_spin) < 0
                      ? (uint64_t) g_random_int ()
@@ -703,6 +725,169 @@ fill_examples (TfImagineView *self, const TfPromptSuggestions *suggestions)
   gtk_widget_set_visible (GTK_WIDGET (self->examples_box), n > 0);
 }
 
+/* ---- Filling the form, starting from a picture -------------------------- */
+
+/* The form as @parameters say: a gallery image's, or a dropped PNG's. */
+static void
+fill_form (TfImagineView *self, const TfParameters *parameters)
+{
+  gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), parameters->prompt);
+  gtk_editable_set_text (GTK_EDITABLE (self->negative_entry),
+                         parameters->negative != NULL ? parameters->negative : "");
+  gtk_spin_button_set_value (self->steps_spin, parameters->settings.steps);
+  gtk_spin_button_set_value (self->cfg_spin, parameters->settings.cfg);
+  gtk_drop_down_set_selected (self->sampler_dropdown,
+                              parameters->settings.sampler == TF_SAMPLER_DDIM ? 1 : 0);
+  /* The restored seed is the point: keep it for the next Generate. */
+  gtk_spin_button_set_value (self->seed_spin, (double) parameters->settings.seed);
+  if (parameters->from_picture)
+    gtk_range_set_value (self->strength_scale, parameters->settings.strength);
+}
+
+/* @pixels (fitted to the model, or NULL: from noise) and its @name. */
+static void
+set_init_pixels (TfImagineView *self, GBytes *pixels, const char *name)
+{
+  if (pixels != NULL)
+    g_bytes_ref (pixels);
+  g_clear_pointer (&self->init_pixels, g_bytes_unref);
+  self->init_pixels = pixels;
+  tf_image_view_set_bytes (self->init_view, pixels, self->image_size, self->channels);
+  gtk_widget_set_visible (GTK_WIDGET (self->init_view), pixels != NULL);
+  gtk_label_set_text (self->init_label,
+                      pixels != NULL ? name
+                      : _("None: from pure noise. Choose a picture, or drop one on these settings"));
+  gtk_widget_set_sensitive (self->strength_box, pixels != NULL);
+  tf_imagine_view_update_actions (self);
+}
+
+gboolean
+tf_imagine_view_set_init_image (TfImagineView *self, GFile *file, GError **error)
+{
+  g_autoptr(GBytes) pixels = NULL;
+  g_autofree char *name = NULL;
+
+  g_return_val_if_fail (TF_IS_IMAGINE_VIEW (self), FALSE);
+  g_return_val_if_fail (file == NULL || self->generation != NULL, FALSE);
+  if (file == NULL)
+    {
+      set_init_pixels (self, NULL, NULL);
+      return TRUE;
+    }
+  pixels = tf_pixels_new_from_file (file, self->image_size, self->channels, error);
+  if (pixels == NULL)
+    return FALSE;
+  name = g_file_get_basename (file);
+  set_init_pixels (self, pixels, name);
+  return TRUE;
+}
+
+/* The "parameters" text of the PNG @file, or NULL: none, or not a local PNG. */
+static char *
+png_parameters (GFile *file)
+{
+  g_autofree char *path = g_file_get_path (file);
+  g_autoptr(GHashTable) text = path != NULL ? tf_image_read_png_text (path, NULL) : NULL;
+
+  return text != NULL ? g_strdup (g_hash_table_lookup (text, "parameters")) : NULL;
+}
+
+gboolean
+tf_imagine_view_drop_file (TfImagineView *self, GFile *file, GError **error)
+{
+  g_autofree char *text = NULL, *name = NULL, *toast = NULL;
+  TfParameters parameters;
+
+  g_return_val_if_fail (TF_IS_IMAGINE_VIEW (self), FALSE);
+  g_return_val_if_fail (G_IS_FILE (file) && self->generation != NULL, FALSE);
+
+  text = png_parameters (file);
+  name = g_file_get_basename (file);
+  if (tf_parameters_parse (text, &parameters))
+    {
+      fill_form (self, &parameters);
+      tf_parameters_clear (&parameters);
+      /* Translators: a toast after a PNG was dropped on Imagine's settings */
+      toast = g_strdup_printf (_("Settings read from %s"), name);
+    }
+  else
+    {
+      tf_parameters_clear (&parameters);
+      if (!tf_imagine_view_set_init_image (self, file, error))
+        return FALSE;
+      /* Translators: a toast after a picture without settings was dropped */
+      toast = g_strdup_printf (_("No settings in %s: the images start from it"), name);
+    }
+  tf_widget_add_toast (GTK_WIDGET (self), toast, NULL, NULL, NULL);
+  return TRUE;
+}
+
+static gboolean
+on_drop (GtkDropTarget *target, const GValue *value, double x, double y, TfImagineView *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (self->generation == NULL)
+    return FALSE;
+  if (G_VALUE_HOLDS (value, G_TYPE_FILE))
+    {
+      if (tf_imagine_view_drop_file (self, g_value_get_object (value), &error))
+        return TRUE;
+      show_status (self, error->message);
+      return FALSE;
+    }
+  if (G_VALUE_HOLDS (value, GDK_TYPE_TEXTURE))
+    {
+      /* Pixels only (from an image editor): nothing to read settings from. */
+      g_autoptr(GBytes) pixels = tf_pixels_new_from_texture (g_value_get_object (value),
+                                                             self->image_size, self->channels);
+
+      set_init_pixels (self, pixels, _("Dropped picture"));
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+remove_init_image_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  set_init_pixels (TF_IMAGINE_VIEW (widget), NULL, NULL);
+}
+
+/* GtkFileChooserNative is the file chooser of GTK 4.8 (Debian 12). */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+
+static void
+on_init_image_response (GtkNativeDialog *dialog, int response, TfImagineView *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      g_autoptr(GFile) file = gtk_file_chooser_get_file (GTK_FILE_CHOOSER (dialog));
+      g_autoptr(GError) error = NULL;
+
+      if (file != NULL && !tf_imagine_view_set_init_image (self, file, &error))
+        show_status (self, error->message);
+    }
+  gtk_native_dialog_destroy (dialog);
+  g_clear_object (&self->init_dialog);
+}
+
+/* A chosen file is always the picture to start from, settings or not. */
+static void
+choose_init_image_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TfImagineView *self = TF_IMAGINE_VIEW (widget);
+
+  if (self->init_dialog == NULL)
+    {
+      self->init_dialog = tf_picture_chooser_new (widget, _("Start from a Picture"), _("_Open"));
+      g_signal_connect (self->init_dialog, "response", G_CALLBACK (on_init_image_response), self);
+    }
+  gtk_native_dialog_show (self->init_dialog);
+}
+
+G_GNUC_END_IGNORE_DEPRECATIONS
+
 /* ---- Template callbacks ------------------------------------------------- */
 
 static void
@@ -722,22 +907,14 @@ on_gallery_activated (TfImagineView *self, const char *parameters_text, GBytes *
 
   if (tf_parameters_parse (parameters_text, &parameters))
     {
-      gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), parameters.prompt);
-      gtk_editable_set_text (GTK_EDITABLE (self->negative_entry),
-                             parameters.negative != NULL ? parameters.negative : "");
-      gtk_spin_button_set_value (self->steps_spin, parameters.settings.steps);
-      gtk_spin_button_set_value (self->cfg_spin, parameters.settings.cfg);
-      gtk_drop_down_set_selected (self->sampler_dropdown,
-                                  parameters.settings.sampler == TF_SAMPLER_DDIM ? 1 : 0);
-      /* The restored seed is the point: keep it for the next Generate. */
-      gtk_spin_button_set_value (self->seed_spin, (double) parameters.settings.seed);
-
+      fill_form (self, &parameters);
       g_free (self->prompt);
       self->prompt = g_strdup (parameters.prompt);
       g_free (self->negative);
       self->negative = g_strdup (parameters.negative != NULL ? parameters.negative : "");
       self->settings = parameters.settings;
       self->settings.negative = self->negative[0] != '\0' ? self->negative : NULL;
+      g_clear_pointer (&self->job_init, g_bytes_unref);
     }
   tf_parameters_clear (&parameters);
 
@@ -787,8 +964,14 @@ tf_imagine_view_set_model (TfImagineView *self, TfGeneration *generation,
   if (generation != NULL)
     {
       self->generation = g_object_ref (generation);
+      /* A picture fitted to another model's size is no start for this one. */
+      if (self->image_size != tf_generation_get_image_size (generation)
+          || self->channels != tf_generation_get_channels (generation))
+        g_clear_pointer (&self->init_pixels, g_bytes_unref);
       self->image_size = tf_generation_get_image_size (generation);
       self->channels = tf_generation_get_channels (generation);
+      if (self->init_pixels == NULL)
+        set_init_pixels (self, NULL, NULL);
       self->handlers[0] = g_signal_connect (generation, "step", G_CALLBACK (on_step), self);
       self->handlers[1] = g_signal_connect (generation, "finished", G_CALLBACK (on_finished),
                                             self);
@@ -882,6 +1065,9 @@ tf_imagine_view_dispose (GObject *object)
   tf_imagine_view_set_model (self, NULL, NULL, NULL, NULL);
   tf_imagine_view_set_settings (self, NULL);
   g_clear_object (&self->completions);
+  if (self->init_dialog != NULL)
+    gtk_native_dialog_destroy (self->init_dialog);
+  g_clear_object (&self->init_dialog);
   /* The template's root box is not bound to a field: unparent it here. */
   while ((child = gtk_widget_get_first_child (GTK_WIDGET (self))) != NULL)
     gtk_widget_unparent (child);
@@ -898,6 +1084,8 @@ tf_imagine_view_finalize (GObject *object)
   g_ptr_array_unref (self->variants);
   g_ptr_array_unref (self->xt_steps);
   g_clear_pointer (&self->result, g_bytes_unref);
+  g_clear_pointer (&self->init_pixels, g_bytes_unref);
+  g_clear_pointer (&self->job_init, g_bytes_unref);
   g_free (self->result_path);
   g_free (self->prompt);
   g_free (self->negative);
@@ -930,6 +1118,11 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_spin);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_hint);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, batch_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, form);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, init_view);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, init_label);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, strength_box);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, strength_scale);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, variants_box);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, xt_column);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, run_stack);
@@ -955,6 +1148,10 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_install_action (widget_class, "imagine.copy", NULL, copy_action);
   gtk_widget_class_install_action (widget_class, "imagine.random-seed", NULL, random_seed_action);
   gtk_widget_class_install_action (widget_class, "imagine.reuse-seed", NULL, reuse_seed_action);
+  gtk_widget_class_install_action (widget_class, "imagine.choose-init-image", NULL,
+                                   choose_init_image_action);
+  gtk_widget_class_install_action (widget_class, "imagine.remove-init-image", NULL,
+                                   remove_init_image_action);
 
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
   gtk_widget_class_set_css_name (widget_class, "tf-imagine-view");
@@ -964,6 +1161,9 @@ static void
 tf_imagine_view_init (TfImagineView *self)
 {
   GtkDragSource *drag = gtk_drag_source_new ();
+  GtkDropTarget *drop = gtk_drop_target_new (G_TYPE_INVALID, GDK_ACTION_COPY);
+  /* The file first: only a file can carry settings to read. */
+  GType drop_types[] = { G_TYPE_FILE, GDK_TYPE_TEXTURE };
 
   gtk_widget_init_template (GTK_WIDGET (self));
 
@@ -980,6 +1180,10 @@ tf_imagine_view_init (TfImagineView *self)
   gtk_drag_source_set_actions (drag, GDK_ACTION_COPY);
   g_signal_connect (drag, "prepare", G_CALLBACK (on_drag_prepare), self);
   gtk_widget_add_controller (GTK_WIDGET (self->x0_view), GTK_EVENT_CONTROLLER (drag));
+  gtk_drop_target_set_gtypes (drop, drop_types, G_N_ELEMENTS (drop_types));
+  g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);
+  gtk_widget_add_controller (self->form, GTK_EVENT_CONTROLLER (drop));
+  set_init_pixels (self, NULL, NULL);
 
   setup_completion (self);
   tf_imagine_view_update_actions (self);

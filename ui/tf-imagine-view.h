@@ -3,7 +3,19 @@
  * The settings on the left, the live view on the right: the predicted clean
  * image large and the noisy one beside it while the model denoises, then a
  * scrubber that replays every step, and the strip of earlier results.
- * Actions (group "imagine"): generate, stop, save-as, copy. */
+ * Actions (group "imagine"): generate, stop, save-as, copy, random-seed,
+ * reuse-seed, choose-init-image, remove-init-image.
+ *
+ * Starting from a picture (img2img): the images are drawn from it, noised
+ * to the strength's level, instead of from pure noise. Files dropped on the
+ * settings pane (one drop target, the whole pane):
+ * - a PNG with a "parameters" text (this program's or the Stable Diffusion
+ *   web UI's) fills the form from it: prompt, negative, steps, sampler,
+ *   guidance, seed and strength ("PNG Info"); the init image stays as it was;
+ * - any other picture file, or pixels dropped from an image editor, becomes
+ *   the picture to start from.
+ * A toast says which. The file chooser (choose-init-image) always sets the
+ * picture to start from, settings or not. */
 #pragma once
 
 #include <gtk/gtk.h>
@@ -30,6 +42,12 @@ void tf_imagine_view_set_settings (TfImagineView *self, GSettings *settings);
 void tf_imagine_view_set_gallery_dir (TfImagineView *self, const char *dir);
 
 void tf_imagine_view_set_prompt (TfImagineView *self, const char *prompt);
+/* The picture the next images start from (fitted to the model), or NULL:
+ * from pure noise. Needs a model. FALSE with @error when @file cannot be
+ * read as a picture. */
+gboolean tf_imagine_view_set_init_image (TfImagineView *self, GFile *file, GError **error);
+/* What a file dropped on the settings does (see above). */
+gboolean tf_imagine_view_drop_file (TfImagineView *self, GFile *file, GError **error);
 /* TRUE while this view's job runs. */
 gboolean tf_imagine_view_get_running (TfImagineView *self);
 /* The finished (or restored) image, or NULL; size × size × channels floats. */
