@@ -225,7 +225,7 @@ test_chat_templates (void)
   g_assert_cmpint (tf_data_source_size (heldout), >=, 10);
   GPtrArray *examples = all_examples (train, 7);
   GPtrArray *held = all_examples (heldout, 7);
-  g_autoptr (GHashTable) prompts = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr (GHashTable) prompts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr (GHashTable) topics = g_hash_table_new (g_str_hash, g_str_equal);
   for (guint i = 0; i < examples->len; i++)
     {
