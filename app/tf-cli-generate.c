@@ -21,6 +21,7 @@
 #include "tf-model-info.h"
 
 #define MAX_UPSCALE 32
+#define MAX_COUNT 100
 
 /* ---- Shared ------------------------------------------------------------- */
 
@@ -278,14 +279,29 @@ on_generate_step (const TfStepEvent *event, gpointer user_data)
 }
 
 /* "out.png" → "out-x4.png" */
+/* FILE.png → FILE-SUFFIX.png */
 static char *
-upscaled_path (const char *path, int scale)
+suffixed_path (const char *path, const char *suffix)
 {
   size_t len = strlen (path);
 
   if (len > 4 && g_ascii_strcasecmp (path + len - 4, ".png") == 0)
     len -= 4;
-  return g_strdup_printf ("%.*s-x%d.png", (int) len, path, scale);
+  return g_strdup_printf ("%.*s-%s.png", (int) len, path, suffix);
+}
+
+static char *
+upscaled_path (const char *path, int scale)
+{
+  g_autofree char *suffix = g_strdup_printf ("x%d", scale);
+  return suffixed_path (path, suffix);
+}
+
+static char *
+numbered_path (const char *path, int number)
+{
+  g_autofree char *suffix = g_strdup_printf ("%d", number);
+  return suffixed_path (path, suffix);
 }
 
 /* The folder @path goes into must be there: found out now, not after the
@@ -316,7 +332,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *prompt = NULL, *negative = NULL, *seed_text = NULL, *sampler = NULL;
   g_autofree char *model = NULL, *out = NULL, *previews = NULL, *init_image = NULL;
-  int preview_every = 1, upscale = 0;
+  int preview_every = 1, upscale = 0, count = 1;
   double strength = NAN;
   TfGenerateSettings settings;
   gboolean random_seed;
@@ -337,6 +353,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "previews", 0, 0, G_OPTION_ARG_FILENAME, &previews, N_("Write the predicted image of each step to DIR/step-001.png…"), N_("DIR") },
     { "preview-every", 0, 0, G_OPTION_ARG_INT, &preview_every, N_("Only every K-th step, and the last (1)"), N_("K") },
     { "upscale", 0, 0, G_OPTION_ARG_INT, &upscale, N_("Also write FILE-xN.png, N times bigger, pixels kept crisp"), N_("N") },
+    { "count", 'n', 0, G_OPTION_ARG_INT, &count, N_("Draw N images on consecutive seeds, FILE-1.png… (1)"), N_("N") },
     { "init-image", 0, 0, G_OPTION_ARG_FILENAME, &init_image, N_("Start from this picture (PNG) instead of pure noise"), N_("FILE") },
     { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength,
       describe (keep, _("How much of --init-image to redraw, above 0 to 1 (%g)"), settings.strength),
@@ -364,6 +381,14 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     }
   if (preview_every < 1)
     return tf_cli_usage_error (cli, line, _("--preview-every must be 1 or more"));
+  if (count < 1 || count > MAX_COUNT)
+    {
+      g_autofree char *message = g_strdup_printf (_("--count must be 1 to %d"), MAX_COUNT);
+      return tf_cli_usage_error (cli, line, message);
+    }
+  if (count > 1 && previews != NULL)
+    return tf_cli_usage_error (cli, line, _("--previews draws the steps of one image: "
+                                            "leave out --count"));
   if (upscale != 0 && (upscale < 2 || upscale > MAX_UPSCALE))
     {
       g_autofree char *message = g_strdup_printf (_("--upscale must be 2 to %d"), MAX_UPSCALE);
@@ -407,36 +432,45 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       tf_image_clear (&image);
       settings.init_image = init_pixels;
     }
-  GenerateRun run = { .gen = gen, .previews = previews, .preview_every = preview_every };
-  const TfGenerateCallbacks callbacks = { .step = on_generate_step, .user_data = &run };
-  struct sigaction previous;
-
-  progress_begin (&run.progress, cli->err);
-  tf_cli_catch_interrupt (gen, &previous);
-  gboolean ok = tf_generator_generate_image (gen, prompt, &settings, &callbacks, pixels, &error);
-  tf_cli_release_interrupt (&previous);
-  progress_end (&run.progress);
-  if (run.error != NULL)
-    {
-      status = file_error (cli, run.error);
-      g_error_free (run.error);
-      return status;
-    }
-  if (!ok)
-    return file_error (cli, error);
-
   g_autofree char *name = tf_model_name_from_path (model_path);
-  g_autofree char *parameters = tf_png_parameters_text (prompt, &settings, size, name, hash);
-  if (!tf_write_generated_png (out, pixels, size, channels, 1, parameters, &error))
-    return file_error (cli, error);
-  fprintf (cli->out, _("wrote %s\n"), out);
-  if (upscale != 0)
+  const uint64_t first_seed = settings.seed;
+  /* Several images: one a seed, as the app's variants and the web UI's
+   * batch count, each written as soon as it is drawn. */
+  for (int i = 0; i < count; i++)
     {
-      g_autofree char *big = upscaled_path (out, upscale);
+      GenerateRun run = { .gen = gen, .previews = previews, .preview_every = preview_every };
+      const TfGenerateCallbacks callbacks = { .step = on_generate_step, .user_data = &run };
+      struct sigaction previous;
 
-      if (!tf_write_generated_png (big, pixels, size, channels, upscale, parameters, &error))
+      settings.seed = first_seed + (uint64_t) i;
+      progress_begin (&run.progress, cli->err);
+      tf_cli_catch_interrupt (gen, &previous);
+      gboolean ok = tf_generator_generate_image (gen, prompt, &settings, &callbacks, pixels,
+                                                 &error);
+      tf_cli_release_interrupt (&previous);
+      progress_end (&run.progress);
+      if (run.error != NULL)
+        {
+          status = file_error (cli, run.error);
+          g_error_free (run.error);
+          return status;
+        }
+      if (!ok)
         return file_error (cli, error);
-      fprintf (cli->out, _("wrote %s\n"), big);
+
+      g_autofree char *path = count > 1 ? numbered_path (out, i + 1) : g_strdup (out);
+      g_autofree char *parameters = tf_png_parameters_text (prompt, &settings, size, name, hash);
+      if (!tf_write_generated_png (path, pixels, size, channels, 1, parameters, &error))
+        return file_error (cli, error);
+      fprintf (cli->out, _("wrote %s\n"), path);
+      if (upscale != 0)
+        {
+          g_autofree char *big = upscaled_path (path, upscale);
+
+          if (!tf_write_generated_png (big, pixels, size, channels, upscale, parameters, &error))
+            return file_error (cli, error);
+          fprintf (cli->out, _("wrote %s\n"), big);
+        }
     }
   return TF_CLI_EXIT_OK;
 }

@@ -775,6 +775,43 @@ test_generate_png (void)
   tf_image_clear (&small);
   tf_image_clear (&large);
 
+  /* Several on consecutive seeds (the web UI's batch count): FILE-1.png…,
+   * the second the very image a single run with the next seed draws. */
+  {
+    g_autofree char *many = g_build_filename (dir, "many.png", NULL);
+    g_autofree char *second = g_build_filename (dir, "many-2.png", NULL);
+    g_autofree char *single = g_build_filename (dir, "single.png", NULL);
+    TfImage a = { 0 }, b = { 0 };
+    run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--steps", "3",
+                    "--seed", "7", "--count", "3", "--out", many, NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    for (int i = 1; i <= 3; i++)
+      {
+        g_autofree char *name = g_strdup_printf ("many-%d.png", i);
+        g_autofree char *path = g_build_filename (dir, name, NULL);
+        g_autofree char *seed = g_strdup_printf (", Seed: %d, ", 6 + i);
+        g_autoptr(GHashTable) params = tf_image_read_png_text (path, &error);
+        g_assert_no_error (error);
+        g_assert_nonnull (strstr (r.out, path));
+        g_assert_nonnull (strstr (g_hash_table_lookup (params, "parameters"), seed));
+      }
+    g_assert_false (g_file_test (many, G_FILE_TEST_EXISTS));
+    cli_result_clear (&r);
+    run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--steps", "3",
+                    "--seed", "8", "--out", single, NULL);
+    g_assert_cmpint (r.status, ==, 0);
+    cli_result_clear (&r);
+    g_assert_true (tf_image_read_png (second, &a, &error) && tf_image_read_png (single, &b, &error));
+    g_assert_cmpmem (a.rgba, (size_t) a.width * a.height * 4, b.rgba, (size_t) b.width * b.height * 4);
+    tf_image_clear (&a);
+    tf_image_clear (&b);
+    run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--count", "2",
+                    "--previews", dir, "--out", many, NULL);
+    g_assert_cmpint (r.status, ==, 2);
+    g_assert_nonnull (strstr (r.err, "leave out --count"));
+    cli_result_clear (&r);
+  }
+
   /* From a picture (img2img): half of the 4-step schedule, and the web UI's
    * "Denoising strength" in the parameters. */
   run_in_process (&r, "generate", "--model", model, "--prompt", "a red circle", "--steps", "4",
@@ -906,6 +943,7 @@ test_generate_bad_requests (void)
     { "--upscale", "1", "--upscale must be 2 to 32" },
     { "--preview-every", "0", "--preview-every" },
     { "--strength", "0.5", "--strength needs --init-image" },
+    { "--count", "0", "--count must be 1 to 100" },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (usage); i++)
