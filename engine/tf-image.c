@@ -505,12 +505,12 @@ tf_image_write_png (const char *path, const uint8_t *rgb, int width, int height,
 
 /* --- model pixels ------------------------------------------------------- */
 
-/* Resampling is separable and streams the rows, so that memory stays small
- * whatever the input's shape (a 1×64M-pixel image is legal):
- * - down (out < in), area averaging written as a scatter: input pixel i
- *   covers [i·out/in, (i+1)·out/in) in output coordinates, at most two
- *   output pixels, each weighted by the length it covers;
- * - up (out ≥ in), bilinear with pixel centres aligned and edges clamped. */
+/* Resampling only ever shrinks (out ≤ in: a smaller picture keeps its size)
+ * and is separable and streams the rows, so that memory stays small whatever
+ * the input's shape (a 1×64M-pixel image is legal): area averaging written
+ * as a scatter, input pixel i covering [i·out/in, (i+1)·out/in) in output
+ * coordinates, at most two output pixels, each weighted by the length it
+ * covers. At out = in the weights are exactly 1 and 0: a copy. */
 static void
 area_weights (int i, int in, int out, int *o, float *w0, float *w1)
 {
@@ -522,58 +522,26 @@ area_weights (int i, int in, int out, int *o, float *w0, float *w1)
   *w1 = first + 1 < out && hi > split ? (float) (hi - split) : 0.0f;
 }
 
-static void
-bilinear_weights (int o, int in, int out, int *i0, float *f)
-{
-  double x = (o + 0.5) * in / out - 0.5;
-  x = CLAMP (x, 0.0, (double) (in - 1));
-  int i = (int) floor (x);
-  double frac = x - i;
-  if (i >= in - 1)
-    {
-      i = in - 1;
-      frac = 0.0;
-    }
-  *i0 = i;
-  *f = (float) frac;
-}
-
-/* One input row, composited over white, resampled to @fw × RGB. */
+/* One input row, composited over white, resampled to @fw ≤ @w × RGB. */
 static void
 resample_row (const uint8_t *rgba, int w, int fw, float *out)
 {
-  if (fw < w)
+  memset (out, 0, sizeof (float) * fw * 3);
+  for (int x = 0; x < w; x++)
     {
-      memset (out, 0, sizeof (float) * fw * 3);
-      for (int x = 0; x < w; x++)
-        {
-          const uint8_t *p = rgba + (size_t) x * 4;
-          float a = p[3] / 255.0f, rgb[3];
-          for (int c = 0; c < 3; c++)
-            rgb[c] = p[c] / 255.0f * a + (1.0f - a);
-          int o;
-          float w0, w1;
-          area_weights (x, w, fw, &o, &w0, &w1);
-          for (int c = 0; c < 3; c++)
-            {
-              out[o * 3 + c] += w0 * rgb[c];
-              if (w1 > 0.0f)
-                out[(o + 1) * 3 + c] += w1 * rgb[c];
-            }
-        }
-      return;
-    }
-  for (int o = 0; o < fw; o++)
-    {
-      int x;
-      float f;
-      bilinear_weights (o, w, fw, &x, &f);
-      int x1 = MIN (x + 1, w - 1);
-      const uint8_t *p0 = rgba + (size_t) x * 4, *p1 = rgba + (size_t) x1 * 4;
-      float a0 = p0[3] / 255.0f, a1 = p1[3] / 255.0f;
+      const uint8_t *p = rgba + (size_t) x * 4;
+      float a = p[3] / 255.0f, rgb[3];
       for (int c = 0; c < 3; c++)
-        out[o * 3 + c] = (1.0f - f) * (p0[c] / 255.0f * a0 + (1.0f - a0))
-                         + f * (p1[c] / 255.0f * a1 + (1.0f - a1));
+        rgb[c] = p[c] / 255.0f * a + (1.0f - a);
+      int o;
+      float w0, w1;
+      area_weights (x, w, fw, &o, &w0, &w1);
+      for (int c = 0; c < 3; c++)
+        {
+          out[o * 3 + c] += w0 * rgb[c];
+          if (w1 > 0.0f)
+            out[(o + 1) * 3 + c] += w1 * rgb[c];
+        }
     }
 }
 
@@ -606,40 +574,19 @@ tf_image_to_model (const TfImage *image, int size, int channels, float *out)
 
   float *fitted = g_new0 (float, (size_t) fw * fh * 3);
   float *row = g_new (float, (size_t) fw * 3);
-  if (fh < h)
+  /* Each input row adds into at most two output rows. */
+  for (int y = 0; y < h; y++)
     {
-      /* Down: each input row adds into at most two output rows. */
-      for (int y = 0; y < h; y++)
+      resample_row (image->rgba + (size_t) y * w * 4, w, fw, row);
+      int o;
+      float w0, w1;
+      area_weights (y, h, fh, &o, &w0, &w1);
+      for (int i = 0; i < fw * 3; i++)
         {
-          resample_row (image->rgba + (size_t) y * w * 4, w, fw, row);
-          int o;
-          float w0, w1;
-          area_weights (y, h, fh, &o, &w0, &w1);
-          for (int i = 0; i < fw * 3; i++)
-            {
-              fitted[(size_t) o * fw * 3 + i] += w0 * row[i];
-              if (w1 > 0.0f)
-                fitted[(size_t) (o + 1) * fw * 3 + i] += w1 * row[i];
-            }
+          fitted[(size_t) o * fw * 3 + i] += w0 * row[i];
+          if (w1 > 0.0f)
+            fitted[(size_t) (o + 1) * fw * 3 + i] += w1 * row[i];
         }
-    }
-  else
-    {
-      /* Up: h ≤ fh ≤ size, so the resampled rows are few. */
-      float *rows = g_new (float, (size_t) h * fw * 3);
-      for (int y = 0; y < h; y++)
-        resample_row (image->rgba + (size_t) y * w * 4, w, fw, rows + (size_t) y * fw * 3);
-      for (int o = 0; o < fh; o++)
-        {
-          int y;
-          float f;
-          bilinear_weights (o, h, fh, &y, &f);
-          int y1 = MIN (y + 1, h - 1);
-          const float *r0 = rows + (size_t) y * fw * 3, *r1 = rows + (size_t) y1 * fw * 3;
-          for (int i = 0; i < fw * 3; i++)
-            fitted[(size_t) o * fw * 3 + i] = (1.0f - f) * r0[i] + f * r1[i];
-        }
-      g_free (rows);
     }
   g_free (row);
 

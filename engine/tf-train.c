@@ -1178,7 +1178,8 @@ warm_start (TfTrainer *tr, const TfConfig *config, const char *path, GError **er
                    c->unet_channels, c->unet_blocks);
       return FALSE;
     }
-  if (memcmp (&recipe, c, sizeof recipe) != 0)
+  g_autofree char *before = tf_config_to_json (c), *after = tf_config_to_json (&recipe);
+  if (strcmp (before, after) != 0)
     {
       g_autoptr (TfModel) changed = tf_model_new (&recipe, error);
       if (changed == NULL)
