@@ -156,20 +156,30 @@ static const char *const fashion_subjects[FASHION_CLASSES + 1] = {
   "sandal", "shirt", "sneaker", "bag", "ankle boot", NULL,
 };
 
-/* Noun phrases with their article; the first names the class plainly. */
-static const char *const fashion_phrases[FASHION_CLASSES][5] = {
-  { "a t-shirt", "a tee", "a top", "a tee shirt", NULL },
-  { "a pair of trousers", "trousers", "a pair of pants", "pants", NULL },
-  { "a pullover", "a sweater", "a jumper", NULL },
-  { "a dress", "a summer dress", "a frock", NULL },
-  { "a coat", "a jacket", "a winter coat", NULL },
-  { "a sandal", "an open sandal", "a summer sandal", NULL },
-  { "a shirt", "a button-up shirt", "a blouse", NULL },
-  { "a sneaker", "a trainer", "a running shoe", "a sports shoe", NULL },
-  { "a bag", "a handbag", "a purse", "a tote bag", NULL },
-  { "an ankle boot", "a boot", "a short boot", NULL },
+/* Noun phrases, most with their article; the first names the class
+ * plainly. Bare names and plurals are here because people type them so
+ * ("sneakers"); none of them is a phrase of another class. */
+static const char *const fashion_phrases[FASHION_CLASSES][9] = {
+  { "a t-shirt", "a tee", "a top", "a tee shirt", "t-shirt", "a tshirt", "a short-sleeved top",
+    NULL },
+  { "a pair of trousers", "trousers", "a pair of pants", "pants", "a pair of jeans", "jeans",
+    "slacks", NULL },
+  { "a pullover", "a sweater", "a jumper", "pullover", "a knit sweater", "a sweatshirt", NULL },
+  { "a dress", "a summer dress", "a frock", "dress", "a gown", "a sleeveless dress", NULL },
+  { "a coat", "a jacket", "a winter coat", "coat", "an overcoat", "a parka", NULL },
+  { "a sandal", "an open sandal", "a summer sandal", "sandal", "sandals", "a pair of sandals",
+    "a strappy sandal", NULL },
+  { "a shirt", "a button-up shirt", "a blouse", "shirt", "a collared shirt",
+    "a long-sleeved shirt", NULL },
+  { "a sneaker", "a trainer", "a running shoe", "a sports shoe", "sneaker", "sneakers",
+    "a tennis shoe", "a pair of sneakers", NULL },
+  { "a bag", "a handbag", "a purse", "a tote bag", "bag", "a shoulder bag", "a clutch", NULL },
+  { "an ankle boot", "a boot", "a short boot", "ankle boot", "ankle boots", "a leather boot",
+    "a bootie", NULL },
 };
 
+/* None of them is one of eval's unseen phrasings (tests/test-judge.c
+ * checks that tf_data_fashion_caption_class() knows none of those). */
 static const char *const fashion_templates[] = {
   "%s",
   "a photo of %s",
@@ -181,6 +191,14 @@ static const char *const fashion_templates[] = {
   "a product photo of %s",
   "%s, white on black",
   "a small low-resolution image of %s",
+  "a drawing of %s",
+  "an illustration of %s",
+  "a sketch of %s",
+  "a simple image of %s",
+  "a thumbnail of %s",
+  "a catalogue photo of %s",
+  "%s, isolated",
+  "a gray picture of %s",
 };
 
 /* Reads a gzip-compressed IDX file of unsigned bytes with @n_dims

@@ -335,11 +335,34 @@ draw_example (TfTrainer *tr, TfRng *rng, TfExample *ex, int *source, GError **er
 
 static const char *const draw_phrases[] = {
   "draw ", "draw me ", "make a picture of ", "show me ", "paint ", "create an image of ",
+  "please draw ", "generate ", "i would like a picture of ", "sketch ",
+  "make an image of ",
 };
 static const char *const caption_questions[] = {
   "what is this?", "what is in this picture?", "describe this image.", "caption this.",
-  "what do you see?",
+  "what do you see?", "what's this?", "what is shown here?", "can you describe this?",
+  "what is it?", "what's in the picture?",
 };
+
+/* People write a prompt as they write anything else: a capital first,
+ * a full stop at the end. Training's own captions have neither, so text
+ * the model reads (a caption before its image, a chat message) gets them
+ * now and then; text it writes keeps the plain form that eval parses. */
+static char *
+as_people_write (TfRng *rng, const char *text)
+{
+  char *out = g_strdup (text);
+  if (tf_rng_uniform (rng) < 0.25)
+    out[0] = g_ascii_toupper (out[0]);
+  size_t len = strlen (out);
+  if (len > 0 && g_ascii_isalnum (out[len - 1]) && tf_rng_uniform (rng) < 0.15)
+    {
+      char *dotted = g_strconcat (out, ".", NULL);
+      g_free (out);
+      out = dotted;
+    }
+  return out;
+}
 
 /* ---- Tokenizer corpus --------------------------------------------------- */
 
@@ -471,7 +494,8 @@ doc_chat_turn (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *ow
         {
           /* "draw X" → image */
           const char *phrase = draw_phrases[tf_rng_below (rng, G_N_ELEMENTS (draw_phrases))];
-          g_autofree char *ask = g_strconcat (phrase, ex->caption, NULL);
+          g_autofree char *plain = g_strconcat (phrase, ex->caption, NULL);
+          g_autofree char *ask = as_people_write (rng, plain);
           doc_string (tr, doc, owned, ask, max_caption);
           doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
@@ -481,10 +505,12 @@ doc_chat_turn (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *ow
       else
         {
           /* image + "what is this?" → caption; the image first, so t ≤ T/2 */
-          const char *q = caption_questions[tf_rng_below (rng, G_N_ELEMENTS (caption_questions))];
+          const char *plain = caption_questions[tf_rng_below (rng,
+                                                              G_N_ELEMENTS (caption_questions))];
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
           doc_image (tr, rng, doc, owned, pixels, TRUE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);
+          g_autofree char *q = as_people_write (rng, plain);
           doc_string (tr, doc, owned, q, max_caption);
           doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
           doc_string (tr, doc, owned, ex->caption, max_caption);
@@ -495,7 +521,8 @@ doc_chat_turn (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *ow
       if (ex->prompt == NULL)
         return FALSE;
       doc_special (tr, doc, owned, TF_SPECIAL_USER);
-      doc_string (tr, doc, owned, ex->prompt, max_caption);
+      g_autofree char *prompt = as_people_write (rng, ex->prompt);
+      doc_string (tr, doc, owned, prompt, max_caption);
       doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
       doc_string (tr, doc, owned, ex->text, c->max_seq_len - 4 - doc->length);
     }
@@ -570,7 +597,10 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned,
         {
           /* caption first; sometimes no caption, for classifier-free guidance */
           if (tf_rng_uniform (rng) >= o->cfg_drop)
-            doc_string (tr, doc, owned, ex->caption, max_caption);
+            {
+              g_autofree char *caption = as_people_write (rng, ex->caption);
+              doc_string (tr, doc, owned, caption, max_caption);
+            }
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
           doc_image (tr, rng, doc, owned, pixels, FALSE);
           doc_special (tr, doc, owned, TF_SPECIAL_EOI);

@@ -287,6 +287,8 @@ static char *tmp_dir;
 
 static const char *const draw_starts[] = {
   "draw ", "draw me ", "make a picture of ", "show me ", "paint ", "create an image of ",
+  "please draw ", "generate ", "i would like a picture of ", "sketch ",
+  "make an image of ",
 };
 
 /* Documents of several turns: specials in order, an image as the reply
@@ -318,7 +320,7 @@ test_chat_documents (void)
   g_assert_no_error (error);
   g_auto (GStrv) again = tf_trainer_sample_documents (tr, 9, n, NULL, &error);
   g_assert_no_error (error);
-  int multi = 0, late_draws = 0, captions = 0, talk = 0;
+  int multi = 0, late_draws = 0, captions = 0, talk = 0, capitals = 0, plain = 0;
   for (int d = 0; d < n; d++)
     {
       g_assert_cmpstr (docs[d], ==, again[d]);
@@ -348,11 +350,17 @@ test_chat_documents (void)
           const char *reply = assistant + strlen ("<|assistant|>");
           g_assert_null (strstr (reply, "<|user|>"));
           g_assert_null (strstr (reply, "<|assistant|>"));
+          /* messages start with a capital now and then, as people write */
+          g_autofree char *lower = g_ascii_strdown (user, -1);
+          capitals += g_ascii_isupper (user[0]);
+          plain += g_ascii_islower (user[0]);
           gboolean asks_draw = FALSE;
           for (size_t p = 0; p < G_N_ELEMENTS (draw_starts); p++)
-            asks_draw |= g_str_has_prefix (user, draw_starts[p]);
+            asks_draw |= g_str_has_prefix (lower, draw_starts[p]);
           gboolean draws = g_str_has_prefix (reply, "<|boi|><|image t=")
                            && g_str_has_suffix (reply, "|><|eoi|>");
+          if (asks_draw != draws)
+            g_test_message ("asks to draw? %d; draws? %d: %s", asks_draw, draws, turn);
           g_assert_cmpint (asks_draw, ==, draws);
           g_assert_true (draws || strstr (reply, "<|image") == NULL);
           if (draws && k >= 2)
@@ -376,6 +384,10 @@ test_chat_documents (void)
   g_assert_cmpint (late_draws, >, 0);
   g_assert_cmpint (captions, >, 0);
   g_assert_cmpint (talk, >, 0);
+  /* a quarter of messages start with a capital, as people write them */
+  g_test_message ("%d messages start with a capital, %d without", capitals, plain);
+  g_assert_cmpint (capitals, >, 0);
+  g_assert_cmpint (plain, >, capitals);
 
   /* Another seed, other documents; the trainer's own stream untouched. */
   g_auto (GStrv) other = tf_trainer_sample_documents (tr, 10, n, NULL, &error);

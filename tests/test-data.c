@@ -119,15 +119,15 @@ check_image_example (const TfExample *e, int size, int channels)
 /* --- Fashion-MNIST ------------------------------------------------------ */
 
 static const char *const fashion_words[10][6] = {
-  { "t-shirt", "tee", "top", NULL },
-  { "trousers", "pants", NULL },
-  { "pullover", "sweater", "jumper", NULL },
-  { "dress", "frock", NULL },
-  { "coat", "jacket", NULL },
+  { "t-shirt", "tee", "top", "tshirt", NULL },
+  { "trousers", "pants", "jeans", "slacks", NULL },
+  { "pullover", "sweater", "jumper", "sweatshirt", NULL },
+  { "dress", "frock", "gown", NULL },
+  { "coat", "jacket", "parka", NULL },
   { "sandal", NULL },
   { "shirt", "blouse", NULL },
   { "sneaker", "trainer", "shoe", NULL },
-  { "bag", "purse", NULL },
+  { "bag", "purse", "clutch", NULL },
   { "boot", NULL },
 };
 
