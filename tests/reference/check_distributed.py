@@ -261,6 +261,7 @@ def main():
             p.add_argument("--preset", default="tiny", choices=sorted(td.PRESETS))
             for key in ("d_model", "n_layers", "n_heads", "max_seq_len"):
                 p.add_argument("--" + key.replace("_", "-"), dest=key, type=int)
+            td.add_recipe_arguments(p)
         else:
             p.add_argument("--model", required=True)
             p.add_argument("--out", required=True)

@@ -30,6 +30,10 @@ CLI="$BUILD/app/transfusion-cli"
 TORCHRUN="$PY -m torch.distributed.run --redirects 1 --tee 1"
 TOKENIZER="$TOP/resources/models/default.safetensors"   # a tokenizer the C trainer made
 STEPS=${STEPS:-4}
+# The image side's options (issue 14), all of them unlike the presets' values
+# by default, so that each is trained, saved, opened by C and checked against
+# the twin; RECIPE= checks the presets as they are.
+RECIPE=${RECIPE---prediction v --t-sampling logit_normal --t-mean -0.5 --t-scale 1.2 --min-snr-gamma 5 --time-conditioning adaln_zero --image-encoder unet --unet-channels 8 --unet-blocks 1}
 
 for f in "$CLI" "$BUILD/tests/test-golden"; do
   [ -x "$f" ] || { echo "check_distributed: $f is missing; build first (meson compile -C $BUILD)"; exit 1; }
@@ -73,13 +77,20 @@ DATA=fashion,shapes,emoji,wordnet,$WORK/folder
 
 echo "== 2. the ranks' gradients are averaged"
 $TORCHRUN --nproc_per_node=2 "$HERE/check_distributed.py" grads --tokenizer "$TOKENIZER" \
-  --data "$DATA" --shards shards 2>&1 | grep -v "find_unused_parameters\|InitGoogleLogging"
+  --data "$DATA" --shards shards $RECIPE 2>&1 | grep -v "find_unused_parameters\|InitGoogleLogging"
 
 echo "== 3. two ranks train the tiny preset; transfusion-cli opens the model"
 $TORCHRUN --nproc_per_node=2 "$HERE/train_distributed.py" --tokenizer "$TOKENIZER" \
   --preset tiny --data "$DATA" --shards shards --steps "$STEPS" --batch 2 --warmup 1 \
-  --out model.safetensors 2>&1 | grep -v "find_unused_parameters\|InitGoogleLogging"
+  --out model.safetensors $RECIPE 2>&1 | grep -v "find_unused_parameters\|InitGoogleLogging"
 "$CLI" info model.safetensors
+set -- $RECIPE   # every option given is in the model's config, with its value
+while [ $# -ge 2 ]; do
+  key=${1#--}; key=${key//-/_}
+  got=$("$CLI" info model.safetensors | awk -v k="$key" '$1 == k { print $2 }')
+  [ "$got" = "$2" ] || { echo "check_distributed: the model's $key is '$got', not '$2'"; exit 1; }
+  shift 2
+done
 "$CLI" generate --model model.safetensors --prompt "a sneaker" --steps 8 --seed 1 --out drawn.png
 "$CLI" caption --model model.safetensors --image drawn.png --temperature 0 --max-tokens 8
 

@@ -68,6 +68,10 @@ def make_config(args, tok):
         "patch_size": 4, "diffusion_steps": 1000, "schedule": "cosine",
         "rope_theta": 10000.0, "norm_eps": 1e-5,
     }
+    # The image side's recipe (issue 14), as `transfusion-cli train` takes it.
+    for key in twin.RECIPE_DEFAULTS:
+        if getattr(args, key, None) is not None:
+            config[key] = getattr(args, key)
     return twin.validate_config(tok.apply_to_config(config))
 
 
@@ -119,6 +123,17 @@ def setup():
     return rank, world, local_rank, device
 
 
+def add_recipe_arguments(parser):
+    """--prediction, --t-sampling … as `transfusion-cli train` has them (the
+    preset's value when not given)."""
+    choices = {"prediction": twin.PREDICTIONS, "t_sampling": twin.T_SAMPLINGS,
+               "time_conditioning": twin.TIME_CONDITIONINGS, "image_encoder": twin.IMAGE_ENCODERS}
+    for key, default in twin.RECIPE_DEFAULTS.items():
+        kind = str if isinstance(default, str) else int if isinstance(default, int) else float
+        parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind,
+                            choices=choices.get(key))
+
+
 def parse_args(argv=None):
     a = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     a.add_argument("--tokenizer", required=True,
@@ -129,6 +144,7 @@ def parse_args(argv=None):
     a.add_argument("--n-layers", dest="n_layers", type=int)
     a.add_argument("--n-heads", dest="n_heads", type=int)
     a.add_argument("--max-seq-len", dest="max_seq_len", type=int)
+    add_recipe_arguments(a)
     a.add_argument("--data", default="fashion,emoji,shapes,wordnet")
     a.add_argument("--weights", help="mixing weight of each --data entry (1 each)")
     a.add_argument("--shards", help="folder of `transfusion-cli data --export` files")

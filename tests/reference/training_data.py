@@ -28,6 +28,7 @@ as the C trainer's, not the same numbers.
 import gzip
 import json
 import os
+import math
 import re
 import struct
 
@@ -121,19 +122,31 @@ class FashionSource:
 
 
 def fit_to_model(image, size):
-    """PIL image -> [size, size, 3] float32 in [-1, 1]: fitted (aspect kept) into a
-    white square by area averaging, as tf_image_to_model."""
+    """PIL image -> [size, size, 3] float32 in [-1, 1], as tf_image_to_model:
+    over white where transparent; a larger image shrunk (aspect kept, area
+    averaging) to fit, a smaller one at its own size; centred on the median
+    colour of its outermost pixels."""
     from PIL import Image
     rgba = image.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")
     w, h = rgb.size
     long_side = max(w, h)
-    fw = min(max(round(w * size / long_side), 1), size)
-    fh = min(max(round(h * size / long_side), 1), size)
-    square = Image.new("RGB", (size, size), (255, 255, 255))
-    square.paste(rgb.resize((fw, fh), Image.BOX), ((size - fw) // 2, (size - fh) // 2))
-    return np.asarray(square, dtype=np.float32) / np.float32(127.5) - np.float32(1)
+    fw, fh = w, h
+    if long_side > size:
+        fw = min(max(round(w * size / long_side), 1), size)
+        fh = min(max(round(h * size / long_side), 1), size)
+        rgb = rgb.resize((fw, fh), Image.BOX)
+    fitted = np.asarray(rgb, dtype=np.float32) / np.float32(255)
+    ring = np.ones((fh, fw), dtype=bool)
+    if fh > 1 and fw > 1:
+        ring[1:-1, 1:-1] = False
+    fill = np.median(fitted[ring], axis=0)
+    square = np.empty((size, size, 3), dtype=np.float32)
+    square[:, :] = fill
+    ox, oy = (size - fw) // 2, (size - fh) // 2
+    square[oy:oy + fh, ox:ox + fw] = fitted
+    return np.clip(square * np.float32(2) - np.float32(1), -1, 1)
 
 
 FOLDER_HELDOUT_EVERY = 20
@@ -449,6 +462,16 @@ def open_source(name, split, image_size, channels, shards_dir=None, tokenizer=No
 
 # ---- The mix -------------------------------------------------------------------------
 
+def draw_t(config, rng, t_lo, t_hi):
+    """A noise level for generating an image, as the config's t_sampling
+    draws it (engine/tf-diffusion.c: tf_diffusion_sample_t)."""
+    if config.get("t_sampling", "uniform") == "logit_normal":
+        n = rng.standard_normal()
+        u = 1.0 / (1.0 + math.exp(-(config["t_mean"] + config["t_scale"] * n)))
+        return min(max(int(math.ceil(u * config["diffusion_steps"])), t_lo), t_hi)
+    return int(t_lo + rng.integers(t_hi - t_lo + 1))
+
+
 class DataMix:
     """Documents and packed batches in the twin's batch format (twin.py)."""
 
@@ -503,9 +526,9 @@ class DataMix:
             if s:
                 text(self._ids(ex, key, s)[:max(max_tokens, 0)])
 
-        def image(t_lo, t_hi):
+        def image(t_lo, t_hi, generating):
             nonlocal length
-            t = int(t_lo + rng.integers(t_hi - t_lo + 1))
+            t = draw_t(c, rng, t_lo, t_hi) if generating else int(t_lo + rng.integers(t_hi - t_lo + 1))
             noise = rng.standard_normal(np.shape(ex["pixels"])).astype(np.float32)
             images.append((ex["pixels"], noise))
             segs.append({"image": None, "t": t, "diffusion_loss": True})
@@ -519,27 +542,27 @@ class DataMix:
                 string(phrase + ex["caption"], max_caption)
                 special("<|assistant|>")
                 special("<|boi|>")
-                image(1, T)
+                image(1, T, True)
                 special("<|eoi|>")
             elif chat:
                 q = CAPTION_QUESTIONS[rng.integers(len(CAPTION_QUESTIONS))]  # image first: t ≤ T/2
                 special("<|user|>")
                 special("<|boi|>")
-                image(0, T // 2)
+                image(0, T // 2, False)
                 special("<|eoi|>")
                 string(q, max_caption)
                 special("<|assistant|>")
                 string(ex["caption"], max_caption, "caption")
             elif rng.random() < self.image_first:
                 special("<|boi|>")
-                image(0, T // 2)
+                image(0, T // 2, False)
                 special("<|eoi|>")
                 string(ex["caption"], max_caption, "caption")
             else:
                 if rng.random() >= self.cfg_drop:     # else no caption, for guidance
                     string(ex["caption"], max_caption, "caption")
                 special("<|boi|>")
-                image(1, T)
+                image(1, T, True)
                 special("<|eoi|>")
         else:
             budget = c["max_seq_len"] - 4
