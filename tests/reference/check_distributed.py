@@ -18,10 +18,16 @@
         export of the same folder: the same images and captions, in order,
         and pixels within a few levels (PIL's area average is not the C one).
 
+    check_distributed.py fashion SHARD.safetensors
+        training_data.py's Fashion-MNIST captions against the C engine's: every
+        caption of the exported shard is one Python writes for its label, and
+        every phrase and template Python has is used (given enough examples).
+
     check_distributed.py wordnet SHARD.safetensors [--split heldout]
         training_data.py's WordNet against the C engine's: SHARD is a whole
-        split exported (`data --export DIR --data wordnet --count 1000000`);
-        every example must be one Python can make at the same index.
+        split of the wordnet or the subjects source exported (`data --export
+        DIR --data wordnet --split S --count 1000000`); every example must
+        be one Python can make at the same index, and the counts equal.
 
     check_distributed.py golden --model M --tokenizer MODEL --data ... --out BATCH
         A batch from the data mix, run through the twin in float64 on the
@@ -101,12 +107,46 @@ def check_folder(directory, shard, split, max_levels):
     return ok
 
 
+def check_fashion(shard):
+    """The C engine's Fashion-MNIST captions are ones training_data.py writes
+    for the same label, and (with a few hundred examples) use every phrase
+    and template it knows."""
+    _, meta = read_safetensors(shard)
+    theirs = json.loads(meta["examples"])
+    formats = {}   # caption → (label, phrase, template)
+    for label, phrases in enumerate(training_data.FASHION_PHRASES):
+        for phrase in phrases:
+            for template in training_data.FASHION_TEMPLATES:
+                formats[template.format(phrase)] = (label, phrase, template)
+    bad, phrases, templates = 0, set(), set()
+    for e in theirs:
+        label, phrase, template = formats.get(e["caption"], (None, None, None))
+        if label != e["label"]:
+            bad += 1
+            if bad <= 3:
+                print(f"fashion: the C engine's caption {e['caption']!r} (label {e['label']}) "
+                      f"is not one Python writes for that label")
+        phrases.add(phrase)
+        templates.add(template)
+    n_phrases = sum(len(p) for p in training_data.FASHION_PHRASES)
+    n_templates = len(training_data.FASHION_TEMPLATES)
+    print(f"fashion: {len(theirs) - bad} of {len(theirs)} captions from the C engine are "
+          f"Python's; they use {len(phrases - {None})} of its {n_phrases} phrases and "
+          f"{len(templates - {None})} of its {n_templates} templates")
+    return bad == 0 and len(phrases - {None}) == n_phrases and len(templates - {None}) == n_templates
+
+
 def check_wordnet(shard, split):
-    """Python's WordNet against the C engine's, example by example: the C
-    export of the whole split (in index order) must hold, at every index,
-    one of the renderings Python allows there (the phrasing is the rng's)."""
-    ours = training_data.WordNetSource(split)
+    """Python's WordNet (or subjects) source against the C engine's, example
+    by example: the C export of the whole split (in index order) must hold,
+    at every index, one of the renderings Python allows there (the phrasing
+    is the rng's)."""
     tensors, meta = read_safetensors(shard)
+    name = meta.get("source", "wordnet")
+    if name not in ("wordnet", "subjects") or meta.get("split", split) != split:
+        raise SystemExit(f"{shard}: the {meta.get('split')} split of {name}, not WordNet's "
+                         f"or the subjects' {split} split")
+    ours = training_data.WordNetSource(split, subjects=name == "subjects")
     theirs = json.loads(meta["examples"])
     bad = 0 if len(ours) == len(theirs) else 1
     for i, e in enumerate(theirs[:len(ours)]):
@@ -116,8 +156,8 @@ def check_wordnet(shard, split):
         if (e.get("prompt"), e["text"], e["subject"]) not in options:
             bad += 1
             if bad <= 3:
-                print(f"wordnet: example {i}: the C engine's {e}, here e.g. {sorted(options)[0]}")
-    print(f"wordnet: {len(ours)} {split} examples here, {len(theirs)} from the C engine, "
+                print(f"{name}: example {i}: the C engine's {e}, here e.g. {sorted(options)[0]}")
+    print(f"{name}: {len(ours)} {split} examples here, {len(theirs)} from the C engine, "
           f"{len(theirs) - bad} the same")
     return bad == 0
 
@@ -241,6 +281,8 @@ def main():
     sub = a.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenizer")
     t.add_argument("shards", nargs="+")
+    fa = sub.add_parser("fashion")
+    fa.add_argument("shard")
     w = sub.add_parser("wordnet")
     w.add_argument("shard")
     w.add_argument("--split", default=training_data.TRAIN)
@@ -267,6 +309,7 @@ def main():
             p.add_argument("--out", required=True)
     args = a.parse_args()
     ok = {"tokenizer": lambda: check_tokenizer(args.shards),
+          "fashion": lambda: check_fashion(args.shard),
           "wordnet": lambda: check_wordnet(args.shard, args.split),
           "folder": lambda: check_folder(args.directory, args.shard, args.split, args.max_levels),
           "grads": lambda: check_grads(args),

@@ -5,19 +5,25 @@
 #
 #   tests/reference/check_distributed.sh [BUILD_DIR]     (default: build)
 #
-# 1. `transfusion-cli data --export` writes shards of shapes, emoji, WordNet
-#    and a user folder, with the C encoder's token ids; the Python encoder
-#    must give the same ids for every text, and Python must read the folder
-#    as the C engine does (captions equal, pixels within 8 levels) and
-#    WordNet too (every example of both splits).
+# 1. `transfusion-cli data --export` writes shards of shapes, emoji, WordNet,
+#    the chat turns, Fashion-MNIST and a user folder, with the C encoder's
+#    token ids; the Python encoder must give the same ids for every text.
+#    Python must write the C engine's Fashion-MNIST captions (every phrase
+#    and template, for the right class), read the folder as the C engine
+#    does (captions equal, pixels within 8 levels), and make every example
+#    of both splits of WordNet and of the drawable subjects (the WordNet
+#    senses of the clothes, shapes, colours and emoji names, with their
+#    held-out "what is a X?") as the C engine does, in the same order.
 # 2. Two ranks (torchrun, gloo): DDP's gradient is the mean of the ranks'
-#    gradients and the one-process gradient of all their rows as one batch.
-# 3. Two ranks train the tiny preset for a few steps; transfusion-cli reads
-#    the checkpoint (info), draws an image with it and captions that image.
+#    gradients and the one-process gradient of all their rows as one batch,
+#    on batches of the whole mix (multi-turn chat documents among them).
+# 3. Two ranks train the tiny preset for a few steps with the image side's
+#    options of $RECIPE; transfusion-cli reads the checkpoint (info: every
+#    option with its value), draws an image with it and captions that image.
 # 4. The C engine reproduces the twin on that checkpoint: a batch from the
 #    data mix, written by make_golden.write_batch_file, checked by
-#    tests/test-golden.c (logits, ε, losses, every gradient, within its
-#    tolerances; the share of tolerance used is printed).
+#    tests/test-golden.c's first test (logits, ε, losses, every gradient,
+#    within its tolerances; the share of tolerance used is printed).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,17 +69,21 @@ for i, caption in enumerate(captions):
     Image.fromarray(rgb.astype(np.uint8)).save(f"folder/image-{i}.png")
     open(f"folder/image-{i}.txt", "w").write(caption)
 EOF
-"$CLI" data --export shards --count 400 --data shapes,emoji,wordnet,"$WORK/folder" \
+"$CLI" data --export shards --count 400 --data shapes,emoji,wordnet,chat,"$WORK/folder" \
   --tokenizer "$TOKENIZER"
-"$CLI" data --export shards --count 400 --data fashion --tokenizer "$TOKENIZER"
+# enough that every phrase and template of every class turns up
+"$CLI" data --export shards --count 2000 --data fashion --tokenizer "$TOKENIZER"
 $PY "$HERE/check_distributed.py" tokenizer shards/*.safetensors
+$PY "$HERE/check_distributed.py" fashion shards/fashion.safetensors
 $PY "$HERE/check_distributed.py" folder folder shards/folder-folder.safetensors
-for split in train heldout; do
-  "$CLI" data --export "wordnet-$split" --data wordnet --split "$split" --count 1000000
-  $PY "$HERE/check_distributed.py" wordnet "wordnet-$split/wordnet.safetensors" --split "$split"
+for source in wordnet subjects; do
+  for split in train heldout; do
+    "$CLI" data --export "$source-$split" --data "$source" --split "$split" --count 1000000
+    $PY "$HERE/check_distributed.py" wordnet "$source-$split/$source.safetensors" --split "$split"
+  done
 done
 
-DATA=fashion,shapes,emoji,wordnet,$WORK/folder
+DATA=fashion,shapes,emoji,wordnet,subjects,chat,$WORK/folder
 
 echo "== 2. the ranks' gradients are averaged"
 $TORCHRUN --nproc_per_node=2 "$HERE/check_distributed.py" grads --tokenizer "$TOKENIZER" \
@@ -98,6 +108,8 @@ echo "== 4. the C engine reproduces the twin on that model"
 $PY "$HERE/check_distributed.py" golden --model model.safetensors --tokenizer "$TOKENIZER" \
   --data "$DATA" --shards shards --batch 2 --seed 5 --out batch.safetensors
 TF_GOLDEN_MODEL="$WORK/model.safetensors" TF_GOLDEN_BATCH="$WORK/batch.safetensors" \
-  G_TEST_SRCDIR="$TOP/tests" "$BUILD/tests/test-golden" --verbose -p /golden/forward-backward
+  G_TEST_SRCDIR="$TOP/tests" "$BUILD/tests/test-golden" --verbose -p /golden/forward-backward \
+  -s /golden/forward-backward/v -s /golden/forward-backward/x \
+  -s /golden/forward-backward/adaln -s /golden/forward-backward/unet   # the bundled recipes'
 
 echo "check_distributed: all passed"

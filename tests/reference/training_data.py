@@ -3,26 +3,41 @@
 Sources (SPEC §5), by the names `transfusion-cli train --data` takes:
   fashion           Fashion-MNIST read from the Debian package's IDX files
                     (/usr/share/datasets/fashion-mnist), centred on the image,
-                    captions from the same templates as engine/tf-data.c
+                    captions from the same phrases and templates as engine/tf-data.c
   DIR (a folder)    a user folder: PNG images with same-named .txt captions, fitted
                     into a white square and area-resampled as tf_image_to_model
                     does (PIL; the same convention, not bit for bit)
   wordnet           WordNet (/usr/share/wordnet/data.*, Debian's wordnet-base)
-                    parsed as engine/tf-data.c does: definitions, usage examples
-                    and synonyms as questions and answers
+                    parsed and enumerated as engine/tf-data.c does: definitions,
+                    usage examples and synonyms as questions and answers, but
+                    not the drawable subjects' senses (below), nor a definition
+                    of another noun sense of a subject word
+  subjects          the drawable subjects (engine/tf-data-subjects.c: the clothes,
+                    shapes and colours, and the emoji names of Unicode's
+                    emoji-test.txt that are WordNet nouns, by index.noun's order
+                    of senses) in the sense their pictures show; a quarter of
+                    the others than class names, shapes and colours held out
+                    from "what is a X?", which is their held-out split
   FILE.safetensors  a shard written by `transfusion-cli data --export DIR`:
                     the C engine's own examples (pixels and captions), which is
-                    how shapes (Cairo) and emoji (Noto) get here
-  shapes, emoji     the shard NAME.safetensors in --shards DIR
+                    how shapes (Cairo), emoji (Noto) and chat get here
+  shapes, emoji,    the shard NAME.safetensors in --shards DIR; the chat shard's
+  chat              turns always take the chat template, as example.chat in C
 
-The mix (build_document, build_batch) is engine/tf-train.c's build_doc and
+The mix (DataMix) is engine/tf-train.c's build_doc, doc_chat_turn and
 build_batch: caption first, or image first with t ≤ T/2 (--image-first),
 the caption dropped for guidance (--cfg-drop), the chat template for a
-fraction (--chat: "draw X" → image, image + "what is this?" → caption,
-question → answer), documents packed into rows of at most max_seq_len, a
+fraction (--chat) and for the chat source: "draw X" → image, image + "what
+is this?" → caption, question → answer, each turn ending with <|eos|>, and
+half of the chat documents going on for up to four turns from examples
+drawn then (those that fit). Text the model reads (a caption before its
+image, a chat message) gets a capital first and a full stop now and then
+(as_people_write). Documents are packed into rows of at most max_seq_len, a
 document that does not fit skipped and a row closed after eight misses.
-Random draws come from a numpy Generator, so the stream is the same kind
-as the C trainer's, not the same numbers.
+What differs from C: the random numbers come from a numpy Generator (the
+draws in the C order, but not the C stream), so the documents are of the
+same forms and frequencies, not the same documents; and fashion, wordnet,
+subjects and folders are read here, not taken from the C engine.
 """
 
 import gzip
@@ -42,29 +57,40 @@ TRAIN, HELDOUT = "train", "heldout"
 
 # engine/tf-train.c
 DRAW_PHRASES = ("draw ", "draw me ", "make a picture of ", "show me ", "paint ",
-                "create an image of ")
+                "create an image of ", "please draw ", "generate ", "i would like a picture of ",
+                "sketch ", "make an image of ")
 CAPTION_QUESTIONS = ("what is this?", "what is in this picture?", "describe this image.",
-                     "caption this.", "what do you see?")
+                     "caption this.", "what do you see?", "what's this?", "what is shown here?",
+                     "can you describe this?", "what is it?", "what's in the picture?")
+CHAT_MORE_TURNS = 0.5     # the share of chat documents that go on for more turns
+CHAT_MAX_TURNS = 4
 
 # engine/tf-data.c
 FASHION_SUBJECTS = ("t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt",
                     "sneaker", "bag", "ankle boot")
 FASHION_PHRASES = (
-    ("a t-shirt", "a tee", "a top", "a tee shirt"),
-    ("a pair of trousers", "trousers", "a pair of pants", "pants"),
-    ("a pullover", "a sweater", "a jumper"),
-    ("a dress", "a summer dress", "a frock"),
-    ("a coat", "a jacket", "a winter coat"),
-    ("a sandal", "an open sandal", "a summer sandal"),
-    ("a shirt", "a button-up shirt", "a blouse"),
-    ("a sneaker", "a trainer", "a running shoe", "a sports shoe"),
-    ("a bag", "a handbag", "a purse", "a tote bag"),
-    ("an ankle boot", "a boot", "a short boot"),
+    ("a t-shirt", "a tee", "a top", "a tee shirt", "t-shirt", "a tshirt", "a short-sleeved top"),
+    ("a pair of trousers", "trousers", "a pair of pants", "pants", "a pair of jeans", "jeans",
+     "slacks"),
+    ("a pullover", "a sweater", "a jumper", "pullover", "a knit sweater", "a sweatshirt"),
+    ("a dress", "a summer dress", "a frock", "dress", "a gown", "a sleeveless dress"),
+    ("a coat", "a jacket", "a winter coat", "coat", "an overcoat", "a parka"),
+    ("a sandal", "an open sandal", "a summer sandal", "sandal", "sandals", "a pair of sandals",
+     "a strappy sandal"),
+    ("a shirt", "a button-up shirt", "a blouse", "shirt", "a collared shirt",
+     "a long-sleeved shirt"),
+    ("a sneaker", "a trainer", "a running shoe", "a sports shoe", "sneaker", "sneakers",
+     "a tennis shoe", "a pair of sneakers"),
+    ("a bag", "a handbag", "a purse", "a tote bag", "bag", "a shoulder bag", "a clutch"),
+    ("an ankle boot", "a boot", "a short boot", "ankle boot", "ankle boots", "a leather boot",
+     "a bootie"),
 )
 FASHION_TEMPLATES = (
     "{}", "a photo of {}", "a picture of {}", "an image of {}", "{} on a black background",
     "a grayscale photo of {}", "a black and white picture of {}", "a product photo of {}",
-    "{}, white on black", "a small low-resolution image of {}",
+    "{}, white on black", "a small low-resolution image of {}", "a drawing of {}",
+    "an illustration of {}", "a sketch of {}", "a simple image of {}", "a thumbnail of {}",
+    "a catalogue photo of {}", "{}, isolated", "a gray picture of {}",
 )
 
 
@@ -216,12 +242,13 @@ class FolderSource:
 
 
 WORDNET_DIR = "/usr/share/wordnet"
+EMOJI_DIR = "/usr/share/unicode/emoji"
 WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 WORDNET_MAX_GLOSS = 300
 WORDNET_HELDOUT_EVERY = 50
 WORDNET_MAX_USAGES = 3
 WORDNET_MAX_WORDS = 255
-WORDNET_DEFINITION, WORDNET_USAGE, WORDNET_SYNONYM = range(3)
+WORDNET_DEFINITION, WORDNET_USAGE, WORDNET_SYNONYM, WORDNET_QUESTION = range(4)
 _WORDNET_PROMPTS = {
     "n": ("what is {}?", "define {}", "what does {} mean?", "what is the meaning of {}?",
           "what's {}?", "tell me what {} is"),
@@ -237,11 +264,91 @@ _WORDNET_PROMPTS = {
 _COUNTABLE_STARTS = ("a ", "an ", "any ", "one ", "something", "someone", "somebody",
                      "anything", "anyone")
 _C_SPACE = " \t\n\v\f\r"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+# engine/tf-data-subjects.c: the drawable subjects with the sense their
+# pictures show (the start of its gloss) or, where WordNet lacks it, a
+# definition; flags CORE (weighted up, never held out), PLURAL, MASS.
+SUBJECT_CORE, SUBJECT_PLURAL, SUBJECT_MASS = 1, 2, 4
+SUBJECT_SENSES = (
+    ("t-shirt", "a close-fitting pullover shirt", None, SUBJECT_CORE),
+    ("trousers", "a garment extending from the waist to the knee or ankle", None,
+     SUBJECT_CORE | SUBJECT_PLURAL),
+    ("pullover", "a sweater that is put on by pulling it over the head", None, SUBJECT_CORE),
+    ("dress", "a one-piece garment for a woman", None, SUBJECT_CORE),
+    ("coat", "an outer garment that has sleeves", None, SUBJECT_CORE),
+    ("sandal", "a shoe consisting of a sole fastened by straps", None, SUBJECT_CORE),
+    ("shirt", "a garment worn on the upper half of the body", None, SUBJECT_CORE),
+    ("sneaker", "a canvas shoe with a pliable rubber sole", None, SUBJECT_CORE),
+    ("bag", "a flexible container with a single opening", None, SUBJECT_CORE),
+    ("ankle boot", None, "a boot that reaches just above the ankle", SUBJECT_CORE),
+    ("tee", None, "a t-shirt, a close-fitting pullover shirt", 0),
+    ("tee shirt", "a close-fitting pullover shirt", None, 0),
+    ("top", "a garment (especially for women) that extends from the shoulders", None, 0),
+    ("pants", None, "trousers, a garment extending from the waist to the ankle and covering "
+     "each leg separately", SUBJECT_PLURAL),
+    ("sweater", "a crocheted or knitted garment covering the upper part of the body", None, 0),
+    ("jumper", "a crocheted or knitted garment covering the upper part of the body", None, 0),
+    ("frock", "a one-piece garment for a woman", None, 0),
+    ("jacket", "a short coat", None, 0),
+    ("blouse", "a top worn by women", None, 0),
+    ("trainer", None, "a sneaker, a canvas shoe with a pliable rubber sole", 0),
+    ("running shoe", "a light comfortable shoe designed for running", None, 0),
+    ("handbag", "a container used for carrying money and small personal items", None, 0),
+    ("purse", "a container used for carrying money and small personal items", None, 0),
+    ("tote bag", "a capacious bag or basket", None, 0),
+    ("boot", "footwear that covers the whole foot and lower leg", None, 0),
+    ("circle", "ellipse in which the two axes are of equal length", None, SUBJECT_CORE),
+    ("square", "a plane rectangle with four equal sides", None, SUBJECT_CORE),
+    ("triangle", "a three-sided polygon", None, SUBJECT_CORE),
+    ("star", "a plane figure with 5 or more points", None, SUBJECT_CORE),
+    ("heart", "a plane figure with rounded sides curving inward at the top", None, SUBJECT_CORE),
+    ("cross", "a marking that consists of lines that cross each other", None, SUBJECT_CORE),
+    ("red", "red color or pigment", None, SUBJECT_CORE | SUBJECT_MASS),
+    ("orange", "orange color or pigment", None, SUBJECT_CORE | SUBJECT_MASS),
+    ("yellow", "yellow color or pigment", None, SUBJECT_CORE | SUBJECT_MASS),
+    ("green", "green color or pigment", None, SUBJECT_CORE | SUBJECT_MASS),
+    ("blue", "blue color or pigment", None, SUBJECT_CORE | SUBJECT_MASS),
+    ("purple", "a purple color or pigment", None, SUBJECT_CORE | SUBJECT_MASS),
+    ("pink", "a light shade of red", None, SUBJECT_CORE | SUBJECT_MASS),
+    ("black", "the quality or state of the achromatic color of least lightness", None,
+     SUBJECT_CORE | SUBJECT_MASS),
+)
+# WordNet's lexicographer files (lexnames(5WN)) whose senses fit an emoji
+# of each Unicode group, in order of preference; other groups (flags,
+# components) name no noun to define.
+_LEX_ACT, _LEX_ANIMAL, _LEX_ARTIFACT, _LEX_BODY, _LEX_COMMUNICATION = 4, 5, 6, 8, 10
+_LEX_FOOD, _LEX_LOCATION, _LEX_OBJECT, _LEX_PERSON, _LEX_PHENOMENON = 13, 15, 17, 18, 19
+_LEX_PLANT, _LEX_SHAPE = 20, 25
+SUBJECT_GROUP_LEXFILES = {
+    "Smileys & Emotion": (_LEX_BODY, _LEX_PERSON, _LEX_ARTIFACT),
+    "People & Body": (_LEX_BODY, _LEX_PERSON),
+    "Animals & Nature": (_LEX_ANIMAL, _LEX_PLANT),
+    "Food & Drink": (_LEX_FOOD, _LEX_PLANT, _LEX_ARTIFACT),
+    "Travel & Places": (_LEX_ARTIFACT, _LEX_OBJECT, _LEX_PHENOMENON, _LEX_LOCATION),
+    "Activities": (_LEX_ARTIFACT, _LEX_ACT),
+    "Objects": (_LEX_ARTIFACT,),
+    "Symbols": (_LEX_SHAPE, _LEX_COMMUNICATION, _LEX_ARTIFACT),
+}
+SUBJECT_HELDOUT_EVERY = 4
+SUBJECT_CORE_REPEATS = 8
+SUBJECT_REPEATS = 2
+# engine/tf-data.c: the "what is" questions (singular, plural; the first is
+# the held-out one) and the other ways of asking, with the bare word.
+_SUBJECT_WHAT_IS = (("what is {}?", "what's {}?", "tell me what {} is"),
+                    ("what are {}?", "tell me what {} are"))
+_SUBJECT_DEFINE = ("define {}", "what does {} mean?", "what is the meaning of {}?",
+                   "explain the word {}", "what does the word {} mean?")
 
 
 def _definition_key(pos):
     """Nouns and verbs have their own questions; adjectives and adverbs share."""
     return pos if pos in ("n", "v") else "a"
+
+
+def ascii_lower(s):
+    """g_ascii_strdown: only A-Z change."""
+    return s.translate(_ASCII_LOWER)
 
 
 def stable_hash(data):
@@ -253,7 +360,7 @@ def stable_hash(data):
 
 
 def indefinite_article(word):
-    w = word.lower()
+    w = ascii_lower(word)
     if w.startswith(("hour", "honest", "honor", "honour", "heir")):
         return "an"
     if w.startswith(("uni", "use", "usu", "usa", "ure", "uro", "eu", "one", "once", "ewe")):
@@ -266,7 +373,7 @@ def sentence_uses(sentence, word):
     n = len(word)
     if n > 3 and word[-1] in "ey":
         n -= 1
-    lower, stem = sentence.lower(), word[:n].lower()
+    lower, stem = ascii_lower(sentence), ascii_lower(word[:n])
     p = lower.find(stem)
     while p != -1:
         if p == 0 or not lower[p - 1].isascii() or not lower[p - 1].isalnum():
@@ -275,34 +382,136 @@ def sentence_uses(sentence, word):
     return False
 
 
-class WordNetSource:
-    """WordNet glosses, examples and synonyms as questions and answers, parsed
-    as engine/tf-data.c parses them (the same synsets, texts and held-out
-    headwords, in the same order)."""
+def emoji_caption_name(cldr):
+    """engine/tf-data-emoji.c's caption_name: "flag: Japan" → "flag of japan"."""
+    s = cldr.lower().replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+    colon = s.find(": ")
+    if colon < 0:
+        return s
+    base, rest = s[:colon], s[colon + 2:]
+    if base == "keycap":
+        return f"keycap {rest}"
+    if rest == "bald":
+        return f"bald {base}"
+    if rest == "beard":
+        return f"{base} with a beard"
+    if rest.endswith(" hair"):
+        return f"{base} with {rest}"
+    last = rest.rfind(", ")
+    if last >= 0:
+        return f"{base} of {rest[:last]} and {rest[last + 2:]}"
+    return f"{base} of {rest}"
 
-    def __init__(self, split, directory=WORDNET_DIR):
-        self.synsets = []   # (pos, words, definition, usages, article)
-        for name in WORDNET_FILES:
-            path = os.path.join(directory, name)
-            with open(path, "rb") as f:
-                for line_no, line in enumerate(f.read().split(b"\n"), 1):
-                    if line and not line.startswith(b"  "):
-                        self._parse(line, path, line_no)
-        self.items = []
-        for s, (pos, words, definition, usages, article) in enumerate(self.synsets):
-            if (stable_hash(words[0].lower().encode()) % WORDNET_HELDOUT_EVERY == 0) != (split == HELDOUT):
-                continue
-            self.items.append((s, WORDNET_DEFINITION, 0))
-            self.items += [(s, WORDNET_USAGE, u) for u in range(len(usages))]
-            if self._others(words):
-                self.items.append((s, WORDNET_SYNONYM, 0))
+
+def read_emoji_names(directory=EMOJI_DIR):
+    """(caption name, Unicode group) of every fully-qualified entry of
+    emoji-test.txt without a skin tone, in file order, as
+    tf_data_emoji_read_names gives them (no font: every one)."""
+    path = os.path.join(directory, "emoji-test.txt")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    group, out = "", []
+    for ln, line in enumerate(lines, 1):
+        line = line.strip(_C_SPACE)
+        if line.startswith("# group:"):
+            group = line[len("# group:"):].strip(_C_SPACE)
+            continue
+        if not line or line.startswith("#"):
+            continue
+        semi = line.find(";")
+        hash_ = line.find("#", semi) if semi >= 0 else -1
+        if hash_ < 0:
+            raise ValueError(f"{path}:{ln}: expected 'CODE POINTS ; STATUS # EMOJI E1.0 NAME'")
+        if line[semi + 1:hash_].strip(_C_SPACE) != "fully-qualified":
+            continue
+        cps = [int(h, 16) for h in re.split("[ \t]", line[:semi].strip(_C_SPACE)) if h]
+        p = line[hash_ + 1:].lstrip(" ")
+        space = p.find(" ")
+        version = p[space:].lstrip(" ") if space >= 0 else ""
+        name = None
+        if version[:1] == "E" and version[1:2].isdigit() and version[1:2].isascii():
+            space = version.find(" ")
+            name = version[space:].strip(_C_SPACE) if space >= 0 else None
+        if not cps or not name:
+            raise ValueError(f"{path}:{ln}: expected 'CODE POINTS ; STATUS # EMOJI E1.0 NAME'")
+        if any(0x1F3FB <= cp <= 0x1F3FF for cp in cps):
+            continue
+        out.append((emoji_caption_name(name), group))
+    return out
+
+
+class WordNetSource:
+    """WordNet, parsed and enumerated as engine/tf-data.c does (the same
+    synsets, items, texts and held-out words, in the same order), as one of
+    its two sources:
+
+    wordnet   glosses, examples and synonyms as questions and answers; not
+              the drawable subjects' synsets, nor a definition of another
+              noun sense of a subject word ("a coat is a thin layer ...");
+              every 50th headword (by hash) held out
+    subjects  (subjects=True) the drawable subjects (the Fashion-MNIST class
+              names and the other nouns of its captions, shapes, colours,
+              and the emoji names that are WordNet nouns, from index.noun's
+              first sense in a lexicographer file that fits the emoji's
+              Unicode group) in the sense their pictures show: defined 8
+              (core) or 2 times, used in a sentence, given a synonym; a
+              quarter of the others held out, whose held-out split is the
+              one "what is a X?" that training never asks of them
+    """
+
+    _parsed = {}   # (directory, emoji_dir) → (synsets, subjects): both sources share them
+
+    def __init__(self, split, directory=WORDNET_DIR, emoji_dir=EMOJI_DIR, subjects=False):
+        key = (directory, emoji_dir)
+        if key not in WordNetSource._parsed:
+            # (pos, words, definition, usages, article, offset, lexfile)
+            self.synsets = []
+            for name in WORDNET_FILES:
+                path = os.path.join(directory, name)
+                with open(path, "rb") as f:
+                    for line_no, line in enumerate(f.read().split(b"\n"), 1):
+                        if line and not line.startswith(b"  "):
+                            self._parse(line, path, line_no)
+            WordNetSource._parsed[key] = (self.synsets, self._find_subjects(directory, emoji_dir))
+        self.synsets, self.subjects = WordNetSource._parsed[key]
+        self.items = []   # (synset or None, kind, usage, subject or None)
+        if subjects:
+            for k, (word, s, _, flags, heldout) in enumerate(self.subjects):
+                if split == HELDOUT:
+                    if heldout:
+                        self.items.append((s, WORDNET_QUESTION, 0, k))
+                    continue
+                repeats = SUBJECT_CORE_REPEATS if flags & SUBJECT_CORE else SUBJECT_REPEATS
+                self.items += [(s, WORDNET_DEFINITION, 0, k)] * repeats
+                if s is None:
+                    continue
+                usages = self.synsets[s][3]
+                self.items += [(s, WORDNET_USAGE, u, k) for u in range(len(usages))
+                               if sentence_uses(usages[u], word)]
+                if self._others(self.synsets[s][1], word):
+                    self.items.append((s, WORDNET_SYNONYM, 0, k))
+        else:
+            owned = {s for _, s, _, _, _ in self.subjects if s is not None}
+            subject_words = {word for word, _, _, _, _ in self.subjects}
+            for s, (pos, words, definition, usages, article, _, _) in enumerate(self.synsets):
+                word = words[0]
+                heldout = stable_hash(word.lower().encode()) % WORDNET_HELDOUT_EVERY == 0
+                if s in owned or heldout != (split == HELDOUT):
+                    continue
+                if pos != "n" or ascii_lower(word) not in subject_words:
+                    self.items.append((s, WORDNET_DEFINITION, 0, None))
+                self.items += [(s, WORDNET_USAGE, u, None) for u in range(len(usages))]
+                if self._others(words, word):
+                    self.items.append((s, WORDNET_SYNONYM, 0, None))
+        self.name = "subjects" if subjects else "wordnet"
         if not self.items:
-            raise ValueError(f"{directory}: no WordNet synsets found in data.*")
-        self.name = "wordnet"
+            raise ValueError(f"{directory}: no {'drawable subjects' if subjects else 'synsets'}"
+                             f" found for the {split} split")
 
     @staticmethod
-    def _others(words):
-        return [w for w in words[1:] if w.lower() != words[0].lower()]
+    def _others(words, word):
+        """The synset's words other than @word (any case)."""
+        return [w for w in words if ascii_lower(w) != ascii_lower(word)]
 
     def _parse(self, raw, path, line_no):
         try:
@@ -361,24 +570,128 @@ class WordNetSource:
             return
         article = (pos == "n" and not ("A" <= words[0][0] <= "Z")
                    and definition.startswith(_COUNTABLE_STARTS))
-        self.synsets.append((pos, words, definition, usages, article))
+        self.synsets.append((pos, words, definition, usages, article,
+                             _c_ulong(fields[0]), _c_ulong(fields[1])))
+
+    def _find_subjects(self, directory, emoji_dir):
+        """engine/tf-data.c's wordnet_find_subjects: [(word, synset or None,
+        definition, flags, heldout)] in the order found, the listed subjects
+        first, then the emoji names (a subject whose sense is not found is
+        left out)."""
+        candidates = {}   # word → [sense entry or None, lexfiles, synsets]
+        for entry in SUBJECT_SENSES:
+            candidates[entry[0]] = [entry, None, []]
+        for name, group in read_emoji_names(emoji_dir):
+            lexfiles = SUBJECT_GROUP_LEXFILES.get(group)
+            if lexfiles is not None and name not in candidates:
+                candidates[name] = [None, lexfiles, []]
+        by_offset = {}
+        for s, (pos, words, *_rest) in enumerate(self.synsets):
+            if pos != "n":
+                continue
+            by_offset[self.synsets[s][5]] = s
+            for w in words:
+                lower = ascii_lower(w)
+                c = candidates.get(lower)
+                if c is None:
+                    c = candidates.get(lower + "s")   # WordNet's lemma is singular: "trouser"
+                    if c is None or c[0] is None or not c[0][3] & SUBJECT_PLURAL:
+                        continue
+                c[2].append(s)
+        index_lines = {}
+        with open(os.path.join(directory, "index.noun"), "rb") as f:
+            for raw in f.read().split(b"\n"):
+                line = raw.decode("utf-8", "surrogateescape")
+                space = line.find(" ")
+                if not line or line[0] == " " or space < 0:
+                    continue
+                lemma = line[:space].replace("_", " ")
+                c = candidates.get(lemma)
+                if c is not None and c[0] is None:
+                    index_lines[lemma] = line
+        subjects = []
+        for word, (entry, lexfiles, synsets) in candidates.items():
+            s = None
+            if entry is not None and entry[1] is not None:
+                s = next((s for s in synsets if self.synsets[s][2].startswith(entry[1])), None)
+                if s is None:
+                    continue
+            elif entry is None:
+                s = self._index_first_sense(index_lines.get(word), by_offset, word, lexfiles)
+                if s is None:
+                    continue
+            flags = entry[3] if entry is not None else 0
+            heldout = (not flags & SUBJECT_CORE
+                       and stable_hash(("subject:" + word).encode()) % SUBJECT_HELDOUT_EVERY == 0)
+            subjects.append((word, s, entry[2] if entry is not None else None, flags, heldout))
+        return subjects
+
+    def _index_first_sense(self, line, by_offset, word, lexfiles):
+        """The first noun sense of @word in its index.noun @line from the
+        first of @lexfiles that has one, if @word (as written) is in it."""
+        if line is None:
+            return None
+        fields = line.split(" ")
+        while fields and not fields[-1]:
+            fields.pop()
+        if len(fields) < 4 or not re.fullmatch("[0-9]+", fields[2]):
+            return None
+        n_senses = int(fields[2])
+        if not 1 <= n_senses <= 1000 or n_senses > len(fields):
+            return None
+        for lexfile in lexfiles:
+            for field in fields[len(fields) - n_senses:]:
+                s = by_offset.get(_c_ulong(field))
+                if s is not None and self.synsets[s][6] == lexfile and word in self.synsets[s][1]:
+                    return s
+        return None
 
     def __len__(self):
         return len(self.items)
 
+    def _subject_prompts(self, k_subject, kind):
+        """The prompts a subject's definition (or held-out question) may
+        take, each (template, uses the term): held-out subjects never get
+        a "what is" question in training."""
+        word, _, _, flags, heldout = self.subjects[k_subject]
+        what = [(t, True) for t in _SUBJECT_WHAT_IS[1 if flags & SUBJECT_PLURAL else 0]]
+        if kind == WORDNET_QUESTION:
+            return what[:1]
+        define = [(t, False) for t in _SUBJECT_DEFINE]
+        return define if heldout else what + define
+
     def choices(self, index):
         """(number of prompt phrasings, number of synonyms to pick from)."""
-        s, kind, _ = self.items[index]
-        pos, words = self.synsets[s][0], self.synsets[s][1]
-        prompts = _WORDNET_PROMPTS[_definition_key(pos) if kind == WORDNET_DEFINITION else kind]
-        return len(prompts), len(self._others(words)) if kind == WORDNET_SYNONYM else 1
+        s, kind, _, k_subject = self.items[index]
+        word = self.synsets[s][1][0] if k_subject is None else self.subjects[k_subject][0]
+        if k_subject is not None and kind in (WORDNET_DEFINITION, WORDNET_QUESTION):
+            n_prompts = len(self._subject_prompts(k_subject, kind))
+        else:
+            key = _definition_key(self.synsets[s][0]) if kind == WORDNET_DEFINITION else kind
+            n_prompts = len(_WORDNET_PROMPTS[key])
+        n_others = len(self._others(self.synsets[s][1], word)) if kind == WORDNET_SYNONYM else 1
+        return n_prompts, n_others
 
     def render(self, index, k, j):
         """Example @index with prompt phrasing @k and synonym @j."""
-        s, kind, sub = self.items[index]
-        pos, words, definition, usages, article = self.synsets[s]
-        word = words[0]
-        term = f"{indefinite_article(word)} {word}" if article else word
+        s, kind, sub, k_subject = self.items[index]
+        if k_subject is not None:
+            word, _, own_definition, flags, _ = self.subjects[k_subject]
+            plural = flags & SUBJECT_PLURAL
+            term = word if flags & (SUBJECT_PLURAL | SUBJECT_MASS) \
+                else f"{indefinite_article(word)} {word}"
+            if kind in (WORDNET_DEFINITION, WORDNET_QUESTION):
+                template, uses_term = self._subject_prompts(k_subject, kind)[k]
+                definition = self.synsets[s][2] if s is not None else own_definition
+                ex = text_example(template.format(term if uses_term else word),
+                                  f"{term} {'are' if plural else 'is'} {definition}.")
+                ex["subject"] = word
+                return ex
+        else:
+            pos, words, definition, _, article = self.synsets[s][:5]
+            word = words[0]
+            term = f"{indefinite_article(word)} {word}" if article else word
+        usages = self.synsets[s][3]
         if kind == WORDNET_DEFINITION:
             prompt = _WORDNET_PROMPTS[_definition_key(pos)][k]
             if pos == "n":
@@ -393,15 +706,23 @@ class WordNetSource:
             ex = text_example(_WORDNET_PROMPTS[WORDNET_USAGE][k].format(word), usages[sub])
         else:
             ex = text_example(_WORDNET_PROMPTS[WORDNET_SYNONYM][k].format(word),
-                              f"another word for {word} is {self._others(words)[j]}.")
+                              f"another word for {word} is "
+                              f"{self._others(self.synsets[s][1], word)[j]}.")
         ex["subject"] = word
         return ex
 
     def get(self, index, rng):
         n_prompts, n_others = self.choices(index)
-        k = int(rng.integers(n_prompts))
-        j = int(rng.integers(n_others)) if self.items[index][1] == WORDNET_SYNONYM else 0
+        kind = self.items[index][1]
+        k = int(rng.integers(n_prompts)) if kind != WORDNET_QUESTION else 0
+        j = int(rng.integers(n_others)) if kind == WORDNET_SYNONYM else 0
         return self.render(index, k, j)
+
+
+def _c_ulong(text):
+    """strtoul (text, NULL, 10): the leading decimal digits, 0 if none."""
+    m = re.match("[0-9]*", text)
+    return int(m.group()) if m.group() else 0
 
 
 class ShardSource:
@@ -434,6 +755,7 @@ class ShardSource:
             ex = image_example(self.pixels[e["image"]], e.get("caption", ""))
         else:
             ex = text_example(e.get("prompt"), e.get("text", ""))
+            ex["chat"] = self.name == "chat"     # the chat source's turns are always chat
         if self.ids_usable:
             ex["ids"] = {k: e[k + "_ids"] for k in ("caption", "prompt", "text") if k + "_ids" in e}
         return ex
@@ -443,11 +765,11 @@ def open_source(name, split, image_size, channels, shards_dir=None, tokenizer=No
     """A source by the name `transfusion-cli train --data` takes (see the top)."""
     if name == "fashion":
         return FashionSource(split, image_size, channels)
-    if name == "wordnet":
-        return WordNetSource(split)
+    if name in ("wordnet", "subjects"):
+        return WordNetSource(split, subjects=name == "subjects")
     if name.endswith(".safetensors"):
         return ShardSource(name, image_size, channels, tokenizer)
-    if name in ("shapes", "emoji"):
+    if name in ("shapes", "emoji", "chat"):
         path = os.path.join(shards_dir or ".", f"{name}.safetensors")
         if not os.path.exists(path):
             raise ValueError(f"{name}: no shard {path}; write one with "
@@ -456,8 +778,8 @@ def open_source(name, split, image_size, channels, shards_dir=None, tokenizer=No
         return ShardSource(path, image_size, channels, tokenizer)
     if os.path.isdir(name):
         return FolderSource(name, split, image_size, channels)
-    raise ValueError(f"{name}: not a source (fashion, shapes, emoji, wordnet, a .safetensors "
-                     f"shard or a folder)")
+    raise ValueError(f"{name}: not a source (fashion, shapes, emoji, wordnet, subjects, chat, "
+                     f"a .safetensors shard or a folder)")
 
 
 # ---- The mix -------------------------------------------------------------------------
@@ -472,8 +794,70 @@ def draw_t(config, rng, t_lo, t_hi):
     return int(t_lo + rng.integers(t_hi - t_lo + 1))
 
 
+def as_people_write(rng, text):
+    """engine/tf-train.c's as_people_write: now and then a capital first
+    (1 in 4) and a full stop after a final letter or digit (15 in 100)."""
+    if rng.random() < 0.25:
+        text = text[:1].upper() + text[1:] if text[:1].isascii() else text
+    if text and text[-1].isascii() and text[-1].isalnum() and rng.random() < 0.15:
+        text += "."
+    return text
+
+
+class _Document:
+    """Segments of one document (or one chat turn) as they are built."""
+
+    def __init__(self, mix):
+        self.mix, self.segs, self.images, self.length = mix, [], [], 0
+
+    def text(self, ids):
+        if not ids:
+            return
+        if self.segs and "text" in self.segs[-1]:
+            self.segs[-1]["text"] += ids
+        else:
+            self.segs.append({"text": list(ids)})
+        self.length += len(ids)
+
+    def special(self, name):
+        self.text([self.mix.tok.special(name)])
+
+    def string(self, ex, s, max_tokens, key=None):
+        """@s, cut at @max_tokens; the C encoder's ids from a shard when @s
+        is the example's own text @key, unchanged."""
+        if not s:
+            return
+        cached = ex.get("ids", {}).get(key) if key and ex.get(key) == s else None
+        ids = list(cached) if cached is not None else self.mix.tok.encode(s)
+        self.text(ids[:max(max_tokens, 0)])
+
+    def image(self, rng, pixels, image_first):
+        """ε drawn now, at t for generating (1..T as t_sampling draws it) or
+        for reading it (uniform in 0..T/2)."""
+        c = self.mix.config
+        T = c["diffusion_steps"]
+        t = int(rng.integers(T // 2 + 1)) if image_first else draw_t(c, rng, 1, T)
+        noise = rng.standard_normal(np.shape(pixels)).astype(np.float32)
+        self.images.append((pixels, noise))
+        self.segs.append({"image": None, "t": t, "diffusion_loss": True})
+        self.length += self.mix.n_patches
+
+    def append(self, other):
+        if other.segs and self.segs and "text" in other.segs[0] and "text" in self.segs[-1]:
+            self.segs[-1]["text"] += other.segs[0]["text"]
+            self.segs += other.segs[1:]
+        else:
+            self.segs += other.segs
+        self.images += other.images
+        self.length += other.length
+
+
 class DataMix:
-    """Documents and packed batches in the twin's batch format (twin.py)."""
+    """Documents and packed batches in the twin's batch format (twin.py),
+    built as engine/tf-train.c's build_doc, doc_chat_turn and build_batch
+    build them. What differs: the random numbers (a numpy Generator, drawn
+    in the C order where it is easy, but not the C stream), and the
+    sources' own (shards give the C engine's examples as exported)."""
 
     def __init__(self, sources, weights, tokenizer, config, image_first=0.2, cfg_drop=0.1,
                  chat_fraction=0.25):
@@ -495,84 +879,76 @@ class DataMix:
         source = self.sources[s]
         return source.get(int(rng.integers(len(source))), rng)
 
-    def _ids(self, ex, key, text):
-        cached = ex.get("ids", {}).get(key) if key else None
-        return list(cached) if cached is not None else self.tok.encode(text)
-
-    def build_document(self, ex, rng):
-        """(segments, images, length): one document of the mix for @ex; images
-        are (pixels, noise) in segment order."""
-        c, tok = self.config, self.tok
-        T = c["diffusion_steps"]
-        max_caption = c["max_seq_len"] // 4
-        chat = rng.random() < self.chat_fraction
-        segs, images = [], []
-        length = 0
-
-        def text(ids):
-            nonlocal length
-            if not ids:
-                return
-            if segs and "text" in segs[-1]:
-                segs[-1]["text"] += ids
-            else:
-                segs.append({"text": list(ids)})
-            length += len(ids)
-
-        def special(name):
-            text([tok.special(name)])
-
-        def string(s, max_tokens, key=None):
-            if s:
-                text(self._ids(ex, key, s)[:max(max_tokens, 0)])
-
-        def image(t_lo, t_hi, generating):
-            nonlocal length
-            t = draw_t(c, rng, t_lo, t_hi) if generating else int(t_lo + rng.integers(t_hi - t_lo + 1))
-            noise = rng.standard_normal(np.shape(ex["pixels"])).astype(np.float32)
-            images.append((ex["pixels"], noise))
-            segs.append({"image": None, "t": t, "diffusion_loss": True})
-            length += self.n_patches
-
-        special("<|bos|>")
+    def _chat_turn(self, ex, rng, doc):
+        """One turn from @ex, ending with <|eos|>: "draw X" → image, image +
+        "what is this?" → caption, or question → answer; False (nothing
+        added) for a text example without a question."""
+        L = self.config["max_seq_len"]
+        max_caption = L // 4
         if ex["kind"] == "image":
-            if chat and rng.random() < 0.5:
-                phrase = DRAW_PHRASES[rng.integers(len(DRAW_PHRASES))]   # "draw X" → image
-                special("<|user|>")
-                string(phrase + ex["caption"], max_caption)
-                special("<|assistant|>")
-                special("<|boi|>")
-                image(1, T, True)
-                special("<|eoi|>")
-            elif chat:
-                q = CAPTION_QUESTIONS[rng.integers(len(CAPTION_QUESTIONS))]  # image first: t ≤ T/2
-                special("<|user|>")
-                special("<|boi|>")
-                image(0, T // 2, False)
-                special("<|eoi|>")
-                string(q, max_caption)
-                special("<|assistant|>")
-                string(ex["caption"], max_caption, "caption")
-            elif rng.random() < self.image_first:
-                special("<|boi|>")
-                image(0, T // 2, False)
-                special("<|eoi|>")
-                string(ex["caption"], max_caption, "caption")
+            doc.special("<|user|>")
+            if rng.random() < 0.5:
+                phrase = DRAW_PHRASES[rng.integers(len(DRAW_PHRASES))]
+                doc.string(ex, as_people_write(rng, phrase + ex["caption"]), max_caption)
+                doc.special("<|assistant|>")
+                doc.special("<|boi|>")
+                doc.image(rng, ex["pixels"], False)
+                doc.special("<|eoi|>")
+            else:                                  # the image first: t ≤ T/2
+                q = CAPTION_QUESTIONS[rng.integers(len(CAPTION_QUESTIONS))]
+                doc.special("<|boi|>")
+                doc.image(rng, ex["pixels"], True)
+                doc.special("<|eoi|>")
+                doc.string(ex, as_people_write(rng, q), max_caption)
+                doc.special("<|assistant|>")
+                doc.string(ex, ex["caption"], max_caption, "caption")
+        else:
+            if not ex.get("prompt"):
+                return False
+            doc.special("<|user|>")
+            doc.string(ex, as_people_write(rng, ex["prompt"]), max_caption, "prompt")
+            doc.special("<|assistant|>")
+            doc.string(ex, ex["text"], L - 4 - doc.length, "text")
+        doc.special("<|eos|>")
+        return True
+
+    def build_document(self, ex, rng, room=None):
+        """(segments, images, length): one document of the mix for @ex; images
+        are (pixels, noise) in segment order. A chat document goes on, half
+        the time, for up to four turns in all, each from an example drawn
+        now, as long as they fit in @room positions."""
+        c = self.config
+        L = c["max_seq_len"]
+        room = L if room is None else room
+        max_caption = L // 4
+        chat = rng.random() < self.chat_fraction or ex.get("chat", False)
+        doc = _Document(self)
+        doc.special("<|bos|>")
+        if chat and self._chat_turn(ex, rng, doc):
+            if rng.random() < CHAT_MORE_TURNS:
+                turns = 2 + int(rng.integers(CHAT_MAX_TURNS - 1))
+                for _ in range(1, turns):
+                    turn = _Document(self)
+                    if self._chat_turn(self.draw_example(rng), rng, turn) \
+                            and doc.length + turn.length <= room:
+                        doc.append(turn)
+            return doc.segs, doc.images, doc.length
+        if ex["kind"] == "image":
+            if rng.random() < self.image_first:
+                doc.special("<|boi|>")
+                doc.image(rng, ex["pixels"], True)
+                doc.special("<|eoi|>")
+                doc.string(ex, ex["caption"], max_caption, "caption")
             else:
                 if rng.random() >= self.cfg_drop:     # else no caption, for guidance
-                    string(ex["caption"], max_caption, "caption")
-                special("<|boi|>")
-                image(1, T, True)
-                special("<|eoi|>")
+                    doc.string(ex, as_people_write(rng, ex["caption"]), max_caption, "caption")
+                doc.special("<|boi|>")
+                doc.image(rng, ex["pixels"], False)
+                doc.special("<|eoi|>")
         else:
-            budget = c["max_seq_len"] - 4
-            if chat and ex.get("prompt"):
-                special("<|user|>")
-                string(ex["prompt"], max_caption, "prompt")
-                special("<|assistant|>")
-            string(ex["text"], budget - length, "text")
-        special("<|eos|>")
-        return segs, images, length
+            doc.string(ex, ex["text"], L - 4 - doc.length, "text")
+        doc.special("<|eos|>")
+        return doc.segs, doc.images, doc.length
 
     def build_batch(self, rng, batch_size):
         """(batch, images, positions): @batch_size rows packed with documents."""
@@ -581,7 +957,8 @@ class DataMix:
         for _ in range(batch_size):
             row, used, misses = [], 0, 0
             while misses < 8 and L - used >= 8:
-                segs, doc_images, length = self.build_document(self.draw_example(rng), rng)
+                segs, doc_images, length = self.build_document(self.draw_example(rng), rng,
+                                                               L - used)
                 if length > L - used:
                     misses += 1
                     continue
