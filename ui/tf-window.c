@@ -33,12 +33,14 @@ struct _TfWindow
   GtkLabel             *loading_label;
   TfImagineView        *imagine_view;
   TfChatView           *chat_view;
+  TfTeachView          *teach_view;
 
   GSettings            *settings;          /* NULL when the schema is not installed */
   TfModelInfo          *info;              /* the loaded model, or NULL */
   TfGeneration         *generation;        /* its generator, or NULL */
   GCancellable         *load_cancellable;  /* the load in flight, or NULL */
   GtkNativeDialog      *chooser;           /* while the file chooser is up */
+  gboolean              closing;           /* the user agreed to pause a Teach run */
 };
 
 G_DEFINE_FINAL_TYPE (TfWindow, tf_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -141,6 +143,7 @@ tf_window_show_model (TfWindow *self, LoadedModel *loaded)
   tf_imagine_view_set_model (self->imagine_view, self->generation, self->info->name,
                              loaded->hash, loaded->suggestions);
   tf_chat_view_set_generation (self->chat_view, self->generation);
+  tf_teach_view_set_model (self->teach_view, self->generation, self->info->path);
 
   /* Translators: the window's title, "default — Transfusion" */
   title = g_strdup_printf (_("%s — Transfusion"), self->info->name);
@@ -500,6 +503,23 @@ tf_window_get_chat_view (TfWindow *self)
   return self->chat_view;
 }
 
+TfTeachView *
+tf_window_get_teach_view (TfWindow *self)
+{
+  g_return_val_if_fail (TF_IS_WINDOW (self), NULL);
+  return self->teach_view;
+}
+
+/* Teach's "use this model" and "back": the model opens as any other. */
+static void
+on_teach_open_model (TfWindow *self, const char *path)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+
+  tf_window_open_model (self, file);
+  adw_view_stack_set_visible_child_name (self->views_stack, "imagine");
+}
+
 void
 tf_window_show_view (TfWindow *self, const char *name)
 {
@@ -592,9 +612,49 @@ tf_window_new (TfApplication *application)
 }
 
 static gboolean
+close_when_idle (gpointer data)
+{
+  gtk_window_close (GTK_WINDOW (data));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_close_response (AdwMessageDialog *dialog, const char *response, TfWindow *self)
+{
+  if (g_strcmp0 (response, "pause") != 0)
+    return;
+  tf_teach_view_pause_and_wait (self->teach_view);
+  self->closing = TRUE;
+  /* After the dialog is done with its response: closing the window now
+   * would destroy the dialog, a transient of it, under its own feet. */
+  g_idle_add_full (G_PRIORITY_DEFAULT, close_when_idle, g_object_ref (self), g_object_unref);
+}
+
+static gboolean
 tf_window_close_request (GtkWindow *window)
 {
-  tf_window_save_state (TF_WINDOW (window));
+  TfWindow *self = TF_WINDOW (window);
+
+  /* A Teach run is never cut off without a word: it is saved and paused,
+   * and the next start offers to continue it. */
+  if (!self->closing && tf_teach_view_get_running (self->teach_view))
+    {
+      g_autofree char *body = NULL;
+      GtkWidget *dialog;
+
+      body = g_strdup (_("The run is saved where it is and paused. Transfusion offers to "
+                         "continue it, exactly from there, when you open Teach again."));
+      dialog = adw_message_dialog_new (window, _("Pause Teaching and Close?"), body);
+      adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog),
+                                        "cancel", _("_Keep Teaching"),
+                                        "pause", _("_Pause and Close"), NULL);
+      adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+      adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+      g_signal_connect_object (dialog, "response", G_CALLBACK (on_close_response), self, 0);
+      gtk_window_present (GTK_WINDOW (dialog));
+      return TRUE;
+    }
+  tf_window_save_state (self);
   return GTK_WINDOW_CLASS (tf_window_parent_class)->close_request (window);
 }
 
@@ -677,6 +737,7 @@ tf_window_class_init (TfWindowClass *klass)
                                                "/org/transfusion/Transfusion/tf-window.ui");
   g_type_ensure (TF_TYPE_IMAGINE_VIEW);
   g_type_ensure (TF_TYPE_CHAT_VIEW);
+  g_type_ensure (TF_TYPE_TEACH_VIEW);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher_bar);
@@ -692,8 +753,10 @@ tf_window_class_init (TfWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfWindow, loading_label);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, imagine_view);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, chat_view);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, teach_view);
   gtk_widget_class_bind_template_callback (widget_class, on_error_dismiss_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_cancel_clicked);
+  gtk_widget_class_bind_template_callback (widget_class, on_teach_open_model);
 
   gtk_widget_class_install_action (widget_class, "win.model-info", NULL, model_info_action);
   gtk_widget_class_install_action (widget_class, "win.generate", NULL, generate_action);
@@ -711,9 +774,12 @@ static void
 tf_window_init (TfWindow *self)
 {
   g_autofree char *gallery_dir = tf_gallery_default_dir ();
+  g_autofree char *teach_dir = g_build_filename (g_get_user_data_dir (), "transfusion", "teach",
+                                                 NULL);
 
   gtk_widget_init_template (GTK_WIDGET (self));
   tf_imagine_view_set_gallery_dir (self->imagine_view, gallery_dir);
+  tf_teach_view_set_teach_dir (self->teach_view, teach_dir);
   g_signal_connect_swapped (self->views_stack, "notify::visible-child-name",
                             G_CALLBACK (on_view_changed), self);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);
