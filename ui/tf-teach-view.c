@@ -5,6 +5,7 @@
 
 #include <adwaita.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -247,7 +248,7 @@ find_unfinished_run (TfTeachView *self)
         json_object_get_string_member_with_default (run, "folder", ""));
       /* Translators: "“cats”, stopped at step 40 of 200" */
       g_autofree char *subtitle = g_strdup_printf (
-        _("“%s”, stopped at step %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT), folder,
+        _("“%s”, stopped at step %" PRId64 " of %" PRId64), folder,
         json_object_get_int_member_with_default (run, "step", 0),
         json_object_get_int_member_with_default (run, "steps", 0));
       adw_action_row_set_subtitle (self->resume_row, subtitle);
@@ -402,7 +403,8 @@ suggest_prompts (TfTeachView *self)
 {
   g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
-  static const char *const usual[N_USUAL_PROMPTS] = { N_("a red circle"), N_("a sneaker") };
+  /* In the model's language (its training data is English), not the user's. */
+  static const char *const usual[N_USUAL_PROMPTS] = { "a red circle", "a sneaker" };
   guint n = 0;
 
   for (guint i = 0; i < self->pictures->len && n < N_OWN_PROMPTS; i++)
@@ -416,8 +418,8 @@ suggest_prompts (TfTeachView *self)
         }
     }
   for (guint i = 0; i < N_USUAL_PROMPTS; i++)
-    if (g_hash_table_add (seen, (char *) _(usual[i])))
-      g_strv_builder_add (b, _(usual[i]));
+    if (g_hash_table_add (seen, (char *) usual[i]))
+      g_strv_builder_add (b, usual[i]);
   g_auto (GStrv) prompts = g_strv_builder_end (b);
   g_autofree char *text = g_strjoinv ("; ", prompts);
   gtk_editable_set_text (GTK_EDITABLE (self->prompts_row), text);
@@ -631,7 +633,7 @@ on_progress (TfTraining *training, TfTeachView *self)
       g_autofree char *eta = tf_format_duration (p->eta);
       /* Translators: step, steps, tokens per second, time left (h:mm:ss) */
       g_autofree char *status = g_strdup_printf (
-        _("Step %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT " · %.0f tokens/s · %s left"),
+        _("Step %" PRId64 " of %" PRId64 " · %.0f tokens/s · %s left"),
         p->step, p->steps, p->tokens_per_second, eta);
       gtk_label_set_text (self->run_status_label, status);
     }
@@ -663,9 +665,10 @@ on_samples (TfTraining *training, guint n_images, guint size, guint channels, GB
       gtk_box_append (GTK_BOX (box), label);
       gtk_flow_box_append (self->samples_grid, box);
     }
+  const int64_t step = tf_training_get_samples_step (training);
   /* Translators: the heading of the sample grid */
-  g_autofree char *heading = g_strdup_printf (_("Samples at step %" G_GINT64_FORMAT),
-                                              tf_training_get_samples_step (training));
+  g_autofree char *heading = step > 0 ? g_strdup_printf (_("Samples at step %" PRId64), step)
+                                      : g_strdup (_("Samples before training"));
   gtk_label_set_text (self->samples_label, heading);
 }
 
@@ -683,7 +686,7 @@ on_ended (TfTraining *training, int end, const GError *error, TfTeachView *self)
       {
         g_autofree char *title = g_strdup_printf (_("“%s” Has Learnt Your Pictures"), name);
         g_autofree char *status = g_strdup_printf (
-          _("%" G_GINT64_FORMAT " steps. The model is saved as %s"), p->step, self->run_model);
+          _("%" PRId64 " steps. The model is saved as %s"), p->step, self->run_model);
         gtk_label_set_text (self->run_title_label, title);
         gtk_label_set_text (self->run_status_label, status);
       }
@@ -693,7 +696,7 @@ on_ended (TfTraining *training, int end, const GError *error, TfTeachView *self)
       set_run_state (self, "paused");
       {
         g_autofree char *status = g_strdup_printf (
-          _("Paused at step %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT "; saved, and it goes on "
+          _("Paused at step %" PRId64 " of %" PRId64 "; saved, and it goes on "
             "exactly where it stopped"), p->step, p->steps);
         gtk_label_set_text (self->run_status_label, status);
       }
