@@ -3,6 +3,7 @@
 
 #include "tf-model-info-window.h"
 
+#include <inttypes.h>
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 #include <string.h>
@@ -92,7 +93,7 @@ add_training_card (TfModelInfoWindow *self, const char *provenance)
   if (json_object_has_member (o, "step"))
     {
       /* Translators: "40 of 200" steps */
-      g_autofree char *steps = g_strdup_printf (_("%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT),
+      g_autofree char *steps = g_strdup_printf (_("%" PRId64 " of %" PRId64),
                                                 json_object_get_int_member_with_default (o, "step", 0),
                                                 json_object_get_int_member_with_default (o, "steps", 0));
       card_add_row (card, _("Steps"), steps);
