@@ -2024,8 +2024,10 @@ test_teach_pause_close_resume_exact (void)
     g_assert_cmpint (g_ascii_strtoll (step, NULL, 10), <, 150);
   }
 
-  /* A new window offers the run and continues it to the end. */
+  /* A new window offers the run at once, and Teach continues it to the
+   * end. */
   window = activate_with_bundled_model ();
+  g_assert_true (shows (window, "A Teach run was paused before it finished"));
   view = tf_window_get_teach_view (window);
   tf_window_show_view (window, "teach");
   g_assert_true (tf_teach_view_get_can_continue (view));

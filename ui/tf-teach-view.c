@@ -217,18 +217,17 @@ prompts_of_run (JsonObject *run)
 }
 
 /* The newest run that was neither finished nor given up, with its state
- * file present: what the start page offers to continue. */
-static void
-find_unfinished_run (TfTeachView *self)
+ * file present, as a folder name in @teach_dir; NULL when there is none. */
+static char *
+newest_unfinished_run (const char *teach_dir)
 {
-  g_autoptr (GDir) dir = self->teach_dir ? g_dir_open (self->teach_dir, 0, NULL) : NULL;
-  g_autofree char *best = NULL;
+  g_autoptr (GDir) dir = teach_dir != NULL ? g_dir_open (teach_dir, 0, NULL) : NULL;
+  char *best = NULL;
   const char *name;
 
-  g_clear_pointer (&self->resume_dir, g_free);
   while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
     {
-      g_autofree char *run_dir = g_build_filename (self->teach_dir, name, NULL);
+      g_autofree char *run_dir = g_build_filename (teach_dir, name, NULL);
       g_autoptr (JsonObject) run = read_run (run_dir);
       if (run == NULL)
         continue;
@@ -240,6 +239,23 @@ find_unfinished_run (TfTeachView *self)
           && (best == NULL || strcmp (name, best) > 0))
         set_string (&best, name);
     }
+  return best;
+}
+
+gboolean
+tf_teach_has_unfinished_run (const char *teach_dir)
+{
+  g_autofree char *run = newest_unfinished_run (teach_dir);
+  return run != NULL;
+}
+
+/* Offers the newest unfinished run on the start page. */
+static void
+find_unfinished_run (TfTeachView *self)
+{
+  g_autofree char *best = newest_unfinished_run (self->teach_dir);
+
+  g_clear_pointer (&self->resume_dir, g_free);
   if (best != NULL)
     {
       self->resume_dir = g_build_filename (self->teach_dir, best, NULL);
@@ -1143,6 +1159,12 @@ update_actions (TfTeachView *self)
 }
 
 /* ---- API ------------------------------------------------------------------------ */
+
+TfTeachView *
+tf_teach_view_new (void)
+{
+  return g_object_new (TF_TYPE_TEACH_VIEW, NULL);
+}
 
 void
 tf_teach_view_set_model (TfTeachView *self, TfGeneration *generation, const char *model_path)

@@ -34,6 +34,12 @@ G_BEGIN_DECLS
 #define TF_TYPE_TEACH_VIEW (tf_teach_view_get_type ())
 G_DECLARE_FINAL_TYPE (TfTeachView, tf_teach_view, TF, TEACH_VIEW, GtkWidget)
 
+TfTeachView *tf_teach_view_new (void);
+
+/* Whether @teach_dir holds a run that was paused or cut off (its training
+ * state saved, not finished): what the start page offers to continue. */
+gboolean tf_teach_has_unfinished_run (const char *teach_dir);
+
 /* The current model: it captions pictures and is where a warm start
  * starts. @generation may be NULL. */
 void tf_teach_view_set_model (TfTeachView  *self,

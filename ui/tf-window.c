@@ -33,7 +33,9 @@ struct _TfWindow
   GtkLabel             *loading_label;
   TfImagineView        *imagine_view;
   TfChatView           *chat_view;
-  TfTeachView          *teach_view;
+  GtkBox               *teach_box;
+  TfTeachView          *teach_view;        /* NULL until Teach is first shown */
+  char                 *teach_dir;
 
   GSettings            *settings;          /* NULL when the schema is not installed */
   TfModelInfo          *info;              /* the loaded model, or NULL */
@@ -113,6 +115,7 @@ loaded_model_free (LoadedModel *loaded)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LoadedModel, loaded_model_free)
 
 static void on_busy_changed (TfWindow *self);
+static TfTeachView *ensure_teach_view (TfWindow *self);
 
 /* The Threads preference applies to the next job. */
 static void
@@ -143,7 +146,8 @@ tf_window_show_model (TfWindow *self, LoadedModel *loaded)
   tf_imagine_view_set_model (self->imagine_view, self->generation, self->info->name,
                              loaded->hash, loaded->suggestions);
   tf_chat_view_set_generation (self->chat_view, self->generation);
-  tf_teach_view_set_model (self->teach_view, self->generation, self->info->path);
+  if (self->teach_view != NULL)
+    tf_teach_view_set_model (self->teach_view, self->generation, self->info->path);
 
   /* Translators: the window's title, "default — Transfusion" */
   title = g_strdup_printf (_("%s — Transfusion"), self->info->name);
@@ -468,6 +472,8 @@ show_view_action (GtkWidget *widget, const char *action_name, GVariant *param)
 static void
 on_view_changed (TfWindow *self)
 {
+  if (g_strcmp0 (adw_view_stack_get_visible_child_name (self->views_stack), "teach") == 0)
+    ensure_teach_view (self);
   if (showing_chat (self) && self->info != NULL)
     tf_chat_view_focus_message (self->chat_view);
 }
@@ -503,11 +509,32 @@ tf_window_get_chat_view (TfWindow *self)
   return self->chat_view;
 }
 
+static void on_teach_open_model (TfWindow *self, const char *path);
+
+/* Teach is built the first time it is needed: a window that never shows it
+ * never pays for its widgets. */
+static TfTeachView *
+ensure_teach_view (TfWindow *self)
+{
+  if (self->teach_view != NULL)
+    return self->teach_view;
+  self->teach_view = tf_teach_view_new ();
+  gtk_widget_set_hexpand (GTK_WIDGET (self->teach_view), TRUE);
+  gtk_widget_set_vexpand (GTK_WIDGET (self->teach_view), TRUE);
+  tf_teach_view_set_teach_dir (self->teach_view, self->teach_dir);
+  if (self->info != NULL)
+    tf_teach_view_set_model (self->teach_view, self->generation, self->info->path);
+  g_signal_connect_swapped (self->teach_view, "open-model", G_CALLBACK (on_teach_open_model),
+                            self);
+  gtk_box_append (self->teach_box, GTK_WIDGET (self->teach_view));
+  return self->teach_view;
+}
+
 TfTeachView *
 tf_window_get_teach_view (TfWindow *self)
 {
   g_return_val_if_fail (TF_IS_WINDOW (self), NULL);
-  return self->teach_view;
+  return ensure_teach_view (self);
 }
 
 /* Teach's "use this model" and "back": the model opens as any other. */
@@ -637,7 +664,7 @@ tf_window_close_request (GtkWindow *window)
 
   /* A Teach run is never cut off without a word: it is saved and paused,
    * and the next start offers to continue it. */
-  if (!self->closing && tf_teach_view_get_running (self->teach_view))
+  if (!self->closing && self->teach_view != NULL && tf_teach_view_get_running (self->teach_view))
     {
       g_autofree char *body = NULL;
       GtkWidget *dialog;
@@ -672,6 +699,7 @@ tf_window_dispose (GObject *object)
     gtk_native_dialog_destroy (self->chooser);
   g_clear_object (&self->chooser);
   g_clear_object (&self->settings);
+  g_clear_pointer (&self->teach_dir, g_free);
   g_clear_pointer (&self->info, tf_model_info_free);
   if (self->generation != NULL)
     {
@@ -737,7 +765,6 @@ tf_window_class_init (TfWindowClass *klass)
                                                "/org/transfusion/Transfusion/tf-window.ui");
   g_type_ensure (TF_TYPE_IMAGINE_VIEW);
   g_type_ensure (TF_TYPE_CHAT_VIEW);
-  g_type_ensure (TF_TYPE_TEACH_VIEW);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, switcher_bar);
@@ -753,10 +780,9 @@ tf_window_class_init (TfWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfWindow, loading_label);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, imagine_view);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, chat_view);
-  gtk_widget_class_bind_template_child (widget_class, TfWindow, teach_view);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, teach_box);
   gtk_widget_class_bind_template_callback (widget_class, on_error_dismiss_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_cancel_clicked);
-  gtk_widget_class_bind_template_callback (widget_class, on_teach_open_model);
 
   gtk_widget_class_install_action (widget_class, "win.model-info", NULL, model_info_action);
   gtk_widget_class_install_action (widget_class, "win.generate", NULL, generate_action);
@@ -774,12 +800,15 @@ static void
 tf_window_init (TfWindow *self)
 {
   g_autofree char *gallery_dir = tf_gallery_default_dir ();
-  g_autofree char *teach_dir = g_build_filename (g_get_user_data_dir (), "transfusion", "teach",
-                                                 NULL);
 
   gtk_widget_init_template (GTK_WIDGET (self));
   tf_imagine_view_set_gallery_dir (self->imagine_view, gallery_dir);
-  tf_teach_view_set_teach_dir (self->teach_view, teach_dir);
+  self->teach_dir = g_build_filename (g_get_user_data_dir (), "transfusion", "teach", NULL);
+  /* A run that was paused (or cut off) is offered at once, not only when
+   * Teach is opened. */
+  if (tf_teach_has_unfinished_run (self->teach_dir))
+    tf_window_add_toast (self, _("A Teach run was paused before it finished"), _("_Continue…"),
+                         "win.show-view", g_variant_new_string ("teach"));
   g_signal_connect_swapped (self->views_stack, "notify::visible-child-name",
                             G_CALLBACK (on_view_changed), self);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);
