@@ -1727,28 +1727,6 @@ make_picture_folder (const char *name, int n_captioned)
   return dir;
 }
 
-/* Every tensor of the two files, bit for bit. */
-static void
-assert_same_tensors (const char *a_path, const char *b_path)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TfSafetensors) a = tf_safetensors_open (a_path, &error);
-  g_assert_no_error (error);
-  g_autoptr(TfSafetensors) b = tf_safetensors_open (b_path, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (tf_safetensors_n_tensors (a), ==, tf_safetensors_n_tensors (b));
-  g_assert_cmpint (tf_safetensors_n_tensors (a), >, 0);
-  for (int i = 0; i < tf_safetensors_n_tensors (a); i++)
-    {
-      const TfTensorInfo *ta = tf_safetensors_tensor (a, i);
-      const TfTensorInfo *tb = tf_safetensors_find (b, ta->name);
-      g_assert_nonnull (tb);
-      g_assert_cmpuint (ta->end - ta->begin, ==, tb->end - tb->begin);
-      if (memcmp (tf_safetensors_data (a, ta), tf_safetensors_data (b, tb), ta->end - ta->begin) != 0)
-        g_error ("%s and %s differ in tensor '%s'", a_path, b_path, ta->name);
-    }
-}
-
 static char *
 read_run_state (const char *run_dir)
 {
@@ -2061,10 +2039,10 @@ test_teach_pause_close_resume_exact (void)
     g_assert_true (tf_trainer_run (trainer, NULL, NULL, NULL, &error));
     g_assert_no_error (error);
   }
-  assert_same_tensors (model, reference);
+  tf_test_assert_same_tensors (model, reference);
   {
     g_autofree char *a = tf_train_state_path (model), *b = tf_train_state_path (reference);
-    assert_same_tensors (a, b);
+    tf_test_assert_same_tensors (a, b);
   }
 }
 

@@ -73,18 +73,23 @@ on_ended (TfTraining *training, int end, const GError *error, Log *log)
  * timeout catches a hang). */
 static void
 run (TfTraining *training, const TfTrainOptions *options, double minutes,
-     const char *const *prompts, Log *log)
+     const char *const *prompts, int64_t pause_at, gboolean stop, Log *log)
 {
   g_autoptr(GError) error = NULL;
 
   memset (log, 0, sizeof *log);
   log->end = -1;
+  log->pause_at = pause_at;
+  log->stop = stop;
   g_signal_connect (training, "progress", G_CALLBACK (on_progress), log);
   g_signal_connect (training, "samples", G_CALLBACK (on_samples), log);
   g_signal_connect (training, "ended", G_CALLBACK (on_ended), log);
   g_assert_true (tf_training_start (training, options, minutes, prompts, 1000, &error));
   g_assert_no_error (error);
   g_assert_true (tf_training_get_running (training));
+  /* One run at a time. */
+  g_assert_false (tf_training_start (training, options, minutes, prompts, 1000, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   while (log->end < 0)
     g_main_context_iteration (NULL, TRUE);
   g_signal_handlers_disconnect_by_data (training, log);
@@ -102,26 +107,6 @@ options_for (TfTrainOptions *o, const char *name, int64_t steps)
   o->out = g_build_filename (tmp_dir, name, NULL);
   o->steps = steps;
   o->batch = 2;
-}
-
-static void
-assert_same_tensors (const char *a_path, const char *b_path)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TfSafetensors) a = tf_safetensors_open (a_path, &error);
-  g_assert_no_error (error);
-  g_autoptr(TfSafetensors) b = tf_safetensors_open (b_path, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (tf_safetensors_n_tensors (a), ==, tf_safetensors_n_tensors (b));
-  for (int i = 0; i < tf_safetensors_n_tensors (a); i++)
-    {
-      const TfTensorInfo *ta = tf_safetensors_tensor (a, i);
-      const TfTensorInfo *tb = tf_safetensors_find (b, ta->name);
-      g_assert_nonnull (tb);
-      g_assert_cmpuint (ta->end - ta->begin, ==, tb->end - tb->begin);
-      if (memcmp (tf_safetensors_data (a, ta), tf_safetensors_data (b, tb), ta->end - ta->begin) != 0)
-        g_error ("%s and %s differ in tensor '%s'", a_path, b_path, ta->name);
-    }
 }
 
 static int64_t
@@ -144,30 +129,14 @@ test_pause_resume_exact (void)
   Log log;
 
   options_for (&o, "paused.safetensors", 40);
-  run (training, &o, 0, prompts, &log);
+  run (training, &o, 0, prompts, 0, FALSE, &log);
   g_assert_cmpint (log.end, ==, TF_TRAINING_FINISHED);   /* nothing asked it to pause */
   g_free (log.error);
   tf_train_options_clear (&o);
 
   /* Again, paused this time. */
   options_for (&o, "paused-2.safetensors", 40);
-  memset (&log, 0, sizeof log);
-  {
-    g_autoptr(GError) error = NULL;
-    Log *l = &log;
-    l->end = -1;
-    l->pause_at = 5;
-    g_signal_connect (training, "progress", G_CALLBACK (on_progress), l);
-    g_signal_connect (training, "samples", G_CALLBACK (on_samples), l);
-    g_signal_connect (training, "ended", G_CALLBACK (on_ended), l);
-    g_assert_true (tf_training_start (training, &o, 0, prompts, 1000, &error));
-    /* One run at a time. */
-    g_assert_false (tf_training_start (training, &o, 0, prompts, 1000, &error));
-    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
-    while (l->end < 0)
-      g_main_context_iteration (NULL, TRUE);
-    g_signal_handlers_disconnect_by_data (training, l);
-  }
+  run (training, &o, 0, prompts, 5, FALSE, &log);
   g_assert_cmpint (log.end, ==, TF_TRAINING_PAUSED);
   g_assert_null (log.error);
   const int64_t paused = saved_step (o.out);
@@ -188,7 +157,7 @@ test_pause_resume_exact (void)
   g_free (r.out);
   r.out = g_strdup (o.out);
   r.resume = TRUE;
-  run (training, &r, 0, prompts, &log);
+  run (training, &r, 0, prompts, 0, FALSE, &log);
   g_assert_cmpint (log.end, ==, TF_TRAINING_FINISHED);
   /* The curves: the earlier log, then the new steps. */
   g_assert_cmpuint (tf_training_get_points (training)->len, ==, 40);
@@ -198,9 +167,9 @@ test_pause_resume_exact (void)
   tf_train_options_clear (&r);
 
   g_autofree char *a = g_build_filename (tmp_dir, "paused.safetensors", NULL);
-  assert_same_tensors (a, o.out);
+  tf_test_assert_same_tensors (a, o.out);
   g_autofree char *sa = tf_train_state_path (a), *sb = tf_train_state_path (o.out);
-  assert_same_tensors (sa, sb);
+  tf_test_assert_same_tensors (sa, sb);
   tf_train_options_clear (&o);
 }
 
@@ -213,19 +182,7 @@ test_stop (void)
   Log log;
 
   options_for (&o, "stopped.safetensors", 1000);
-  memset (&log, 0, sizeof log);
-  log.end = -1;
-  log.pause_at = 3;
-  log.stop = TRUE;
-  {
-    g_autoptr(GError) error = NULL;
-    g_signal_connect (training, "progress", G_CALLBACK (on_progress), &log);
-    g_signal_connect (training, "ended", G_CALLBACK (on_ended), &log);
-    g_assert_true (tf_training_start (training, &o, 0, NULL, 1000, &error));
-    while (log.end < 0)
-      g_main_context_iteration (NULL, TRUE);
-    g_signal_handlers_disconnect_by_data (training, &log);
-  }
+  run (training, &o, 0, NULL, 3, TRUE, &log);
   g_assert_cmpint (log.end, ==, TF_TRAINING_STOPPED);
   g_assert_true (g_file_test (o.out, G_FILE_TEST_IS_REGULAR));
   g_assert_cmpint (saved_step (o.out), >=, 3);
@@ -245,7 +202,7 @@ test_minutes_and_failure (void)
   Log log;
 
   options_for (&o, "minutes.safetensors", 1);
-  run (training, &o, 0.001, NULL, &log);
+  run (training, &o, 0.001, NULL, 0, FALSE, &log);
   g_assert_cmpint (log.end, ==, TF_TRAINING_FINISHED);
   g_assert_cmpint (tf_training_get_progress (training)->steps, >=, 10);
   g_assert_cmpint (tf_training_get_progress (training)->step,
@@ -257,7 +214,7 @@ test_minutes_and_failure (void)
   options_for (&o, "failed.safetensors", 10);
   g_free (o.data[0]);
   o.data[0] = g_build_filename (tmp_dir, "no-such-folder", NULL);
-  run (training, &o, 0, NULL, &log);
+  run (training, &o, 0, NULL, 0, FALSE, &log);
   g_assert_cmpint (log.end, ==, TF_TRAINING_FAILED);
   g_assert_nonnull (strstr (log.error, "no-such-folder"));
   g_free (log.error);
