@@ -104,6 +104,7 @@ struct _TfTeachView
   char         **run_prompts;
   char          *resume_dir;       /* the unfinished run offered on the start page */
   char          *previous_model;   /* the model before "use", for going back */
+  gboolean       steps_recorded;   /* teach.json has the run's number of steps */
 };
 
 G_DEFINE_FINAL_TYPE (TfTeachView, tf_teach_view, GTK_TYPE_WIDGET)
@@ -642,6 +643,13 @@ on_progress (TfTraining *training, TfTeachView *self)
 {
   const TfTrainProgress *p = tf_training_get_progress (training);
 
+  /* A run in minutes knows its steps now: teach.json says so, for the
+   * offer to continue should the program end without a word. */
+  if (p->step > 0 && !self->steps_recorded)
+    {
+      self->steps_recorded = TRUE;
+      set_run_state (self, "running");
+    }
   if (p->steps > 0)
     gtk_progress_bar_set_fraction (self->progress_bar, (double) p->step / (double) p->steps);
   if (p->step > 0 && tf_training_get_running (training))
@@ -757,6 +765,7 @@ plot_draw (GtkDrawingArea *area, cairo_t *cr, int width, int height, gpointer da
 static void
 show_run_page (TfTeachView *self)
 {
+  self->steps_recorded = FALSE;
   for (GtkWidget *child; (child = gtk_widget_get_first_child (GTK_WIDGET (self->samples_grid)));)
     gtk_flow_box_remove (self->samples_grid, child);
   gtk_label_set_text (self->samples_label, _("Samples"));
