@@ -1830,6 +1830,14 @@ test_teach_folder_to_imagine (void)
   g_assert_true (shows (window, "Samples at step 3"));
   g_assert_true (shows (window, "Has Learnt Your Pictures"));
   teach_log_disconnect (view, &log);
+  /* Every page of it fits a window 360 px wide. */
+  {
+    int min_width;
+    gtk_widget_measure (GTK_WIDGET (view), GTK_ORIENTATION_HORIZONTAL, -1, &min_width, NULL,
+                        NULL, NULL);
+    g_test_message ("Teach's narrowest: %d px", min_width);
+    g_assert_cmpint (min_width, <=, 360);
+  }
 
   /* What it trained on: the fitted pictures and the captions, the model's
    * one included; the user's folder as it was. */
