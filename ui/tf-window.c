@@ -36,6 +36,7 @@ struct _TfWindow
   GtkBox               *teach_box;
   TfTeachView          *teach_view;        /* NULL until Teach is first shown */
   char                 *teach_dir;
+  AdwToast             *resume_toast;      /* the offer of an unfinished run, while shown */
 
   GSettings            *settings;          /* NULL when the schema is not installed */
   TfModelInfo          *info;              /* the loaded model, or NULL */
@@ -518,6 +519,9 @@ ensure_teach_view (TfWindow *self)
 {
   if (self->teach_view != NULL)
     return self->teach_view;
+  /* Teach itself offers the run now. */
+  if (self->resume_toast != NULL)
+    adw_toast_dismiss (self->resume_toast);
   self->teach_view = tf_teach_view_new ();
   gtk_widget_set_hexpand (GTK_WIDGET (self->teach_view), TRUE);
   gtk_widget_set_vexpand (GTK_WIDGET (self->teach_view), TRUE);
@@ -700,6 +704,9 @@ tf_window_dispose (GObject *object)
   g_clear_object (&self->chooser);
   g_clear_object (&self->settings);
   g_clear_pointer (&self->teach_dir, g_free);
+  if (self->resume_toast != NULL)
+    g_object_remove_weak_pointer (G_OBJECT (self->resume_toast), (gpointer *) &self->resume_toast);
+  self->resume_toast = NULL;
   g_clear_pointer (&self->info, tf_model_info_free);
   if (self->generation != NULL)
     {
@@ -807,8 +814,17 @@ tf_window_init (TfWindow *self)
   /* A run that was paused (or cut off) is offered at once, not only when
    * Teach is opened. */
   if (tf_teach_has_unfinished_run (self->teach_dir))
-    tf_window_add_toast (self, _("A Teach run was paused before it finished"), _("_Continue…"),
-                         "win.show-view", g_variant_new_string ("teach"));
+    {
+      /* Until it is taken up or dismissed: an offer, not a confirmation. */
+      AdwToast *toast = adw_toast_new (_("A Teach run was paused before it finished"));
+      adw_toast_set_timeout (toast, 0);
+      adw_toast_set_button_label (toast, _("_Continue…"));
+      adw_toast_set_action_name (toast, "win.show-view");
+      adw_toast_set_action_target_value (toast, g_variant_new_string ("teach"));
+      self->resume_toast = toast;
+      g_object_add_weak_pointer (G_OBJECT (toast), (gpointer *) &self->resume_toast);
+      adw_toast_overlay_add_toast (self->toast_overlay, toast);
+    }
   g_signal_connect_swapped (self->views_stack, "notify::visible-child-name",
                             G_CALLBACK (on_view_changed), self);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);
