@@ -1209,6 +1209,7 @@ void
 tf_teach_view_set_teach_dir (TfTeachView *self, const char *dir)
 {
   g_return_if_fail (TF_IS_TEACH_VIEW (self));
+  g_return_if_fail (dir != NULL);
   set_string (&self->teach_dir, dir);
   find_unfinished_run (self);
 }
@@ -1425,6 +1426,8 @@ tf_teach_view_init (TfTeachView *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
   self->captioning = G_MAXUINT;
+  /* The window names it too; a view on its own keeps runs in the same place. */
+  self->teach_dir = g_build_filename (g_get_user_data_dir (), "transfusion", "teach", NULL);
   self->training = tf_training_new ();
   g_signal_connect (self->training, "progress", G_CALLBACK (on_progress), self);
   g_signal_connect (self->training, "samples", G_CALLBACK (on_samples), self);
