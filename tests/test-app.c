@@ -205,6 +205,22 @@ load (TfWindow *window, const char *path, LoadOutcome *outcome)
 }
 
 
+/* Ctrl+I's window, once it is on screen (meson's timeout catches a hang). */
+static GtkWidget *
+open_model_info (TfWindow *window)
+{
+  GtkWidget *info_window = NULL;
+
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.model-info", NULL);
+  for (GList *l = gtk_window_list_toplevels (); l != NULL; l = g_list_delete_link (l, l))
+    if (g_str_has_prefix (G_OBJECT_TYPE_NAME (l->data), "TfModelInfoWindow"))
+      info_window = l->data;
+  g_assert_nonnull (info_window);
+  while (!gtk_widget_get_mapped (info_window))
+    g_main_context_iteration (NULL, TRUE);
+  return info_window;
+}
+
 /* ---- Tests -------------------------------------------------------------- */
 
 static void
@@ -302,14 +318,8 @@ test_load_model (void)
 
   /* Model Info shows what the file holds. */
   {
-    GtkWidget *info_window = NULL;
+    GtkWidget *info_window = open_model_info (window);
 
-    gtk_widget_activate_action (GTK_WIDGET (window), "win.model-info", NULL);
-    for (GList *l = gtk_window_list_toplevels (); l != NULL; l = g_list_delete_link (l, l))
-      if (g_str_has_prefix (G_OBJECT_TYPE_NAME (l->data), "TfModelInfoWindow"))
-        info_window = l->data;
-    g_assert_nonnull (info_window);
-    g_assert_true (wait_until (is_mapped, info_window, 10000));
     g_assert_nonnull (find_mapped_label (info_window, count));
     gtk_window_destroy (GTK_WINDOW (info_window));
   }
@@ -1872,6 +1882,16 @@ test_teach_folder_to_imagine (void)
   g_assert_cmpstr (tf_window_get_model_info (window)->name, ==, "my-squares");
   g_assert_nonnull (tf_window_get_model_info (window)->provenance);
   g_assert_nonnull (strstr (tf_window_get_model_info (window)->provenance, "warm_start"));
+  /* Model Info tells how it was trained. */
+  {
+    GtkWidget *info_window = open_model_info (window);
+
+    g_assert_nonnull (find_mapped_label (info_window, "Started from"));
+    g_assert_nonnull (find_mapped_label (info_window, "default.safetensors"));
+    g_assert_nonnull (find_mapped_label (info_window, "3 of 3"));
+    g_assert_nonnull (find_mapped_label (info_window, "pictures"));
+    gtk_window_destroy (GTK_WINDOW (info_window));
+  }
   {
     TfImagineView *imagine = tf_window_get_imagine_view (window);
     tf_imagine_view_set_prompt (imagine, "a red square");
