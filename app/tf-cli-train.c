@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tf-data.h"
+#include "tf-model-info.h"
 #include "tf-train.h"
 
 /* ---- train -------------------------------------------------------------- */
@@ -31,18 +32,6 @@ typedef struct {
   gint64   last_print;   /* monotonic µs */
 } TrainReport;
 
-static char *
-format_duration (double seconds)
-{
-  if (!isfinite (seconds) || seconds < 0)
-    return g_strdup ("--:--");
-  gint64 s = (gint64) (seconds + 0.5);
-  if (s >= 3600)
-    return g_strdup_printf ("%" G_GINT64_FORMAT ":%02d:%02d", s / 3600, (int) (s / 60 % 60),
-                            (int) (s % 60));
-  return g_strdup_printf ("%d:%02d", (int) (s / 60), (int) (s % 60));
-}
-
 static void
 on_progress (const TfTrainProgress *p, gpointer user_data)
 {
@@ -53,8 +42,8 @@ on_progress (const TfTrainProgress *p, gpointer user_data)
   if (p->step != p->steps && p->step != 1 && now - r->last_print < every)
     return;
   r->last_print = now;
-  g_autofree char *elapsed = format_duration (p->elapsed);
-  g_autofree char *eta = format_duration (p->eta);
+  g_autofree char *elapsed = tf_format_duration (p->elapsed);
+  g_autofree char *eta = tf_format_duration (p->eta);
   fprintf (r->cli->err,
            "%sstep %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT "  lm %.4f  ddpm %.4f  "
            "%.0f tok/s  pad %.1f%%  lr %.2e  elapsed %s  eta %s%s",

@@ -1437,6 +1437,29 @@ read_caption (const char *path, char **problem)
   return result;
 }
 
+char *
+tf_data_folder_caption (const char *image_path, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname (image_path);
+  g_autofree char *name = g_path_get_basename (image_path);
+  const char *dot = strrchr (name, '.');
+  g_autofree char *stem = dot != NULL && dot != name ? g_strndup (name, (gsize) (dot - name))
+                                                     : g_strdup (name);
+  g_autofree char *caption_name = g_strconcat (stem, ".txt", NULL);
+  g_autofree char *caption_path = g_build_filename (dir, caption_name, NULL);
+  if (!g_file_test (caption_path, G_FILE_TEST_IS_REGULAR))
+    {
+      g_autofree char *shown_caption = g_filename_display_name (caption_name);
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "no caption file %s", shown_caption);
+      return NULL;
+    }
+  g_autofree char *problem = NULL;
+  char *caption = read_caption (caption_path, &problem);
+  if (caption == NULL)
+    g_set_error_literal (error, TF_ERROR, TF_ERROR_INPUT, problem);
+  return caption;
+}
+
 /* Decodes and resizes one image; NULL with @problem set. */
 static uint8_t *
 load_folder_image (const char *path, int size, int channels, char **problem)
@@ -1501,20 +1524,13 @@ tf_data_folder_new (const char *dir, TfSplit split, int image_size, int channels
         continue;
 
       g_autofree char *shown = g_filename_display_name (path);
-      const char *dot = strrchr (name, '.');
-      g_autofree char *stem = dot != NULL && dot != name ? g_strndup (name, (gsize) (dot - name))
-                                                         : g_strdup (name);
-      g_autofree char *caption_name = g_strconcat (stem, ".txt", NULL);
-      g_autofree char *caption_path = g_build_filename (dir, caption_name, NULL);
       g_autofree char *problem = NULL;
-      g_autofree char *caption = NULL;
+      g_autoptr (GError) caption_error = NULL;
+      g_autofree char *caption = tf_data_folder_caption (path, &caption_error);
       g_autofree uint8_t *pixels = NULL;
-      if (!g_file_test (caption_path, G_FILE_TEST_IS_REGULAR))
-        {
-          g_autofree char *shown_caption = g_filename_display_name (caption_name);
-          problem = g_strdup_printf ("no caption file %s", shown_caption);
-        }
-      else if ((caption = read_caption (caption_path, &problem)) != NULL)
+      if (caption == NULL)
+        problem = g_strdup (caption_error->message);
+      else
         pixels = load_folder_image (path, image_size, channels, &problem);
       if (pixels == NULL)
         {

@@ -114,6 +114,12 @@ TfDataSource *tf_data_chat_new (TfSplit split, GError **error);
 TfDataSource *tf_data_folder_new (const char *dir, TfSplit split, int image_size, int channels,
                                   GError **error);
 
+/* The caption of the picture at @image_path as a folder source reads it:
+ * the same-named .txt file beside it, UTF-8, each run of white space one
+ * space, at most 500 bytes. NULL with @error naming the problem when it is
+ * missing (G_FILE_ERROR_NOENT), unreadable, not UTF-8 or empty. */
+char *tf_data_folder_caption (const char *image_path, GError **error);
+
 /* Opens a source by the name a user gives: "fashion", "shapes", "emoji",
  * "wordnet", "subjects" (from their Debian packages), "chat" or the path of
  * a folder. */

@@ -277,8 +277,8 @@ tf_train_state_path (const char *model_path)
   return g_strconcat (model_path, ".state.safetensors", NULL);
 }
 
-static char *
-log_path_for (const char *model_path)
+char *
+tf_train_log_path (const char *model_path)
 {
   g_autofree char *stem = g_str_has_suffix (model_path, ".safetensors")
     ? g_strndup (model_path, strlen (model_path) - strlen (".safetensors"))
@@ -1239,7 +1239,7 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
   tr->n_images_seen = (int) g_strv_length (options->data);
   tr->images_seen = g_new0 (int64_t, MAX (tr->n_images_seen, 1));
   tr->state_path = tf_train_state_path (options->out);
-  tr->log_path = log_path_for (options->out);
+  tr->log_path = tf_train_log_path (options->out);
   tr->timer = g_timer_new ();
   tf_threads_init (&tr->threads, 0);
 

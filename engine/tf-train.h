@@ -71,6 +71,8 @@ gboolean tf_train_options_load_saved (TfTrainOptions *options, const char *model
 
 /* The path of the training state for a model path. */
 char *tf_train_state_path (const char *model_path);
+/* The path of the log of every step (OUT.log.jsonl for OUT.safetensors). */
+char *tf_train_log_path (const char *model_path);
 
 typedef struct {
   int64_t step;             /* steps done, after this one */

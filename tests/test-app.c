@@ -2,12 +2,18 @@
  * with its empty state, starts with the bundled model, loads a model the way
  * the UI does and shows a bad file's problem instead of crashing; Imagine
  * draws an image step by step and stops within a step; Chat streams a reply
- * and its history survives a restart of the application object. */
+ * and its history survives a restart of the application object; Teach
+ * goes from a folder of pictures to drawing with what it learnt, and a run
+ * closed in the middle continues bit for bit. */
 #include "config.h"
 
+#include <adwaita.h>
 #include <glib/gstdio.h>
 #include <gtk/gtk.h>
+#include <json-glib/json-glib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "tf-application.h"
 #include "tf-chat-store.h"
@@ -17,6 +23,9 @@
 #include "tf-imagine-view.h"
 #include "tf-message-row.h"
 #include "tf-model-info.h"
+#include "tf-safetensors.h"
+#include "tf-teach-view.h"
+#include "tf-train.h"
 #include "tf-window.h"
 #include "transfusion.h"
 #include "tf-test-util.h"
@@ -196,6 +205,22 @@ load (TfWindow *window, const char *path, LoadOutcome *outcome)
 }
 
 
+/* Ctrl+I's window, once it is on screen (meson's timeout catches a hang). */
+static GtkWidget *
+open_model_info (TfWindow *window)
+{
+  GtkWidget *info_window = NULL;
+
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.model-info", NULL);
+  for (GList *l = gtk_window_list_toplevels (); l != NULL; l = g_list_delete_link (l, l))
+    if (g_str_has_prefix (G_OBJECT_TYPE_NAME (l->data), "TfModelInfoWindow"))
+      info_window = l->data;
+  g_assert_nonnull (info_window);
+  while (!gtk_widget_get_mapped (info_window))
+    g_main_context_iteration (NULL, TRUE);
+  return info_window;
+}
+
 /* ---- Tests -------------------------------------------------------------- */
 
 static void
@@ -293,14 +318,8 @@ test_load_model (void)
 
   /* Model Info shows what the file holds. */
   {
-    GtkWidget *info_window = NULL;
+    GtkWidget *info_window = open_model_info (window);
 
-    gtk_widget_activate_action (GTK_WIDGET (window), "win.model-info", NULL);
-    for (GList *l = gtk_window_list_toplevels (); l != NULL; l = g_list_delete_link (l, l))
-      if (g_str_has_prefix (G_OBJECT_TYPE_NAME (l->data), "TfModelInfoWindow"))
-        info_window = l->data;
-    g_assert_nonnull (info_window);
-    g_assert_true (wait_until (is_mapped, info_window, 10000));
     g_assert_nonnull (find_mapped_label (info_window, count));
     gtk_window_destroy (GTK_WINDOW (info_window));
   }
@@ -1605,6 +1624,516 @@ test_chat_entry (void)
   close_window (window);
 }
 
+/* ---- Teach ------------------------------------------------------------- */
+
+/* Runs the main context until @done holds, however long that takes: the
+ * worker's events wake it, and meson's timeout catches a hang. No
+ * wall-clock bound, which a busy machine would break (issue 18). */
+static void
+wait_for (Condition done, gpointer data)
+{
+  while (!done (data))
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static gboolean
+teach_ready (gpointer view)
+{
+  return !tf_teach_view_get_preparing (view);
+}
+
+static gboolean
+teach_idle (gpointer view)
+{
+  return !tf_teach_view_get_running (view);
+}
+
+typedef struct {
+  guint   progress;        /* `progress` signals */
+  guint   grids;           /* `samples` signals */
+  guint   n_images;        /* in the last grid */
+  int64_t pause_at;        /* > 0: close the window at this step or later */
+  gboolean closed;
+  int     end;             /* of the last `ended`, −1 before */
+  char   *error;
+} TeachLog;
+
+static void
+on_teach_progress (TfTraining *training, TeachLog *log)
+{
+  log->progress++;
+}
+
+static void
+on_teach_samples (TfTraining *training, guint n_images, guint size, guint channels,
+                  GBytes *pixels, TeachLog *log)
+{
+  log->grids++;
+  log->n_images = n_images;
+  g_assert_cmpuint (g_bytes_get_size (pixels), ==, (gsize) n_images * size * size * channels * 4);
+}
+
+static void
+on_teach_ended (TfTraining *training, int end, const GError *error, TeachLog *log)
+{
+  log->end = end;
+  g_free (log->error);
+  log->error = error != NULL ? g_strdup (error->message) : NULL;
+}
+
+static void
+teach_log_connect (TfTeachView *view, TeachLog *log)
+{
+  TfTraining *training = tf_teach_view_get_training (view);
+
+  memset (log, 0, sizeof *log);
+  log->end = -1;
+  g_signal_connect (training, "progress", G_CALLBACK (on_teach_progress), log);
+  g_signal_connect (training, "samples", G_CALLBACK (on_teach_samples), log);
+  g_signal_connect (training, "ended", G_CALLBACK (on_teach_ended), log);
+}
+
+static void
+teach_log_disconnect (TfTeachView *view, TeachLog *log)
+{
+  g_signal_handlers_disconnect_by_data (tf_teach_view_get_training (view), log);
+  g_free (log->error);
+}
+
+/* A folder of pictures as a person has them: @n_captioned PNGs of
+ * different colours with captions, one PNG without a caption, and files
+ * that are not pictures. Returns its path. */
+static char *
+make_picture_folder (const char *name, int n_captioned)
+{
+  char *dir = g_build_filename (tmp_dir, name, NULL);
+  static const char *const captions[] = { "a red square", "a green square", "a blue square",
+                                          "a yellow square" };
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  for (int i = 0; i <= n_captioned; i++)
+    {
+      const int size = 40 + 8 * i;
+      g_autofree guint8 *rgb = g_malloc ((size_t) size * size * 3);
+      g_autofree char *png = g_strdup_printf ("%s/picture-%d.png", dir, i + 1);
+      g_autoptr(GError) error = NULL;
+
+      for (int k = 0; k < size * size; k++)
+        {
+          gboolean inside = (k % size) > size / 4 && (k % size) < 3 * size / 4
+                            && k / size > size / 4 && k / size < 3 * size / 4;
+          rgb[k * 3 + 0] = inside && (i == 0 || i == 3) ? 230 : inside ? 20 : 250;
+          rgb[k * 3 + 1] = inside && (i == 1 || i == 3) ? 200 : inside ? 20 : 250;
+          rgb[k * 3 + 2] = inside && i == 2 ? 220 : inside ? 20 : 250;
+        }
+      g_assert_true (tf_image_write_png (png, rgb, size, size, 3, NULL, NULL, &error));
+      if (i < n_captioned)
+        {
+          g_autofree char *txt = g_strdup_printf ("picture-%d.txt", i + 1);
+          tf_test_write_file (dir, txt, captions[i % G_N_ELEMENTS (captions)], -1);
+        }
+    }
+  tf_test_write_file (dir, "holiday.png", "this is not a PNG", -1);
+  return dir;
+}
+
+static char *
+read_run_state (const char *run_dir)
+{
+  g_autofree char *path = g_build_filename (run_dir, "teach.json", NULL);
+  g_autofree char *text = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  g_assert_true (json_parser_load_from_data (parser, text, -1, NULL));
+  return g_strdup (json_object_get_string_member (json_node_get_object (json_parser_get_root (parser)),
+                                                  "state"));
+}
+
+static char *
+run_model_path (const char *run_dir)
+{
+  g_autoptr(GDir) dir = g_dir_open (run_dir, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_suffix (name, ".safetensors") && !g_str_has_suffix (name, ".state.safetensors"))
+      return g_build_filename (run_dir, name, NULL);
+  return NULL;
+}
+
+/* From a folder to drawing with what it taught, all in the window: a
+ * folder with no picture is refused, naming it; a file that is not a
+ * picture is named and left out; the model captions the picture without a
+ * caption; a warm start from the current model trains a few steps with the
+ * curves and samples updating; the result opens in Imagine, draws, and one
+ * click goes back. */
+static void
+test_teach_folder_to_imagine (void)
+{
+  TfWindow *window;
+  TfTeachView *view;
+  TeachLog log;
+  g_autofree char *empty = NULL, *folder = NULL, *run_dir = NULL, *model = NULL;
+  g_autofree char *caption = NULL, *txt = NULL, *before = NULL;
+  LoadOutcome outcome = { 0 };
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  window = activate_with_bundled_model ();
+  view = tf_window_get_teach_view (window);
+  tf_window_show_view (window, "teach");
+  g_assert_cmpstr (tf_teach_view_get_page (view), ==, "start");
+  g_assert_true (shows (window, "Teach the Model Your Pictures"));
+
+  /* Nothing to learn from: said, naming the folder and the file. */
+  empty = g_build_filename (tmp_dir, "no-pictures", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (empty, 0700), ==, 0);
+  tf_test_write_file (empty, "notes.png", "just words", -1);
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (empty);
+    tf_teach_view_open_folder (view, file);
+  }
+  wait_for (teach_ready, view);
+  g_assert_cmpstr (tf_teach_view_get_page (view), ==, "start");
+  g_assert_true (shows (window, "no-pictures has no picture to learn from"));
+  g_assert_true (shows (window, "notes.png is not a picture Transfusion can read"));
+
+  folder = make_picture_folder ("my-squares", 3);
+  before = tf_test_list_dir (folder);
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (folder);
+    tf_teach_view_open_folder (view, file);
+  }
+  wait_for (teach_ready, view);
+  g_assert_cmpstr (tf_teach_view_get_page (view), ==, "setup");
+  g_assert_cmpuint (tf_teach_view_get_n_pictures (view), ==, 4);
+  g_assert_true (shows (window, "holiday.png is not a picture Transfusion can read"));
+  g_assert_cmpstr (tf_teach_view_get_caption (view, 0), ==, "a red square");
+  g_assert_false (tf_teach_view_get_caption_by_model (view, 0));
+  /* The fourth has no caption file: the model wrote one, shown editable. */
+  g_assert_true (tf_teach_view_get_caption_by_model (view, 3));
+  caption = g_strdup (tf_teach_view_get_caption (view, 3));
+  g_test_message ("the model's caption: “%s”", caption);
+  g_assert_cmpstr (caption, !=, "");
+  g_assert_true (shows (window, "Written by the model"));
+
+  tf_teach_view_set_from_scratch (view, FALSE);
+  tf_teach_view_set_length (view, 3, FALSE);
+  tf_teach_view_set_prompts (view, "a red square; a blue square");
+  teach_log_connect (view, &log);
+  gtk_widget_activate_action (GTK_WIDGET (view), "teach.start", NULL);
+  g_assert_true (tf_teach_view_get_running (view));
+  g_assert_cmpstr (tf_teach_view_get_page (view), ==, "run");
+  run_dir = g_strdup (tf_teach_view_get_run_dir (view));
+  wait_for (teach_idle, view);
+  g_assert_cmpint (log.end, ==, TF_TRAINING_FINISHED);
+  g_assert_null (log.error);
+  /* The curves: one point a step, delivered in at least one burst. */
+  g_assert_cmpuint (tf_training_get_points (tf_teach_view_get_training (view))->len, ==, 3);
+  g_assert_cmpuint (log.progress, >=, 1);
+  g_assert_cmpint (tf_training_get_progress (tf_teach_view_get_training (view))->step, ==, 3);
+  /* Samples before the first step and at the end, one image a prompt. */
+  g_assert_cmpuint (log.grids, >=, 2);
+  g_assert_cmpuint (log.n_images, ==, 2);
+  g_assert_cmpint (tf_training_get_samples_step (tf_teach_view_get_training (view)), ==, 3);
+  g_assert_true (shows (window, "Samples at step 3"));
+  g_assert_true (shows (window, "Has Learnt Your Pictures"));
+  teach_log_disconnect (view, &log);
+  /* Every page of it fits a window 360 px wide. */
+  {
+    int min_width;
+    gtk_widget_measure (GTK_WIDGET (view), GTK_ORIENTATION_HORIZONTAL, -1, &min_width, NULL,
+                        NULL, NULL);
+    g_test_message ("Teach's narrowest: %d px", min_width);
+    g_assert_cmpint (min_width, <=, 360);
+  }
+
+  /* What it trained on: the fitted pictures and the captions, the model's
+   * one included; the user's folder as it was. */
+  g_autofree char *listing = tf_test_list_dir (folder);
+  g_assert_cmpstr (listing, ==, before);
+  txt = g_build_filename (run_dir, "pictures", "0004.txt", NULL);
+  {
+    g_autofree char *text = NULL;
+    g_assert_true (g_file_get_contents (txt, &text, NULL, NULL));
+    g_assert_cmpstr (text, ==, caption);
+  }
+  {
+    g_autofree char *pictures = g_build_filename (run_dir, "pictures", NULL);
+    g_assert_cmpuint (tf_test_count_files (pictures, ".png"), ==, 4);
+  }
+  {
+    g_autofree char *state = read_run_state (run_dir);
+    g_assert_cmpstr (state, ==, "finished");
+  }
+  model = run_model_path (run_dir);
+  g_assert_nonnull (model);
+  g_assert_true (g_str_has_suffix (model, "my-squares.safetensors"));
+
+  /* One click: Imagine and Chat use it, and Model Info tells its story. */
+  {
+    gulong loaded = g_signal_connect (window, "model-loaded", G_CALLBACK (on_model_loaded), &outcome);
+    gtk_widget_activate_action (GTK_WIDGET (view), "teach.use-model", NULL);
+    wait_for (load_ended, &outcome);
+    g_signal_handler_disconnect (window, loaded);
+  }
+  g_assert_cmpstr (tf_window_get_model_info (window)->path, ==, model);
+  g_assert_cmpstr (tf_window_get_model_info (window)->name, ==, "my-squares");
+  g_assert_nonnull (tf_window_get_model_info (window)->provenance);
+  g_assert_nonnull (strstr (tf_window_get_model_info (window)->provenance, "warm_start"));
+  /* Model Info tells how it was trained. */
+  {
+    GtkWidget *info_window = open_model_info (window);
+
+    g_assert_nonnull (find_mapped_label (info_window, "Started from"));
+    g_assert_nonnull (find_mapped_label (info_window, "default.safetensors"));
+    g_assert_nonnull (find_mapped_label (info_window, "3 of 3"));
+    g_assert_nonnull (find_mapped_label (info_window, "pictures"));
+    gtk_window_destroy (GTK_WINDOW (info_window));
+  }
+  {
+    TfImagineView *imagine = tf_window_get_imagine_view (window);
+    tf_imagine_view_set_prompt (imagine, "a red square");
+    gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+    g_assert_true (tf_imagine_view_get_running (imagine));
+    wait_for (imagine_idle, imagine);
+    g_assert_nonnull (tf_imagine_view_get_result (imagine));
+  }
+  /* And back. */
+  memset (&outcome, 0, sizeof outcome);
+  {
+    gulong loaded = g_signal_connect (window, "model-loaded", G_CALLBACK (on_model_loaded), &outcome);
+    gtk_widget_activate_action (GTK_WIDGET (view), "teach.use-previous-model", NULL);
+    wait_for (load_ended, &outcome);
+    g_signal_handler_disconnect (window, loaded);
+  }
+  g_assert_cmpstr (tf_window_get_model_info (window)->name, ==, "default");
+  close_window (window);
+}
+
+static gboolean
+is_message_dialog_mapped (gpointer data)
+{
+  GList *windows = gtk_window_list_toplevels ();
+  gboolean found = FALSE;
+
+  for (GList *l = windows; l != NULL; l = l->next)
+    if (ADW_IS_MESSAGE_DIALOG (l->data) && gtk_widget_get_mapped (l->data))
+      {
+        *(gpointer *) data = l->data;
+        found = TRUE;
+      }
+  g_list_free (windows);
+  return found;
+}
+
+static gboolean
+is_button_labelled (GtkWidget *widget, gconstpointer label)
+{
+  return GTK_IS_BUTTON (widget) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (widget)), label) == 0;
+}
+
+/* Clicks a dialog's button, as a person does: the response, then the
+ * dialog closes. */
+static void
+click_button (gpointer dialog, const char *label)
+{
+  GtkWidget *button = find_descendant (dialog, TRUE, is_button_labelled, label);
+
+  g_assert_nonnull (button);
+  g_signal_emit_by_name (button, "clicked");
+}
+
+static void
+on_progress_close (TfTraining *training, TeachLog *log)
+{
+  log->progress++;
+  if (log->pause_at > 0 && !log->closed
+      && tf_training_get_progress (training)->step >= log->pause_at)
+    log->closed = TRUE;
+}
+
+static gboolean
+teach_log_closed (gpointer data)
+{
+  return ((TeachLog *) data)->closed;
+}
+
+/* Closing the window mid-run asks, pauses and saves; a new window offers to
+ * continue, and the continued run ends with the very bits of an
+ * uninterrupted one: model, weights, both moments and EMA. */
+static void
+test_teach_pause_close_resume_exact (void)
+{
+  TfWindow *window;
+  TfTeachView *view;
+  TeachLog log;
+  gpointer dialog = NULL, weak;
+  g_autofree char *folder = NULL, *run_dir = NULL, *model = NULL, *reference = NULL;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  window = activate_with_bundled_model ();
+  view = tf_window_get_teach_view (window);
+  tf_window_show_view (window, "teach");
+  folder = make_picture_folder ("resume-squares", 4);
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (folder);
+    tf_teach_view_open_folder (view, file);
+  }
+  wait_for (teach_ready, view);
+  g_assert_cmpuint (tf_teach_view_get_n_pictures (view), ==, 5);
+  /* A new tiny model: fast steps, and many of them, so the close lands mid-run. */
+  tf_teach_view_set_from_scratch (view, TRUE);
+  tf_teach_view_set_length (view, 150, FALSE);
+  tf_teach_view_set_prompts (view, "a green square");
+  teach_log_connect (view, &log);
+  g_signal_connect (tf_teach_view_get_training (view), "progress",
+                    G_CALLBACK (on_progress_close), &log);
+  log.pause_at = 3;
+  gtk_widget_activate_action (GTK_WIDGET (view), "teach.start", NULL);
+  run_dir = g_strdup (tf_teach_view_get_run_dir (view));
+  wait_for (teach_log_closed, &log);
+  g_test_message ("closing at step %" G_GINT64_FORMAT " (%u progress signals)",
+                  tf_training_get_progress (tf_teach_view_get_training (view))->step, log.progress);
+
+  /* Close: it asks first; keeping on keeps the window and the run. */
+  gtk_window_close (GTK_WINDOW (window));
+  wait_for (is_message_dialog_mapped, &dialog);
+  g_assert_true (tf_teach_view_get_running (view));
+  click_button (dialog, "_Keep Teaching");
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (window)));
+  dialog = NULL;
+  while (is_message_dialog_mapped (&dialog))
+    g_main_context_iteration (NULL, TRUE);
+  gtk_window_close (GTK_WINDOW (window));
+  wait_for (is_message_dialog_mapped, &dialog);
+  teach_log_disconnect (view, &log);
+  weak = window;
+  g_object_add_weak_pointer (G_OBJECT (window), &weak);
+  click_button (dialog, "_Pause and Close");
+  wait_for (is_null, &weak);
+  {
+    g_autofree char *state = read_run_state (run_dir);
+    g_assert_cmpstr (state, ==, "paused");
+  }
+  model = run_model_path (run_dir);
+  {
+    g_autofree char *state_path = tf_train_state_path (model);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TfSafetensors) st = tf_safetensors_open (state_path, &error);
+    g_assert_no_error (error);
+    const char *step = tf_safetensors_metadata (st, "step");
+    g_test_message ("paused at step %s of 150", step);
+    g_assert_cmpint (g_ascii_strtoll (step, NULL, 10), >=, 3);
+    g_assert_cmpint (g_ascii_strtoll (step, NULL, 10), <, 150);
+  }
+
+  /* A new window offers the run at once, and Teach continues it to the
+   * end. */
+  window = activate_with_bundled_model ();
+  g_assert_true (shows (window, "A Teach run was paused before it finished"));
+  view = tf_window_get_teach_view (window);
+  tf_window_show_view (window, "teach");
+  g_assert_true (tf_teach_view_get_can_continue (view));
+  g_assert_true (shows (window, "Continue the Unfinished Run"));
+  g_assert_true (shows (window, "“resume-squares”, stopped at step"));
+  teach_log_connect (view, &log);
+  gtk_widget_activate_action (GTK_WIDGET (view), "teach.continue", NULL);
+  g_assert_true (tf_teach_view_get_running (view));
+  g_assert_cmpstr (tf_teach_view_get_run_dir (view), ==, run_dir);
+  wait_for (teach_idle, view);
+  g_assert_cmpint (log.end, ==, TF_TRAINING_FINISHED);
+  /* The curves hold the steps before the pause too. */
+  g_assert_cmpuint (tf_training_get_points (tf_teach_view_get_training (view))->len, >=, 150);
+  teach_log_disconnect (view, &log);
+  close_window (window);
+
+  /* The same run without the pause. */
+  {
+    g_autoptr(GError) error = NULL;
+    TfTrainOptions o;
+    reference = g_build_filename (tmp_dir, "reference.safetensors", NULL);
+    tf_train_options_init (&o);
+    g_assert_true (tf_train_options_load_saved (&o, model, &error));
+    g_assert_no_error (error);
+    g_free (o.out);
+    o.out = g_strdup (reference);
+    o.resume = FALSE;
+    g_autoptr(TfTrainer) trainer = tf_trainer_new (&o, &error);
+    g_assert_no_error (error);
+    tf_train_options_clear (&o);
+    g_assert_true (tf_trainer_run (trainer, NULL, NULL, NULL, &error));
+    g_assert_no_error (error);
+  }
+  tf_test_assert_same_tensors (model, reference);
+  {
+    g_autofree char *a = tf_train_state_path (model), *b = tf_train_state_path (reference);
+    tf_test_assert_same_tensors (a, b);
+  }
+}
+
+/* Guard rails: a disk that fills up while the run saves ends the run with
+ * the file and the reason, and the user's folder is as it was; a picture
+ * left without a caption is named before anything starts. */
+static void
+test_teach_full_disk (void)
+{
+  TfWindow *window;
+  TfTeachView *view;
+  TeachLog log;
+  struct rlimit old_limit, limit;
+  g_autofree char *folder = NULL, *before = NULL, *after = NULL;
+  g_autofree char *teach_root = g_build_filename (data_dir, "transfusion", "teach", NULL);
+  guint n_runs = tf_test_count_files (teach_root, "");
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  window = activate_with_bundled_model ();
+  view = tf_window_get_teach_view (window);
+  tf_window_show_view (window, "teach");
+  folder = make_picture_folder ("full-disk-squares", 2);
+  before = tf_test_list_dir (folder);
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (folder);
+    tf_teach_view_open_folder (view, file);
+  }
+  wait_for (teach_ready, view);
+  tf_teach_view_set_from_scratch (view, TRUE);
+  tf_teach_view_set_length (view, 5, FALSE);
+
+  /* A picture left without a caption is refused by name, before anything
+   * is written. */
+  tf_teach_view_set_caption (view, 1, "  ");
+  gtk_widget_activate_action (GTK_WIDGET (view), "teach.start", NULL);
+  g_assert_false (tf_teach_view_get_running (view));
+  g_assert_cmpstr (tf_teach_view_get_page (view), ==, "setup");
+  g_assert_true (shows (window, "picture-2.png has no caption"));
+  g_assert_cmpuint (tf_test_count_files (teach_root, ""), ==, n_runs);
+  tf_teach_view_set_caption (view, 1, "a green square");
+
+  teach_log_connect (view, &log);
+  /* Files may not grow past 64 kB: the pictures fit, the model does not. */
+  signal (SIGXFSZ, SIG_IGN);   /* write() fails with EFBIG instead */
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  limit = old_limit;
+  limit.rlim_cur = 64 * 1024;
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &limit), ==, 0);
+  gtk_widget_activate_action (GTK_WIDGET (view), "teach.start", NULL);
+  wait_for (teach_idle, view);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old_limit), ==, 0);
+  g_assert_cmpint (log.end, ==, TF_TRAINING_FAILED);
+  g_test_message ("%s", log.error);
+  g_assert_nonnull (strstr (log.error, "full-disk-squares"));
+  g_assert_nonnull (strstr (log.error, "File too large"));
+  g_assert_true (shows (window, "File too large"));
+  teach_log_disconnect (view, &log);
+  after = tf_test_list_dir (folder);
+  g_assert_cmpstr (after, ==, before);
+  close_window (window);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1656,6 +2185,9 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/imagine/img2img", test_imagine_img2img);
   g_test_add_func ("/app/imagine/png-info", test_imagine_png_info);
   g_test_add_func ("/app/chat/entry", test_chat_entry);
+  g_test_add_func ("/app/teach/folder-to-imagine", test_teach_folder_to_imagine);
+  g_test_add_func ("/app/teach/pause-close-resume-exact", test_teach_pause_close_resume_exact);
+  g_test_add_func ("/app/teach/full-disk", test_teach_full_disk);
 
   status = g_test_run ();
 

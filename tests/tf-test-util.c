@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "tf-safetensors.h"
 #include "tf-tokenizer.h"
 
 #define CLOSE_BODY                                                              \
@@ -307,4 +308,25 @@ tf_test_save_tiny_model_with_tokenizer (const char *dir, int max_seq_len)
   g_assert_true (tf_model_save (model, path, TF_DTYPE_F32, keys, values, 1, &error));
   g_assert_no_error (error);
   return path;
+}
+
+void
+tf_test_assert_same_tensors (const char *a_path, const char *b_path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TfSafetensors) a = tf_safetensors_open (a_path, &error);
+  g_assert_no_error (error);
+  g_autoptr(TfSafetensors) b = tf_safetensors_open (b_path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (tf_safetensors_n_tensors (a), ==, tf_safetensors_n_tensors (b));
+  g_assert_cmpint (tf_safetensors_n_tensors (a), >, 0);
+  for (int i = 0; i < tf_safetensors_n_tensors (a); i++)
+    {
+      const TfTensorInfo *ta = tf_safetensors_tensor (a, i);
+      const TfTensorInfo *tb = tf_safetensors_find (b, ta->name);
+      g_assert_nonnull (tb);
+      g_assert_cmpuint (ta->end - ta->begin, ==, tb->end - tb->begin);
+      if (memcmp (tf_safetensors_data (a, ta), tf_safetensors_data (b, tb), ta->end - ta->begin) != 0)
+        g_error ("%s and %s differ in tensor '%s'", a_path, b_path, ta->name);
+    }
 }

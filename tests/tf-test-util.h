@@ -41,6 +41,9 @@ void tf_test_remove_tree (const char *path);
 /* The names in the directory @path, sorted and joined by spaces: shows
  * stray temporary files. */
 char *tf_test_list_dir (const char *path);
+/* Asserts that the safetensors files @a_path and @b_path hold the same
+ * tensors, bit for bit (metadata may differ). */
+void tf_test_assert_same_tensors (const char *a_path, const char *b_path);
 
 /* The calling thread's own CPU time in µs: the work it did, however long
  * the scheduler made it wait. */

@@ -105,15 +105,12 @@ struct _TfGeneration {
   GObject       parent_instance;
 
   TfGenerator  *generator;
-  GMainContext *context;
   GThreadPool  *pool;
   Job          *job;             /* main context: the running job, or NULL */
 
   gint          threads;         /* at most this many (0: every core); read by the worker */
 
-  GMutex        lock;            /* guards the two below */
-  GQueue        events;
-  gboolean      dispatch_pending;
+  TfEventQueue  queue;
 };
 
 G_DEFINE_FINAL_TYPE (TfGeneration, tf_generation, G_TYPE_OBJECT)
@@ -217,13 +214,7 @@ dispatch_events (gpointer data)
   GQueue events = G_QUEUE_INIT;
   Event *ev;
 
-  g_mutex_lock (&self->lock);
-  TF_TSAN_ACQUIRE (&self->lock);
-  events = self->events;
-  g_queue_init (&self->events);
-  self->dispatch_pending = FALSE;
-  TF_TSAN_RELEASE (&self->lock);
-  g_mutex_unlock (&self->lock);
+  tf_event_queue_take_all (&self->queue, &events);
 
   while ((ev = g_queue_pop_head (&events)) != NULL)
     {
@@ -254,41 +245,89 @@ dispatch_events (gpointer data)
 
 /* ---- Worker side ----------------------------------------------------------- */
 
-/* Queues @ev for the main context; a step replaces a step still waiting. */
+/* A step replaces a step still waiting. */
+static gpointer
+merge_steps (gpointer last_event, gpointer event)
+{
+  Event *last = last_event, *ev = event;
+
+  if (ev->kind != EVENT_STEP || last->kind != EVENT_STEP)
+    return NULL;
+  event_free (last);
+  return ev;
+}
+
+/* Queues @ev for the main context. */
 static void
 push_event (TfGeneration *self, Event *ev)
 {
+  tf_event_queue_push (&self->queue, ev, merge_steps);
+}
+
+void
+tf_event_queue_init (TfEventQueue *queue, GObject *owner, GSourceFunc dispatch, const char *name)
+{
+  g_mutex_init (&queue->lock);
+  g_queue_init (&queue->events);
+  queue->dispatch_pending = FALSE;
+  queue->context = g_main_context_ref_thread_default ();
+  queue->dispatch = dispatch;
+  queue->owner = owner;
+  queue->name = name;
+}
+
+void
+tf_event_queue_clear (TfEventQueue *queue, GDestroyNotify free_event)
+{
+  g_queue_clear_full (&queue->events, free_event);
+  g_mutex_clear (&queue->lock);
+  g_main_context_unref (queue->context);
+}
+
+void
+tf_event_queue_push (TfEventQueue *queue, gpointer event,
+                     gpointer (*merge) (gpointer last, gpointer event))
+{
   gboolean schedule;
 
-  g_mutex_lock (&self->lock);
-  TF_TSAN_ACQUIRE (&self->lock);
-  Event *last = g_queue_peek_tail (&self->events);
-  if (ev->kind == EVENT_STEP && last != NULL && last->kind == EVENT_STEP)
-    {
-      event_free (last);
-      self->events.tail->data = ev;
-    }
+  g_mutex_lock (&queue->lock);
+  TF_TSAN_ACQUIRE (&queue->lock);
+  gpointer last = g_queue_peek_tail (&queue->events);
+  gpointer merged = last != NULL && merge != NULL ? merge (last, event) : NULL;
+  if (merged != NULL)
+    queue->events.tail->data = merged;
   else
-    g_queue_push_tail (&self->events, ev);
-  schedule = !self->dispatch_pending;
-  self->dispatch_pending = TRUE;
-  TF_TSAN_RELEASE (&self->lock);
-  g_mutex_unlock (&self->lock);
+    g_queue_push_tail (&queue->events, event);
+  schedule = !queue->dispatch_pending;
+  queue->dispatch_pending = TRUE;
+  TF_TSAN_RELEASE (&queue->lock);
+  g_mutex_unlock (&queue->lock);
 
-  /* The job's reference keeps the object alive until its last event is
-   * dispatched, and that cannot happen before this dispatch runs. An idle
-   * source, not g_main_context_invoke(): that one runs the function at once,
-   * in this thread, whenever the context is this thread's default too (the
-   * global default) and nobody is iterating it at the moment. */
+  /* The reference keeps the owner alive until the dispatch runs. An idle
+   * source, not g_main_context_invoke(): that one runs the function at
+   * once, in this thread, whenever the context is this thread's default
+   * too (the global default) and nobody is iterating it at the moment. */
   if (schedule)
     {
       GSource *source = g_idle_source_new ();
       g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_callback (source, dispatch_events, g_object_ref (self), g_object_unref);
-      g_source_set_static_name (source, "[transfusion] TfGeneration events");
-      g_source_attach (source, self->context);
+      g_source_set_callback (source, queue->dispatch, g_object_ref (queue->owner), g_object_unref);
+      g_source_set_static_name (source, queue->name);
+      g_source_attach (source, queue->context);
       g_source_unref (source);
     }
+}
+
+void
+tf_event_queue_take_all (TfEventQueue *queue, GQueue *out)
+{
+  g_mutex_lock (&queue->lock);
+  TF_TSAN_ACQUIRE (&queue->lock);
+  *out = queue->events;
+  g_queue_init (&queue->events);
+  queue->dispatch_pending = FALSE;
+  TF_TSAN_RELEASE (&queue->lock);
+  g_mutex_unlock (&queue->lock);
 }
 
 /* The engine clears its abort flag when a call starts, so a cancel that
@@ -447,8 +486,8 @@ on_image_end (const float *pixels, int size, int channels, gpointer data)
 
 /* Linux keeps a niceness per thread; elsewhere the worker keeps the
  * process's. */
-static void
-lower_worker_priority (void)
+void
+tf_worker_lower_priority (void)
 {
 #ifdef __linux__
   const id_t thread = (id_t) gettid ();
@@ -474,7 +513,7 @@ run_job (gpointer data, gpointer pool_data)
   Event *done = g_new0 (Event, 1);
   gboolean ok = FALSE;
 
-  lower_worker_priority ();
+  tf_worker_lower_priority ();
   tf_generator_set_threads (gen, g_atomic_int_get (&job->self->threads));
   if (job->kind == JOB_CHAT)
     {
@@ -783,9 +822,7 @@ tf_generation_finalize (GObject *object)
    * return from its final push */
   g_thread_pool_free (self->pool, FALSE, TRUE);
   TF_TSAN_ACQUIRE (self);   /* released by the worker's last run_job() */
-  g_queue_clear_full (&self->events, (GDestroyNotify) event_free);
-  g_mutex_clear (&self->lock);
-  g_main_context_unref (self->context);
+  tf_event_queue_clear (&self->queue, (GDestroyNotify) event_free);
   g_clear_pointer (&self->generator, tf_generator_free);
 
   G_OBJECT_CLASS (tf_generation_parent_class)->finalize (object);
@@ -887,9 +924,8 @@ tf_generation_class_init (TfGenerationClass *klass)
 static void
 tf_generation_init (TfGeneration *self)
 {
-  g_mutex_init (&self->lock);
-  g_queue_init (&self->events);
-  self->context = g_main_context_ref_thread_default ();
+  tf_event_queue_init (&self->queue, G_OBJECT (self), dispatch_events,
+                       "[transfusion] TfGeneration events");
   /* its own thread, since it runs at a lower priority */
   self->pool = g_thread_pool_new (run_job, self, 1, TRUE, NULL);
 }

@@ -147,6 +147,35 @@ int  tf_generation_get_threads (TfGeneration *self);
 /* Cancels the running job, if any. */
 void tf_generation_cancel (TfGeneration *self);
 
+/* Run first in a worker thread: it (and the engine's OpenMP threads, which
+ * inherit it) runs slightly nicer than the main thread, so that the main
+ * loop gets the processor first on a busy machine. TfTraining's worker
+ * does the same. */
+void tf_worker_lower_priority (void);
+/* Events from a worker to the main context: a queue under a mutex, and
+ * one dispatch scheduled for the first event of each burst. TfGeneration
+ * and TfTraining share it. */
+typedef struct {
+  GMutex        lock;
+  GQueue        events;
+  gboolean      dispatch_pending;
+  GMainContext *context;
+  GSourceFunc   dispatch;      /* runs on @context with the owner as data */
+  GObject      *owner;         /* referenced by each scheduled dispatch */
+  const char   *name;          /* static: the source's name */
+} TfEventQueue;
+
+void tf_event_queue_init (TfEventQueue *queue, GObject *owner, GSourceFunc dispatch,
+                          const char *name);
+void tf_event_queue_clear (TfEventQueue *queue, GDestroyNotify free_event);
+/* Worker side: queues @event, or, when @merge (may be NULL) returns
+ * non-NULL for the last event still queued and @event, puts what it returns
+ * in the last one's place. Schedules the dispatch when none is pending. */
+void tf_event_queue_push (TfEventQueue *queue, gpointer event,
+                          gpointer (*merge) (gpointer last, gpointer event));
+/* Main side, first in the dispatch: moves every queued event to @out. */
+void tf_event_queue_take_all (TfEventQueue *queue, GQueue *out);
+
 /* ---- Exposed for tests -------------------------------------------------- */
 
 /* Moves the whole UTF-8 characters at the start of @pending to @out, as the

@@ -3,7 +3,12 @@
 
 #include "tf-model-info-window.h"
 
+#include <inttypes.h>
 #include <glib/gi18n.h>
+#include <json-glib/json-glib.h>
+#include <string.h>
+
+#include "tf-json.h"
 
 struct _TfModelInfoWindow
 {
@@ -71,6 +76,58 @@ card_add_int_row (GtkWidget *card, const char *key, int value)
   card_add_row (card, key, text);
 }
 
+/* How the model was trained, from its provenance: steps, time, the data
+ * (a folder by its name) and what a warm start started from. */
+static void
+add_training_card (TfModelInfoWindow *self, const char *provenance)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonObject *o;
+  GtkWidget *card;
+
+  if (provenance == NULL || !tf_json_parse (parser, provenance, -1, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    return;
+  o = json_node_get_object (json_parser_get_root (parser));
+  card = card_new (self->left_column, _("Training"));
+  if (json_object_has_member (o, "step"))
+    {
+      /* Translators: "40 of 200" steps */
+      g_autofree char *steps = g_strdup_printf (_("%" PRId64 " of %" PRId64),
+                                                json_object_get_int_member_with_default (o, "step", 0),
+                                                json_object_get_int_member_with_default (o, "steps", 0));
+      card_add_row (card, _("Steps"), steps);
+    }
+  if (json_object_has_member (o, "wall_seconds"))
+    {
+      double seconds = json_object_get_double_member_with_default (o, "wall_seconds", 0);
+      g_autofree char *time = g_strdup_printf (_("%.0f min"), seconds / 60);
+      card_add_row (card, _("Training time"), time);
+    }
+  if (json_object_has_member (o, "images_seen")
+      && JSON_NODE_HOLDS_OBJECT (json_object_get_member (o, "images_seen")))
+    {
+      JsonObject *seen = json_object_get_object_member (o, "images_seen");
+      g_autoptr(GList) names = json_object_get_members (seen);
+      g_autoptr(GString) data = g_string_new (NULL);
+      for (GList *l = names; l != NULL; l = l->next)
+        {
+          g_autofree char *shown = g_filename_display_basename (l->data);
+          g_string_append_printf (data, "%s%s", data->len > 0 ? ", " : "", shown);
+        }
+      card_add_row (card, _("Trained on"), data->str);
+    }
+  if (json_object_has_member (o, "warm_start"))
+    {
+      /* "weights of default.safetensors (its provenance: …); …" */
+      g_autofree char *from = g_strdup (json_object_get_string_member_with_default (o, "warm_start", ""));
+      char *cut = strstr (from, " (its provenance");
+      if (cut != NULL)
+        *cut = '\0';
+      card_add_row (card, _("Started from"), g_str_has_prefix (from, "weights of ") ? from + 11 : from);
+    }
+}
+
 static void
 tf_model_info_window_show (TfModelInfoWindow *self, const TfModelInfo *info)
 {
@@ -112,6 +169,7 @@ tf_model_info_window_show (TfModelInfoWindow *self, const TfModelInfo *info)
   card_add_row (card, _("Size on disk"), size);
   card_add_row (card, _("Metadata"), keys);
   card_add_row (card, _("Folder"), folder);
+  add_training_card (self, info->provenance);
 
   /* Columns of about the same height. */
   cards[TF_CONFIG_GROUP_TEXT] = card_new (self->left_column,

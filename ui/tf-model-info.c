@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "tf-image.h"
@@ -136,6 +137,7 @@ tf_model_info_load (const char *path, GError **error)
   info->metadata_keys = g_new0 (char *, n_keys + 1);
   for (guint i = 0; i < n_keys; i++)
     info->metadata_keys[i] = g_strdup (keys[i]);
+  info->provenance = g_strdup (tf_safetensors_metadata (st, "provenance"));
 
   info->model = g_steal_pointer (&model);
   return g_steal_pointer (&info);
@@ -150,6 +152,18 @@ tf_model_info_open_generator (const char *path, GError **error)
   if (model == NULL)
     return NULL;
   return tf_generator_new (model, tokenizer, error);
+}
+
+char *
+tf_format_duration (double seconds)
+{
+  if (!isfinite (seconds) || seconds < 0)
+    return g_strdup ("--:--");
+  gint64 s = (gint64) (seconds + 0.5);
+  if (s >= 3600)
+    return g_strdup_printf ("%" G_GINT64_FORMAT ":%02d:%02d", s / 3600, (int) (s / 60 % 60),
+                            (int) (s % 60));
+  return g_strdup_printf ("%d:%02d", (int) (s / 60), (int) (s % 60));
 }
 
 char *
@@ -171,6 +185,7 @@ tf_model_info_free (TfModelInfo *info)
   g_free (info->name);
   g_free (info->dtypes);
   g_strfreev (info->metadata_keys);
+  g_free (info->provenance);
   g_clear_pointer (&info->model, tf_model_free);
   g_free (info);
 }

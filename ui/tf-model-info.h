@@ -18,6 +18,7 @@ typedef struct {
   int       n_tensors;
   char     *dtypes;         /* "F32", or "F16 (40 tensors), F32 (17 tensors)" */
   char    **metadata_keys;  /* sorted, NULL-terminated */
+  char     *provenance;     /* the "provenance" metadata (JSON: how it was trained), or NULL */
   TfModel  *model;
 } TfModelInfo;
 
@@ -78,6 +79,10 @@ const char *tf_config_group_title (TfConfigGroup group);
 char *tf_config_field_format (const TfConfigField *field, const TfConfig *config);
 
 /* ---- Numbers for people ------------------------------------------------ */
+
+/* Seconds as "m:ss" or "h:mm:ss"; "--:--" when not known (negative or
+ * not finite): the progress line of `train` and the Teach view. */
+char *tf_format_duration (double seconds);
 
 /* 1234567 → "1.23 M": three significant digits, SI prefixes k, M, G, T. */
 char *tf_format_count (guint64 n);

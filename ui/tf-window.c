@@ -33,12 +33,17 @@ struct _TfWindow
   GtkLabel             *loading_label;
   TfImagineView        *imagine_view;
   TfChatView           *chat_view;
+  GtkBox               *teach_box;
+  TfTeachView          *teach_view;        /* NULL until Teach is first shown */
+  char                 *teach_dir;
+  AdwToast             *resume_toast;      /* the offer of an unfinished run, while shown */
 
   GSettings            *settings;          /* NULL when the schema is not installed */
   TfModelInfo          *info;              /* the loaded model, or NULL */
   TfGeneration         *generation;        /* its generator, or NULL */
   GCancellable         *load_cancellable;  /* the load in flight, or NULL */
   GtkNativeDialog      *chooser;           /* while the file chooser is up */
+  gboolean              closing;           /* the user agreed to pause a Teach run */
 };
 
 G_DEFINE_FINAL_TYPE (TfWindow, tf_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -111,6 +116,7 @@ loaded_model_free (LoadedModel *loaded)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (LoadedModel, loaded_model_free)
 
 static void on_busy_changed (TfWindow *self);
+static TfTeachView *ensure_teach_view (TfWindow *self);
 
 /* The Threads preference applies to the next job. */
 static void
@@ -141,6 +147,8 @@ tf_window_show_model (TfWindow *self, LoadedModel *loaded)
   tf_imagine_view_set_model (self->imagine_view, self->generation, self->info->name,
                              loaded->hash, loaded->suggestions);
   tf_chat_view_set_generation (self->chat_view, self->generation);
+  if (self->teach_view != NULL)
+    tf_teach_view_set_model (self->teach_view, self->generation, self->info->path);
 
   /* Translators: the window's title, "default — Transfusion" */
   title = g_strdup_printf (_("%s — Transfusion"), self->info->name);
@@ -465,6 +473,8 @@ show_view_action (GtkWidget *widget, const char *action_name, GVariant *param)
 static void
 on_view_changed (TfWindow *self)
 {
+  if (g_strcmp0 (adw_view_stack_get_visible_child_name (self->views_stack), "teach") == 0)
+    ensure_teach_view (self);
   if (showing_chat (self) && self->info != NULL)
     tf_chat_view_focus_message (self->chat_view);
 }
@@ -498,6 +508,47 @@ tf_window_get_chat_view (TfWindow *self)
 {
   g_return_val_if_fail (TF_IS_WINDOW (self), NULL);
   return self->chat_view;
+}
+
+static void on_teach_open_model (TfWindow *self, const char *path);
+
+/* Teach is built the first time it is needed: a window that never shows it
+ * never pays for its widgets. */
+static TfTeachView *
+ensure_teach_view (TfWindow *self)
+{
+  if (self->teach_view != NULL)
+    return self->teach_view;
+  /* Teach itself offers the run now. */
+  if (self->resume_toast != NULL)
+    adw_toast_dismiss (self->resume_toast);
+  self->teach_view = tf_teach_view_new ();
+  gtk_widget_set_hexpand (GTK_WIDGET (self->teach_view), TRUE);
+  gtk_widget_set_vexpand (GTK_WIDGET (self->teach_view), TRUE);
+  tf_teach_view_set_teach_dir (self->teach_view, self->teach_dir);
+  if (self->info != NULL)
+    tf_teach_view_set_model (self->teach_view, self->generation, self->info->path);
+  g_signal_connect_swapped (self->teach_view, "open-model", G_CALLBACK (on_teach_open_model),
+                            self);
+  gtk_box_append (self->teach_box, GTK_WIDGET (self->teach_view));
+  return self->teach_view;
+}
+
+TfTeachView *
+tf_window_get_teach_view (TfWindow *self)
+{
+  g_return_val_if_fail (TF_IS_WINDOW (self), NULL);
+  return ensure_teach_view (self);
+}
+
+/* Teach's "use this model" and "back": the model opens as any other. */
+static void
+on_teach_open_model (TfWindow *self, const char *path)
+{
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+
+  tf_window_open_model (self, file);
+  adw_view_stack_set_visible_child_name (self->views_stack, "imagine");
 }
 
 void
@@ -592,9 +643,49 @@ tf_window_new (TfApplication *application)
 }
 
 static gboolean
+close_when_idle (gpointer data)
+{
+  gtk_window_close (GTK_WINDOW (data));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_close_response (AdwMessageDialog *dialog, const char *response, TfWindow *self)
+{
+  if (g_strcmp0 (response, "pause") != 0)
+    return;
+  tf_teach_view_pause_and_wait (self->teach_view);
+  self->closing = TRUE;
+  /* After the dialog is done with its response: closing the window now
+   * would destroy the dialog, a transient of it, under its own feet. */
+  g_idle_add_full (G_PRIORITY_DEFAULT, close_when_idle, g_object_ref (self), g_object_unref);
+}
+
+static gboolean
 tf_window_close_request (GtkWindow *window)
 {
-  tf_window_save_state (TF_WINDOW (window));
+  TfWindow *self = TF_WINDOW (window);
+
+  /* A Teach run is never cut off without a word: it is saved and paused,
+   * and the next start offers to continue it. */
+  if (!self->closing && self->teach_view != NULL && tf_teach_view_get_running (self->teach_view))
+    {
+      g_autofree char *body = NULL;
+      GtkWidget *dialog;
+
+      body = g_strdup (_("The run is saved where it is and paused. Transfusion offers to "
+                         "continue it, exactly from there, when you open Teach again."));
+      dialog = adw_message_dialog_new (window, _("Pause Teaching and Close?"), body);
+      adw_message_dialog_add_responses (ADW_MESSAGE_DIALOG (dialog),
+                                        "cancel", _("_Keep Teaching"),
+                                        "pause", _("_Pause and Close"), NULL);
+      adw_message_dialog_set_default_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+      adw_message_dialog_set_close_response (ADW_MESSAGE_DIALOG (dialog), "cancel");
+      g_signal_connect_object (dialog, "response", G_CALLBACK (on_close_response), self, 0);
+      gtk_window_present (GTK_WINDOW (dialog));
+      return TRUE;
+    }
+  tf_window_save_state (self);
   return GTK_WINDOW_CLASS (tf_window_parent_class)->close_request (window);
 }
 
@@ -612,6 +703,10 @@ tf_window_dispose (GObject *object)
     gtk_native_dialog_destroy (self->chooser);
   g_clear_object (&self->chooser);
   g_clear_object (&self->settings);
+  g_clear_pointer (&self->teach_dir, g_free);
+  if (self->resume_toast != NULL)
+    g_object_remove_weak_pointer (G_OBJECT (self->resume_toast), (gpointer *) &self->resume_toast);
+  self->resume_toast = NULL;
   g_clear_pointer (&self->info, tf_model_info_free);
   if (self->generation != NULL)
     {
@@ -692,6 +787,7 @@ tf_window_class_init (TfWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfWindow, loading_label);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, imagine_view);
   gtk_widget_class_bind_template_child (widget_class, TfWindow, chat_view);
+  gtk_widget_class_bind_template_child (widget_class, TfWindow, teach_box);
   gtk_widget_class_bind_template_callback (widget_class, on_error_dismiss_clicked);
   gtk_widget_class_bind_template_callback (widget_class, on_cancel_clicked);
 
@@ -714,6 +810,21 @@ tf_window_init (TfWindow *self)
 
   gtk_widget_init_template (GTK_WIDGET (self));
   tf_imagine_view_set_gallery_dir (self->imagine_view, gallery_dir);
+  self->teach_dir = g_build_filename (g_get_user_data_dir (), "transfusion", "teach", NULL);
+  /* A run that was paused (or cut off) is offered at once, not only when
+   * Teach is opened. */
+  if (tf_teach_has_unfinished_run (self->teach_dir))
+    {
+      /* Until it is taken up or dismissed: an offer, not a confirmation. */
+      AdwToast *toast = adw_toast_new (_("A Teach run was paused before it finished"));
+      adw_toast_set_timeout (toast, 0);
+      adw_toast_set_button_label (toast, _("_Continue…"));
+      adw_toast_set_action_name (toast, "win.show-view");
+      adw_toast_set_action_target_value (toast, g_variant_new_string ("teach"));
+      self->resume_toast = toast;
+      g_object_add_weak_pointer (G_OBJECT (toast), (gpointer *) &self->resume_toast);
+      adw_toast_overlay_add_toast (self->toast_overlay, toast);
+    }
   g_signal_connect_swapped (self->views_stack, "notify::visible-child-name",
                             G_CALLBACK (on_view_changed), self);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.model-info", FALSE);

@@ -1,5 +1,8 @@
-/* tf-window.h: the main window: a model, and two views of it, Imagine
- * (prompt to image) and Chat, switched from the header bar. */
+/* tf-window.h: the main window: a model, and three views of it, Imagine
+ * (prompt to image), Chat and Teach (fine-tuning it on the user's
+ * pictures), switched from the header bar. Closing the window while a
+ * Teach run goes on asks first, then pauses the run (saved, offered again
+ * at the next start). */
 #pragma once
 
 #include <adwaita.h>
@@ -9,6 +12,7 @@
 #include "tf-generation.h"
 #include "tf-imagine-view.h"
 #include "tf-model-info.h"
+#include "tf-teach-view.h"
 
 G_BEGIN_DECLS
 
@@ -29,6 +33,8 @@ void tf_window_open_model (TfWindow *self, GFile *file);
  * stays in its empty state. */
 void tf_window_open_default_model (TfWindow *self);
 
+TfTeachView *tf_window_get_teach_view (TfWindow *self);
+
 /* The loaded model, or NULL. */
 const TfModelInfo *tf_window_get_model_info (TfWindow *self);
 /* Whether a model is being loaded (the "loading" property). */
@@ -38,7 +44,7 @@ gboolean tf_window_get_loading (TfWindow *self);
 TfGeneration *tf_window_get_generation (TfWindow *self);
 TfImagineView *tf_window_get_imagine_view (TfWindow *self);
 TfChatView *tf_window_get_chat_view (TfWindow *self);
-/* "imagine" or "chat". */
+/* "imagine", "chat" or "teach". */
 void tf_window_show_view (TfWindow *self, const char *name);
 
 /* A quiet confirmation at the bottom of the window ("Copied"), with a
