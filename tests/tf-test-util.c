@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "tf-tokenizer.h"
+#include "tf-train.h"
 
 #define CLOSE_BODY                                                              \
   size_t bad = 0, worst_i = 0;                                                  \
@@ -307,4 +308,20 @@ tf_test_save_tiny_model_with_tokenizer (const char *dir, int max_seq_len)
   g_assert_true (tf_model_save (model, path, TF_DTYPE_F32, keys, values, 1, &error));
   g_assert_no_error (error);
   return path;
+}
+
+void
+tf_test_tiny_train_options (TfTrainOptions *o, const char *out)
+{
+  tf_train_options_init (o);
+  g_free (o->preset);
+  o->preset = g_strdup ("tiny");
+  g_strfreev (o->data);
+  o->data = g_strsplit ("shapes", ",", -1);
+  o->out = g_strdup (out);
+  o->batch = 4;
+  o->vocab_size = 300;
+  o->lr = 3e-3;
+  o->seed = 42;
+  o->save_every_minutes = 60;
 }
