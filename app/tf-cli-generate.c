@@ -332,6 +332,8 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *prompt = NULL, *negative = NULL, *seed_text = NULL, *sampler = NULL;
   g_autofree char *model = NULL, *out = NULL, *previews = NULL, *init_image = NULL;
+  g_autofree char *precision_text = NULL;
+  TfPrecision precision;
   int preview_every = 1, upscale = 0, count = 1;
   double strength = NAN;
   TfGenerateSettings settings;
@@ -358,6 +360,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength,
       describe (keep, _("How much of --init-image to redraw, above 0 to 1 (%g)"), settings.strength),
       N_("S") },
+    TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -368,6 +371,8 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "Ctrl-C stops."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
+    return status;
+  if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
   if (prompt == NULL)
     return tf_cli_usage_error (cli, line, _("no --prompt given"));
@@ -411,6 +416,10 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  tf_generator_set_precision (gen, precision);
+  if (precision != TF_PRECISION_FP32)
+    fprintf (cli->err, _("matrix products: %s\n"),
+             tf_gemm_backend_name (tf_generator_backend (gen)));
   g_autoptr(GError) error = NULL;
   g_autofree char *hash = tf_model_file_hash (model_path, &error);
   if (hash == NULL)
