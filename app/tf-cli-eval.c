@@ -316,10 +316,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
-  tf_generator_set_precision (gen, precision);
-  if (precision != TF_PRECISION_FP32)
-    fprintf (cli->err, _("matrix products: %s\n"),
-             tf_gemm_backend_name (tf_generator_backend (gen)));
+  tf_cli_set_precision (cli, gen, precision);
 
   EvalProgress progress = { cli->err, isatty (fileno (cli->err)), NULL, g_get_monotonic_time () };
   struct sigaction previous;

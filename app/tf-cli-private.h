@@ -53,6 +53,9 @@ int tf_cli_unexpected_argument (TfCli *cli, const char *line, const char *operan
     N_("Matrix products in fp32, bf16 (fp32 accumulation) or auto: bf16 where the CPU has it (fp32)"), \
     N_("NAME") }
 int tf_cli_precision (TfCli *cli, const char *line, const char *text, TfPrecision *precision);
+/* Gives @gen the precision; when not fp32, says on standard error what runs
+ * the products ("matrix products: bf16 (emulated)"). */
+void tf_cli_set_precision (TfCli *cli, TfGenerator *gen, TfPrecision precision);
 
 /* "transfusion-cli NAME" and its usage line. */
 char *tf_cli_command_line (const TfCliCommand *command);

@@ -133,6 +133,15 @@ tf_cli_precision (TfCli *cli, const char *line, const char *text, TfPrecision *p
   return tf_cli_usage_error (cli, line, message);
 }
 
+void
+tf_cli_set_precision (TfCli *cli, TfGenerator *gen, TfPrecision precision)
+{
+  tf_generator_set_precision (gen, precision);
+  if (precision != TF_PRECISION_FP32)
+    fprintf (cli->err, _("matrix products: %s\n"),
+             tf_gemm_backend_name (tf_generator_backend (gen)));
+}
+
 int
 tf_cli_unexpected_argument (TfCli *cli, const char *line, const char *operand)
 {
