@@ -370,6 +370,17 @@ part_train (const BenchOptions *o, JsonBuilder *b, GError **error)
       json_builder_add_double_value (b, flops / 1e9);
       json_builder_set_member_name (b, "gflops");
       json_builder_add_double_value (b, flops / step / 1e9);
+      /* what ran the products: the backend, and the kernel of one band of
+       * the attention's input product (rows × d → 3d), the commonest shape */
+      const TfGemmBackend backend = tf_gemm_backend_for (o->precision);
+      const int rows = (int) positions, procs = (int) g_get_num_processors ();
+      const int band = MIN (rows, ((rows + procs - 1) / procs + 7) / 8 * 8);
+      g_autofree char *kernel = tf_gemm_kernel_name (backend, CblasNoTrans, CblasTrans, band,
+                                                     3 * c->d_model, c->d_model);
+      json_builder_set_member_name (b, "products");
+      json_builder_add_string_value (b, tf_gemm_backend_name (backend));
+      json_builder_set_member_name (b, "kernel");
+      json_builder_add_string_value (b, kernel);
     }
   g_free (times);
   bench_batch_clear (&bb);
@@ -771,6 +782,10 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
         }
       fputc ('\n', out);
       fprintf (out, "%-34s %10.0f MB\n", _("training peak memory"), rss[2]);
+      if (json_object_has_member (tr, "kernel"))
+        fprintf (out, "%-34s %s: %s\n", _("training products"),
+                 json_object_get_string_member (tr, "products"),
+                 json_object_get_string_member (tr, "kernel"));
     }
   if (im != NULL)
     {
