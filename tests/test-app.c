@@ -443,7 +443,11 @@ test_preferences_precision (void)
   g_autofree char *name = g_settings_get_string (settings, "precision");
   g_assert_cmpstr (name, ==, "bf16");
   g_settings_reset (settings, "precision");
+  /* gone before the test ends, as close_window() waits for a window */
+  gpointer weak = window;
+  g_object_add_weak_pointer (G_OBJECT (window), &weak);
   gtk_window_destroy (GTK_WINDOW (window));
+  g_assert_true (wait_until (is_null, &weak, 10000));
 }
 
 /* ---- Imagine ------------------------------------------------------------ */
