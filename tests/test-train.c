@@ -396,6 +396,39 @@ test_kill_and_resume (void)
 /* `train --resume --out FILE` needs no other option: the run goes on with
  * the ones it was started with, exactly; an option given that differs from
  * them is refused. `--init-from` needs no --preset. */
+/* `train --precision bf16`, stopped: `--resume` alone goes on in bf16 (the
+ * state keeps it), `--resume --precision fp32` in fp32, which the provenance
+ * then names. */
+static void
+test_resume_keeps_precision (void)
+{
+  if (!have_cli ())
+    return;
+  g_autofree char *out = tmp_path ("precision.safetensors");
+  g_autofree char *cli = cli_path ();
+  const char *first[] = { cli, "train", "--preset", "tiny", "--data", "shapes", "--batch", "2",
+                          "--vocab", "300", "--seed", "7", "--steps", "6", "--until-step", "2",
+                          "--precision", "bf16", "--out", out, NULL };
+  const char *again[] = { cli, "train", "--resume", "--until-step", "4", "--out", out, NULL };
+  const char *fp32[] = { cli, "train", "--resume", "--precision", "fp32", "--out", out, NULL };
+  const char *const *runs[] = { first, again, fp32 };
+  const char *expect[] = { "matrix products: bf16", "matrix products: bf16",
+                           "matrix products: fp32\n" };
+  for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      g_autofree char *err = NULL;
+      int status;
+      g_assert_true (g_spawn_sync (NULL, (char **) runs[i], NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+                                   NULL, NULL, NULL, &err, &status, NULL));
+      g_assert_true (g_spawn_check_wait_status (status, NULL));
+      g_assert_nonnull (strstr (err, expect[i]));
+    }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (out, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (tf_safetensors_metadata (st, "provenance"), "\"precision\":\"fp32\""));
+}
+
 static void
 test_resume_needs_only_out (void)
 {
@@ -662,6 +695,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
   g_test_add_func ("/train/resume-needs-only-out", test_resume_needs_only_out);
+  g_test_add_func ("/train/resume-keeps-precision", test_resume_keeps_precision);
   g_test_add_func ("/train/kill-many", test_kill_many);
   g_test_add_func ("/train/full-disk", test_full_disk);
   g_test_add_func ("/train/interrupt-saves", test_interrupt_saves);
