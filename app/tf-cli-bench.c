@@ -1,8 +1,9 @@
 /* tf-cli-bench.c: `transfusion-cli bench`: how fast this machine runs the
  * engine, beside the machine's own limits measured in the same run.
  *
- * Each part (the sgemm peak, memory bandwidth, training, image generation,
- * text) runs in a child process of its own, so that its peak resident memory
+ * Each part (the sgemm peak and the engine's products in each backend,
+ * memory bandwidth, training, image generation, text) runs in a child
+ * process of its own, so that its peak resident memory
  * is its own; the child prints one JSON object and the parent gathers them.
  * Every figure is a median over --repeat repetitions after a warm-up.
  *
@@ -27,8 +28,10 @@
 #include <omp.h>
 #endif
 
+#include "tf-gemm.h"
 #include "tf-generate.h"
 #include "tf-json.h"
+#include "tf-layers.h"
 #include "tf-rng.h"
 #include "tf-tokenizer.h"
 #include "transfusion.h"
@@ -48,6 +51,7 @@ typedef struct {
   int         repeat;
   int         batch;       /* training rows; 0: the preset's */
   const char *recipe;      /* "key=value,…" applied to the preset's config, or "" */
+  TfPrecision precision;   /* of training, images and text */
 } BenchOptions;
 
 /* ---- Helpers ------------------------------------------------------------- */
@@ -138,6 +142,42 @@ part_sgemm (const BenchOptions *o, JsonBuilder *b)
       g_free (times);
     }
   openblas_set_num_threads (1);
+
+  /* The same product through the engine (tf_linear_forward: its bands on
+   * the OpenMP threads) in each backend this CPU runs, with the kernel each
+   * ran, side by side in one process. */
+  const TfGemmBackend backends[] = { TF_GEMM_OPENBLAS_F32, TF_GEMM_DNNL_F32,
+                                     tf_gemm_backend_for (TF_PRECISION_BF16) };
+  json_builder_set_member_name (b, "products");
+  json_builder_begin_array (b);
+  for (guint k = 0; k < G_N_ELEMENTS (backends); k++)
+    {
+      const TfGemmBackend caller = tf_gemm_use (backends[k]);
+      double *times = g_new (double, o->repeat);
+      tf_linear_forward (c, a, x, NULL, n, n, n);
+      for (int r = 0; r < o->repeat; r++)
+        {
+          double t0 = now_seconds ();
+          tf_linear_forward (c, a, x, NULL, n, n, n);
+          times[r] = now_seconds () - t0;
+        }
+      tf_gemm_use (caller);
+      /* one band of rows, as the engine cuts them (tf-layers-impl.h) */
+      const int procs = (int) g_get_num_processors ();
+      const int band = MIN (n, ((n + procs - 1) / procs + 7) / 8 * 8);
+      g_autofree char *kernel = tf_gemm_kernel_name (backends[k], CblasNoTrans, CblasTrans,
+                                                     band, n, n);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "backend");
+      json_builder_add_string_value (b, tf_gemm_backend_name (backends[k]));
+      json_builder_set_member_name (b, "kernel");
+      json_builder_add_string_value (b, kernel);
+      json_builder_set_member_name (b, "gflops");
+      json_builder_add_double_value (b, 2.0 * n * n * (double) n / median (times, o->repeat) / 1e9);
+      json_builder_end_object (b);
+      g_free (times);
+    }
+  json_builder_end_array (b);
   g_free (a); g_free (x); g_free (c);
 }
 
@@ -292,6 +332,7 @@ part_train (const BenchOptions *o, JsonBuilder *b, GError **error)
   g_autoptr (TfModel) model = bench_model (o->preset, o->recipe, error);
   if (model == NULL)
     return FALSE;
+  tf_gemm_use (tf_gemm_backend_for (o->precision));   /* this process does nothing else */
   const TfConfig *c = tf_model_config (model);
   g_autoptr (TfActivations) acts = tf_activations_new (model);
   BenchBatch bb;
@@ -329,6 +370,17 @@ part_train (const BenchOptions *o, JsonBuilder *b, GError **error)
       json_builder_add_double_value (b, flops / 1e9);
       json_builder_set_member_name (b, "gflops");
       json_builder_add_double_value (b, flops / step / 1e9);
+      /* what ran the products: the backend, and the kernel of one band of
+       * the attention's input product (rows × d → 3d), the commonest shape */
+      const TfGemmBackend backend = tf_gemm_backend_for (o->precision);
+      const int rows = (int) positions, procs = (int) g_get_num_processors ();
+      const int band = MIN (rows, ((rows + procs - 1) / procs + 7) / 8 * 8);
+      g_autofree char *kernel = tf_gemm_kernel_name (backend, CblasNoTrans, CblasTrans, band,
+                                                     3 * c->d_model, c->d_model);
+      json_builder_set_member_name (b, "products");
+      json_builder_add_string_value (b, tf_gemm_backend_name (backend));
+      json_builder_set_member_name (b, "kernel");
+      json_builder_add_string_value (b, kernel);
     }
   g_free (times);
   bench_batch_clear (&bb);
@@ -385,7 +437,10 @@ bench_generator (const BenchOptions *o, GError **error)
     return NULL;
   memcpy (tf_model_params (matched), tf_model_params (model),
           sizeof (float) * tf_model_n_params (model));
-  return tf_generator_new (g_steal_pointer (&matched), g_steal_pointer (&tok), error);
+  TfGenerator *gen = tf_generator_new (g_steal_pointer (&matched), g_steal_pointer (&tok), error);
+  if (gen != NULL)
+    tf_generator_set_precision (gen, o->precision);
+  return gen;
 }
 
 typedef struct {
@@ -612,7 +667,8 @@ spawn_part (const BenchOptions *o, const char *part, double bandwidth, double *r
   g_ascii_dtostr (bw, sizeof bw, bandwidth);
   const char *argv[] = { "/proc/self/exe", "bench", "--part", part, "--preset", o->preset,
                          "--threads", threads, "--repeat", repeat, "--batch", batch,
-                         "--bandwidth", bw, "--recipe", o->recipe, NULL };
+                         "--bandwidth", bw, "--recipe", o->recipe,
+                         "--precision", tf_precision_name (o->precision), NULL };
   int out[2];
   if (pipe (out) != 0)
     {
@@ -682,6 +738,8 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
   FILE *out = cli->out;
   fprintf (out, _("Preset %s, %d threads, medians of %d runs\n"), o->preset, o->threads,
            o->repeat);
+  fprintf (out, _("Matrix products of training, images and text: %s\n"),
+           tf_gemm_backend_name (tf_gemm_backend_for (o->precision)));
   if (*o->recipe != '\0')
     {
       /* Through a string: GCC 12's -Wformat-overflow takes the translated
@@ -695,6 +753,16 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
     fprintf (out, "%-34s %10.1f GF/s\n", _("sgemm 1024³, 1 thread"), member (sg, "gflops_1"));
   if (sg != NULL)
     fprintf (out, "%-34s %10.1f GF/s\n", _("sgemm 1024³, all threads"), member (sg, "gflops_n"));
+  JsonArray *products = sg != NULL && json_object_has_member (sg, "products")
+                        ? json_object_get_array_member (sg, "products") : NULL;
+  for (guint i = 0; products != NULL && i < json_array_get_length (products); i++)
+    {
+      JsonObject *p = json_array_get_object_element (products, i);
+      g_autofree char *label = g_strdup_printf (_("engine 1024³, %s"),
+                                                json_object_get_string_member (p, "backend"));
+      fprintf (out, "%-34s %10.1f GF/s   %s\n", label, member (p, "gflops"),
+               json_object_get_string_member (p, "kernel"));
+    }
   if (bw != NULL)
     fprintf (out, "%-34s %10.1f GB/s\n%-34s %10.1f GB/s\n", _("memory read, 1 thread"),
              member (bw, "gbps_1"), _("memory read, all threads"), member (bw, "gbps_n"));
@@ -714,6 +782,10 @@ print_table (TfCli *cli, const BenchOptions *o, JsonObject **parts, const double
         }
       fputc ('\n', out);
       fprintf (out, "%-34s %10.0f MB\n", _("training peak memory"), rss[2]);
+      if (json_object_has_member (tr, "kernel"))
+        fprintf (out, "%-34s %s: %s\n", _("training products"),
+                 json_object_get_string_member (tr, "products"),
+                 json_object_get_string_member (tr, "kernel"));
     }
   if (im != NULL)
     {
@@ -740,6 +812,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *line = tf_cli_command_line (command);
   g_autofree char *usage = tf_cli_command_usage (command);
   g_autofree char *preset = NULL, *part = NULL, *only = NULL, *recipe = NULL;
+  g_autofree char *precision_text = NULL;
   int threads = 0, repeat = 5, batch = 0;
   double bandwidth = 0;
   gboolean json = FALSE;
@@ -758,6 +831,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       N_("The image side's recipe on the preset: KEY=VALUE,… (e.g. image_encoder=unet,unet_channels=32)"),
       N_("LIST") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
+    TF_CLI_PRECISION_ENTRY (precision_text),
     { "part", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &part, NULL, NULL },
     { "bandwidth", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_DOUBLE, &bandwidth, NULL, NULL },
     G_OPTION_ENTRY_NULL
@@ -775,6 +849,8 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 
   BenchOptions o = { .preset = preset != NULL ? preset : "default", .threads = threads,
                      .repeat = repeat, .batch = batch, .recipe = recipe != NULL ? recipe : "" };
+  if ((status = tf_cli_precision (cli, line, precision_text, &o.precision)) >= 0)
+    return status;
   TfConfig check;
   g_autoptr (GError) error = NULL;
   if (!tf_config_preset (&check, o.preset, &error) ||
@@ -842,6 +918,8 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       json_builder_add_int_value (b, o.repeat);
       json_builder_set_member_name (b, "recipe");
       json_builder_add_string_value (b, o.recipe);
+      json_builder_set_member_name (b, "precision");
+      json_builder_add_string_value (b, tf_gemm_backend_name (tf_gemm_backend_for (o.precision)));
       for (guint i = 0; i < N_PARTS; i++)
         if (parts[i] != NULL)
           {

@@ -240,7 +240,8 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *line = tf_cli_command_line (command);
   g_autofree char *usage = tf_cli_command_usage (command);
   g_autofree char *model = NULL, *judge_path = NULL, *only = NULL, *sampler = NULL;
-  g_autofree char *json_file = NULL;
+  g_autofree char *json_file = NULL, *precision_text = NULL;
+  TfPrecision precision;
   gboolean json = FALSE;
   gint64 seed = 1;
   TfEvalOptions options;
@@ -258,6 +259,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, N_("Seed of the prompts and the noise (1)"), N_("K") },
     { "only", 0, 0, G_OPTION_ARG_STRING, &only, N_("Sections to run: fashion,caption,shapes,emoji,text,steering (all)"), N_("LIST") },
     { "text-documents", 0, 0, G_OPTION_ARG_INT, &options.text_documents, N_("Held-out WordNet documents for bits per byte (400)"), N_("N") },
+    TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -274,6 +276,8 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   if (status >= 0)
     return status;
 
+  if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
+    return status;
   g_autoptr(GError) error = NULL;
   if (only != NULL && !tf_eval_sections_parse (only, &options.sections, &error))
     return tf_cli_usage_error (cli, line, error->message);
@@ -312,6 +316,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  tf_cli_set_precision (cli, gen, precision);
 
   EvalProgress progress = { cli->err, isatty (fileno (cli->err)), NULL, g_get_monotonic_time () };
   struct sigaction previous;

@@ -332,6 +332,8 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *prompt = NULL, *negative = NULL, *seed_text = NULL, *sampler = NULL;
   g_autofree char *model = NULL, *out = NULL, *previews = NULL, *init_image = NULL;
+  g_autofree char *precision_text = NULL;
+  TfPrecision precision;
   int preview_every = 1, upscale = 0, count = 1;
   double strength = NAN;
   TfGenerateSettings settings;
@@ -358,6 +360,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength,
       describe (keep, _("How much of --init-image to redraw, above 0 to 1 (%g)"), settings.strength),
       N_("S") },
+    TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -368,6 +371,8 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "Ctrl-C stops."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
+    return status;
+  if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
   if (prompt == NULL)
     return tf_cli_usage_error (cli, line, _("no --prompt given"));
@@ -411,6 +416,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  tf_cli_set_precision (cli, gen, precision);
   g_autoptr(GError) error = NULL;
   g_autofree char *hash = tf_model_file_hash (model_path, &error);
   if (hash == NULL)
@@ -484,6 +490,8 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *usage = g_strdup_printf ("%s caption [OPTION…] --image FILE.png", PROGRAM);
   g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *image_path = NULL, *model = NULL, *seed_text = NULL;
+  g_autofree char *precision_text = NULL;
+  TfPrecision precision;
   TfGenerateSettings settings;
   gboolean random_seed;
 
@@ -501,6 +509,7 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "max-tokens", 0, 0, G_OPTION_ARG_INT, &settings.max_tokens,
       describe (keep, _("Longest caption, in tokens (%d)"), settings.max_tokens), N_("N") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, N_("Seed of every random draw (random, and printed)"), N_("S") },
+    TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -510,6 +519,8 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "the model's caption on standard output."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
+    return status;
+  if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
   if (image_path == NULL)
     return tf_cli_usage_error (cli, line, _("no --image given"));
@@ -528,6 +539,7 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       tf_image_clear (&image);
       return TF_CLI_EXIT_FAILURE;
     }
+  tf_cli_set_precision (cli, gen, precision);
   const TfConfig *config = tf_model_config (tf_generator_model (gen));
   g_autofree float *pixels = g_new (float, tf_config_image_values (config));
   tf_image_to_model (&image, config->image_size, config->image_channels, pixels);
@@ -712,6 +724,8 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *usage = g_strdup_printf ("%s chat [OPTION…]", PROGRAM);
   g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *model = NULL, *seed_text = NULL, *images = NULL;
+  g_autofree char *precision_text = NULL;
+  TfPrecision precision;
   TfGenerateSettings settings;
   gboolean random_seed;
 
@@ -736,6 +750,7 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       N_("W") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, N_("Seed of every random draw (random, and printed)"), N_("S") },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images, N_("Where to put the images drawn (the current folder)"), N_("DIR") },
+    TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -747,6 +762,8 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
+  if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
+    return status;
   if (!check_settings (cli, line, &settings) ||
       !resolve_seed (cli, line, seed_text, &settings, &random_seed))
     return TF_CLI_EXIT_USAGE;
@@ -757,6 +774,7 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  tf_cli_set_precision (cli, gen, precision);
   g_autoptr(GError) error = NULL;
   g_autofree char *hash = tf_model_file_hash (model_path, &error);
   if (hash == NULL)

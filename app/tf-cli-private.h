@@ -45,6 +45,18 @@ int tf_cli_usage_error (TfCli *cli, const char *line, const char *message);
 /* The same for an operand the command does not take. */
 int tf_cli_unexpected_argument (TfCli *cli, const char *line, const char *operand);
 
+/* The --precision option of the commands that run the model, and what it
+ * reads: @text (NULL: fp32) into *@precision. -1 on success, else the usage
+ * error's exit status. */
+#define TF_CLI_PRECISION_ENTRY(text) \
+  { "precision", 0, 0, G_OPTION_ARG_STRING, &(text), \
+    N_("Matrix products in fp32, bf16 (fp32 accumulation) or auto: bf16 where the CPU has it (fp32)"), \
+    N_("NAME") }
+int tf_cli_precision (TfCli *cli, const char *line, const char *text, TfPrecision *precision);
+/* Gives @gen the precision; when not fp32, says on standard error what runs
+ * the products ("matrix products: bf16 (emulated)"). */
+void tf_cli_set_precision (TfCli *cli, TfGenerator *gen, TfPrecision precision);
+
 /* "transfusion-cli NAME" and its usage line. */
 char *tf_cli_command_line (const TfCliCommand *command);
 char *tf_cli_command_usage (const TfCliCommand *command);

@@ -117,6 +117,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *prediction = NULL, *t_sampling = NULL, *time_conditioning = NULL;
   g_autofree char *t_mean = NULL, *t_scale = NULL, *min_snr = NULL;
   g_autofree char *image_encoder = NULL, *unet_channels = NULL, *unet_blocks = NULL;
+  g_autofree char *precision_text = NULL;
   /* Options left out keep these values: the defaults, or with --resume what
    * the run was started with. */
   const gint64 unset64 = G_MININT64;
@@ -157,6 +158,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "image-encoder", 0, 0, G_OPTION_ARG_STRING, &image_encoder, N_("How pixels become tokens and back: linear or unet (the preset's)"), N_("NAME") },
     { "unet-channels", 0, 0, G_OPTION_ARG_STRING, &unet_channels, N_("U-Net channels at every level (32)"), N_("N") },
     { "unet-blocks", 0, 0, G_OPTION_ARG_STRING, &unet_blocks, N_("U-Net residual blocks per level (1)"), N_("N") },
+    TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
@@ -197,6 +199,13 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
           tf_train_options_clear (&o);
           return TF_CLI_EXIT_FAILURE;
         }
+    }
+  /* Given, it replaces what a resumed run was started with. */
+  if (precision_text != NULL &&
+      (status = tf_cli_precision (cli, line, precision_text, &o.precision)) >= 0)
+    {
+      tf_train_options_clear (&o);
+      return status;
     }
   if (preset)
     {
@@ -300,6 +309,8 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
     fprintf (cli->err, _("image encoder: U-Net, %d channels, %d blocks per level, %d levels\n"),
              c->unet_channels, c->unet_blocks, tf_config_unet_levels (c));
+  fprintf (cli->err, _("matrix products: %s\n"),
+           tf_gemm_backend_name (tf_trainer_backend (trainer)));
 
   struct sigaction action = { 0 }, previous;
   action.sa_handler = on_interrupt;

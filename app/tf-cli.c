@@ -123,6 +123,26 @@ tf_cli_usage_error (TfCli *cli, const char *line, const char *message)
 }
 
 int
+tf_cli_precision (TfCli *cli, const char *line, const char *text, TfPrecision *precision)
+{
+  *precision = TF_PRECISION_FP32;
+  if (text == NULL || tf_precision_parse (text, precision, NULL))
+    return -1;
+  g_autofree char *message = g_strdup_printf (_("--precision: '%s' is not fp32, bf16 or auto"),
+                                              text);
+  return tf_cli_usage_error (cli, line, message);
+}
+
+void
+tf_cli_set_precision (TfCli *cli, TfGenerator *gen, TfPrecision precision)
+{
+  tf_generator_set_precision (gen, precision);
+  if (precision != TF_PRECISION_FP32)
+    fprintf (cli->err, _("matrix products: %s\n"),
+             tf_gemm_backend_name (tf_generator_backend (gen)));
+}
+
+int
 tf_cli_unexpected_argument (TfCli *cli, const char *line, const char *operand)
 {
   g_autofree char *message = g_strdup_printf (_("unexpected argument '%s'"), operand);

@@ -870,9 +870,9 @@ eval_steering (Eval *ev, GError **error)
   return TRUE;
 }
 
-gboolean
-tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
-             TfEvalReport *report, GError **error)
+static gboolean
+eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
+          TfEvalReport *report, GError **error)
 {
   Eval ev = { gen, judge, options, tf_model_config (tf_generator_model (gen)), 0, report,
               section_names[0], 0, 0 };
@@ -909,6 +909,17 @@ tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
       }
   report->seconds = g_timer_elapsed (timer, NULL);
   return TRUE;
+}
+
+/* The text section's forward passes run on the generator's backend too. */
+gboolean
+tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
+             TfEvalReport *report, GError **error)
+{
+  const TfGemmBackend caller = tf_gemm_use (tf_generator_backend (gen));
+  const gboolean ok = eval_run (gen, judge, options, report, error);
+  tf_gemm_use (caller);
+  return ok;
 }
 
 /* ---- JSON --------------------------------------------------------------- */

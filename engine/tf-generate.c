@@ -55,6 +55,7 @@ struct _TfGenerator {
   TfUnetActs    *unet;           /* image_encoder = unet: one x_t encoded, N_ROWS decoded */
   int           *order;          /* [V] sorting scratch */
   double        *probs;          /* [V] */
+  TfGemmBackend  backend;        /* of the products (tf-gemm.h) */
 };
 
 /* ---- Settings ----------------------------------------------------------- */
@@ -293,6 +294,18 @@ tf_generator_set_threads (TfGenerator *g, int limit)
 }
 
 void
+tf_generator_set_precision (TfGenerator *g, TfPrecision precision)
+{
+  g->backend = tf_gemm_backend_for (precision);
+}
+
+TfGemmBackend
+tf_generator_backend (TfGenerator *g)
+{
+  return g->backend;
+}
+
+void
 tf_generator_abort (TfGenerator *g)
 {
   g_atomic_int_set (&g->abort, 1);
@@ -404,8 +417,8 @@ check_room (TfGenerator *g, int row, int n, GError **error)
 
 /* Appends text tokens to one row; with @logits, the logits after the last. */
 static gboolean
-feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logits,
-             GError **error)
+feed_tokens_now (TfGenerator *g, int row, const int32_t *tokens, int n, float *logits,
+                 GError **error)
 {
   if (n == 0)
     return TRUE;
@@ -426,8 +439,8 @@ feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logit
  * @pred (n_rows × image values) with the image head's output; with @commit
  * keeps its keys and values. */
 static gboolean
-feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t,
-            gboolean commit, float *pred, GError **error)
+feed_image_now (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t,
+                gboolean commit, float *pred, GError **error)
 {
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model, np = tf_config_n_patches (c), pd = tf_config_patch_dim (c);
@@ -484,6 +497,29 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
                        c->image_size, c->image_channels, c->patch_size);
     }
   return TRUE;
+}
+
+/* Every product of the generator runs through these two: each job's
+ * products on the generator's backend, the calling thread's own left as
+ * they were. */
+static gboolean
+feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logits,
+             GError **error)
+{
+  const TfGemmBackend caller = tf_gemm_use (g->backend);
+  const gboolean ok = feed_tokens_now (g, row, tokens, n, logits, error);
+  tf_gemm_use (caller);
+  return ok;
+}
+
+static gboolean
+feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t,
+            gboolean commit, float *pred, GError **error)
+{
+  const TfGemmBackend caller = tf_gemm_use (g->backend);
+  const gboolean ok = feed_image_now (g, rows, n_rows, x_t, t, commit, pred, error);
+  tf_gemm_use (caller);
+  return ok;
 }
 
 /* ---- Samplers ----------------------------------------------------------- */
@@ -975,7 +1011,10 @@ tf_generator_predict (TfGenerator *g, const int32_t *const *prefixes,
       seqs[r] = (TfSequence) { &segs[2 * r], 2 };
     }
   TfBatch batch = { seqs, n_rows, 0.0f };
-  if (!tf_model_forward (g->model, g->acts, &batch, NULL, error))
+  const TfGemmBackend caller = tf_gemm_use (g->backend);
+  const gboolean ok = tf_model_forward (g->model, g->acts, &batch, NULL, error);
+  tf_gemm_use (caller);
+  if (!ok)
     return FALSE;
   for (int r = 0; r < n_rows; r++)
     tf_activations_image_pred (g->acts, r, pred + (size_t) r * tf_config_image_values (c));

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "transfusion.h"
+#include "tf-gemm.h"
 #include "tf-tokenizer.h"
 
 G_BEGIN_DECLS
@@ -102,6 +103,12 @@ const TfTokenizer *tf_generator_tokenizer (TfGenerator *gen);
  * and token the generator uses as many of them as other programs leave
  * cores free (tf-threads.h). Not while a call runs. */
 void tf_generator_set_threads (TfGenerator *gen, int limit);
+
+/* The precision of the generator's matrix products (tf-gemm.h; fp32 until
+ * set). Not while a call runs. */
+void tf_generator_set_precision (TfGenerator *gen, TfPrecision precision);
+/* What runs them. */
+TfGemmBackend tf_generator_backend (TfGenerator *gen);
 
 /* Asks the running call to stop; it returns within one step or token with
  * TF_ERROR_ABORTED. The flag clears when the next call starts. */

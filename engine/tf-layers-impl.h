@@ -1,6 +1,10 @@
 /* tf-layers-impl.h: kernel bodies, included by tf-layers.c once for float and
- * once for double. REAL is the element type, FN(x) names the function and
- * GEMM is the matching BLAS routine. See tf-layers.h for the contracts. */
+ * once for double. REAL is the element type, FN(x) names the function, GEMM
+ * and GEMV are the matching BLAS routines (attention's small per-head
+ * products and decoding's matrix–vector products), and GEMM_T with
+ * GEMM_PREPARE, GEMM_PART and GEMM_FINISH the products of tf-gemm.h (the
+ * float build's run on the calling thread's backend: fp32, bf16, OpenBLAS
+ * or oneDNN). See tf-layers.h for the contracts. */
 
 /* One row of C: c[n0..n1) = alpha·a·op(B)[:, n0..n1) + beta·c, as a
  * matrix–vector product (BLAS's gemm would copy all of B into its packed
@@ -21,11 +25,14 @@ FN (gemv_band) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int n0, int n1, int K, R
 
 /* C = alpha·op(A)·op(B) + beta·C, row-major, C [M, N]. A large product is
  * cut into bands of C's rows (or columns, when there are more of them),
- * each a one-thread BLAS call, shared among the OpenMP threads: the engine's
- * own threads do all the work, so OpenBLAS's threads never compete with
- * them. The bands depend on the machine's core count only, never on how
- * many threads run now, so the result is the same bits whatever the
- * threads (tf-threads.h varies them with the machine's load). */
+ * each a one-thread call of the backend, shared among the OpenMP threads:
+ * the engine's own threads do all the work, so the library's threads never
+ * compete with them. The bands depend on the machine's core count only,
+ * never on how many threads run now, so the result is the same bits
+ * whatever the threads (tf-threads.h varies them with the machine's load).
+ * A single row is a matrix–vector product in fp32 whatever the backend:
+ * decoding is bound by reading the weights, which bf16 would only speed up
+ * with a copy of them converted once, not per call. */
 static void
 FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alpha,
            const REAL *A, int lda, const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
@@ -53,9 +60,12 @@ FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alp
       TF_TSAN_JOIN (team);
       return;
     }
+  GEMM_T g;
+  GEMM_PREPARE (&g, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (bands <= 1 || (M < 16 && N < 16))
     {
-      GEMM (CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+      GEMM_PART (&g, TRUE, 0, M);
+      GEMM_FINISH (&g);
       return;
     }
   const gboolean rows = M >= N;
@@ -66,19 +76,10 @@ FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alp
   for (int t = 0; t < bands; t++)
     {
       TF_TSAN_MEMBER (team);
-      const int s = t * band, e = MIN (len, s + band);
-      if (s >= e)
-        continue;
-      if (rows)
-        GEMM (CblasRowMajor, ta, tb, e - s, N, K, alpha,
-              ta == CblasNoTrans ? A + (size_t) s * lda : A + s, lda, B, ldb,
-              beta, C + (size_t) s * ldc, ldc);
-      else
-        GEMM (CblasRowMajor, ta, tb, M, e - s, K, alpha, A, lda,
-              tb == CblasNoTrans ? B + s : B + (size_t) s * ldb, ldb,
-              beta, C + s, ldc);
+      GEMM_PART (&g, rows, t * band, MIN (len, (t + 1) * band));
     }
   TF_TSAN_JOIN (team);
+  GEMM_FINISH (&g);
 }
 
 void

@@ -41,6 +41,7 @@ struct _TfTrainer {
   FILE          *log;
   int64_t       *images_seen;     /* [n_sources] images trained on, by data source */
   int            n_images_seen;
+  TfGemmBackend  backend;         /* what runs the products, from opt.precision */
 };
 
 /* ---- Options ------------------------------------------------------------ */
@@ -221,7 +222,19 @@ tf_train_options_load_saved (TfTrainOptions *o, const char *model_path, GError *
                    "%s: not a training state, or its 'steps' is missing", path);
       return FALSE;
     }
-  return options_from_identity (o, tf_safetensors_metadata (st, "options"), path, error);
+  if (!options_from_identity (o, tf_safetensors_metadata (st, "options"), path, error))
+    return FALSE;
+  /* Runs from before precisions were saved ran in fp32. */
+  const char *precision = tf_safetensors_metadata (st, "precision");
+  o->precision = TF_PRECISION_FP32;
+  if (precision != NULL && !tf_precision_parse (precision, &o->precision, NULL))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   "%s: __metadata__ 'precision' is '%s', expected fp32, bf16 or auto", path,
+                   precision);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static gboolean
@@ -864,6 +877,9 @@ provenance_json (TfTrainer *tr, double elapsed)
   json_builder_add_string_value (b, "ema");
   json_builder_set_member_name (b, "options");
   json_builder_add_string_value (b, identity);
+  /* what ran the products in this run (the last, when resumed) */
+  json_builder_set_member_name (b, "precision");
+  json_builder_add_string_value (b, tf_gemm_backend_name (tr->backend));
   /* images trained on per source, over this run and the runs it resumed */
   json_builder_set_member_name (b, "images_seen");
   json_builder_begin_object (b);
@@ -930,9 +946,10 @@ tf_trainer_save (TfTrainer *tr, GError **error)
 
   /* The state first: if the model write then fails, resuming still works. */
   const char *keys[] = { "format", "config", "tokenizer", "options", "step", "steps", "rng",
-                         "elapsed", "images_seen", "warm_start" };
+                         "elapsed", "images_seen", "precision", "warm_start" };
   const char *values[] = { STATE_FORMAT, config, tokenizer, identity, step, steps, rng,
-                           elapsed_s, images->str, tr->warm_start };
+                           elapsed_s, images->str, tf_precision_name (tr->opt.precision),
+                           tr->warm_start };
   TfTensorOut tensors[] = {
     { .name = "params", .dtype = TF_DTYPE_F32, .n_dims = 1, .shape = { n },
       .data = tf_model_params (m) },
@@ -1242,6 +1259,7 @@ tf_trainer_new (const TfTrainOptions *options, GError **error)
   tr->log_path = tf_train_log_path (options->out);
   tr->timer = g_timer_new ();
   tf_threads_init (&tr->threads, 0);
+  tr->backend = tf_gemm_backend_for (options->precision);
 
   TfConfig config;
   if (!tf_config_preset (&config, options->preset, error) ||
@@ -1358,8 +1376,8 @@ TfModel *tf_trainer_model (TfTrainer *tr) { return tr->model; }
 const TfTokenizer *tf_trainer_tokenizer (TfTrainer *tr) { return tr->tok; }
 int64_t tf_trainer_step (TfTrainer *tr) { return tr->step; }
 
-gboolean
-tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
+static gboolean
+train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
 {
   const double start = g_timer_elapsed (tr->timer, NULL);
   tf_threads_choose (&tr->threads);
@@ -1428,6 +1446,23 @@ tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
     *progress = p;
   step_batch_clear (&sb);
   return TRUE;
+}
+
+/* The step's products on the run's backend; the calling thread's own is
+ * left as it was. */
+gboolean
+tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
+{
+  const TfGemmBackend caller = tf_gemm_use (tr->backend);
+  const gboolean ok = train_step (tr, progress, error);
+  tf_gemm_use (caller);
+  return ok;
+}
+
+TfGemmBackend
+tf_trainer_backend (TfTrainer *tr)
+{
+  return tr->backend;
 }
 
 gboolean

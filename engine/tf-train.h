@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "transfusion.h"
+#include "tf-gemm.h"
 #include "tf-tokenizer.h"
 #include "tf-safetensors.h"
 
@@ -56,6 +57,12 @@ typedef struct {
    * The optimizer moments start at zero and the provenance says so. Not part
    * of the options a resumed run must repeat. */
   char    *init_from;
+  /* The matrix products' precision (tf-gemm.h): a run-time choice, not part
+   * of the run's identity. The state saves it, and a resumed run repeats it
+   * unless told otherwise (only the same precision continues bit for bit).
+   * The provenance names what ran: "fp32", "bf16 (oneDNN)", "bf16
+   * (emulated)". */
+  TfPrecision precision;
 } TfTrainOptions;
 
 /* Defaults as in SPEC §3: AdamW (0.9, 0.95), eps 1e-8, wd 0.1, clip 1,
@@ -101,6 +108,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfTrainer, tf_trainer_free)
 TfModel *tf_trainer_model (TfTrainer *trainer);
 const TfTokenizer *tf_trainer_tokenizer (TfTrainer *trainer);
 int64_t tf_trainer_step (TfTrainer *trainer);
+/* What runs the matrix products (from options->precision). */
+TfGemmBackend tf_trainer_backend (TfTrainer *trainer);
 
 /* One optimizer step. */
 gboolean tf_trainer_train_step (TfTrainer *trainer, TfTrainProgress *progress, GError **error);

@@ -4,7 +4,7 @@
 # (a virtual X server for the GTK tests, validators for the data files).
 TF_BUILD_PACKAGES=(
   build-essential meson ninja-build pkg-config gettext
-  libglib2.0-dev libgtk-4-dev libadwaita-1-dev libjson-glib-dev libopenblas-dev libpng-dev
+  libglib2.0-dev libgtk-4-dev libadwaita-1-dev libjson-glib-dev libopenblas-dev libdnnl-dev libpng-dev
   libcairo2-dev libfreetype-dev
 )
 # The training data (SPEC §5): read from these packages, never downloaded.

@@ -23,6 +23,7 @@
 #include "tf-imagine-view.h"
 #include "tf-message-row.h"
 #include "tf-model-info.h"
+#include "tf-preferences-window.h"
 #include "tf-safetensors.h"
 #include "tf-teach-view.h"
 #include "tf-train.h"
@@ -431,7 +432,41 @@ test_bundled_model (void)
   g_assert_cmpint (tf_generation_get_threads (tf_window_get_generation (window)), ==, 1);
   g_settings_reset (settings, "threads");
   g_assert_cmpint (tf_generation_get_threads (tf_window_get_generation (window)), ==, 0);
+  /* and so does the Precision preference */
+  g_assert_cmpint (tf_generation_get_precision (tf_window_get_generation (window)), ==,
+                   TF_PRECISION_FP32);
+  g_settings_set_string (settings, "precision", "bf16");
+  g_assert_cmpint (tf_generation_get_precision (tf_window_get_generation (window)), ==,
+                   TF_PRECISION_BF16);
+  g_settings_reset (settings, "precision");
+  g_assert_cmpint (tf_generation_get_precision (tf_window_get_generation (window)), ==,
+                   TF_PRECISION_FP32);
   close_window (window);
+}
+
+/* The Preferences' precision row and the setting follow each other. */
+static void
+test_preferences_precision (void)
+{
+  if (skip_without_display ())
+    return;
+  g_autoptr (GSettings) settings = g_settings_new (APPLICATION_ID);
+  GtkWidget *window = tf_preferences_window_new (NULL, settings);
+  AdwComboRow *row = ADW_COMBO_ROW (gtk_widget_get_template_child (window,
+                                                                   TF_TYPE_PREFERENCES_WINDOW,
+                                                                   "precision_row"));
+  g_assert_cmpuint (adw_combo_row_get_selected (row), ==, TF_PRECISION_FP32);
+  g_settings_set_string (settings, "precision", "auto");
+  g_assert_cmpuint (adw_combo_row_get_selected (row), ==, TF_PRECISION_AUTO);
+  adw_combo_row_set_selected (row, TF_PRECISION_BF16);
+  g_autofree char *name = g_settings_get_string (settings, "precision");
+  g_assert_cmpstr (name, ==, "bf16");
+  g_settings_reset (settings, "precision");
+  /* gone before the test ends, as close_window() waits for a window */
+  gpointer weak = window;
+  g_object_add_weak_pointer (G_OBJECT (window), &weak);
+  gtk_window_destroy (GTK_WINDOW (window));
+  g_assert_true (wait_until (is_null, &weak, 10000));
 }
 
 /* ---- Imagine ------------------------------------------------------------ */
@@ -2169,6 +2204,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/load-model", test_load_model);
   g_test_add_func ("/app/window/load-bad-file", test_load_bad_file);
   g_test_add_func ("/app/window/bundled-model", test_bundled_model);
+  g_test_add_func ("/app/preferences/precision", test_preferences_precision);
   g_test_add_func ("/app/imagine/suggestions", test_imagine_suggestions);
   g_test_add_func ("/app/imagine/generate", test_imagine_generate);
   g_test_add_func ("/app/imagine/gallery-restores", test_imagine_gallery_restores);

@@ -920,6 +920,50 @@ test_generate_deterministic (void)
   tf_test_remove_tree (dir);
 }
 
+/* --precision bf16: the same bytes for the same seed again, not fp32's;
+ * the command says what ran; an unknown precision is a usage error. */
+static void
+test_generate_precision (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("test-cli-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  const char *names[] = { "fp32.png", "bf16-a.png", "bf16-b.png" };
+  const char *precisions[] = { "fp32", "bf16", "bf16" };
+  char *contents[3];
+  gsize lengths[3];
+
+  for (int i = 0; i < 3; i++)
+    {
+      g_autofree char *out = g_build_filename (dir, names[i], NULL);
+      CliResult r = { 0 };
+
+      run_program (&r, "generate", "--model", model, "--prompt", "a blue square", "--steps", "3",
+                   "--seed", "42", "--precision", precisions[i], "--out", out, NULL);
+      g_assert_cmpint (r.status, ==, 0);
+      if (i > 0)
+        g_assert_nonnull (strstr (r.err, tf_gemm_bf16_native () ? "matrix products: bf16 (oneDNN)"
+                                                                : "matrix products: bf16 (emulated)"));
+      else
+        g_assert_null (strstr (r.err, "matrix products"));
+      cli_result_clear (&r);
+      g_assert_true (g_file_get_contents (out, &contents[i], &lengths[i], NULL));
+    }
+  g_assert_cmpmem (contents[1], lengths[1], contents[2], lengths[2]);
+  g_assert_false (lengths[0] == lengths[1] && memcmp (contents[0], contents[1], lengths[0]) == 0);
+  for (int i = 0; i < 3; i++)
+    g_free (contents[i]);
+
+  CliResult r = { 0 };
+  g_autofree char *out = g_build_filename (dir, "never.png", NULL);
+  run_program (&r, "generate", "--model", model, "--prompt", "a blue square",
+               "--precision", "fp16", "--out", out, NULL);
+  g_assert_cmpint (r.status, ==, TF_CLI_EXIT_USAGE);
+  g_assert_nonnull (strstr (r.err, "--precision: 'fp16' is not fp32, bf16 or auto"));
+  cli_result_clear (&r);
+  g_assert_false (g_file_test (out, G_FILE_TEST_EXISTS));
+  tf_test_remove_tree (dir);
+}
+
 static void
 test_generate_bad_requests (void)
 {
@@ -1374,6 +1418,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/cli/generate/png", test_generate_png);
   g_test_add_func ("/cli/generate/previews", test_generate_previews);
   g_test_add_func ("/cli/generate/deterministic", test_generate_deterministic);
+  g_test_add_func ("/cli/generate/precision", test_generate_precision);
   g_test_add_func ("/cli/generate/bad-requests", test_generate_bad_requests);
   g_test_add_func ("/cli/generate/interrupt", test_generate_interrupt);
   g_test_add_func ("/cli/caption", test_caption);

@@ -284,6 +284,22 @@ test_image_steps (Fixture *f, gconstpointer data)
   wait_for_end (&f->r);
   g_assert_true (g_bytes_equal (first, f->r.pixels));
 
+  /* the precision set applies to the next job: bf16 draws another image
+   * (its products round their operands), fp32 the first one again */
+  tf_generation_set_precision (gen, TF_PRECISION_BF16);
+  record_reset (&f->r);
+  g_assert_true (tf_generation_generate_image (gen, "a red circle", &f->s, NULL, &error));
+  wait_for_end (&f->r);
+  g_assert_cmpuint (f->r.n_finished, ==, 1);
+  g_assert_cmpint (tf_generator_backend (tf_generation_get_generator (gen)), ==,
+                   tf_gemm_backend_for (TF_PRECISION_BF16));
+  g_assert_false (g_bytes_equal (first, f->r.pixels));
+  tf_generation_set_precision (gen, TF_PRECISION_FP32);
+  record_reset (&f->r);
+  g_assert_true (tf_generation_generate_image (gen, "a red circle", &f->s, NULL, &error));
+  wait_for_end (&f->r);
+  g_assert_true (g_bytes_equal (first, f->r.pixels));
+
   /* Steps that arrive while the main loop is away are merged: the loop
    * looks only every 50 ms, once, and each look may bring at most one step
    * (the latest), however many the worker made meanwhile. */

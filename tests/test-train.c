@@ -22,29 +22,12 @@ tmp_path (const char *name)
   return g_build_filename (tmp_dir, name, NULL);
 }
 
-/* A small, fast run on rendered shapes (no package needed). */
-static void
-tiny_options (TfTrainOptions *o, const char *out)
-{
-  tf_train_options_init (o);
-  g_free (o->preset);
-  o->preset = g_strdup ("tiny");
-  g_strfreev (o->data);
-  o->data = g_strsplit ("shapes", ",", -1);
-  o->out = g_strdup (out);
-  o->batch = 4;
-  o->vocab_size = 300;
-  o->lr = 3e-3;
-  o->seed = 42;
-  o->save_every_minutes = 60;
-}
-
 static void
 test_overfit (void)
 {
   g_autofree char *out = tmp_path ("overfit.safetensors");
   TfTrainOptions o;
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   o.max_examples = 4;   /* a handful of examples */
   o.steps = 150;
   o.warmup_steps = 10;
@@ -111,7 +94,7 @@ test_prompt_subjects_images_only (void)
     }
   g_autofree char *out = tmp_path ("subjects.safetensors");
   TfTrainOptions o;
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   g_strfreev (o.data);
   o.data = g_strsplit ("shapes,wordnet", ",", -1);
   o.max_examples = 8;
@@ -177,7 +160,7 @@ static void
 run_to_end (const char *out, int64_t steps, gboolean resume, int64_t until_step)
 {
   TfTrainOptions o;
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   o.steps = steps;
   o.resume = resume;
   o.until_step = until_step;
@@ -220,7 +203,7 @@ test_warm_start (void)
   g_assert_no_error (error);
 
   TfTrainOptions o;
-  tiny_options (&o, warm);
+  tf_test_tiny_train_options (&o, warm);
   o.steps = 4;
   o.until_step = 2;
   o.init_from = g_strdup (first);
@@ -413,6 +396,39 @@ test_kill_and_resume (void)
 /* `train --resume --out FILE` needs no other option: the run goes on with
  * the ones it was started with, exactly; an option given that differs from
  * them is refused. `--init-from` needs no --preset. */
+/* `train --precision bf16`, stopped: `--resume` alone goes on in bf16 (the
+ * state keeps it), `--resume --precision fp32` in fp32, which the provenance
+ * then names. */
+static void
+test_resume_keeps_precision (void)
+{
+  if (!have_cli ())
+    return;
+  g_autofree char *out = tmp_path ("precision.safetensors");
+  g_autofree char *cli = cli_path ();
+  const char *first[] = { cli, "train", "--preset", "tiny", "--data", "shapes", "--batch", "2",
+                          "--vocab", "300", "--seed", "7", "--steps", "6", "--until-step", "2",
+                          "--precision", "bf16", "--out", out, NULL };
+  const char *again[] = { cli, "train", "--resume", "--until-step", "4", "--out", out, NULL };
+  const char *fp32[] = { cli, "train", "--resume", "--precision", "fp32", "--out", out, NULL };
+  const char *const *runs[] = { first, again, fp32 };
+  const char *expect[] = { "matrix products: bf16", "matrix products: bf16",
+                           "matrix products: fp32\n" };
+  for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      g_autofree char *err = NULL;
+      int status;
+      g_assert_true (g_spawn_sync (NULL, (char **) runs[i], NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+                                   NULL, NULL, NULL, &err, &status, NULL));
+      g_assert_true (g_spawn_check_wait_status (status, NULL));
+      g_assert_nonnull (strstr (err, expect[i]));
+    }
+  g_autoptr (GError) error = NULL;
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (out, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (tf_safetensors_metadata (st, "provenance"), "\"precision\":\"fp32\""));
+}
+
 static void
 test_resume_needs_only_out (void)
 {
@@ -552,7 +568,7 @@ test_full_disk (void)
   g_assert_true (g_file_get_contents (state, &state_before, &state_len, NULL));
 
   TfTrainOptions o;
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   o.steps = 4;
   o.resume = TRUE;
   g_autoptr (GError) error = NULL;
@@ -630,40 +646,40 @@ test_bad_options (void)
   TfTrainOptions o;
   g_autofree char *out = tmp_path ("bad.safetensors");
 
-  tiny_options (&o, "model.bin");
+  tf_test_tiny_train_options (&o, "model.bin");
   expect_options_error (&o, "must end in .safetensors");
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   o.steps = 0;
   expect_options_error (&o, "--steps 0");
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   g_strfreev (o.data);
   o.data = g_strsplit ("shapes,no-such-thing", ",", -1);
   expect_options_error (&o, "'no-such-thing' is neither");
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   g_free (o.preset);
   o.preset = g_strdup ("huge");
   expect_options_error (&o, "unknown preset 'huge'");
-  tiny_options (&o, out);
+  tf_test_tiny_train_options (&o, out);
   o.lr = NAN;
   expect_options_error (&o, "--lr");
 
   /* Resuming needs a saved run. */
   g_autofree char *nothing = tmp_path ("nothing.safetensors");
-  tiny_options (&o, nothing);
+  tf_test_tiny_train_options (&o, nothing);
   o.resume = TRUE;
   expect_options_error (&o, "no training state to resume");
 
   /* Resuming with other options would not continue the same run. */
   g_autofree char *run = tmp_path ("options.safetensors");
   run_to_end (run, 4, FALSE, 2);
-  tiny_options (&o, run);
+  tf_test_tiny_train_options (&o, run);
   o.steps = 4;
   o.resume = TRUE;
   o.batch = 3;
   expect_options_error (&o, "started with other options");
 
   /* A new run never overwrites an existing one. */
-  tiny_options (&o, run);
+  tf_test_tiny_train_options (&o, run);
   o.steps = 4;
   expect_options_error (&o, "already exists: continue its run with --resume");
 }
@@ -679,6 +695,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
   g_test_add_func ("/train/resume-needs-only-out", test_resume_needs_only_out);
+  g_test_add_func ("/train/resume-keeps-precision", test_resume_keeps_precision);
   g_test_add_func ("/train/kill-many", test_kill_many);
   g_test_add_func ("/train/full-disk", test_full_disk);
   g_test_add_func ("/train/interrupt-saves", test_interrupt_saves);

@@ -12,6 +12,7 @@
 
 #include "tf-safetensors.h"
 #include "tf-tokenizer.h"
+#include "tf-train.h"
 
 #define CLOSE_BODY                                                              \
   size_t bad = 0, worst_i = 0;                                                  \
@@ -329,4 +330,20 @@ tf_test_assert_same_tensors (const char *a_path, const char *b_path)
       if (memcmp (tf_safetensors_data (a, ta), tf_safetensors_data (b, tb), ta->end - ta->begin) != 0)
         g_error ("%s and %s differ in tensor '%s'", a_path, b_path, ta->name);
     }
+}
+
+void
+tf_test_tiny_train_options (TfTrainOptions *o, const char *out)
+{
+  tf_train_options_init (o);
+  g_free (o->preset);
+  o->preset = g_strdup ("tiny");
+  g_strfreev (o->data);
+  o->data = g_strsplit ("shapes", ",", -1);
+  o->out = g_strdup (out);
+  o->batch = 4;
+  o->vocab_size = 300;
+  o->lr = 3e-3;
+  o->seed = 42;
+  o->save_every_minutes = 60;
 }

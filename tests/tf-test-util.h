@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "transfusion.h"
+#include "tf-train.h"
 
 /* Compares got against ref element-wise with |got − ref| ≤ atol + rtol·|ref|.
  * On failure prints the tensor name, the worst element (index, got, ref) and
@@ -24,6 +25,11 @@ char *tf_test_path (const char *root, const char *first, ...) G_GNUC_NULL_TERMIN
 /* The "tiny" preset with a vocabulary of @vocab_size and the seven special
  * tokens at its top. */
 TfConfig tf_test_tiny_config (int vocab_size);
+
+/* Training options for a small, fast run of the tiny preset on rendered
+ * shapes (no package needed), writing @out: batch 4, vocabulary 300, lr
+ * 3e-3, seed 42, saves by time only every hour. */
+void tf_test_tiny_train_options (TfTrainOptions *options, const char *out);
 
 /* Writes a randomly initialised model of tf_test_tiny_config (64) as
  * DIR/tiny.safetensors and returns the path; fills @config and @n_params

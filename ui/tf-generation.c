@@ -109,6 +109,7 @@ struct _TfGeneration {
   Job          *job;             /* main context: the running job, or NULL */
 
   gint          threads;         /* at most this many (0: every core); read by the worker */
+  gint          precision;       /* a TfPrecision; read by the worker */
 
   TfEventQueue  queue;
 };
@@ -515,6 +516,7 @@ run_job (gpointer data, gpointer pool_data)
 
   tf_worker_lower_priority ();
   tf_generator_set_threads (gen, g_atomic_int_get (&job->self->threads));
+  tf_generator_set_precision (gen, (TfPrecision) g_atomic_int_get (&job->self->precision));
   if (job->kind == JOB_CHAT)
     {
       callbacks.image_begin = on_image_begin;
@@ -736,6 +738,20 @@ tf_generation_get_threads (TfGeneration *self)
 {
   g_return_val_if_fail (TF_IS_GENERATION (self), 0);
   return g_atomic_int_get (&self->threads);
+}
+
+void
+tf_generation_set_precision (TfGeneration *self, TfPrecision precision)
+{
+  g_return_if_fail (TF_IS_GENERATION (self));
+  g_atomic_int_set (&self->precision, (gint) precision);
+}
+
+TfPrecision
+tf_generation_get_precision (TfGeneration *self)
+{
+  g_return_val_if_fail (TF_IS_GENERATION (self), TF_PRECISION_FP32);
+  return (TfPrecision) g_atomic_int_get (&self->precision);
 }
 
 TfGeneration *

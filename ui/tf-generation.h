@@ -143,6 +143,10 @@ gboolean tf_generation_chat_restore (TfGeneration      *self,
  * core); each job uses only the cores other programs leave free. */
 void tf_generation_set_threads (TfGeneration *self, int threads);
 int  tf_generation_get_threads (TfGeneration *self);
+/* The precision of the matrix products of the jobs that start from now on
+ * (fp32 until set). */
+void        tf_generation_set_precision (TfGeneration *self, TfPrecision precision);
+TfPrecision tf_generation_get_precision (TfGeneration *self);
 
 /* Cancels the running job, if any. */
 void tf_generation_cancel (TfGeneration *self);

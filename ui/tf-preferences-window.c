@@ -15,6 +15,7 @@ struct _TfPreferencesWindow
   AdwComboRow    *sampler_row;
   GtkSpinButton  *preview_spin;
   GtkSpinButton  *threads_spin;
+  AdwComboRow    *precision_row;
   GtkSwitch      *dark_switch;
 };
 
@@ -43,6 +44,28 @@ tf_settings_set_sampler_position (const GValue *value, const GVariantType *type,
   return g_variant_new_string (tf_sampler_name ((TfSampler) position));
 }
 
+/* The combo row lists the precisions in TfPrecision's order. */
+static gboolean
+get_precision_position (GValue *value, GVariant *variant, gpointer user_data)
+{
+  TfPrecision precision;
+
+  if (!tf_precision_parse (g_variant_get_string (variant, NULL), &precision, NULL))
+    return FALSE;
+  g_value_set_uint (value, (guint) precision);
+  return TRUE;
+}
+
+static GVariant *
+set_precision_position (const GValue *value, const GVariantType *type, gpointer user_data)
+{
+  guint position = g_value_get_uint (value);
+
+  if (position > TF_PRECISION_AUTO)
+    return NULL;
+  return g_variant_new_string (tf_precision_name ((TfPrecision) position));
+}
+
 GtkWidget *
 tf_preferences_window_new (GtkWindow *parent, GSettings *settings)
 {
@@ -63,6 +86,9 @@ tf_preferences_window_new (GtkWindow *parent, GSettings *settings)
                    G_SETTINGS_BIND_DEFAULT);
   g_settings_bind (settings, "threads", gtk_spin_button_get_adjustment (self->threads_spin),
                    "value", G_SETTINGS_BIND_DEFAULT);
+  g_settings_bind_with_mapping (settings, "precision", self->precision_row, "selected",
+                                G_SETTINGS_BIND_DEFAULT, get_precision_position,
+                                set_precision_position, NULL, NULL);
   g_settings_bind (settings, "prefer-dark", self->dark_switch, "active", G_SETTINGS_BIND_DEFAULT);
   return GTK_WIDGET (self);
 }
@@ -88,6 +114,7 @@ tf_preferences_window_class_init (TfPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, sampler_row);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, preview_spin);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, threads_spin);
+  gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, precision_row);
   gtk_widget_class_bind_template_child (widget_class, TfPreferencesWindow, dark_switch);
 }
 

@@ -118,12 +118,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (LoadedModel, loaded_model_free)
 static void on_busy_changed (TfWindow *self);
 static TfTeachView *ensure_teach_view (TfWindow *self);
 
-/* The Threads preference applies to the next job. */
+/* The Threads and Precision preferences apply to the next job. */
 static void
 on_threads_changed (TfWindow *self)
 {
-  if (self->generation != NULL && self->settings != NULL)
-    tf_generation_set_threads (self->generation, g_settings_get_int (self->settings, "threads"));
+  if (self->generation == NULL || self->settings == NULL)
+    return;
+  tf_generation_set_threads (self->generation, g_settings_get_int (self->settings, "threads"));
+  TfPrecision precision = TF_PRECISION_FP32;
+  g_autofree char *name = g_settings_get_string (self->settings, "precision");
+  tf_precision_parse (name, &precision, NULL);
+  tf_generation_set_precision (self->generation, precision);
 }
 
 static void
@@ -141,8 +146,7 @@ tf_window_show_model (TfWindow *self, LoadedModel *loaded)
   g_clear_object (&self->generation);
   self->generation = tf_generation_new (g_steal_pointer (&loaded->generator));
   g_signal_connect_swapped (self->generation, "notify::busy", G_CALLBACK (on_busy_changed), self);
-  if (self->settings != NULL)
-    tf_generation_set_threads (self->generation, g_settings_get_int (self->settings, "threads"));
+  on_threads_changed (self);
 
   tf_imagine_view_set_model (self->imagine_view, self->generation, self->info->name,
                              loaded->hash, loaded->suggestions);
@@ -635,6 +639,8 @@ tf_window_new (TfApplication *application)
       self->settings = g_object_ref (settings);
       tf_window_restore_state (self);
       g_signal_connect_object (settings, "changed::threads", G_CALLBACK (on_threads_changed),
+                               self, G_CONNECT_SWAPPED);
+      g_signal_connect_object (settings, "changed::precision", G_CALLBACK (on_threads_changed),
                                self, G_CONNECT_SWAPPED);
     }
   tf_imagine_view_set_settings (self->imagine_view, settings);

@@ -2,7 +2,7 @@
 """bench_twin.py: the PyTorch side of `transfusion-cli bench` (issue 6, "The comparison").
 
     /usr/bin/python3 tests/reference/bench_twin.py [--preset tiny|small|default]
-        [--threads N] [--repeat R] [--json] [--check]
+        [--threads N] [--repeat R] [--json] [--check] [--autocast-bf16]
 
 Builds the twin (twin.py) at a preset's configuration, randomly initialised, in
 float32, eager mode, and measures after warm-up (medians of R repetitions):
@@ -29,7 +29,10 @@ float32, eager mode, and measures after warm-up (medians of R repetitions):
 Each part runs in its own subprocess, so peak_rss_mb (ru_maxrss) is that
 part's own peak; it includes the Python + torch runtime, reported alone as
 baseline_rss_mb (after import and building the model, before the part runs).
---check compares the cached image and text paths with the twin's uncached
+--autocast-bf16 runs every part under torch.autocast('cpu', dtype=torch.bfloat16)
+(PyTorch's own mixed precision: matrix products in bf16 through oneDNN, which
+runs AMX or AVX512-BF16 kernels where the CPU has them), the parameters staying
+float32 (issue 15). --check compares the cached image and text paths with the twin's uncached
 forward (max |Δ|, float32) and stops if they differ by more than 1e-4.
 With --json, stdout is one JSON object (the keys of `transfusion-cli bench
 --json`, plus extras); the human-readable lines go to stderr.
@@ -99,7 +102,7 @@ def log(*a):
 
 # ---- The part runner (a subprocess) ----------------------------------------------------
 
-def run_part(args):
+def run_part_body(args):
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -237,7 +240,9 @@ def run_part(args):
             e = twin.patch_embedding(torch.tensor(x_t, dtype=torch.float32), model.patch_in.weight,
                                      model.patch_in.bias, model.patch_pos, temb, p)
             x = forward_cached(e[None].expand(2, n_img, d), img_pos, cache, P, step_mask)
-            out = F.linear(final_norm(x), model.patch_out.weight, model.patch_out.bias)
+            # float: under bf16 autocast the head's output is bf16, which the
+            # sampler's float64 arithmetic (through numpy) does not take
+            out = F.linear(final_norm(x), model.patch_out.weight, model.patch_out.bias).float()
             return twin.unpatchify(out[0], S, p, C), twin.unpatchify(out[1], S, p, C)
 
         def image(seed, step_times=None, n_steps=IMAGE_STEPS):
@@ -356,6 +361,15 @@ def run_part(args):
     print(json.dumps(result))
 
 
+def run_part(args):
+    import contextlib
+    import torch
+    context = (torch.autocast("cpu", dtype=torch.bfloat16) if args.autocast_bf16
+               else contextlib.nullcontext())
+    with context:
+        run_part_body(args)
+
+
 # ---- The driver -------------------------------------------------------------------------
 
 def main():
@@ -366,6 +380,8 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ap.add_argument("--check", action="store_true",
                     help="check the cached image/text paths against the twin's uncached forward")
+    ap.add_argument("--autocast-bf16", action="store_true",
+                    help="run under torch.autocast('cpu', dtype=torch.bfloat16)")
     ap.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)   # internal: one part
     args = ap.parse_args()
     if args.threads < 1 or args.repeat < 1:
@@ -380,6 +396,8 @@ def main():
                "--threads", str(args.threads), "--repeat", str(args.repeat)]
         if args.check:
             cmd.append("--check")
+        if args.autocast_bf16:
+            cmd.append("--autocast-bf16")
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             sys.exit(f"bench_twin: part '{part}' failed (exit {proc.returncode})")
@@ -387,6 +405,7 @@ def main():
 
     env = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ}
     out = {"preset": args.preset, "threads": args.threads, "repeat": args.repeat,
+           "autocast": "bf16" if args.autocast_bf16 else None,
            "implementation": "pytorch-twin", "torch_version": results["train"]["torch_version"],
            "torch_threads": results["train"]["torch_threads"],
            "env": env, "rss": "ru_maxrss of each part's own subprocess (includes Python + torch)"}
