@@ -34,11 +34,6 @@
 #include <math.h>
 #include <string.h>
 
-#define EMOJI_DEFAULT_DIR "/usr/share/unicode/emoji"
-#define EMOJI_TEST_FILE   "emoji-test.txt"
-#define EMOJI_FONT_FILE   "NotoColorEmoji.ttf"
-/* Debian's fonts-noto-color-emoji; a copy in @dir takes precedence. */
-#define EMOJI_FONT_SYSTEM_PATH "/usr/share/fonts/truetype/noto/" EMOJI_FONT_FILE
 #define HELDOUT_EVERY 20
 /* Longest code point sequence read (the longest in Emoji 15 has 10). */
 #define MAX_SEQUENCE 16

@@ -4,6 +4,14 @@
 
 #include "tf-data.h"
 
+/* Where the emoji source finds its files (tf_data_source_installed() looks
+ * for them too). */
+#define EMOJI_DEFAULT_DIR "/usr/share/unicode/emoji"
+#define EMOJI_TEST_FILE   "emoji-test.txt"
+#define EMOJI_FONT_FILE   "NotoColorEmoji.ttf"
+/* Debian's fonts-noto-color-emoji; a copy in @dir takes precedence. */
+#define EMOJI_FONT_SYSTEM_PATH "/usr/share/fonts/truetype/noto/" EMOJI_FONT_FILE
+
 typedef struct {
   /* Fills @example (already zeroed) with example @index. */
   gboolean (*get) (TfDataSource *source, int64_t index, TfRng *rng, TfExample *example,

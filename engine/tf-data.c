@@ -1926,3 +1926,44 @@ tf_data_source_open (const char *name, TfSplit split, int image_size, int channe
                "folder", name);
   return NULL;
 }
+
+gboolean
+tf_data_source_installed (const char *name, GError **error)
+{
+  /* The files each standard source reads when it is given no folder. */
+#define WORDNET_FILES WORDNET_DEFAULT_DIR "/data.noun", WORDNET_DEFAULT_DIR "/data.verb", \
+                      WORDNET_DEFAULT_DIR "/data.adj", WORDNET_DEFAULT_DIR "/data.adv"
+  static const struct {
+    const char *name, *package, *files[6];
+  } needs[] = {
+    { "fashion", "dataset-fashion-mnist",
+      { FASHION_DEFAULT_DIR "/train-images-idx3-ubyte.gz",
+        FASHION_DEFAULT_DIR "/train-labels-idx1-ubyte.gz" } },
+    { "emoji", "unicode-data and fonts-noto-color-emoji",
+      { EMOJI_DEFAULT_DIR "/" EMOJI_TEST_FILE, EMOJI_FONT_SYSTEM_PATH } },
+    { "wordnet", "wordnet-base and unicode-data",
+      { WORDNET_FILES, EMOJI_DEFAULT_DIR "/" EMOJI_TEST_FILE } },
+    { "subjects", "wordnet-base and unicode-data",
+      { WORDNET_FILES, EMOJI_DEFAULT_DIR "/" EMOJI_TEST_FILE } },
+  };
+#undef WORDNET_FILES
+
+  if (strcmp (name, "shapes") == 0 || strcmp (name, "chat") == 0)
+    return TRUE;   /* generated: nothing to read */
+  for (size_t i = 0; i < G_N_ELEMENTS (needs); i++)
+    if (strcmp (name, needs[i].name) == 0)
+      {
+        for (size_t f = 0; f < G_N_ELEMENTS (needs[i].files) && needs[i].files[f] != NULL; f++)
+          if (!g_file_test (needs[i].files[f], G_FILE_TEST_IS_REGULAR))
+            {
+              g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: %s is missing (Debian's %s)",
+                           name, needs[i].files[f], needs[i].package);
+              return FALSE;
+            }
+        return TRUE;
+      }
+  if (g_file_test (name, G_FILE_TEST_IS_DIR))
+    return TRUE;
+  g_set_error (error, TF_ERROR, TF_ERROR_IO, "%s: no such folder", name);
+  return FALSE;
+}

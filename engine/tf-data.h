@@ -125,6 +125,10 @@ char *tf_data_folder_caption (const char *image_path, GError **error);
  * a folder. */
 TfDataSource *tf_data_source_open (const char *name, TfSplit split, int image_size,
                                    int channels, GError **error);
+/* Whether the source @name would find its files on this computer (a
+ * standard source its Debian package's, a folder itself), without reading
+ * them: FALSE with @error naming the missing file and its package. */
+gboolean tf_data_source_installed (const char *name, GError **error);
 
 void tf_data_source_free (TfDataSource *source);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TfDataSource, tf_data_source_free)

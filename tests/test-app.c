@@ -1785,6 +1785,34 @@ read_run_state (const char *run_dir)
                                                   "state"));
 }
 
+/* The images a model was trained on, from its provenance: those of its
+ * first data entry (a Teach run's folder) and those of all the others. */
+static void
+images_seen (const char *model, gint64 *folder_images, gint64 *other_images)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TfSafetensors) st = tf_safetensors_open (model, &error);
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GList) names = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (json_parser_load_from_data (parser, tf_safetensors_metadata (st, "provenance"),
+                                             -1, NULL));
+  JsonObject *seen = json_object_get_object_member (
+    json_node_get_object (json_parser_get_root (parser)), "images_seen");
+  names = json_object_get_members (seen);
+  *folder_images = *other_images = 0;
+  for (GList *l = names; l != NULL; l = l->next)
+    {
+      gint64 n = json_object_get_int_member (seen, l->data);
+      g_test_message ("images from %s: %" G_GINT64_FORMAT, (char *) l->data, n);
+      if (g_str_has_suffix (l->data, "/pictures"))
+        *folder_images += n;
+      else
+        *other_images += n;
+    }
+}
+
 static char *
 run_model_path (const char *run_dir)
 {
@@ -1795,6 +1823,25 @@ run_model_path (const char *run_dir)
     if (g_str_has_suffix (name, ".safetensors") && !g_str_has_suffix (name, ".state.safetensors"))
       return g_build_filename (run_dir, name, NULL);
   return NULL;
+}
+
+/* A window with the bundled model showing Teach, a new folder of
+ * pictures (make_picture_folder()) read into it. */
+static TfTeachView *
+open_teach_folder (const char *name, int n_captioned, TfWindow **window, char **folder)
+{
+  TfTeachView *view;
+
+  *window = activate_with_bundled_model ();
+  view = tf_window_get_teach_view (*window);
+  tf_window_show_view (*window, "teach");
+  *folder = make_picture_folder (name, n_captioned);
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (*folder);
+    tf_teach_view_open_folder (view, file);
+  }
+  wait_for (teach_ready, view);
+  return view;
 }
 
 /* From a folder to drawing with what it taught, all in the window: a
@@ -1853,7 +1900,14 @@ test_teach_folder_to_imagine (void)
   g_assert_cmpstr (caption, !=, "");
   g_assert_true (shows (window, "Written by the model"));
 
+  /* A warm start keeps what the model knew by default: the bundled
+   * model's own data is mixed in. */
+  tf_teach_view_set_from_scratch (view, TRUE);
+  g_assert_false (tf_teach_view_get_keep_offered (view));
   tf_teach_view_set_from_scratch (view, FALSE);
+  g_assert_true (tf_teach_view_get_keep_offered (view));
+  g_assert_true (shows (window, "Keep What It Knew"));
+  g_assert_true (shows (window, "the rest what it learnt from: "));
   tf_teach_view_set_length (view, 3, FALSE);
   tf_teach_view_set_prompts (view, "a red square; a blue square");
   teach_log_connect (view, &log);
@@ -1905,6 +1959,13 @@ test_teach_folder_to_imagine (void)
   model = run_model_path (run_dir);
   g_assert_nonnull (model);
   g_assert_true (g_str_has_suffix (model, "my-squares.safetensors"));
+  /* It trained on the folder and on what the model knew. */
+  {
+    gint64 from_folder, from_others;
+    images_seen (model, &from_folder, &from_others);
+    g_assert_cmpint (from_folder, >, 0);
+    g_assert_cmpint (from_others, >, 0);
+  }
 
   /* One click: Imagine and Chat use it, and Model Info tells its story. */
   {
@@ -1924,7 +1985,9 @@ test_teach_folder_to_imagine (void)
     g_assert_nonnull (find_mapped_label (info_window, "Started from"));
     g_assert_nonnull (find_mapped_label (info_window, "default.safetensors"));
     g_assert_nonnull (find_mapped_label (info_window, "3 of 3"));
-    g_assert_nonnull (find_mapped_label (info_window, "pictures"));
+    /* The user's folder by its own name, not the copy's. */
+    g_assert_nonnull (find_mapped_label (info_window, "my-squares, "));
+    g_assert_null (find_mapped_label (info_window, "pictures"));
     gtk_window_destroy (GTK_WINDOW (info_window));
   }
   {
@@ -2009,15 +2072,7 @@ test_teach_pause_close_resume_exact (void)
 
   if (skip_without_display () || bundled_model_missing ())
     return;
-  window = activate_with_bundled_model ();
-  view = tf_window_get_teach_view (window);
-  tf_window_show_view (window, "teach");
-  folder = make_picture_folder ("resume-squares", 4);
-  {
-    g_autoptr(GFile) file = g_file_new_for_path (folder);
-    tf_teach_view_open_folder (view, file);
-  }
-  wait_for (teach_ready, view);
+  view = open_teach_folder ("resume-squares", 4, &window, &folder);
   g_assert_cmpuint (tf_teach_view_get_n_pictures (view), ==, 5);
   /* A new tiny model: fast steps, and many of them, so the close lands mid-run. */
   tf_teach_view_set_from_scratch (view, TRUE);
@@ -2109,6 +2164,51 @@ test_teach_pause_close_resume_exact (void)
   }
 }
 
+
+/* Keep What It Knew switched off: a warm start learns from the folder
+ * alone, and teach.json says so. */
+static void
+test_teach_keep_off (void)
+{
+  TfWindow *window;
+  TfTeachView *view;
+  TeachLog log;
+  g_autofree char *folder = NULL, *run_dir = NULL, *model = NULL;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  view = open_teach_folder ("keep-off-squares", 2, &window, &folder);
+  tf_teach_view_set_from_scratch (view, FALSE);
+  g_assert_true (tf_teach_view_get_keep_offered (view));
+  tf_teach_view_set_keep (view, FALSE);
+  tf_teach_view_set_length (view, 2, FALSE);
+  tf_teach_view_set_prompts (view, "");
+  teach_log_connect (view, &log);
+  gtk_widget_activate_action (GTK_WIDGET (view), "teach.start", NULL);
+  run_dir = g_strdup (tf_teach_view_get_run_dir (view));
+  wait_for (teach_idle, view);
+  g_assert_cmpint (log.end, ==, TF_TRAINING_FINISHED);
+  teach_log_disconnect (view, &log);
+  model = run_model_path (run_dir);
+  {
+    gint64 from_folder, from_others;
+    images_seen (model, &from_folder, &from_others);
+    g_assert_cmpint (from_folder, >, 0);
+    g_assert_cmpint (from_others, ==, 0);
+  }
+  {
+    g_autofree char *path = g_build_filename (run_dir, "teach.json", NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new ();
+    g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+    g_assert_true (json_parser_load_from_data (parser, text, -1, NULL));
+    JsonArray *data = json_object_get_array_member (
+      json_node_get_object (json_parser_get_root (parser)), "data");
+    g_assert_cmpuint (json_array_get_length (data), ==, 1);
+    g_assert_true (g_str_has_suffix (json_array_get_string_element (data, 0), "/pictures"));
+  }
+  close_window (window);
+}
 /* Guard rails: a disk that fills up while the run saves ends the run with
  * the file and the reason, and the user's folder is as it was; a picture
  * left without a caption is named before anything starts. */
@@ -2125,16 +2225,8 @@ test_teach_full_disk (void)
 
   if (skip_without_display () || bundled_model_missing ())
     return;
-  window = activate_with_bundled_model ();
-  view = tf_window_get_teach_view (window);
-  tf_window_show_view (window, "teach");
-  folder = make_picture_folder ("full-disk-squares", 2);
+  view = open_teach_folder ("full-disk-squares", 2, &window, &folder);
   before = tf_test_list_dir (folder);
-  {
-    g_autoptr(GFile) file = g_file_new_for_path (folder);
-    tf_teach_view_open_folder (view, file);
-  }
-  wait_for (teach_ready, view);
   tf_teach_view_set_from_scratch (view, TRUE);
   tf_teach_view_set_length (view, 5, FALSE);
 
@@ -2224,6 +2316,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/teach/folder-to-imagine", test_teach_folder_to_imagine);
   g_test_add_func ("/app/teach/pause-close-resume-exact", test_teach_pause_close_resume_exact);
   g_test_add_func ("/app/teach/full-disk", test_teach_full_disk);
+  g_test_add_func ("/app/teach/keep-off", test_teach_keep_off);
 
   status = g_test_run ();
 

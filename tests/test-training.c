@@ -7,8 +7,10 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <string.h>
 
+#include "tf-data.h"
 #include "tf-image.h"
 #include "tf-loss-plot.h"
 #include "tf-safetensors.h"
@@ -222,6 +224,55 @@ test_minutes_and_failure (void)
   tf_train_options_clear (&o);
 }
 
+/* Keep What It Knew's mix: the folder weighs as much as all the rest; the
+ * sources come from the model's provenance, else the standard image ones;
+ * a source this computer lacks is left out and named. */
+static void
+test_keep_mix (void)
+{
+  g_autofree char *gone = g_build_filename (tmp_dir, "gone-folder", NULL);
+  g_autofree char *options = g_strdup_printf (
+    "{\"preset\":\"tiny\",\"data\":[\"shapes\",\"%s\",\"chat\"],\"weights\":[3,2,1]}", gone);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "options");
+  json_builder_add_string_value (b, options);
+  json_builder_end_object (b);
+  g_autoptr(JsonNode) root = json_builder_get_root (b);
+  g_autofree char *provenance = json_to_string (root, FALSE);
+  g_auto(GStrv) data = NULL, missing = NULL;
+  g_autofree double *weights = NULL;
+
+  tf_training_keep_mix (folder, provenance, &data, &weights, &missing);
+  g_assert_cmpuint (g_strv_length (data), ==, 3);
+  g_assert_cmpstr (data[0], ==, folder);
+  g_assert_cmpstr (data[1], ==, "shapes");
+  g_assert_cmpstr (data[2], ==, "chat");
+  g_assert_cmpfloat (weights[0], ==, 4);
+  g_assert_cmpfloat (weights[1], ==, 3);
+  g_assert_cmpfloat (weights[2], ==, 1);
+  g_assert_cmpuint (g_strv_length (missing), ==, 1);
+  g_assert_cmpstr (missing[0], ==, "gone-folder");
+  g_clear_pointer (&data, g_strfreev);
+  g_clear_pointer (&missing, g_strfreev);
+  g_clear_pointer (&weights, g_free);
+
+  /* No provenance: the standard image sources this computer has. */
+  tf_training_keep_mix (folder, NULL, &data, &weights, &missing);
+  const char *const standard[] = { "fashion", "shapes", "emoji" };
+  guint n = 1, n_missing = 0;
+  for (guint i = 0; i < G_N_ELEMENTS (standard); i++)
+    if (tf_data_source_installed (standard[i], NULL))
+      g_assert_cmpstr (data[n++], ==, standard[i]);
+    else
+      g_assert_cmpstr (missing[n_missing++], ==, standard[i]);
+  g_assert_null (data[n]);
+  g_assert_null (missing[n_missing]);
+  g_assert_cmpfloat (weights[0], ==, n - 1);
+  g_assert_false (tf_data_source_installed (gone, NULL));
+  g_assert_true (tf_data_source_installed ("shapes", NULL));
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -248,6 +299,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/training/pause-resume-exact", test_pause_resume_exact);
   g_test_add_func ("/training/stop", test_stop);
   g_test_add_func ("/training/minutes-and-failure", test_minutes_and_failure);
+  g_test_add_func ("/training/keep-mix", test_keep_mix);
   int status = g_test_run ();
   tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);

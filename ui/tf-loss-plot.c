@@ -325,9 +325,13 @@ typedef struct {
   gboolean dashed;
 } LegendEntry;
 
+#define LEGEND_FONT 13.0
+#define LEGEND_MIN_FONT 8.0
+
 /* The legend as one flowing line (wrapped when it does not fit) from
- * (@left, @top) to @right, above the plot so that it hides no curve.
- * Returns the height it took. */
+ * (@left, @top) to @right, above the plot so that it hides no curve; an
+ * entry wider than the whole line on its own gets a smaller font, down to
+ * LEGEND_MIN_FONT. Returns the height it took. */
 static double
 draw_legend (cairo_t *cr, double left, double top, double right, const LegendEntry *entries,
              int n)
@@ -335,11 +339,17 @@ draw_legend (cairo_t *cr, double left, double top, double right, const LegendEnt
   const double dash[] = { 5, 3 }, line_h = 20;
   double x = left, y = top + line_h / 2;
 
-  cairo_set_font_size (cr, 13);
   for (int i = 0; i < n; i++)
     {
       cairo_text_extents_t e;
+      cairo_set_font_size (cr, LEGEND_FONT);
       cairo_text_extents (cr, entries[i].label, &e);
+      if (36 + e.x_advance > right - left && e.x_advance > 0)
+        {
+          cairo_set_font_size (cr, MAX (LEGEND_MIN_FONT,
+                                        LEGEND_FONT * (right - left - 36) / e.x_advance));
+          cairo_text_extents (cr, entries[i].label, &e);
+        }
       const double w = 36 + e.x_advance;
       if (x > left && x + w > right)
         {
@@ -424,7 +434,18 @@ tf_loss_plot_draw (cairo_t *cr, int width, int height, const GArray *points, int
   if (n_logs > 1)
     legend[n_legend++] = (LegendEntry) { _("the next log starts (a warm restart from the weights)"),
                                          WARM_RGB, FALSE };
-  const double pad_top = top + draw_legend (cr, pad_left, top, width - pad_right, legend,
+  /* Narrow (the Teach view at phone width): the legend takes the whole
+   * width when an entry does not fit beside the axis labels' margin. */
+  double legend_left = pad_left;
+  cairo_set_font_size (cr, LEGEND_FONT);
+  for (int i = 0; i < n_legend; i++)
+    {
+      cairo_text_extents_t e;
+      cairo_text_extents (cr, legend[i].label, &e);
+      if (36 + e.x_advance > width - pad_right - pad_left)
+        legend_left = pad_right;
+    }
+  const double pad_top = top + draw_legend (cr, legend_left, top, width - pad_right, legend,
                                             n_legend) + 14;
 
   const double area_h = MAX (height - pad_top - pad_bottom - gap, 40.0);

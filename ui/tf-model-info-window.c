@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tf-json.h"
+#include "tf-teach-view.h"
 
 struct _TfModelInfoWindow
 {
@@ -77,7 +78,8 @@ card_add_int_row (GtkWidget *card, const char *key, int value)
 }
 
 /* How the model was trained, from its provenance: steps, time, the data
- * (a folder by its name) and what a warm start started from. */
+ * (a folder by its name, a Teach run's copy by its original's) and what a
+ * warm start started from. */
 static void
 add_training_card (TfModelInfoWindow *self, const char *provenance)
 {
@@ -112,7 +114,7 @@ add_training_card (TfModelInfoWindow *self, const char *provenance)
       g_autoptr(GString) data = g_string_new (NULL);
       for (GList *l = names; l != NULL; l = l->next)
         {
-          g_autofree char *shown = g_filename_display_basename (l->data);
+          g_autofree char *shown = tf_teach_data_name (l->data);
           g_string_append_printf (data, "%s%s", data->len > 0 ? ", " : "", shown);
         }
       card_add_row (card, _("Trained on"), data->str);

@@ -18,6 +18,7 @@
 #include "tf-json.h"
 #include "tf-loss-plot.h"
 #include "tf-model-info.h"
+#include "tf-safetensors.h"
 
 /* More pictures than this are not read: a folder of photographs taught at
  * 32 × 32 pixels gains nothing from thousands. */
@@ -71,6 +72,8 @@ struct _TfTeachView
   AdwComboRow   *start_from_row;
   GtkStringList *start_from_list;
   AdwComboRow   *strength_row;
+  AdwActionRow  *keep_row;
+  GtkSwitch     *keep_switch;
   GtkAdjustment *length_adjustment;
   GtkDropDown   *unit_dropdown;
   AdwEntryRow   *prompts_row;
@@ -89,6 +92,7 @@ struct _TfTeachView
 
   TfGeneration  *generation;       /* the current model's, or NULL */
   char          *model_path;       /* the current model's file */
+  char          *model_provenance; /* its "provenance" metadata, or NULL */
   char          *teach_dir;
   GCancellable  *scan_cancellable;
   GtkNativeDialog *chooser;
@@ -152,11 +156,23 @@ read_run (const char *run_dir)
   return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
 }
 
-/* Writes the run's teach.json (atomically, as g_file_set_contents does). */
+static void
+add_strings (JsonBuilder *b, const char *member, const char *const *strings)
+{
+  json_builder_set_member_name (b, member);
+  json_builder_begin_array (b);
+  for (guint i = 0; strings != NULL && strings[i] != NULL; i++)
+    json_builder_add_string_value (b, strings[i]);
+  json_builder_end_array (b);
+}
+
+/* Writes the run's teach.json (atomically, as g_file_set_contents does).
+ * @data: what it trains on, the copy of the folder first, as the run's
+ * options have it (a resumed run takes them from its state). */
 static gboolean
 write_run (const char *run_dir, const char *folder, const char *model, const char *base_model,
-           const char *const *prompts, const char *state, int64_t step, int64_t steps,
-           GError **error)
+           const char *const *prompts, const char *const *data, const char *state,
+           int64_t step, int64_t steps, GError **error)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autofree char *path = run_file (run_dir, "teach.json");
@@ -168,11 +184,8 @@ write_run (const char *run_dir, const char *folder, const char *model, const cha
   json_builder_add_string_value (b, model);
   json_builder_set_member_name (b, "base_model");
   json_builder_add_string_value (b, base_model != NULL ? base_model : "");
-  json_builder_set_member_name (b, "prompts");
-  json_builder_begin_array (b);
-  for (guint i = 0; prompts != NULL && prompts[i] != NULL; i++)
-    json_builder_add_string_value (b, prompts[i]);
-  json_builder_end_array (b);
+  add_strings (b, "prompts", prompts);
+  add_strings (b, "data", data);
   json_builder_set_member_name (b, "state");
   json_builder_add_string_value (b, state);
   json_builder_set_member_name (b, "step");
@@ -182,6 +195,23 @@ write_run (const char *run_dir, const char *folder, const char *model, const cha
   json_builder_end_object (b);
   g_autofree char *text = tf_json_builder_to_string (b);
   return g_file_set_contents (path, text, -1, error);
+}
+
+/* A list of strings of teach.json ("prompts", "data"); empty when missing. */
+static char **
+strings_of_run (JsonObject *run, const char *member)
+{
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  JsonNode *node = json_object_get_member (run, member);
+  JsonArray *a = node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
+
+  for (guint i = 0; a != NULL && i < json_array_get_length (a); i++)
+    {
+      JsonNode *n = json_array_get_element (a, i);
+      if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+        g_strv_builder_add (b, json_node_get_string (n));
+    }
+  return g_strv_builder_end (b);
 }
 
 /* Updates the state of the run shown, keeping the rest. */
@@ -194,27 +224,13 @@ set_run_state (TfTeachView *self, const char *state)
 
   if (run == NULL)
     return;
+  g_auto (GStrv) data = strings_of_run (run, "data");
   if (!write_run (self->run_dir, json_object_get_string_member_with_default (run, "folder", ""),
                   self->run_model,
                   json_object_get_string_member_with_default (run, "base_model", ""),
-                  (const char *const *) self->run_prompts, state, p->step, p->steps, &error))
+                  (const char *const *) self->run_prompts, (const char *const *) data, state,
+                  p->step, p->steps, &error))
     gtk_label_set_text (self->run_status_label, error->message);
-}
-
-static char **
-prompts_of_run (JsonObject *run)
-{
-  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
-  JsonArray *a = json_object_has_member (run, "prompts")
-    ? json_object_get_array_member (run, "prompts") : NULL;
-
-  for (guint i = 0; a != NULL && i < json_array_get_length (a); i++)
-    {
-      JsonNode *n = json_array_get_element (a, i);
-      if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
-        g_strv_builder_add (b, json_node_get_string (n));
-    }
-  return g_strv_builder_end (b);
 }
 
 /* The newest run that was neither finished nor given up, with its state
@@ -804,7 +820,7 @@ resume_run (TfTeachView *self, const char *run_dir, GError **error)
   set_string (&self->run_dir, run_dir);
   set_string (&self->run_model, model);
   g_strfreev (self->run_prompts);
-  self->run_prompts = prompts_of_run (run);
+  self->run_prompts = strings_of_run (run, "prompts");
   gboolean ok = tf_training_start (self->training, &o, 0,
                                    (const char *const *) self->run_prompts, SAMPLE_MINUTES,
                                    error);
@@ -961,8 +977,14 @@ start_action (GtkWidget *widget, const char *action_name, GVariant *param)
   tf_train_options_init (&o);
   set_string (&o.preset, preset);
   g_strfreev (o.data);
-  o.data = g_new0 (char *, 2);
-  o.data[0] = g_strdup (pictures_dir);
+  g_auto (GStrv) missing = NULL;
+  if (!scratch && gtk_switch_get_active (self->keep_switch))
+    tf_training_keep_mix (pictures_dir, self->model_provenance, &o.data, &o.weights, &missing);
+  else
+    {
+      o.data = g_new0 (char *, 2);
+      o.data[0] = g_strdup (pictures_dir);
+    }
   o.out = g_strdup (model);
   o.batch = TEACH_BATCH;
   o.steps = minutes ? 1000 : (int64_t) length;
@@ -972,7 +994,7 @@ start_action (GtkWidget *widget, const char *action_name, GVariant *param)
 
   gboolean ok = write_pictures (self, pictures_dir, &error)
     && write_run (run_dir, self->folder, model, self->model_path, (const char *const *) prompts,
-                  "running", 0, o.steps, &error);
+                  (const char *const *) o.data, "running", 0, o.steps, &error);
   if (ok)
     {
       set_string (&self->run_dir, run_dir);
@@ -1167,6 +1189,42 @@ update_actions (TfTeachView *self)
     }
 }
 
+/* "Keep What It Knew": offered for a warm start, saying what is mixed in
+ * and what this computer lacks. */
+static void
+update_keep_row (TfTeachView *self)
+{
+  const gboolean warm = self->model_path != NULL
+                        && adw_combo_row_get_selected (self->start_from_row) == 0;
+  g_auto (GStrv) data = NULL, missing = NULL;
+  g_autofree double *weights = NULL;
+
+  gtk_widget_set_visible (GTK_WIDGET (self->keep_row), warm);
+  if (!warm)
+    return;
+  tf_training_keep_mix ("", self->model_provenance, &data, &weights, &missing);
+  g_autoptr (GString) subtitle = g_string_new (NULL);
+  if (data[1] != NULL)
+    {
+      g_autofree char *sources = g_strjoinv (", ", data + 1);
+      /* Translators: the sources the model was trained on, "fashion, shapes, emoji" */
+      g_string_printf (subtitle, _("About half of what it sees is your pictures, the rest what "
+                                   "it learnt from: %s"), sources);
+    }
+  else
+    g_string_assign (subtitle, _("None of what it learnt from is on this computer: it sees "
+                                 "your pictures alone"));
+  if (missing[0] != NULL)
+    {
+      g_autofree char *names = g_strjoinv (", ", missing);
+      g_string_append_c (subtitle, '\n');
+      /* Translators: data sources whose Debian packages are not installed */
+      g_string_append_printf (subtitle, _("Left out, not installed on this computer: %s"),
+                              names);
+    }
+  adw_action_row_set_subtitle (self->keep_row, subtitle->str);
+}
+
 /* ---- API ------------------------------------------------------------------------ */
 
 TfTeachView *
@@ -1186,6 +1244,15 @@ tf_teach_view_set_model (TfTeachView *self, TfGeneration *generation, const char
   self->caption_job = FALSE;
   g_set_object (&self->generation, generation);
   set_string (&self->model_path, model_path);
+  /* What it was trained on, for "Keep What It Knew" (the file is mapped,
+   * not read). */
+  g_clear_pointer (&self->model_provenance, g_free);
+  if (model_path != NULL)
+    {
+      g_autoptr (TfSafetensors) st = tf_safetensors_open (model_path, NULL);
+      if (st != NULL)
+        self->model_provenance = g_strdup (tf_safetensors_metadata (st, "provenance"));
+    }
   if (generation != NULL)
     {
       g_signal_connect (generation, "finished", G_CALLBACK (on_caption_finished), self);
@@ -1200,6 +1267,7 @@ tf_teach_view_set_model (TfTeachView *self, TfGeneration *generation, const char
   gtk_string_list_splice (self->start_from_list, 0,
                           g_list_model_get_n_items (G_LIST_MODEL (self->start_from_list)), items);
   adw_combo_row_set_selected (self->start_from_row, model_path != NULL ? 0 : 1);
+  update_keep_row (self);
   if (self->captioning != G_MAXUINT)
     caption_next (self);
   update_actions (self);
@@ -1305,6 +1373,32 @@ tf_teach_view_set_from_scratch (TfTeachView *self, gboolean from_scratch)
 }
 
 void
+tf_teach_view_set_keep (TfTeachView *self, gboolean keep)
+{
+  g_return_if_fail (TF_IS_TEACH_VIEW (self));
+  gtk_switch_set_active (self->keep_switch, keep);
+}
+
+gboolean
+tf_teach_view_get_keep_offered (TfTeachView *self)
+{
+  g_return_val_if_fail (TF_IS_TEACH_VIEW (self), FALSE);
+  return gtk_widget_get_visible (GTK_WIDGET (self->keep_row));
+}
+
+char *
+tf_teach_data_name (const char *data)
+{
+  g_autofree char *leaf = g_path_get_basename (data);
+  g_autofree char *run_dir = g_path_get_dirname (data);
+  g_autoptr (JsonObject) run = strcmp (leaf, "pictures") == 0 ? read_run (run_dir) : NULL;
+  const char *folder = run != NULL
+    ? json_object_get_string_member_with_default (run, "folder", "") : "";
+
+  return g_filename_display_basename (*folder != '\0' ? folder : data);
+}
+
+void
 tf_teach_view_set_prompts (TfTeachView *self, const char *prompts)
 {
   g_return_if_fail (TF_IS_TEACH_VIEW (self));
@@ -1355,6 +1449,7 @@ tf_teach_view_finalize (GObject *object)
   TfTeachView *self = TF_TEACH_VIEW (object);
 
   g_free (self->model_path);
+  g_free (self->model_provenance);
   g_free (self->teach_dir);
   g_free (self->folder);
   g_free (self->run_dir);
@@ -1393,6 +1488,8 @@ tf_teach_view_class_init (TfTeachViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfTeachView, start_from_row);
   gtk_widget_class_bind_template_child (widget_class, TfTeachView, start_from_list);
   gtk_widget_class_bind_template_child (widget_class, TfTeachView, strength_row);
+  gtk_widget_class_bind_template_child (widget_class, TfTeachView, keep_row);
+  gtk_widget_class_bind_template_child (widget_class, TfTeachView, keep_switch);
   gtk_widget_class_bind_template_child (widget_class, TfTeachView, length_adjustment);
   gtk_widget_class_bind_template_child (widget_class, TfTeachView, unit_dropdown);
   gtk_widget_class_bind_template_child (widget_class, TfTeachView, prompts_row);
@@ -1434,6 +1531,8 @@ tf_teach_view_init (TfTeachView *self)
   g_signal_connect (self->training, "ended", G_CALLBACK (on_ended), self);
   gtk_drawing_area_set_draw_func (self->plot_area, plot_draw, self, NULL);
   adw_combo_row_set_selected (self->strength_row, 1);   /* Normal */
+  g_signal_connect_swapped (self->start_from_row, "notify::selected",
+                            G_CALLBACK (update_keep_row), self);
   tf_teach_view_set_model (self, NULL, NULL);
   update_actions (self);
 }

@@ -40,6 +40,11 @@ TfTeachView *tf_teach_view_new (void);
  * state saved, not finished): what the start page offers to continue. */
 gboolean tf_teach_has_unfinished_run (const char *teach_dir);
 
+/* A training data entry (a model's provenance names it) for people: a
+ * Teach run's copy of a folder ("…/RUN/pictures") by the name of the
+ * folder it was copied from, anything else by its own name. */
+char *tf_teach_data_name (const char *data);
+
 /* The current model: it captions pictures and is where a warm start
  * starts. @generation may be NULL. */
 void tf_teach_view_set_model (TfTeachView  *self,
@@ -76,6 +81,9 @@ void        tf_teach_view_set_caption (TfTeachView *self, guint index, const cha
 void tf_teach_view_set_length (TfTeachView *self, double value, gboolean minutes);
 void tf_teach_view_set_from_scratch (TfTeachView *self, gboolean from_scratch);
 void tf_teach_view_set_prompts (TfTeachView *self, const char *prompts);
+/* "Keep What It Knew", and whether it is offered (a warm start). */
+void     tf_teach_view_set_keep (TfTeachView *self, gboolean keep);
+gboolean tf_teach_view_get_keep_offered (TfTeachView *self);
 
 /* Pauses the run and waits for its save: closing the window. */
 void tf_teach_view_pause_and_wait (TfTeachView *self);

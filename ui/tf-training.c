@@ -14,11 +14,14 @@
 #include <errno.h>
 #include <glib/gi18n.h>
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
 
 #include "tf-generate.h"
+#include "tf-data.h"
 #include "tf-generation.h"
+#include "tf-json.h"
 #include "tf-loss-plot.h"
 #include "tf-tsan.h"
 
@@ -491,6 +494,68 @@ tf_training_get_samples_step (TfTraining *self)
 {
   g_return_val_if_fail (TF_IS_TRAINING (self), 0);
   return self->samples_step;
+}
+
+void
+tf_training_keep_mix (const char *folder, const char *provenance, char ***data, double **weights,
+                      char ***missing)
+{
+  static const char *const image_sources[] = { "fashion", "shapes", "emoji" };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonParser) options_parser = json_parser_new ();
+  g_autoptr (GStrvBuilder) names = g_strv_builder_new ();
+  g_autoptr (GStrvBuilder) left_out = g_strv_builder_new ();
+  g_autoptr (GArray) mix = g_array_new (FALSE, FALSE, sizeof (double));
+  JsonArray *known = NULL, *known_weights = NULL;
+
+  /* The provenance holds the run's options as a JSON string of their own. */
+  if (provenance != NULL && tf_json_parse (parser, provenance, -1, NULL)
+      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      JsonObject *p = json_node_get_object (json_parser_get_root (parser));
+      const char *options = json_object_get_string_member_with_default (p, "options", NULL);
+      if (options != NULL && tf_json_parse (options_parser, options, -1, NULL)
+          && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (options_parser)))
+        {
+          JsonObject *o = json_node_get_object (json_parser_get_root (options_parser));
+          JsonNode *d = json_object_get_member (o, "data");
+          JsonNode *w = json_object_get_member (o, "weights");
+          known = d != NULL && JSON_NODE_HOLDS_ARRAY (d) ? json_node_get_array (d) : NULL;
+          known_weights = w != NULL && JSON_NODE_HOLDS_ARRAY (w) ? json_node_get_array (w) : NULL;
+          if (known_weights != NULL && known != NULL
+              && json_array_get_length (known_weights) != json_array_get_length (known))
+            known_weights = NULL;
+        }
+    }
+
+  const guint n = known != NULL ? json_array_get_length (known) : G_N_ELEMENTS (image_sources);
+  double others = 0;
+  g_strv_builder_add (names, folder);
+  g_array_set_size (mix, 1);
+  for (guint i = 0; i < n; i++)
+    {
+      JsonNode *node = known != NULL ? json_array_get_element (known, i) : NULL;
+      const char *name = known == NULL ? image_sources[i]
+        : JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING
+        ? json_node_get_string (node) : NULL;
+      const double w = known_weights != NULL ? json_array_get_double_element (known_weights, i)
+                                             : 1.0;
+      if (name == NULL || !isfinite (w) || w <= 0 || strcmp (name, folder) == 0)
+        continue;
+      if (!tf_data_source_installed (name, NULL))
+        {
+          g_autofree char *shown = g_filename_display_basename (name);
+          g_strv_builder_add (left_out, shown);
+          continue;
+        }
+      g_strv_builder_add (names, name);
+      g_array_append_val (mix, w);
+      others += w;
+    }
+  g_array_index (mix, double, 0) = others > 0 ? others : 1.0;
+  *data = g_strv_builder_end (names);
+  *weights = (double *) g_array_free (g_steal_pointer (&mix), FALSE);
+  *missing = g_strv_builder_end (left_out);
 }
 
 /* ---- The object ----------------------------------------------------------------- */

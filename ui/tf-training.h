@@ -85,4 +85,18 @@ const char *tf_training_get_model_path (TfTraining *self);
 guint   tf_training_get_n_sample_grids (TfTraining *self);
 int64_t tf_training_get_samples_step (TfTraining *self);
 
+/* The data of a warm start that keeps what the model knew: @folder first,
+ * then the sources the model was trained on with their weights, as its
+ * @provenance (the "provenance" metadata, or NULL) names them, else the
+ * standard image sources (fashion, shapes, emoji). The folder weighs as
+ * much as all of them together: about half the documents are the folder's.
+ * A source this computer does not have (tf_data_source_installed()) is left
+ * out and named in @missing. @data (NULL-terminated) and @weights as
+ * TfTrainOptions holds them; free with g_strfreev() and g_free(). */
+void tf_training_keep_mix (const char  *folder,
+                           const char  *provenance,
+                           char      ***data,
+                           double     **weights,
+                           char      ***missing);
+
 G_END_DECLS
