@@ -1202,38 +1202,38 @@ warm_start (TfTrainer *tr, const TfConfig *config, const char *path, GError **er
   if (tr->tok == NULL || !tf_tokenizer_matches_config (tr->tok, c, path, error))
     return FALSE;
   /* A recipe may change what the weights learn from here on (the target, the
-   * noise levels, the loss weights), not which weights there are. */
+   * noise levels, the loss weights) and which image-side weights there are. */
   TfConfig recipe = *c;
   if (!tf_config_apply_recipe (&recipe, tr->opt.recipe, error) ||
       !tf_config_validate (&recipe, "--recipe", error))
     return FALSE;
-  if (recipe.time_conditioning != c->time_conditioning)
-    {
-      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-                   "%s has time_conditioning %s; a warm restart cannot change it to %s",
-                   path, tf_time_conditioning_name (c->time_conditioning),
-                   tf_time_conditioning_name (recipe.time_conditioning));
-      return FALSE;
-    }
-  if (recipe.image_encoder != c->image_encoder ||
-      (c->image_encoder == TF_IMAGE_ENCODER_UNET &&
-       (recipe.unet_channels != c->unet_channels || recipe.unet_blocks != c->unet_blocks)))
-    {
-      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-                   "%s has image_encoder %s (%d channels, %d blocks); a warm restart cannot "
-                   "change its image encoder", path, tf_image_encoder_name (c->image_encoder),
-                   c->unet_channels, c->unet_blocks);
-      return FALSE;
-    }
   g_autofree char *before = tf_config_to_json (c), *after = tf_config_to_json (&recipe);
+  g_autoptr (GString) fresh = g_string_new (NULL), dropped = g_string_new (NULL);
   if (strcmp (before, after) != 0)
     {
+      /* A new model with the recipe's tensors: those the old model has
+       * (same name, same shape) carry over; the rest (adaLN-Zero's
+       * modulation, a U-Net in place of the linear patches) start as they
+       * would in a new run, from --seed. */
       g_autoptr (TfModel) changed = tf_model_new (&recipe, error);
       if (changed == NULL)
         return FALSE;
-      g_assert (tf_model_n_params (changed) == tf_model_n_params (m));
-      memcpy (tf_model_params (changed), tf_model_params (m),
-              tf_model_n_params (m) * sizeof (float));
+      tf_model_init_random (changed, tr->opt.seed);
+      for (int i = 0; i < tf_model_n_tensors (changed); i++)
+        {
+          const TfParamInfo *to = tf_model_tensor (changed, i);
+          const TfParamInfo *from = tf_model_find_tensor (m, to->name);
+          if (from != NULL && from->n_dims == to->n_dims && from->size == to->size &&
+              from->shape[0] == to->shape[0] && from->shape[1] == to->shape[1])
+            memcpy (tf_model_params (changed) + to->offset, tf_model_params (m) + from->offset,
+                    to->size * sizeof (float));
+          else
+            g_string_append_printf (fresh, "%s%s", fresh->len ? ", " : "", to->name);
+        }
+      for (int i = 0; i < tf_model_n_tensors (m); i++)
+        if (tf_model_find_tensor (changed, tf_model_tensor (m, i)->name) == NULL)
+          g_string_append_printf (dropped, "%s%s", dropped->len ? ", " : "",
+                                  tf_model_tensor (m, i)->name);
       g_clear_pointer (&m, tf_model_free);
       m = g_steal_pointer (&changed);
     }
@@ -1241,8 +1241,12 @@ warm_start (TfTrainer *tr, const TfConfig *config, const char *path, GError **er
   const char *provenance = tf_safetensors_metadata (st, "provenance");
   g_autofree char *base = g_path_get_basename (path);
   tr->warm_start = g_strdup_printf ("weights of %s (its provenance: %s); optimizer moments "
-                                    "started at zero", base,
-                                    provenance != NULL ? provenance : "none");
+                                    "started at zero%s%s%s%s", base,
+                                    provenance != NULL ? provenance : "none",
+                                    fresh->len ? "; new tensors initialised from the seed: " : "",
+                                    fresh->str,
+                                    dropped->len ? "; tensors the recipe has no use for: " : "",
+                                    dropped->str);
   return TRUE;
 }
 

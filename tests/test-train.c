@@ -248,6 +248,70 @@ test_warm_start (void)
   tf_train_options_clear (&o);
 }
 
+/* A warm restart may bring in adaLN-Zero and the U-Net: every tensor the old
+ * model has carries over; the new ones start as in a new run (adaLN-Zero's
+ * at zero), the linear patches are left behind, and the provenance names
+ * both. The result trains. */
+static void
+test_warm_start_new_image_side (void)
+{
+  g_autofree char *first = tmp_path ("plain.safetensors");
+  g_autofree char *warm = tmp_path ("grafted.safetensors");
+  g_autoptr (GError) error = NULL;
+  run_to_end (first, 4, FALSE, 0);
+  g_autoptr (TfModel) from = tf_model_load (first, &error);
+  g_assert_no_error (error);
+
+  TfTrainOptions o;
+  tf_test_tiny_train_options (&o, warm);
+  o.steps = 3;
+  o.init_from = g_strdup (first);
+  o.recipe = g_strdup ("prediction=v,time_conditioning=adaln_zero,image_encoder=unet,"
+                       "unet_channels=8,unet_blocks=1");
+  g_autoptr (TfTrainer) tr = tf_trainer_new (&o, &error);
+  g_assert_no_error (error);
+  TfModel *m = tf_trainer_model (tr);
+  g_assert_cmpint (tf_model_config (m)->time_conditioning, ==, TF_TIME_ADALN_ZERO);
+  g_assert_cmpint (tf_model_config (m)->image_encoder, ==, TF_IMAGE_ENCODER_UNET);
+  int carried = 0, adaln = 0, unet = 0;
+  for (int i = 0; i < tf_model_n_tensors (m); i++)
+    {
+      const TfParamInfo *t = tf_model_tensor (m, i);
+      const TfParamInfo *old = tf_model_find_tensor (from, t->name);
+      const float *p = tf_model_params (m) + t->offset;
+      if (old != NULL)
+        {
+          g_assert_cmpmem (p, t->size * sizeof (float),
+                           tf_model_params (from) + old->offset, old->size * sizeof (float));
+          carried++;
+        }
+      else if (strstr (t->name, "adaln.weight") != NULL)
+        {
+          for (size_t k = 0; k < t->size; k++)
+            g_assert_cmpfloat (p[k], ==, 0.0f);
+          adaln++;
+        }
+      else if (g_str_has_prefix (t->name, "unet."))
+        unet++;
+    }
+  g_assert_cmpint (carried, >, 0);
+  g_assert_cmpint (adaln, >, 0);
+  g_assert_cmpint (unet, >, 0);
+  g_assert_nonnull (tf_model_find_tensor (from, "patch_in.weight"));
+  g_assert_null (tf_model_find_tensor (m, "patch_in.weight"));
+
+  g_assert_true (tf_trainer_run (tr, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (warm, &error);
+  g_assert_no_error (error);
+  const char *provenance = tf_safetensors_metadata (st, "provenance");
+  g_assert_nonnull (strstr (provenance, "new tensors initialised from the seed: "));
+  g_assert_nonnull (strstr (provenance, "adaln.weight"));
+  g_assert_nonnull (strstr (provenance, "has no use for: "));
+  g_assert_nonnull (strstr (provenance, "patch_in.weight"));
+  tf_train_options_clear (&o);
+}
+
 /* The command-line tool, killed with SIGKILL at a random moment after its
  * first checkpoint, then resumed, ends where an uninterrupted run ends. */
 static char *
@@ -693,6 +757,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/prompt-subjects-images-only", test_prompt_subjects_images_only);
   g_test_add_func ("/train/resume-exact", test_resume_exact);
   g_test_add_func ("/train/warm-start", test_warm_start);
+  g_test_add_func ("/train/warm-start-new-image-side", test_warm_start_new_image_side);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
   g_test_add_func ("/train/resume-needs-only-out", test_resume_needs_only_out);
   g_test_add_func ("/train/resume-keeps-precision", test_resume_keeps_precision);
