@@ -356,7 +356,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "preview-every", 0, 0, G_OPTION_ARG_INT, &preview_every, N_("Only every K-th step, and the last (1)"), N_("K") },
     { "upscale", 0, 0, G_OPTION_ARG_INT, &upscale, N_("Also write FILE-xN.png, N times bigger, pixels kept crisp"), N_("N") },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count, N_("Draw N images on consecutive seeds, FILE-1.png… (1)"), N_("N") },
-    { "init-image", 0, 0, G_OPTION_ARG_FILENAME, &init_image, N_("Start from this picture (PNG) instead of pure noise"), N_("FILE") },
+    { "init-image", 0, 0, G_OPTION_ARG_FILENAME, &init_image, N_("Start from this picture (PNG or JPEG) instead of pure noise"), N_("FILE") },
     { "strength", 0, 0, G_OPTION_ARG_DOUBLE, &strength,
       describe (keep, _("How much of --init-image to redraw, above 0 to 1 (%g)"), settings.strength),
       N_("S") },
@@ -431,7 +431,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     {
       /* fitted as caption fits a picture */
       TfImage image = { 0 };
-      if (!tf_image_read_png (init_image, &image, &error))
+      if (!tf_image_read (init_image, &image, &error))
         return file_error (cli, error);
       init_pixels = g_new (float, tf_config_image_values (config));
       tf_image_to_model (&image, size, channels, init_pixels);
@@ -487,7 +487,7 @@ int
 tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
   g_autofree char *line = tf_cli_command_line (command);
-  g_autofree char *usage = g_strdup_printf ("%s caption [OPTION…] --image FILE.png", PROGRAM);
+  g_autofree char *usage = g_strdup_printf ("%s caption [OPTION…] --image FILE", PROGRAM);
   g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *image_path = NULL, *model = NULL, *seed_text = NULL;
   g_autofree char *precision_text = NULL;
@@ -501,7 +501,7 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   settings.temperature = 0;
   settings.max_tokens = 32;
   const GOptionEntry entries[] = {
-    { "image", 'i', 0, G_OPTION_ARG_FILENAME, &image_path, N_("The picture to describe (any PNG)"), N_("FILE") },
+    { "image", 'i', 0, G_OPTION_ARG_FILENAME, &image_path, N_("The picture to describe (PNG or JPEG)"), N_("FILE") },
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },
     { "temperature", 0, 0, G_OPTION_ARG_DOUBLE, &settings.temperature,
       describe (keep, _("Sampling temperature; 0 takes the likeliest token (%g)"),
@@ -530,7 +530,7 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 
   g_autoptr(GError) error = NULL;
   TfImage image = { 0 };
-  if (!tf_image_read_png (image_path, &image, &error))
+  if (!tf_image_read (image_path, &image, &error))
     return file_error (cli, error);
 
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, NULL);
@@ -686,7 +686,7 @@ static void
 print_chat_help (FILE *to)
 {
   fputs (_("Type a message and press Enter. Commands:\n"
-           "  /image FILE   attach a picture (PNG) to the next message\n"
+           "  /image FILE   attach a picture (PNG or JPEG) to the next message\n"
            "  /reset        forget the conversation\n"
            "  /quit         leave (so does Ctrl-D)\n"
            "Ctrl-C stops a reply.\n"), to);
@@ -702,10 +702,10 @@ read_attachment (ChatRun *run, const char *path)
 
   if (path[0] == '\0')
     {
-      fprintf (run->cli->err, _("/image needs a file: /image FILE.png\n"));
+      fprintf (run->cli->err, _("/image needs a file: /image FILE\n"));
       return NULL;
     }
-  if (!tf_image_read_png (path, &image, &error))
+  if (!tf_image_read (path, &image, &error))
     {
       fprintf (run->cli->err, "%s: %s\n", PROGRAM, error->message);
       return NULL;

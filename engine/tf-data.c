@@ -1353,7 +1353,8 @@ static const TfDataSourceClass folder_class = {
 
 static const uint8_t png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
 
-/* Files that look like images: we take PNG and say so about the others. */
+/* Files that look like images: we take PNG and JPEG and say so about the
+ * others. */
 static gboolean
 looks_like_image (const char *path, const char *name)
 {
@@ -1363,14 +1364,15 @@ looks_like_image (const char *path, const char *name)
   for (size_t i = 0; i < G_N_ELEMENTS (extensions); i++)
     if (g_str_has_suffix (lower, extensions[i]))
       return TRUE;
-  /* A PNG by its signature, whatever its name. */
+  /* A PNG or a JPEG by its signature, whatever its name. */
   uint8_t head[8];
   FILE *f = fopen (path, "rb");
   if (f == NULL)
     return FALSE;
-  gboolean is_png = fread (head, 1, 8, f) == 8 && memcmp (head, png_signature, 8) == 0;
+  const size_t n = fread (head, 1, 8, f);
   fclose (f);
-  return is_png;
+  return (n == 8 && memcmp (head, png_signature, 8) == 0) ||
+         (n >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff);
 }
 
 /* Reads NAME.txt beside the image: UTF-8, whitespace collapsed, at most
@@ -1467,7 +1469,7 @@ load_folder_image (const char *path, int size, int channels, char **problem)
   g_autofree char *shown = g_filename_display_name (path);
   TfImage image = { 0 };
   g_autoptr (GError) image_error = NULL;
-  if (!tf_image_read_png (path, &image, &image_error))
+  if (!tf_image_read (path, &image, &image_error))
     {
       /* The warning names the file already. */
       const char *message = image_error->message;
@@ -1552,7 +1554,7 @@ tf_data_folder_new (const char *dir, TfSplit split, int image_size, int channels
   if (n_good == 0)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-                   "%s: no usable images (expected PNG files, each with a caption in a "
+                   "%s: no usable images (expected PNG or JPEG files, each with a caption in a "
                    "same-named .txt file)", shown_dir);
       return NULL;
     }

@@ -107,7 +107,7 @@ TfDataSource *tf_data_subjects_new (const char *wordnet_dir, const char *emoji_d
  * examples with example.chat set. The held-out split is the last user
  * phrasing of every topic that has three or more. */
 TfDataSource *tf_data_chat_new (TfSplit split, GError **error);
-/* A folder of images (PNG at least) with same-named .txt captions, resized
+/* A folder of images (PNG or JPEG) with same-named .txt captions, resized
  * to the model's size. Broken files are skipped with one g_warning each
  * naming the file and the problem; the held-out split is every 20th file by
  * sorted name. An empty or unreadable folder is an error. */

@@ -1,5 +1,6 @@
-/* tf-image.c: PNG files (libpng) and the conversions between 8-bit pixels
- * and the model's [-1, 1] pixels.
+/* tf-image.c: PNG files (libpng), reading PNG or JPEG by their content
+ * (JPEG in tf-image-jpeg.c), and the conversions between 8-bit pixels and
+ * the model's [-1, 1] pixels.
  *
  * Reading decodes from memory (a mapped file or caller's bytes) so that one
  * code path serves both, and a truncated file is an ordinary libpng error.
@@ -10,6 +11,7 @@
  * Writing encodes into memory first, then writes the bytes atomically
  * (tf-file.h): a failure leaves the previous file as it was. */
 #include "tf-image.h"
+#include "tf-image-private.h"
 #include "tf-config.h"
 #include "tf-file.h"
 
@@ -291,8 +293,25 @@ tf_image_read_png_bytes (const void *data, size_t len, const char *display_name,
                    error);
 }
 
+/* What a file's first bytes say it is. */
+typedef enum { FORMAT_PNG, FORMAT_JPEG, FORMAT_OTHER } Format;
+
+static Format
+sniff (const uint8_t *data, size_t len)
+{
+  static const uint8_t png[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+  if (len >= 8 && memcmp (data, png, 8) == 0)
+    return FORMAT_PNG;
+  if (len >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+    return FORMAT_JPEG;
+  return FORMAT_OTHER;
+}
+
+/* Reads @path as a PNG (text chunks into @text when not NULL) or, when
+ * @any_format, as whatever sniff() finds. */
 static gboolean
-read_png_file (const char *path, TfImage *image, GHashTable *text, GError **error)
+read_file (const char *path, gboolean any_format, TfImage *image, GHashTable *text,
+           GError **error)
 {
   g_autofree char *shown = g_filename_display_name (path);
   int fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
@@ -322,7 +341,40 @@ read_png_file (const char *path, TfImage *image, GHashTable *text, GError **erro
     }
   const uint8_t *data = (const uint8_t *) g_mapped_file_get_contents (file);
   size_t len = g_mapped_file_get_length (file);
+  if (any_format)
+    return tf_image_read_bytes (data, len, shown, image, error);
   return read_png (data, len, shown, image, text, error);
+}
+
+gboolean
+tf_image_read_bytes (const void *data, size_t len, const char *display_name, TfImage *image,
+                     GError **error)
+{
+  g_return_val_if_fail (data != NULL || len == 0, FALSE);
+  g_return_val_if_fail (image != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  const char *shown = display_name != NULL ? display_name : "image data";
+  memset (image, 0, sizeof *image);
+  switch (sniff (data, len))
+    {
+    case FORMAT_PNG:
+      return read_png (data, len, shown, image, NULL, error);
+    case FORMAT_JPEG:
+      return tf_image_read_jpeg_bytes (data, len, shown, image, error);
+    default:
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
+                   len == 0 ? "%s: the file is empty" : "%s: not a PNG or JPEG file", shown);
+      return FALSE;
+    }
+}
+
+gboolean
+tf_image_read (const char *path, TfImage *image, GError **error)
+{
+  g_return_val_if_fail (path != NULL && image != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+  memset (image, 0, sizeof *image);
+  return read_file (path, TRUE, image, NULL, error);
 }
 
 gboolean
@@ -331,7 +383,7 @@ tf_image_read_png (const char *path, TfImage *image, GError **error)
   g_return_val_if_fail (path != NULL && image != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
   memset (image, 0, sizeof *image);
-  return read_png_file (path, image, NULL, error);
+  return read_file (path, FALSE, image, NULL, error);
 }
 
 GHashTable *
@@ -340,7 +392,7 @@ tf_image_read_png_text (const char *path, GError **error)
   g_return_val_if_fail (path != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   GHashTable *text = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  if (!read_png_file (path, NULL, text, error))
+  if (!read_file (path, FALSE, NULL, text, error))
     {
       g_hash_table_unref (text);
       return NULL;

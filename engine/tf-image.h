@@ -1,4 +1,4 @@
-/* tf-image.h: PNG files and pixel conversions.
+/* tf-image.h: PNG and JPEG files and pixel conversions.
  *
  * Reading accepts every PNG colour type and bit depth (palette, grey, alpha,
  * 16-bit, interlaced) and gives 8-bit RGBA; it refuses images whose size
@@ -22,6 +22,13 @@ typedef struct {
 
 void tf_image_clear (TfImage *image);
 
+/* A PNG or a JPEG, by what the file holds rather than its name (a JPEG
+ * turned upright by its EXIF orientation); anything else is an error that
+ * names the file. */
+gboolean tf_image_read (const char *path, TfImage *image, GError **error);
+gboolean tf_image_read_bytes (const void *data, size_t len, const char *display_name,
+                              TfImage *image, GError **error);
+/* A PNG only. */
 gboolean tf_image_read_png (const char *path, TfImage *image, GError **error);
 gboolean tf_image_read_png_bytes (const void *data, size_t len, const char *display_name,
                                   TfImage *image, GError **error);

@@ -5,7 +5,7 @@
 TF_BUILD_PACKAGES=(
   build-essential meson ninja-build pkg-config gettext
   libglib2.0-dev libgtk-4-dev libadwaita-1-dev libjson-glib-dev libopenblas-dev libdnnl-dev libpng-dev
-  libcairo2-dev libfreetype-dev
+  libjpeg-dev libcairo2-dev libfreetype-dev
 )
 # The training data (SPEC §5): read from these packages, never downloaded.
 TF_DATA_PACKAGES=(

@@ -1181,6 +1181,15 @@ test_caption (void)
   cli_result_clear (&r);
   cli_result_clear (&again);
 
+  /* A photo: JPEG, whatever its name says. */
+  g_autoptr (GByteArray) jpeg = tf_test_encode_jpeg (rgb, 20, 10, 3, 90, 6, "MM");
+  g_autofree char *photo = g_build_filename (dir, "photo.jpeg", NULL);
+  tf_test_write_file (NULL, photo, jpeg->data, jpeg->len);
+  run_in_process (&r, "caption", "--model", model, "--image", photo, "--max-tokens", "12", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (g_str_has_suffix (r.out, "\n"));
+  cli_result_clear (&r);
+
   /* A PNG cut short. */
   g_assert_true (g_file_get_contents (picture, &contents, &len, NULL));
   tf_test_write_file (NULL, corrupt, contents, (gssize) len / 2);
@@ -1190,11 +1199,12 @@ test_caption (void)
   g_assert_cmpstr (r.out, ==, "");
   cli_result_clear (&r);
 
-  /* Not a PNG at all. */
+  /* Not a picture at all. */
   tf_test_write_file (NULL, corrupt, "hello", -1);
   run_program (&r, "caption", "--model", model, "--image", corrupt, NULL);
   g_assert_cmpint (r.status, ==, 1);
   g_assert_true (g_str_has_prefix (r.err, prefix));
+  g_assert_nonnull (strstr (r.err, "not a PNG or JPEG file"));
   cli_result_clear (&r);
 
   tf_test_remove_tree (dir);

@@ -781,11 +781,11 @@ static void
 expect_folder_warnings (const char *dir)
 {
   static const char *const broken[][2] = {
-    { "b1-garbage.png", "not a PNG file" },
+    { "b1-garbage.png", "not a PNG or JPEG file" },
     { "b2-nocaption.png", "no caption file b2-nocaption.txt" },
     { "b3-badutf.png", "caption b3-badutf.txt is not valid UTF-8" },
     { "b4-truncated.png", "corrupt PNG: *" },
-    { "b5-photo.jpg", "not a PNG file" },
+    { "b5-photo.jpg", "not a readable JPEG image: *" },
   };
   for (size_t i = 0; i < G_N_ELEMENTS (broken); i++)
     {
@@ -926,7 +926,7 @@ test_folder_empty (void)
   /* Only a broken pair: one warning, then the same error. */
   tf_test_write_file (dir, "x.png", "not a png", -1);
   tf_test_write_file (dir, "x.txt", "caption", -1);
-  g_autofree char *pattern = g_strdup_printf ("%s/x.png: skipped: not a PNG file", dir);
+  g_autofree char *pattern = g_strdup_printf ("%s/x.png: skipped: not a PNG or JPEG file", dir);
   g_test_expect_message (NULL, G_LOG_LEVEL_WARNING, pattern);
   g_assert_null (tf_data_folder_new (dir, TF_SPLIT_TRAIN, 16, 3, &error));
   g_test_assert_expected_messages ();

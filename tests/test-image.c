@@ -590,35 +590,13 @@ test_fuzz (void)
     {
       GByteArray *seed = seeds[round % G_N_ELEMENTS (seeds)];
       g_autoptr (GByteArray) b = copy_bytes (seed, seed->len);
-      int n_edits = g_rand_int_range (rand, 1, 4);
-      for (int e = 0; e < n_edits && b->len > 9; e++)
-        {
-          guint pos = (guint) g_rand_int_range (rand, 8, (gint32) b->len);
-          switch (g_rand_int_range (rand, 0, 3))
-            {
-            case 0: b->data[pos] ^= (uint8_t) (1 << g_rand_int_range (rand, 0, 8)); break;
-            case 1: b->data[pos] = (uint8_t) g_rand_int_range (rand, 0, 256); break;
-            default: g_byte_array_set_size (b, pos); break;
-            }
-        }
+      tf_test_mutate (rand, b, 8);   /* past the signature */
       if (round % 2 == 0)
         fix_all_crcs (b->data, b->len);
-      TfImage image;
-      g_autoptr (GError) error = NULL;
-      if (tf_image_read_png_bytes (b->data, b->len, "fuzz.png", &image, &error))
-        {
-          g_assert_cmpint (image.width, >, 0);
-          g_assert_cmpint (image.height, >, 0);
-          g_assert_cmpuint ((guint64) image.width * image.height, <=, TF_IMAGE_MAX_PIXELS);
-          tf_image_clear (&image);
-          decoded++;
-        }
+      if (tf_test_read_mutant (tf_image_read_png_bytes, b, "fuzz.png"))
+        decoded++;
       else
-        {
-          g_assert_error (error, TF_ERROR, TF_ERROR_FORMAT);
-          g_assert_true (g_str_has_prefix (error->message, "fuzz.png: "));
-          failed++;
-        }
+        failed++;
     }
   for (size_t i = 0; i < G_N_ELEMENTS (seeds); i++)
     g_byte_array_unref (seeds[i]);

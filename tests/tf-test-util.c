@@ -1,14 +1,18 @@
 /* tf-test-util.c: helpers shared by the tests. */
 #include "tf-test-util.h"
 
+
 #include <glib/gstdio.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include <jpeglib.h>   /* after stdio.h: it uses FILE */
 
 #include "tf-safetensors.h"
 #include "tf-tokenizer.h"
@@ -346,4 +350,102 @@ tf_test_tiny_train_options (TfTrainOptions *o, const char *out)
   o->lr = 3e-3;
   o->seed = 42;
   o->save_every_minutes = 60;
+}
+
+GByteArray *
+tf_test_encode_jpeg (const uint8_t *pixels, int width, int height, int channels, int quality,
+                     int orientation, const char *byte_order)
+{
+  struct jpeg_compress_struct cinfo;
+  struct jpeg_error_mgr jerr;
+  unsigned char *out = NULL;
+  unsigned long out_len = 0;
+
+  cinfo.err = jpeg_std_error (&jerr);   /* a failure here exits: a test's own data */
+  jpeg_create_compress (&cinfo);
+  jpeg_mem_dest (&cinfo, &out, &out_len);
+  cinfo.image_width = (JDIMENSION) width;
+  cinfo.image_height = (JDIMENSION) height;
+  cinfo.input_components = channels;
+  cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : channels == 3 ? JCS_RGB : JCS_CMYK;
+  jpeg_set_defaults (&cinfo);
+  jpeg_set_quality (&cinfo, quality, TRUE);
+  jpeg_start_compress (&cinfo, TRUE);
+  if (orientation > 0)
+    {
+      /* "Exif\0\0", a TIFF header, IFD0 with one entry: 0x0112, SHORT, 1 */
+      const gboolean little = g_strcmp0 (byte_order, "II") == 0;
+      uint8_t exif[6 + 8 + 2 + 12 + 4] = { 'E', 'x', 'i', 'f', 0, 0 };
+      uint8_t *t = exif + 6;
+#define PUT16(p, v) do { if (little) { (p)[0] = (uint8_t) (v); (p)[1] = (uint8_t) ((v) >> 8); } \
+                         else { (p)[0] = (uint8_t) ((v) >> 8); (p)[1] = (uint8_t) (v); } } while (0)
+      memcpy (t, little ? "II" : "MM", 2);
+      PUT16 (t + 2, 42);
+      PUT16 (t + 4, 0);      /* the IFD's offset, 8, as 32 bits */
+      PUT16 (t + 6, 0);
+      if (little)
+        t[4] = 8;
+      else
+        t[7] = 8;
+      PUT16 (t + 8, 1);      /* one entry */
+      PUT16 (t + 10, 0x0112);
+      PUT16 (t + 12, 3);
+      PUT16 (t + 14, 0);     /* count 1, as 32 bits */
+      PUT16 (t + 16, 0);
+      if (little)
+        t[14] = 1;
+      else
+        t[17] = 1;
+      PUT16 (t + 18, orientation);
+#undef PUT16
+      jpeg_write_marker (&cinfo, JPEG_APP0 + 1, exif, sizeof exif);
+    }
+  const size_t stride = (size_t) width * channels;
+  while (cinfo.next_scanline < cinfo.image_height)
+    {
+      JSAMPROW row = (JSAMPROW) (pixels + cinfo.next_scanline * stride);
+      jpeg_write_scanlines (&cinfo, &row, 1);
+    }
+  jpeg_finish_compress (&cinfo);
+  jpeg_destroy_compress (&cinfo);
+  GByteArray *bytes = g_byte_array_new ();
+  g_byte_array_append (bytes, out, (guint) out_len);
+  free (out);
+  return bytes;
+}
+
+void
+tf_test_mutate (GRand *rand, GByteArray *b, guint keep)
+{
+  const int n_edits = g_rand_int_range (rand, 1, 4);
+  for (int e = 0; e < n_edits && b->len > keep + 1; e++)
+    {
+      const guint pos = (guint) g_rand_int_range (rand, (gint32) keep, (gint32) b->len);
+      switch (g_rand_int_range (rand, 0, 3))
+        {
+        case 0: b->data[pos] ^= (uint8_t) (1 << g_rand_int_range (rand, 0, 8)); break;
+        case 1: b->data[pos] = (uint8_t) g_rand_int_range (rand, 0, 256); break;
+        default: g_byte_array_set_size (b, pos); break;
+        }
+    }
+}
+
+gboolean
+tf_test_read_mutant (TfTestImageReader read, const GByteArray *b, const char *name)
+{
+  TfImage image;
+  g_autoptr (GError) error = NULL;
+  if (read (b->data, b->len, name, &image, &error))
+    {
+      g_assert_no_error (error);
+      g_assert_cmpint (image.width, >, 0);
+      g_assert_cmpint (image.height, >, 0);
+      g_assert_cmpuint ((guint64) image.width * image.height, <=, TF_IMAGE_MAX_PIXELS);
+      tf_image_clear (&image);
+      return TRUE;
+    }
+  g_assert_error (error, TF_ERROR, TF_ERROR_FORMAT);
+  g_autofree char *prefix = g_strdup_printf ("%s: ", name);
+  g_assert_true (g_str_has_prefix (error->message, prefix));
+  return FALSE;
 }

@@ -6,6 +6,7 @@
 
 #include "transfusion.h"
 #include "tf-train.h"
+#include "tf-image.h"
 
 /* Compares got against ref element-wise with |got − ref| ≤ atol + rtol·|ref|.
  * On failure prints the tensor name, the worst element (index, got, ref) and
@@ -62,6 +63,25 @@ guint tf_test_count_files (const char *path, const char *suffix);
 /* Writes @len bytes of @data (a string, when @len is -1) to DIR/NAME, or to
  * NAME when @dir is NULL. */
 void tf_test_write_file (const char *dir, const char *name, const void *data, gssize len);
+
+/* One to three random edits of @bytes past its first @keep bytes (a flipped
+ * bit, a byte set, or the end cut off there): a fuzzer's mutations, for
+ * tests that need no libFuzzer. */
+void tf_test_mutate (GRand *rand, GByteArray *bytes, guint keep);
+
+/* Reads @bytes with @read (tf_image_read_bytes or tf_image_read_png_bytes)
+ * as @name: TRUE when it gave an image of a sane size, FALSE when it refused
+ * with a format error that starts with the name; anything else fails. */
+typedef gboolean (*TfTestImageReader) (const void *data, size_t len, const char *name,
+                                       TfImage *image, GError **error);
+gboolean tf_test_read_mutant (TfTestImageReader read, const GByteArray *bytes, const char *name);
+
+/* Encodes @pixels (width × height × @channels: 1 grey, 3 RGB, 4 CMYK stored
+ * inverted, as Adobe writes it) as a JPEG of @quality in memory, with an
+ * EXIF segment giving @orientation (1–8; 0 writes none) in @byte_order "II"
+ * or "MM". */
+GByteArray *tf_test_encode_jpeg (const uint8_t *pixels, int width, int height, int channels,
+                                 int quality, int orientation, const char *byte_order);
 
 /* Writes a file at @path through one of the engine's atomic writers
  * (tf-file.h): one of under 4096 bytes, or of far more when @big. */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tf-image.h"
 #include "tf-safetensors.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -34,3 +35,7 @@ TfSafetensors *tf_fuzz_open_safetensors (const uint8_t *data, size_t size, const
  * the reads cannot be left out. */
 extern volatile uint8_t tf_fuzz_sink;
 void tf_fuzz_touch (const void *data, size_t size);
+
+/* Checks an image a reader accepted: a sane size, every pixel readable,
+ * model pixels in [-1, 1] at sizes below and above it, grey and RGB. */
+void tf_fuzz_check_image (const TfImage *image);
