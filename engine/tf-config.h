@@ -13,6 +13,7 @@ typedef enum {
   TF_ERROR_CONFIG,      /* a config value is out of range or inconsistent */
   TF_ERROR_INPUT,       /* a batch or request the model cannot take */
   TF_ERROR_ABORTED,     /* the caller asked us to stop */
+  TF_ERROR_UNSUPPORTED, /* a file of a kind this program does not read (a GIF, say) */
 } TfError;
 
 GQuark tf_error_quark (void);

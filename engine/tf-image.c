@@ -362,8 +362,10 @@ tf_image_read_bytes (const void *data, size_t len, const char *display_name, TfI
     case FORMAT_JPEG:
       return tf_image_read_jpeg_bytes (data, len, shown, image, error);
     default:
-      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT,
-                   len == 0 ? "%s: the file is empty" : "%s: not a PNG or JPEG file", shown);
+      if (len == 0)
+        g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "%s: the file is empty", shown);
+      else
+        g_set_error (error, TF_ERROR, TF_ERROR_UNSUPPORTED, "%s: not a PNG or JPEG file", shown);
       return FALSE;
     }
 }

@@ -24,7 +24,8 @@ void tf_image_clear (TfImage *image);
 
 /* A PNG or a JPEG, by what the file holds rather than its name (a JPEG
  * turned upright by its EXIF orientation); anything else is an error that
- * names the file. */
+ * names the file: TF_ERROR_UNSUPPORTED for another kind of file,
+ * TF_ERROR_FORMAT for a broken PNG or JPEG. */
 gboolean tf_image_read (const char *path, TfImage *image, GError **error);
 gboolean tf_image_read_bytes (const void *data, size_t len, const char *display_name,
                               TfImage *image, GError **error);

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <gtk/gtk.h>
 #include <json-glib/json-glib.h>
+#include <math.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -20,6 +21,7 @@
 #include "tf-chat-view.h"
 #include "tf-gallery.h"
 #include "tf-image.h"
+#include "tf-image-view.h"
 #include "tf-imagine-view.h"
 #include "tf-message-row.h"
 #include "tf-model-info.h"
@@ -905,6 +907,97 @@ test_chat_history_survives_restart (void)
   g_assert_cmpuint (tf_chat_view_get_n_messages (view), ==, 4);
   g_assert_false (shows (window, "Stopped"));
   close_window (window);
+}
+
+/* The pixels the engine's reader and fitting give a file, as the CLI and
+ * eval read it. */
+static GBytes *
+pixels_as_the_cli_reads (const char *path, GError **error)
+{
+  TfImage image = { 0 };
+  float *pixels;
+
+  if (!tf_image_read (path, &image, error))
+    return NULL;
+  pixels = g_new (float, 32 * 32 * 3);
+  tf_image_to_model (&image, 32, 3, pixels);
+  tf_image_clear (&image);
+  return g_bytes_new_take (pixels, 32 * 32 * 3 * sizeof (float));
+}
+
+/* A picture chosen, attached or dropped as a file gives the model what
+ * `transfusion-cli caption` gives it: the same reader for PNG and JPEG (a
+ * translucent PNG unpremultiplied exactly, a photo upright), GTK's loaders
+ * for other kinds (TIFF), and a broken file named. */
+static void
+test_pictures_read_as_the_cli (void)
+{
+  const int w = 40, h = 20;
+  g_autofree guint8 *rgb = g_new (guint8, w * h * 3);
+  g_autofree guint8 *rgba = g_new (guint8, w * h * 4);
+  g_autofree char *jpeg_path = g_build_filename (tmp_dir, "turned.jpg", NULL);
+  g_autofree char *png_path = g_build_filename (tmp_dir, "translucent.png", NULL);
+  g_autofree char *tiff_path = g_build_filename (tmp_dir, "scan.tiff", NULL);
+  g_autofree char *cut_path = g_build_filename (tmp_dir, "cut.jpg", NULL);
+  g_autoptr(GError) error = NULL;
+
+  for (int i = 0; i < w * h; i++)
+    {
+      rgb[i * 3 + 0] = (guint8) (i % w * 6);
+      rgb[i * 3 + 1] = (guint8) (i / w * 12);
+      rgb[i * 3 + 2] = 90;
+      memcpy (rgba + i * 4, rgb + i * 3, 3);
+      rgba[i * 4 + 3] = (guint8) (i * 7);   /* every level of alpha */
+    }
+  {
+    g_autoptr(GByteArray) jpeg = tf_test_encode_jpeg (rgb, w, h, 3, 90, 6, "II");
+    tf_test_write_file (NULL, jpeg_path, jpeg->data, jpeg->len);
+    tf_test_write_file (NULL, cut_path, jpeg->data, jpeg->len / 2);
+  }
+  {
+    g_autoptr(GBytes) bytes = g_bytes_new_static (rgba, (gsize) w * h * 4);
+    g_autoptr(GdkTexture) texture = gdk_memory_texture_new (w, h, GDK_MEMORY_R8G8B8A8, bytes,
+                                                            (gsize) w * 4);
+    g_assert_true (gdk_texture_save_to_png (texture, png_path));
+    g_autoptr(GBytes) opaque = g_bytes_new_static (rgb, (gsize) w * h * 3);
+    g_autoptr(GdkTexture) scan = gdk_memory_texture_new (w, h, GDK_MEMORY_R8G8B8, opaque,
+                                                         (gsize) w * 3);
+    g_assert_true (gdk_texture_save_to_tiff (scan, tiff_path));
+  }
+
+  const char *same[] = { jpeg_path, png_path };
+  for (guint i = 0; i < G_N_ELEMENTS (same); i++)
+    {
+      g_autoptr(GFile) file = g_file_new_for_path (same[i]);
+      g_autoptr(GBytes) app_pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+      g_assert_no_error (error);
+      g_autoptr(GBytes) cli_pixels = pixels_as_the_cli_reads (same[i], &error);
+      g_assert_no_error (error);
+      g_assert_true (g_bytes_equal (app_pixels, cli_pixels));
+    }
+  {
+    /* The photo was stored on its side (EXIF 6): upright, it is 20 wide and
+     * 40 high, so its 32 × 32 fit is 16 × 32 with a plain border left and
+     * right, and its red gradient runs top to bottom. */
+    g_autoptr(GFile) file = g_file_new_for_path (jpeg_path);
+    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+    const float *p = g_bytes_get_data (pixels, NULL);
+    g_assert_cmpfloat (p[(5 * 32 + 0) * 3], ==, p[(25 * 32 + 0) * 3]);
+    g_assert_cmpfloat (fabsf (p[(5 * 32 + 16) * 3] - p[(25 * 32 + 16) * 3]), >, 0.5f);
+  }
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (tiff_path);
+    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (g_bytes_get_size (pixels), ==, 32 * 32 * 3 * sizeof (float));
+  }
+  {
+    g_autoptr(GFile) file = g_file_new_for_path (cut_path);
+    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+    g_assert_null (pixels);
+    g_assert_nonnull (error);
+    g_assert_nonnull (strstr (error->message, "cut.jpg: not a readable JPEG image"));
+  }
 }
 
 static void
@@ -2296,6 +2389,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/window/load-model", test_load_model);
   g_test_add_func ("/app/window/load-bad-file", test_load_bad_file);
   g_test_add_func ("/app/window/bundled-model", test_bundled_model);
+  g_test_add_func ("/app/pictures/read-as-the-cli", test_pictures_read_as_the_cli);
   g_test_add_func ("/app/preferences/precision", test_preferences_precision);
   g_test_add_func ("/app/imagine/suggestions", test_imagine_suggestions);
   g_test_add_func ("/app/imagine/generate", test_imagine_generate);

@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 #include <string.h>
 
+#include "tf-config.h"
 #include "tf-image.h"
 
 struct _TfImageView
@@ -159,7 +160,33 @@ tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels)
 GBytes *
 tf_pixels_new_from_file (GFile *file, int size, int channels, GError **error)
 {
-  g_autoptr(GdkTexture) texture = gdk_texture_new_from_file (file, error);
+  g_autofree char *path = g_file_get_path (file);
+  g_autoptr(GError) engine_error = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  TfImage image = { 0 };
+
+  /* A PNG or a JPEG on disk: the engine's reader, so that the model sees
+   * the same pixels as from `transfusion-cli caption` and `eval` (and a
+   * photo upright by its EXIF orientation). Other kinds of file, and files
+   * not on disk: GTK's loaders. */
+  if (path != NULL)
+    {
+      if (tf_image_read (path, &image, &engine_error))
+        {
+          gsize n = (gsize) size * size * channels;
+          float *pixels = g_new (float, n);
+
+          tf_image_to_model (&image, size, channels, pixels);
+          tf_image_clear (&image);
+          return g_bytes_new_take (pixels, n * sizeof (float));
+        }
+      if (!g_error_matches (engine_error, TF_ERROR, TF_ERROR_UNSUPPORTED))
+        {
+          g_propagate_error (error, g_steal_pointer (&engine_error));
+          return NULL;
+        }
+    }
+  texture = gdk_texture_new_from_file (file, error);
 
   if (texture == NULL)
     {
