@@ -730,6 +730,8 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   gboolean random_seed;
 
   tf_generate_settings_init (&settings);
+  /* The likeliest reply, as eval measures answers and captions. */
+  settings.temperature = 0;
   const GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },
     { "temperature", 0, 0, G_OPTION_ARG_DOUBLE, &settings.temperature,

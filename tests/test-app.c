@@ -1010,7 +1010,7 @@ test_chat_attach_and_regenerate (void)
   g_autoptr(GFile) png_file = g_file_new_for_path (png);
   g_autoptr(GFile) broken_file = g_file_new_for_path (broken);
   g_autoptr(GError) error = NULL;
-  g_autofree char *question = NULL;
+  g_autofree char *question = NULL, *first_reply = NULL, *again = NULL;
   float red[32 * 32 * 3];
 
   if (skip_without_display () || bundled_model_missing ())
@@ -1042,6 +1042,7 @@ test_chat_attach_and_regenerate (void)
   g_assert_false (shows (window, "red.png"));   /* sent: the attachment is gone */
   question = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 0)));
   g_assert_cmpstr (question, ==, "what is this?");
+  first_reply = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1)));
 
   /* The picture in the chat can be copied (and saved, and dragged). */
   {
@@ -1069,6 +1070,17 @@ test_chat_attach_and_regenerate (void)
   g_assert_false (tf_message_row_get_from_user (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1))));
   g_assert_cmpuint (tf_message_row_get_n_versions (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1))), ==, 2);
   g_assert_false (shows (window, "Stopped"));
+
+  /* By default a reply takes the likeliest tokens, as eval measures: the
+   * same picture and question in a new conversation get the same reply. */
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+  g_assert_true (tf_chat_view_attach_file (view, png_file, &error));
+  g_assert_no_error (error);
+  tf_chat_view_set_message (view, "what is this?");
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.send", NULL);
+  g_assert_true (wait_until (chat_idle, view, 120000));
+  again = tf_message_row_get_text (TF_MESSAGE_ROW (tf_chat_view_get_message (view, 1)));
+  g_assert_cmpstr (again, ==, first_reply);
   close_window (window);
 }
 

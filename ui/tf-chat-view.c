@@ -99,6 +99,7 @@ struct _TfChatView
   char            *pending_text;    /* sent once a restore finishes */
   guint            pending_n_before;
   GtkWidget       *replaced_row;    /* hidden while Regenerate writes its new version */
+  gboolean         another_version; /* the reply in the works is a Regenerate */
   GBytes          *pending_image;
   gint64           sent_us;
   gint64           first_token_us;
@@ -539,11 +540,18 @@ ensure_current (TfChatView *self, const char *first_text, GError **error)
 
 /* ---- Replies ------------------------------------------------------------ */
 
+/* A reply takes the likeliest tokens by default (temperature 0), as `eval`
+ * measures answers and captions; Regenerate asks for another reply, which
+ * then has to be sampled: at this temperature unless one is set. */
+#define ANOTHER_VERSION_TEMPERATURE 0.8
+
 static void
 fill_settings (TfChatView *self, TfGenerateSettings *settings)
 {
   tf_generate_settings_init (settings);
   settings->temperature = gtk_spin_button_get_value (self->temperature_spin);
+  if (self->another_version && settings->temperature == 0)
+    settings->temperature = ANOTHER_VERSION_TEMPERATURE;
   settings->top_p = gtk_spin_button_get_value (self->top_p_spin);
   settings->seed = g_random_int ();
   /* Images the model draws in a reply follow the Imagine defaults. */
@@ -883,6 +891,7 @@ send_action (GtkWidget *widget, const char *action_name, GVariant *param)
 
   if (self->generation == NULL || self->job != JOB_NONE)
     return;
+  self->another_version = FALSE;
   text = g_strstrip (message_text (self));
   if (text[0] == '\0' && self->attachment == NULL)
     {
@@ -938,6 +947,7 @@ regenerate_action (GtkWidget *widget, const char *action_name, GVariant *param)
     return;
   question = chat_entry_shown (conversation_entry (self->current, index - 1));
   self->context_in_sync = FALSE;
+  self->another_version = TRUE;
   /* After a question left without a reply, the new reply replaces nothing. */
   if (index < entries->len)
     {
