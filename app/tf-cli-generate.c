@@ -544,7 +544,8 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree float *pixels = g_new (float, tf_config_image_values (config));
   tf_image_to_model (&image, config->image_size, config->image_channels, pixels);
   tf_image_clear (&image);
-  announce_seed (cli, &settings, random_seed);
+  /* The likeliest caption (temperature 0) draws nothing at random. */
+  announce_seed (cli, &settings, random_seed && settings.temperature > 0);
 
   const TfGenerateCallbacks callbacks = { 0 };
   struct sigaction previous;

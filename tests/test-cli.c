@@ -1188,6 +1188,8 @@ test_caption (void)
   run_in_process (&r, "caption", "--model", model, "--image", photo, "--max-tokens", "12", NULL);
   g_assert_cmpint (r.status, ==, 0);
   g_assert_true (g_str_has_suffix (r.out, "\n"));
+  /* greedy by default: no seed to tell, nothing on stderr */
+  g_assert_cmpstr (r.err, ==, "");
   cli_result_clear (&r);
 
   /* A PNG cut short. */
