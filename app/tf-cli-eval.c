@@ -221,6 +221,18 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
                                                  r->steering_mse[k][2], r->steering_n);
         row (out, k == 0 ? "steering" : "", measure, value, "", note);
       }
+  if (r->drawn != NULL)
+    {
+      g_auto(GStrv) examples = tf_eval_pick_examples (r, 8);
+
+      if (examples[0] == NULL)
+        fprintf (out, _("\nNo prompt came out as asked often enough to suggest.\n"));
+      else
+        fprintf (out, _("\nPrompts it drew as asked (`convert --examples-from` stores them for "
+                        "the app):\n"));
+      for (guint i = 0; examples[i] != NULL; i++)
+        fprintf (out, "  %s\n", examples[i]);
+    }
   fprintf (out, _("\n%.0f s\n"), r->seconds);
 }
 

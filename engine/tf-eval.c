@@ -205,6 +205,8 @@ tf_eval_report_clear (TfEvalReport *r)
   g_free (r->caption_example[1]);
   if (r->answers != NULL)
     g_array_unref (r->answers);
+  if (r->drawn != NULL)
+    g_array_unref (r->drawn);
   answer_clear (&r->gloss_example);
   memset (r, 0, sizeof *r);
 }
@@ -221,6 +223,25 @@ typedef struct {
   const char *section;        /* where the run is, for a message when stopped */
   int done, total;
 } Eval;
+
+static void
+drawn_clear (gpointer data)
+{
+  g_free (((TfEvalDrawn *) data)->prompt);
+}
+
+/* Notes an image drawn for @prompt and whether it came out as asked. */
+static void
+note_drawn (Eval *ev, const char *section, const char *prompt, int label, gboolean right)
+{
+  if (ev->r->drawn == NULL)
+    {
+      ev->r->drawn = g_array_new (FALSE, TRUE, sizeof (TfEvalDrawn));
+      g_array_set_clear_func (ev->r->drawn, drawn_clear);
+    }
+  TfEvalDrawn d = { section, g_strdup (prompt), label, right };
+  g_array_append_val (ev->r->drawn, d);
+}
 
 static gboolean
 step (Eval *ev, const char *section, int done, int total, GError **error)
@@ -355,13 +376,15 @@ eval_fashion (Eval *ev, GError **error)
     }
   g_autofree float *gen = g_new (float, (size_t) n_gen * ev->values);
   g_autofree int *predicted = g_new (int, n_gen);
+  g_autoptr (GPtrArray) prompts = g_ptr_array_new_with_free_func (g_free);
   for (int k = 0; k < n_gen; k++)
     {
       const int c = k / (2 * per), j = k % (2 * per);
       const int unseen = j >= per;
-      g_autofree char *prompt = unseen
+      char *prompt = unseen
         ? tf_eval_unseen_fashion_prompt (subjects[c], c + (j - per))
         : g_strdup (g_ptr_array_index (captions, set_a[k]));
+      g_ptr_array_add (prompts, prompt);
       if (!step (ev, "fashion", k, n_gen, error)
           || !draw (ev, prompt, (uint64_t) k, gen + (size_t) k * ev->values, error))
         return FALSE;
@@ -374,6 +397,7 @@ eval_fashion (Eval *ev, GError **error)
       ev->r->fashion_n[unseen]++;
       ev->r->fashion_right[unseen] += predicted[k] == c;
       ev->r->fashion_judged[c][predicted[k]]++;
+      note_drawn (ev, "fashion", g_ptr_array_index (prompts, k), c, predicted[k] == c);
     }
 
   g_autofree float *fa = g_new (float, (size_t) n_gen * feat), *fb = g_new (float, (size_t) n_gen * feat);
@@ -487,6 +511,16 @@ score_scene (const TfShapeScene *asked, const TfShapeScene *found, int *colour, 
         }
 }
 
+/* Whether @found is @asked: as many objects, each in its cell with its
+ * colour and shape. */
+static gboolean
+scene_all_right (const TfShapeScene *asked, const TfShapeScene *found)
+{
+  int colour = 0, shape = 0, count = 0, position = 0;
+  score_scene (asked, found, &colour, &shape, &count, &position);
+  return count == 1 && position == asked->n && colour == asked->n && shape == asked->n;
+}
+
 static gboolean
 eval_shapes (Eval *ev, GError **error)
 {
@@ -514,6 +548,7 @@ eval_shapes (Eval *ev, GError **error)
           tf_shapes_analyse (pixels, ev->config->image_size, ev->config->image_channels, &found);
           score_scene (&asked, &found, &r->shapes_colour, &r->shapes_shape, &r->shapes_count,
                        &r->shapes_position);
+          note_drawn (ev, "shapes", ex.caption, -1, scene_all_right (&asked, &found));
           tf_shapes_analyse (ex.pixels, ev->config->image_size, ev->config->image_channels,
                              &found);
           score_scene (&asked, &found, &r->shapes_real_colour, &r->shapes_real_shape,
@@ -571,6 +606,7 @@ eval_emoji (Eval *ev, GError **error)
           ev->r->emoji_n++;
           ev->r->emoji_top1 += closer < 1;
           ev->r->emoji_top5 += closer < 5;
+          note_drawn (ev, "emoji", ex.caption, -1, closer < 1);
         }
       tf_example_clear (&ex);
       if (!ok)
@@ -961,6 +997,13 @@ add_double (JsonBuilder *b, const char *name, double value)
   json_builder_add_double_value (b, value);
 }
 
+static void
+add_string (JsonBuilder *b, const char *name, const char *value)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_add_string_value (b, value);
+}
+
 char *
 tf_eval_report_to_json (const TfEvalReport *r)
 {
@@ -1077,10 +1120,8 @@ tf_eval_report_to_json (const TfEvalReport *r)
         {
           const TfEvalAnswer *a = &g_array_index (r->answers, TfEvalAnswer, i);
           json_builder_begin_object (b);
-          json_builder_set_member_name (b, "prompt");
-          json_builder_add_string_value (b, a->prompt);
-          json_builder_set_member_name (b, "answer");
-          json_builder_add_string_value (b, a->answer);
+          add_string (b, "prompt", a->prompt);
+          add_string (b, "answer", a->answer);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);
@@ -1107,6 +1148,126 @@ tf_eval_report_to_json (const TfEvalReport *r)
         }
       json_builder_end_object (b);
     }
+  if (r->drawn != NULL)
+    {
+      json_builder_set_member_name (b, "drawn");
+      json_builder_begin_array (b);
+      for (guint i = 0; i < r->drawn->len; i++)
+        {
+          const TfEvalDrawn *d = &g_array_index (r->drawn, TfEvalDrawn, i);
+          json_builder_begin_object (b);
+          add_string (b, "section", d->section);
+          add_string (b, "prompt", d->prompt);
+          json_builder_set_member_name (b, "right");
+          json_builder_add_boolean_value (b, d->right);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+    }
+  g_auto (GStrv) examples = tf_eval_pick_examples (r, 8);
+  json_builder_set_member_name (b, "examples");
+  json_builder_begin_array (b);
+  for (guint i = 0; examples[i] != NULL; i++)
+    json_builder_add_string_value (b, examples[i]);
+  json_builder_end_array (b);
   json_builder_end_object (b);
   return tf_json_builder_to_string (b);
+}
+
+/* ---- Examples ----------------------------------------------------------- */
+
+/* Shorter prompts first (they fit a button), then the order drawn. */
+static int
+compare_prompts (gconstpointer a, gconstpointer b)
+{
+  const TfEvalDrawn *x = *(TfEvalDrawn *const *) a, *y = *(TfEvalDrawn *const *) b;
+  const size_t lx = g_utf8_strlen (x->prompt, -1), ly = g_utf8_strlen (y->prompt, -1);
+  if (lx != ly)
+    return lx < ly ? -1 : 1;
+  return x < y ? -1 : x > y;
+}
+
+/* The classes right at least half the time, best first. */
+static int
+compare_classes (gconstpointer a, gconstpointer b, gpointer data)
+{
+  const double *rate = data;
+  const int x = *(const int *) a, y = *(const int *) b;
+  if (rate[x] != rate[y])
+    return rate[x] > rate[y] ? -1 : 1;
+  return x - y;
+}
+
+char **
+tf_eval_pick_examples (const TfEvalReport *r, int n)
+{
+  g_autoptr (GPtrArray) picked = g_ptr_array_new ();
+  g_autoptr (GHashTable) taken = g_hash_table_new (g_str_hash, g_str_equal);
+  /* The right images of each section, shortest prompt first. */
+  static const char *const sections[] = { "fashion", "shapes", "emoji" };
+  GPtrArray *right[3] = { g_ptr_array_new (), g_ptr_array_new (), g_ptr_array_new () };
+  double rate[TF_EVAL_FASHION_CLASSES] = { 0 };
+  int asked[TF_EVAL_FASHION_CLASSES] = { 0 }, got[TF_EVAL_FASHION_CLASSES] = { 0 };
+
+  for (guint i = 0; r->drawn != NULL && i < r->drawn->len; i++)
+    {
+      TfEvalDrawn *d = &g_array_index (r->drawn, TfEvalDrawn, i);
+      if (d->label >= 0 && d->label < TF_EVAL_FASHION_CLASSES)
+        {
+          asked[d->label]++;
+          got[d->label] += d->right;
+        }
+      for (int s = 0; s < 3; s++)
+        if (d->right && strcmp (d->section, sections[s]) == 0)
+          g_ptr_array_add (right[s], d);
+    }
+  for (int s = 0; s < 3; s++)
+    g_ptr_array_sort (right[s], compare_prompts);
+
+  /* Fashion: one prompt per class the model draws right at least half the
+   * time, the best classes first. */
+  int classes[TF_EVAL_FASHION_CLASSES], n_classes = 0;
+  for (int c = 0; c < TF_EVAL_FASHION_CLASSES; c++)
+    {
+      rate[c] = asked[c] > 0 ? (double) got[c] / asked[c] : 0;
+      if (asked[c] > 0 && 2 * got[c] >= asked[c])
+        classes[n_classes++] = c;
+    }
+  g_qsort_with_data (classes, n_classes, sizeof (int), compare_classes, rate);
+  GPtrArray *fashion = g_ptr_array_new ();
+  for (int k = 0; k < n_classes; k++)
+    for (guint i = 0; i < right[0]->len; i++)
+      {
+        TfEvalDrawn *d = g_ptr_array_index (right[0], i);
+        if (d->label == classes[k])
+          {
+            g_ptr_array_add (fashion, d);
+            break;
+          }
+      }
+  g_ptr_array_unref (right[0]);
+  right[0] = fashion;
+
+  /* In turns: fashion, shapes, emoji, fashion… */
+  guint next[3] = { 0, 0, 0 };
+  gboolean more = TRUE;
+  while ((int) picked->len < n && more)
+    {
+      more = FALSE;
+      for (int s = 0; s < 3 && (int) picked->len < n; s++)
+        while (next[s] < right[s]->len)
+          {
+            TfEvalDrawn *d = g_ptr_array_index (right[s], next[s]++);
+            more = TRUE;
+            if (g_hash_table_add (taken, d->prompt))
+              {
+                g_ptr_array_add (picked, g_strdup (d->prompt));
+                break;
+              }
+          }
+    }
+  for (int s = 0; s < 3; s++)
+    g_ptr_array_unref (right[s]);
+  g_ptr_array_add (picked, NULL);
+  return (char **) g_ptr_array_free (g_steal_pointer (&picked), FALSE);
 }

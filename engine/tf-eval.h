@@ -95,6 +95,15 @@ typedef struct {
   char *answer;
 } TfEvalAnswer;
 
+/* One image an image section drew, and whether it came out as asked (the
+ * judge's class; every object of a shapes scene; the emoji nearest). */
+typedef struct {
+  const char *section;   /* "fashion", "shapes", "emoji" (static) */
+  char       *prompt;
+  int         label;     /* the Fashion class asked, else −1 */
+  gboolean    right;
+} TfEvalDrawn;
+
 typedef struct {
   guint sections;           /* the ones measured */
   /* fashion */
@@ -132,6 +141,7 @@ typedef struct {
   int    steering_n;                   /* images */
   int    steering_t[TF_EVAL_STEERING_LEVELS];
   double steering_mse[TF_EVAL_STEERING_LEVELS][3];
+  GArray *drawn;                       /* TfEvalDrawn, in the order drawn */
   double seconds;
 } TfEvalReport;
 
@@ -143,8 +153,15 @@ gboolean tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *opt
                       TfEvalReport *report, GError **error);
 
 /* The report as JSON: one object per section measured, each figure beside
- * its target from issue 7. */
+ * its target from issue 7; then "examples" (tf_eval_pick_examples, 8). */
 char *tf_eval_report_to_json (const TfEvalReport *report);
+
+/* Up to @n prompts the model drew as asked, for a person to try first: for
+ * Fashion the classes it draws best (right at least half the time), one
+ * prompt each, the shortest that came out right; shapes scenes with every
+ * object right and emoji drawn nearest of all, shortest first; taken in
+ * turns, Fashion first. NULL-terminated; empty when nothing came out. */
+char **tf_eval_pick_examples (const TfEvalReport *report, int n);
 
 /* Targets of issue 7, in percent (text: the model must beat xz). */
 #define TF_EVAL_TARGET_FASHION 85.0

@@ -26,6 +26,7 @@
 #include "tf-message-row.h"
 #include "tf-model-info.h"
 #include "tf-preferences-window.h"
+#include "tf-prompt-suggestions.h"
 #include "tf-safetensors.h"
 #include "tf-teach-view.h"
 #include "tf-train.h"
@@ -476,6 +477,42 @@ test_preferences_precision (void)
 /* The prompt field suggests what the bundled model was trained on: the
  * subjects of the data sets its provenance names (those installed here). */
 G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+/* A model file that stores the prompts eval found it draws as asked
+ * ("example_prompts") is suggested those, in their order; a list that is
+ * not one of strings, or is empty, is as if there were none. */
+static void
+test_measured_examples (void)
+{
+  g_autofree char *dir = g_build_filename (tmp_dir, "measured", NULL);
+  g_autofree char *plain = NULL;
+  g_autofree char *path = g_build_filename (dir, "measured.safetensors", NULL);
+  g_autoptr(GError) error = NULL;
+  const char *lists[] = { "[\"a sneaker\",\"two blue squares\"]", "[]", "[3]", "not json" };
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  plain = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autoptr(TfModel) model = tf_model_load (plain, &error);
+  g_assert_no_error (error);
+  g_autoptr(TfSafetensors) st = tf_safetensors_open (plain, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
+    {
+      const char *keys[] = { "tokenizer", "example_prompts" };
+      const char *values[] = { tf_safetensors_metadata (st, "tokenizer"), lists[i] };
+      g_assert_true (tf_model_save_weights (model, tf_model_params (model), path, TF_DTYPE_F32,
+                                            keys, values, 2, &error));
+      g_assert_no_error (error);
+      g_autoptr(TfPromptSuggestions) s = tf_prompt_suggestions_load (path, NULL, 32, 3);
+      if (i == 0)
+        {
+          const char *want[] = { "a sneaker", "two blue squares", NULL };
+          g_assert_cmpstrv (s->examples, want);
+        }
+      else
+        g_assert_null (s->examples[0]);   /* no provenance: no data sets to take captions from */
+    }
+}
+
 static void
 test_imagine_suggestions (void)
 {
@@ -2404,6 +2441,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/pictures/read-as-the-cli", test_pictures_read_as_the_cli);
   g_test_add_func ("/app/preferences/precision", test_preferences_precision);
   g_test_add_func ("/app/imagine/suggestions", test_imagine_suggestions);
+  g_test_add_func ("/app/imagine/measured-examples", test_measured_examples);
   g_test_add_func ("/app/imagine/generate", test_imagine_generate);
   g_test_add_func ("/app/imagine/gallery-restores", test_imagine_gallery_restores);
   g_test_add_func ("/app/imagine/stop", test_imagine_stop);

@@ -14,6 +14,7 @@
 #include "tf-data.h"
 #include "tf-image.h"
 #include "tf-judge.h"
+#include "tf-safetensors.h"
 #include "tf-test-util.h"
 
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
@@ -205,6 +206,26 @@ test_eval_end_to_end (void)
         }
     }
 
+  /* every image drawn, with its prompt and whether it came out as asked:
+   * as many right fashion ones as the judge found; then the examples */
+  JsonArray *drawn = json_object_get_array_member (root, "drawn");
+  g_assert_nonnull (drawn);
+  g_assert_cmpint (json_array_get_length (drawn), ==, 20 + 10 + 10);
+  gint64 drawn_right = 0;
+  for (guint i = 0; i < 20; i++)
+    {
+      JsonObject *d = json_array_get_object_element (drawn, i);
+      g_assert_cmpstr (json_object_get_string_member (d, "section"), ==, "fashion");
+      g_assert_cmpuint (strlen (json_object_get_string_member (d, "prompt")), >, 0);
+      drawn_right += json_object_get_boolean_member (d, "right");
+    }
+  g_assert_cmpint (drawn_right, ==, right);
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 20),
+                                                  "section"), ==, "shapes");
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 39),
+                                                  "section"), ==, "emoji");
+  g_assert_nonnull (json_object_get_array_member (root, "examples"));
+
   /* --only takes known names; a missing judge says how to make one */
   g_free (out);
   g_free (err);
@@ -239,6 +260,112 @@ test_eval_end_to_end (void)
       }
   g_assert_cmpint (not_white, >, 32 * 32 / 2);
   tf_image_clear (&image);
+  tf_test_remove_tree (dir);
+}
+
+/* The examples to suggest: Fashion classes right at least half the time,
+ * best first, the shortest right prompt of each; shapes and emoji scenes
+ * that came out, shortest first; in turns; no prompt twice; at most n. */
+static void
+add_drawn (TfEvalReport *r, const char *section, const char *prompt, int label, gboolean right)
+{
+  TfEvalDrawn d = { section, g_strdup (prompt), label, right };
+  g_array_append_val (r->drawn, d);
+}
+
+static void
+free_drawn_prompts (TfEvalReport *r)
+{
+  for (guint i = 0; i < r->drawn->len; i++)
+    g_free (g_array_index (r->drawn, TfEvalDrawn, i).prompt);
+  g_array_unref (r->drawn);
+  r->drawn = NULL;
+}
+
+static void
+test_pick_examples (void)
+{
+  TfEvalReport r = { 0 };
+  r.drawn = g_array_new (FALSE, TRUE, sizeof (TfEvalDrawn));
+  /* class 7 (sneaker): 3 of 4; class 1 (trousers): 2 of 4; class 0: 1 of 4 */
+  add_drawn (&r, "fashion", "a long photo of a white sneaker", 7, TRUE);
+  add_drawn (&r, "fashion", "a sneaker", 7, TRUE);
+  add_drawn (&r, "fashion", "sneakers, seen from the side", 7, TRUE);
+  add_drawn (&r, "fashion", "a shoe", 7, FALSE);
+  add_drawn (&r, "fashion", "grey trousers", 1, TRUE);
+  add_drawn (&r, "fashion", "trousers", 1, FALSE);
+  add_drawn (&r, "fashion", "a pair of trousers", 1, TRUE);
+  add_drawn (&r, "fashion", "pants", 1, FALSE);
+  add_drawn (&r, "fashion", "a t-shirt", 0, TRUE);
+  for (int i = 0; i < 3; i++)
+    add_drawn (&r, "fashion", "a tee", 0, FALSE);
+  add_drawn (&r, "shapes", "a large red circle in the centre", -1, TRUE);
+  add_drawn (&r, "shapes", "two blue squares", -1, TRUE);
+  add_drawn (&r, "shapes", "a green star", -1, FALSE);
+  add_drawn (&r, "emoji", "a cat emoji", -1, TRUE);
+  add_drawn (&r, "emoji", "a cat emoji", -1, TRUE);   /* twice: suggested once */
+
+  g_auto (GStrv) all = tf_eval_pick_examples (&r, 8);
+  const char *want[] = { "a sneaker", "two blue squares", "a cat emoji", "grey trousers",
+                         "a large red circle in the centre", NULL };
+  g_assert_cmpstrv (all, want);
+  g_auto (GStrv) two = tf_eval_pick_examples (&r, 2);
+  const char *want_two[] = { "a sneaker", "two blue squares", NULL };
+  g_assert_cmpstrv (two, want_two);
+  free_drawn_prompts (&r);
+
+  /* nothing came out: nothing to suggest */
+  r.drawn = g_array_new (FALSE, TRUE, sizeof (TfEvalDrawn));
+  add_drawn (&r, "fashion", "a bag", 8, FALSE);
+  g_auto (GStrv) none = tf_eval_pick_examples (&r, 8);
+  g_assert_null (none[0]);
+  free_drawn_prompts (&r);
+}
+
+/* convert --examples-from stores a report's examples in the model, checked;
+ * without --dtype the weights keep their type. */
+static void
+test_convert_examples (void)
+{
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-eval-XXXXXX");
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *report = g_build_filename (dir, "report.json", NULL);
+  g_autofree char *out_path = g_build_filename (dir, "with-examples.safetensors", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (GError) error = NULL;
+
+  tf_test_write_file (NULL, report, "{\"fashion\": {}, \"examples\": [\"a sneaker\", \"two blue squares\"]}",
+                      -1);
+  const char *args[] = { "convert", model, "--examples-from", report, "--out", out_path, NULL };
+  g_assert_cmpint (run_cli (args, &out, &err), ==, 0);
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (out_path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (tf_safetensors_metadata (st, "example_prompts"), ==,
+                   "[\"a sneaker\",\"two blue squares\"]");
+  g_autoptr (TfSafetensors) before = tf_safetensors_open (model, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (tf_safetensors_tensor (st, 0)->dtype, ==, tf_safetensors_tensor (before, 0)->dtype);
+  g_assert_cmpstr (tf_safetensors_metadata (st, "tokenizer"), ==,
+                   tf_safetensors_metadata (before, "tokenizer"));
+
+  /* Reports that do not hold examples are named, and nothing is written. */
+  struct { const char *json; const char *says; } bad[] = {
+    { "not json", "report.json: not JSON" },
+    { "{\"fashion\": {}}", "report.json: no \"examples\" list" },
+    { "{\"examples\": []}", "report.json: the report has no prompt the model drew as asked" },
+    { "{\"examples\": [\"a bag\", 3]}", "report.json: example 2 is not a prompt" },
+  };
+  g_autofree char *other = g_build_filename (dir, "other.safetensors", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_free (out);
+      g_free (err);
+      tf_test_write_file (NULL, report, bad[i].json, -1);
+      const char *again[] = { "convert", model, "--examples-from", report, "--out", other, NULL };
+      g_assert_cmpint (run_cli (again, &out, &err), ==, 1);
+      g_assert_nonnull (strstr (err, bad[i].says));
+      g_assert_false (g_file_test (other, G_FILE_TEST_EXISTS));
+    }
   tf_test_remove_tree (dir);
 }
 
@@ -522,6 +649,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/eval/end-to-end", test_eval_end_to_end);
   g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
+  g_test_add_func ("/eval/pick-examples", test_pick_examples);
+  g_test_add_func ("/eval/convert-examples", test_convert_examples);
   g_test_add_func ("/eval/plot", test_plot_synthetic_log);
   g_test_add_func ("/eval/plot-two-logs", test_plot_two_logs);
   g_test_add_func ("/eval/bundled-model", test_bundled_model);

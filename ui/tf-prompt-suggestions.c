@@ -118,13 +118,19 @@ tf_prompt_suggestions_load (const char *model_path, const TfTokenizer *tokenizer
   g_autoptr(GPtrArray) examples = g_ptr_array_new ();
   g_auto(GStrv) stored = NULL;
   g_auto(GStrv) names = NULL;
+  g_auto(GStrv) measured = NULL;
 
   if (st != NULL)
     {
       /* The subjects the trainer stored, if it did; the example captions
-       * always come from the data sets the provenance names. */
+       * come from the prompts eval found the model draws as asked
+       * (`convert --examples-from`), else from the data sets the
+       * provenance names. */
       stored = strings_from_json_array (tf_safetensors_metadata (st, "prompt_subjects"));
       names = training_data_names (tf_safetensors_metadata (st, "provenance"));
+      measured = strings_from_json_array (tf_safetensors_metadata (st, "example_prompts"));
+      if (measured != NULL && measured[0] == NULL)
+        g_clear_pointer (&measured, g_strfreev);
     }
 
   /* Stored subjects keep their order, ahead of derived ones. A file may
@@ -180,6 +186,13 @@ tf_prompt_suggestions_load (const char *model_path, const TfTokenizer *tokenizer
       RankedSubject *r = &g_array_index (ranked, RankedSubject, i);
 
       suggestions->subjects[i] = r->text;
+    }
+  if (measured != NULL)
+    {
+      suggestions->examples = g_steal_pointer (&measured);
+      for (guint s = 0; s < per_source->len; s++)
+        g_ptr_array_set_free_func (g_ptr_array_index (per_source, s), g_free);
+      return suggestions;
     }
   for (guint i = 0; i < N_EXAMPLES_PER_SOURCE; i++)
     for (guint s = 0; s < per_source->len; s++)

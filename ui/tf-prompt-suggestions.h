@@ -7,8 +7,11 @@
  * its provenance names, each image data set listing its subjects
  * (tf_data_source_subjects()), those that the model's tokenizer writes in
  * fewer tokens per word first (its merges were learnt from the training
- * text, so they are the words it saw most). Example captions always come
- * from those data sets, when they are on this machine. No GTK here. */
+ * text, so they are the words it saw most). The example prompts are those
+ * an eval found the model draws as asked, when the file stores them
+ * ("example_prompts", written by `transfusion-cli convert --examples-from`);
+ * otherwise captions from those data sets, when they are on this machine.
+ * No GTK here. */
 #pragma once
 
 #include <glib.h>
