@@ -123,6 +123,17 @@ tf_texture_new_from_pixels (const float *pixels, int size, int channels, int sca
   return gdk_memory_texture_new (side, side, GDK_MEMORY_R8G8B8, bytes, (gsize) side * 3);
 }
 
+/* @image fitted as training images are, as model pixels. */
+static GBytes *
+pixels_from_image (const TfImage *image, int size, int channels)
+{
+  gsize n = (gsize) size * size * channels;
+  float *pixels = g_new (float, n);
+
+  tf_image_to_model (image, size, channels, pixels);
+  return g_bytes_new_take (pixels, n * sizeof (float));
+}
+
 /* Unpremultiplied RGBA, then fitted as training images are. */
 GBytes *
 tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels)
@@ -131,8 +142,7 @@ tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels)
   int width = gdk_texture_get_width (texture);
   int height = gdk_texture_get_height (texture);
   g_autofree guint8 *argb = g_malloc ((size_t) width * height * 4);
-  gsize n = (gsize) size * size * channels;
-  float *pixels = g_new (float, n);
+  GBytes *pixels;
 
   gdk_texture_download (texture, argb, (gsize) width * 4);
   image.width = width;
@@ -152,9 +162,9 @@ tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels)
         }
       image.rgba[i * 4 + 3] = (guint8) a;
     }
-  tf_image_to_model (&image, size, channels, pixels);
+  pixels = pixels_from_image (&image, size, channels);
   tf_image_clear (&image);
-  return g_bytes_new_take (pixels, n * sizeof (float));
+  return pixels;
 }
 
 GBytes *
@@ -173,12 +183,10 @@ tf_pixels_new_from_file (GFile *file, int size, int channels, GError **error)
     {
       if (tf_image_read (path, &image, &engine_error))
         {
-          gsize n = (gsize) size * size * channels;
-          float *pixels = g_new (float, n);
+          GBytes *pixels = pixels_from_image (&image, size, channels);
 
-          tf_image_to_model (&image, size, channels, pixels);
           tf_image_clear (&image);
-          return g_bytes_new_take (pixels, n * sizeof (float));
+          return pixels;
         }
       if (!g_error_matches (engine_error, TF_ERROR, TF_ERROR_UNSUPPORTED))
         {

@@ -167,7 +167,8 @@ tf_prompt_suggestions_load (const char *model_path, const TfTokenizer *tokenizer
 
       g_ptr_array_add (per_source, mine);
       tf_rng_seed (&rng, 1 + s);
-      for (int i = 0; i < N_EXAMPLES_PER_SOURCE; i++)
+      /* Measured examples replace these: no training image to render. */
+      for (int i = 0; measured == NULL && i < N_EXAMPLES_PER_SOURCE; i++)
         {
           TfExample example = { 0 };
           int64_t index = (int64_t) tf_rng_below (&rng, (uint64_t) tf_data_source_size (source));
@@ -190,8 +191,6 @@ tf_prompt_suggestions_load (const char *model_path, const TfTokenizer *tokenizer
   if (measured != NULL)
     {
       suggestions->examples = g_steal_pointer (&measured);
-      for (guint s = 0; s < per_source->len; s++)
-        g_ptr_array_set_free_func (g_ptr_array_index (per_source, s), g_free);
       return suggestions;
     }
   for (guint i = 0; i < N_EXAMPLES_PER_SOURCE; i++)
