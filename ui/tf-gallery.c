@@ -345,11 +345,13 @@ tf_gallery_add_async (TfGallery *self, const float *pixels, int size, int channe
   g_return_if_fail (self->dir != NULL);
 
   job = g_new0 (AddJob, 1);
-  /* Several in one second get a counter. */
+  /* Several in one second get a counter. Names sort in the order they were
+   * made (the gallery and its restore go by name): '_' sorts after the '.'
+   * of the first one, and the counter has three digits. */
   for (int i = 0; job->path == NULL || g_file_test (job->path, G_FILE_TEST_EXISTS); i++)
     {
       g_autofree char *name = i == 0 ? g_strdup_printf ("%s.png", stamp)
-                                     : g_strdup_printf ("%s-%d.png", stamp, i);
+                                     : g_strdup_printf ("%s_%03d.png", stamp, i);
 
       g_free (job->path);
       job->path = g_build_filename (self->dir, name, NULL);
