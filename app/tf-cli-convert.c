@@ -4,7 +4,9 @@
  * back and its largest change from the original reported. With
  * --examples-from REPORT.json it also stores the prompts an `eval` report
  * found the model draws as asked, as "example_prompts": what the app
- * suggests first. */
+ * suggests first; and when the report chose its image settings by a sweep
+ * (`eval --sweep`), those, as "sampling": the model's own defaults for
+ * `generate` and the app. */
 #include "config.h"
 
 #include "tf-cli-private.h"
@@ -35,9 +37,11 @@ parse_dtype (const char *name, TfDtype *dtype)
 }
 
 /* The "examples" of an eval report (JSON text), checked, as a JSON array;
- * NULL with @error naming the file and the problem. */
+ * NULL with @error naming the file and the problem. @sampling is set to the
+ * image settings the report's sweep chose ("sampling" when it has a
+ * "sweep"), checked, or to NULL. */
 static char *
-examples_from_report (const char *path, GError **error)
+examples_from_report (const char *path, char **sampling, GError **error)
 {
   g_autofree char *text = NULL;
   g_autoptr(JsonParser) parser = json_parser_new ();
@@ -54,6 +58,29 @@ examples_from_report (const char *path, GError **error)
       return NULL;
     }
   root = json_parser_get_root (parser);
+  *sampling = NULL;
+  if (JSON_NODE_HOLDS_OBJECT (root) &&
+      json_object_has_member (json_node_get_object (root), "sweep"))
+    {
+      JsonNode *chosen = json_object_get_member (json_node_get_object (root), "sampling");
+      g_autoptr(JsonGenerator) g = json_generator_new ();
+      g_autofree char *text_of = NULL;
+      TfGenerateSettings settings;
+      tf_generate_settings_init (&settings);
+      if (chosen != NULL)
+        {
+          json_generator_set_root (g, chosen);
+          text_of = json_generator_to_data (g, NULL);
+        }
+      if (text_of == NULL ||
+          !tf_generate_settings_sampling_from_json (&settings, text_of, &parse_error))
+        {
+          g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, _("%s: the sweep's \"sampling\": %s"),
+                       shown, parse_error != NULL ? parse_error->message : _("missing"));
+          return NULL;
+        }
+      *sampling = tf_generate_settings_sampling_to_json (&settings);
+    }
   node = JSON_NODE_HOLDS_OBJECT (root)
          ? json_object_get_member (json_node_get_object (root), "examples") : NULL;
   if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
@@ -98,7 +125,7 @@ examples_from_report (const char *path, GError **error)
 /* @keep_dtype: store the weights in the type the file has them in. */
 static gboolean
 convert (TfCli *cli, const char *in, const char *out, TfDtype dtype, gboolean keep_dtype,
-         const char *examples, GError **error)
+         const char *examples, const char *sampling, GError **error)
 {
   g_autoptr (TfSafetensors) st = NULL;
   g_autoptr (TfModel) model = tf_model_file_open (in, FALSE, &st, NULL, error);
@@ -126,12 +153,13 @@ convert (TfCli *cli, const char *in, const char *out, TfDtype dtype, gboolean ke
   /* Everything but what tf_model_save_weights writes itself. */
   guint n_keys;
   g_autofree const char **keys = tf_safetensors_metadata_keys (st, &n_keys);
-  g_autofree const char **meta_keys = g_new (const char *, n_keys + 2);
-  g_autofree const char **meta_values = g_new (const char *, n_keys + 2);
+  g_autofree const char **meta_keys = g_new (const char *, n_keys + 3);
+  g_autofree const char **meta_values = g_new (const char *, n_keys + 3);
   int n_meta = 0;
   for (guint i = 0; i < n_keys; i++)
     if (strcmp (keys[i], "format") != 0 && strcmp (keys[i], "config") != 0 &&
-        (examples == NULL || strcmp (keys[i], "example_prompts") != 0))
+        (examples == NULL || strcmp (keys[i], "example_prompts") != 0) &&
+        (sampling == NULL || strcmp (keys[i], "sampling") != 0))
       {
         meta_keys[n_meta] = keys[i];
         meta_values[n_meta++] = tf_safetensors_metadata (st, keys[i]);
@@ -140,6 +168,11 @@ convert (TfCli *cli, const char *in, const char *out, TfDtype dtype, gboolean ke
     {
       meta_keys[n_meta] = "example_prompts";
       meta_values[n_meta++] = examples;
+    }
+  if (sampling != NULL)
+    {
+      meta_keys[n_meta] = "sampling";
+      meta_values[n_meta++] = sampling;
     }
   /* The file is written beside @out and renamed over it, so @out may be @in
    * (whose mapping the rename leaves intact). */
@@ -173,10 +206,11 @@ tf_cli_convert (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *usage = g_strdup_printf ("%s convert [OPTION…] MODEL.safetensors --dtype TYPE "
                                             "--out FILE", PROGRAM);
   g_autofree char *out = NULL, *dtype_name = NULL, *report = NULL, *examples = NULL;
+  g_autofree char *sampling = NULL;
   const GOptionEntry entries[] = {
     { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_name, N_("f32, f16 or bf16"), N_("TYPE") },
     { "examples-from", 0, 0, G_OPTION_ARG_FILENAME, &report,
-      N_("Also store the prompts this eval report (--json-file) found the model draws as asked; the app suggests them first"),
+      N_("Also store the prompts this eval report (--json-file) found the model draws as asked, and the image settings its --sweep chose"),
       N_("REPORT.json") },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Where to write the model (.safetensors)"), N_("FILE") },
     G_OPTION_ENTRY_NULL
@@ -188,8 +222,10 @@ tf_cli_convert (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "tokenizer, provenance and every other piece of metadata are kept. Prints the\n"
         "largest change of a weight that the rounding made.\n\n"
         "--examples-from REPORT.json (from 'eval --json-file') also stores the prompts\n"
-        "the model drew as asked, which the app then suggests first; without --dtype\n"
-        "the weights keep their type."));
+        "the model drew as asked, which the app then suggests first, and, when the\n"
+        "report comes from 'eval --sweep', the sampler, steps and guidance it chose,\n"
+        "which 'generate' and the app then start with; without --dtype the weights\n"
+        "keep their type."));
   g_auto (GStrv) operands = NULL;
   int status = tf_cli_parse_options (cli, line, usage, summary, entries, FALSE, argc, argv,
                                      &operands);
@@ -208,9 +244,9 @@ tf_cli_convert (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return tf_cli_usage_error (cli, line, _("give --dtype f32, f16 or bf16"));
 
   g_autoptr (GError) error = NULL;
-  if (report != NULL && (examples = examples_from_report (report, &error)) == NULL)
+  if (report != NULL && (examples = examples_from_report (report, &sampling, &error)) == NULL)
     return tf_cli_fail (cli, error);
-  if (!convert (cli, operands[0], out, dtype, keep_dtype, examples, &error))
+  if (!convert (cli, operands[0], out, dtype, keep_dtype, examples, sampling, &error))
     return tf_cli_fail (cli, error);
   return TF_CLI_EXIT_OK;
 }

@@ -96,6 +96,23 @@ row_percent (FILE *out, const char *section, const char *measure, int part, int 
   row (out, section, measure, value, goal, note);
 }
 
+/* Each candidate of a sweep and its score; the chosen one marked. */
+static void
+print_sweep (FILE *out, const TfEvalReport *r)
+{
+  fprintf (out, _("Image settings tried (score: the mean of Fashion judged right, shapes colour "
+                  "and shape, emoji top-5)\n\n"));
+  for (int k = 0; k < r->sweep_n; k++)
+    {
+      TfGenerateSettings s;
+      tf_generate_settings_init (&s);
+      tf_eval_sweep_candidate (k, &s);
+      fprintf (out, "  %s %2d steps, guidance %g   %5.1f%s\n", tf_sampler_name (s.sampler),
+               s.steps, s.cfg, r->sweep_score[k], k == r->sweep_best ? _("  ← chosen") : "");
+    }
+  fputc ('\n', out);
+}
+
 static void
 print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOptions *o)
 {
@@ -254,7 +271,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *model = NULL, *judge_path = NULL, *only = NULL, *sampler = NULL;
   g_autofree char *json_file = NULL, *precision_text = NULL;
   TfPrecision precision;
-  gboolean json = FALSE;
+  gboolean json = FALSE, sweep = FALSE;
   gint64 seed = 1;
   TfEvalOptions options;
 
@@ -269,6 +286,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &options.settings.cfg, N_("Guidance scale (3)"), N_("W") },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (ddim)"), N_("NAME") },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, N_("Seed of the prompts and the noise (1)"), N_("K") },
+    { "sweep", 0, 0, G_OPTION_ARG_NONE, &sweep, N_("First choose the sampler, steps and guidance: the image sections at 12 settings, then everything at the best"), NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &only, N_("Sections to run: fashion,caption,shapes,emoji,text,steering (all)"), N_("LIST") },
     { "text-documents", 0, 0, G_OPTION_ARG_INT, &options.text_documents, N_("Held-out WordNet documents for bits per byte (400)"), N_("N") },
     TF_CLI_PRECISION_ENTRY (precision_text),
@@ -283,7 +301,14 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "emoji), bits per byte of held-out WordNet text beside xz and gzip, and\n"
         "how much the caption steers denoising (the ε error on noised t10k images\n"
         "after the right caption, another class's and none). Each figure is printed\n"
-        "beside its target. Ctrl-C stops."));
+        "beside its target. Ctrl-C stops.\n"
+        "\n"
+        "--sweep first draws the image sections (fashion, shapes, emoji) with DDIM and\n"
+        "DDPM at 25 and 50 steps and guidance 2, 3 and 5, on the same prompts and\n"
+        "noise, and measures everything with the settings whose images came out\n"
+        "best; 'convert --examples-from' stores those in the model as its own\n"
+        "defaults for 'generate' and the app. --steps, --cfg and --sampler are then\n"
+        "not used."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
@@ -337,7 +362,8 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   options.user_data = &progress;
   options.abort = &tf_cli_interrupted;
   tf_cli_catch_interrupt (gen, &previous);
-  gboolean ok = tf_eval_run (gen, judge, &options, &report, &error);
+  gboolean ok = sweep ? tf_eval_sweep (gen, judge, &options, &report, &error)
+                      : tf_eval_run (gen, judge, &options, &report, &error);
   tf_cli_release_interrupt (&previous);
   if (progress.tty && progress.section != NULL)
     fputc ('\n', cli->err);
@@ -350,7 +376,14 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   if (json)
     fprintf (cli->out, "%s\n", text);
   else
-    print_table (cli->out, &report, model_path, &options);
+    {
+      if (sweep)
+        {
+          tf_eval_sweep_candidate (report.sweep_best, &options.settings);
+          print_sweep (cli->out, &report);
+        }
+      print_table (cli->out, &report, model_path, &options);
+    }
   tf_eval_report_clear (&report);
   g_autofree char *with_newline = g_strconcat (text, "\n", NULL);
   if (json_file != NULL && !g_file_set_contents (json_file, with_newline, -1, &error))

@@ -97,6 +97,69 @@ check_settings (TfCli *cli, const char *line, const TfGenerateSettings *settings
   return FALSE;
 }
 
+/* ---- The model's own image settings ------------------------------------ */
+
+/* Options left at these after parsing were not given. */
+#define STEPS_NOT_GIVEN G_MININT
+#define CFG_NOT_GIVEN (-G_MAXDOUBLE)
+
+typedef struct {
+  int      steps;      /* the program's defaults, for what was not given */
+  double   cfg;
+  TfSampler sampler;
+} ImageDefaults;
+
+/* Call after the options are built (their help shows @settings' values)
+ * and before they are parsed. */
+static void
+mark_image_options (TfGenerateSettings *settings, ImageDefaults *defaults)
+{
+  defaults->steps = settings->steps;
+  defaults->cfg = settings->cfg;
+  defaults->sampler = settings->sampler;
+  settings->steps = STEPS_NOT_GIVEN;
+  settings->cfg = CFG_NOT_GIVEN;
+}
+
+/* After parsing: what was not given gets the program's default, so that
+ * the settings can be checked before the model is read. Returns which of
+ * steps and guidance were not given, as flags (1, 2). */
+static guint
+fill_image_options (TfGenerateSettings *settings, const ImageDefaults *defaults)
+{
+  guint missing = 0;
+  if (settings->steps == STEPS_NOT_GIVEN)
+    {
+      settings->steps = defaults->steps;
+      missing |= 1;
+    }
+  if (settings->cfg == CFG_NOT_GIVEN)
+    {
+      settings->cfg = defaults->cfg;
+      missing |= 2;
+    }
+  return missing;
+}
+
+/* The settings not given (@missing: 1 steps, 2 guidance, 4 sampler) follow
+ * the model's own, when its file names them (tf_model_file_sampling()). */
+static void
+use_model_sampling (const char *model_path, guint missing, TfGenerateSettings *settings)
+{
+  g_autoptr(TfSafetensors) st = missing != 0 ? tf_safetensors_open (model_path, NULL) : NULL;
+  TfGenerateSettings model;
+
+  tf_generate_settings_init (&model);
+  if (st == NULL || !tf_model_file_sampling (st, &model))
+    return;
+  if (missing & 1)
+    settings->steps = model.steps;
+  if (missing & 2)
+    settings->cfg = model.cfg;
+  if (missing & 4)
+    settings->sampler = model.sampler;
+}
+
 /* --model FILE, or the bundled model (declared in tf-cli-private.h). */
 TfGenerator *
 tf_cli_open_generator (TfCli *cli, const char *given, char **path_out)
@@ -345,11 +408,13 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "negative", 0, 0, G_OPTION_ARG_STRING, &negative, N_("What to steer away from (guidance against the empty caption)"), N_("TEXT") },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Where to write the image (PNG)"), N_("FILE") },
     { "steps", 0, 0, G_OPTION_ARG_INT, &settings.steps,
-      describe (keep, _("Denoising steps (%d)"), settings.steps), N_("N") },
+      describe (keep, _("Denoising steps (the model's own, else %d)"), settings.steps), N_("N") },
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &settings.cfg,
-      describe (keep, _("Guidance scale; 1 turns guidance off (%g)"), settings.cfg), N_("W") },
+      describe (keep, _("Guidance scale; 1 turns guidance off (the model's own, else %g)"),
+                settings.cfg), N_("W") },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler,
-      describe (keep, _("ddpm or ddim (%s)"), tf_sampler_name (settings.sampler)), N_("NAME") },
+      describe (keep, _("ddpm or ddim (the model's own, else %s)"), tf_sampler_name (settings.sampler)),
+      N_("NAME") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, N_("Seed of every random draw (random, and printed)"), N_("S") },
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },
     { "previews", 0, 0, G_OPTION_ARG_FILENAME, &previews, N_("Write the predicted image of each step to DIR/step-001.png…"), N_("DIR") },
@@ -368,10 +433,15 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       _("Writes an 8-bit RGB PNG whose \"parameters\" text holds the prompt and the\n"
         "settings in the form other tools read (Stable Diffusion web UI). The same\n"
         "model, prompt, settings and seed give the same image, byte for byte.\n"
+        "Steps, guidance and sampler not given are the model's own when its file\n"
+        "names them (chosen by 'eval --sweep'), else the defaults shown.\n"
         "Ctrl-C stops."));
+  ImageDefaults defaults;
+  mark_image_options (&settings, &defaults);
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
+  const guint missing = fill_image_options (&settings, &defaults) | (sampler == NULL ? 4 : 0);
   if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
   if (prompt == NULL)
@@ -416,6 +486,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  use_model_sampling (model_path, missing, &settings);
   tf_cli_set_precision (cli, gen, precision);
   g_autoptr(GError) error = NULL;
   g_autofree char *hash = tf_model_file_hash (model_path, &error);
@@ -747,10 +818,11 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "max-tokens", 0, 0, G_OPTION_ARG_INT, &settings.max_tokens,
       describe (keep, _("Longest reply, in tokens (%d)"), settings.max_tokens), N_("N") },
     { "steps", 0, 0, G_OPTION_ARG_INT, &settings.steps,
-      describe (keep, _("Denoising steps of an image (%d)"), settings.steps), N_("N") },
+      describe (keep, _("Denoising steps of an image (the model's own, else %d)"), settings.steps),
+      N_("N") },
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &settings.cfg,
-      describe (keep, _("Guidance scale of an image; 1 turns guidance off (%g)"), settings.cfg),
-      N_("W") },
+      describe (keep, _("Guidance scale of an image; 1 turns guidance off (the model's own, else %g)"),
+                settings.cfg), N_("W") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed_text, N_("Seed of every random draw (random, and printed)"), N_("S") },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images, N_("Where to put the images drawn (the current folder)"), N_("DIR") },
     TF_CLI_PRECISION_ENTRY (precision_text),
@@ -762,9 +834,12 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "as it is sampled. An image the model draws is saved as chat-001.png… and its\n"
         "file name printed on a line of its own. /image FILE attaches a picture to the\n"
         "next message, /reset forgets the conversation, /quit or end of input leaves."));
+  ImageDefaults defaults;
+  mark_image_options (&settings, &defaults);
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
+  const guint missing = fill_image_options (&settings, &defaults) | 4;
   if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
   if (!check_settings (cli, line, &settings) ||
@@ -777,6 +852,7 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  use_model_sampling (model_path, missing, &settings);
   tf_cli_set_precision (cli, gen, precision);
   g_autoptr(GError) error = NULL;
   g_autofree char *hash = tf_model_file_hash (model_path, &error);

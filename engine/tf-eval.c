@@ -944,6 +944,10 @@ eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
         report->sections |= 1u << k;
       }
   report->seconds = g_timer_elapsed (timer, NULL);
+  report->sampler = options->settings.sampler;
+  report->steps = options->settings.steps;
+  report->cfg = options->settings.cfg;
+  report->sweep_best = -1;
   return TRUE;
 }
 
@@ -956,6 +960,87 @@ tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
   const gboolean ok = eval_run (gen, judge, options, report, error);
   tf_gemm_use (caller);
   return ok;
+}
+
+/* ---- Choosing the image settings -------------------------------------- */
+
+void
+tf_eval_sweep_candidate (int k, TfGenerateSettings *settings)
+{
+  static const double cfgs[] = { 2.0, 3.0, 5.0 };
+  g_return_if_fail (k >= 0 && k < TF_EVAL_SWEEP_CANDIDATES);
+  /* fewer steps first, so that of equals the cheaper is kept */
+  settings->steps = k < TF_EVAL_SWEEP_CANDIDATES / 2 ? 25 : 50;
+  settings->sampler = (k / 3) % 2 == 0 ? TF_SAMPLER_DDIM : TF_SAMPLER_DDPM;
+  settings->cfg = cfgs[k % 3];
+}
+
+double
+tf_eval_image_score (const TfEvalReport *r)
+{
+  double sum = 0;
+  int n = 0;
+  if (r->sections & TF_EVAL_FASHION)
+    {
+      sum += 100.0 * (r->fashion_right[0] + r->fashion_right[1]) /
+             MAX (1, r->fashion_n[0] + r->fashion_n[1]);
+      n++;
+    }
+  if (r->sections & TF_EVAL_SHAPES)
+    {
+      sum += 50.0 * (r->shapes_colour + r->shapes_shape) / MAX (1, r->shapes_objects);
+      n++;
+    }
+  if (r->sections & TF_EVAL_EMOJI)
+    {
+      sum += 100.0 * r->emoji_top5 / MAX (1, r->emoji_n);
+      n++;
+    }
+  return n > 0 ? sum / n : -1.0;
+}
+
+gboolean
+tf_eval_sweep (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
+               TfEvalReport *report, GError **error)
+{
+  const guint images = TF_EVAL_FASHION | TF_EVAL_SHAPES | TF_EVAL_EMOJI;
+  double scores[TF_EVAL_SWEEP_CANDIDATES];
+  int best = 0;
+
+  memset (report, 0, sizeof *report);
+  if ((options->sections & images) == 0)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
+                   "a sweep measures images: name fashion, shapes or emoji among the sections");
+      return FALSE;
+    }
+  for (int k = 0; k < TF_EVAL_SWEEP_CANDIDATES; k++)
+    {
+      TfEvalOptions o = *options;
+      TfEvalReport r;
+      o.sections = options->sections & images;
+      tf_eval_sweep_candidate (k, &o.settings);
+      if (options->progress != NULL)
+        options->progress ("sweep", k, TF_EVAL_SWEEP_CANDIDATES, options->user_data);
+      const gboolean ok = tf_eval_run (gen, judge, &o, &r, error);
+      scores[k] = ok ? tf_eval_image_score (&r) : 0;
+      tf_eval_report_clear (&r);
+      if (!ok)
+        {
+          g_prefix_error (error, "sweep, candidate %d of %d: ", k + 1, TF_EVAL_SWEEP_CANDIDATES);
+          return FALSE;
+        }
+      if (scores[k] > scores[best])
+        best = k;
+    }
+  TfEvalOptions o = *options;
+  tf_eval_sweep_candidate (best, &o.settings);
+  if (!tf_eval_run (gen, judge, &o, report, error))
+    return FALSE;
+  report->sweep_n = TF_EVAL_SWEEP_CANDIDATES;
+  memcpy (report->sweep_score, scores, sizeof scores);
+  report->sweep_best = best;
+  return TRUE;
 }
 
 /* ---- JSON --------------------------------------------------------------- */
@@ -1160,6 +1245,32 @@ tf_eval_report_to_json (const TfEvalReport *r)
           add_string (b, "prompt", d->prompt);
           json_builder_set_member_name (b, "right");
           json_builder_add_boolean_value (b, d->right);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+    }
+  TfGenerateSettings used;
+  tf_generate_settings_init (&used);
+  used.sampler = r->sampler;
+  used.steps = r->steps;
+  used.cfg = r->cfg;
+  g_autofree char *sampling = tf_generate_settings_sampling_to_json (&used);
+  json_builder_set_member_name (b, "sampling");
+  json_builder_add_value (b, json_from_string (sampling, NULL));
+  if (r->sweep_n > 0)
+    {
+      json_builder_set_member_name (b, "sweep");
+      json_builder_begin_array (b);
+      for (int k = 0; k < r->sweep_n; k++)
+        {
+          tf_eval_sweep_candidate (k, &used);
+          json_builder_begin_object (b);
+          add_string (b, "sampler", tf_sampler_name (used.sampler));
+          add_int (b, "steps", used.steps);
+          add_double (b, "cfg", used.cfg);
+          add_double (b, "score", r->sweep_score[k]);
+          json_builder_set_member_name (b, "chosen");
+          json_builder_add_boolean_value (b, k == r->sweep_best);
           json_builder_end_object (b);
         }
       json_builder_end_array (b);

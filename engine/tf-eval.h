@@ -88,6 +88,9 @@ typedef struct {
 void tf_eval_options_init (TfEvalOptions *options);
 
 #define TF_EVAL_FASHION_CLASSES 10
+/* The image settings tf_eval_sweep() tries: DDIM and DDPM, 25 and 50 steps,
+ * guidance 2, 3 and 5. */
+#define TF_EVAL_SWEEP_CANDIDATES 12
 #define TF_EVAL_STEERING_LEVELS 4   /* t = 0.3, 0.5, 0.7, 0.9 of T */
 
 typedef struct {
@@ -143,6 +146,14 @@ typedef struct {
   double steering_mse[TF_EVAL_STEERING_LEVELS][3];
   GArray *drawn;                       /* TfEvalDrawn, in the order drawn */
   double seconds;
+  /* the image settings every section drew with */
+  TfSampler sampler;
+  int    steps;
+  double cfg;
+  /* tf_eval_sweep(): each candidate's image score, and the one chosen */
+  int    sweep_n;
+  double sweep_score[TF_EVAL_SWEEP_CANDIDATES];
+  int    sweep_best;                   /* −1 without a sweep */
 } TfEvalReport;
 
 void tf_eval_report_clear (TfEvalReport *report);
@@ -152,8 +163,31 @@ void tf_eval_report_clear (TfEvalReport *report);
 gboolean tf_eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
                       TfEvalReport *report, GError **error);
 
+/* Sets the sampler, steps and guidance of @settings to candidate @k
+ * (0 ≤ k < TF_EVAL_SWEEP_CANDIDATES). */
+void tf_eval_sweep_candidate (int k, TfGenerateSettings *settings);
+
+/* How well a report's images came out, one number to choose settings by:
+ * the mean over the image sections measured (fashion, shapes, emoji) of
+ * Fashion judged right (both phrasings), shapes colour and shape (their
+ * mean) and emoji top-5, in percent; −1 when none of them was measured. */
+double tf_eval_image_score (const TfEvalReport *report);
+
+/* Chooses the image settings by measurement, then measures with them: the
+ * image sections of @options (fashion, shapes, emoji; at least one) are run
+ * at every candidate on the same prompts and noise, the candidate with the
+ * best tf_eval_image_score() is kept (the first of equals: fewer steps), and
+ * then every section of @options runs with it, as tf_eval_run() does. The
+ * report holds each candidate's score and the one chosen; @options'
+ * progress is told "sweep" before each candidate. */
+gboolean tf_eval_sweep (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
+                        TfEvalReport *report, GError **error);
+
 /* The report as JSON: one object per section measured, each figure beside
- * its target from issue 7; then "examples" (tf_eval_pick_examples, 8). */
+ * its target from issue 7; "sampling", the image settings measured with
+ * (tf_generate_settings_sampling_to_json()), and after a sweep "sweep",
+ * each candidate's settings and score; then "examples"
+ * (tf_eval_pick_examples, 8). */
 char *tf_eval_report_to_json (const TfEvalReport *report);
 
 /* Up to @n prompts the model drew as asked, for a person to try first: for

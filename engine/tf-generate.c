@@ -7,6 +7,7 @@
 #include "tf-layers.h"
 #include "tf-rng.h"
 #include "tf-unet.h"
+#include "tf-json.h"
 
 #include <math.h>
 #include <string.h>
@@ -118,6 +119,66 @@ tf_generate_settings_validate (const TfGenerateSettings *s, GError **error)
   REQUIRE (isfinite (s->strength) && s->strength > 0 && s->strength <= 1,
            "denoising strength %g is out of range (above 0, up to 1)", s->strength);
 #undef REQUIRE
+  return TRUE;
+}
+
+char *
+tf_generate_settings_sampling_to_json (const TfGenerateSettings *s)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "sampler");
+  json_builder_add_string_value (b, tf_sampler_name (s->sampler));
+  json_builder_set_member_name (b, "steps");
+  json_builder_add_int_value (b, s->steps);
+  json_builder_set_member_name (b, "cfg");
+  json_builder_add_double_value (b, s->cfg);
+  json_builder_end_object (b);
+  return tf_json_builder_to_string (b);
+}
+
+gboolean
+tf_generate_settings_sampling_from_json (TfGenerateSettings *settings, const char *json,
+                                         GError **error)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) parse_error = NULL;
+  if (!json_parser_load_from_data (parser, json, -1, &parse_error))
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_FORMAT, "the sampling settings are not JSON: %s",
+                   parse_error->message);
+      return FALSE;
+    }
+  JsonNode *root = json_parser_get_root (parser);
+  JsonObject *o = root != NULL && JSON_NODE_HOLDS_OBJECT (root) ? json_node_get_object (root) : NULL;
+  JsonNode *sampler = o != NULL ? json_object_get_member (o, "sampler") : NULL;
+  JsonNode *steps = o != NULL ? json_object_get_member (o, "steps") : NULL;
+  JsonNode *cfg = o != NULL ? json_object_get_member (o, "cfg") : NULL;
+  const gboolean numbers = steps != NULL && cfg != NULL &&
+                           json_node_get_value_type (steps) == G_TYPE_INT64 &&
+                           (json_node_get_value_type (cfg) == G_TYPE_DOUBLE ||
+                            json_node_get_value_type (cfg) == G_TYPE_INT64);
+  TfGenerateSettings s = *settings;
+  if (sampler == NULL || json_node_get_value_type (sampler) != G_TYPE_STRING || !numbers ||
+      !tf_sampler_from_name (json_node_get_string (sampler), &s.sampler))
+    {
+      g_set_error_literal (error, TF_ERROR, TF_ERROR_FORMAT,
+                           "the sampling settings are not an object of \"sampler\" (ddpm or "
+                           "ddim), \"steps\" and \"cfg\"");
+      return FALSE;
+    }
+  const gint64 n = json_node_get_int (steps);
+  if (n < 1 || n > TF_MAX_STEPS)
+    {
+      g_set_error (error, TF_ERROR, TF_ERROR_INPUT, "steps %" G_GINT64_FORMAT
+                   " is out of range (1 to %d)", n, TF_MAX_STEPS);
+      return FALSE;
+    }
+  s.steps = (int) n;
+  s.cfg = json_node_get_double (cfg);
+  if (!tf_generate_settings_validate (&s, error))
+    return FALSE;
+  *settings = s;
   return TRUE;
 }
 

@@ -58,6 +58,15 @@ void tf_generate_settings_init (TfGenerateSettings *settings);
 /* Checks ranges; errors name the setting ("steps 0 is out of range (1 to 10000)"). */
 gboolean tf_generate_settings_validate (const TfGenerateSettings *settings, GError **error);
 
+/* The image settings `eval --sweep` chose for a model, as the model file
+ * keeps them (the "sampling" metadata): {"sampler":"ddim","steps":25,"cfg":3}.
+ * From JSON: sets those three fields of @settings, and nothing else, when
+ * the text is such an object with every value in range; otherwise returns
+ * FALSE with @error saying what is wrong and leaves @settings as it was. */
+char *tf_generate_settings_sampling_to_json (const TfGenerateSettings *settings);
+gboolean tf_generate_settings_sampling_from_json (TfGenerateSettings *settings, const char *json,
+                                                  GError **error);
+
 /* Only ordinary tokens are reported; special ones (<|eoi|>, ...) are not text. */
 typedef struct {
   int32_t     id;

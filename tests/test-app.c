@@ -1674,6 +1674,73 @@ shows_no_settings (gpointer window)
   return shows (window, "No settings in no-settings.png");
 }
 
+/* A model file that names its own image settings ("sampling", from `eval
+ * --sweep`) starts new images with them, each unless the person set that
+ * one in Preferences; a model without them starts with Preferences'. */
+static void
+test_model_sampling (void)
+{
+  g_autofree char *dir = g_build_filename (tmp_dir, "sampling", NULL);
+  g_autofree char *path = g_build_filename (dir, "sampling.safetensors", NULL);
+  g_autofree char *bundled = tf_default_model_path ();
+  g_autoptr(GError) error = NULL;
+  TfWindow *window;
+  TfImagineView *view;
+  GSettings *settings;
+  LoadOutcome outcome;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  settings = tf_application_get_settings (app);
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  {
+    g_autofree char *plain = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+    g_autoptr(TfModel) model = tf_model_load (plain, &error);
+    g_assert_no_error (error);
+    g_autoptr(TfSafetensors) st = tf_safetensors_open (plain, &error);
+    g_assert_no_error (error);
+    const char *keys[] = { "tokenizer", "sampling" };
+    const char *values[] = { tf_safetensors_metadata (st, "tokenizer"),
+                             "{\"sampler\":\"ddim\",\"steps\":7,\"cfg\":2.5}" };
+    g_assert_true (tf_model_save_weights (model, tf_model_params (model), path, TF_DTYPE_F32,
+                                          keys, values, 2, &error));
+    g_assert_no_error (error);
+  }
+#define STEPS() gtk_spin_button_get_value_as_int (GTK_SPIN_BUTTON (find_named (view, "steps")))
+#define GUIDANCE() gtk_spin_button_get_value (GTK_SPIN_BUTTON (find_named (view, "guidance")))
+#define SAMPLER() gtk_drop_down_get_selected (GTK_DROP_DOWN (find_named (view, "sampler")))
+  window = activate_with_bundled_model ();
+  view = tf_window_get_imagine_view (window);
+  load (window, path, &outcome);
+  g_assert_true (outcome.loaded);
+  g_assert_cmpint (STEPS (), ==, 7);
+  g_assert_cmpfloat (GUIDANCE (), ==, 2.5);
+  g_assert_cmpuint (SAMPLER (), ==, 1);   /* DDIM */
+
+  /* what the person chose wins, that one alone; reset, the model's again */
+  g_settings_set_int (settings, "default-steps", 12);
+  g_assert_cmpint (STEPS (), ==, 12);
+  g_assert_cmpfloat (GUIDANCE (), ==, 2.5);
+  g_assert_cmpuint (SAMPLER (), ==, 1);
+  g_settings_set_enum (settings, "default-sampler", 0);
+  g_assert_cmpuint (SAMPLER (), ==, 0);
+  g_settings_reset (settings, "default-steps");
+  g_settings_reset (settings, "default-sampler");
+  g_assert_cmpint (STEPS (), ==, 7);
+  g_assert_cmpuint (SAMPLER (), ==, 1);
+
+  /* the bundled model: Preferences' defaults */
+  load (window, bundled, &outcome);
+  g_assert_true (outcome.loaded);
+  g_assert_cmpint (STEPS (), ==, g_settings_get_int (settings, "default-steps"));
+  g_assert_cmpfloat (GUIDANCE (), ==, g_settings_get_double (settings, "default-cfg"));
+  g_assert_cmpuint (SAMPLER (), ==, (guint) g_settings_get_enum (settings, "default-sampler"));
+#undef STEPS
+#undef GUIDANCE
+#undef SAMPLER
+  close_window (window);
+}
+
 /* PNG Info: a PNG with a "parameters" text dropped on the settings fills
  * them and leaves the picture to start from alone; one without becomes
  * that picture. A toast says which. */
@@ -2442,6 +2509,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/preferences/precision", test_preferences_precision);
   g_test_add_func ("/app/imagine/suggestions", test_imagine_suggestions);
   g_test_add_func ("/app/imagine/measured-examples", test_measured_examples);
+  g_test_add_func ("/app/imagine/model-sampling", test_model_sampling);
   g_test_add_func ("/app/imagine/generate", test_imagine_generate);
   g_test_add_func ("/app/imagine/gallery-restores", test_imagine_gallery_restores);
   g_test_add_func ("/app/imagine/stop", test_imagine_stop);

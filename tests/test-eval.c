@@ -62,6 +62,23 @@ member_percent (JsonObject *section, const char *name)
   return v;
 }
 
+/* Runs `eval` with @args, which ask for JSON, and parses what it prints:
+ * the root object (owned by @parser). */
+static JsonObject *
+run_eval_json (const char *const *args, JsonParser *parser)
+{
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr (GError) error = NULL;
+  int status = run_cli (args, &out, &err);
+  g_test_message ("stderr: %s", err);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
+  g_assert_no_error (error);
+  JsonObject *root = json_node_get_object (json_parser_get_root (parser));
+  g_assert_nonnull (root);
+  return root;
+}
+
 static void
 test_eval_end_to_end (void)
 {
@@ -84,15 +101,8 @@ test_eval_end_to_end (void)
 
   const char *args[] = { "eval", "--model", model, "--judge", judge_path, "--json",
                          "--samples", "1", "--steps", "1", "--text-documents", "12", NULL };
-  int status = run_cli (args, &out, &err);
-  g_test_message ("stderr: %s", err);
-  g_assert_cmpint (status, ==, 0);
-
   g_autoptr (JsonParser) parser = json_parser_new ();
-  g_assert_true (json_parser_load_from_data (parser, out, -1, &error));
-  g_assert_no_error (error);
-  JsonObject *root = json_node_get_object (json_parser_get_root (parser));
-  g_assert_nonnull (root);
+  JsonObject *root = run_eval_json (args, parser);
   g_assert_cmpfloat (json_object_get_double_member (root, "seconds"), >, 0);
 
   JsonObject *fashion = json_object_get_object_member (root, "fashion");
@@ -322,8 +332,89 @@ test_pick_examples (void)
   free_drawn_prompts (&r);
 }
 
+/* eval --sweep draws the image sections at every candidate and measures
+ * with the best: on the same prompts and noise the final run repeats the
+ * chosen candidate's images, so its score is the sweep's. */
+static void
+test_eval_sweep (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = tf_test_make_temp_dir ("tf-eval-XXXXXX");
+  g_autofree char *out = NULL, *err = NULL;
+
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 256);
+  const char *args[] = { "eval", "--model", model, "--json", "--sweep", "--only", "shapes",
+                         "--samples", "1", NULL };
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  JsonObject *root = run_eval_json (args, parser);
+  JsonArray *sweep = json_object_get_array_member (root, "sweep");
+  g_assert_cmpint (json_array_get_length (sweep), ==, TF_EVAL_SWEEP_CANDIDATES);
+  int chosen = -1;
+  double best = -1;
+  g_autoptr (GHashTable) tried = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint k = 0; k < TF_EVAL_SWEEP_CANDIDATES; k++)
+    {
+      JsonObject *c = json_array_get_object_element (sweep, k);
+      const double score = json_object_get_double_member (c, "score");
+      g_assert_cmpfloat (score, >=, 0);
+      g_assert_cmpfloat (score, <=, 100);
+      best = MAX (best, score);
+      g_hash_table_add (tried, g_strdup_printf ("%s %" G_GINT64_FORMAT " %g",
+                                                json_object_get_string_member (c, "sampler"),
+                                                json_object_get_int_member (c, "steps"),
+                                                json_object_get_double_member (c, "cfg")));
+      if (json_object_get_boolean_member (c, "chosen"))
+        {
+          g_assert_cmpint (chosen, ==, -1);
+          chosen = (int) k;
+        }
+    }
+  g_assert_cmpuint (g_hash_table_size (tried), ==, TF_EVAL_SWEEP_CANDIDATES);   /* all differ */
+  g_assert_cmpint (chosen, >=, 0);
+  JsonObject *c = json_array_get_object_element (sweep, chosen);
+  /* the best, and of equals the first */
+  g_assert_cmpfloat (json_object_get_double_member (c, "score"), ==, best);
+  for (int k = 0; k < chosen; k++)
+    g_assert_cmpfloat (json_object_get_double_member (json_array_get_object_element (sweep, k),
+                                                      "score"), <, best);
+  /* measured with it */
+  JsonObject *sampling = json_object_get_object_member (root, "sampling");
+  g_assert_cmpstr (json_object_get_string_member (sampling, "sampler"), ==,
+                   json_object_get_string_member (c, "sampler"));
+  g_assert_cmpint (json_object_get_int_member (sampling, "steps"), ==,
+                   json_object_get_int_member (c, "steps"));
+  g_assert_cmpfloat (json_object_get_double_member (sampling, "cfg"), ==,
+                     json_object_get_double_member (c, "cfg"));
+  JsonObject *shapes = json_object_get_object_member (root, "shapes");
+  const double colour = json_object_get_double_member (json_object_get_object_member (shapes, "colour"),
+                                                       "percent");
+  const double shape = json_object_get_double_member (json_object_get_object_member (shapes, "shape"),
+                                                      "percent");
+  g_assert_cmpfloat_with_epsilon ((colour + shape) / 2, best, 1e-9);
+
+  /* The table names every candidate and marks the one chosen. */
+  g_free (out);
+  g_free (err);
+  const char *table[] = { "eval", "--model", model, "--sweep", "--only", "shapes", "--samples", "1",
+                          NULL };
+  g_assert_cmpint (run_cli (table, &out, &err), ==, 0);
+  g_assert_nonnull (strstr (out, "ddim 25 steps, guidance 2"));
+  g_assert_nonnull (strstr (out, "ddpm 50 steps, guidance 5"));
+  g_assert_nonnull (strstr (out, "← chosen"));
+
+  /* Without an image section there is nothing to choose by. */
+  g_free (out);
+  g_free (err);
+  const char *text_only[] = { "eval", "--model", model, "--sweep", "--only", "text", NULL };
+  g_assert_cmpint (run_cli (text_only, &out, &err), ==, 1);
+  g_assert_nonnull (strstr (err, "a sweep measures images"));
+  tf_test_remove_tree (dir);
+}
+
 /* convert --examples-from stores a report's examples in the model, checked;
- * without --dtype the weights keep their type. */
+ * without --dtype the weights keep their type. A report of a sweep also
+ * gives the model its image settings ("sampling"), which `generate` then
+ * starts with where it is not told otherwise. */
 static void
 test_convert_examples (void)
 {
@@ -347,6 +438,54 @@ test_convert_examples (void)
   g_assert_cmpint (tf_safetensors_tensor (st, 0)->dtype, ==, tf_safetensors_tensor (before, 0)->dtype);
   g_assert_cmpstr (tf_safetensors_metadata (st, "tokenizer"), ==,
                    tf_safetensors_metadata (before, "tokenizer"));
+  g_assert_null (tf_safetensors_metadata (st, "sampling"));   /* no sweep, no settings */
+
+  /* A sweep's report: its settings, stored in the engine's own form. */
+  g_autofree char *swept = g_build_filename (dir, "swept.safetensors", NULL);
+  tf_test_write_file (NULL, report, "{\"sampling\": {\"cfg\": 2.0, \"steps\": 7, \"sampler\": \"ddim\"},"
+                      " \"sweep\": [], \"examples\": [\"a sneaker\"]}", -1);
+  const char *sweep_args[] = { "convert", out_path, "--examples-from", report, "--out", swept, NULL };
+  g_free (out);
+  g_free (err);
+  g_assert_cmpint (run_cli (sweep_args, &out, &err), ==, 0);
+  {
+    g_autoptr (TfSafetensors) s2 = tf_safetensors_open (swept, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (tf_safetensors_metadata (s2, "sampling"), ==,
+                     "{\"sampler\":\"ddim\",\"steps\":7,\"cfg\":2.0}");
+    g_assert_cmpstr (tf_safetensors_metadata (s2, "example_prompts"), ==, "[\"a sneaker\"]");
+  }
+  /* generate starts with them; what it is told wins, each on its own */
+  const struct { const char *option, *value, *says; } runs[] = {
+    { NULL, NULL, "Steps: 7, Sampler: DDIM, CFG scale: 2," },
+    { "--steps", "3", "Steps: 3, Sampler: DDIM, CFG scale: 2," },
+    { "--sampler", "ddpm", "Steps: 7, Sampler: DDPM, CFG scale: 2," },
+    { "--cfg", "1", "Steps: 7, Sampler: DDIM, CFG scale: 1," },
+  };
+  g_autofree char *png = g_build_filename (dir, "drawn.png", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      const char *gen[] = { "generate", "--model", swept, "--prompt", "a sneaker", "--seed", "1",
+                            "--out", png, runs[i].option, runs[i].value, NULL };
+      g_free (out);
+      g_free (err);
+      g_assert_cmpint (run_cli (gen, &out, &err), ==, 0);
+      g_autoptr (GHashTable) text = tf_image_read_png_text (png, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (strstr (g_hash_table_lookup (text, "parameters"), runs[i].says));
+    }
+  /* a model without them: the program's defaults */
+  {
+    const char *gen[] = { "generate", "--model", out_path, "--prompt", "a sneaker", "--seed", "1",
+                          "--steps", "2", "--out", png, NULL };
+    g_free (out);
+    g_free (err);
+    g_assert_cmpint (run_cli (gen, &out, &err), ==, 0);
+    g_autoptr (GHashTable) text = tf_image_read_png_text (png, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (strstr (g_hash_table_lookup (text, "parameters"),
+                              "Steps: 2, Sampler: DDPM, CFG scale: 3,"));
+  }
 
   /* Reports that do not hold examples are named, and nothing is written. */
   struct { const char *json; const char *says; } bad[] = {
@@ -354,6 +493,9 @@ test_convert_examples (void)
     { "{\"fashion\": {}}", "report.json: no \"examples\" list" },
     { "{\"examples\": []}", "report.json: the report has no prompt the model drew as asked" },
     { "{\"examples\": [\"a bag\", 3]}", "report.json: example 2 is not a prompt" },
+    { "{\"sweep\": [], \"examples\": [\"a bag\"]}", "report.json: the sweep's \"sampling\": missing" },
+    { "{\"sweep\": [], \"sampling\": {\"sampler\": \"ddim\", \"steps\": 0, \"cfg\": 3},"
+      " \"examples\": [\"a bag\"]}", "report.json: the sweep's \"sampling\": steps 0 is out of range" },
   };
   g_autofree char *other = g_build_filename (dir, "other.safetensors", NULL);
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
@@ -651,6 +793,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
   g_test_add_func ("/eval/pick-examples", test_pick_examples);
   g_test_add_func ("/eval/convert-examples", test_convert_examples);
+  g_test_add_func ("/eval/sweep", test_eval_sweep);
   g_test_add_func ("/eval/plot", test_plot_synthetic_log);
   g_test_add_func ("/eval/plot-two-logs", test_plot_two_logs);
   g_test_add_func ("/eval/bundled-model", test_bundled_model);

@@ -855,6 +855,60 @@ test_sampling_distribution (void)
   check_sampler (g, 1.0, 5, 0.02);    /* top-p cuts inside top-k */
 }
 
+/* ---- The model's own image settings --------------------------------------- */
+
+/* The "sampling" metadata: written and read back; anything else leaves the
+ * settings as they were and says what is wrong. */
+static void
+test_sampling_json (void)
+{
+  TfGenerateSettings s, back;
+  g_autoptr (GError) error = NULL;
+
+  tf_generate_settings_init (&s);
+  s.sampler = TF_SAMPLER_DDIM;
+  s.steps = 25;
+  s.cfg = 2.5;
+  g_autofree char *json = tf_generate_settings_sampling_to_json (&s);
+  g_assert_cmpstr (json, ==, "{\"sampler\":\"ddim\",\"steps\":25,\"cfg\":2.5}");
+  tf_generate_settings_init (&back);
+  back.temperature = 0.3;
+  g_assert_true (tf_generate_settings_sampling_from_json (&back, json, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (back.sampler, ==, TF_SAMPLER_DDIM);
+  g_assert_cmpint (back.steps, ==, 25);
+  g_assert_cmpfloat (back.cfg, ==, 2.5);
+  g_assert_cmpfloat (back.temperature, ==, 0.3);   /* only the three are set */
+  /* an integer guidance scale is a number too */
+  g_assert_true (tf_generate_settings_sampling_from_json (&back, "{\"sampler\":\"DDPM\","
+                                                          "\"steps\":50,\"cfg\":3}", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (back.sampler, ==, TF_SAMPLER_DDPM);
+  g_assert_cmpint (back.steps, ==, 50);
+  g_assert_cmpfloat (back.cfg, ==, 3.0);
+
+  const struct { const char *json; const char *says; } bad[] = {
+    { "not json", "not JSON" },
+    { "[1, 2]", "not an object" },
+    { "{\"sampler\":\"euler\",\"steps\":25,\"cfg\":3}", "not an object" },
+    { "{\"sampler\":\"ddim\",\"steps\":\"25\",\"cfg\":3}", "not an object" },
+    { "{\"sampler\":\"ddim\",\"cfg\":3}", "not an object" },
+    { "{\"sampler\":\"ddim\",\"steps\":0,\"cfg\":3}", "steps 0 is out of range" },
+    { "{\"sampler\":\"ddim\",\"steps\":99999999999,\"cfg\":3}", "steps 99999999999 is out of range" },
+    { "{\"sampler\":\"ddim\",\"steps\":25,\"cfg\":-1}", "guidance scale -1 is out of range" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      TfGenerateSettings kept = back;
+      g_autoptr (GError) e = NULL;
+      g_assert_false (tf_generate_settings_sampling_from_json (&kept, bad[i].json, &e));
+      g_assert_error (e, TF_ERROR, e->code);
+      g_test_message ("%s → %s", bad[i].json, e->message);
+      g_assert_nonnull (strstr (e->message, bad[i].says));
+      g_assert_cmpmem (&kept, sizeof kept, &back, sizeof back);
+    }
+}
+
 /* ---- Threads --------------------------------------------------------------- */
 
 static void
@@ -920,6 +974,7 @@ main (int argc, char **argv)
                         "prediction=v,time_conditioning=adaln_zero,image_encoder=unet,"
                         "unet_channels=8,unet_blocks=1", test_cached_image_equals_full);
   g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
+  g_test_add_func ("/generate/sampling-json", test_sampling_json);
   g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);
   g_test_add_func ("/generate/img2img", test_img2img);
   g_test_add_func ("/generate/abort", test_abort_within_a_step);

@@ -10,6 +10,7 @@
 #include "tf-chat-store.h"
 #include "tf-image-view.h"
 #include "tf-message-row.h"
+#include "tf-model-info.h"
 
 #define TITLE_CHARS 40
 
@@ -557,9 +558,10 @@ fill_settings (TfChatView *self, TfGenerateSettings *settings)
   /* Images the model draws in a reply follow the Imagine defaults. */
   if (self->settings != NULL)
     {
-      settings->steps = g_settings_get_int (self->settings, "default-steps");
-      settings->cfg = g_settings_get_double (self->settings, "default-cfg");
-      settings->sampler = (TfSampler) g_settings_get_enum (self->settings, "default-sampler");
+      TfGenerateSettings model;
+      const gboolean has_model = self->generation != NULL &&
+                                 tf_generation_get_model_sampling (self->generation, &model);
+      tf_image_defaults (self->settings, has_model ? &model : NULL, settings);
     }
 }
 

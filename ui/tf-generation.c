@@ -110,6 +110,8 @@ struct _TfGeneration {
 
   gint          threads;         /* at most this many (0: every core); read by the worker */
   gint          precision;       /* a TfPrecision; read by the worker */
+  gboolean      has_sampling;    /* the model's own image settings */
+  TfGenerateSettings sampling;
 
   TfEventQueue  queue;
 };
@@ -745,6 +747,27 @@ tf_generation_set_precision (TfGeneration *self, TfPrecision precision)
 {
   g_return_if_fail (TF_IS_GENERATION (self));
   g_atomic_int_set (&self->precision, (gint) precision);
+}
+
+void
+tf_generation_set_model_sampling (TfGeneration *self, const TfGenerateSettings *sampling)
+{
+  g_return_if_fail (TF_IS_GENERATION (self));
+  self->has_sampling = sampling != NULL;
+  if (sampling != NULL)
+    self->sampling = *sampling;
+}
+
+gboolean
+tf_generation_get_model_sampling (TfGeneration *self, TfGenerateSettings *settings)
+{
+  g_return_val_if_fail (TF_IS_GENERATION (self), FALSE);
+  if (!self->has_sampling)
+    return FALSE;
+  settings->sampler = self->sampling.sampler;
+  settings->steps = self->sampling.steps;
+  settings->cfg = self->sampling.cfg;
+  return TRUE;
 }
 
 TfPrecision

@@ -146,6 +146,13 @@ int  tf_generation_get_threads (TfGeneration *self);
 /* The precision of the matrix products of the jobs that start from now on
  * (fp32 until set). */
 void        tf_generation_set_precision (TfGeneration *self, TfPrecision precision);
+
+/* The image settings the model's file names as its own (TfModelInfo's
+ * sampling), kept for the views that start new images; NULL: none. The
+ * getter copies them into @settings (sampler, steps, guidance only) and
+ * returns TRUE when there are some. Main thread. */
+void     tf_generation_set_model_sampling (TfGeneration *self, const TfGenerateSettings *sampling);
+gboolean tf_generation_get_model_sampling (TfGeneration *self, TfGenerateSettings *settings);
 TfPrecision tf_generation_get_precision (TfGeneration *self);
 
 /* Cancels the running job, if any. */

@@ -941,6 +941,8 @@ on_gallery_activated (TfImagineView *self, const char *parameters_text, GBytes *
 
 /* ---- Public ------------------------------------------------------------- */
 
+static void on_settings_changed (GSettings *settings, const char *key, TfImagineView *self);
+
 void
 tf_imagine_view_set_model (TfImagineView *self, TfGeneration *generation,
                            const char *model_name, const char *model_hash,
@@ -985,21 +987,28 @@ tf_imagine_view_set_model (TfImagineView *self, TfGeneration *generation,
   self->model_hash = g_strdup (model_hash != NULL ? model_hash : "");
   fill_completions (self, suggestions);
   fill_examples (self, suggestions);
+  /* a new model starts from its own settings */
+  if (self->app_settings != NULL)
+    on_settings_changed (self->app_settings, NULL, self);
   tf_imagine_view_update_actions (self);
 }
 
 /* A changed default applies to the fields at once: that is what a person
- * who just changed it expects to see. */
+ * who just changed it expects to see. Those a person never set follow the
+ * model's own settings (tf_image_defaults()). */
 static void
 on_settings_changed (GSettings *settings, const char *key, TfImagineView *self)
 {
+  TfGenerateSettings model, start;
+  const gboolean has_model = self->generation != NULL &&
+                             tf_generation_get_model_sampling (self->generation, &model);
+  tf_image_defaults (settings, has_model ? &model : NULL, &start);
   if (key == NULL || g_str_equal (key, "default-steps"))
-    gtk_spin_button_set_value (self->steps_spin, g_settings_get_int (settings, "default-steps"));
+    gtk_spin_button_set_value (self->steps_spin, start.steps);
   if (key == NULL || g_str_equal (key, "default-cfg"))
-    gtk_spin_button_set_value (self->cfg_spin, g_settings_get_double (settings, "default-cfg"));
+    gtk_spin_button_set_value (self->cfg_spin, start.cfg);
   if (key == NULL || g_str_equal (key, "default-sampler"))
-    gtk_drop_down_set_selected (self->sampler_dropdown,
-                                (guint) g_settings_get_enum (settings, "default-sampler"));
+    gtk_drop_down_set_selected (self->sampler_dropdown, (guint) start.sampler);
   if (key == NULL || g_str_equal (key, "preview-interval"))
     self->preview_interval = (guint) MAX (1, g_settings_get_int (settings, "preview-interval"));
 }

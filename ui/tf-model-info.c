@@ -111,6 +111,30 @@ tf_model_file_open (const char *path, gboolean need_tokenizer, TfSafetensors **s
   return g_steal_pointer (&model);
 }
 
+gboolean
+tf_model_file_sampling (TfSafetensors *st, TfGenerateSettings *settings)
+{
+  const char *json = tf_safetensors_metadata (st, "sampling");
+  return json != NULL && tf_generate_settings_sampling_from_json (settings, json, NULL);
+}
+
+void
+tf_image_defaults (GSettings *settings, const TfGenerateSettings *model_sampling,
+                   TfGenerateSettings *out)
+{
+  g_autoptr(GVariant) steps = g_settings_get_user_value (settings, "default-steps");
+  g_autoptr(GVariant) cfg = g_settings_get_user_value (settings, "default-cfg");
+  g_autoptr(GVariant) sampler = g_settings_get_user_value (settings, "default-sampler");
+
+  out->steps = steps == NULL && model_sampling != NULL ? model_sampling->steps
+               : g_settings_get_int (settings, "default-steps");
+  out->cfg = cfg == NULL && model_sampling != NULL ? model_sampling->cfg
+             : g_settings_get_double (settings, "default-cfg");
+  out->sampler = sampler == NULL && model_sampling != NULL
+                 ? model_sampling->sampler
+                 : (TfSampler) g_settings_get_enum (settings, "default-sampler");
+}
+
 TfModelInfo *
 tf_model_info_load (const char *path, GError **error)
 {
@@ -138,6 +162,8 @@ tf_model_info_load (const char *path, GError **error)
   for (guint i = 0; i < n_keys; i++)
     info->metadata_keys[i] = g_strdup (keys[i]);
   info->provenance = g_strdup (tf_safetensors_metadata (st, "provenance"));
+  tf_generate_settings_init (&info->sampling);
+  info->has_sampling = tf_model_file_sampling (st, &info->sampling);
 
   info->model = g_steal_pointer (&model);
   return g_steal_pointer (&info);

@@ -4,7 +4,7 @@
  * the same way and call its parts by the same names. No GTK here. */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 #include "tf-generate.h"
 #include "transfusion.h"
@@ -19,6 +19,8 @@ typedef struct {
   char     *dtypes;         /* "F32", or "F16 (40 tensors), F32 (17 tensors)" */
   char    **metadata_keys;  /* sorted, NULL-terminated */
   char     *provenance;     /* the "provenance" metadata (JSON: how it was trained), or NULL */
+  gboolean  has_sampling;   /* the file names its own image settings: */
+  TfGenerateSettings sampling;   /* tf_model_file_sampling(); the rest as initialised */
   TfModel  *model;
 } TfModelInfo;
 
@@ -32,6 +34,22 @@ typedef struct {
  * message names the file. Blocking. */
 TfModel *tf_model_file_open (const char *path, gboolean need_tokenizer, TfSafetensors **st_out,
                              TfTokenizer **tokenizer_out, GError **error);
+
+/* The image settings the file names as the model's own: the "sampling"
+ * metadata that `convert --examples-from` stores from an `eval --sweep`
+ * report ({"sampler":"ddim","steps":25,"cfg":3}). Sets the sampler, steps
+ * and guidance of @settings and returns TRUE; FALSE, with @settings as it
+ * was, when the file has none or they are not valid (they are then not
+ * used: the program's own defaults are). */
+gboolean tf_model_file_sampling (TfSafetensors *st, TfGenerateSettings *settings);
+
+/* The image settings a new image starts with, each of sampler, steps and
+ * guidance on its own: the one a person chose in the app's preferences
+ * (@settings, the GSettings default-sampler, default-steps, default-cfg,
+ * when set there), else the model's own (@model_sampling, NULL when it has
+ * none), else the preferences' default. */
+void tf_image_defaults (GSettings *settings, const TfGenerateSettings *model_sampling,
+                        TfGenerateSettings *out);
 
 /* What tf_model_file_open() finds in @path, for people. Blocking: call it
  * from a worker thread in the UI. */

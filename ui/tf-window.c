@@ -145,6 +145,8 @@ tf_window_show_model (TfWindow *self, LoadedModel *loaded)
     }
   g_clear_object (&self->generation);
   self->generation = tf_generation_new (g_steal_pointer (&loaded->generator));
+  tf_generation_set_model_sampling (self->generation,
+                                    self->info->has_sampling ? &self->info->sampling : NULL);
   g_signal_connect_swapped (self->generation, "notify::busy", G_CALLBACK (on_busy_changed), self);
   on_threads_changed (self);
 
