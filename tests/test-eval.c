@@ -13,6 +13,7 @@
 #include "tf-generate.h"
 #include "tf-data.h"
 #include "tf-image.h"
+#include "tf-model-info.h"
 #include "tf-judge.h"
 #include "tf-safetensors.h"
 #include "tf-test-util.h"
@@ -789,6 +790,10 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  /* The commands run in this process: threaded as the program's main sets
+   * them (OpenBLAS's own threads, spinning beside the engine's, made the
+   * tiny models' many small products 10× slower on a busy machine). */
+  tf_configure_threads ();
   g_test_add_func ("/eval/end-to-end", test_eval_end_to_end);
   g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
   g_test_add_func ("/eval/pick-examples", test_pick_examples);
