@@ -1716,18 +1716,25 @@ test_model_sampling (void)
   g_assert_cmpint (STEPS (), ==, 7);
   g_assert_cmpfloat (GUIDANCE (), ==, 2.5);
   g_assert_cmpuint (SAMPLER (), ==, 1);   /* DDIM */
+  g_assert_true (gtk_widget_get_visible (find_named (view, "settings-hint")));
+  g_assert_true (shows (window, "as measured best for this model"));
 
   /* what the person chose wins, that one alone; reset, the model's again */
   g_settings_set_int (settings, "default-steps", 12);
   g_assert_cmpint (STEPS (), ==, 12);
   g_assert_cmpfloat (GUIDANCE (), ==, 2.5);
   g_assert_cmpuint (SAMPLER (), ==, 1);
+  g_assert_false (gtk_widget_get_visible (find_named (view, "settings-hint")));
   g_settings_set_enum (settings, "default-sampler", 0);
   g_assert_cmpuint (SAMPLER (), ==, 0);
   g_settings_reset (settings, "default-steps");
   g_settings_reset (settings, "default-sampler");
   g_assert_cmpint (STEPS (), ==, 7);
   g_assert_cmpuint (SAMPLER (), ==, 1);
+  g_assert_true (gtk_widget_get_visible (find_named (view, "settings-hint")));
+  /* changed by hand: no longer the model's */
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "guidance")), 4);
+  g_assert_false (gtk_widget_get_visible (find_named (view, "settings-hint")));
 
   /* the bundled model: Preferences' defaults */
   load (window, bundled, &outcome);
@@ -1735,6 +1742,7 @@ test_model_sampling (void)
   g_assert_cmpint (STEPS (), ==, g_settings_get_int (settings, "default-steps"));
   g_assert_cmpfloat (GUIDANCE (), ==, g_settings_get_double (settings, "default-cfg"));
   g_assert_cmpuint (SAMPLER (), ==, (guint) g_settings_get_enum (settings, "default-sampler"));
+  g_assert_false (gtk_widget_get_visible (find_named (view, "settings-hint")));
 #undef STEPS
 #undef GUIDANCE
 #undef SAMPLER

@@ -33,6 +33,7 @@ struct _TfImagineView
   AdwFlap         *flap;
   GtkSpinButton   *seed_spin;
   GtkLabel        *seed_hint;
+  GtkWidget       *settings_hint;
   GtkSpinButton   *batch_spin;
   GtkWidget       *form;
   TfImageView     *init_view;
@@ -943,6 +944,21 @@ on_gallery_activated (TfImagineView *self, const char *parameters_text, GBytes *
 
 static void on_settings_changed (GSettings *settings, const char *key, TfImagineView *self);
 
+/* Says so when steps, guidance and sampler are the ones the model names as
+ * its own (measured best by eval): a person then knows where they came
+ * from, and that changing them leaves that. */
+static void
+update_settings_hint (TfImagineView *self)
+{
+  TfGenerateSettings model;
+  const gboolean own =
+    self->generation != NULL && tf_generation_get_model_sampling (self->generation, &model) &&
+    gtk_spin_button_get_value_as_int (self->steps_spin) == model.steps &&
+    fabs (gtk_spin_button_get_value (self->cfg_spin) - model.cfg) < 1e-9 &&
+    gtk_drop_down_get_selected (self->sampler_dropdown) == (guint) model.sampler;
+  gtk_widget_set_visible (self->settings_hint, own);
+}
+
 void
 tf_imagine_view_set_model (TfImagineView *self, TfGeneration *generation,
                            const char *model_name, const char *model_hash,
@@ -990,6 +1006,7 @@ tf_imagine_view_set_model (TfImagineView *self, TfGeneration *generation,
   /* a new model starts from its own settings */
   if (self->app_settings != NULL)
     on_settings_changed (self->app_settings, NULL, self);
+  update_settings_hint (self);
   tf_imagine_view_update_actions (self);
 }
 
@@ -1126,6 +1143,7 @@ tf_imagine_view_class_init (TfImagineViewClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, flap);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_spin);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, seed_hint);
+  gtk_widget_class_bind_template_child (widget_class, TfImagineView, settings_hint);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, batch_spin);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, form);
   gtk_widget_class_bind_template_child (widget_class, TfImagineView, init_view);
@@ -1185,6 +1203,12 @@ tf_imagine_view_init (TfImagineView *self)
 
   g_signal_connect (self->replay_adjustment, "value-changed", G_CALLBACK (on_replay_changed), self);
   g_signal_connect_swapped (self->seed_spin, "value-changed", G_CALLBACK (on_seed_changed), self);
+  g_signal_connect_swapped (self->steps_spin, "value-changed", G_CALLBACK (update_settings_hint),
+                            self);
+  g_signal_connect_swapped (self->cfg_spin, "value-changed", G_CALLBACK (update_settings_hint),
+                            self);
+  g_signal_connect_swapped (self->sampler_dropdown, "notify::selected",
+                            G_CALLBACK (update_settings_hint), self);
   on_seed_changed (self);
   gtk_drag_source_set_actions (drag, GDK_ACTION_COPY);
   g_signal_connect (drag, "prepare", G_CALLBACK (on_drag_prepare), self);
