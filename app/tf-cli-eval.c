@@ -36,6 +36,16 @@ on_progress (const char *section, int done, int total, gpointer user_data)
 {
   EvalProgress *p = user_data;
 
+  if (strcmp (section, "sweep") == 0)
+    {
+      /* one line per setting tried; its sections report as usual after it */
+      if (p->tty && p->section != NULL)
+        fputc ('\n', p->err);
+      p->section = NULL;
+      fprintf (p->err, _("eval: sweep, setting %d of %d…\n"), done + 1, total);
+      fflush (p->err);
+      return;
+    }
   if (p->section == NULL || strcmp (p->section, section) != 0)
     {
       if (p->tty && p->section != NULL)

@@ -402,6 +402,8 @@ test_eval_sweep (void)
   g_assert_nonnull (strstr (out, "ddim 25 steps, guidance 2"));
   g_assert_nonnull (strstr (out, "ddpm 50 steps, guidance 5"));
   g_assert_nonnull (strstr (out, "← chosen"));
+  g_assert_nonnull (strstr (err, "eval: sweep, setting 1 of 12…\neval: shapes (10 items)…\n"));
+  g_assert_nonnull (strstr (err, "eval: sweep, setting 12 of 12…\n"));
 
   /* Without an image section there is nothing to choose by. */
   g_free (out);
