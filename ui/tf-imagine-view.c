@@ -1004,7 +1004,7 @@ tf_imagine_view_set_model (TfImagineView *self, TfGeneration *generation,
   fill_completions (self, suggestions);
   fill_examples (self, suggestions);
   /* a new model starts from its own settings */
-  if (self->app_settings != NULL)
+  if (generation != NULL && self->app_settings != NULL)
     on_settings_changed (self->app_settings, NULL, self);
   update_settings_hint (self);
   tf_imagine_view_update_actions (self);
