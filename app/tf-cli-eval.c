@@ -292,9 +292,9 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
     { "json-file", 0, 0, G_OPTION_ARG_FILENAME, &json_file, N_("Also write the JSON to FILE"), N_("FILE") },
     { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes and emoji prompts, 20×N captions (10)"), N_("N") },
-    { "steps", 0, 0, G_OPTION_ARG_INT, &options.settings.steps, N_("Denoising steps per image (25)"), N_("S") },
-    { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &options.settings.cfg, N_("Guidance scale (3)"), N_("W") },
-    { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (ddim)"), N_("NAME") },
+    { "steps", 0, 0, G_OPTION_ARG_INT, &options.settings.steps, N_("Denoising steps per image (the model's own, else 25)"), N_("S") },
+    { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &options.settings.cfg, N_("Guidance scale (the model's own, else 3)"), N_("W") },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (the model's own, else ddim)"), N_("NAME") },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, N_("Seed of the prompts and the noise (1)"), N_("K") },
     { "sweep", 0, 0, G_OPTION_ARG_NONE, &sweep, N_("First choose the sampler, steps and guidance: the image sections at 12 settings, then everything at the best"), NULL },
     { "only", 0, 0, G_OPTION_ARG_STRING, &only, N_("Sections to run: fashion,caption,shapes,emoji,text,steering (all)"), N_("LIST") },
@@ -311,7 +311,9 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "emoji), bits per byte of held-out WordNet text beside xz and gzip, and\n"
         "how much the caption steers denoising (the ε error on noised t10k images\n"
         "after the right caption, another class's and none). Each figure is printed\n"
-        "beside its target. Ctrl-C stops.\n"
+        "beside its target. Images are drawn with the model's own steps, guidance\n"
+        "and sampler when its file names them (see --sweep), as 'generate' and the\n"
+        "app draw them, else DDIM, 25 steps, guidance 3. Ctrl-C stops.\n"
         "\n"
         "--sweep first draws the image sections (fashion, shapes, emoji) with DDIM and\n"
         "DDPM at 25 and 50 steps and guidance 2, 3 and 5, on the same prompts and\n"
@@ -319,9 +321,13 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "best; 'convert --examples-from' stores those in the model as its own\n"
         "defaults for 'generate' and the app. --steps, --cfg and --sampler are then\n"
         "not used."));
+  TfCliImageDefaults defaults;
+  tf_cli_image_options_mark (&options.settings, &defaults);
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
+  const guint not_given = tf_cli_image_options_fill (&options.settings, &defaults) |
+                          (sampler == NULL ? TF_CLI_NOT_GIVEN_SAMPLER : 0);
 
   if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
@@ -363,6 +369,8 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  /* measured as people draw with it */
+  tf_cli_image_options_use_model (model_path, not_given, &options.settings);
   tf_cli_set_precision (cli, gen, precision);
 
   EvalProgress progress = { cli->err, isatty (fileno (cli->err)), NULL, g_get_monotonic_time () };

@@ -97,54 +97,41 @@ check_settings (TfCli *cli, const char *line, const TfGenerateSettings *settings
   return FALSE;
 }
 
-/* ---- The model's own image settings ------------------------------------ */
+/* ---- The model's own image settings (declared in tf-cli-private.h) ---- */
 
 /* Options left at these after parsing were not given. */
 #define STEPS_NOT_GIVEN G_MININT
 #define CFG_NOT_GIVEN (-G_MAXDOUBLE)
 
-typedef struct {
-  int      steps;      /* the program's defaults, for what was not given */
-  double   cfg;
-  TfSampler sampler;
-} ImageDefaults;
-
-/* Call after the options are built (their help shows @settings' values)
- * and before they are parsed. */
-static void
-mark_image_options (TfGenerateSettings *settings, ImageDefaults *defaults)
+void
+tf_cli_image_options_mark (TfGenerateSettings *settings, TfCliImageDefaults *defaults)
 {
   defaults->steps = settings->steps;
   defaults->cfg = settings->cfg;
-  defaults->sampler = settings->sampler;
   settings->steps = STEPS_NOT_GIVEN;
   settings->cfg = CFG_NOT_GIVEN;
 }
 
-/* After parsing: what was not given gets the program's default, so that
- * the settings can be checked before the model is read. Returns which of
- * steps and guidance were not given, as flags (1, 2). */
-static guint
-fill_image_options (TfGenerateSettings *settings, const ImageDefaults *defaults)
+guint
+tf_cli_image_options_fill (TfGenerateSettings *settings, const TfCliImageDefaults *defaults)
 {
   guint missing = 0;
   if (settings->steps == STEPS_NOT_GIVEN)
     {
       settings->steps = defaults->steps;
-      missing |= 1;
+      missing |= TF_CLI_NOT_GIVEN_STEPS;
     }
   if (settings->cfg == CFG_NOT_GIVEN)
     {
       settings->cfg = defaults->cfg;
-      missing |= 2;
+      missing |= TF_CLI_NOT_GIVEN_CFG;
     }
   return missing;
 }
 
-/* The settings not given (@missing: 1 steps, 2 guidance, 4 sampler) follow
- * the model's own, when its file names them (tf_model_file_sampling()). */
-static void
-use_model_sampling (const char *model_path, guint missing, TfGenerateSettings *settings)
+void
+tf_cli_image_options_use_model (const char *model_path, guint missing,
+                                TfGenerateSettings *settings)
 {
   g_autoptr(TfSafetensors) st = missing != 0 ? tf_safetensors_open (model_path, NULL) : NULL;
   TfGenerateSettings model;
@@ -152,11 +139,11 @@ use_model_sampling (const char *model_path, guint missing, TfGenerateSettings *s
   tf_generate_settings_init (&model);
   if (st == NULL || !tf_model_file_sampling (st, &model))
     return;
-  if (missing & 1)
+  if (missing & TF_CLI_NOT_GIVEN_STEPS)
     settings->steps = model.steps;
-  if (missing & 2)
+  if (missing & TF_CLI_NOT_GIVEN_CFG)
     settings->cfg = model.cfg;
-  if (missing & 4)
+  if (missing & TF_CLI_NOT_GIVEN_SAMPLER)
     settings->sampler = model.sampler;
 }
 
@@ -436,12 +423,13 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "Steps, guidance and sampler not given are the model's own when its file\n"
         "names them (chosen by 'eval --sweep'), else the defaults shown.\n"
         "Ctrl-C stops."));
-  ImageDefaults defaults;
-  mark_image_options (&settings, &defaults);
+  TfCliImageDefaults defaults;
+  tf_cli_image_options_mark (&settings, &defaults);
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-  const guint missing = fill_image_options (&settings, &defaults) | (sampler == NULL ? 4 : 0);
+  const guint missing = tf_cli_image_options_fill (&settings, &defaults) |
+                        (sampler == NULL ? TF_CLI_NOT_GIVEN_SAMPLER : 0);
   if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
   if (prompt == NULL)
@@ -486,7 +474,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
-  use_model_sampling (model_path, missing, &settings);
+  tf_cli_image_options_use_model (model_path, missing, &settings);
   tf_cli_set_precision (cli, gen, precision);
   g_autoptr(GError) error = NULL;
   g_autofree char *hash = tf_model_file_hash (model_path, &error);
@@ -834,12 +822,13 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         "as it is sampled. An image the model draws is saved as chat-001.png… and its\n"
         "file name printed on a line of its own. /image FILE attaches a picture to the\n"
         "next message, /reset forgets the conversation, /quit or end of input leaves."));
-  ImageDefaults defaults;
-  mark_image_options (&settings, &defaults);
+  TfCliImageDefaults defaults;
+  tf_cli_image_options_mark (&settings, &defaults);
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
-  const guint missing = fill_image_options (&settings, &defaults) | 4;
+  const guint missing =
+    tf_cli_image_options_fill (&settings, &defaults) | TF_CLI_NOT_GIVEN_SAMPLER;
   if ((status = tf_cli_precision (cli, line, precision_text, &precision)) >= 0)
     return status;
   if (!check_settings (cli, line, &settings) ||
@@ -852,7 +841,7 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
-  use_model_sampling (model_path, missing, &settings);
+  tf_cli_image_options_use_model (model_path, missing, &settings);
   tf_cli_set_precision (cli, gen, precision);
   g_autoptr(GError) error = NULL;
   g_autofree char *hash = tf_model_file_hash (model_path, &error);

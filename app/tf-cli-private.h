@@ -83,6 +83,26 @@ int tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
  * *@path_out (may be NULL) receives the path used. */
 TfGenerator *tf_cli_open_generator (TfCli *cli, const char *given, char **path_out);
 
+/* The model's own image settings (tf_model_file_sampling()) for the options
+ * a person did not give. Call _mark after the options are built (their help
+ * shows @settings' values) and before parsing; _fill after parsing gives
+ * what was not given the program's default, so that the settings can be
+ * checked before the model is read, and returns which were not given
+ * (TF_CLI_NOT_GIVEN_*; add _SAMPLER when the sampler's option was not
+ * given); then, once the model's path is known, _use_model replaces those
+ * with the model's own when its file names them. */
+typedef struct {
+  int       steps;
+  double    cfg;
+} TfCliImageDefaults;
+#define TF_CLI_NOT_GIVEN_STEPS   1u
+#define TF_CLI_NOT_GIVEN_CFG     2u
+#define TF_CLI_NOT_GIVEN_SAMPLER 4u
+void  tf_cli_image_options_mark (TfGenerateSettings *settings, TfCliImageDefaults *defaults);
+guint tf_cli_image_options_fill (TfGenerateSettings *settings, const TfCliImageDefaults *defaults);
+void  tf_cli_image_options_use_model (const char *model_path, guint not_given,
+                                      TfGenerateSettings *settings);
+
 /* Ctrl-C while a command works: sets tf_cli_interrupted and stops @gen
  * (may be NULL) within a step or token; a second Ctrl-C ends the program.
  * Release puts the previous handler back. */

@@ -422,7 +422,7 @@ static void
 test_convert_examples (void)
 {
   g_autofree char *dir = tf_test_make_temp_dir ("tf-eval-XXXXXX");
-  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 128);
+  g_autofree char *model = tf_test_save_tiny_model_with_tokenizer (dir, 256);
   g_autofree char *report = g_build_filename (dir, "report.json", NULL);
   g_autofree char *out_path = g_build_filename (dir, "with-examples.safetensors", NULL);
   g_autofree char *out = NULL, *err = NULL;
@@ -476,6 +476,18 @@ test_convert_examples (void)
       g_autoptr (GHashTable) text = tf_image_read_png_text (png, &error);
       g_assert_no_error (error);
       g_assert_nonnull (strstr (g_hash_table_lookup (text, "parameters"), runs[i].says));
+    }
+  /* eval measures as people draw: with them, unless told otherwise */
+  for (int told = 0; told < 2; told++)
+    {
+      const char *eval_args[] = { "eval", "--model", swept, "--json", "--only", "shapes",
+                                  "--samples", "1", told ? "--steps" : NULL, "3", NULL };
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      JsonObject *sampling = json_object_get_object_member (run_eval_json (eval_args, parser),
+                                                            "sampling");
+      g_assert_cmpstr (json_object_get_string_member (sampling, "sampler"), ==, "ddim");
+      g_assert_cmpint (json_object_get_int_member (sampling, "steps"), ==, told ? 3 : 7);
+      g_assert_cmpfloat (json_object_get_double_member (sampling, "cfg"), ==, 2.0);
     }
   /* a model without them: the program's defaults */
   {
