@@ -127,8 +127,8 @@ static void
 print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOptions *o)
 {
   fprintf (out, _("Evaluation of %s on held-out data (%d steps %s, guidance %g, seed %"
-                  PRIu64 ")\n\n"), model, o->settings.steps,
-           tf_sampler_name (o->settings.sampler), o->settings.cfg, (guint64) o->settings.seed);
+                  PRIu64 ")\n\n"), model, r->steps,
+           tf_sampler_name (r->sampler), r->cfg, (guint64) o->settings.seed);
   row (out, _("section"), _("measure"), _("value"), _("target"), _("reference"));
   if (r->sections & TF_EVAL_FASHION)
     {
@@ -396,10 +396,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   else
     {
       if (sweep)
-        {
-          tf_eval_sweep_candidate (report.sweep_best, &options.settings);
-          print_sweep (cli->out, &report);
-        }
+        print_sweep (cli->out, &report);
       print_table (cli->out, &report, model_path, &options);
     }
   tf_eval_report_clear (&report);
