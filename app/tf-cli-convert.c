@@ -63,15 +63,11 @@ examples_from_report (const char *path, char **sampling, GError **error)
       json_object_has_member (json_node_get_object (root), "sweep"))
     {
       JsonNode *chosen = json_object_get_member (json_node_get_object (root), "sampling");
-      g_autoptr(JsonGenerator) g = json_generator_new ();
       g_autofree char *text_of = NULL;
       TfGenerateSettings settings;
       tf_generate_settings_init (&settings);
       if (chosen != NULL)
-        {
-          json_generator_set_root (g, chosen);
-          text_of = json_generator_to_data (g, NULL);
-        }
+        text_of = tf_json_node_to_string (chosen);
       if (text_of == NULL ||
           !tf_generate_settings_sampling_from_json (&settings, text_of, &parse_error))
         {
@@ -117,9 +113,7 @@ examples_from_report (const char *path, char **sampling, GError **error)
           return NULL;
         }
     }
-  g_autoptr(JsonGenerator) generator = json_generator_new ();
-  json_generator_set_root (generator, node);
-  return json_generator_to_data (generator, NULL);
+  return tf_json_node_to_string (node);
 }
 
 /* @keep_dtype: store the weights in the type the file has them in. */

@@ -4,21 +4,25 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
-/* Compact JSON of what @builder built (its root must be complete).
+/* Compact JSON of @node.
  *
- * json-glib 1.6 writes a double such as 1e-08 as "1e-08.0", which is not
- * JSON (Python's json module, among others, refuses it): outside strings, a
- * ".0" right after an exponent is dropped. */
+ * Two faults of json-glib 1.6 are mended on the way:
+ * - a double such as 1e-08 comes out as "1e-08.0", which is not JSON
+ *   (Python's json module, among others, refuses it): outside strings, a
+ *   ".0" right after an exponent is dropped;
+ * - the control character U+001F is written raw inside a string (every
+ *   other one is escaped), which no JSON parser accepts: it becomes \u001f.
+ *   A model's generated text can hold any byte, so reports and saved
+ *   conversations would otherwise not read back. */
 static inline char *
-tf_json_builder_to_string (JsonBuilder *builder)
+tf_json_node_to_string (JsonNode *node)
 {
-  g_autoptr (JsonNode) root = json_builder_get_root (builder);
   g_autoptr (JsonGenerator) gen = json_generator_new ();
-  json_generator_set_root (gen, root);
-  char *text = json_generator_to_data (gen, NULL);
+  json_generator_set_root (gen, node);
+  g_autofree char *text = json_generator_to_data (gen, NULL);
 
+  GString *out = g_string_sized_new (strlen (text) + 16);
   gboolean in_string = FALSE, escaped = FALSE, in_exponent = FALSE;
-  char *w = text;
   for (const char *r = text; *r != '\0'; r++)
     {
       const char ch = *r;
@@ -30,6 +34,11 @@ tf_json_builder_to_string (JsonBuilder *builder)
             escaped = TRUE;
           else if (ch == '"')
             in_string = FALSE;
+          else if ((unsigned char) ch < 0x20)
+            {
+              g_string_append_printf (out, "\\u%04x", (unsigned) (unsigned char) ch);
+              continue;
+            }
         }
       else if (ch == '"')
         {
@@ -46,10 +55,18 @@ tf_json_builder_to_string (JsonBuilder *builder)
         }
       else if (!g_ascii_isdigit (ch) && ch != '-' && ch != '+')
         in_exponent = FALSE;
-      *w++ = ch;
+      g_string_append_c (out, ch);
     }
-  *w = '\0';
-  return text;
+  return g_string_free (out, FALSE);
+}
+
+/* Compact JSON of what @builder built (its root must be complete), mended
+ * as tf_json_node_to_string() says. */
+static inline char *
+tf_json_builder_to_string (JsonBuilder *builder)
+{
+  g_autoptr (JsonNode) root = json_builder_get_root (builder);
+  return tf_json_node_to_string (root);
 }
 
 /* The length of the first JSON value in @data (@len bytes) with the white

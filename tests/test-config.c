@@ -2,6 +2,7 @@
 #include "tf-config.h"
 #include "tf-diffusion.h"
 #include "tf-safetensors.h"
+#include "tf-json.h"
 
 #include <math.h>
 #include <string.h>
@@ -71,6 +72,38 @@ test_json_exponents (void)
   g_assert_true (tf_config_from_json (&back, json, "test", NULL));
   g_assert_cmpfloat (back.norm_eps, ==, 1e-8);
   g_assert_cmpfloat (back.rope_theta, ==, 1e6);
+}
+
+/* json-glib 1.6 writes U+001F raw inside a string (no parser accepts that);
+ * a model's generated text can hold it. Every control character must come
+ * out escaped and read back as it was, beside the exponent mend. */
+static void
+test_json_control_characters (void)
+{
+  char text[128];
+  for (int i = 1; i < 128; i++)
+    text[i - 1] = (char) i;
+  text[127] = '\0';
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "text");
+  json_builder_add_string_value (b, text);
+  json_builder_set_member_name (b, "eps");
+  json_builder_add_double_value (b, 1e-8);
+  json_builder_end_object (b);
+  g_autofree char *json = tf_json_builder_to_string (b);
+  g_test_message ("%s", json);
+  for (const char *p = json; *p != '\0'; p++)
+    g_assert_cmpint ((unsigned char) *p, >=, 0x20);
+  g_assert_nonnull (strstr (json, "\\u001f"));
+  g_assert_nonnull (strstr (json, "\"eps\":1e-08}"));
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tf_json_parse (parser, json, -1, &error));
+  g_assert_no_error (error);
+  JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+  g_assert_cmpstr (json_object_get_string_member (o, "text"), ==, text);
+  g_assert_cmpfloat (json_object_get_double_member (o, "eps"), ==, 1e-8);
 }
 
 static void
@@ -155,6 +188,7 @@ test_recipe_json (void)
   g_assert_true (tf_config_from_json (&back, json, "test", &error));
   g_assert_no_error (error);
   g_assert_cmpmem (&c, sizeof c, &back, sizeof back);
+
 
   c.prediction = TF_PREDICTION_X;
   g_autofree char *json_x = tf_config_to_json (&c);
@@ -273,6 +307,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/presets", test_presets);
   g_test_add_func ("/config/json-round-trip", test_json_round_trip);
   g_test_add_func ("/config/json-exponents", test_json_exponents);
+  g_test_add_func ("/config/json-control-characters", test_json_control_characters);
   g_test_add_func ("/config/json-errors", test_json_errors);
   g_test_add_func ("/config/recipe/json", test_recipe_json);
   g_test_add_func ("/config/recipe/old-file", test_recipe_old_file);

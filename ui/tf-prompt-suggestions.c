@@ -68,9 +68,7 @@ training_data_names (const char *provenance)
   object = json_node_get_object (json_parser_get_root (options_parser));
   if (!json_object_has_member (object, "data"))
     return NULL;
-  g_autoptr(JsonGenerator) generator = json_generator_new ();
-  json_generator_set_root (generator, json_object_get_member (object, "data"));
-  g_autofree char *data = json_generator_to_data (generator, NULL);
+  g_autofree char *data = tf_json_node_to_string (json_object_get_member (object, "data"));
   return strings_from_json_array (data);
 }
 
