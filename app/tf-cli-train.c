@@ -116,7 +116,8 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *seed = NULL, *init_from = NULL;
   g_autofree char *prediction = NULL, *t_sampling = NULL, *time_conditioning = NULL;
   g_autofree char *t_mean = NULL, *t_scale = NULL, *min_snr = NULL;
-  g_autofree char *image_encoder = NULL, *unet_channels = NULL, *unet_blocks = NULL;
+  g_autofree char *image_encoder = NULL, *unet_channels = NULL, *unet_blocks = NULL,
+                    *unet_skips = NULL;
   g_autofree char *precision_text = NULL;
   /* Options left out keep these values: the defaults, or with --resume what
    * the run was started with. */
@@ -158,6 +159,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "image-encoder", 0, 0, G_OPTION_ARG_STRING, &image_encoder, N_("How pixels become tokens and back: linear or unet (the preset's)"), N_("NAME") },
     { "unet-channels", 0, 0, G_OPTION_ARG_STRING, &unet_channels, N_("U-Net channels at every level (32)"), N_("N") },
     { "unet-blocks", 0, 0, G_OPTION_ARG_STRING, &unet_blocks, N_("U-Net residual blocks per level (1)"), N_("N") },
+    { "unet-skips", 0, 0, G_OPTION_ARG_STRING, &unet_skips, N_("U-Net: add each encoder level into the decoder's (true), or draw through the transformer alone (false)"), N_("true|false") },
     TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
@@ -236,6 +238,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       { "t_scale", t_scale }, { "min_snr_gamma", min_snr },
       { "time_conditioning", time_conditioning }, { "image_encoder", image_encoder },
       { "unet_channels", unet_channels }, { "unet_blocks", unet_blocks },
+      { "unet_skips", unet_skips },
     };
     g_autoptr (GString) recipe = g_string_new (NULL);
     TfConfig check;
@@ -307,7 +310,10 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
            tf_time_conditioning_name (c->time_conditioning),
            c->min_snr_gamma > 0 ? _(", Min-SNR-γ weights") : "");
   if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
-    fprintf (cli->err, _("image encoder: U-Net, %d channels, %d blocks per level, %d levels\n"),
+    fprintf (cli->err, c->unet_skips
+                       ? _("image encoder: U-Net, %d channels, %d blocks per level, %d levels\n")
+                       : _("image encoder: U-Net, %d channels, %d blocks per level, %d levels, "
+                           "no skips\n"),
              c->unet_channels, c->unet_blocks, tf_config_unet_levels (c));
   fprintf (cli->err, _("matrix products: %s\n"),
            tf_gemm_backend_name (tf_trainer_backend (trainer)));

@@ -94,6 +94,7 @@ recipe_defaults (TfConfig *c)
   c->image_encoder = TF_IMAGE_ENCODER_LINEAR;
   c->unet_channels = 32;
   c->unet_blocks = 1;
+  c->unet_skips = TRUE;
 }
 
 gboolean
@@ -360,6 +361,11 @@ tf_config_to_json (const TfConfig *c)
       json_builder_add_int_value (b, c->unet_channels);
       json_builder_set_member_name (b, "unet_blocks");
       json_builder_add_int_value (b, c->unet_blocks);
+      if (!c->unet_skips)   /* absent: with skips, as files before the field */
+        {
+          json_builder_set_member_name (b, "unet_skips");
+          json_builder_add_boolean_value (b, FALSE);
+        }
     }
   json_builder_end_object (b);
 
@@ -465,7 +471,7 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
   recipe_defaults (&c);
   static const char *const recipe_keys[] = {
     "prediction", "t_sampling", "t_mean", "t_scale", "min_snr_gamma", "time_conditioning",
-    "image_encoder", "unet_channels", "unet_blocks",
+    "image_encoder", "unet_channels", "unet_blocks", "unet_skips",
   };
   for (size_t i = 0; i < G_N_ELEMENTS (recipe_keys); i++)
     {
@@ -477,6 +483,8 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
       g_autofree char *text = NULL;
       if (type == G_TYPE_STRING)
         text = g_strdup (json_node_get_string (node));
+      else if (type == G_TYPE_BOOLEAN)
+        text = g_strdup (json_node_get_boolean (node) ? "true" : "false");
       else if (type == G_TYPE_DOUBLE || type == G_TYPE_INT64)
         {
           char buffer[G_ASCII_DTOSTR_BUF_SIZE];
@@ -543,6 +551,14 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
         }
       expected = "a whole number";
     }
+  else if (g_strcmp0 (key, "unet_skips") == 0)
+    {
+      static const char *const booleans[] = { "false", "true" };
+      index = name_index (booleans, G_N_ELEMENTS (booleans), value);
+      if (index >= 0)
+        c->unet_skips = index == 1;
+      expected = "true or false";
+    }
   else if (g_strcmp0 (key, "t_mean") == 0 || g_strcmp0 (key, "t_scale") == 0 ||
            g_strcmp0 (key, "min_snr_gamma") == 0)
     {
@@ -562,8 +578,8 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "unknown recipe field '%s' (expected prediction, t_sampling, t_mean, "
-                   "t_scale, min_snr_gamma, time_conditioning, image_encoder, unet_channels "
-                   "or unet_blocks)", key);
+                   "t_scale, min_snr_gamma, time_conditioning, image_encoder, unet_channels, "
+                   "unet_blocks or unet_skips)", key);
       return FALSE;
     }
   if (index < 0)

@@ -67,6 +67,9 @@ typedef struct {
   TfImageEncoder     image_encoder;
   int                unet_channels;     /* U-Net only: channels at every level */
   int                unet_blocks;       /* U-Net only: residual blocks per level */
+  gboolean           unet_skips;        /* U-Net only: encoder levels added into the
+                                         * decoder's (TRUE); FALSE: every pixel the
+                                         * decoder draws comes through the transformer */
   double rope_theta;
   double norm_eps;
   /* special token ids */

@@ -16,6 +16,7 @@ typedef struct {
 
 struct _TfUnetActs {
   int S, Cimg, C, d, levels, blocks, np;
+  gboolean skips;          /* encoder levels added into the decoder's */
   double eps;
   int cap;                 /* images the buffers hold */
   int n_enc, n_dec;        /* images of the last encode and decode */
@@ -55,6 +56,7 @@ tf_unet_acts_new (const TfConfig *c)
   u->d = c->d_model;
   u->levels = tf_config_unet_levels (c);
   u->blocks = c->unet_blocks;
+  u->skips = c->unet_skips;
   u->np = tf_config_n_patches (c);
   u->eps = c->norm_eps;
   u->down = g_new0 (BlockActs, (size_t) u->levels * MAX (u->blocks, 1));
@@ -317,7 +319,7 @@ tf_unet_decode (TfUnetActs *u, const float *params, const TfUnetOffsets *o, cons
                          3, 1);
       /* the skip of the matching encoder level, added */
       const float *skip = level_out (u, FALSE, l);
-      for (int i = 0; i < n; i++)
+      for (int i = 0; u->skips && i < n; i++)
         {
           const float *s = skip + (u->n_enc == 1 ? 0 : (size_t) i * per_image);
           float *dst = u->up_sum[l] + (size_t) i * per_image;
@@ -365,7 +367,10 @@ tf_unet_decode_backward (TfUnetActs *u, const float *params, float *grads,
         block_backward (u, &u->up[l * u->blocks + b], params, grads, &o->up[l * u->blocks + b], d,
                         d_temb, n, l);
       /* d is d(up_sum[l]): the skip's share, and through the conv and the up-sampling */
-      memcpy (u->d_skip[l], d, sizeof (float) * px * C);
+      if (u->skips)
+        memcpy (u->d_skip[l], d, sizeof (float) * px * C);
+      else
+        memset (u->d_skip[l], 0, sizeof (float) * px * C);
       memset (u->t1, 0, sizeof (float) * px * C);
       tf_conv2d_backward (u->t1, G (o->up_w[l]), G (o->up_b[l]), d, u->up_x[l], W (o->up_w[l]), n,
                           r, r, C, C, 3, 1);

@@ -12,7 +12,8 @@
  *   decoder: a per-cell linear d → C on the transformer's final (normalised)
  *            hidden states; per level, from the grid up: nearest 2×
  *            up-sampling, a 3×3 convolution, plus the skip of the matching
- *            encoder level, unet_blocks residual blocks; then RMSNorm, SiLU
+ *            encoder level (unless unet_skips is false: then all the decoder
+ *            draws comes through the transformer), unet_blocks residual blocks; then RMSNorm, SiLU
  *            and a 3×3 convolution to the image's channels: the prediction
  *            (ε, v or x0) as an image.
  *   residual block: h = conv3×3(silu(norm(x))) + W_t·temb + b_t;

@@ -182,13 +182,30 @@ test_recipe_json (void)
   g_assert_cmpint (c.image_encoder, ==, TF_IMAGE_ENCODER_UNET);
   g_assert_cmpint (c.unet_channels, ==, 16);
   g_assert_cmpint (c.unet_blocks, ==, 2);
+  g_assert_true (c.unet_skips);
   g_autofree char *json = tf_config_to_json (&c);
   g_assert_nonnull (strstr (json, "\"image_encoder\":\"unet\",\"unet_channels\":16,\"unet_blocks\":2"));
+  g_assert_null (strstr (json, "unet_skips"));   /* with skips: as files before the field */
   g_test_message ("%s", json);
   g_assert_true (tf_config_from_json (&back, json, "test", &error));
   g_assert_no_error (error);
   g_assert_cmpmem (&c, sizeof c, &back, sizeof back);
 
+  /* without skips: written, read back, named when it is not a boolean */
+  g_assert_true (tf_config_apply_recipe (&c, "unet_skips=false", &error));
+  g_assert_no_error (error);
+  g_assert_false (c.unet_skips);
+  g_autofree char *json_noskip = tf_config_to_json (&c);
+  g_assert_nonnull (strstr (json_noskip, "\"unet_blocks\":2,\"unet_skips\":false"));
+  g_assert_true (tf_config_from_json (&back, json_noskip, "test", &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (&c, sizeof c, &back, sizeof back);
+  g_assert_false (tf_config_apply_recipe (&c, "unet_skips=no", &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_CONFIG);
+  g_assert_nonnull (strstr (error->message, "'unet_skips' is 'no', expected true or false"));
+  g_clear_error (&error);
+  g_assert_true (tf_config_apply_recipe (&c, "unet_skips=true", &error));
+  g_assert_true (c.unet_skips);
 
   c.prediction = TF_PREDICTION_X;
   g_autofree char *json_x = tf_config_to_json (&c);
@@ -236,6 +253,7 @@ test_recipe_errors (void)
     { "\"image_encoder\":\"conv\"", "'image_encoder' is 'conv', expected linear or unet" },
     { "\"image_encoder\":\"unet\",\"unet_channels\":1.5", "'unet_channels' is '1.5', expected a whole number" },
     { "\"image_encoder\":\"unet\",\"unet_channels\":0", "'unet_channels' is 0, expected 1 to 4096" },
+    { "\"image_encoder\":\"unet\",\"unet_skips\":0", "'unet_skips' is '0', expected true or false" },
     { "\"prediction\":[1]", "'prediction' is missing or not a value" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)

@@ -973,6 +973,9 @@ main (int argc, char **argv)
   g_test_add_data_func ("/generate/cached-image/unet",
                         "prediction=v,time_conditioning=adaln_zero,image_encoder=unet,"
                         "unet_channels=8,unet_blocks=1", test_cached_image_equals_full);
+  g_test_add_data_func ("/generate/cached-image/unet-noskip",
+                        "prediction=v,image_encoder=unet,unet_channels=8,unet_blocks=1,"
+                        "unet_skips=false", test_cached_image_equals_full);
   g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
   g_test_add_func ("/generate/sampling-json", test_sampling_json);
   g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);

@@ -232,6 +232,9 @@ tf_model_info_free (TfModelInfo *info)
             TfImageEncoder: TF_CONFIG_FIELD_IMAGE_ENCODER)
 #define FIELD(key, label, group) \
   { #key, label, TF_CONFIG_GROUP_##group, FIELD_KIND (key), offsetof (TfConfig, key) }
+/* gboolean is an int to _Generic: named */
+#define BOOLEAN_FIELD(key, label, group) \
+  { #key, label, TF_CONFIG_GROUP_##group, TF_CONFIG_FIELD_BOOLEAN, offsetof (TfConfig, key) }
 
 static const TfConfigField config_fields[] = {
   FIELD (vocab_size,      N_("Vocabulary"),           TEXT),
@@ -246,6 +249,7 @@ static const TfConfigField config_fields[] = {
   FIELD (image_encoder,   N_("Image encoder"),        IMAGE),
   FIELD (unet_channels,   N_("U-Net channels"),       IMAGE),
   FIELD (unet_blocks,     N_("U-Net blocks per level"), IMAGE),
+  BOOLEAN_FIELD (unet_skips, N_("U-Net skip connections"), IMAGE),
   FIELD (diffusion_steps, N_("Steps"),                DIFFUSION),
   FIELD (schedule,        N_("Noise schedule"),       DIFFUSION),
   FIELD (prediction,      N_("Prediction target"),    DIFFUSION),
@@ -266,6 +270,7 @@ static const TfConfigField config_fields[] = {
 };
 
 #undef FIELD
+#undef BOOLEAN_FIELD
 #undef FIELD_KIND
 
 const TfConfigField *
@@ -315,6 +320,8 @@ tf_config_field_format (const TfConfigField *field, const TfConfig *config)
       return g_strdup (tf_time_conditioning_name (*(const TfTimeConditioning *) base));
     case TF_CONFIG_FIELD_IMAGE_ENCODER:
       return g_strdup (tf_image_encoder_name (*(const TfImageEncoder *) base));
+    case TF_CONFIG_FIELD_BOOLEAN:
+      return g_strdup (*(const gboolean *) base ? _("Yes") : _("No"));
     default:
       g_return_val_if_reached (NULL);
     }

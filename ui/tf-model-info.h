@@ -78,6 +78,7 @@ typedef enum {
   TF_CONFIG_FIELD_T_SAMPLING,
   TF_CONFIG_FIELD_TIME_CONDITIONING,
   TF_CONFIG_FIELD_IMAGE_ENCODER,
+  TF_CONFIG_FIELD_BOOLEAN,   /* a gboolean: "Yes" or "No", translated */
 } TfConfigFieldKind;
 
 typedef struct {

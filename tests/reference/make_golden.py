@@ -43,6 +43,9 @@ VARIANTS = {
     "adaln": {"prediction": "v", "time_conditioning": "adaln_zero"},
     # the U-Net patch encoder and decoder: 3 levels (patch 8), 2 blocks each
     "unet": {"prediction": "v", "image_encoder": "unet", "unet_channels": 6, "unet_blocks": 2},
+    # the same without the skips: the decoder draws only what the transformer gives
+    "unet-noskip": {"prediction": "v", "image_encoder": "unet", "unet_channels": 6,
+                    "unet_blocks": 2, "unet_skips": False},
 }
 WEIGHT_SEED = 20240611
 DATA_SEED = 7

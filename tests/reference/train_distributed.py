@@ -128,8 +128,14 @@ def add_recipe_arguments(parser):
     preset's value when not given)."""
     choices = {"prediction": twin.PREDICTIONS, "t_sampling": twin.T_SAMPLINGS,
                "time_conditioning": twin.TIME_CONDITIONINGS, "image_encoder": twin.IMAGE_ENCODERS}
+    def boolean(text):
+        if text not in ("true", "false"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+        return text == "true"
+
     for key, default in twin.RECIPE_DEFAULTS.items():
-        kind = str if isinstance(default, str) else int if isinstance(default, int) else float
+        kind = (str if isinstance(default, str) else boolean if isinstance(default, bool)
+                else int if isinstance(default, int) else float)
         parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind,
                             choices=choices.get(key))
 

@@ -45,7 +45,7 @@ _STRING_KEYS = ("schedule",)
 RECIPE_DEFAULTS = {
     "prediction": "eps", "t_sampling": "uniform", "t_mean": 0.0, "t_scale": 1.0,
     "min_snr_gamma": 0.0, "time_conditioning": "add",
-    "image_encoder": "linear", "unet_channels": 32, "unet_blocks": 1,
+    "image_encoder": "linear", "unet_channels": 32, "unet_blocks": 1, "unet_skips": True,
 }
 _RECIPE_INTS = ("unet_channels", "unet_blocks")
 PREDICTIONS = ("eps", "v", "x")
@@ -105,6 +105,8 @@ def validate_config(config, what="config"):
         v = config.get(k, default)
         if isinstance(default, str):
             need(isinstance(v, str), f"field '{k}' is {v!r}, expected a string")
+        elif isinstance(default, bool):
+            need(isinstance(v, bool), f"field '{k}' is {v!r}, expected true or false")
         elif k in _RECIPE_INTS:
             need(not isinstance(v, bool) and isinstance(v, int), f"field '{k}' is {v!r}, expected an integer")
         else:
@@ -140,6 +142,8 @@ def config_to_json(config):
     if c["image_encoder"] != "linear":
         out.update(image_encoder=c["image_encoder"], unet_channels=c["unet_channels"],
                    unet_blocks=c["unet_blocks"])
+        if not c["unet_skips"]:
+            out["unet_skips"] = False
     return json.dumps(out, separators=(",", ":"))
 
 
@@ -536,13 +540,16 @@ def unet_encode(unet, x_t, temb, c):
 
 def unet_decode(unet, hidden, skips, temb, c):
     """The final hidden states of one image's patches [n_patches, d] -> the
-    prediction [S, S, C]: per level, up-sample, conv, add the skip, blocks."""
+    prediction [S, S, C]: per level, up-sample, conv, add the skip (unless
+    unet_skips is false), blocks."""
     eps, P = c["norm_eps"], patches_per_side(c)
     temb = temb[None]
     h = F.linear(hidden, unet["proj_out"].weight, unet["proj_out"].bias).view(1, P, P, -1)
     for lv in reversed(range(unet_levels(c))):
         level = unet["up"][str(lv)]
-        h = conv2d(upsample2x(h), level["conv"].weight, level["conv"].bias, 3, 1) + skips[lv]
+        h = conv2d(upsample2x(h), level["conv"].weight, level["conv"].bias, 3, 1)
+        if c["unet_skips"]:
+            h = h + skips[lv]
         for b in range(c["unet_blocks"]):
             h = unet_block(h, level["block"][str(b)], temb, eps)
     h = silu(rmsnorm(h, unet["out_norm"].weight, eps))
