@@ -190,6 +190,13 @@ tf_model_info_window_show (TfModelInfoWindow *self, const TfModelInfo *info)
     {
       g_autofree char *value = tf_config_field_format (&fields[i], config);
 
+      if (fields[i].kind == TF_CONFIG_FIELD_BOOLEAN)   /* for people */
+        {
+          const gboolean on = *(const gboolean *) ((const char *) config + fields[i].offset);
+          g_free (value);
+          value = g_strdup (on ? _("Yes") : _("No"));
+        }
+
       card_add_row (cards[fields[i].group], _(fields[i].label), value);
     }
   /* What follows from the fields. */

@@ -321,7 +321,7 @@ tf_config_field_format (const TfConfigField *field, const TfConfig *config)
     case TF_CONFIG_FIELD_IMAGE_ENCODER:
       return g_strdup (tf_image_encoder_name (*(const TfImageEncoder *) base));
     case TF_CONFIG_FIELD_BOOLEAN:
-      return g_strdup (*(const gboolean *) base ? _("Yes") : _("No"));
+      return g_strdup (*(const gboolean *) base ? "true" : "false");
     default:
       g_return_val_if_reached (NULL);
     }

@@ -78,7 +78,7 @@ typedef enum {
   TF_CONFIG_FIELD_T_SAMPLING,
   TF_CONFIG_FIELD_TIME_CONDITIONING,
   TF_CONFIG_FIELD_IMAGE_ENCODER,
-  TF_CONFIG_FIELD_BOOLEAN,   /* a gboolean: "Yes" or "No", translated */
+  TF_CONFIG_FIELD_BOOLEAN,   /* a gboolean */
 } TfConfigFieldKind;
 
 typedef struct {
@@ -93,8 +93,8 @@ typedef struct {
 const TfConfigField *tf_config_fields (guint *n_fields);
 /* The group's title, translated. */
 const char *tf_config_group_title (TfConfigGroup group);
-/* The field's value as text: integers in decimal, floats with %g (in the C
- * locale, as in the checkpoint). */
+/* The field's value as text, as the checkpoint writes it: integers in
+ * decimal, floats with %g (in the C locale), names, true or false. */
 char *tf_config_field_format (const TfConfigField *field, const TfConfig *config);
 
 /* ---- Numbers for people ------------------------------------------------ */
