@@ -1387,6 +1387,30 @@ test_window_narrow (void)
   close_sized_window (window);
 }
 
+/* In a short window (1100 × 560) Generate is in view without scrolling:
+ * the settings scroll above it, it stays below them. */
+static void
+test_imagine_generate_in_view (void)
+{
+  TfWindow *window;
+  GtkWidget *button;
+  graphene_rect_t bounds;
+
+  if (skip_without_display () || bundled_model_missing ())
+    return;
+  window = open_sized_window (1100, 560);
+  run_for (100);
+  button = find_named (tf_window_get_imagine_view (window), "generate");
+  g_assert_true (gtk_widget_get_mapped (button));
+  bounds = bounds_in (button, GTK_WIDGET (window));
+  g_test_message ("Generate at y %.0f to %.0f of a window %d px high", bounds.origin.y,
+                  bounds.origin.y + bounds.size.height, gtk_widget_get_height (GTK_WIDGET (window)));
+  g_assert_cmpfloat (bounds.origin.y, >=, 0);
+  g_assert_cmpfloat (bounds.origin.y + bounds.size.height, <=,
+                     gtk_widget_get_height (GTK_WIDGET (window)));
+  close_sized_window (window);
+}
+
 /* At 1920 × 1080 the prediction fills the room, in whole multiples of its
  * pixels; a counter that grows moves neither it nor the replay; a seed
  * field of −1 draws with a new seed and keeps −1, a typed seed is used
@@ -2528,6 +2552,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/chat/regenerate-then-continue", test_chat_regenerate_then_continue);
   g_test_add_func ("/app/chat/rename-and-delete", test_chat_rename_and_delete);
   g_test_add_func ("/app/window/narrow", test_window_narrow);
+  g_test_add_func ("/app/imagine/generate-in-view", test_imagine_generate_in_view);
   g_test_add_func ("/app/imagine/wide-and-seed", test_imagine_wide_and_seed);
   g_test_add_func ("/app/imagine/variants", test_imagine_variants);
   g_test_add_func ("/app/imagine/img2img", test_imagine_img2img);
