@@ -126,7 +126,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   gint64 steps = unset64, warmup = unset64, save_steps = 0, max_examples = unset64, until = 0;
   int batch = unset, vocab = unset;
   double lr = NAN, save_every = o.save_every_minutes, image_first = NAN;
-  double cfg_drop = NAN, chat = NAN, lambda = NAN;
+  double cfg_drop = NAN, chat = NAN, lambda = NAN, decay = NAN;
   gboolean resume = FALSE;
   const GOptionEntry entries[] = {
     { "preset", 0, 0, G_OPTION_ARG_STRING, &preset, N_("Model size: tiny, small or default (small)"), N_("NAME") },
@@ -136,6 +136,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "steps", 0, 0, G_OPTION_ARG_INT64, &steps, N_("Optimizer steps in all (1000)"), N_("N") },
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch, N_("Sequences per step (8)"), N_("B") },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, N_("Peak learning rate (0.001)"), N_("X") },
+    { "decay", 0, 0, G_OPTION_ARG_DOUBLE, &decay, N_("0: the rate decays as a cosine from the warm-up on (0); F: it holds its peak, then decays linearly over the last F of the steps, so that --resume --steps can lengthen the run until then"), N_("F") },
     { "seed", 0, 0, G_OPTION_ARG_STRING, &seed, N_("Seed of every random choice (1)"), N_("S") },
     { "save-every", 0, 0, G_OPTION_ARG_DOUBLE, &save_every, N_("Save every so many minutes; fractions allowed (5)"), N_("MINUTES") },
     { "save-every-steps", 0, 0, G_OPTION_ARG_INT64, &save_steps, N_("Also save every N steps"), N_("N") },
@@ -191,6 +192,9 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       tf_train_options_clear (&o);
       return TF_CLI_EXIT_FAILURE;
     }
+  /* The schedule as saved, to say what a new --steps does to it (a copy of
+   * the numbers: its pointers are not used). */
+  const TfTrainOptions schedule_saved = o;
   /* A warm restart takes the size of the model it starts from. */
   if (preset == NULL && init_from != NULL && !resume)
     {
@@ -285,6 +289,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   GIVEN (warmup_steps, warmup, unset64)
   GIVEN (max_examples, max_examples, unset64)
   GIVEN_DOUBLE (lr, lr)
+  GIVEN_DOUBLE (decay_fraction, decay)
   GIVEN_DOUBLE (image_first, image_first)
   GIVEN_DOUBLE (cfg_drop, cfg_drop)
   GIVEN_DOUBLE (chat_fraction, chat)
@@ -292,6 +297,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 #undef GIVEN
 #undef GIVEN_DOUBLE
 
+  const TfTrainOptions schedule_now = o;
   g_autoptr (TfTrainer) trainer = tf_trainer_new (&o, &error);
   tf_train_options_clear (&o);
   if (trainer == NULL)
@@ -317,6 +323,19 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
              c->unet_channels, c->unet_blocks, tf_config_unet_levels (c));
   fprintf (cli->err, _("matrix products: %s\n"),
            tf_gemm_backend_name (tf_trainer_backend (trainer)));
+  if (resume && schedule_now.steps != schedule_saved.steps)
+    {
+      const int64_t at = tf_trainer_step (trainer);
+      const double before = tf_train_learning_rate (&schedule_saved, at);
+      const double now = tf_train_learning_rate (&schedule_now, at);
+      fprintf (cli->err, _("the schedule now spans %" PRId64 " steps (it spanned %" PRId64 ")\n"),
+               schedule_now.steps, schedule_saved.steps);
+      if (fabs (now - before) > 1e-9 * before)
+        fprintf (cli->err, _("%s: warning: the learning rate of step %" PRId64 " moves from %g "
+                             "to %g: the run does not go on smoothly (with --decay, lengthen "
+                             "it before its decay begins)\n"),
+                 PROGRAM, at + 1, before, now);
+    }
 
   struct sigaction action = { 0 }, previous;
   action.sa_handler = on_interrupt;

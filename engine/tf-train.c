@@ -139,6 +139,11 @@ options_identity (const TfTrainOptions *o)
     {
       STR ("recipe", o->recipe)
     }
+  /* Only when the schedule holds its peak, as for the recipe. */
+  if (o->decay_fraction > 0)
+    {
+      DBL ("decay_fraction", o->decay_fraction)
+    }
 #undef W_INT
 #undef W_DBL
 #undef W_SEED
@@ -196,6 +201,7 @@ options_from_identity (TfTrainOptions *o, const char *json, const char *path, GE
   RUN_OPTIONS (R_INT, R_DBL, /* read above */)
   g_free (o->recipe);
   o->recipe = g_strdup (json_object_get_string_member_with_default (obj, "recipe", ""));
+  o->decay_fraction = json_object_get_double_member_with_default (obj, "decay_fraction", 0.0);
 #undef R_DBL
 #undef R_INT
   return TRUE;
@@ -258,6 +264,8 @@ options_validate (const TfTrainOptions *o, GError **error)
   REQUIRE (o->batch >= 1 && o->batch <= 4096, "--batch %d is out of range (1 to 4096)", o->batch);
   REQUIRE (isfinite (o->lr) && o->lr > 0 && o->lr < 1, "--lr %g is out of range (0 to 1)", o->lr);
   REQUIRE (o->min_lr_ratio >= 0 && o->min_lr_ratio <= 1, "the minimum learning-rate ratio must be 0 to 1");
+  REQUIRE (isfinite (o->decay_fraction) && o->decay_fraction >= 0 && o->decay_fraction <= 1,
+           "--decay %g is out of range (0: cosine; up to 1)", o->decay_fraction);
   REQUIRE (o->weight_decay >= 0 && o->weight_decay < 1, "weight decay must be 0 to 1");
   REQUIRE (o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1, "Adam betas must be in [0, 1)");
   REQUIRE (o->adam_eps > 0 && o->clip > 0, "Adam eps and the clipping norm must be positive");
@@ -765,13 +773,25 @@ warmup_steps (const TfTrainOptions *o)
   return MIN ((int64_t) 1000, MAX ((int64_t) 1, o->steps / 20));
 }
 
-/* Linear warm-up, then cosine decay to lr · min_lr_ratio at the last step. */
-static double
-learning_rate (const TfTrainOptions *o, int64_t step)
+/* Linear warm-up; then either a cosine decay to lr · min_lr_ratio at the
+ * last step, or (decay_fraction > 0) the peak held until the last
+ * decay_fraction of the steps, which decay linearly to it. */
+double
+tf_train_learning_rate (const TfTrainOptions *o, int64_t step)
 {
   int64_t warm = warmup_steps (o);
   if (step < warm)
     return o->lr * (double) (step + 1) / warm;
+  if (o->decay_fraction > 0)
+    {
+      const int64_t decay = (int64_t) llround (o->decay_fraction * (double) o->steps);
+      const int64_t start = MAX (warm, o->steps - decay);
+      if (step < start)
+        return o->lr;
+      double progress = MIN (1.0, (double) (step - start) / (double) MAX ((int64_t) 1,
+                                                                          o->steps - start));
+      return o->lr * (o->min_lr_ratio + (1.0 - o->min_lr_ratio) * (1.0 - progress));
+    }
   double span = (double) MAX ((int64_t) 1, o->steps - warm);
   double progress = MIN (1.0, (double) (step - warm) / span);
   double cosine = 0.5 * (1.0 + cos (G_PI * progress));
@@ -1400,7 +1420,7 @@ train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
     }
   tf_model_zero_grads (tr->model);
   tf_model_backward (tr->model, tr->acts);
-  const double lr = learning_rate (&tr->opt, tr->step);
+  const double lr = tf_train_learning_rate (&tr->opt, tr->step);
   const double norm = clip_gradients (tr);
   if (!isfinite (losses.loss) || !isfinite (norm))
     {

@@ -31,7 +31,12 @@ typedef struct {
   int64_t  steps;           /* total optimizer steps */
   int      batch;           /* rows per step, each up to max_seq_len positions */
   double   lr;              /* peak learning rate */
-  double   min_lr_ratio;    /* cosine decays to lr · this */
+  double   min_lr_ratio;    /* the schedule ends at lr · this */
+  /* 0: cosine decay from the warm-up's end to the last step. F > 0:
+   * warm-up, then the peak held, then a linear decay over the last F of the
+   * steps (warmup-stable-decay): until the decay begins, a resumed run may
+   * be given more --steps and goes on as if it had been started with them. */
+  double   decay_fraction;
   int64_t  warmup_steps;    /* −1: 5% of steps, at most 1000 */
   double   weight_decay;    /* on matrices only */
   double   beta1, beta2, adam_eps;
@@ -75,6 +80,9 @@ void tf_train_options_clear (TfTrainOptions *options);
  * nothing else. */
 gboolean tf_train_options_load_saved (TfTrainOptions *options, const char *model_path,
                                       GError **error);
+
+/* The learning rate of step @step (0-based) of a run with @options. */
+double tf_train_learning_rate (const TfTrainOptions *options, int64_t step);
 
 /* The path of the training state for a model path. */
 char *tf_train_state_path (const char *model_path);

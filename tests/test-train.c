@@ -189,6 +189,35 @@ test_resume_exact (void)
   assert_same_run (straight, split);
 }
 
+/* The schedules: cosine as before; with a decay fraction, the peak held,
+ * then a linear decay over the last part. */
+static void
+test_schedule_values (void)
+{
+  TfTrainOptions o;
+  tf_train_options_init (&o);
+  o.steps = 100;
+  o.warmup_steps = 10;
+  o.lr = 1e-3;
+  o.min_lr_ratio = 0.1;
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 0), 1e-4, 1e-15);
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 9), 1e-3, 1e-15);
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 55), 0.55e-3, 1e-15);  /* cosine's middle */
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 100), 1e-4, 1e-15);
+  o.decay_fraction = 0.2;
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 0), 1e-4, 1e-15);
+  for (int step = 9; step <= 80; step++)
+    g_assert_cmpfloat (tf_train_learning_rate (&o, step), ==, 1e-3);
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 90), 0.55e-3, 1e-15);
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 99), 0.145e-3, 1e-15);
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 100), 1e-4, 1e-15);
+  /* a decay longer than what follows the warm-up starts after it */
+  o.decay_fraction = 1.0;
+  g_assert_cmpfloat (tf_train_learning_rate (&o, 10), ==, 1e-3);
+  g_assert_cmpfloat_with_epsilon (tf_train_learning_rate (&o, 55), 0.55e-3, 1e-15);
+  tf_train_options_clear (&o);
+}
+
 /* A warm restart: a new run from a model's weights and tokenizer, said so in
  * its provenance, and still so after a resume; a model of another shape is
  * refused. */
@@ -493,6 +522,48 @@ test_resume_keeps_precision (void)
   g_assert_nonnull (strstr (tf_safetensors_metadata (st, "provenance"), "\"precision\":\"fp32\""));
 }
 
+/* With --decay, a run lengthened by --resume --steps before its decay begins
+ * is bit for bit the run started with those steps; lengthened later, the
+ * trainer says the rate jumps. A decay fraction other than the run's own is
+ * refused on resume. */
+static void
+test_decay_lengthen (void)
+{
+  if (!have_cli ())
+    return;
+  g_autofree char *cli = cli_path ();
+  g_autofree char *straight = tmp_path ("decay-straight.safetensors");
+  g_autofree char *split = tmp_path ("decay-split.safetensors");
+  g_autofree char *late = tmp_path ("decay-late.safetensors");
+#define TRAIN(out, steps) cli, "train", "--preset", "tiny", "--data", "shapes", "--batch", "4", \
+    "--vocab", "300", "--lr", "0.003", "--seed", "42", "--warmup", "2", "--decay", "0.5", \
+    "--steps", steps, "--out", out
+  const char *whole[] = { TRAIN (straight, "12"), NULL };
+  const char *first[] = { TRAIN (split, "8"), "--until-step", "4", NULL };
+  const char *longer[] = { cli, "train", "--resume", "--steps", "12", "--out", split, NULL };
+  const char *late_first[] = { TRAIN (late, "8"), "--until-step", "6", NULL };
+  const char *late_longer[] = { cli, "train", "--resume", "--steps", "12", "--until-step", "7",
+                                "--out", late, NULL };
+  const char *other[] = { cli, "train", "--resume", "--decay", "0.25", "--out", late, NULL };
+#undef TRAIN
+  const char *const *runs[] = { whole, first, longer, late_first, late_longer, other };
+  g_autofree char *said[G_N_ELEMENTS (runs)] = { NULL };
+  for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      int status;
+      g_assert_true (g_spawn_sync (NULL, (char **) runs[i], NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+                                   NULL, NULL, NULL, &said[i], &status, NULL));
+      g_test_message ("run %u: %s", i, said[i]);
+      g_assert_true (g_spawn_check_wait_status (status, NULL) == (i != 5));
+    }
+  assert_same_run (straight, split);
+  g_assert_nonnull (strstr (said[2], "the schedule now spans 12 steps (it spanned 8)"));
+  g_assert_null (strstr (said[2], "warning"));
+  g_assert_nonnull (strstr (said[4], "the learning rate of step 7 moves from"));
+  g_assert_cmpint (saved_step (late), ==, 7);
+  g_assert_nonnull (strstr (said[5], "started with other options"));
+}
+
 static void
 test_resume_needs_only_out (void)
 {
@@ -756,6 +827,8 @@ main (int argc, char **argv)
   g_test_add_func ("/train/overfit", test_overfit);
   g_test_add_func ("/train/prompt-subjects-images-only", test_prompt_subjects_images_only);
   g_test_add_func ("/train/resume-exact", test_resume_exact);
+  g_test_add_func ("/train/schedule-values", test_schedule_values);
+  g_test_add_func ("/train/decay-lengthen", test_decay_lengthen);
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/warm-start-new-image-side", test_warm_start_new_image_side);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);

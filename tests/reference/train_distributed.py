@@ -76,10 +76,18 @@ def make_config(args, tok):
 
 
 def learning_rate(args, step):
-    """Linear warm-up, then cosine decay to lr·min_lr_ratio (tf-train.c)."""
+    """Linear warm-up, then cosine decay to lr·min_lr_ratio, or with --decay F
+    the peak held until the last F of the steps, which decay linearly to it
+    (tf_train_learning_rate in tf-train.c)."""
     warm = args.warmup if args.warmup >= 0 else min(1000, max(1, args.steps // 20))
     if step < warm:
         return args.lr * (step + 1) / warm
+    if args.decay > 0:
+        start = max(warm, args.steps - int(math.floor(args.decay * args.steps + 0.5)))
+        if step < start:
+            return args.lr
+        progress = min(1.0, (step - start) / max(1, args.steps - start))
+        return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * (1 - progress))
     progress = min(1.0, (step - warm) / max(1, args.steps - warm))
     return args.lr * (args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -158,6 +166,8 @@ def parse_args(argv=None):
     a.add_argument("--batch", type=int, default=8, help="rows per rank and step")
     a.add_argument("--lr", type=float, default=1e-3)
     a.add_argument("--min-lr-ratio", type=float, default=0.1)
+    a.add_argument("--decay", type=float, default=0.0,
+                   help="0: cosine; F: hold the peak, then decay linearly over the last F of the steps")
     a.add_argument("--warmup", type=int, default=-1)
     a.add_argument("--weight-decay", type=float, default=0.1)
     a.add_argument("--clip", type=float, default=1.0)
