@@ -365,6 +365,104 @@ static const char *const caption_questions[] = {
   "what is it?", "what's in the picture?",
 };
 
+/* People ask for less than training's captions say, and in words of their
+ * own: a prompt for shapes or emoji sometimes leaves out where the object
+ * is, how large, or (emoji) on what background, or says "big", "little"
+ * and "center". Only prompts (text the model reads before drawing) are
+ * loosened; the captions it writes and eval's prompts keep the full form.
+ * The image is the same either way: what a prompt leaves out, the drawing
+ * may do as it likes. */
+typedef struct {
+  GRegex *where, *size, *background, *centre;
+} Loosen;
+
+static const Loosen *
+loosen_patterns (void)
+{
+  static Loosen patterns;
+  static gsize done = 0;
+  if (g_once_init_enter (&done))
+    {
+      patterns.where = g_regex_new ("\\s+(?:at the (?:top|bottom)(?: (?:left|right))?"
+                                    "|in the (?:top|bottom) (?:left|right) corner"
+                                    "|on the (?:left|right)|in the (?:centre|middle))\\b",
+                                    G_REGEX_OPTIMIZE, 0, NULL);
+      patterns.size = g_regex_new ("\\ba (small|medium|large) (\\S+)", G_REGEX_OPTIMIZE, 0, NULL);
+      patterns.background = g_regex_new (" on an? [a-z]+ background$", G_REGEX_OPTIMIZE, 0, NULL);
+      patterns.centre = g_regex_new ("\\bcentre\\b", G_REGEX_OPTIMIZE, 0, NULL);
+      g_once_init_leave (&done, 1);
+    }
+  return &patterns;
+}
+
+typedef struct {
+  gboolean drop;   /* else a synonym */
+} SizeEdit;
+
+static gboolean
+edit_size (const GMatchInfo *match, GString *out, gpointer data)
+{
+  const SizeEdit *edit = data;
+  g_autofree char *size = g_match_info_fetch (match, 1);
+  g_autofree char *word = g_match_info_fetch (match, 2);
+  if (!edit->drop)
+    {
+      const char *other = strcmp (size, "large") == 0   ? "big"
+                          : strcmp (size, "small") == 0 ? "little"
+                                                        : size;
+      g_string_append_printf (out, "a %s %s", other, word);
+    }
+  else if (word[0] == 'u')   /* "a unicorn", "an umbrella": left as it was */
+    g_string_append_printf (out, "a %s %s", size, word);
+  else
+    g_string_append_printf (out, "%s %s", strchr ("aeio", word[0]) != NULL ? "an" : "a", word);
+  return FALSE;
+}
+
+char *
+tf_train_loosen_prompt (const char *source, const char *caption, TfRng *rng)
+{
+  const gboolean shapes = g_strcmp0 (source, "shapes") == 0;
+  const gboolean emoji = g_strcmp0 (source, "emoji") == 0;
+  char *text = g_strdup (caption);
+  if (!shapes && !emoji)
+    return text;
+  const Loosen *p = loosen_patterns ();
+  char *next;
+#define REPLACE(regex, with)                                                   \
+  next = g_regex_replace_literal (regex, text, -1, 0, with, 0, NULL);          \
+  if (next != NULL)                                                            \
+    {                                                                          \
+      g_free (text);                                                           \
+      text = next;                                                             \
+    }
+  if (tf_rng_uniform (rng) < 0.25)
+    {
+      REPLACE (p->where, "")
+    }
+  if (emoji && tf_rng_uniform (rng) < 0.25)
+    {
+      REPLACE (p->background, "")
+    }
+  const double u = tf_rng_uniform (rng);
+  if (u < 0.3)   /* half of that without the size, half in other words */
+    {
+      SizeEdit edit = { u < 0.15 };
+      next = g_regex_replace_eval (p->size, text, -1, 0, 0, edit_size, &edit, NULL);
+      if (next != NULL)
+        {
+          g_free (text);
+          text = next;
+        }
+    }
+  if (tf_rng_uniform (rng) < 0.3)
+    {
+      REPLACE (p->centre, "center")
+    }
+#undef REPLACE
+  return text;
+}
+
 /* People write a prompt as they write anything else: a capital first,
  * a full stop at the end. Training's own captions have neither, so text
  * the model reads (a caption before its image, a chat message) gets them
@@ -515,7 +613,9 @@ doc_chat_turn (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *ow
         {
           /* "draw X" → image */
           const char *phrase = draw_phrases[tf_rng_below (rng, G_N_ELEMENTS (draw_phrases))];
-          g_autofree char *plain = g_strconcat (phrase, ex->caption, NULL);
+          g_autofree char *loose = tf_train_loosen_prompt (tr->opt.data[doc->source], ex->caption,
+                                                          rng);
+          g_autofree char *plain = g_strconcat (phrase, loose, NULL);
           g_autofree char *ask = as_people_write (rng, plain);
           doc_string (tr, doc, owned, ask, max_caption);
           doc_special (tr, doc, owned, TF_SPECIAL_ASSISTANT);
@@ -619,7 +719,9 @@ build_doc (TfTrainer *tr, TfRng *rng, TfExample *ex, Doc *doc, GPtrArray *owned,
           /* caption first; sometimes no caption, for classifier-free guidance */
           if (tf_rng_uniform (rng) >= o->cfg_drop)
             {
-              g_autofree char *caption = as_people_write (rng, ex->caption);
+              g_autofree char *loose = tf_train_loosen_prompt (tr->opt.data[doc->source],
+                                                              ex->caption, rng);
+              g_autofree char *caption = as_people_write (rng, loose);
               doc_string (tr, doc, owned, caption, max_caption);
             }
           doc_special (tr, doc, owned, TF_SPECIAL_BOI);
@@ -728,9 +830,12 @@ tf_trainer_sample_documents (TfTrainer *tr, uint64_t seed, int n, int **position
   for (int i = 0; i < n; i++)
     {
       TfExample ex;
-      if (!draw_example (tr, &rng, &ex, NULL, error))
-        return NULL;
       Doc doc = { g_array_new (FALSE, FALSE, sizeof (TfSegment)), 0, NULL, 0 };
+      if (!draw_example (tr, &rng, &ex, &doc.source, error))
+        {
+          g_array_unref (doc.segs);
+          return NULL;
+        }
       g_autoptr (GPtrArray) owned = g_ptr_array_new_with_free_func (g_free);
       GError *doc_error = NULL;
       build_doc (tr, &rng, &ex, &doc, owned, c->max_seq_len, &doc_error);

@@ -20,6 +20,7 @@
 #include "tf-gemm.h"
 #include "tf-tokenizer.h"
 #include "tf-safetensors.h"
+#include "tf-rng.h"
 
 G_BEGIN_DECLS
 
@@ -80,6 +81,12 @@ void tf_train_options_clear (TfTrainOptions *options);
  * nothing else. */
 gboolean tf_train_options_load_saved (TfTrainOptions *options, const char *model_path,
                                       GError **error);
+
+/* A prompt as people might write it for @caption of data source @source
+ * (shapes and emoji: now and then without where, how large or on what
+ * background, or with "big", "little", "center"; others unchanged). Newly
+ * allocated; draws from @rng. */
+char *tf_train_loosen_prompt (const char *source, const char *caption, TfRng *rng);
 
 /* The learning rate of step @step (0-based) of a run with @options. */
 double tf_train_learning_rate (const TfTrainOptions *options, int64_t step);

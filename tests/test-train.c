@@ -189,6 +189,65 @@ test_resume_exact (void)
   assert_same_run (straight, split);
 }
 
+/* Prompts for shapes and emoji are loosened now and then, as people write:
+ * the colour and the shape (or the emoji) always stay, the articles stay
+ * right, and other sources' text is left alone. */
+static void
+test_loosen_prompts (void)
+{
+  TfRng rng;
+  tf_rng_seed (&rng, 5);
+  const char *scene = "two objects: a large orange circle in the centre and a small blue star "
+                      "in the top left corner";
+  const char *emoji = "a medium emoji of unicorn at the bottom right on a yellow background";
+  int no_where = 0, no_size = 0, big = 0, center = 0, full = 0, no_background = 0, n = 2000;
+  for (int i = 0; i < n; i++)
+    {
+      g_autofree char *s = tf_train_loosen_prompt ("shapes", scene, &rng);
+      g_assert_nonnull (strstr (s, "orange circle"));
+      g_assert_nonnull (strstr (s, "blue star"));
+      g_assert_true (g_str_has_prefix (s, "two objects: a"));
+      g_assert_null (strstr (s, "a orange"));
+      g_assert_null (strstr (s, "  "));
+      no_where += strstr (s, "corner") == NULL;
+      no_size += strstr (s, "large") == NULL && strstr (s, "big") == NULL;
+      big += strstr (s, "a big orange circle") != NULL;
+      center += strstr (s, " center ") != NULL;
+      full += strcmp (s, scene) == 0;
+      if (strstr (s, "corner") == NULL)
+        g_assert_null (strstr (s, "in the cent"));   /* every place goes together */
+
+      g_autofree char *e = tf_train_loosen_prompt ("emoji", emoji, &rng);
+      if (i < 6)
+        g_test_message ("%s | %s", s, e);
+      g_assert_nonnull (strstr (e, "unicorn"));
+      g_assert_null (strstr (e, "a emoji"));
+      /* "an unicorn" would be wrong: before a u the size stays */
+      g_autofree char *u = tf_train_loosen_prompt ("emoji", "a small unicorn on a white background",
+                                                   &rng);
+      g_assert_null (strstr (u, "an unicorn"));
+      g_assert_null (strstr (u, "a unicorn"));
+      no_background += strstr (e, "background") == NULL;
+    }
+  g_test_message ("of %d: %d without places, %d without a size, %d \"big\", %d \"center\", "
+                  "%d unchanged; emoji: %d without a background", n, no_where, no_size, big,
+                  center, full, no_background);
+  /* about a quarter without places, 15% without sizes, 15% in other words */
+  g_assert_cmpint (no_where, >, n / 5);
+  g_assert_cmpint (no_where, <, n * 3 / 10);
+  g_assert_cmpint (no_size, >, n / 10);
+  g_assert_cmpint (no_size, <, n / 5);
+  g_assert_cmpint (big, >, n / 10);
+  g_assert_cmpint (center, >, n / 20);
+  g_assert_cmpint (full, >, n / 3);
+  g_assert_cmpint (no_background, >, n / 5);
+  g_assert_cmpint (no_background, <, n * 3 / 10);
+
+  /* other sources, unchanged */
+  g_autofree char *fashion = tf_train_loosen_prompt ("fashion", "a large coat in the centre", &rng);
+  g_assert_cmpstr (fashion, ==, "a large coat in the centre");
+}
+
 /* The schedules: cosine as before; with a decay fraction, the peak held,
  * then a linear decay over the last part. */
 static void
@@ -828,6 +887,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/prompt-subjects-images-only", test_prompt_subjects_images_only);
   g_test_add_func ("/train/resume-exact", test_resume_exact);
   g_test_add_func ("/train/schedule-values", test_schedule_values);
+  g_test_add_func ("/train/loosen-prompts", test_loosen_prompts);
   g_test_add_func ("/train/decay-lengthen", test_decay_lengthen);
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/warm-start-new-image-side", test_warm_start_new_image_side);

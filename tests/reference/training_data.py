@@ -32,7 +32,9 @@ is this?" → caption, question → answer, each turn ending with <|eos|>, and
 half of the chat documents going on for up to four turns from examples
 drawn then (those that fit). Text the model reads (a caption before its
 image, a chat message) gets a capital first and a full stop now and then
-(as_people_write). Documents are packed into rows of at most max_seq_len, a
+(as_people_write), and a prompt for shapes or emoji sometimes leaves out
+where, how large or on what background, or says "big", "little", "center"
+(loosen_prompt). Documents are packed into rows of at most max_seq_len, a
 document that does not fit skipped and a row closed after eight misses.
 What differs from C: the random numbers come from a numpy Generator (the
 draws in the C order, but not the C stream), so the documents are of the
@@ -804,6 +806,41 @@ def as_people_write(rng, text):
     return text
 
 
+_WHERE = re.compile(r"\s+(?:at the (?:top|bottom)(?: (?:left|right))?"
+                    r"|in the (?:top|bottom) (?:left|right) corner"
+                    r"|on the (?:left|right)|in the (?:centre|middle))\b")
+_SIZE = re.compile(r"\ba (small|medium|large) (\S+)")
+_BACKGROUND = re.compile(r" on an? [a-z]+ background$")
+_CENTRE = re.compile(r"\bcentre\b")
+
+
+def loosen_prompt(rng, source, caption):
+    """engine/tf-train.c's tf_train_loosen_prompt: a prompt for shapes or
+    emoji without the places (1 in 4), emoji without the background (1 in
+    4), without the size or with "big"/"little" (15 in 100 each; "a" becomes
+    "an" before a vowel, and before a u the size stays), "center" (3 in 10)."""
+    if source not in ("shapes", "emoji"):
+        return caption
+    text = caption
+    if rng.random() < 0.25:
+        text = _WHERE.sub("", text)
+    if source == "emoji" and rng.random() < 0.25:
+        text = _BACKGROUND.sub("", text)
+    u = rng.random()
+    if u < 0.3:
+        def edit(m):
+            size, word = m.group(1), m.group(2)
+            if u >= 0.15:
+                return f"a {dict(large='big', small='little').get(size, size)} {word}"
+            if word[0] == "u":
+                return m.group(0)
+            return f"{'an' if word[0] in 'aeio' else 'a'} {word}"
+        text = _SIZE.sub(edit, text)
+    if rng.random() < 0.3:
+        text = _CENTRE.sub("center", text)
+    return text
+
+
 class _Document:
     """Segments of one document (or one chat turn) as they are built."""
 
@@ -877,7 +914,9 @@ class DataMix:
         while s + 1 < len(self.sources) and u >= self.cum_weights[s]:
             s += 1
         source = self.sources[s]
-        return source.get(int(rng.integers(len(source))), rng)
+        ex = source.get(int(rng.integers(len(source))), rng)
+        ex["source"] = source.name
+        return ex
 
     def _chat_turn(self, ex, rng, doc):
         """One turn from @ex, ending with <|eos|>: "draw X" → image, image +
@@ -889,7 +928,8 @@ class DataMix:
             doc.special("<|user|>")
             if rng.random() < 0.5:
                 phrase = DRAW_PHRASES[rng.integers(len(DRAW_PHRASES))]
-                doc.string(ex, as_people_write(rng, phrase + ex["caption"]), max_caption)
+                loose = loosen_prompt(rng, ex.get("source"), ex["caption"])
+                doc.string(ex, as_people_write(rng, phrase + loose), max_caption)
                 doc.special("<|assistant|>")
                 doc.special("<|boi|>")
                 doc.image(rng, ex["pixels"], False)
@@ -941,7 +981,8 @@ class DataMix:
                 doc.string(ex, ex["caption"], max_caption, "caption")
             else:
                 if rng.random() >= self.cfg_drop:     # else no caption, for guidance
-                    doc.string(ex, as_people_write(rng, ex["caption"]), max_caption, "caption")
+                    loose = loosen_prompt(rng, ex.get("source"), ex["caption"])
+                    doc.string(ex, as_people_write(rng, loose), max_caption, "caption")
                 doc.special("<|boi|>")
                 doc.image(rng, ex["pixels"], False)
                 doc.special("<|eoi|>")
