@@ -199,6 +199,14 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
         }
       fprintf (out, _("         (%d held-out scenes, %d objects)\n"), r->shapes_scenes,
                r->shapes_objects);
+      g_autofree char *note = g_strdup_printf (_("%d prompts such as \"one red circle\"; "
+                                                 "one object drawn: %.1f%%"),
+                                               r->shapes_other_n,
+                                               pc (r->shapes_other_one, r->shapes_other_n));
+      row_percent (out, "", _("one shape, other words: colour"), r->shapes_other_colour,
+                   r->shapes_other_n, TF_EVAL_TARGET_SHAPES_COLOUR, note);
+      row_percent (out, "", _("one shape, other words: shape"), r->shapes_other_shape,
+                   r->shapes_other_n, TF_EVAL_TARGET_SHAPES_SHAPE, "");
     }
   if (r->sections & TF_EVAL_EMOJI)
     {
@@ -291,7 +299,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "judge", 0, 0, G_OPTION_ARG_FILENAME, &judge_path, N_("The Fashion-MNIST judge (the one in resources/judge/, or installed)"), N_("FILE") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
     { "json-file", 0, 0, G_OPTION_ARG_FILENAME, &json_file, N_("Also write the JSON to FILE"), N_("FILE") },
-    { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes and emoji prompts, 20×N captions (10)"), N_("N") },
+    { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes scenes and emoji prompts, 5×N single shapes, 20×N captions (10)"), N_("N") },
     { "steps", 0, 0, G_OPTION_ARG_INT, &options.settings.steps, N_("Denoising steps per image (the model's own, else 25)"), N_("S") },
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &options.settings.cfg, N_("Guidance scale (the model's own, else 3)"), N_("W") },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (the model's own, else ddim)"), N_("NAME") },
@@ -307,8 +315,9 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       _("Measures on held-out data only: prompt → image on the ten Fashion-MNIST\n"
         "classes (judged by an independent classifier, with its accuracy on real\n"
         "t10k images and a Fréchet distance), captions of t10k images, held-out\n"
-        "shapes scenes read back from the pixels, held-out emoji prompts (nearest\n"
-        "emoji), bits per byte of held-out WordNet text beside xz and gzip, and\n"
+        "shapes scenes and single shapes asked in other words read back from the\n"
+        "pixels, held-out emoji prompts (nearest emoji), bits per byte of\n"
+        "held-out WordNet text beside xz and gzip, and\n"
         "how much the caption steers denoising (the ε error on noised t10k images\n"
         "after the right caption, another class's and none). Each figure is printed\n"
         "beside its target. Images are drawn with the model's own steps, guidance\n"

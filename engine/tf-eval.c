@@ -291,6 +291,31 @@ tf_eval_unseen_fashion_prompt (const char *subject, int k)
   return g_strdup_printf (unseen_templates[k % G_N_ELEMENTS (unseen_templates)], subject);
 }
 
+/* One shape in words the shapes source never writes and training's
+ * loosened prompts never say ("one", "single", "just", "picture of"…). %s
+ * is the shape with its article ("an orange circle") when the template says
+ * 'a', else without ("orange circle"). */
+static const struct { const char *format; gboolean article; } other_shape_templates[] = {
+  { "one %s", FALSE },
+  { "a picture of %s", TRUE },
+  { "a single %s, nothing else", FALSE },
+  { "an image with one %s in it", FALSE },
+  { "just %s", TRUE },
+  { "%s on white", TRUE },
+};
+
+char *
+tf_eval_other_shape_prompt (int colour, int shape, int k)
+{
+  const char *c = tf_shapes_colour_name (colour);
+  g_autofree char *noun = g_strdup_printf ("%s %s", c, tf_shapes_shape_name (shape));
+  g_autofree char *with_article = g_strdup_printf ("%s %s", strchr ("aeiou", c[0]) ? "an" : "a",
+                                                   noun);
+  const int t = k % (int) G_N_ELEMENTS (other_shape_templates);
+  return g_strdup_printf (other_shape_templates[t].format,
+                          other_shape_templates[t].article ? with_article : noun);
+}
+
 static double
 frechet_of (const float *a, const float *b, int n, int dim)
 {
@@ -532,12 +557,12 @@ eval_shapes (Eval *ev, GError **error)
   if (src == NULL)
     return FALSE;
   tf_rng_seed (&rng, ev->o->settings.seed);
-  const int n = 10 * ev->o->samples;
+  const int n = 10 * ev->o->samples, n_other = 5 * ev->o->samples;
   for (int i = 0; i < n; i++)
     {
       TfExample ex;
       TfShapeScene asked, found;
-      if (!step (ev, "shapes", i, n, error) || !tf_data_source_get (src, i, &rng, &ex, error))
+      if (!step (ev, "shapes", i, n + n_other, error) || !tf_data_source_get (src, i, &rng, &ex, error))
         return FALSE;
       tf_shapes_scene_for_index (TF_SPLIT_HELDOUT, i, &asked);
       gboolean ok = draw (ev, ex.caption, 100000u + (uint64_t) i, pixels, error);
@@ -557,6 +582,27 @@ eval_shapes (Eval *ev, GError **error)
       tf_example_clear (&ex);
       if (!ok)
         return FALSE;
+    }
+  /* One shape in other words: every colour with every shape in turn, the
+   * templates in turn. */
+  const int combos = TF_SHAPES_N_COLOURS * TF_SHAPES_N_SHAPES;
+  for (int i = 0; i < n_other; i++)
+    {
+      const int combo = (i * 7) % combos;   /* 7 is prime to 48: every pair before a repeat */
+      const int colour = combo % TF_SHAPES_N_COLOURS, shape = combo / TF_SHAPES_N_COLOURS;
+      g_autofree char *prompt = tf_eval_other_shape_prompt (colour, shape, i);
+      TfShapeScene found;
+      if (!step (ev, "shapes", n + i, n + n_other, error) ||
+          !draw (ev, prompt, 150000u + (uint64_t) i, pixels, error))
+        return FALSE;
+      tf_shapes_analyse (pixels, ev->config->image_size, ev->config->image_channels, &found);
+      r->shapes_other_n++;
+      if (found.n == 1)
+        {
+          r->shapes_other_one++;
+          r->shapes_other_colour += found.objects[0].colour == colour;
+          r->shapes_other_shape += found.objects[0].shape == shape;
+        }
     }
   return TRUE;
 }
@@ -1162,6 +1208,15 @@ tf_eval_report_to_json (const TfEvalReport *r)
       add_measure (b, "real_position", percent (r->shapes_real_position, r->shapes_objects), -1);
       add_int (b, "scenes", r->shapes_scenes);
       add_int (b, "objects", r->shapes_objects);
+      json_builder_set_member_name (b, "other_wordings");
+      json_builder_begin_object (b);
+      add_measure (b, "one_object", percent (r->shapes_other_one, r->shapes_other_n), -1);
+      add_measure (b, "colour", percent (r->shapes_other_colour, r->shapes_other_n),
+                   TF_EVAL_TARGET_SHAPES_COLOUR);
+      add_measure (b, "shape", percent (r->shapes_other_shape, r->shapes_other_n),
+                   TF_EVAL_TARGET_SHAPES_SHAPE);
+      add_int (b, "prompts", r->shapes_other_n);
+      json_builder_end_object (b);
       json_builder_end_object (b);
     }
   if (r->sections & TF_EVAL_EMOJI)

@@ -65,6 +65,9 @@ typedef enum {
  * phrasing" row for a class named @subject ("sneaker"): phrasings the
  * Fashion-MNIST source never writes. */
 char *tf_eval_unseen_fashion_prompt (const char *subject, int k);
+/* The same for one shape of @colour and @shape (TfShapeColour, TfShape),
+ * without size or place ("one red circle", "just a blue star"). */
+char *tf_eval_other_shape_prompt (int colour, int shape, int k);
 #define TF_EVAL_N_UNSEEN_PHRASINGS 6
 
 /* "fashion,caption" → flags; FALSE (and @error names the word) otherwise. */
@@ -127,6 +130,9 @@ typedef struct {
   int    shapes_scenes, shapes_objects;
   int    shapes_colour, shapes_shape, shapes_count, shapes_position;
   int    shapes_real_colour, shapes_real_shape, shapes_real_count, shapes_real_position;
+  /* one shape asked in words no training prompt uses, without size or place
+   * ("one red circle"): drawn as one object, in that colour, of that shape */
+  int    shapes_other_n, shapes_other_one, shapes_other_colour, shapes_other_shape;
   /* emoji */
   int    emoji_n, emoji_top1, emoji_top5, emoji_candidates;
   /* text */

@@ -13,6 +13,7 @@
 #include "tf-generate.h"
 #include "tf-data.h"
 #include "tf-image.h"
+#include "tf-data-shapes.h"
 #include "tf-model-info.h"
 #include "tf-judge.h"
 #include "tf-safetensors.h"
@@ -159,6 +160,12 @@ test_eval_end_to_end (void)
       g_assert_cmpfloat (member_percent (shapes, real), >=, 90);
     }
   g_assert_cmpint (json_object_get_int_member (shapes, "scenes"), ==, 10);
+  JsonObject *other = json_object_get_object_member (shapes, "other_wordings");
+  g_assert_nonnull (other);
+  g_assert_cmpint (json_object_get_int_member (other, "prompts"), ==, 5);
+  const double one = member_percent (other, "one_object");
+  g_assert_cmpfloat (member_percent (other, "colour"), <=, one);
+  g_assert_cmpfloat (member_percent (other, "shape"), <=, one);
 
   JsonObject *emoji = json_object_get_object_member (root, "emoji");
   g_assert_nonnull (emoji);
@@ -402,7 +409,7 @@ test_eval_sweep (void)
   g_assert_nonnull (strstr (out, "ddim 25 steps, guidance 2"));
   g_assert_nonnull (strstr (out, "ddpm 50 steps, guidance 5"));
   g_assert_nonnull (strstr (out, "← chosen"));
-  g_assert_nonnull (strstr (err, "eval: sweep, setting 1 of 12…\neval: shapes (10 items)…\n"));
+  g_assert_nonnull (strstr (err, "eval: sweep, setting 1 of 12…\neval: shapes (15 items)…\n"));
   g_assert_nonnull (strstr (err, "eval: sweep, setting 12 of 12…\n"));
 
   /* Without an image section there is nothing to choose by. */
@@ -800,6 +807,34 @@ test_bundled_model (void)
   g_assert_cmpuint (strlen (caption), >, 0);
 }
 
+/* One shape in other words: the article agrees ("just an orange circle"),
+ * no size or place is said, and 48 prompts ask for every colour with every
+ * shape. */
+static void
+test_other_shape_prompts (void)
+{
+  g_autofree char *orange = tf_eval_other_shape_prompt (TF_SHAPE_ORANGE, 0, 4);
+  g_autofree char *one = tf_eval_other_shape_prompt (TF_SHAPE_ORANGE, 0, 0);
+  g_test_message ("%s / %s", orange, one);
+  g_assert_true (g_str_has_prefix (orange, "just an orange "));
+  g_assert_true (g_str_has_prefix (one, "one orange "));
+  gboolean seen[TF_SHAPES_N_COLOURS * TF_SHAPES_N_SHAPES] = { FALSE };
+  for (int i = 0; i < TF_SHAPES_N_COLOURS * TF_SHAPES_N_SHAPES; i++)
+    {
+      const int combo = (i * 7) % (TF_SHAPES_N_COLOURS * TF_SHAPES_N_SHAPES);
+      g_assert_false (seen[combo]);
+      seen[combo] = TRUE;
+      g_autofree char *p = tf_eval_other_shape_prompt (combo % TF_SHAPES_N_COLOURS,
+                                                       combo / TF_SHAPES_N_COLOURS, i);
+      g_assert_null (strstr (p, "small"));
+      g_assert_null (strstr (p, "large"));
+      g_assert_null (strstr (p, " the "));
+      g_assert_null (strstr (p, "a a"));
+      g_assert_nonnull (strstr (p, tf_shapes_colour_name (combo % TF_SHAPES_N_COLOURS)));
+      g_assert_nonnull (strstr (p, tf_shapes_shape_name (combo / TF_SHAPES_N_COLOURS)));
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -810,6 +845,7 @@ main (int argc, char **argv)
   tf_configure_threads ();
   g_test_add_func ("/eval/end-to-end", test_eval_end_to_end);
   g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
+  g_test_add_func ("/eval/other-shape-prompts", test_other_shape_prompts);
   g_test_add_func ("/eval/pick-examples", test_pick_examples);
   g_test_add_func ("/eval/convert-examples", test_convert_examples);
   g_test_add_func ("/eval/sweep", test_eval_sweep);
