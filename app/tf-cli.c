@@ -191,6 +191,8 @@ print_model_info (TfCli *cli, const TfModelInfo *info)
   fputc ('\n', cli->out);
   for (guint i = 0; i < n_fields; i++)
     {
+      if (!tf_config_field_applies (&fields[i], config))
+        continue;
       g_autofree char *value = tf_config_field_format (&fields[i], config);
 
       print_row (cli->out, width, fields[i].key, value);

@@ -268,6 +268,24 @@ test_info_generated (void)
   g_assert_true (has_row (r.out, "schedule", "cosine"));
   g_assert_true (has_row (r.out, "dtype", "F32"));
   g_assert_true (g_regex_match_simple (params, r.out, G_REGEX_MULTILINE, 0));
+  /* linear patches: no U-Net rows, which would say nothing of this model */
+  g_assert_null (strstr (r.out, "unet_"));
+  cli_result_clear (&r);
+
+  /* the U-Net's, with every one of its fields as the file has them */
+  g_autofree char *unet = g_build_filename (dir, "unet.safetensors", NULL);
+  g_assert_true (tf_config_apply_recipe (&config, "prediction=v,image_encoder=unet,"
+                                         "unet_channels=4,unet_blocks=1,unet_skips=false",
+                                         &error));
+  g_autoptr (TfModel) model = tf_model_new (&config, &error);
+  g_assert_no_error (error);
+  g_assert_true (tf_model_save (model, unet, TF_DTYPE_F32, NULL, NULL, 0, &error));
+  g_assert_no_error (error);
+  run_in_process (&r, "info", unet, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (has_row (r.out, "image_encoder", "unet"));
+  g_assert_true (has_row (r.out, "unet_channels", "4"));
+  g_assert_true (has_row (r.out, "unet_skips", "false"));
   cli_result_clear (&r);
 
   tf_test_remove_tree (dir);

@@ -188,6 +188,8 @@ tf_model_info_window_show (TfModelInfoWindow *self, const TfModelInfo *info)
   fields = tf_config_fields (&n_fields);
   for (guint i = 0; i < n_fields; i++)
     {
+      if (!tf_config_field_applies (&fields[i], config))
+        continue;
       g_autofree char *value = tf_config_field_format (&fields[i], config);
 
       if (fields[i].kind == TF_CONFIG_FIELD_BOOLEAN)   /* for people */

@@ -280,6 +280,13 @@ tf_config_fields (guint *n_fields)
   return config_fields;
 }
 
+gboolean
+tf_config_field_applies (const TfConfigField *field, const TfConfig *config)
+{
+  return !g_str_has_prefix (field->key, "unet_") ||
+         config->image_encoder == TF_IMAGE_ENCODER_UNET;
+}
+
 const char *
 tf_config_group_title (TfConfigGroup group)
 {

@@ -91,6 +91,9 @@ typedef struct {
 
 /* Every field of TfConfig, in the order of the header. */
 const TfConfigField *tf_config_fields (guint *n_fields);
+/* Whether @field says anything about a model of @config: the U-Net's
+ * fields only when its image encoder is the U-Net. */
+gboolean tf_config_field_applies (const TfConfigField *field, const TfConfig *config);
 /* The group's title, translated. */
 const char *tf_config_group_title (TfConfigGroup group);
 /* The field's value as text, as the checkpoint writes it: integers in
