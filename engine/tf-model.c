@@ -353,11 +353,11 @@ tf_model_init_random (TfModel *m, uint64_t seed)
           memset (p, 0, sizeof (float) * t->size);
           continue;
         }
-      if (g_str_has_prefix (t->name, "unet."))
+      if (g_str_has_prefix (t->name, "unet.") && g_strcmp0 (t->name, "unet.proj_in.weight") != 0)
         {
           /* The last convolution of each block and the final one start at
            * zero: every block starts as the identity, the head at 0. The
-           * others: normal with a fan-in scale. */
+           * others: normal with a fan-in scale, except proj_in (below). */
           if (g_str_has_suffix (t->name, "conv2.weight") ||
               g_strcmp0 (t->name, "unet.out.weight") == 0)
             {
@@ -369,6 +369,11 @@ tf_model_init_random (TfModel *m, uint64_t seed)
             p[k] = (float) (scale * tf_rng_normal (&rng));
           continue;
         }
+      /* Everything that writes into the transformer's residual stream starts
+       * at its scale, the U-Net's tokens (unet.proj_in) as linear patches'
+       * do: with a fan-in scale they entered about 7× larger than those and
+       * 50× larger than text embeddings, so that what attention brings from
+       * the caption was small beside them. */
       double std = 0.02;
       if (g_str_has_suffix (t->name, "attn.wo") || g_str_has_suffix (t->name, "mlp.w2"))
         std *= out_scale;   /* residual projections, as in GPT-2 */

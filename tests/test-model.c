@@ -536,6 +536,39 @@ test_alpha_bar (void)
   g_assert_cmpfloat (ab[T], <, 1e-4);
 }
 
+static double
+tensor_std (TfModel *m, const char *name)
+{
+  const TfParamInfo *t = tf_model_find_tensor (m, name);
+  g_assert_nonnull (t);
+  const float *p = tf_model_params (m) + t->offset;
+  double ss = 0;
+  for (size_t k = 0; k < t->size; k++)
+    ss += (double) p[k] * p[k];
+  return sqrt (ss / (double) t->size);
+}
+
+/* A new model's U-Net: its blocks start as the identity and its head at 0;
+ * its tokens enter the transformer at the scale of linear patches' (the
+ * weights into the residual stream are normal(0, 0.02)), its convolutions
+ * with a fan-in scale. */
+static void
+test_unet_init (void)
+{
+  TfConfig c = tiny_config ();
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tf_config_apply_recipe (&c, "prediction=v,image_encoder=unet,unet_channels=16,"
+                                         "unet_blocks=1", &error));
+  g_autoptr (TfModel) m = tf_model_new (&c, &error);
+  g_assert_no_error (error);
+  tf_model_init_random (m, 3);
+  g_assert_cmpfloat (tensor_std (m, "unet.out.weight"), ==, 0);
+  g_assert_cmpfloat (tensor_std (m, "unet.down.0.block.0.conv2.weight"), ==, 0);
+  g_assert_cmpfloat_with_epsilon (tensor_std (m, "unet.proj_in.weight"), 0.02, 0.002);
+  g_assert_cmpfloat_with_epsilon (tensor_std (m, "unet.down.0.conv.weight"), 1.0 / sqrt (9 * 16),
+                                  0.01);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -550,6 +583,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/checkpoint/round-trip", test_checkpoint_round_trip);
   g_test_add_func ("/model/checkpoint/errors", test_checkpoint_errors);
   g_test_add_func ("/model/alpha-bar", test_alpha_bar);
+  g_test_add_func ("/model/unet-init", test_unet_init);
   int status = g_test_run ();
   tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);

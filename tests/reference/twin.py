@@ -876,7 +876,7 @@ def init_parameters(model, seed=0):
     """Normal(0, 0.02) matrices and embeddings, output projections (attn.wo,
     mlp.w2) scaled by 1/sqrt(2·n_layers), norms 1, biases and adaLN weights 0;
     U-Net matrices normal(0, 1/sqrt(fan-in)) but each block's conv2 and the
-    final conv 0. Draws in checkpoint order from one generator seeded with @seed."""
+    final conv 0, and proj_in (into the transformer) normal(0, 0.02). Draws in checkpoint order from one generator seeded with @seed."""
     gen = torch.Generator().manual_seed(seed)
     out_scale = 1.0 / math.sqrt(2 * model.config["n_layers"])
     for name, param in model.ordered_parameters():
@@ -886,7 +886,7 @@ def init_parameters(model, seed=0):
             param.zero_()   # adaLN-Zero: every image sublayer starts as the identity
         elif name.startswith("unet.") and (name.endswith("conv2.weight") or name == "unet.out.weight"):
             param.zero_()   # every U-Net block starts as the identity, the head at 0
-        elif name.startswith("unet."):
+        elif name.startswith("unet.") and name != "unet.proj_in.weight":
             w = torch.empty(param.shape, dtype=torch.float32).normal_(0.0, 1.0, generator=gen)
             param.copy_(w / math.sqrt(param.shape[1]))
         else:
