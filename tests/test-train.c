@@ -606,7 +606,7 @@ test_decay_lengthen (void)
   const char *other[] = { cli, "train", "--resume", "--decay", "0.25", "--out", late, NULL };
 #undef TRAIN
   const char *const *runs[] = { whole, first, longer, late_first, late_longer, other };
-  g_autofree char *said[G_N_ELEMENTS (runs)] = { NULL };
+  char *said[G_N_ELEMENTS (runs)] = { NULL };   /* each freed at the end */
   for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
     {
       int status;
@@ -621,6 +621,8 @@ test_decay_lengthen (void)
   g_assert_nonnull (strstr (said[4], "the learning rate of step 7 moves from"));
   g_assert_cmpint (saved_step (late), ==, 7);
   g_assert_nonnull (strstr (said[5], "started with other options"));
+  for (guint i = 0; i < G_N_ELEMENTS (said); i++)
+    g_free (said[i]);
 }
 
 static void
