@@ -311,11 +311,20 @@ forward_flops (const TfConfig *c, TfActivations *acts, const TfLosses *losses)
       }
   double per_layer = positions * 2 * (4 * d * d + 3 * d * h) + 4 * d * keys;
   double images = c->n_layers * per_layer + 2.0 * d * c->vocab_size * losses->n_text_targets;
-  if (c->image_encoder != TF_IMAGE_ENCODER_UNET)
+  if (c->image_encoder == TF_IMAGE_ENCODER_LINEAR)
     return images + patches * 2 * 2 * pd * d;
+  const double Ci = c->image_channels, S = c->image_size;
+  if (c->image_encoder == TF_IMAGE_ENCODER_CONV)
+    {
+      /* The conv encoder's 3×3 convolutions at every pixel, in and out, and
+       * its maps of each patch's p·p·C values to and from the tokens. */
+      const double C = c->conv_channels;
+      const double macs = 2 * S * S * 9 * C * Ci + 2 * S * S * C * d;
+      return images + patches / tf_config_n_patches (c) * 2 * macs;
+    }
   /* The U-Net's convolutions (multiply-adds of 3×3 kernels at each level's
    * pixels, in and out) and its per-cell maps to and from the tokens. */
-  const double C = c->unet_channels, Ci = c->image_channels, S = c->image_size;
+  const double C = c->unet_channels;
   double macs = 2 * S * S * 9 * C * Ci + 2 * tf_config_n_patches (c) * C * d;
   for (int l = 0; l < tf_config_unet_levels (c); l++)
     {

@@ -35,7 +35,7 @@ int tf_config_image_values (const TfConfig *c)
 static const char *const prediction_names[] = { "eps", "v", "x" };
 static const char *const t_sampling_names[] = { "uniform", "logit_normal" };
 static const char *const time_conditioning_names[] = { "add", "adaln_zero" };
-static const char *const image_encoder_names[] = { "linear", "unet" };
+static const char *const image_encoder_names[] = { "linear", "unet", "conv" };
 
 const char *
 tf_image_encoder_name (TfImageEncoder e)
@@ -95,6 +95,7 @@ recipe_defaults (TfConfig *c)
   c->unet_channels = 32;
   c->unet_blocks = 1;
   c->unet_skips = TRUE;
+  c->conv_channels = 16;
 }
 
 gboolean
@@ -203,6 +204,9 @@ tf_config_validate_recipe (const TfConfig *c, const char *what, GError **error)
           return FALSE;
         }
     }
+  if (c->image_encoder == TF_IMAGE_ENCODER_CONV &&
+      !check_range (what, "conv_channels", c->conv_channels, 1, 4096, error))
+    return FALSE;
   if (!(c->t_mean >= -10.0 && c->t_mean <= 10.0) || !(c->t_scale > 0.0 && c->t_scale <= 10.0))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
@@ -357,6 +361,10 @@ tf_config_to_json (const TfConfig *c)
     {
       json_builder_set_member_name (b, "image_encoder");
       json_builder_add_string_value (b, tf_image_encoder_name (c->image_encoder));
+    }
+  /* each encoder's own fields only with it */
+  if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
+    {
       json_builder_set_member_name (b, "unet_channels");
       json_builder_add_int_value (b, c->unet_channels);
       json_builder_set_member_name (b, "unet_blocks");
@@ -366,6 +374,11 @@ tf_config_to_json (const TfConfig *c)
           json_builder_set_member_name (b, "unet_skips");
           json_builder_add_boolean_value (b, FALSE);
         }
+    }
+  if (c->image_encoder == TF_IMAGE_ENCODER_CONV)
+    {
+      json_builder_set_member_name (b, "conv_channels");
+      json_builder_add_int_value (b, c->conv_channels);
     }
   json_builder_end_object (b);
 
@@ -471,7 +484,7 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
   recipe_defaults (&c);
   static const char *const recipe_keys[] = {
     "prediction", "t_sampling", "t_mean", "t_scale", "min_snr_gamma", "time_conditioning",
-    "image_encoder", "unet_channels", "unet_blocks", "unet_skips",
+    "image_encoder", "unet_channels", "unet_blocks", "unet_skips", "conv_channels",
   };
   for (size_t i = 0; i < G_N_ELEMENTS (recipe_keys); i++)
     {
@@ -537,9 +550,10 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
       index = name_index (image_encoder_names, G_N_ELEMENTS (image_encoder_names), value);
       if (index >= 0)
         c->image_encoder = (TfImageEncoder) index;
-      expected = "linear or unet";
+      expected = "linear, unet or conv";
     }
-  else if (g_strcmp0 (key, "unet_channels") == 0 || g_strcmp0 (key, "unet_blocks") == 0)
+  else if (g_strcmp0 (key, "unet_channels") == 0 || g_strcmp0 (key, "unet_blocks") == 0 ||
+           g_strcmp0 (key, "conv_channels") == 0)
     {
       char *end = NULL;
       gint64 v = value != NULL ? g_ascii_strtoll (value, &end, 10) : -1;
@@ -547,7 +561,9 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
           v <= 65536)
         {
           index = 0;
-          *(g_strcmp0 (key, "unet_channels") == 0 ? &c->unet_channels : &c->unet_blocks) = (int) v;
+          *(g_strcmp0 (key, "unet_channels") == 0 ? &c->unet_channels
+            : g_strcmp0 (key, "unet_blocks") == 0 ? &c->unet_blocks
+                                                  : &c->conv_channels) = (int) v;
         }
       expected = "a whole number";
     }
@@ -579,7 +595,7 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "unknown recipe field '%s' (expected prediction, t_sampling, t_mean, "
                    "t_scale, min_snr_gamma, time_conditioning, image_encoder, unet_channels, "
-                   "unet_blocks or unet_skips)", key);
+                   "unet_blocks, unet_skips or conv_channels)", key);
       return FALSE;
     }
   if (index < 0)

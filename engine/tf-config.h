@@ -43,6 +43,8 @@ typedef enum {
 typedef enum {
   TF_IMAGE_ENCODER_LINEAR,  /* a linear map of each patch, in and out (SPEC §2) */
   TF_IMAGE_ENCODER_UNET,    /* U-Net down and up blocks around the transformer (issue 14) */
+  TF_IMAGE_ENCODER_CONV,    /* linear patches with a 3×3 convolution at full resolution
+                             * before and after them (tf-conv-patch.h) */
 } TfImageEncoder;
 
 typedef struct {
@@ -70,6 +72,8 @@ typedef struct {
   gboolean           unet_skips;        /* U-Net only: encoder levels added into the
                                          * decoder's (TRUE); FALSE: every pixel the
                                          * decoder draws comes through the transformer */
+  int                conv_channels;     /* conv only: the convolutions' channels at full
+                                         * resolution (a patch is p·p·conv_channels values) */
   double rope_theta;
   double norm_eps;
   /* special token ids */
@@ -107,8 +111,8 @@ gboolean tf_config_from_json (TfConfig *config, const char *json, const char *wh
 /* Sets one field of the image side's recipe from text ("prediction", "v"),
  * as the command line gives it: prediction (eps, v, x), t_sampling (uniform,
  * logit_normal), t_mean, t_scale, min_snr_gamma, time_conditioning (add,
- * adaln_zero), image_encoder (linear, unet), unet_channels, unet_blocks. Does
- * not validate the whole config. */
+ * adaln_zero), image_encoder (linear, unet, conv), unet_channels, unet_blocks,
+ * unet_skips, conv_channels. Does not validate the whole config. */
 gboolean tf_config_set_recipe_field (TfConfig *config, const char *key, const char *value,
                                      GError **error);
 /* Applies "key=value,key=value" with tf_config_set_recipe_field(). */

@@ -7,6 +7,7 @@
 #include "tf-layers.h"
 #include "tf-rng.h"
 #include "tf-unet.h"
+#include "tf-conv-patch.h"
 #include "tf-json.h"
 
 #include <math.h>
@@ -54,6 +55,7 @@ struct _TfGenerator {
   float         *mods;           /* adaLN-Zero: [n_layers, 6d] then [2d], for one t */
   int           *no_group;       /* [cap] zeros: every row of a block is one image */
   TfUnetActs    *unet;           /* image_encoder = unet: one x_t encoded, N_ROWS decoded */
+  TfConvPatchActs *conv;         /* image_encoder = conv: the same */
   int           *order;          /* [V] sorting scratch */
   double        *probs;          /* [V] */
   TfGemmBackend  backend;        /* of the products (tf-gemm.h) */
@@ -199,8 +201,8 @@ resolve_weights (TfGenerator *g)
 {
   TfModel *m = g->model;
   g->w.tok_emb = weight (m, "tok_emb.weight");
-  const gboolean unet = tf_model_config (m)->image_encoder == TF_IMAGE_ENCODER_UNET;
-  if (!unet)   /* the U-Net's weights are reached through its offsets */
+  /* the U-Net's and the conv encoder's weights are reached through their offsets */
+  if (tf_model_config (m)->image_encoder == TF_IMAGE_ENCODER_LINEAR)
     {
       g->w.patch_in_w = weight (m, "patch_in.weight");
       g->w.patch_in_b = weight (m, "patch_in.bias");
@@ -292,6 +294,11 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
       g->unet = tf_unet_acts_new (c);
       tf_unet_acts_reserve (g->unet, N_ROWS);
     }
+  else if (c->image_encoder == TF_IMAGE_ENCODER_CONV)
+    {
+      g->conv = tf_conv_patch_acts_new (c);
+      tf_conv_patch_acts_reserve (g->conv, N_ROWS);
+    }
   tf_rng_seed (&g->rng, 1);
   tf_threads_init (&g->threads, 0);
   return g;
@@ -342,6 +349,7 @@ tf_generator_free (TfGenerator *g)
   g_free (g->time_buf); g_free (g->pred_rows); g_free (g->mods); g_free (g->no_group); g_free (g->order); g_free (g->probs);
   g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
   tf_unet_acts_free (g->unet);
+  tf_conv_patch_acts_free (g->conv);
   g_free (g);
 }
 
@@ -511,7 +519,7 @@ feed_image_now (TfGenerator *g, const int *rows, int n_rows, const float *x_t, i
   tf_threads_choose (&g->threads);
 
   /* x = patch_in(patches) + patch_pos + temb(t), the same for every row
-   * (with the U-Net, its encoder's tokens in place of patch_in's) */
+   * (with the U-Net or the conv encoder, its tokens in place of patch_in's) */
   float *code = g->time_buf, *h1 = code + d, *s1 = h1 + d, *temb = s1 + d;
   tf_timestep_code (code, t, d);
   tf_linear_forward (h1, code, g->w.time0_w, g->w.time0_b, 1, d, d);
@@ -519,8 +527,11 @@ feed_image_now (TfGenerator *g, const int *rows, int n_rows, const float *x_t, i
   tf_linear_forward (temb, s1, g->w.time2_w, g->w.time2_b, 1, d, d);
   const float *params = tf_model_params (g->model);
   const TfUnetOffsets *uo = tf_model_unet_offsets (g->model);
+  const TfConvPatchOffsets *co = tf_model_conv_patch_offsets (g->model);
   if (g->unet != NULL)
     tf_unet_encode (g->unet, params, uo, x_t, temb, 1, g->x);
+  else if (g->conv != NULL)
+    tf_conv_patch_encode (g->conv, params, co, x_t, 1, g->x);
   else
     {
       tf_patchify (g->patches, x_t, c->image_size, c->image_channels, c->patch_size);
@@ -548,6 +559,8 @@ feed_image_now (TfGenerator *g, const int *rows, int n_rows, const float *x_t, i
   forward_block (g, rows, n_rows, np, TRUE, mods, commit);
   if (pred != NULL && g->unet != NULL)   /* every row decoded against the one encoding */
     tf_unet_decode (g->unet, params, uo, g->xn, n_rows, pred);
+  else if (pred != NULL && g->conv != NULL)   /* the rows' decoders share nothing */
+    tf_conv_patch_decode (g->conv, params, co, g->xn, n_rows, pred);
   else if (pred != NULL)
     {
       const int values = tf_config_image_values (c);

@@ -9,6 +9,7 @@
 #include "tf-layers.h"
 #include "tf-rng.h"
 #include "tf-unet.h"
+#include "tf-conv-patch.h"
 
 #include <math.h>
 #include <string.h>
@@ -30,6 +31,7 @@ typedef struct {
   size_t final_adaln_w, final_adaln_b;   /* adaLN-Zero only: [2d, d], [2d] */
   TfLayerOffsets *layers;
   TfUnetOffsets unet;        /* image_encoder = unet only (then no patch_in, patch_out) */
+  TfConvPatchOffsets conv;   /* image_encoder = conv only (then no patch_in, patch_out) */
 } TfOffsets;
 
 struct _TfModel {
@@ -152,6 +154,30 @@ unet_tensors (TfModel *m, size_t *cur, gboolean encoder)
   add_tensor (m, "unet.out.bias", Ci, 0, FALSE, cur, &uo->out_b);
 }
 
+/* The conv encoder's tensors: the stem and the patches' map in where
+ * patch_in stands (@encoder), the map out and the head where patch_out does.
+ * Convolution weights are [Cout, 3·3·Cin] as the U-Net's. */
+static void
+conv_patch_tensors (TfModel *m, size_t *cur, gboolean encoder)
+{
+  const TfConfig *c = &m->config;
+  TfConvPatchOffsets *co = &m->off.conv;
+  const int C = c->conv_channels, d = c->d_model, Ci = c->image_channels;
+  const int cell = c->patch_size * c->patch_size * C;
+  if (encoder)
+    {
+      add_tensor (m, "conv.stem.weight", C, 9 * Ci, TRUE, cur, &co->stem_w);
+      add_tensor (m, "conv.stem.bias", C, 0, FALSE, cur, &co->stem_b);
+      add_tensor (m, "conv.in.weight", d, cell, TRUE, cur, &co->in_w);
+      add_tensor (m, "conv.in.bias", d, 0, FALSE, cur, &co->in_b);
+      return;
+    }
+  add_tensor (m, "conv.out.weight", cell, d, TRUE, cur, &co->out_w);
+  add_tensor (m, "conv.out.bias", cell, 0, FALSE, cur, &co->out_b);
+  add_tensor (m, "conv.head.weight", Ci, 9 * C, TRUE, cur, &co->head_w);
+  add_tensor (m, "conv.head.bias", Ci, 0, FALSE, cur, &co->head_b);
+}
+
 /* Builds the tensor table without allocating parameters, so a loader can
  * check a file against it before committing memory. */
 static TfModel *
@@ -168,8 +194,10 @@ model_plan (const TfConfig *config, const char *what, GError **error)
 
   const gboolean adaln = c->time_conditioning == TF_TIME_ADALN_ZERO;
   const gboolean unet = c->image_encoder == TF_IMAGE_ENCODER_UNET;
+  const gboolean conv = c->image_encoder == TF_IMAGE_ENCODER_CONV;
   const int levels = unet ? tf_config_unet_levels (c) : 0, blocks = c->unet_blocks;
-  m->tensors = g_new0 (TfParamInfo, 14 + 11 * c->n_layers + (unet ? 9 + levels * (4 + 16 * blocks) : 0));
+  m->tensors = g_new0 (TfParamInfo, 14 + 11 * c->n_layers +
+                                    (unet ? 9 + levels * (4 + 16 * blocks) : 0) + (conv ? 4 : 0));
   m->off.layers = g_new0 (TfLayerOffsets, c->n_layers);
   size_t cur = 0;
   TfOffsets *o = &m->off;
@@ -183,6 +211,8 @@ model_plan (const TfConfig *config, const char *what, GError **error)
   add_tensor (m, "tok_emb.weight", V, d, TRUE, &cur, &o->tok_emb);
   if (unet)
     unet_tensors (m, &cur, TRUE);
+  else if (conv)
+    conv_patch_tensors (m, &cur, TRUE);
   else
     {
       add_tensor (m, "patch_in.weight", d, pd, TRUE, &cur, &o->patch_in_w);
@@ -221,6 +251,8 @@ model_plan (const TfConfig *config, const char *what, GError **error)
   add_tensor (m, "lm_head.weight", V, d, TRUE, &cur, &o->lm_head);
   if (unet)
     unet_tensors (m, &cur, FALSE);
+  else if (conv)
+    conv_patch_tensors (m, &cur, FALSE);
   else
     {
       add_tensor (m, "patch_out.weight", pd, d, TRUE, &cur, &o->patch_out_w);
@@ -302,6 +334,12 @@ tf_model_unet_offsets (const TfModel *m)
   return m->config.image_encoder == TF_IMAGE_ENCODER_UNET ? &m->off.unet : NULL;
 }
 
+const TfConvPatchOffsets *
+tf_model_conv_patch_offsets (const TfModel *m)
+{
+  return m->config.image_encoder == TF_IMAGE_ENCODER_CONV ? &m->off.conv : NULL;
+}
+
 const TfParamInfo *
 tf_model_tensor (const TfModel *m, int index)
 {
@@ -353,27 +391,35 @@ tf_model_init_random (TfModel *m, uint64_t seed)
           memset (p, 0, sizeof (float) * t->size);
           continue;
         }
-      if (g_str_has_prefix (t->name, "unet.") && g_strcmp0 (t->name, "unet.proj_in.weight") != 0)
+      /* The image decoders' final convolutions (the U-Net's, the conv
+       * encoder's head) start at zero, so that the prediction starts at 0,
+       * and so does the last convolution of each U-Net block, so that every
+       * block starts as the identity. */
+      const gboolean unet_other = g_str_has_prefix (t->name, "unet.") &&
+                                  g_strcmp0 (t->name, "unet.proj_in.weight") != 0;
+      if (g_strcmp0 (t->name, "unet.out.weight") == 0 ||
+          g_strcmp0 (t->name, "conv.head.weight") == 0 ||
+          (unet_other && g_str_has_suffix (t->name, "conv2.weight")))
         {
-          /* The last convolution of each block and the final one start at
-           * zero: every block starts as the identity, the head at 0. The
-           * others: normal with a fan-in scale, except proj_in (below). */
-          if (g_str_has_suffix (t->name, "conv2.weight") ||
-              g_strcmp0 (t->name, "unet.out.weight") == 0)
-            {
-              memset (p, 0, sizeof (float) * t->size);
-              continue;
-            }
+          memset (p, 0, sizeof (float) * t->size);
+          continue;
+        }
+      /* The U-Net's other tensors except proj_in (below) and the conv
+       * encoder's stem: normal with a fan-in scale. */
+      if (unet_other || g_strcmp0 (t->name, "conv.stem.weight") == 0)
+        {
           const double scale = 1.0 / sqrt ((double) t->shape[1]);
           for (size_t k = 0; k < t->size; k++)
             p[k] = (float) (scale * tf_rng_normal (&rng));
           continue;
         }
       /* Everything that writes into the transformer's residual stream starts
-       * at its scale, the U-Net's tokens (unet.proj_in) as linear patches'
-       * do: with a fan-in scale they entered about 7× larger than those and
-       * 50× larger than text embeddings, so that what attention brings from
-       * the caption was small beside them. */
+       * at its scale, the U-Net's tokens (unet.proj_in) and the conv
+       * encoder's (conv.in) as linear patches' do: with a fan-in scale the
+       * U-Net's entered about 7× larger than those and 50× larger than text
+       * embeddings, so that what attention brings from the caption was small
+       * beside them. The conv encoder's map out (conv.out) starts at this
+       * scale too, as patch_out does. */
       double std = 0.02;
       if (g_str_has_suffix (t->name, "attn.wo") || g_str_has_suffix (t->name, "mlp.w2"))
         std *= out_scale;   /* residual projections, as in GPT-2 */
@@ -599,11 +645,12 @@ struct _TfActivations {
   float   *xm_patch;                 /* [Np, d] xn_patch modulated */
   int     *patch_group;              /* [Np] the image of each patch row */
   float   *d_mod, *d_final_mod, *d_time_silu, *d_gated;
-  /* image_encoder = unet only */
+  /* image_encoder = unet or conv: they take whole images, not patches */
   TfUnetActs *unet;
-  float   *unet_x;                   /* [n_images, S, S, C] x_t of each image */
-  float   *unet_pred;                /* [n_images, S, S, C] the decoder's output */
-  float   *d_unet_pred;              /* [n_images, S, S, C] */
+  TfConvPatchActs *conv;
+  float   *image_x;                  /* [n_images, S, S, C] x_t of each image */
+  float   *image_pred;               /* [n_images, S, S, C] the decoder's output */
+  float   *d_image_pred;             /* [n_images, S, S, C] */
   float   *d_time_unet;              /* [n_images, d] temb's gradient through the U-Net */
 
   TfLayerActs *layers;
@@ -641,6 +688,8 @@ tf_activations_new (TfModel *model)
   a->layers = g_new0 (TfLayerActs, a->n_layers);
   if (model->config.image_encoder == TF_IMAGE_ENCODER_UNET)
     a->unet = tf_unet_acts_new (&model->config);
+  else if (model->config.image_encoder == TF_IMAGE_ENCODER_CONV)
+    a->conv = tf_conv_patch_acts_new (&model->config);
   return a;
 }
 
@@ -656,7 +705,7 @@ activations_release (TfActivations *a)
   g_free (a->time_silu); g_free (a->mods); g_free (a->final_mod); g_free (a->xm_patch);
   g_free (a->patch_group); g_free (a->d_mod); g_free (a->d_final_mod); g_free (a->d_time_silu);
   g_free (a->d_gated);
-  g_free (a->unet_x); g_free (a->unet_pred); g_free (a->d_unet_pred); g_free (a->d_time_unet);
+  g_free (a->image_x); g_free (a->image_pred); g_free (a->d_image_pred); g_free (a->d_time_unet);
   for (int l = 0; l < a->n_layers; l++)
     {
       TfLayerActs *la = &a->layers[l];
@@ -682,6 +731,7 @@ tf_activations_free (TfActivations *a)
     return;
   activations_release (a);
   tf_unet_acts_free (a->unet);
+  tf_conv_patch_acts_free (a->conv);
   g_free (a->layers);
   g_free (a);
 }
@@ -752,14 +802,15 @@ activations_plan (TfActivations *a, int batch, int seq_len, GError **error)
       a->d_time_silu = g_new (float, n_img * d);
       a->d_gated = g_new (float, N * d);
     }
-  if (a->unet != NULL)
+  if (a->unet != NULL || a->conv != NULL)
     {
       const size_t values = tf_config_image_values (c);
-      a->unet_x = g_new (float, n_img * values);
-      a->unet_pred = g_new (float, n_img * values);
-      a->d_unet_pred = g_new (float, n_img * values);
-      a->d_time_unet = g_new (float, n_img * d);
+      a->image_x = g_new (float, n_img * values);
+      a->image_pred = g_new (float, n_img * values);
+      a->d_image_pred = g_new (float, n_img * values);
     }
+  if (a->unet != NULL)
+    a->d_time_unet = g_new (float, n_img * d);
   a->x_final = g_new (float, N * d); a->rstd_final = g_new (float, N);
   a->xn_final = g_new (float, N * d); a->logits = g_new (float, N * V);
   a->text_position = g_new (int, N); a->text_targets = g_new (int32_t, N);
@@ -1038,14 +1089,17 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
     }
 
   const int values = tf_config_image_values (c);
-  if (a->unet != NULL)
+  if (a->unet != NULL || a->conv != NULL)
     {
-      /* the U-Net encoder on each whole x_t, to a token per grid cell */
+      /* the U-Net or conv encoder on each whole x_t, to a token per grid cell */
       for (int g = 0; g < n_img; g++)
-        tf_unpatchify (a->unet_x + (size_t) g * values,
+        tf_unpatchify (a->image_x + (size_t) g * values,
                        a->patch_x + (size_t) a->image_first_row[g] * pd, c->image_size,
                        c->image_channels, c->patch_size);
-      tf_unet_encode (a->unet, m->params, &o->unet, a->unet_x, a->time_emb, n_img, a->d_patch);
+      if (a->unet != NULL)
+        tf_unet_encode (a->unet, m->params, &o->unet, a->image_x, a->time_emb, n_img, a->d_patch);
+      else
+        tf_conv_patch_encode (a->conv, m->params, &o->conv, a->image_x, n_img, a->d_patch);
     }
   else
     tf_linear_forward (a->d_patch, a->patch_x, P (o->patch_in_w), P (o->patch_in_b), Np, pd, d);
@@ -1132,14 +1186,17 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
                            a->patch_group, Np, d);
       head_in = a->xm_patch;
     }
-  if (a->unet != NULL)
+  if (a->unet != NULL || a->conv != NULL)
     {
       /* the decoder gives whole images; the loss compares them in patch
        * order, which is the same per-image MSE */
-      tf_unet_decode (a->unet, m->params, &o->unet, head_in, n_img, a->unet_pred);
+      if (a->unet != NULL)
+        tf_unet_decode (a->unet, m->params, &o->unet, head_in, n_img, a->image_pred);
+      else
+        tf_conv_patch_decode (a->conv, m->params, &o->conv, head_in, n_img, a->image_pred);
       for (int g = 0; g < n_img; g++)
         tf_patchify (a->pred + (size_t) a->image_first_row[g] * pd,
-                     a->unet_pred + (size_t) g * values, c->image_size, c->image_channels,
+                     a->image_pred + (size_t) g * values, c->image_size, c->image_channels,
                      c->patch_size);
     }
   else
@@ -1217,16 +1274,22 @@ tf_model_backward (TfModel *m, TfActivations *a)
   const gboolean adaln = c->time_conditioning == TF_TIME_ADALN_ZERO;
   const int ms = 6 * d;
   memset (a->d_patch, 0, sizeof (float) * Np * d);
-  if (a->unet != NULL)
+  if (a->unet != NULL || a->conv != NULL)
     {
       const int values = tf_config_image_values (c);
-      memset (a->d_time_unet, 0, sizeof (float) * n_img * d);
       for (int g = 0; g < n_img; g++)
-        tf_unpatchify (a->d_unet_pred + (size_t) g * values,
+        tf_unpatchify (a->d_image_pred + (size_t) g * values,
                        a->d_pred + (size_t) a->image_first_row[g] * pd, c->image_size,
                        c->image_channels, c->patch_size);
-      tf_unet_decode_backward (a->unet, m->params, grads, &o->unet, a->d_unet_pred, a->d_patch,
-                               a->d_time_unet);
+      if (a->unet != NULL)
+        {
+          memset (a->d_time_unet, 0, sizeof (float) * n_img * d);
+          tf_unet_decode_backward (a->unet, m->params, grads, &o->unet, a->d_image_pred,
+                                   a->d_patch, a->d_time_unet);
+        }
+      else
+        tf_conv_patch_decode_backward (a->conv, m->params, grads, &o->conv, a->d_image_pred,
+                                       a->d_patch);
     }
   else
     tf_linear_backward (a->d_patch, G (o->patch_out_w), G (o->patch_out_b), a->d_pred,
@@ -1337,6 +1400,8 @@ tf_model_backward (TfModel *m, TfActivations *a)
       for (size_t k = 0; k < (size_t) n_img * d; k++)
         a->d_time_emb[k] += a->d_time_unet[k];
     }
+  else if (a->conv != NULL)
+    tf_conv_patch_encode_backward (a->conv, m->params, grads, &o->conv, a->d_patch);
   else
     tf_linear_backward (NULL, G (o->patch_in_w), G (o->patch_in_b), a->d_patch, a->patch_x,
                         P (o->patch_in_w), Np, pd, d);

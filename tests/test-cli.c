@@ -1416,9 +1416,16 @@ test_bench (void)
   g_assert_nonnull (strstr (r.out, "training step"));
   cli_result_clear (&r);
 
-  run_program (&r, "bench", "--preset", "tiny", "--recipe", "image_encoder=conv", NULL);
+  /* and the conv encoder's */
+  run_program (&r, "bench", "--preset", "tiny", "--repeat", "1", "--only", "train", "--recipe",
+               "image_encoder=conv,conv_channels=4", NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_nonnull (strstr (r.out, "Recipe image_encoder=conv,conv_channels=4"));
+  cli_result_clear (&r);
+
+  run_program (&r, "bench", "--preset", "tiny", "--recipe", "image_encoder=vae", NULL);
   g_assert_cmpint (r.status, ==, 2);
-  g_assert_nonnull (strstr (r.err, "'image_encoder' is 'conv'"));
+  g_assert_nonnull (strstr (r.err, "'image_encoder' is 'vae', expected linear, unet or conv"));
   cli_result_clear (&r);
   run_program (&r, "bench", "--only", "train,warp", NULL);
   g_assert_cmpint (r.status, ==, 2);

@@ -166,6 +166,7 @@ test_recipe_json (void)
   g_assert_null (strstr (plain, "time_conditioning"));
   g_assert_null (strstr (plain, "image_encoder"));
   g_assert_null (strstr (plain, "unet_"));
+  g_assert_null (strstr (plain, "conv_"));
 
   g_autoptr (GError) error = NULL;
   g_assert_true (tf_config_apply_recipe (&c, "prediction=v,t_sampling=logit_normal,t_mean=-0.5,"
@@ -186,6 +187,7 @@ test_recipe_json (void)
   g_autofree char *json = tf_config_to_json (&c);
   g_assert_nonnull (strstr (json, "\"image_encoder\":\"unet\",\"unet_channels\":16,\"unet_blocks\":2"));
   g_assert_null (strstr (json, "unet_skips"));   /* with skips: as files before the field */
+  g_assert_null (strstr (json, "conv_channels"));   /* the conv encoder's field: not this one's */
   g_test_message ("%s", json);
   g_assert_true (tf_config_from_json (&back, json, "test", &error));
   g_assert_no_error (error);
@@ -210,6 +212,56 @@ test_recipe_json (void)
   c.prediction = TF_PREDICTION_X;
   g_autofree char *json_x = tf_config_to_json (&c);
   g_assert_nonnull (strstr (json_x, "\"prediction\":\"x\""));
+}
+
+/* The conv encoder (linear patches between 3×3 convolutions): its channels
+ * are written with it only, read back, and a file without them has 16. */
+static void
+test_recipe_conv (void)
+{
+  TfConfig c = valid_config (), back;
+  g_autoptr (GError) error = NULL;
+  g_assert_cmpint (c.conv_channels, ==, 16);
+  g_assert_true (tf_config_apply_recipe (&c, "prediction=v,image_encoder=conv,conv_channels=8",
+                                         &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c.image_encoder, ==, TF_IMAGE_ENCODER_CONV);
+  g_assert_cmpint (c.conv_channels, ==, 8);
+  g_assert_true (tf_config_validate (&c, "test", &error));
+  g_assert_no_error (error);
+  g_autofree char *json = tf_config_to_json (&c);
+  g_test_message ("%s", json);
+  g_assert_nonnull (strstr (json, "\"image_encoder\":\"conv\",\"conv_channels\":8"));
+  g_assert_null (strstr (json, "unet_"));
+  g_assert_true (tf_config_from_json (&back, json, "test", &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (&c, sizeof c, &back, sizeof back);
+
+  /* without the field: the default */
+  g_autofree char *without = replace (json, ",\"conv_channels\":8", "");
+  g_assert_null (strstr (without, "conv_channels"));
+  g_assert_true (tf_config_from_json (&back, without, "test", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (back.image_encoder, ==, TF_IMAGE_ENCODER_CONV);
+  g_assert_cmpint (back.conv_channels, ==, 16);
+
+  /* out of range: named by validation, as the recipe gives it */
+  g_assert_true (tf_config_apply_recipe (&c, "conv_channels=5000", &error));
+  g_assert_no_error (error);
+  g_assert_false (tf_config_validate (&c, "--recipe", &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_CONFIG);
+  g_assert_nonnull (strstr (error->message,
+                            "--recipe: config field 'conv_channels' is 5000, expected 1 to 4096"));
+  g_clear_error (&error);
+  g_assert_false (tf_config_apply_recipe (&c, "conv_channels=-3", &error));
+  g_assert_nonnull (strstr (error->message, "'conv_channels' is '-3', expected a whole number"));
+  g_clear_error (&error);
+
+  /* another encoder does not read the field, so any value will do there */
+  c = valid_config ();
+  c.conv_channels = 0;
+  g_assert_true (tf_config_validate (&c, "test", &error));
+  g_assert_no_error (error);
 }
 
 /* A file written before the recipe existed (the bundled model) reads with
@@ -250,10 +302,13 @@ test_recipe_errors (void)
     { "\"t_mean\":\"a\"", "'t_mean' is 'a', expected a number" },
     { "\"min_snr_gamma\":-1", "'min_snr_gamma' is -1" },
     { "\"time_conditioning\":\"concat\"", "'time_conditioning' is 'concat'" },
-    { "\"image_encoder\":\"conv\"", "'image_encoder' is 'conv', expected linear or unet" },
+    { "\"image_encoder\":\"vae\"", "'image_encoder' is 'vae', expected linear, unet or conv" },
     { "\"image_encoder\":\"unet\",\"unet_channels\":1.5", "'unet_channels' is '1.5', expected a whole number" },
     { "\"image_encoder\":\"unet\",\"unet_channels\":0", "'unet_channels' is 0, expected 1 to 4096" },
     { "\"image_encoder\":\"unet\",\"unet_skips\":0", "'unet_skips' is '0', expected true or false" },
+    { "\"image_encoder\":\"conv\",\"conv_channels\":0", "'conv_channels' is 0, expected 1 to 4096" },
+    { "\"image_encoder\":\"conv\",\"conv_channels\":4097", "'conv_channels' is 4097, expected 1 to 4096" },
+    { "\"image_encoder\":\"conv\",\"conv_channels\":\"many\"", "'conv_channels' is 'many', expected a whole number" },
     { "\"prediction\":[1]", "'prediction' is missing or not a value" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -269,6 +324,7 @@ test_recipe_errors (void)
   g_clear_error (&error);
   g_assert_false (tf_config_apply_recipe (&c, "shape=round", &error));
   g_assert_nonnull (strstr (error->message, "unknown recipe field 'shape'"));
+  g_assert_nonnull (strstr (error->message, "unet_skips or conv_channels)"));
 }
 
 /* Min-SNR-γ weights in closed form, and the noise levels training draws. */
@@ -328,6 +384,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/json-control-characters", test_json_control_characters);
   g_test_add_func ("/config/json-errors", test_json_errors);
   g_test_add_func ("/config/recipe/json", test_recipe_json);
+  g_test_add_func ("/config/recipe/conv", test_recipe_conv);
   g_test_add_func ("/config/recipe/old-file", test_recipe_old_file);
   g_test_add_func ("/config/recipe/errors", test_recipe_errors);
   g_test_add_func ("/config/recipe/weights-and-levels", test_recipe_weights_and_levels);

@@ -23,8 +23,8 @@ static const char *corpus[] = {
 
 /* A random model with a real tokenizer. @max_seq_len and @patch shape it;
  * @recipe (or NULL) sets the image side's fields. adaLN weights and the
- * U-Net's last convolutions, which start at zero, are made random too, so
- * that they act. */
+ * U-Net's and conv encoder's last convolutions, which start at zero, are
+ * made random too, so that they act. */
 static TfGenerator *
 tiny_generator_with (uint64_t seed, int max_seq_len, int patch, const char *recipe)
 {
@@ -47,7 +47,8 @@ tiny_generator_with (uint64_t seed, int max_seq_len, int patch, const char *reci
       const gboolean unet_zero = g_str_has_prefix (t->name, "unet.") &&
                                  (g_str_has_suffix (t->name, "conv2.weight") ||
                                   strcmp (t->name, "unet.out.weight") == 0);
-      if (strstr (t->name, "adaln") != NULL || unet_zero)
+      const gboolean conv_zero = strcmp (t->name, "conv.head.weight") == 0;
+      if (strstr (t->name, "adaln") != NULL || unet_zero || conv_zero)
         for (size_t k = 0; k < t->size; k++)
           tf_model_params (m)[t->offset + k] = (float) (0.05 * tf_rng_normal (&rng));
     }
@@ -976,6 +977,10 @@ main (int argc, char **argv)
   g_test_add_data_func ("/generate/cached-image/unet-noskip",
                         "prediction=v,image_encoder=unet,unet_channels=8,unet_blocks=1,"
                         "unet_skips=false", test_cached_image_equals_full);
+  /* linear patches between full-resolution convolutions, with adaLN */
+  g_test_add_data_func ("/generate/cached-image/conv",
+                        "prediction=v,time_conditioning=adaln_zero,image_encoder=conv,"
+                        "conv_channels=6", test_cached_image_equals_full);
   g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
   g_test_add_func ("/generate/sampling-json", test_sampling_json);
   g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);

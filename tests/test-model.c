@@ -569,6 +569,73 @@ test_unet_init (void)
                                   0.01);
 }
 
+/* A new model's conv encoder: its tensors stand where patch_in and
+ * patch_out would, its tokens enter the transformer at the scale of linear
+ * patches' and its map out starts as patch_out does (normal(0, 0.02)), its
+ * stem with a fan-in scale, its head at 0: the prediction starts at 0, and
+ * the head is the first to learn. */
+static void
+test_conv_init (void)
+{
+  TfConfig c = tiny_config ();
+  g_autoptr (GError) error = NULL;
+  g_assert_true (tf_config_apply_recipe (&c, "prediction=v,image_encoder=conv,conv_channels=16",
+                                         &error));
+  g_autoptr (TfModel) m = tf_model_new (&c, &error);
+  g_assert_no_error (error);
+  tf_model_init_random (m, 3);
+
+  const int cell = c.patch_size * c.patch_size * 16, Ci = c.image_channels;
+  const struct { const char *name; int rows, cols; } order[] = {
+    { "tok_emb.weight", c.vocab_size, c.d_model },
+    { "conv.stem.weight", 16, 9 * Ci }, { "conv.stem.bias", 16, 0 },
+    { "conv.in.weight", c.d_model, cell }, { "conv.in.bias", c.d_model, 0 },
+    { "patch_pos", tf_config_n_patches (&c), c.d_model },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (order); i++)
+    {
+      const TfParamInfo *t = tf_model_tensor (m, i);
+      g_assert_cmpstr (t->name, ==, order[i].name);
+      g_assert_cmpint (t->shape[0], ==, order[i].rows);
+      g_assert_cmpint (t->shape[1], ==, order[i].cols);
+    }
+  const int n = tf_model_n_tensors (m);
+  const char *last[] = { "lm_head.weight", "conv.out.weight", "conv.out.bias",
+                         "conv.head.weight", "conv.head.bias" };
+  for (guint i = 0; i < G_N_ELEMENTS (last); i++)
+    g_assert_cmpstr (tf_model_tensor (m, n - G_N_ELEMENTS (last) + i)->name, ==, last[i]);
+  g_assert_cmpint (tf_model_find_tensor (m, "conv.out.weight")->shape[0], ==, cell);
+  g_assert_cmpint (tf_model_find_tensor (m, "conv.head.weight")->shape[1], ==, 9 * 16);
+  g_assert_null (tf_model_find_tensor (m, "patch_in.weight"));
+  g_assert_null (tf_model_find_tensor (m, "patch_out.weight"));
+
+  g_assert_cmpfloat (tensor_std (m, "conv.head.weight"), ==, 0);
+  g_assert_cmpfloat (tensor_std (m, "conv.head.bias"), ==, 0);
+  g_assert_cmpfloat (tensor_std (m, "conv.stem.bias"), ==, 0);
+  g_assert_cmpfloat_with_epsilon (tensor_std (m, "conv.in.weight"), 0.02, 0.002);
+  g_assert_cmpfloat_with_epsilon (tensor_std (m, "conv.out.weight"), 0.02, 0.002);
+  g_assert_cmpfloat_with_epsilon (tensor_std (m, "conv.stem.weight"), 1.0 / sqrt (9 * Ci), 0.02);
+
+  MixedBatch mb;
+  mixed_batch_init (&mb, &c, 12);
+  g_autoptr (TfActivations) acts = tf_activations_new (m);
+  g_assert_true (tf_model_forward (m, acts, &mb.batch, NULL, &error));
+  g_assert_no_error (error);
+  const float *pred = tf_activations_pred (acts);
+  const size_t n_pred = (size_t) tf_activations_batch (acts) * tf_activations_seq_len (acts) *
+                        tf_config_patch_dim (&c);
+  for (size_t k = 0; k < n_pred; k++)
+    g_assert_cmpfloat (pred[k], ==, 0);
+  tf_model_zero_grads (m);
+  tf_model_backward (m, acts);
+  const TfParamInfo *head = tf_model_find_tensor (m, "conv.head.weight");
+  double g2 = 0;
+  for (size_t k = 0; k < head->size; k++)
+    g2 += (double) tf_model_grads (m)[head->offset + k] * tf_model_grads (m)[head->offset + k];
+  g_assert_cmpfloat (g2, >, 0);
+  mixed_batch_clear (&mb);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -584,6 +651,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/checkpoint/errors", test_checkpoint_errors);
   g_test_add_func ("/model/alpha-bar", test_alpha_bar);
   g_test_add_func ("/model/unet-init", test_unet_init);
+  g_test_add_func ("/model/conv-init", test_conv_init);
   int status = g_test_run ();
   tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);

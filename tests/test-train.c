@@ -336,6 +336,28 @@ test_warm_start (void)
   tf_train_options_clear (&o);
 }
 
+/* A plain model trained for @first_steps into tmp/@first, and a trainer of
+ * @steps that starts from it (--init-from) with @recipe, writing tmp/@warm;
+ * @o holds the trainer's options, @from the plain model. */
+static TfTrainer *
+warm_trainer (const char *first, int64_t first_steps, const char *warm, int64_t steps,
+              const char *recipe, TfTrainOptions *o, TfModel **from)
+{
+  g_autofree char *first_path = tmp_path (first);
+  g_autofree char *warm_path = tmp_path (warm);
+  g_autoptr (GError) error = NULL;
+  run_to_end (first_path, first_steps, FALSE, 0);
+  *from = tf_model_load (first_path, &error);
+  g_assert_no_error (error);
+  tf_test_tiny_train_options (o, warm_path);
+  o->steps = steps;
+  o->init_from = g_strdup (first_path);
+  o->recipe = g_strdup (recipe);
+  TfTrainer *tr = tf_trainer_new (o, &error);
+  g_assert_no_error (error);
+  return tr;
+}
+
 /* A warm restart may bring in adaLN-Zero and the U-Net: every tensor the old
  * model has carries over; the new ones start as in a new run (adaLN-Zero's
  * at zero), the linear patches are left behind, and the provenance names
@@ -343,21 +365,14 @@ test_warm_start (void)
 static void
 test_warm_start_new_image_side (void)
 {
-  g_autofree char *first = tmp_path ("plain.safetensors");
   g_autofree char *warm = tmp_path ("grafted.safetensors");
   g_autoptr (GError) error = NULL;
-  run_to_end (first, 4, FALSE, 0);
-  g_autoptr (TfModel) from = tf_model_load (first, &error);
-  g_assert_no_error (error);
-
   TfTrainOptions o;
-  tf_test_tiny_train_options (&o, warm);
-  o.steps = 3;
-  o.init_from = g_strdup (first);
-  o.recipe = g_strdup ("prediction=v,time_conditioning=adaln_zero,image_encoder=unet,"
-                       "unet_channels=8,unet_blocks=1");
-  g_autoptr (TfTrainer) tr = tf_trainer_new (&o, &error);
-  g_assert_no_error (error);
+  g_autoptr (TfModel) from = NULL;
+  g_autoptr (TfTrainer) tr = warm_trainer ("plain.safetensors", 4, "grafted.safetensors", 3,
+                                           "prediction=v,time_conditioning=adaln_zero,"
+                                           "image_encoder=unet,unet_channels=8,unet_blocks=1",
+                                           &o, &from);
   TfModel *m = tf_trainer_model (tr);
   g_assert_cmpint (tf_model_config (m)->time_conditioning, ==, TF_TIME_ADALN_ZERO);
   g_assert_cmpint (tf_model_config (m)->image_encoder, ==, TF_IMAGE_ENCODER_UNET);
@@ -397,6 +412,53 @@ test_warm_start_new_image_side (void)
   g_assert_nonnull (strstr (provenance, "adaln.weight"));
   g_assert_nonnull (strstr (provenance, "has no use for: "));
   g_assert_nonnull (strstr (provenance, "patch_in.weight"));
+  tf_train_options_clear (&o);
+}
+
+/* A warm restart into the conv encoder: its tensors start exactly as a new
+ * run's of the same recipe and seed would (the head at zero), the rest
+ * carries over, and the result trains. */
+static void
+test_warm_start_conv (void)
+{
+  g_autofree char *warm = tmp_path ("conv.safetensors");
+  g_autoptr (GError) error = NULL;
+  TfTrainOptions o;
+  g_autoptr (TfModel) from = NULL;
+  g_autoptr (TfTrainer) tr = warm_trainer ("plain-for-conv.safetensors", 2, "conv.safetensors", 2,
+                                           "prediction=v,image_encoder=conv,conv_channels=6",
+                                           &o, &from);
+  TfModel *m = tf_trainer_model (tr);
+  g_assert_cmpint (tf_model_config (m)->image_encoder, ==, TF_IMAGE_ENCODER_CONV);
+  g_autoptr (TfModel) fresh = tf_model_new (tf_model_config (m), &error);
+  g_assert_no_error (error);
+  tf_model_init_random (fresh, o.seed);
+  int carried = 0, conv = 0;
+  for (int i = 0; i < tf_model_n_tensors (m); i++)
+    {
+      const TfParamInfo *t = tf_model_tensor (m, i);
+      const TfParamInfo *old = tf_model_find_tensor (from, t->name);
+      const float *p = tf_model_params (m) + t->offset;
+      const float *expect = old != NULL ? tf_model_params (from) + old->offset
+                                        : tf_model_params (fresh) + t->offset;
+      g_assert_cmpmem (p, t->size * sizeof (float), expect, t->size * sizeof (float));
+      carried += old != NULL;
+      conv += g_str_has_prefix (t->name, "conv.");
+    }
+  g_assert_cmpint (carried, ==, tf_model_n_tensors (m) - 8);
+  g_assert_cmpint (conv, ==, 8);
+  const TfParamInfo *head = tf_model_find_tensor (m, "conv.head.weight");
+  for (size_t k = 0; k < head->size; k++)
+    g_assert_cmpfloat (tf_model_params (m)[head->offset + k], ==, 0.0f);
+  g_assert_null (tf_model_find_tensor (m, "patch_out.weight"));
+
+  g_assert_true (tf_trainer_run (tr, NULL, NULL, NULL, &error));
+  g_assert_no_error (error);
+  g_autoptr (TfSafetensors) st = tf_safetensors_open (warm, &error);
+  g_assert_no_error (error);
+  const char *provenance = tf_safetensors_metadata (st, "provenance");
+  g_assert_nonnull (strstr (provenance, "new tensors initialised from the seed: conv.stem.weight"));
+  g_assert_nonnull (strstr (provenance, "patch_out.weight"));
   tf_train_options_clear (&o);
 }
 
@@ -893,6 +955,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/decay-lengthen", test_decay_lengthen);
   g_test_add_func ("/train/warm-start", test_warm_start);
   g_test_add_func ("/train/warm-start-new-image-side", test_warm_start_new_image_side);
+  g_test_add_func ("/train/warm-start-conv", test_warm_start_conv);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
   g_test_add_func ("/train/resume-needs-only-out", test_resume_needs_only_out);
   g_test_add_func ("/train/resume-keeps-precision", test_resume_keeps_precision);

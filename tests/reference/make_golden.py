@@ -46,6 +46,8 @@ VARIANTS = {
     # the same without the skips: the decoder draws only what the transformer gives
     "unet-noskip": {"prediction": "v", "image_encoder": "unet", "unet_channels": 6,
                     "unet_blocks": 2, "unet_skips": False},
+    # linear patches between 3×3 convolutions of 5 channels at full resolution
+    "conv": {"prediction": "v", "image_encoder": "conv", "conv_channels": 5},
 }
 WEIGHT_SEED = 20240611
 DATA_SEED = 7
@@ -67,7 +69,7 @@ def make_model():
 
 def make_variant_model(config):
     """The golden weights (make_model's) under another recipe's config; the
-    tensors only it has (adaLN, U-Net) are random, not zero (norms near 1),
+    tensors only it has (adaLN, U-Net, conv encoder) are random, not zero (norms near 1),
     so that every gradient path is exercised."""
     base = dict(make_model().ordered_parameters())
     model = twin.Transfusion(config)

@@ -46,12 +46,13 @@ RECIPE_DEFAULTS = {
     "prediction": "eps", "t_sampling": "uniform", "t_mean": 0.0, "t_scale": 1.0,
     "min_snr_gamma": 0.0, "time_conditioning": "add",
     "image_encoder": "linear", "unet_channels": 32, "unet_blocks": 1, "unet_skips": True,
+    "conv_channels": 16,
 }
-_RECIPE_INTS = ("unet_channels", "unet_blocks")
+_RECIPE_INTS = ("unet_channels", "unet_blocks", "conv_channels")
 PREDICTIONS = ("eps", "v", "x")
 T_SAMPLINGS = ("uniform", "logit_normal")
 TIME_CONDITIONINGS = ("add", "adaln_zero")
-IMAGE_ENCODERS = ("linear", "unet")
+IMAGE_ENCODERS = ("linear", "unet", "conv")
 
 # Kinds of position (as TF_POS_* in engine/transfusion.h).
 POS_PAD, POS_TEXT, POS_PATCH = 0, 1, 2
@@ -125,6 +126,8 @@ def validate_config(config, what="config"):
         need(p >= 2 and p & (p - 1) == 0, f"image_encoder 'unet' needs a power-of-2 patch_size, not {p}")
         need(1 <= c["unet_channels"] <= 4096 and 0 <= c["unet_blocks"] <= 16,
              "unet_channels must be 1..4096, unet_blocks 0..16")
+    if c["image_encoder"] == "conv":
+        need(1 <= c["conv_channels"] <= 4096, f"conv_channels is {c['conv_channels']}, expected 1..4096")
     return c
 
 
@@ -140,10 +143,14 @@ def config_to_json(config):
     if c["time_conditioning"] != "add":
         out["time_conditioning"] = c["time_conditioning"]
     if c["image_encoder"] != "linear":
-        out.update(image_encoder=c["image_encoder"], unet_channels=c["unet_channels"],
-                   unet_blocks=c["unet_blocks"])
+        out["image_encoder"] = c["image_encoder"]
+    # each encoder's own fields only with it
+    if c["image_encoder"] == "unet":
+        out.update(unet_channels=c["unet_channels"], unet_blocks=c["unet_blocks"])
         if not c["unet_skips"]:
             out["unet_skips"] = False
+    if c["image_encoder"] == "conv":
+        out["conv_channels"] = c["conv_channels"]
     return json.dumps(out, separators=(",", ":"))
 
 
@@ -196,12 +203,40 @@ def unet_shapes(c, encoder):
                      ("unet.out.bias", (Ci,))]
 
 
+def conv_cell(c):
+    """The values of one patch of the conv encoder's features: p·p·conv_channels."""
+    return c["patch_size"] ** 2 * c["conv_channels"]
+
+
+def conv_shapes(c, encoder):
+    """The conv encoder's tensors: the stem and the patches' map in (where
+    patch_in stands) or the map out and the head (where patch_out does).
+    Convolutions are [Cout, 3·3·Cin], columns (ky, kx, cin), as the U-Net's."""
+    C, d, Ci, cell = c["conv_channels"], c["d_model"], c["image_channels"], conv_cell(c)
+    if encoder:
+        return [("conv.stem.weight", (C, 9 * Ci)), ("conv.stem.bias", (C,)),
+                ("conv.in.weight", (d, cell)), ("conv.in.bias", (d,))]
+    return [("conv.out.weight", (cell, d)), ("conv.out.bias", (cell,)),
+            ("conv.head.weight", (Ci, 9 * C)), ("conv.head.bias", (Ci,))]
+
+
+def image_shapes(c, encoder):
+    """The image encoder's tensors (@encoder) or its decoder's, as config["image_encoder"] says."""
+    d, pd = c["d_model"], patch_dim(c)
+    if c["image_encoder"] == "unet":
+        return unet_shapes(c, encoder)
+    if c["image_encoder"] == "conv":
+        return conv_shapes(c, encoder)
+    if encoder:
+        return [("patch_in.weight", (d, pd)), ("patch_in.bias", (d,))]
+    return [("patch_out.weight", (pd, d)), ("patch_out.bias", (pd,))]
+
+
 def param_shapes(c):
     """[(name, shape)] of every parameter, in checkpoint order."""
-    d, V, h, pd = c["d_model"], c["vocab_size"], c["mlp_hidden"], patch_dim(c)
-    unet = c["image_encoder"] == "unet"
+    d, V, h = c["d_model"], c["vocab_size"], c["mlp_hidden"]
     shapes = [("tok_emb.weight", (V, d))]
-    shapes += unet_shapes(c, True) if unet else [("patch_in.weight", (d, pd)), ("patch_in.bias", (d,))]
+    shapes += image_shapes(c, True)
     shapes += [
         ("patch_pos", (n_patches(c), d)),
         ("time_mlp.0.weight", (d, d)),
@@ -228,7 +263,7 @@ def param_shapes(c):
         ("norm.weight", (d,)),
         ("lm_head.weight", (V, d)),
     ]
-    shapes += unet_shapes(c, False) if unet else [("patch_out.weight", (pd, d)), ("patch_out.bias", (pd,))]
+    shapes += image_shapes(c, False)
     if c["time_conditioning"] == "adaln_zero":
         shapes += [("final_adaln.weight", (2 * d, d)), ("final_adaln.bias", (2 * d,))]
     return shapes
@@ -556,6 +591,21 @@ def unet_decode(unet, hidden, skips, temb, c):
     return conv2d(h, unet["out"].weight, unet["out"].bias, 3, 1)[0]
 
 
+def conv_encode(conv, x_t, c):
+    """The conv encoder: x_t [S, S, C] -> conv 3×3 -> SiLU -> patches of
+    p·p·conv_channels values -> linear: the tokens [n_patches, d]."""
+    h = silu(conv2d(x_t[None], conv["stem"].weight, conv["stem"].bias, 3, 1))[0]
+    return F.linear(patchify(h, c["patch_size"]), conv["in"].weight, conv["in"].bias)
+
+
+def conv_decode(conv, hidden, c):
+    """The final hidden states of one image's patches [n_patches, d] -> linear
+    -> unpatchify to [S, S, conv_channels] -> SiLU -> conv 3×3: the prediction [S, S, C]."""
+    cells = F.linear(hidden, conv["out"].weight, conv["out"].bias)
+    h = silu(unpatchify(cells, c["image_size"], c["patch_size"], c["conv_channels"]))
+    return conv2d(h[None], conv["head"].weight, conv["head"].bias, 3, 1)[0]
+
+
 def adaln_modulation(temb, w, b, n_chunks):
     """adaLN (DiT): W·silu(temb) + b, cut into @n_chunks vectors of size d."""
     return F.linear(silu(temb), w, b).chunk(n_chunks, dim=-1)
@@ -629,6 +679,13 @@ def _unet_module(c):
         "out_norm": _Weight(C), "out": _Linear(Ci, 9 * C)})
 
 
+def _conv_module(c):
+    """conv.stem, conv.in, conv.out, conv.head."""
+    C, d, Ci, cell = c["conv_channels"], c["d_model"], c["image_channels"], conv_cell(c)
+    return nn.ModuleDict({"stem": _Linear(C, 9 * Ci), "in": _Linear(d, cell),
+                          "out": _Linear(cell, d), "head": _Linear(Ci, 9 * C)})
+
+
 class _Layer(nn.Module):
     def __init__(self, d, h, adaln=False):
         super().__init__()
@@ -649,7 +706,8 @@ class Transfusion(nn.Module):
         d, V, pd = c["d_model"], c["vocab_size"], patch_dim(c)
         self.tok_emb = _Weight(V, d)
         self.unet = _unet_module(c) if c["image_encoder"] == "unet" else None
-        if self.unet is None:
+        self.conv = _conv_module(c) if c["image_encoder"] == "conv" else None
+        if c["image_encoder"] == "linear":
             self.patch_in = _Linear(d, pd)
         self.patch_pos = nn.Parameter(torch.empty(n_patches(c), d))
         self.time_mlp = nn.ModuleDict({"0": _Linear(d, d), "2": _Linear(d, d)})
@@ -658,7 +716,7 @@ class Transfusion(nn.Module):
                                     for _ in range(c["n_layers"]))
         self.norm = _Weight(d)
         self.lm_head = _Weight(V, d)
-        if self.unet is None:
+        if c["image_encoder"] == "linear":
             self.patch_out = _Linear(pd, d)
         if self.adaln:
             self.final_adaln = _Linear(2 * d, d)
@@ -728,6 +786,8 @@ class Transfusion(nn.Module):
                     if self.unet is not None:
                         tokens, skips[seg["image"]] = unet_encode(self.unet, x_t[seg["image"]], temb, c)
                         parts.append(tokens + self.patch_pos + temb)
+                    elif self.conv is not None:
+                        parts.append(conv_encode(self.conv, x_t[seg["image"]], c) + self.patch_pos + temb)
                     else:
                         parts.append(patch_embedding(x_t[seg["image"]], self.patch_in.weight,
                                                      self.patch_in.bias, self.patch_pos, temb, p))
@@ -764,6 +824,9 @@ class Transfusion(nn.Module):
             if self.unet is not None:
                 pred[index] = unet_decode(self.unet, head_in[b, start:start + n_patches(c)],
                                           skips[index], tembs[index], c)
+                continue
+            if self.conv is not None:
+                pred[index] = conv_decode(self.conv, head_in[b, start:start + n_patches(c)], c)
                 continue
             out = F.linear(head_in[b, start:start + n_patches(c)], self.patch_out.weight,
                            self.patch_out.bias)
@@ -876,7 +939,10 @@ def init_parameters(model, seed=0):
     """Normal(0, 0.02) matrices and embeddings, output projections (attn.wo,
     mlp.w2) scaled by 1/sqrt(2·n_layers), norms 1, biases and adaLN weights 0;
     U-Net matrices normal(0, 1/sqrt(fan-in)) but each block's conv2 and the
-    final conv 0, and proj_in (into the transformer) normal(0, 0.02). Draws in checkpoint order from one generator seeded with @seed."""
+    final conv 0, and proj_in (into the transformer) normal(0, 0.02); the conv
+    encoder's stem normal(0, 1/sqrt(fan-in)), its head conv 0, its linear maps
+    (conv.in, conv.out) normal(0, 0.02). Draws in checkpoint order from one
+    generator seeded with @seed."""
     gen = torch.Generator().manual_seed(seed)
     out_scale = 1.0 / math.sqrt(2 * model.config["n_layers"])
     for name, param in model.ordered_parameters():
@@ -886,7 +952,9 @@ def init_parameters(model, seed=0):
             param.zero_()   # adaLN-Zero: every image sublayer starts as the identity
         elif name.startswith("unet.") and (name.endswith("conv2.weight") or name == "unet.out.weight"):
             param.zero_()   # every U-Net block starts as the identity, the head at 0
-        elif name.startswith("unet.") and name != "unet.proj_in.weight":
+        elif name == "conv.head.weight":
+            param.zero_()   # the prediction starts at 0, as the U-Net's
+        elif (name.startswith("unet.") and name != "unet.proj_in.weight") or name == "conv.stem.weight":
             w = torch.empty(param.shape, dtype=torch.float32).normal_(0.0, 1.0, generator=gen)
             param.copy_(w / math.sqrt(param.shape[1]))
         else:
