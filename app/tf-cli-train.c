@@ -117,7 +117,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *prediction = NULL, *t_sampling = NULL, *time_conditioning = NULL;
   g_autofree char *t_mean = NULL, *t_scale = NULL, *min_snr = NULL;
   g_autofree char *image_encoder = NULL, *unet_channels = NULL, *unet_blocks = NULL,
-                    *unet_skips = NULL;
+                    *unet_skips = NULL, *conv_channels = NULL;
   g_autofree char *precision_text = NULL;
   /* Options left out keep these values: the defaults, or with --resume what
    * the run was started with. */
@@ -157,10 +157,11 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "t-scale", 0, 0, G_OPTION_ARG_STRING, &t_scale, N_("Logit-normal scale (1)"), N_("X") },
     { "min-snr-gamma", 0, 0, G_OPTION_ARG_STRING, &min_snr, N_("Min-SNR-γ loss weights with this γ; 0 turns them off (the preset's)"), N_("G") },
     { "time-conditioning", 0, 0, G_OPTION_ARG_STRING, &time_conditioning, N_("How images get the timestep: add or adaln_zero (the preset's)"), N_("NAME") },
-    { "image-encoder", 0, 0, G_OPTION_ARG_STRING, &image_encoder, N_("How pixels become tokens and back: linear or unet (the preset's)"), N_("NAME") },
+    { "image-encoder", 0, 0, G_OPTION_ARG_STRING, &image_encoder, N_("How pixels become tokens and back: linear, unet or conv (the preset's)"), N_("NAME") },
     { "unet-channels", 0, 0, G_OPTION_ARG_STRING, &unet_channels, N_("U-Net channels at every level (32)"), N_("N") },
     { "unet-blocks", 0, 0, G_OPTION_ARG_STRING, &unet_blocks, N_("U-Net residual blocks per level (1)"), N_("N") },
     { "unet-skips", 0, 0, G_OPTION_ARG_STRING, &unet_skips, N_("U-Net: add each encoder level into the decoder's (true), or draw through the transformer alone (false)"), N_("true|false") },
+    { "conv-channels", 0, 0, G_OPTION_ARG_STRING, &conv_channels, N_("Conv encoder: channels of its 3×3 convolutions before and after the patches (16)"), N_("N") },
     TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
@@ -242,7 +243,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       { "t_scale", t_scale }, { "min_snr_gamma", min_snr },
       { "time_conditioning", time_conditioning }, { "image_encoder", image_encoder },
       { "unet_channels", unet_channels }, { "unet_blocks", unet_blocks },
-      { "unet_skips", unet_skips },
+      { "unet_skips", unet_skips }, { "conv_channels", conv_channels },
     };
     g_autoptr (GString) recipe = g_string_new (NULL);
     TfConfig check;
@@ -321,6 +322,9 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
                        : _("image encoder: U-Net, %d channels, %d blocks per level, %d levels, "
                            "no skips\n"),
              c->unet_channels, c->unet_blocks, tf_config_unet_levels (c));
+  else if (c->image_encoder == TF_IMAGE_ENCODER_CONV)
+    fprintf (cli->err, _("image encoder: linear patches between 3×3 convolutions of %d channels\n"),
+             c->conv_channels);
   fprintf (cli->err, _("matrix products: %s\n"),
            tf_gemm_backend_name (tf_trainer_backend (trainer)));
   if (resume && schedule_now.steps != schedule_saved.steps)

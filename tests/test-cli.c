@@ -268,8 +268,9 @@ test_info_generated (void)
   g_assert_true (has_row (r.out, "schedule", "cosine"));
   g_assert_true (has_row (r.out, "dtype", "F32"));
   g_assert_true (g_regex_match_simple (params, r.out, G_REGEX_MULTILINE, 0));
-  /* linear patches: no U-Net rows, which would say nothing of this model */
+  /* linear patches: no U-Net or conv encoder rows, which would say nothing of this model */
   g_assert_null (strstr (r.out, "unet_"));
+  g_assert_null (strstr (r.out, "conv_"));
   cli_result_clear (&r);
 
   /* the U-Net's, with every one of its fields as the file has them */
@@ -286,6 +287,21 @@ test_info_generated (void)
   g_assert_true (has_row (r.out, "image_encoder", "unet"));
   g_assert_true (has_row (r.out, "unet_channels", "4"));
   g_assert_true (has_row (r.out, "unet_skips", "false"));
+  g_assert_null (strstr (r.out, "conv_"));
+  cli_result_clear (&r);
+
+  /* the conv encoder's: its channels, and no U-Net rows */
+  g_autofree char *conv = g_build_filename (dir, "conv.safetensors", NULL);
+  g_assert_true (tf_config_apply_recipe (&config, "image_encoder=conv,conv_channels=6", &error));
+  g_autoptr (TfModel) conv_model = tf_model_new (&config, &error);
+  g_assert_no_error (error);
+  g_assert_true (tf_model_save (conv_model, conv, TF_DTYPE_F32, NULL, NULL, 0, &error));
+  g_assert_no_error (error);
+  run_in_process (&r, "info", conv, NULL);
+  g_assert_cmpint (r.status, ==, 0);
+  g_assert_true (has_row (r.out, "image_encoder", "conv"));
+  g_assert_true (has_row (r.out, "conv_channels", "6"));
+  g_assert_null (strstr (r.out, "unet_"));
   cli_result_clear (&r);
 
   tf_test_remove_tree (dir);

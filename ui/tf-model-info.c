@@ -250,6 +250,7 @@ static const TfConfigField config_fields[] = {
   FIELD (unet_channels,   N_("U-Net channels"),       IMAGE),
   FIELD (unet_blocks,     N_("U-Net blocks per level"), IMAGE),
   BOOLEAN_FIELD (unet_skips, N_("U-Net skip connections"), IMAGE),
+  FIELD (conv_channels,   N_("Convolution channels"), IMAGE),
   FIELD (diffusion_steps, N_("Steps"),                DIFFUSION),
   FIELD (schedule,        N_("Noise schedule"),       DIFFUSION),
   FIELD (prediction,      N_("Prediction target"),    DIFFUSION),
@@ -283,8 +284,11 @@ tf_config_fields (guint *n_fields)
 gboolean
 tf_config_field_applies (const TfConfigField *field, const TfConfig *config)
 {
-  return !g_str_has_prefix (field->key, "unet_") ||
-         config->image_encoder == TF_IMAGE_ENCODER_UNET;
+  if (g_str_has_prefix (field->key, "unet_"))
+    return config->image_encoder == TF_IMAGE_ENCODER_UNET;
+  if (g_str_has_prefix (field->key, "conv_"))
+    return config->image_encoder == TF_IMAGE_ENCODER_CONV;
+  return TRUE;
 }
 
 const char *

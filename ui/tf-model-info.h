@@ -92,7 +92,8 @@ typedef struct {
 /* Every field of TfConfig, in the order of the header. */
 const TfConfigField *tf_config_fields (guint *n_fields);
 /* Whether @field says anything about a model of @config: the U-Net's
- * fields only when its image encoder is the U-Net. */
+ * fields only when its image encoder is the U-Net, the conv encoder's only
+ * when it is that. */
 gboolean tf_config_field_applies (const TfConfigField *field, const TfConfig *config);
 /* The group's title, translated. */
 const char *tf_config_group_title (TfConfigGroup group);
