@@ -111,6 +111,6 @@ TF_GOLDEN_MODEL="$WORK/model.safetensors" TF_GOLDEN_BATCH="$WORK/batch.safetenso
   G_TEST_SRCDIR="$TOP/tests" "$BUILD/tests/test-golden" --verbose -p /golden/forward-backward \
   -s /golden/forward-backward/v -s /golden/forward-backward/x \
   -s /golden/forward-backward/adaln -s /golden/forward-backward/unet \
-  -s /golden/forward-backward/unet-noskip   # the bundled recipes'
+  -s /golden/forward-backward/unet-noskip -s /golden/forward-backward/conv   # the bundled recipes'
 
 echo "check_distributed: all passed"
