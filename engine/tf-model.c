@@ -696,32 +696,36 @@ tf_activations_new (TfModel *model)
 static void
 activations_release (TfActivations *a)
 {
-  g_free (a->kind); g_free (a->pos); g_free (a->doc); g_free (a->lo); g_free (a->hi);
-  g_free (a->image); g_free (a->patch_row); g_free (a->tokens); g_free (a->targets);
-  g_free (a->image_t); g_free (a->image_loss); g_free (a->image_first_row);
-  g_free (a->patch_row_position); g_free (a->patch_x); g_free (a->patch_target);
-  g_free (a->image_weight);
-  g_free (a->time_code); g_free (a->time_h1); g_free (a->time_s1); g_free (a->time_emb);
-  g_free (a->time_silu); g_free (a->mods); g_free (a->final_mod); g_free (a->xm_patch);
-  g_free (a->patch_group); g_free (a->d_mod); g_free (a->d_final_mod); g_free (a->d_time_silu);
-  g_free (a->d_gated);
-  g_free (a->image_x); g_free (a->image_pred); g_free (a->d_image_pred); g_free (a->d_time_unet);
+  /* Each pointer left NULL: a plan that fails half-way releases, and
+   * tf_activations_free() releases again. */
+#define FREE(p) g_clear_pointer (&(p), g_free)
+  FREE (a->kind); FREE (a->pos); FREE (a->doc); FREE (a->lo); FREE (a->hi);
+  FREE (a->image); FREE (a->patch_row); FREE (a->tokens); FREE (a->targets);
+  FREE (a->image_t); FREE (a->image_loss); FREE (a->image_first_row);
+  FREE (a->patch_row_position); FREE (a->patch_x); FREE (a->patch_target);
+  FREE (a->image_weight);
+  FREE (a->time_code); FREE (a->time_h1); FREE (a->time_s1); FREE (a->time_emb);
+  FREE (a->time_silu); FREE (a->mods); FREE (a->final_mod); FREE (a->xm_patch);
+  FREE (a->patch_group); FREE (a->d_mod); FREE (a->d_final_mod); FREE (a->d_time_silu);
+  FREE (a->d_gated);
+  FREE (a->image_x); FREE (a->image_pred); FREE (a->d_image_pred); FREE (a->d_time_unet);
   for (int l = 0; l < a->n_layers; l++)
     {
       TfLayerActs *la = &a->layers[l];
-      g_free (la->x_in); g_free (la->rstd1); g_free (la->xn1); g_free (la->qkv);
-      g_free (la->probs); g_free (la->att); g_free (la->x_mid); g_free (la->rstd2);
-      g_free (la->xn2); g_free (la->gu); g_free (la->act);
-      g_free (la->xm1); g_free (la->ao); g_free (la->xm2); g_free (la->mo);
+      FREE (la->x_in); FREE (la->rstd1); FREE (la->xn1); FREE (la->qkv);
+      FREE (la->probs); FREE (la->att); FREE (la->x_mid); FREE (la->rstd2);
+      FREE (la->xn2); FREE (la->gu); FREE (la->act);
+      FREE (la->xm1); FREE (la->ao); FREE (la->xm2); FREE (la->mo);
       memset (la, 0, sizeof *la);
     }
-  g_free (a->x_final); g_free (a->rstd_final); g_free (a->xn_final); g_free (a->logits);
-  g_free (a->text_position); g_free (a->text_targets); g_free (a->xn_text);
-  g_free (a->logits_full); g_free (a->d_xn_text);
-  g_free (a->ce_losses); g_free (a->xn_patch); g_free (a->pred); g_free (a->pred_full);
-  g_free (a->d_x); g_free (a->d_xn); g_free (a->d_qkv); g_free (a->d_att); g_free (a->d_gu);
-  g_free (a->d_act); g_free (a->d_logits); g_free (a->d_patch); g_free (a->d_pred);
-  g_free (a->d_time_emb); g_free (a->d_time_s1); g_free (a->d_time_h1);
+  FREE (a->x_final); FREE (a->rstd_final); FREE (a->xn_final); FREE (a->logits);
+  FREE (a->text_position); FREE (a->text_targets); FREE (a->xn_text);
+  FREE (a->logits_full); FREE (a->d_xn_text);
+  FREE (a->ce_losses); FREE (a->xn_patch); FREE (a->pred); FREE (a->pred_full);
+  FREE (a->d_x); FREE (a->d_xn); FREE (a->d_qkv); FREE (a->d_att); FREE (a->d_gu);
+  FREE (a->d_act); FREE (a->d_logits); FREE (a->d_patch); FREE (a->d_pred);
+  FREE (a->d_time_emb); FREE (a->d_time_s1); FREE (a->d_time_h1);
+#undef FREE
 }
 
 void
