@@ -395,17 +395,15 @@ loosen_patterns (void)
   return &patterns;
 }
 
-typedef struct {
-  gboolean drop;   /* else a synonym */
-} SizeEdit;
-
+/* "a large X" → "a big X" (@data points to FALSE), or → "an X" / "a X"
+ * without the size (TRUE). */
 static gboolean
 edit_size (const GMatchInfo *match, GString *out, gpointer data)
 {
-  const SizeEdit *edit = data;
+  const gboolean drop = *(const gboolean *) data;
   g_autofree char *size = g_match_info_fetch (match, 1);
   g_autofree char *word = g_match_info_fetch (match, 2);
-  if (!edit->drop)
+  if (!drop)
     {
       const char *other = strcmp (size, "large") == 0   ? "big"
                           : strcmp (size, "small") == 0 ? "little"
@@ -419,6 +417,19 @@ edit_size (const GMatchInfo *match, GString *out, gpointer data)
   return FALSE;
 }
 
+/* @text with @regex's matches replaced by @with, or through @eval when
+ * given; @text is freed. */
+static char *
+replace (GRegex *regex, char *text, const char *with, GRegexEvalCallback eval, gpointer data)
+{
+  char *next = eval != NULL ? g_regex_replace_eval (regex, text, -1, 0, 0, eval, data, NULL)
+                            : g_regex_replace_literal (regex, text, -1, 0, with, 0, NULL);
+  if (next == NULL)
+    return text;
+  g_free (text);
+  return next;
+}
+
 char *
 tf_train_loosen_prompt (const char *source, const char *caption, TfRng *rng)
 {
@@ -428,38 +439,18 @@ tf_train_loosen_prompt (const char *source, const char *caption, TfRng *rng)
   if (!shapes && !emoji)
     return text;
   const Loosen *p = loosen_patterns ();
-  char *next;
-#define REPLACE(regex, with)                                                   \
-  next = g_regex_replace_literal (regex, text, -1, 0, with, 0, NULL);          \
-  if (next != NULL)                                                            \
-    {                                                                          \
-      g_free (text);                                                           \
-      text = next;                                                             \
-    }
   if (tf_rng_uniform (rng) < 0.25)
-    {
-      REPLACE (p->where, "")
-    }
+    text = replace (p->where, text, "", NULL, NULL);
   if (emoji && tf_rng_uniform (rng) < 0.25)
-    {
-      REPLACE (p->background, "")
-    }
+    text = replace (p->background, text, "", NULL, NULL);
   const double u = tf_rng_uniform (rng);
   if (u < 0.3)   /* half of that without the size, half in other words */
     {
-      SizeEdit edit = { u < 0.15 };
-      next = g_regex_replace_eval (p->size, text, -1, 0, 0, edit_size, &edit, NULL);
-      if (next != NULL)
-        {
-          g_free (text);
-          text = next;
-        }
+      gboolean drop = u < 0.15;
+      text = replace (p->size, text, NULL, edit_size, &drop);
     }
   if (tf_rng_uniform (rng) < 0.3)
-    {
-      REPLACE (p->centre, "center")
-    }
-#undef REPLACE
+    text = replace (p->centre, text, "center", NULL, NULL);
   return text;
 }
 
