@@ -86,8 +86,10 @@ typedef struct {
   int assistant_id;
 } TfConfig;
 
-/* Fills @config with a named preset ("tiny", "small", "default").
- * The vocabulary size and special ids are left for the tokenizer to set. */
+/* Fills @config with a named preset ("tiny", "small", "default") and the
+ * recipe a new model trains with (v target, logit-normal t; the other
+ * recipe fields as a file without them reads). The vocabulary size and
+ * special ids are left for the tokenizer to set. */
 gboolean tf_config_preset (TfConfig *config, const char *name, GError **error);
 
 /* The preset @config has the shape of (any vocabulary), or NULL. */

@@ -34,6 +34,13 @@ test_presets (void)
       g_assert_cmpint (c.mlp_hidden, ==, tf_config_default_mlp_hidden (c.d_model));
       g_assert_cmpstr (c.schedule, ==, "cosine");
       g_assert_cmpint (c.diffusion_steps, ==, 1000);
+      /* A new model trains with the ablation's recipe (issue 14). */
+      g_assert_cmpint (c.prediction, ==, TF_PREDICTION_V);
+      g_assert_cmpint (c.t_sampling, ==, TF_T_SAMPLING_LOGIT_NORMAL);
+      g_assert_cmpfloat (c.t_mean, ==, 0.0);
+      g_assert_cmpfloat (c.t_scale, ==, 1.0);
+      g_assert_cmpint (c.time_conditioning, ==, TF_TIME_ADD);
+      g_assert_cmpint (c.image_encoder, ==, TF_IMAGE_ENCODER_LINEAR);
     }
   TfConfig c = valid_config ();
   /* SPEC §2 default: 32×32 RGB, patch 4 → 64 patches of 48 values, d 256. */
@@ -154,11 +161,16 @@ test_json_errors (void)
 }
 
 /* The image side's recipe (issue 14): every field round-trips, and a config
- * at today's values writes none of them. */
+ * at the values of files made before it writes none of them. */
 static void
 test_recipe_json (void)
 {
   TfConfig c = valid_config (), back;
+  /* The presets' recipe is not the old files' one: it is written. */
+  g_autofree char *preset = tf_config_to_json (&c);
+  g_assert_nonnull (strstr (preset, "\"prediction\":\"v\",\"t_sampling\":\"logit_normal\""));
+  c.prediction = TF_PREDICTION_EPS;
+  c.t_sampling = TF_T_SAMPLING_UNIFORM;
   g_autofree char *plain = tf_config_to_json (&c);
   g_assert_null (strstr (plain, "prediction"));
   g_assert_null (strstr (plain, "t_sampling"));
@@ -293,6 +305,9 @@ static void
 test_recipe_errors (void)
 {
   TfConfig c = valid_config ();
+  /* the old files' recipe, which writes no field: each case adds its own */
+  c.prediction = TF_PREDICTION_EPS;
+  c.t_sampling = TF_T_SAMPLING_UNIFORM;
   g_autofree char *json = tf_config_to_json (&c);
   const struct { const char *extra, *fragment; } cases[] = {
     { "\"prediction\":\"noise\"", "'prediction' is 'noise', expected eps, v or x" },
@@ -347,6 +362,7 @@ test_recipe_weights_and_levels (void)
     }
 
   /* Uniform draws are the stream's integers in the range, as before recipes. */
+  c.t_sampling = TF_T_SAMPLING_UNIFORM;
   TfRng a, b;
   tf_rng_seed (&a, 9);
   tf_rng_seed (&b, 9);

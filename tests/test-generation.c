@@ -444,7 +444,7 @@ remember_first_id (const TfTokenEvent *ev, gpointer data)
 
 /* A chat reply that draws: the model is made to write <|boi|> first (its
  * row of the LM head becomes a large copy of the row of the token the reply
- * starts with), and the reply shows the image between tokens. */
+ * starts with), and the reply shows the image, every denoising step. */
 static void
 test_chat_image (Fixture *f, gconstpointer data)
 {
@@ -472,11 +472,14 @@ test_chat_image (Fixture *f, gconstpointer data)
   for (int e = 0; e < c->d_model; e++)
     lm_head[(size_t) c->boi_id * c->d_model + e] = 4 * lm_head[(size_t) first * c->d_model + e];
 
+  /* One token, <|boi|>: what a random model writes after its image (maybe
+   * another <|boi|>, with no room left in 128 positions) is not the test's. */
   record_reset (&f->r);
+  f->s.max_tokens = 1;
   g_assert_true (tf_generation_chat (gen, "draw", NULL, &f->s, NULL, &error));
   wait_for_end (&f->r);
   g_assert_no_error (f->r.error);
-  g_assert_cmpuint (f->r.n_image_begin, >=, 1);
+  g_assert_cmpuint (f->r.n_image_begin, ==, 1);
   g_assert_cmpuint (f->r.n_image_end, ==, f->r.n_image_begin);
   g_assert_cmpuint (f->r.steps->len, >=, f->r.n_image_begin);
   g_assert_cmpuint (g_array_index (f->r.steps, guint, f->r.steps->len - 1), ==, 12);
