@@ -130,7 +130,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   gboolean resume = FALSE;
   const GOptionEntry entries[] = {
     { "preset", 0, 0, G_OPTION_ARG_STRING, &preset, N_("Model size: tiny, small or default (small)"), N_("NAME") },
-    { "data", 0, 0, G_OPTION_ARG_STRING, &data, N_("Comma-separated: fashion, emoji, shapes, wordnet, or folders (all four)"), N_("LIST") },
+    { "data", 0, 0, G_OPTION_ARG_STRING, &data, N_("Comma-separated: fashion, emoji, shapes, wordnet, subjects, chat, or folders (the first four)"), N_("LIST") },
     { "weights", 0, 0, G_OPTION_ARG_STRING, &weights, N_("Mixing weight of each --data entry (1 each)"), N_("LIST") },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Where to write the model (.safetensors)"), N_("FILE") },
     { "steps", 0, 0, G_OPTION_ARG_INT64, &steps, N_("Optimizer steps in all (1000)"), N_("N") },
@@ -376,7 +376,7 @@ tf_cli_data (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   int count = 8, scale = 3;
   const GOptionEntry entries[] = {
     { "preview", 0, 0, G_OPTION_ARG_FILENAME, &preview, N_("Write a contact sheet of samples to FILE.png"), N_("FILE") },
-    { "data", 0, 0, G_OPTION_ARG_STRING, &data, N_("Comma-separated: fashion, emoji, shapes, wordnet, or folders (all four)"), N_("LIST") },
+    { "data", 0, 0, G_OPTION_ARG_STRING, &data, N_("Comma-separated: fashion, emoji, shapes, wordnet, subjects, chat, or folders (the first four)"), N_("LIST") },
     { "count", 'n', 0, G_OPTION_ARG_INT, &count, N_("Samples per source (8)"), N_("N") },
     { "scale", 0, 0, G_OPTION_ARG_INT, &scale, N_("Pixel scale of the images (3)"), N_("N") },
     { "split", 0, 0, G_OPTION_ARG_STRING, &split, N_("train or heldout (train)"), N_("NAME") },
