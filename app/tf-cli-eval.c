@@ -148,6 +148,10 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
       g_autofree char *sat = g_strdup_printf ("%.1f%%", r->saturated_generated);
       g_autofree char *sat_real = g_strdup_printf (_("real images: %.1f%%"), r->saturated_real);
       row (out, "", _("pixels at 250/255 or brighter"), sat, "", sat_real);
+      g_autofree char *seam = g_strdup_printf ("%.2f", r->seam_generated);
+      g_autofree char *seam_real = g_strdup_printf (_("real images: %.2f; 1 when the patch grid "
+                                                      "does not show"), r->seam_real);
+      row (out, "", _("patch seams (step across / inside)"), seam, "", seam_real);
       /* What the judge saw most often, over every asked class: a model that
        * draws one kind of thing whatever it is asked shows here. */
       int judged[TF_EVAL_FASHION_CLASSES] = { 0 }, total = 0;
@@ -314,10 +318,10 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       "%s\n\n%s", _(command->summary),
       _("Measures on held-out data only: prompt → image on the ten Fashion-MNIST\n"
         "classes (judged by an independent classifier, with its accuracy on real\n"
-        "t10k images and a Fréchet distance), captions of t10k images, held-out\n"
-        "shapes scenes and single shapes asked in other words read back from the\n"
-        "pixels, held-out emoji prompts (nearest emoji), bits per byte of\n"
-        "held-out WordNet text beside xz and gzip, and\n"
+        "t10k images, a Fréchet distance and how much the patch grid shows),\n"
+        "captions of t10k images, held-out shapes scenes and single shapes asked\n"
+        "in other words read back from the pixels, held-out emoji prompts (nearest\n"
+        "emoji), bits per byte of held-out WordNet text beside xz and gzip, and\n"
         "how much the caption steers denoising (the ε error on noised t10k images\n"
         "after the right caption, another class's and none). Each figure is printed\n"
         "beside its target. Images are drawn with the model's own steps, guidance\n"

@@ -123,6 +123,9 @@ typedef struct {
   /* share of pixel values at 250/255 or more: the white blobs of a model
    * whose x0 estimate blows up, against the same share in real images */
   double saturated_generated, saturated_real;
+  /* patch seams: tf_eval_seam_ratio of the generated images and of the
+   * same number of real ones (about 1 when the grid does not show) */
+  double seam_generated, seam_real;
   /* caption */
   int    caption_n, caption_exact;
   char  *caption_example[2];               /* a caption and what it should name */
@@ -213,6 +216,14 @@ char **tf_eval_pick_examples (const TfEvalReport *report, int n);
 #define TF_EVAL_TARGET_EMOJI_TOP1 50.0
 #define TF_EVAL_TARGET_EMOJI_TOP5 75.0
 #define TF_EVAL_TARGET_GLOSS 50.0
+
+/* How much the @p × @p patch grid shows in @n images of [@size, @size,
+ * @channels]: the mean absolute difference between neighbouring pixel
+ * values across a border between patches, over the same mean between
+ * neighbours inside a patch. About 1 for a picture that does not know the
+ * grid; well above 1 when every patch is drawn on its own (the seams of
+ * linear patches). Both means get 1e-6 added, so a blank image gives 1. */
+double tf_eval_seam_ratio (const float *images, int n, int size, int channels, int p);
 
 /* Whether a model's @answer to a held-out "what is a X?" is the gloss
  * @expected ("a X is GLOSS."), whole or up to its first ';'. */

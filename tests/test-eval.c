@@ -118,6 +118,13 @@ test_eval_end_to_end (void)
   g_assert_cmpint (json_object_get_int_member (fashion, "frechet_set_size"), ==, 20);
   g_assert_cmpfloat (json_object_get_double_member (fashion, "frechet_generated"), >=, 0);
   g_assert_cmpfloat (json_object_get_double_member (fashion, "frechet_real_floor"), >=, 0);
+  /* Real Fashion-MNIST pictures do not know the model's patch grid. */
+  const double seam_real = json_object_get_double_member (fashion, "seam_ratio_real");
+  g_test_message ("seam ratio: generated %.3f, real %.3f",
+                  json_object_get_double_member (fashion, "seam_ratio"), seam_real);
+  g_assert_cmpfloat (seam_real, >, 0.75);
+  g_assert_cmpfloat (seam_real, <, 1.33);
+  g_assert_cmpfloat (json_object_get_double_member (fashion, "seam_ratio"), >, 0);
   /* What each image was judged to be: a row per asked class, each row as
    * many images as were asked of it, the diagonal the right ones. */
   JsonArray *classes = json_object_get_array_member (fashion, "classes");
@@ -810,6 +817,60 @@ test_bundled_model (void)
 /* One shape in other words: the article agrees ("just an orange circle"),
  * no size or place is said, and 48 prompts ask for every colour with every
  * shape. */
+/* Fills @n images of [32, 32, 3] with flat @cell × @cell cells, moved by
+ * @shift pixels, of values that differ from each neighbour's. */
+static void
+fill_cells (float *im, int n, int cell, int shift)
+{
+  for (int k = 0; k < n; k++)
+    for (int y = 0; y < 32; y++)
+      for (int x = 0; x < 32; x++)
+        for (int c = 0; c < 3; c++)
+          im[(((size_t) k * 32 + y) * 32 + x) * 3 + c] =
+            (float) ((((x + shift) / cell) * 7 + ((y + shift) / cell) * 3 + c) % 5) / 4;
+}
+
+/* The seam measure: 1 where the image does not know the grid, far above it
+ * for a patchwork of flat cells, below it when the edges fall inside the
+ * patches. */
+static void
+test_seam_ratio (void)
+{
+  enum { S = 32, C = 3, P = 4, N = 2 };
+  g_autofree float *im = g_new0 (float, (size_t) N * S * S * C);
+  g_assert_cmpfloat (tf_eval_seam_ratio (im, N, S, C, P), ==, 1.0);   /* blank */
+
+  /* a ramp: every step the same, across a border or not */
+  for (size_t i = 0; i < (size_t) N * S * S * C; i++)
+    {
+      const int x = (int) (i / C % S), y = (int) (i / C / S % S);
+      im[i] = (float) (x + y) / S - 1;
+    }
+  g_assert_cmpfloat_with_epsilon (tf_eval_seam_ratio (im, N, S, C, P), 1.0, 1e-4);
+
+  /* noise: no grid either */
+  TfRng rng;
+  tf_rng_seed (&rng, 3);
+  for (size_t i = 0; i < (size_t) N * S * S * C; i++)
+    im[i] = (float) tf_rng_uniform (&rng) * 2 - 1;
+  const double noise = tf_eval_seam_ratio (im, N, S, C, P);
+  g_assert_cmpfloat (noise, >, 0.95);
+  g_assert_cmpfloat (noise, <, 1.05);
+
+  /* flat cells of the grid's size: seams only (and at p = 8, a grid the
+   * cells do not match, half their edges fall inside the patches, so the
+   * ratio is finite, though still far above 1) */
+  fill_cells (im, N, P, 0);
+  g_assert_cmpfloat (tf_eval_seam_ratio (im, N, S, C, P), >, 1e4);
+  const double coarse = tf_eval_seam_ratio (im, N, S, C, 2 * P);
+  g_assert_cmpfloat (coarse, >, 3.0);
+  g_assert_cmpfloat (coarse, <, 1e4);
+
+  /* the same cells moved by half a patch: their edges fall inside patches */
+  fill_cells (im, N, P, P / 2);
+  g_assert_cmpfloat (tf_eval_seam_ratio (im, N, S, C, P), <, 0.5);
+}
+
 static void
 test_other_shape_prompts (void)
 {
@@ -846,6 +907,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/end-to-end", test_eval_end_to_end);
   g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
   g_test_add_func ("/eval/other-shape-prompts", test_other_shape_prompts);
+  g_test_add_func ("/eval/seam-ratio", test_seam_ratio);
   g_test_add_func ("/eval/pick-examples", test_pick_examples);
   g_test_add_func ("/eval/convert-examples", test_convert_examples);
   g_test_add_func ("/eval/sweep", test_eval_sweep);
