@@ -425,7 +425,7 @@ tf_loss_plot_draw (cairo_t *cr, int width, int height, const GArray *points, int
   g_autofree char *smooth_lm = g_strdup_printf (_("LM loss (cross-entropy, nats), smoothed over ~%.0f steps"), span);
   LegendEntry legend[5] = {
     { smooth_lm, lm_rgb[0], lm_rgb[1], lm_rgb[2], FALSE },
-    { _("diffusion loss (MSE of ε), smoothed"), dd_rgb[0], dd_rgb[1], dd_rgb[2], FALSE },
+    { _("diffusion loss (MSE of the prediction), smoothed"), dd_rgb[0], dd_rgb[1], dd_rgb[2], FALSE },
     { _("raw values, per step"), 0.6, 0.6, 0.6, FALSE },
   };
   int n_legend = 3;
