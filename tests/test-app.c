@@ -1519,7 +1519,10 @@ test_imagine_variants (void)
   if (skip_without_display () || bundled_model_missing ())
     return;
   settings = tf_application_get_settings (app);
+  /* Preferences' settings, whatever the bundled model's own (the sweep's) */
   g_settings_set_int (settings, "default-steps", 2);
+  g_settings_set_double (settings, "default-cfg", 3);
+  g_settings_set_enum (settings, "default-sampler", 0);
   window = activate_with_bundled_model ();
   view = tf_window_get_imagine_view (window);
   tf_window_show_view (window, "imagine");
@@ -1570,6 +1573,8 @@ test_imagine_variants (void)
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "variants")), 1);
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "seed")), -1);
   g_settings_reset (settings, "default-steps");
+  g_settings_reset (settings, "default-cfg");
+  g_settings_reset (settings, "default-sampler");
   close_window (window);
 }
 
@@ -1706,7 +1711,7 @@ test_model_sampling (void)
 {
   g_autofree char *dir = g_build_filename (tmp_dir, "sampling", NULL);
   g_autofree char *path = g_build_filename (dir, "sampling.safetensors", NULL);
-  g_autofree char *bundled = tf_default_model_path ();
+  g_autofree char *plain = NULL;
   g_autoptr(GError) error = NULL;
   TfWindow *window;
   TfImagineView *view;
@@ -1717,8 +1722,8 @@ test_model_sampling (void)
     return;
   settings = tf_application_get_settings (app);
   g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
+  plain = tf_test_save_tiny_model_with_tokenizer (dir, 128);
   {
-    g_autofree char *plain = tf_test_save_tiny_model_with_tokenizer (dir, 128);
     g_autoptr(TfModel) model = tf_model_load (plain, &error);
     g_assert_no_error (error);
     g_autoptr(TfSafetensors) st = tf_safetensors_open (plain, &error);
@@ -1760,8 +1765,8 @@ test_model_sampling (void)
   gtk_spin_button_set_value (GTK_SPIN_BUTTON (find_named (view, "guidance")), 4);
   g_assert_false (gtk_widget_get_visible (find_named (view, "settings-hint")));
 
-  /* the bundled model: Preferences' defaults */
-  load (window, bundled, &outcome);
+  /* a model without them (the same, as written): Preferences' defaults */
+  load (window, plain, &outcome);
   g_assert_true (outcome.loaded);
   g_assert_cmpint (STEPS (), ==, g_settings_get_int (settings, "default-steps"));
   g_assert_cmpfloat (GUIDANCE (), ==, g_settings_get_double (settings, "default-cfg"));
