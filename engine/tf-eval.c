@@ -326,6 +326,49 @@ frechet_of (const float *a, const float *b, int n, int dim)
   return tf_frechet_distance (m1, c1, m2, c2, dim);
 }
 
+/* Adds one image's neighbour steps to @sum and @count: [0] inside a patch,
+ * [1] across a border of the p × p grid. */
+static void
+seam_steps (const float *im, int size, int channels, int p, double sum[2], gint64 count[2])
+{
+  for (int y = 0; y < size; y++)
+    for (int x = 0; x < size; x++)
+      for (int c = 0; c < channels; c++)
+        {
+          const float v = im[((size_t) y * size + x) * channels + c];
+          if (x + 1 < size)
+            {
+              const int across = (x + 1) % p == 0;
+              sum[across] += fabsf (im[((size_t) y * size + x + 1) * channels + c] - v);
+              count[across]++;
+            }
+          if (y + 1 < size)
+            {
+              const int across = (y + 1) % p == 0;
+              sum[across] += fabsf (im[((size_t) (y + 1) * size + x) * channels + c] - v);
+              count[across]++;
+            }
+        }
+}
+
+static double
+seam_ratio_of (const double sum[2], const gint64 count[2])
+{
+  const double inside = count[0] > 0 ? sum[0] / count[0] : 0;
+  const double across = count[1] > 0 ? sum[1] / count[1] : 0;
+  return (across + 1e-6) / (inside + 1e-6);
+}
+
+double
+tf_eval_seam_ratio (const float *images, int n, int size, int channels, int p)
+{
+  double sum[2] = { 0, 0 };
+  gint64 count[2] = { 0, 0 };
+  for (int k = 0; k < n; k++)
+    seam_steps (images + (size_t) k * size * size * channels, size, channels, p, sum, count);
+  return seam_ratio_of (sum, count);
+}
+
 static gboolean
 eval_fashion (Eval *ev, GError **error)
 {
@@ -442,16 +485,16 @@ eval_fashion (Eval *ev, GError **error)
       }
   ev->r->saturated_generated = 100.0 * sat_gen / ((double) n_gen * ev->values);
   ev->r->saturated_real = 100.0 * sat_real / ((double) n_gen * ev->values);
-  /* Patch seams, generated and in set A of the real images. */
+  /* Patch seams, generated and in set A of the real images (read in place). */
   const TfConfig *cf = ev->config;
   ev->r->seam_generated = tf_eval_seam_ratio (gen, n_gen, cf->image_size, cf->image_channels,
                                               cf->patch_size);
-  g_autofree float *real_a = g_new (float, (size_t) n_gen * ev->values);
+  double seam_sum[2] = { 0, 0 };
+  gint64 seam_count[2] = { 0, 0 };
   for (int k = 0; k < n_gen; k++)
-    memcpy (real_a + (size_t) k * ev->values, real + (size_t) set_a[k] * ev->values,
-            sizeof (float) * ev->values);
-  ev->r->seam_real = tf_eval_seam_ratio (real_a, n_gen, cf->image_size, cf->image_channels,
-                                         cf->patch_size);
+    seam_steps (real + (size_t) set_a[k] * ev->values, cf->image_size, cf->image_channels,
+                cf->patch_size, seam_sum, seam_count);
+  ev->r->seam_real = seam_ratio_of (seam_sum, seam_count);
   ev->r->frechet_n = n_gen;
   ev->r->frechet_generated = frechet_of (gen_features, fa, n_gen, feat);
   ev->r->frechet_floor = frechet_of (fb, fa, n_gen, feat);
@@ -696,39 +739,6 @@ compressed_size (const char *const *argv, GBytes *data, GError **error)
       return -2;
     }
   return (gint64) g_bytes_get_size (out);
-}
-
-double
-tf_eval_seam_ratio (const float *images, int n, int size, int channels, int p)
-{
-  /* [0] inside a patch, [1] across a border */
-  double sum[2] = { 0, 0 };
-  gint64 count[2] = { 0, 0 };
-  for (int k = 0; k < n; k++)
-    {
-      const float *im = images + (size_t) k * size * size * channels;
-      for (int y = 0; y < size; y++)
-        for (int x = 0; x < size; x++)
-          for (int c = 0; c < channels; c++)
-            {
-              const float v = im[((size_t) y * size + x) * channels + c];
-              if (x + 1 < size)
-                {
-                  const int across = (x + 1) % p == 0;
-                  sum[across] += fabsf (im[((size_t) y * size + x + 1) * channels + c] - v);
-                  count[across]++;
-                }
-              if (y + 1 < size)
-                {
-                  const int across = (y + 1) % p == 0;
-                  sum[across] += fabsf (im[((size_t) (y + 1) * size + x) * channels + c] - v);
-                  count[across]++;
-                }
-            }
-    }
-  const double inside = count[0] > 0 ? sum[0] / count[0] : 0;
-  const double across = count[1] > 0 ? sum[1] / count[1] : 0;
-  return (across + 1e-6) / (inside + 1e-6);
 }
 
 /* Whether @answer is the gloss @expected ("a X is GLOSS."), whole or up to
