@@ -145,7 +145,7 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
   g_autofree char *line = tf_cli_command_line (command);
   g_autofree char *usage = g_strdup_printf ("%s samples [OPTION…] --output FILE.png", PROGRAM);
-  g_autofree char *output = NULL, *model = NULL;
+  g_autofree char *output = NULL, *model = NULL, *sampler = NULL;
   int columns = 6, scale = 3;
   gboolean no_extra = FALSE;
   gint64 seed = 1;
@@ -159,8 +159,9 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model, N_("The model (the bundled one)"), N_("FILE") },
     { "columns", 'n', 0, G_OPTION_ARG_INT, &columns, N_("Images per row (6)"), N_("N") },
     { "scale", 0, 0, G_OPTION_ARG_INT, &scale, N_("Pixel size of the images, nearest-neighbour (3)"), N_("K") },
-    { "steps", 0, 0, G_OPTION_ARG_INT, &settings.steps, N_("Denoising steps (25)"), N_("S") },
-    { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &settings.cfg, N_("Guidance scale (3)"), N_("W") },
+    { "steps", 0, 0, G_OPTION_ARG_INT, &settings.steps, N_("Denoising steps (the model's own, else 25)"), N_("S") },
+    { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &settings.cfg, N_("Guidance scale (the model's own, else 3)"), N_("W") },
+    { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (the model's own, else ddim)"), N_("NAME") },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, N_("Seed of the first image; the others follow (1)"), N_("S") },
     { "fashion-only", 0, 0, G_OPTION_ARG_NONE, &no_extra, N_("Leave out the shapes and emoji rows"), NULL },
     G_OPTION_ENTRY_NULL
@@ -169,10 +170,17 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       "%s\n\n%s", _(command->summary),
       _("A row per Fashion-MNIST class (prompts: captions of held-out t10k images of\n"
         "the class), then a row of held-out shapes prompts and one of held-out emoji\n"
-        "prompts; DDIM sampling. Ctrl-C stops."));
+        "prompts. Drawn with the model's own steps, guidance and sampler when its\n"
+        "file names them, as 'generate' and the app draw. Ctrl-C stops."));
+  TfCliImageDefaults defaults;
+  tf_cli_image_options_mark (&settings, &defaults);
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
+  const guint not_given = tf_cli_image_options_fill (&settings, &defaults) |
+                          (sampler == NULL ? TF_CLI_NOT_GIVEN_SAMPLER : 0);
+  if (sampler != NULL && !tf_sampler_from_name (sampler, &settings.sampler))
+    return tf_cli_usage_error (cli, line, _("--sampler must be ddpm or ddim"));
   if (output == NULL)
     return tf_cli_usage_error (cli, line, _("no --output FILE.png given"));
   if (columns < 1 || columns > 64 || scale < 1 || scale > 16 || seed < 0)
@@ -182,9 +190,11 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   if (!tf_generate_settings_validate (&settings, &error))
     return tf_cli_usage_error (cli, line, error->message);
 
-  g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, NULL);
+  g_autofree char *model_path = NULL;
+  g_autoptr(TfGenerator) gen = tf_cli_open_generator (cli, model, &model_path);
   if (gen == NULL)
     return TF_CLI_EXIT_FAILURE;
+  tf_cli_image_options_use_model (model_path, not_given, &settings);
   const TfConfig *config = tf_model_config (tf_generator_model (gen));
   const int size = config->image_size, channels = config->image_channels;
   const int values = tf_config_image_values (config);
@@ -250,13 +260,16 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   cairo_select_font_face (cr, "Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
   cairo_set_font_size (cr, 14);
-  g_autofree char *model_name = NULL;
-  {
-    g_autofree char *path = model != NULL ? g_strdup (model) : tf_default_model_path ();
-    model_name = tf_model_name_from_path (path);
-  }
-  g_autofree char *title = g_strdup_printf (_("%s: %d steps DDIM, guidance %g, seed %" PRId64),
-                                            model_name, settings.steps, settings.cfg, seed);
+  g_autofree char *model_name = tf_model_name_from_path (model_path);
+  g_autofree char *sampler_name = g_ascii_strup (tf_sampler_name (settings.sampler), -1);
+  /* Translators: how a grid was drawn, "25 steps DDPM, guidance 5" */
+  g_autofree char *drawn_with = g_strdup_printf (ngettext ("%d step %s, guidance %g",
+                                                           "%d steps %s, guidance %g",
+                                                           (unsigned long) settings.steps),
+                                                 settings.steps, sampler_name, settings.cfg);
+  /* Translators: the grid's title, "default: 25 steps DDPM, guidance 5, seed 1" */
+  g_autofree char *title = g_strdup_printf (_("%s: %s, seed %" PRId64), model_name, drawn_with,
+                                            seed);
   tf_cairo_text_at (cr, gap, top / 2.0, title, 0, 0.5);
 
   g_autofree float *pixels = g_new (float, values);
@@ -316,6 +329,6 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   cairo_surface_destroy (surface);
   if (!ok)
     return tf_cli_fail (cli, error);
-  fprintf (cli->out, "%s\n", output);
+  fprintf (cli->out, "%s (%s)\n", output, drawn_with);
   return TF_CLI_EXIT_OK;
 }

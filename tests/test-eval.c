@@ -271,6 +271,7 @@ test_eval_end_to_end (void)
   const char *samples[] = { "samples", "--model", model, "--output", grid, "--columns", "2",
                             "--steps", "1", "--scale", "1", "--fashion-only", NULL };
   g_assert_cmpint (run_cli (samples, &out, &err), ==, 0);
+  g_assert_true (g_str_has_suffix (out, "grid.png (1 step DDIM, guidance 3)\n"));
   TfImage image = { 0 };
   g_assert_true (tf_image_read_png (grid, &image, &error));
   g_assert_no_error (error);
@@ -502,6 +503,20 @@ test_convert_examples (void)
       g_assert_cmpstr (json_object_get_string_member (sampling, "sampler"), ==, "ddim");
       g_assert_cmpint (json_object_get_int_member (sampling, "steps"), ==, told ? 3 : 7);
       g_assert_cmpfloat (json_object_get_double_member (sampling, "cfg"), ==, 2.0);
+    }
+  /* samples draws its grid so too, and says how */
+  for (int told = 0; told < 2; told++)
+    {
+      g_autofree char *grid = g_build_filename (dir, "grid.png", NULL);
+      const char *samples[] = { "samples", "--model", swept, "--output", grid, "--columns", "1",
+                                "--scale", "1", "--fashion-only",
+                                told ? "--sampler" : NULL, "ddpm", NULL };
+      g_autofree char *says = g_strdup_printf ("%s (7 steps %s, guidance 2)\n", grid,
+                                               told ? "DDPM" : "DDIM");
+      g_free (out);
+      g_free (err);
+      g_assert_cmpint (run_cli (samples, &out, &err), ==, 0);
+      g_assert_cmpstr (out, ==, says);
     }
   /* a model without them: the program's defaults */
   {
