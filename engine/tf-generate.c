@@ -20,6 +20,23 @@ typedef struct {
   const float *adaln_w, *adaln_b;   /* adaLN-Zero only */
 } LayerWeights;
 
+/* One turn of the chat in row 0: what it was fed from, and how many
+ * positions it holds there (without the conversation's <|bos|>). */
+typedef struct {
+  gboolean  from_user;
+  char     *text;
+  float    *image;       /* NULL, or the picture's values */
+  int       positions;
+} ChatTurn;
+
+static void
+chat_turn_clear (gpointer data)
+{
+  ChatTurn *turn = data;
+  g_free (turn->text);
+  g_free (turn->image);
+}
+
 struct _TfGenerator {
   TfModel       *model;
   TfTokenizer   *tok;
@@ -31,6 +48,12 @@ struct _TfGenerator {
   /* KV cache per row: [n_layers][max_seq_len][d] for keys and for values */
   float         *k_cache[N_ROWS], *v_cache[N_ROWS];
   int            n_cached[N_ROWS];
+
+  /* The chat's turns in row 0 (ChatTurn), so that the earliest can make
+   * room: @chat_live when row 0 holds them (other work reuses the row). */
+  GArray        *chat_turns;
+  gboolean       chat_live;
+  int            chat_forgotten;  /* turns left out since the last reset or restore */
 
   /* the weights, looked up by name once */
   struct {
@@ -299,6 +322,8 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
       g->conv = tf_conv_patch_acts_new (c);
       tf_conv_patch_acts_reserve (g->conv, N_ROWS);
     }
+  g->chat_turns = g_array_new (FALSE, FALSE, sizeof (ChatTurn));
+  g_array_set_clear_func (g->chat_turns, chat_turn_clear);
   tf_rng_seed (&g->rng, 1);
   tf_threads_init (&g->threads, 0);
   return g;
@@ -350,6 +375,7 @@ tf_generator_free (TfGenerator *g)
   g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
   tf_unet_acts_free (g->unet);
   tf_conv_patch_acts_free (g->conv);
+  g_array_unref (g->chat_turns);
   g_free (g);
 }
 
@@ -833,6 +859,7 @@ reset_rows (TfGenerator *g, const TfGenerateSettings *s)
 {
   for (int r = 0; r < N_ROWS; r++)
     g->n_cached[r] = 0;
+  g->chat_live = FALSE;
   tf_rng_seed (&g->rng, s->seed);
   g_atomic_int_set (&g->abort, 0);
 }
@@ -936,14 +963,64 @@ tf_generator_generate_image (TfGenerator *g, const char *prompt, const TfGenerat
   return TRUE;
 }
 
-/* Decodes from the logits in g->logits into row 0 until <|eos|> (or a user
- * turn, or max_tokens); <|boi|> draws an image when @images. Appends the
- * reply's text to @reply. */
+/* The chat turn being answered, so that the earliest exchanges can make
+ * room in the middle of its reply: the message's tokens around its picture
+ * (without <|bos|>), the reply's tokens so far, where the turn begins in
+ * row 0, and the last picture the reply drew. */
+typedef struct {
+  GArray      *head, *tail;
+  const float *image;
+  GArray      *reply;
+  int          start;
+  float       *drawn;
+} ChatLive;
+
+static int      chat_first_kept (TfGenerator *g, int need);
+static gboolean chat_refeed (TfGenerator *g, int first, GError **error);
+
+/* Leaves out the conversation's earliest exchanges until @need more
+ * positions fit after the turn being answered, and puts that turn back
+ * after those kept. Nothing happens when no exchange can make the room, or
+ * when the reply drew a picture already (its tokens alone are not the
+ * turn): the caller sees that the room is still missing. */
 static gboolean
-decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *cb,
-        gboolean images, GString *reply, GError **error)
+chat_room_mid_reply (TfGenerator *g, ChatLive *live, int need, GError **error)
 {
   const TfConfig *c = tf_model_config (g->model);
+  const int patches = tf_config_n_patches (c);
+  const int turn = (int) (live->head->len + live->tail->len + live->reply->len) +
+                   (live->image != NULL ? patches : 0);
+  const int first = chat_first_kept (g, turn + need);
+  const int row = 0;
+
+  if (live->drawn != NULL || first <= 0)
+    return TRUE;
+  if (!chat_refeed (g, first, error))
+    return FALSE;
+  if (g->n_cached[0] == 0)
+    {
+      const int32_t bos = tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOS);
+      if (!feed_tokens (g, 0, &bos, 1, NULL, error))
+        return FALSE;
+    }
+  live->start = g->n_cached[0];
+  return feed_tokens (g, 0, (int32_t *) live->head->data, live->head->len, NULL, error) &&
+         (live->image == NULL || feed_image (g, &row, 1, live->image, 0, TRUE, NULL, error)) &&
+         feed_tokens (g, 0, (int32_t *) live->tail->data, live->tail->len, NULL, error) &&
+         feed_tokens (g, 0, (int32_t *) live->reply->data, live->reply->len, NULL, error);
+}
+
+/* Decodes from the logits in g->logits into row 0 until <|eos|> (or a user
+ * turn, or max_tokens); in a chat (@live), <|boi|> draws an image, and the
+ * earliest exchanges make room for the reply when the context is full
+ * (without them, the reply ends there). Appends the reply's text to
+ * @reply. */
+static gboolean
+decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *cb,
+        ChatLive *live, GString *reply, GError **error)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  const int L = c->max_seq_len;
   const int32_t eos = tf_tokenizer_special_id (g->tok, TF_SPECIAL_EOS);
   const int32_t boi = tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOI);
   const int32_t eoi = tf_tokenizer_special_id (g->tok, TF_SPECIAL_EOI);
@@ -959,13 +1036,16 @@ decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *
           /* the reply ends; <|eos|> closes it in the cache */
           return feed_tokens (g, 0, &eos, 1, NULL, error);
         }
-      if (id == boi && images)
+      if (id == boi && live != NULL)
         {
           const int values = tf_config_image_values (c);
           g_autofree float *pixels = g_new (float, values);
           const gboolean guided = s->cfg != 1.0;
-          if (!feed_tokens (g, 0, &boi, 1, NULL, error) ||
-              !check_room (g, 0, tf_config_n_patches (c) + 1, error) ||
+          /* <|boi|>, the picture, <|eoi|> and the <|eos|> that may close the reply */
+          const int need = tf_config_n_patches (c) + 3;
+          if ((g->n_cached[0] + need > L && !chat_room_mid_reply (g, live, need, error)) ||
+              !feed_tokens (g, 0, &boi, 1, NULL, error) ||
+              !check_room (g, 0, tf_config_n_patches (c) + 2, error) ||
               (guided && !feed_unconditional (g, s->negative, error)))
             return FALSE;
           if (cb != NULL && cb->image_begin != NULL)
@@ -982,7 +1062,18 @@ decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *
             return FALSE;
           if (cb != NULL && cb->image_end != NULL)
             cb->image_end (pixels, c->image_size, c->image_channels, cb->user_data);
+          g_free (live->drawn);
+          live->drawn = g_steal_pointer (&pixels);
           continue;
+        }
+      /* A chat's reply makes room when the context is full, or ends there,
+       * closed. */
+      if (live != NULL && g->n_cached[0] + 2 > L)
+        {
+          if (!chat_room_mid_reply (g, live, 2, error))
+            return FALSE;
+          if (g->n_cached[0] + 2 > L)
+            return feed_tokens (g, 0, &eos, 1, NULL, error);
         }
       /* Other special tokens go into the cache but are not text to show. */
       const gboolean special = id >= tf_tokenizer_vocab_size (g->tok) - TF_N_SPECIAL;
@@ -992,9 +1083,11 @@ decode (TfGenerator *g, const TfGenerateSettings *s, const TfGenerateCallbacks *
         g_string_append_len (reply, ev.text, ev.text_len);
       if (!feed_tokens (g, 0, &id, 1, g->logits, error))
         return FALSE;
+      if (live != NULL)
+        g_array_append_val (live->reply, id);
     }
   /* Cut at max_tokens: close the reply, so a next turn follows a whole one. */
-  return !images || feed_tokens (g, 0, &eos, 1, NULL, error);
+  return live == NULL || feed_tokens (g, 0, &eos, 1, NULL, error);
 }
 
 char *
@@ -1013,15 +1106,115 @@ tf_generator_caption (TfGenerator *g, const float *pixels, const TfGenerateSetti
       !feed_tokens (g, 0, &eoi, 1, g->logits, error))
     return NULL;
   g_autoptr (GString) reply = g_string_new (NULL);
-  if (!decode (g, s, cb, FALSE, reply, error))
+  if (!decode (g, s, cb, NULL, reply, error))
     return NULL;
   return g_strdup (g_strstrip (reply->str));
+}
+
+/* ---- The chat's turns --------------------------------------------------- */
+
+static gboolean feed_turn (TfGenerator *g, const TfGeneratorTurn *turn, gboolean first,
+                           GError **error);
+
+/* The room a new turn keeps for its reply when the earliest turns are left
+ * out to make it: a picture and a sentence, or half of a small context. */
+static int
+chat_reserve (TfGenerator *g)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  return MIN (c->max_seq_len / 2, tf_config_n_patches (c) + 2 + 32);
+}
+
+/* The first of the chat's turns to keep so that they, the conversation's
+ * <|bos|> and @need more positions fit in the context, leaving out the
+ * earliest whole exchanges (a message and the reply to it): the number of
+ * turns when only @need fits, -1 when not even that. */
+static int
+chat_first_kept (TfGenerator *g, int need)
+{
+  const int L = tf_model_config (g->model)->max_seq_len;
+  GArray *turns = g->chat_turns;
+  int held = 0, first = 0;
+
+  for (guint i = 0; i < turns->len; i++)
+    held += g_array_index (turns, ChatTurn, i).positions;
+  while (first < (int) turns->len && 1 + held + need > L)
+    {
+      held -= g_array_index (turns, ChatTurn, first).positions;
+      first++;
+      while (first < (int) turns->len && !g_array_index (turns, ChatTurn, first).from_user)
+        {
+          held -= g_array_index (turns, ChatTurn, first).positions;
+          first++;
+        }
+    }
+  return 1 + held + need <= L ? first : -1;
+}
+
+/* The first turn to keep for @need more positions and @reserve for a
+ * reply, unless keeping the reserve would leave out every turn: then the
+ * latest that fit with @need alone (a reply cut short, rather than one
+ * that does not know what it answers). -1 when @need cannot fit at all. */
+static int
+chat_choose_first (TfGenerator *g, int need, int reserve)
+{
+  const int len = (int) g->chat_turns->len;
+  int first = chat_first_kept (g, need + reserve);
+  if (first < 0 || (first == len && len > 0))
+    {
+      const int without = chat_first_kept (g, need);
+      if (without >= 0)
+        first = without;
+    }
+  return first;
+}
+
+/* Puts the chat's turns from @first on back into row 0, forgetting those
+ * before it. On failure the row holds none of them and the next turn puts
+ * them back first. */
+static gboolean
+chat_refeed (TfGenerator *g, int first, GError **error)
+{
+  g->n_cached[0] = 0;
+  g->chat_live = FALSE;
+  g->chat_forgotten += first;
+  g_array_remove_range (g->chat_turns, 0, first);
+  for (guint i = 0; i < g->chat_turns->len; i++)
+    {
+      ChatTurn *t = &g_array_index (g->chat_turns, ChatTurn, i);
+      const TfGeneratorTurn turn = { t->from_user, t->text, t->image };
+      const int before = g->n_cached[0];
+      if (!check_abort (g, error) || !feed_turn (g, &turn, before == 0, error))
+        {
+          g->n_cached[0] = 0;
+          return FALSE;
+        }
+      t->positions = g->n_cached[0] - before - (before == 0);
+    }
+  g->chat_live = TRUE;
+  return TRUE;
+}
+
+static void
+chat_push (TfGenerator *g, gboolean from_user, const char *text, float *image, int positions)
+{
+  ChatTurn turn = { from_user, g_strdup (text != NULL ? text : ""), image, positions };
+  g_array_append_val (g->chat_turns, turn);
 }
 
 void
 tf_generator_chat_reset (TfGenerator *g)
 {
   g->n_cached[0] = g->n_cached[1] = 0;
+  g_array_set_size (g->chat_turns, 0);
+  g->chat_forgotten = 0;
+  g->chat_live = TRUE;
+}
+
+int
+tf_generator_chat_forgotten (TfGenerator *g)
+{
+  return g->chat_forgotten;
 }
 
 char *
@@ -1030,14 +1223,10 @@ tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_imag
 {
   if (!tf_generate_settings_validate (s, error))
     return NULL;
-  const int before = g->n_cached[0];
-  /* Each turn its own stream: the seed mixed with the turn's position. */
-  tf_rng_seed (&g->rng, s->seed ^ ((uint64_t) before * 0x9e3779b97f4a7c15ull));
+  const TfConfig *c = tf_model_config (g->model);
   g_atomic_int_set (&g->abort, 0);
 
   g_autoptr (GArray) head = g_array_new (FALSE, FALSE, sizeof (int32_t));
-  if (before == 0)
-    append_special (g, head, TF_SPECIAL_BOS);
   append_special (g, head, TF_SPECIAL_USER);
   if (user_image != NULL)
     append_special (g, head, TF_SPECIAL_BOI);
@@ -1051,18 +1240,44 @@ tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_imag
     }
   append_special (g, tail, TF_SPECIAL_ASSISTANT);
 
+  /* Room for the message and a reply: the earliest exchanges make it when
+   * they must (and the turns go back into the row when other work used it). */
+  const int message = (int) (head->len + tail->len) +
+                      (user_image != NULL ? tf_config_n_patches (c) : 0);
+  if (!g->chat_live || g->n_cached[0] + message + chat_reserve (g) > c->max_seq_len)
+    {
+      const int first = chat_choose_first (g, message, chat_reserve (g));
+      if ((!g->chat_live || first > 0) && !chat_refeed (g, MAX (first, 0), error))
+        return NULL;
+    }
+
+  const int before = g->n_cached[0];
+  /* Each turn its own stream: the seed mixed with the turn's position. */
+  tf_rng_seed (&g->rng, s->seed ^ ((uint64_t) before * 0x9e3779b97f4a7c15ull));
+  const int32_t bos = tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOS);
   const int row = 0;
   g_autoptr (GString) reply = g_string_new (NULL);
-  gboolean ok = feed_tokens (g, 0, (int32_t *) head->data, head->len, NULL, error) &&
+  g_autoptr (GArray) reply_ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  ChatLive live = { head, tail, user_image, reply_ids, before + (before == 0), NULL };
+  gboolean ok = (before > 0 || feed_tokens (g, 0, &bos, 1, NULL, error)) &&
+                feed_tokens (g, 0, (int32_t *) head->data, head->len, NULL, error) &&
                 (user_image == NULL || feed_image (g, &row, 1, user_image, 0, TRUE, NULL, error)) &&
                 feed_tokens (g, 0, (int32_t *) tail->data, tail->len, g->logits, error) &&
-                decode (g, s, cb, TRUE, reply, error);
+                decode (g, s, cb, &live, reply, error);
   if (!ok)
     {
-      /* the conversation is as it was: later positions are overwritten */
-      g->n_cached[0] = before;
+      /* the conversation is as it was (but for the exchanges that made room
+       * for the reply): later positions are overwritten */
+      if (g->chat_live)
+        g->n_cached[0] = g->chat_turns->len > 0 ? live.start : 0;
+      g_free (live.drawn);
       return NULL;
     }
+  chat_push (g, TRUE, user_text,
+             user_image != NULL ? g_memdup2 (user_image, sizeof (float) * tf_config_image_values (c))
+                                : NULL,
+             message);
+  chat_push (g, FALSE, reply->str, live.drawn, g->n_cached[0] - live.start - message);
   return g_strdup (g_strstrip (reply->str));
 }
 
@@ -1102,6 +1317,7 @@ tf_generator_cached_predict (TfGenerator *g, const int32_t *const *prefixes,
 {
   g_return_val_if_fail (n_rows >= 1 && n_rows <= N_ROWS, FALSE);
   const int rows[N_ROWS] = { 0, 1 };
+  g->chat_live = FALSE;
   for (int r = 0; r < n_rows; r++)
     {
       g->n_cached[r] = 0;
@@ -1117,6 +1333,7 @@ tf_generator_prefill (TfGenerator *g, const int32_t *tokens, int n, gboolean res
 {
   if (reset)
     g->n_cached[0] = 0;
+  g->chat_live = FALSE;
   return feed_tokens (g, 0, tokens, n, logits, error);
 }
 
@@ -1127,6 +1344,7 @@ tf_generator_cached_logits (TfGenerator *g, const int32_t *tokens, int n, int pr
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model, V = c->vocab_size;
   g->n_cached[0] = 0;
+  g->chat_live = FALSE;
   if (prefill > 0)
     {
       if (!feed_tokens (g, 0, tokens, prefill, NULL, error))
@@ -1165,16 +1383,30 @@ feed_turn (TfGenerator *g, const TfGeneratorTurn *turn, gboolean first, GError *
          feed_tokens (g, 0, (int32_t *) tail->data, tail->len, NULL, error);
 }
 
+/* The positions @turn takes in a conversation after its first turn. */
+static gboolean
+turn_positions (TfGenerator *g, const TfGeneratorTurn *turn, int *positions, GError **error)
+{
+  g_autoptr (GArray) ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
+  if (!encode_append (g, "message", turn->text, ids, error))
+    return FALSE;
+  *positions = (turn->from_user ? 1 : 0) + (int) ids->len + 1 +
+               (turn->image != NULL ? 2 + tf_config_n_patches (tf_model_config (g->model)) : 0);
+  return TRUE;
+}
+
 gboolean
 tf_generator_chat_restore (TfGenerator *g, const TfGeneratorTurn *turns, int n_turns,
                            GError **error)
 {
   g_return_val_if_fail (n_turns == 0 || turns != NULL, FALSE);
+  const int values = tf_config_image_values (tf_model_config (g->model));
   tf_generator_chat_reset (g);
   g_atomic_int_set (&g->abort, 0);
   for (int i = 0; i < n_turns; i++)
     {
       const gboolean answered = i + 1 < n_turns && !turns[i + 1].from_user;
+      int positions;
       if (turns[i].from_user && !answered)
         continue;
       if (!turns[i].from_user && (i == 0 || !turns[i - 1].from_user))
@@ -1184,11 +1416,20 @@ tf_generator_chat_restore (TfGenerator *g, const TfGeneratorTurn *turns, int n_t
           tf_generator_chat_reset (g);
           return FALSE;
         }
-      if (!check_abort (g, error) || !feed_turn (g, &turns[i], g->n_cached[0] == 0, error))
+      if (!turn_positions (g, &turns[i], &positions, error))
         {
           tf_generator_chat_reset (g);
           return FALSE;
         }
+      chat_push (g, turns[i].from_user, turns[i].text,
+                 turns[i].image != NULL ? g_memdup2 (turns[i].image, sizeof (float) * values) : NULL,
+                 positions);
+    }
+  /* The latest exchanges that fit, with room for a next turn if they can. */
+  if (!chat_refeed (g, MAX (chat_choose_first (g, 0, chat_reserve (g)), 0), error))
+    {
+      tf_generator_chat_reset (g);
+      return FALSE;
     }
   return TRUE;
 }

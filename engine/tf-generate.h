@@ -145,9 +145,20 @@ char *tf_generator_caption (TfGenerator *gen, const float *pixels,
  * unconditional [<|bos|> <|boi|>] (the dropped caption of training); the
  * clean image replaces the noise, <|eoi|> follows and text continues. The
  * conversation stays in the generator's cache until tf_generator_chat_reset().
- * When the context would overflow, the call fails with TF_ERROR_INPUT and the
- * conversation is as it was before the call. */
+ * When the message and room for a reply (a picture and a sentence, or half
+ * of a small context) do not fit after the conversation, its earliest
+ * exchanges (a message and the reply to it) are left out until they do, or
+ * until only the latest that fit with the message are left (see
+ * tf_generator_chat_forgotten()); a reply that fills the context ends there.
+ * When the message cannot fit even alone, the call fails with TF_ERROR_INPUT
+ * and the conversation is as it was before the call. Other work on the
+ * generator (drawing, captioning) keeps the conversation: its next turn
+ * puts the turns back first. */
 void tf_generator_chat_reset (TfGenerator *gen);
+/* How many of the conversation's earliest turns (messages and replies) the
+ * model no longer sees, left out to make room, since the last reset or
+ * restore (a restore counts the given turns it left out). */
+int  tf_generator_chat_forgotten (TfGenerator *gen);
 char *tf_generator_chat (TfGenerator *gen, const char *user_text, const float *user_image,
                          const TfGenerateSettings *settings,
                          const TfGenerateCallbacks *callbacks, GError **error);
@@ -213,8 +224,10 @@ typedef struct {
  * leaves nothing behind; a reply without a user turn before it is an error.
  * Replies are encoded from their text, so the cache equals the live one when
  * the text is the reply's bytes as streamed (not stripped) and encodes to the
- * tokens the model sampled. On any error (TF_ERROR_INPUT when the turns do
- * not fit in the context, TF_ERROR_ABORTED) the conversation is empty. */
+ * tokens the model sampled. When they do not all fit, the latest exchanges
+ * that fit are kept, with room for a next turn when there is (as a live chat
+ * leaves out its earliest). On any error (TF_ERROR_INPUT, TF_ERROR_ABORTED)
+ * the conversation is empty. */
 gboolean tf_generator_chat_restore (TfGenerator *gen, const TfGeneratorTurn *turns, int n_turns,
                                     GError **error);
 

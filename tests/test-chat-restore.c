@@ -2,7 +2,8 @@
  * in the cache as it was when it happened: the next turn after a restored
  * conversation has the same next-token probabilities (and draws the same
  * image) as after the live one; a different conversation does not; replies
- * without a question are refused; an overflow leaves an empty conversation. */
+ * without a question are refused. A conversation longer than the context
+ * keeps its latest exchanges, live as restored, the same way. */
 #include "tf-generate.h"
 #include "tf-test-util.h"
 
@@ -257,21 +258,156 @@ test_errors (void)
   g_clear_error (&error);
   assert_fresh (g);
 
-  /* 128 positions: two images (64 patches each) do not fit. */
+  /* Nothing to restore is an empty conversation. */
+  restore (g, NULL, 0);
+  assert_fresh (g);
+}
+
+/* 128 positions: two images (64 patches each) do not fit; the latest
+ * exchange is kept, as if the conversation had begun there. */
+static void
+test_restore_too_long (void)
+{
+  g_autoptr (TfGenerator) g = byte_generator (128);
+  g_autoptr (TfGenerator) last_only = byte_generator (128);
   g_autofree float *picture = test_image (g);
+  Streamed a = { 0 }, b = { 0 };
   const TfGeneratorTurn too_long[] = {
     { TRUE, "look", picture }, { FALSE, "yes", NULL },
     { TRUE, "and this", picture }, { FALSE, "too", NULL },
   };
-  g_assert_false (tf_generator_chat_restore (g, too_long, G_N_ELEMENTS (too_long), &error));
-  g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
-  g_assert_nonnull (strstr (error->message, "context is full"));
-  g_clear_error (&error);
-  assert_fresh (g);
+  restore (g, too_long, G_N_ELEMENTS (too_long));
+  g_assert_cmpint (tf_generator_chat_forgotten (g), ==, 2);
+  restore (last_only, too_long + 2, 2);
+  g_assert_cmpint (tf_generator_chat_forgotten (last_only), ==, 0);
+  chat_turn (g, "ok", NULL, 1, &a);
+  chat_turn (last_only, "ok", NULL, 1, &b);
+  g_assert_true (same_first_token (&a, &b));
+  streamed_clear (&a);
+  streamed_clear (&b);
+}
 
-  /* Nothing to restore is an empty conversation. */
-  restore (g, NULL, 0);
-  assert_fresh (g);
+/* A live chat longer than the context: each message keeps room for a
+ * reply (here half the context, 64 positions) by leaving out the earliest
+ * exchanges, and the model then answers as after a conversation that began
+ * with the first exchange kept. */
+static void
+test_live_forgets_earliest (void)
+{
+  g_autoptr (TfGenerator) live = byte_generator (128);
+  g_autoptr (GPtrArray) replies = g_ptr_array_new_with_free_func (g_free);
+  Streamed r = { 0 }, restored_reply = { 0 };
+  int turn = 0;
+
+  /* "hi" holds 4 positions and each reply at most 5: 1 + 9 n + 4 + 64
+   * passes 128 at the eighth message. */
+  while (tf_generator_chat_forgotten (live) == 0)
+    {
+      g_assert_cmpint (turn, <, 8);
+      chat_turn (live, "hi", NULL, 4, &r);
+      g_ptr_array_add (replies, g_strdup (r.bytes->str));
+      turn++;
+    }
+  g_assert_cmpint (turn, ==, 8);
+  g_assert_cmpint (tf_generator_chat_forgotten (live), ==, 2);
+
+  /* The seven exchanges before the eighth message, the first left out. */
+  TfGeneratorTurn kept[12];
+  for (int i = 0; i < 6; i++)
+    {
+      kept[2 * i] = (TfGeneratorTurn) { TRUE, "hi", NULL };
+      kept[2 * i + 1] = (TfGeneratorTurn) { FALSE, g_ptr_array_index (replies, i + 1), NULL };
+    }
+  g_autoptr (TfGenerator) restored = byte_generator (128);
+  restore (restored, kept, 12);
+  g_assert_cmpint (tf_generator_chat_forgotten (restored), ==, 0);
+  chat_turn (restored, "hi", NULL, 4, &restored_reply);
+  g_assert_true (same_first_token (&r, &restored_reply));
+  g_assert_cmpstr (r.bytes->str, ==, restored_reply.bytes->str);
+
+  /* A reply the context cannot hold ends where it is full, closed by its
+   * <|eos|>: after a message of 120 bytes (123 positions with <|bos|>,
+   * <|user|> and <|assistant|>) there is room for 4 bytes (this model's
+   * reply is longer), and the next message makes room again. */
+  g_autoptr (TfGenerator) g = byte_generator (128);
+  g_autoptr (GString) long_message = g_string_new (NULL);
+  while (long_message->len < 120)
+    g_string_append (long_message, "tell me more, ");
+  g_string_truncate (long_message, 120);
+  chat_turn (g, long_message->str, NULL, 1000, &r);
+  g_assert_cmpuint (r.bytes->len, ==, 4);
+  chat_turn (g, "hi", NULL, 4, &r);
+  g_assert_cmpint (tf_generator_chat_forgotten (g), ==, 2);
+
+  streamed_clear (&r);
+  streamed_clear (&restored_reply);
+}
+
+/* A reply that starts a picture it has no room for: the earliest exchange
+ * makes room in the middle of the reply. 128 positions, 64 kept for a
+ * reply; the picture needs 67 (<|boi|>, 64 patches, <|eoi|>, <|eos|>).
+ * After a first exchange of 13 positions (<|bos|>, a message of 7, a reply
+ * cut at 4 tokens, one of them special and not text, and its <|eos|>), a
+ * message of 50 leaves 65: the message goes in as it is, the picture does
+ * not fit until the first exchange is gone.
+ * The model is made to draw as in test_image_reply. */
+static void
+test_room_for_a_picture (void)
+{
+  g_autoptr (TfGenerator) probe_gen = byte_generator (128);
+  g_autoptr (TfGenerator) live = byte_generator (128);
+  TfModel *m = tf_generator_model (live);
+  const TfConfig *c = tf_model_config (m);
+  const TfParamInfo *head = tf_model_find_tensor (m, "lm_head.weight");
+  float *lm_head = tf_model_params (m) + head->offset;
+  const int d = c->d_model;
+  g_autofree char *message = g_strnfill (48, 'x');
+  Streamed first = { 0 }, probe = { 0 }, reply = { 0 }, next = { 0 };
+
+  chat_turn (probe_gen, "hello", NULL, 4, &first);
+  g_assert_cmpuint (first.bytes->len, ==, 3);
+  chat_turn (probe_gen, message, NULL, 1, &probe);
+  chat_turn (live, "hello", NULL, 4, &first);
+  for (int e = 0; e < d; e++)
+    lm_head[(size_t) c->boi_id * d + e] = 2 * lm_head[(size_t) probe.first.id * d + e];
+  chat_turn (live, message, NULL, 1, &reply);
+  g_assert_nonnull (reply.image);
+  g_assert_cmpint (tf_generator_chat_forgotten (live), ==, 2);
+  chat_turn (live, "thanks", NULL, 1, &next);
+
+  streamed_clear (&first);
+  streamed_clear (&probe);
+  streamed_clear (&reply);
+  streamed_clear (&next);
+}
+
+/* Drawing or captioning between two turns reuses the cache's row: the next
+ * turn puts the conversation back first and answers as without them. */
+static void
+test_other_work_between_turns (void)
+{
+  g_autoptr (TfGenerator) plain = byte_generator (256);
+  g_autoptr (TfGenerator) busy = byte_generator (256);
+  g_autofree float *picture = test_image (busy);
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (busy)));
+  g_autofree float *drawn = g_new (float, values);
+  g_autoptr (GError) error = NULL;
+  Streamed a = { 0 }, b = { 0 };
+  TfGenerateSettings s;
+
+  chat_turn (plain, "a red circle", NULL, 3, &a);
+  chat_turn (busy, "a red circle", NULL, 3, &b);
+  settings_for_test (&s, 4);
+  g_assert_true (tf_generator_generate_image (busy, "a blue square", &s, NULL, drawn, &error));
+  g_assert_no_error (error);
+  g_autofree char *caption = tf_generator_caption (busy, picture, &s, NULL, &error);
+  g_assert_no_error (error);
+  chat_turn (plain, "and now?", NULL, 1, &a);
+  chat_turn (busy, "and now?", NULL, 1, &b);
+  g_assert_true (same_first_token (&a, &b));
+  g_assert_cmpint (tf_generator_chat_forgotten (busy), ==, 0);
+  streamed_clear (&a);
+  streamed_clear (&b);
 }
 
 int
@@ -281,5 +417,9 @@ main (int argc, char **argv)
   g_test_add_func ("/chat-restore/text-and-user-image", test_text_and_user_image);
   g_test_add_func ("/chat-restore/image-reply", test_image_reply);
   g_test_add_func ("/chat-restore/errors", test_errors);
+  g_test_add_func ("/chat-restore/too-long", test_restore_too_long);
+  g_test_add_func ("/chat-restore/live-forgets-earliest", test_live_forgets_earliest);
+  g_test_add_func ("/chat-restore/other-work-between-turns", test_other_work_between_turns);
+  g_test_add_func ("/chat-restore/room-for-a-picture", test_room_for_a_picture);
   return g_test_run ();
 }
