@@ -124,6 +124,34 @@ same_first_token (const Streamed *a, const Streamed *b)
   return TRUE;
 }
 
+/* Makes the model write <|boi|> where it would have written @token: the
+ * <|boi|> row of the LM head becomes twice that token's row. Returns the
+ * row as it was, for put_back_boi(). */
+static float *
+draw_instead_of (TfGenerator *g, int32_t token)
+{
+  TfModel *m = tf_generator_model (g);
+  const TfConfig *c = tf_model_config (m);
+  float *lm_head = tf_model_params (m) + tf_model_find_tensor (m, "lm_head.weight")->offset;
+  const int d = c->d_model;
+  float *saved = g_memdup2 (lm_head + (size_t) c->boi_id * d, sizeof (float) * d);
+
+  for (int e = 0; e < d; e++)
+    lm_head[(size_t) c->boi_id * d + e] = 2 * lm_head[(size_t) token * d + e];
+  return saved;
+}
+
+static void
+put_back_boi (TfGenerator *g, float *saved)
+{
+  TfModel *m = tf_generator_model (g);
+  const TfConfig *c = tf_model_config (m);
+  float *lm_head = tf_model_params (m) + tf_model_find_tensor (m, "lm_head.weight")->offset;
+
+  memcpy (lm_head + (size_t) c->boi_id * c->d_model, saved, sizeof (float) * c->d_model);
+  g_free (saved);
+}
+
 static void
 restore (TfGenerator *g, const TfGeneratorTurn *turns, int n)
 {
@@ -183,30 +211,21 @@ test_text_and_user_image (void)
 }
 
 /* A reply that is an image: the live model is made to start its reply with
- * <|boi|> (its <|boi|> row of the LM head becomes twice the row of the token
- * it would have chosen), then the head is put back, so both generators have
- * the same weights for the next turn. */
+ * <|boi|> (draw_instead_of() the token it would have chosen), then the head
+ * is put back, so both generators have the same weights for the next turn. */
 static void
 test_image_reply (void)
 {
   g_autoptr (TfGenerator) live = byte_generator (256);
-  TfModel *m = tf_generator_model (live);
-  const TfConfig *c = tf_model_config (m);
-  const TfParamInfo *head = tf_model_find_tensor (m, "lm_head.weight");
-  float *lm_head = tf_model_params (m) + head->offset;
-  const int d = c->d_model;
-
   Streamed probe = { 0 }, reply = { 0 }, next_live = { 0 }, next_restored = { 0 };
   chat_turn (live, "draw a red circle", NULL, 1, &probe);
   g_assert_true (probe.have_first);
   tf_generator_chat_reset (live);
-  g_autofree float *saved = g_memdup2 (lm_head + (size_t) c->boi_id * d, sizeof (float) * d);
-  for (int e = 0; e < d; e++)
-    lm_head[(size_t) c->boi_id * d + e] = 2 * lm_head[(size_t) probe.first.id * d + e];
+  float *saved = draw_instead_of (live, probe.first.id);
   chat_turn (live, "draw a red circle", NULL, 1, &reply);
   g_assert_nonnull (reply.image);
   g_assert_cmpuint (reply.bytes->len, ==, 0);
-  memcpy (lm_head + (size_t) c->boi_id * d, saved, sizeof (float) * d);
+  put_back_boi (live, saved);
   chat_turn (live, "what did you draw?", NULL, 1, &next_live);
 
   const TfGeneratorTurn turns[] = {
@@ -349,18 +368,12 @@ test_live_forgets_earliest (void)
  * After a first exchange of 13 positions (<|bos|>, a message of 7, a reply
  * cut at 4 tokens, one of them special and not text, and its <|eos|>), a
  * message of 50 leaves 65: the message goes in as it is, the picture does
- * not fit until the first exchange is gone.
- * The model is made to draw as in test_image_reply. */
+ * not fit until the first exchange is gone. */
 static void
 test_room_for_a_picture (void)
 {
   g_autoptr (TfGenerator) probe_gen = byte_generator (128);
   g_autoptr (TfGenerator) live = byte_generator (128);
-  TfModel *m = tf_generator_model (live);
-  const TfConfig *c = tf_model_config (m);
-  const TfParamInfo *head = tf_model_find_tensor (m, "lm_head.weight");
-  float *lm_head = tf_model_params (m) + head->offset;
-  const int d = c->d_model;
   g_autofree char *message = g_strnfill (48, 'x');
   Streamed first = { 0 }, probe = { 0 }, reply = { 0 }, next = { 0 };
 
@@ -368,8 +381,7 @@ test_room_for_a_picture (void)
   g_assert_cmpuint (first.bytes->len, ==, 3);
   chat_turn (probe_gen, message, NULL, 1, &probe);
   chat_turn (live, "hello", NULL, 4, &first);
-  for (int e = 0; e < d; e++)
-    lm_head[(size_t) c->boi_id * d + e] = 2 * lm_head[(size_t) probe.first.id * d + e];
+  g_free (draw_instead_of (live, probe.first.id));
   chat_turn (live, message, NULL, 1, &reply);
   g_assert_nonnull (reply.image);
   g_assert_cmpint (tf_generator_chat_forgotten (live), ==, 2);
