@@ -939,11 +939,22 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       g_autofree char *reply = NULL;
 
       run.user_text = input;
+      const int forgotten = tf_generator_chat_forgotten (gen);
       tf_cli_catch_interrupt (gen, &previous);
       reply = tf_generator_chat (gen, input, attachment, &settings, &callbacks, &error);
       tf_cli_release_interrupt (&previous);
       progress_end (&run.progress);
       chat_end_line (&run);
+      if (tf_generator_chat_forgotten (gen) > forgotten)
+        {
+          const int exchanges = tf_generator_chat_forgotten (gen) / 2;
+          fprintf (cli->err,
+                   ngettext ("(to make room, the model no longer sees this conversation's first "
+                             "message and reply)\n",
+                             "(to make room, the model no longer sees this conversation's first "
+                             "%d messages and replies)\n", (unsigned long) exchanges),
+                   exchanges);
+        }
       if (reply != NULL)
         {
           g_clear_pointer (&attachment, g_free);
