@@ -904,6 +904,58 @@ test_chat_stream (void)
   close_window (window);
 }
 
+/* A conversation longer than the model's context goes on: the earliest
+ * exchanges make room (a tiny model of 128 positions keeps 64 for a
+ * reply), and the rows of the messages the model no longer sees are
+ * dimmed, as many as it left out. Greedy, so the run is the same each time. */
+static void
+test_chat_forgets_earliest (void)
+{
+  TfWindow *window;
+  TfChatView *view;
+  LoadOutcome outcome;
+  GSettings *settings;
+  g_autofree char *path = NULL;
+  guint turn, n, dimmed = 0;
+
+  if (skip_without_display ())
+    return;
+  settings = tf_application_get_settings (app);
+  g_settings_set_double (settings, "chat-temperature", 0.0);
+  path = tf_test_save_tiny_model_with_tokenizer (tmp_dir, 128);
+  window = open_window ();
+  load (window, path, &outcome);
+  g_assert_true (outcome.loaded);
+  tf_window_show_view (window, "chat");
+  view = tf_window_get_chat_view (window);
+  gtk_widget_activate_action (GTK_WIDGET (view), "chat.new", NULL);
+
+  for (turn = 0; turn < 20 && tf_generation_get_chat_forgotten (tf_window_get_generation (window)) == 0;
+       turn++)
+    {
+      tf_chat_view_set_message (view, "a red circle");
+      gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+      g_assert_true (wait_until (chat_idle, view, 60000));
+      g_assert_false (shows (window, "The model could not answer"));
+    }
+  g_assert_cmpint (tf_generation_get_chat_forgotten (tf_window_get_generation (window)), >, 0);
+  n = tf_chat_view_get_n_messages (view);
+  g_assert_cmpuint (n, ==, 2 * turn);
+  for (guint i = 0; i < n; i++)
+    {
+      gboolean forgotten = gtk_widget_has_css_class (tf_chat_view_get_message (view, i), "forgotten");
+
+      /* the dimmed ones first, then the rest */
+      g_assert_true (!forgotten || i == dimmed);
+      dimmed += forgotten;
+    }
+  g_assert_cmpuint (dimmed, ==, tf_generation_get_chat_forgotten (tf_window_get_generation (window)));
+  g_assert_cmpuint (dimmed, <, n);
+
+  g_settings_reset (settings, "chat-temperature");
+  close_window (window);
+}
+
 /* A second application object (as after a restart) with a window on the
  * bundled model, showing Chat: its conversations are read from disk. */
 static TfChatView *
@@ -2573,6 +2625,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/app/imagine/gallery-restores", test_imagine_gallery_restores);
   g_test_add_func ("/app/imagine/stop", test_imagine_stop);
   g_test_add_func ("/app/chat/stream", test_chat_stream);
+  g_test_add_func ("/app/chat/forgets-earliest", test_chat_forgets_earliest);
   g_test_add_func ("/app/chat/history-survives-restart", test_chat_history_survives_restart);
   g_test_add_func ("/app/chat/attach-and-regenerate", test_chat_attach_and_regenerate);
   g_test_add_func ("/app/chat/stop-then-regenerate", test_chat_stop_then_regenerate);

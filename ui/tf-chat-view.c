@@ -800,6 +800,67 @@ on_image_end (TfGeneration *generation, GBytes *pixels, TfChatView *self)
   self->reply_image = g_bytes_ref (pixels);
 }
 
+static GtkWidget *
+next_visible_row (GtkWidget *row)
+{
+  do
+    row = gtk_widget_get_next_sibling (row);
+  while (row != NULL && !gtk_widget_get_visible (row));
+  return row;
+}
+
+/* Dims the messages the model no longer sees: the generator left out the
+ * conversation's earliest exchanges to make room in its context. It counts
+ * the turns it was given as they are put back (a message with a reply
+ * after it, and that reply), so the rows are counted the same way. */
+static void
+mark_forgotten_rows (TfChatView *self)
+{
+  const int forgotten = tf_generation_get_chat_forgotten (self->generation);
+  GtkWidget *last = NULL, *previous = NULL;
+  int counted = 0;
+
+  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box));
+       row != NULL && counted < forgotten; row = next_visible_row (row))
+    {
+      GtkWidget *next;
+      gboolean given;
+
+      if (!gtk_widget_get_visible (row))
+        continue;
+      next = next_visible_row (row);
+      given = tf_message_row_get_from_user (TF_MESSAGE_ROW (row))
+              ? next != NULL && !tf_message_row_get_from_user (TF_MESSAGE_ROW (next))
+              : previous != NULL && tf_message_row_get_from_user (TF_MESSAGE_ROW (previous));
+      if (given)
+        {
+          counted++;
+          last = row;
+        }
+      previous = row;
+    }
+
+  gboolean before_last = last != NULL;
+  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box));
+       row != NULL; row = gtk_widget_get_next_sibling (row))
+    {
+      if (before_last)
+        {
+          gtk_widget_add_css_class (row, "forgotten");
+          gtk_widget_set_tooltip_text (row, _("The model no longer sees this message: its "
+                                              "context is full, and the earliest messages "
+                                              "made room for the latest"));
+        }
+      else if (gtk_widget_has_css_class (row, "forgotten"))
+        {
+          gtk_widget_remove_css_class (row, "forgotten");
+          gtk_widget_set_tooltip_text (row, NULL);
+        }
+      if (row == last)
+        before_last = FALSE;
+    }
+}
+
 static void
 on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfChatView *self)
 {
@@ -816,6 +877,7 @@ on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfChatV
       g_autoptr(GBytes) image = g_steal_pointer (&self->pending_image);
 
       self->context_in_sync = TRUE;
+      mark_forgotten_rows (self);
       if (pending != NULL)
         start_reply (self, self->pending_n_before, pending, image);
       update_actions (self);
@@ -823,6 +885,7 @@ on_finished (TfGeneration *generation, const char *text, GBytes *pixels, TfChatV
     }
 
   finish_reply (self, text, FALSE, NULL);
+  mark_forgotten_rows (self);
   /* The generator holds the turns before the question, the question and
    * this reply: the conversation as shown (a reply this one replaces was
    * left out when the turns before were put back). */

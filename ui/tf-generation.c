@@ -97,6 +97,7 @@ typedef struct {
   TfToken   *token;
   GBytes    *pixels;    /* image-end; done of an image */
   char      *text;      /* done of a caption or reply */
+  int        forgotten; /* done of a reply or restore: tf_generator_chat_forgotten() */
   GError    *error;     /* done: failed */
   Job       *job;       /* done: handed back to the main context */
 } Event;
@@ -112,6 +113,7 @@ struct _TfGeneration {
   gint          precision;       /* a TfPrecision; read by the worker */
   gboolean      has_sampling;    /* the model's own image settings */
   TfGenerateSettings sampling;
+  int           chat_forgotten;  /* as of the last reply or restore */
 
   TfEventQueue  queue;
 };
@@ -202,6 +204,8 @@ finish_job (TfGeneration *self, Event *ev)
   g_object_freeze_notify (G_OBJECT (self));
   self->job = NULL;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUSY]);
+  if (ev->error == NULL && (job->kind == JOB_CHAT || job->kind == JOB_RESTORE))
+    self->chat_forgotten = ev->forgotten;
   if (ev->error != NULL)
     g_signal_emit (self, signals[SIGNAL_FAILED], 0, ev->error);
   else
@@ -569,6 +573,7 @@ run_job (gpointer data, gpointer pool_data)
       emit_pending (job, TRUE);
       if (job->kind == JOB_CAPTION || job->kind == JOB_CHAT)
         done->text = g_strdup (job->reply->str);
+      done->forgotten = tf_generator_chat_forgotten (gen);
     }
   else if (g_cancellable_is_cancelled (job->cancellable) ||
            g_error_matches (error, TF_ERROR, TF_ERROR_ABORTED))
@@ -836,6 +841,13 @@ tf_generation_get_busy (TfGeneration *self)
 {
   g_return_val_if_fail (TF_IS_GENERATION (self), FALSE);
   return self->job != NULL;
+}
+
+int
+tf_generation_get_chat_forgotten (TfGeneration *self)
+{
+  g_return_val_if_fail (TF_IS_GENERATION (self), 0);
+  return self->chat_forgotten;
 }
 
 int

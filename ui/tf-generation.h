@@ -93,6 +93,10 @@ TfGeneration *tf_generation_new_from_file_finish (GAsyncResult        *result,
 
 TfGenerator *tf_generation_get_generator (TfGeneration *self);
 gboolean     tf_generation_get_busy (TfGeneration *self);
+/* How many of the chat's earliest turns the model no longer sees, as the
+ * last reply or restore left it (tf_generator_chat_forgotten()); read in
+ * the handlers of `finished`. */
+int          tf_generation_get_chat_forgotten (TfGeneration *self);
 int          tf_generation_get_image_size (TfGeneration *self);
 int          tf_generation_get_channels (TfGeneration *self);
 
