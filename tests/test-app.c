@@ -513,6 +513,14 @@ test_measured_examples (void)
     }
 }
 
+static gboolean
+is_mapped_popover_of (gpointer entry)
+{
+  GtkWidget *popover = find_widget (entry, GTK_TYPE_POPOVER);
+
+  return popover != NULL && gtk_widget_get_mapped (popover);
+}
+
 static void
 test_imagine_suggestions (void)
 {
@@ -551,6 +559,27 @@ test_imagine_suggestions (void)
   g_assert_cmpuint (n, >=, 10);
   /* And a few whole captions to start from. */
   g_assert_true (shows (window, "Try one of these"));
+  /* A prompt put in the field whole (a suggestion clicked, an image's
+   * settings restored) opens no completions ("bagel" for "a bag"), which
+   * would stay open over the field once Generate is pressed. */
+  {
+    GtkWidget *button = find_descendant (GTK_WIDGET (tf_window_get_imagine_view (window)), TRUE,
+                                         has_type, GSIZE_TO_POINTER (GTK_TYPE_BUTTON));
+    GtkWidget *popover;
+
+    tf_window_show_view (window, "imagine");
+    /* the field has the focus, as when the window opens */
+    gtk_widget_grab_focus (entry);
+    tf_imagine_view_set_prompt (tf_window_get_imagine_view (window), "a bag");
+    g_assert_nonnull (button);
+    g_assert_false (wait_until (is_mapped_popover_of, entry, 500));
+    popover = find_widget (entry, GTK_TYPE_POPOVER);
+    g_assert_true (popover == NULL || !gtk_widget_get_mapped (popover));
+    /* Typed, it does. */
+    gtk_widget_grab_focus (entry);
+    gtk_editable_set_text (GTK_EDITABLE (entry), "a bage");
+    g_assert_true (wait_until (is_mapped_popover_of, entry, 5000));
+  }
   close_window (window);
 }
 G_GNUC_END_IGNORE_DEPRECATIONS

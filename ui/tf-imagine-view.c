@@ -732,7 +732,7 @@ fill_examples (TfImagineView *self, const TfPromptSuggestions *suggestions)
 static void
 fill_form (TfImagineView *self, const TfParameters *parameters)
 {
-  gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), parameters->prompt);
+  tf_imagine_view_set_prompt (self, parameters->prompt);
   gtk_editable_set_text (GTK_EDITABLE (self->negative_entry),
                          parameters->negative != NULL ? parameters->negative : "");
   gtk_spin_button_set_value (self->steps_spin, parameters->settings.steps);
@@ -1055,8 +1055,18 @@ void
 tf_imagine_view_set_prompt (TfImagineView *self, const char *prompt)
 {
   g_return_if_fail (TF_IS_IMAGINE_VIEW (self));
+  /* A prompt put in whole is not being typed: no completions pop up (they
+   * would stay open over the field once Generate takes the focus). */
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+  GtkEntryCompletion *completion = gtk_entry_get_completion (self->prompt_entry);
+  G_GNUC_END_IGNORE_DEPRECATIONS
+  /* The completion listens to the text inside the entry. */
+  GtkEditable *text = gtk_editable_get_delegate (GTK_EDITABLE (self->prompt_entry));
+
+  g_signal_handlers_block_matched (text, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, completion);
   gtk_editable_set_text (GTK_EDITABLE (self->prompt_entry), prompt);
   gtk_editable_set_position (GTK_EDITABLE (self->prompt_entry), -1);
+  g_signal_handlers_unblock_matched (text, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, completion);
 }
 
 gboolean
