@@ -970,6 +970,7 @@ tf_generator_generate_image (TfGenerator *g, const char *prompt, const TfGenerat
 typedef struct {
   GArray      *head, *tail;
   const float *image;
+  int          message;   /* the positions of head, picture and tail */
   GArray      *reply;
   int          start;
   float       *drawn;
@@ -978,35 +979,37 @@ typedef struct {
 static int      chat_first_kept (TfGenerator *g, int need);
 static gboolean chat_refeed (TfGenerator *g, int first, GError **error);
 
-/* Leaves out the conversation's earliest exchanges until @need more
- * positions fit after the turn being answered, and puts that turn back
- * after those kept. Nothing happens when no exchange can make the room, or
- * when the reply drew a picture already (its tokens alone are not the
- * turn): the caller sees that the room is still missing. */
+/* Feeds the message of the turn being answered into row 0 after what it
+ * holds (after <|bos|> when it holds nothing), with the logits after it
+ * into @logits (may be NULL). */
 static gboolean
-chat_room_mid_reply (TfGenerator *g, ChatLive *live, int need, GError **error)
+chat_feed_message (TfGenerator *g, ChatLive *live, float *logits, GError **error)
 {
-  const TfConfig *c = tf_model_config (g->model);
-  const int patches = tf_config_n_patches (c);
-  const int turn = (int) (live->head->len + live->tail->len + live->reply->len) +
-                   (live->image != NULL ? patches : 0);
-  const int first = chat_first_kept (g, turn + need);
+  const int32_t bos = tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOS);
   const int row = 0;
 
-  if (live->drawn != NULL || first <= 0)
-    return TRUE;
-  if (!chat_refeed (g, first, error))
+  if (g->n_cached[0] == 0 && !feed_tokens (g, 0, &bos, 1, NULL, error))
     return FALSE;
-  if (g->n_cached[0] == 0)
-    {
-      const int32_t bos = tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOS);
-      if (!feed_tokens (g, 0, &bos, 1, NULL, error))
-        return FALSE;
-    }
   live->start = g->n_cached[0];
   return feed_tokens (g, 0, (int32_t *) live->head->data, live->head->len, NULL, error) &&
          (live->image == NULL || feed_image (g, &row, 1, live->image, 0, TRUE, NULL, error)) &&
-         feed_tokens (g, 0, (int32_t *) live->tail->data, live->tail->len, NULL, error) &&
+         feed_tokens (g, 0, (int32_t *) live->tail->data, live->tail->len, logits, error);
+}
+
+/* Leaves out the conversation's earliest exchanges until @need more
+ * positions fit after the turn being answered, and puts that turn back
+ * after those kept. Nothing happens when the reply drew a picture already
+ * (its tokens alone are not the turn) or no exchange can make the room:
+ * the caller sees that the room is still missing. */
+static gboolean
+chat_room_mid_reply (TfGenerator *g, ChatLive *live, int need, GError **error)
+{
+  if (live->drawn != NULL)
+    return TRUE;
+  const int first = chat_first_kept (g, live->message + (int) live->reply->len + need);
+  if (first <= 0)
+    return TRUE;
+  return chat_refeed (g, first, error) && chat_feed_message (g, live, NULL, error) &&
          feed_tokens (g, 0, (int32_t *) live->reply->data, live->reply->len, NULL, error);
 }
 
@@ -1254,15 +1257,10 @@ tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_imag
   const int before = g->n_cached[0];
   /* Each turn its own stream: the seed mixed with the turn's position. */
   tf_rng_seed (&g->rng, s->seed ^ ((uint64_t) before * 0x9e3779b97f4a7c15ull));
-  const int32_t bos = tf_tokenizer_special_id (g->tok, TF_SPECIAL_BOS);
-  const int row = 0;
   g_autoptr (GString) reply = g_string_new (NULL);
   g_autoptr (GArray) reply_ids = g_array_new (FALSE, FALSE, sizeof (int32_t));
-  ChatLive live = { head, tail, user_image, reply_ids, before + (before == 0), NULL };
-  gboolean ok = (before > 0 || feed_tokens (g, 0, &bos, 1, NULL, error)) &&
-                feed_tokens (g, 0, (int32_t *) head->data, head->len, NULL, error) &&
-                (user_image == NULL || feed_image (g, &row, 1, user_image, 0, TRUE, NULL, error)) &&
-                feed_tokens (g, 0, (int32_t *) tail->data, tail->len, g->logits, error) &&
+  ChatLive live = { head, tail, user_image, message, reply_ids, before + (before == 0), NULL };
+  gboolean ok = chat_feed_message (g, &live, g->logits, error) &&
                 decode (g, s, cb, &live, reply, error);
   if (!ok)
     {

@@ -817,17 +817,16 @@ static void
 mark_forgotten_rows (TfChatView *self)
 {
   const int forgotten = tf_generation_get_chat_forgotten (self->generation);
-  GtkWidget *last = NULL, *previous = NULL;
+  GtkWidget *last = NULL, *previous = NULL, *next;
+  GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box));
   int counted = 0;
 
-  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box));
-       row != NULL && counted < forgotten; row = next_visible_row (row))
+  if (row != NULL && !gtk_widget_get_visible (row))
+    row = next_visible_row (row);
+  for (; row != NULL && counted < forgotten; previous = row, row = next)
     {
-      GtkWidget *next;
       gboolean given;
 
-      if (!gtk_widget_get_visible (row))
-        continue;
       next = next_visible_row (row);
       given = tf_message_row_get_from_user (TF_MESSAGE_ROW (row))
               ? next != NULL && !tf_message_row_get_from_user (TF_MESSAGE_ROW (next))
@@ -837,11 +836,10 @@ mark_forgotten_rows (TfChatView *self)
           counted++;
           last = row;
         }
-      previous = row;
     }
 
   gboolean before_last = last != NULL;
-  for (GtkWidget *row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box));
+  for (row = gtk_widget_get_first_child (GTK_WIDGET (self->messages_box));
        row != NULL; row = gtk_widget_get_next_sibling (row))
     {
       if (before_last)
