@@ -88,15 +88,23 @@ tf_gemm_current (void)
   return current_backend;
 }
 
+/* The bf16 bits of the float with bits @u: to nearest, ties to even; a NaN
+ * stays one (quiet), whatever its payload. No branch, so that the loops
+ * converting whole operands vectorise. */
+static inline uint32_t
+bf16_bits_of (uint32_t u)
+{
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t quiet = (u >> 16) | 0x0040u;
+  return (u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded;
+}
+
 uint16_t
 tf_bf16_bits (float x)
 {
   uint32_t u;
   memcpy (&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u)   /* NaN: stays one (quiet), whatever its payload */
-    return (uint16_t) ((u >> 16) | 0x0040u);
-  u += 0x7fffu + ((u >> 16) & 1u);       /* to nearest, ties to even */
-  return (uint16_t) (u >> 16);
+  return (uint16_t) bf16_bits_of (u);
 }
 
 float
@@ -125,22 +133,160 @@ convert_operand (const float *src, int rows, int cols, int ld, gboolean bits)
   for (int r = 0; r < rows; r++)
     {
       TF_TSAN_MEMBER (team);
-      const float *in = src + (size_t) r * ld;
+      const uint32_t *in = (const uint32_t *) (src + (size_t) r * ld);
       if (bits)
         {
           uint16_t *out = (uint16_t *) dst + (size_t) r * cols;
           for (int c = 0; c < cols; c++)
-            out[c] = tf_bf16_bits (in[c]);
+            out[c] = (uint16_t) bf16_bits_of (in[c]);
         }
       else
         {
-          float *out = (float *) dst + (size_t) r * cols;
+          uint32_t *out = (uint32_t *) dst + (size_t) r * cols;
           for (int c = 0; c < cols; c++)
-            out[c] = tf_bf16_round (in[c]);
+            out[c] = bf16_bits_of (in[c]) << 16;
         }
     }
   TF_TSAN_JOIN (team);
   return dst;
+}
+
+/* ---- Packs of constant operands ---------------------------------------- */
+
+#define PACK_BLOCK 4096   /* floats converted at a time, on first use */
+
+typedef struct {
+  const float *data;
+  size_t       n;
+  void        *copy;      /* bf16 bits or rounded floats, as @bits; NULL until used */
+  gboolean     bits;
+  guint8      *done;      /* per PACK_BLOCK: converted */
+} PackRegion;
+
+struct _TfGemmPack {
+  GArray *regions;        /* PackRegion */
+  size_t  converted;
+};
+
+static _Thread_local TfGemmPack *current_pack;
+
+static void
+pack_region_clear (gpointer p)
+{
+  PackRegion *r = p;
+  g_clear_pointer (&r->copy, g_free);
+  g_clear_pointer (&r->done, g_free);
+}
+
+TfGemmPack *
+tf_gemm_pack_new (void)
+{
+  TfGemmPack *pack = g_new0 (TfGemmPack, 1);
+  pack->regions = g_array_new (FALSE, TRUE, sizeof (PackRegion));
+  g_array_set_clear_func (pack->regions, pack_region_clear);
+  return pack;
+}
+
+void
+tf_gemm_pack_free (TfGemmPack *pack)
+{
+  if (pack == NULL)
+    return;
+  if (current_pack == pack)
+    current_pack = NULL;
+  g_array_unref (pack->regions);
+  g_free (pack);
+}
+
+void
+tf_gemm_pack_add (TfGemmPack *pack, const float *data, size_t n)
+{
+  PackRegion r = { .data = data, .n = n };
+  g_array_append_val (pack->regions, r);
+}
+
+/* The copies stay allocated, marked not converted: a generator clears its
+ * pack at every call. */
+void
+tf_gemm_pack_clear (TfGemmPack *pack)
+{
+  for (guint i = 0; i < pack->regions->len; i++)
+    {
+      PackRegion *r = &g_array_index (pack->regions, PackRegion, i);
+      if (r->done != NULL)
+        memset (r->done, 0, (r->n + PACK_BLOCK - 1) / PACK_BLOCK);
+    }
+}
+
+TfGemmPack *
+tf_gemm_pack_use (TfGemmPack *pack)
+{
+  TfGemmPack *previous = current_pack;
+  current_pack = pack;
+  return previous;
+}
+
+size_t
+tf_gemm_pack_converted (const TfGemmPack *pack)
+{
+  return pack->converted;
+}
+
+/* The copy of [src, src + extent) as @bits asks, converted where it was
+ * not yet, or NULL when no region of the calling thread's pack holds it. */
+static const void *
+pack_lookup (const float *src, size_t extent, gboolean bits)
+{
+  TfGemmPack *pack = current_pack;
+  if (pack == NULL)
+    return NULL;
+  for (guint i = 0; i < pack->regions->len; i++)
+    {
+      PackRegion *r = &g_array_index (pack->regions, PackRegion, i);
+      if (src < r->data || src + extent > r->data + r->n)
+        continue;
+      if (r->copy != NULL && r->bits != bits)
+        pack_region_clear (r);   /* made for the other backend */
+      if (r->copy == NULL)
+        {
+          r->copy = g_malloc (r->n * (bits ? sizeof (uint16_t) : sizeof (float)));
+          r->done = g_malloc0 ((r->n + PACK_BLOCK - 1) / PACK_BLOCK);
+          r->bits = bits;
+        }
+      const size_t first = (size_t) (src - r->data);
+      const size_t b0 = first / PACK_BLOCK, b1 = (first + extent - 1) / PACK_BLOCK;
+      for (size_t b = b0; b <= b1; b++)
+        if (!r->done[b])
+          {
+            const size_t s = b * PACK_BLOCK, n = MIN ((size_t) PACK_BLOCK, r->n - s);
+            const uint32_t *in = (const uint32_t *) (r->data + s);
+            if (bits)
+              for (size_t k = 0; k < n; k++)
+                ((uint16_t *) r->copy)[s + k] = (uint16_t) bf16_bits_of (in[k]);
+            else
+              for (size_t k = 0; k < n; k++)
+                ((uint32_t *) r->copy)[s + k] = bf16_bits_of (in[k]) << 16;
+            r->done[b] = 1;
+            pack->converted += n;
+          }
+      return (const char *) r->copy + first * (bits ? sizeof (uint16_t) : sizeof (float));
+    }
+  return NULL;
+}
+
+/* An operand of rows × cols (leading dimension ld) for a bf16 product: its
+ * pack's copy when it has one (same leading dimension), else a converted
+ * copy, tight, that the product owns (*owned). */
+static const void *
+bf16_operand (const float *src, int rows, int cols, int *ld, gboolean bits, void **owned)
+{
+  const size_t extent = rows > 0 && cols > 0 ? (size_t) (rows - 1) * *ld + cols : 0;
+  const void *packed = extent > 0 ? pack_lookup (src, extent, bits) : NULL;
+  if (packed != NULL)
+    return packed;
+  *owned = convert_operand (src, rows, cols, *ld, bits);
+  *ld = cols;
+  return *owned;
 }
 
 void
@@ -157,10 +303,8 @@ tf_gemm_prepare (TfGemm *g, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N
   /* As stored: A is M×K, or K×M when transposed; B is K×N, or N×K. */
   const int a_rows = ta == CblasNoTrans ? M : K, a_cols = ta == CblasNoTrans ? K : M;
   const int b_rows = tb == CblasNoTrans ? K : N, b_cols = tb == CblasNoTrans ? N : K;
-  g->a = g->owned_a = convert_operand (A, a_rows, a_cols, lda, bits);
-  g->lda = a_cols;
-  g->b = g->owned_b = convert_operand (B, b_rows, b_cols, ldb, bits);
-  g->ldb = b_cols;
+  g->a = bf16_operand (A, a_rows, a_cols, &g->lda, bits, &g->owned_a);
+  g->b = bf16_operand (B, b_rows, b_cols, &g->ldb, bits, &g->owned_b);
 }
 
 void

@@ -73,6 +73,29 @@ TfGemmBackend tf_gemm_current (void);
 float tf_bf16_round (float x);
 uint16_t tf_bf16_bits (float x);
 
+/* Weights that stay the same for a while, converted once (issue 15: "weights
+ * packed once"). A generator's weights do not change during one of its
+ * calls, yet each product would convert its operands again: a denoising
+ * step spent a seventh of its time converting the same weights. A pack
+ * holds regions of floats (tf_gemm_pack_add: say, a model's whole parameter
+ * buffer) and, made on first use, their bf16 copies: a product prepared on
+ * a thread whose pack is set (tf_gemm_pack_use) whose operand lies inside a
+ * region reads the copy, converted once, instead of converting it again.
+ * The copies hold the same bits a product's own conversion would, so the
+ * results do not change. tf_gemm_pack_clear() forgets the copies (the
+ * floats may have changed); nothing else checks that they did not. */
+typedef struct _TfGemmPack TfGemmPack;
+
+TfGemmPack *tf_gemm_pack_new (void);
+void        tf_gemm_pack_free (TfGemmPack *pack);
+void        tf_gemm_pack_add (TfGemmPack *pack, const float *data, size_t n);
+void        tf_gemm_pack_clear (TfGemmPack *pack);
+/* Sets the pack of products prepared on the calling thread (NULL: none);
+ * returns the one it replaces. */
+TfGemmPack *tf_gemm_pack_use (TfGemmPack *pack);
+/* Floats converted so far, since the pack was made (for tests). */
+size_t      tf_gemm_pack_converted (const TfGemmPack *pack);
+
 /* One product C = alpha·op(A)·op(B) + beta·C (row-major, C is M×N), as
  * tf_gemm_prepare() left it for tf_gemm_part(). */
 typedef struct {

@@ -43,6 +43,8 @@ struct _TfGenerator {
   TfActivations *acts;          /* the uncached reference path */
   TfRng          rng;
   TfThreads      threads;        /* chosen before each step and token */
+  TfGemmPack    *pack;           /* the weights' bf16 copies, made once per call */
+  int            calls;          /* depth of the API calls running */
   volatile gint  abort;
 
   /* KV cache per row: [n_layers][max_seq_len][d] for keys and for values */
@@ -326,6 +328,8 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g_array_set_clear_func (g->chat_turns, chat_turn_clear);
   tf_rng_seed (&g->rng, 1);
   tf_threads_init (&g->threads, 0);
+  g->pack = tf_gemm_pack_new ();
+  tf_gemm_pack_add (g->pack, tf_model_params (model), tf_model_n_params (model));
   return g;
 }
 
@@ -376,6 +380,7 @@ tf_generator_free (TfGenerator *g)
   tf_unet_acts_free (g->unet);
   tf_conv_patch_acts_free (g->conv);
   g_array_unref (g->chat_turns);
+  tf_gemm_pack_free (g->pack);
   g_free (g);
 }
 
@@ -599,15 +604,18 @@ feed_image_now (TfGenerator *g, const int *rows, int n_rows, const float *x_t, i
   return TRUE;
 }
 
-/* Every product of the generator runs through these two: each job's
- * products on the generator's backend, the calling thread's own left as
- * they were. */
+/* Every product of the generator runs through these two (and predict's
+ * reference path): each job's products on the generator's backend, reading
+ * the weights' bf16 copies from its pack, the calling thread's own backend
+ * and pack left as they were. */
 static gboolean
 feed_tokens (TfGenerator *g, int row, const int32_t *tokens, int n, float *logits,
              GError **error)
 {
   const TfGemmBackend caller = tf_gemm_use (g->backend);
+  TfGemmPack *caller_pack = tf_gemm_pack_use (g->pack);
   const gboolean ok = feed_tokens_now (g, row, tokens, n, logits, error);
+  tf_gemm_pack_use (caller_pack);
   tf_gemm_use (caller);
   return ok;
 }
@@ -617,10 +625,37 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
             gboolean commit, float *pred, GError **error)
 {
   const TfGemmBackend caller = tf_gemm_use (g->backend);
+  TfGemmPack *caller_pack = tf_gemm_pack_use (g->pack);
   const gboolean ok = feed_image_now (g, rows, n_rows, x_t, t, commit, pred, error);
+  tf_gemm_pack_use (caller_pack);
   tf_gemm_use (caller);
   return ok;
 }
+
+/* One call of the generator's API, from its start to its return
+ * (g_auto (GeneratorCall) call = generator_call (g)): the weights cannot
+ * change while it runs, so their bf16 copies are made once in it, on first
+ * use, and forgotten when the outermost call begins (a caller may have
+ * changed the weights between calls). */
+typedef struct {
+  TfGenerator *g;
+} GeneratorCall;
+
+static GeneratorCall
+generator_call (TfGenerator *g)
+{
+  if (g->calls++ == 0)
+    tf_gemm_pack_clear (g->pack);
+  return (GeneratorCall) { g };
+}
+
+static void
+generator_call_end (GeneratorCall *call)
+{
+  call->g->calls--;
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (GeneratorCall, generator_call_end)
 
 /* ---- Samplers ----------------------------------------------------------- */
 
@@ -913,6 +948,7 @@ image_prefix (TfGenerator *g, const char *what, const char *text, GError **error
 int32_t *
 tf_generator_image_prefix (TfGenerator *g, const char *prompt, int *n, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   GArray *ids = image_prefix (g, "prompt", prompt, error);
   if (ids == NULL)
     return NULL;
@@ -935,6 +971,7 @@ gboolean
 tf_generator_generate_image (TfGenerator *g, const char *prompt, const TfGenerateSettings *s,
                              const TfGenerateCallbacks *cb, float *pixels, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   if (!tf_generate_settings_validate (s, error))
     return FALSE;
   reset_rows (g, s);
@@ -1097,6 +1134,7 @@ char *
 tf_generator_caption (TfGenerator *g, const float *pixels, const TfGenerateSettings *s,
                       const TfGenerateCallbacks *cb, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   if (!tf_generate_settings_validate (s, error))
     return NULL;
   reset_rows (g, s);
@@ -1224,6 +1262,7 @@ char *
 tf_generator_chat (TfGenerator *g, const char *user_text, const float *user_image,
                    const TfGenerateSettings *s, const TfGenerateCallbacks *cb, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   if (!tf_generate_settings_validate (s, error))
     return NULL;
   const TfConfig *c = tf_model_config (g->model);
@@ -1286,6 +1325,7 @@ tf_generator_predict (TfGenerator *g, const int32_t *const *prefixes,
                       const int *prefix_lengths, int n_rows, const float *x_t, int t,
                       float *pred, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   const TfConfig *c = tf_model_config (g->model);
   g_autofree TfSegment *segs = g_new0 (TfSegment, 2 * n_rows);
   g_autofree TfSequence *seqs = g_new0 (TfSequence, n_rows);
@@ -1299,7 +1339,9 @@ tf_generator_predict (TfGenerator *g, const int32_t *const *prefixes,
     }
   TfBatch batch = { seqs, n_rows, 0.0f };
   const TfGemmBackend caller = tf_gemm_use (g->backend);
+  TfGemmPack *caller_pack = tf_gemm_pack_use (g->pack);
   const gboolean ok = tf_model_forward (g->model, g->acts, &batch, NULL, error);
+  tf_gemm_pack_use (caller_pack);
   tf_gemm_use (caller);
   if (!ok)
     return FALSE;
@@ -1313,6 +1355,7 @@ tf_generator_cached_predict (TfGenerator *g, const int32_t *const *prefixes,
                              const int *prefix_lengths, int n_rows, const float *x_t, int t,
                              float *pred, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   g_return_val_if_fail (n_rows >= 1 && n_rows <= N_ROWS, FALSE);
   const int rows[N_ROWS] = { 0, 1 };
   g->chat_live = FALSE;
@@ -1329,6 +1372,7 @@ gboolean
 tf_generator_prefill (TfGenerator *g, const int32_t *tokens, int n, gboolean reset,
                       float *logits, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   if (reset)
     g->n_cached[0] = 0;
   g->chat_live = FALSE;
@@ -1339,6 +1383,7 @@ gboolean
 tf_generator_cached_logits (TfGenerator *g, const int32_t *tokens, int n, int prefill,
                             float *logits, GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   const TfConfig *c = tf_model_config (g->model);
   const int d = c->d_model, V = c->vocab_size;
   g->n_cached[0] = 0;
@@ -1397,6 +1442,7 @@ gboolean
 tf_generator_chat_restore (TfGenerator *g, const TfGeneratorTurn *turns, int n_turns,
                            GError **error)
 {
+  g_auto (GeneratorCall) call = generator_call (g);
   g_return_val_if_fail (n_turns == 0 || turns != NULL, FALSE);
   const int values = tf_config_image_values (tf_model_config (g->model));
   tf_generator_chat_reset (g);

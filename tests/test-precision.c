@@ -13,8 +13,10 @@
 #include <omp.h>
 
 #include "tf-gemm.h"
+#include "tf-generate.h"
 #include "tf-layers.h"
 #include "tf-rng.h"
+#include "tf-tokenizer.h"
 #include "tf-test-util.h"
 #include "tf-train.h"
 #include "transfusion.h"
@@ -235,6 +237,143 @@ test_onednn_bf16 (void)
   g_autofree char *kernel = tf_gemm_kernel_name (TF_GEMM_DNNL_BF16, CblasNoTrans, CblasTrans,
                                                  256, 256, 256);
   g_test_message ("oneDNN bf16 kernel: %s", kernel);
+}
+
+/* C = op(A)·op(B) on the calling thread's backend and pack, in one part. */
+static void
+product (const Case *k, const float *a, int lda, const float *b, int ldb, float *c, int ldc)
+{
+  TfGemm g;
+  tf_gemm_prepare (&g, k->ta, k->tb, k->M, k->N, k->K, k->alpha, a, lda, b, ldb, 0.0f, c, ldc);
+  tf_gemm_part (&g, TRUE, 0, k->M);
+  tf_gemm_finish (&g);
+}
+
+/* Weights packed once (tf_gemm_pack): a product whose operands lie in a
+ * pack's region gives the same bits as one that converts them itself, the
+ * region is converted once however many products read it, only the part
+ * that was read, and after tf_gemm_pack_clear() changed floats are read
+ * again. Operands start inside the region, with its leading dimension. */
+static void
+test_pack (void)
+{
+  TfGemmBackend backends[2] = { TF_GEMM_OPENBLAS_BF16 };
+  int n_backends = 1;
+  if (tf_gemm_bf16_native ())
+    backends[n_backends++] = TF_GEMM_DNNL_BF16;
+  for (int i = 0; i < n_backends; i++)
+    for (guint ci = 0; ci < G_N_ELEMENTS (cases); ci++)
+      {
+        const Case *k = &cases[ci];
+        TfRng rng;
+        tf_rng_seed (&rng, 40 + ci);
+        const int a_rows = k->ta == CblasNoTrans ? k->M : k->K;
+        const int a_cols = k->ta == CblasNoTrans ? k->K : k->M, lda = a_cols + k->pad;
+        const int b_rows = k->tb == CblasNoTrans ? k->K : k->N;
+        const int b_cols = k->tb == CblasNoTrans ? k->N : k->K, ldb = b_cols + k->pad;
+        /* one buffer holds both operands, 5 floats in, as a model's weights do */
+        const size_t n_a = (size_t) a_rows * lda, n_b = (size_t) b_rows * ldb;
+        const size_t n_all = 5 + n_a + n_b + 100000;
+        g_autofree float *all = random_floats (&rng, n_all);
+        float *a = all + 5, *b = all + 5 + n_a;
+        const size_t n_c = (size_t) k->M * k->N;
+        g_autofree float *plain = g_new (float, n_c), *packed = g_new (float, n_c);
+
+        const TfGemmBackend caller = tf_gemm_use (backends[i]);
+        product (k, a, lda, b, ldb, plain, k->N);
+        TfGemmPack *pack = tf_gemm_pack_new ();
+        tf_gemm_pack_add (pack, all, n_all);
+        TfGemmPack *caller_pack = tf_gemm_pack_use (pack);
+        product (k, a, lda, b, ldb, packed, k->N);
+        g_assert_cmpmem (packed, n_c * sizeof (float), plain, n_c * sizeof (float));
+        const size_t converted = tf_gemm_pack_converted (pack);
+        g_assert_cmpuint (converted, >=, n_a + n_b - (k->pad > 0 ? (size_t) k->pad : 0));
+        g_assert_cmpuint (converted, <, n_all);   /* the 100,000 floats after B were not read */
+        product (k, a, lda, b, ldb, packed, k->N);
+        g_assert_cmpuint (tf_gemm_pack_converted (pack), ==, converted);
+        g_assert_cmpmem (packed, n_c * sizeof (float), plain, n_c * sizeof (float));
+
+        /* B changes: the pack's copy is stale until it is cleared */
+        for (size_t j = 0; j < n_b; j++)
+          b[j] = -2 * b[j];
+        tf_gemm_pack_clear (pack);
+        product (k, a, lda, b, ldb, packed, k->N);
+        g_assert_cmpuint (tf_gemm_pack_converted (pack), >, converted);
+        tf_gemm_pack_use (NULL);
+        product (k, a, lda, b, ldb, plain, k->N);
+        g_assert_cmpmem (packed, n_c * sizeof (float), plain, n_c * sizeof (float));
+
+        /* operands outside every region convert as always */
+        g_autofree float *outside = g_memdup2 (b, n_b * sizeof (float));
+        tf_gemm_pack_use (pack);
+        const size_t before = tf_gemm_pack_converted (pack);
+        product (k, a, lda, outside, ldb, packed, k->N);
+        g_assert_cmpuint (tf_gemm_pack_converted (pack), ==, before);
+        g_assert_cmpmem (packed, n_c * sizeof (float), plain, n_c * sizeof (float));
+        g_assert_true (tf_gemm_pack_use (caller_pack) == pack);
+        tf_gemm_pack_free (pack);
+        tf_gemm_use (caller);
+      }
+}
+
+/* A generator packs its weights once per call and forgets them between
+ * calls: a weight changed between two calls is seen by the second. Its
+ * predictions in bf16 are those of a new generator on the changed model. */
+static void
+test_generator_pack (void)
+{
+  static const char *corpus[] = { "a red circle", "a small blue square", "draw a green star" };
+  g_autoptr (GError) error = NULL;
+  TfTokenizer *toks[2];
+  TfModel *models[2];
+  TfConfig c;
+  for (int i = 0; i < 2; i++)
+    {
+      toks[i] = tf_tokenizer_train (corpus, NULL, G_N_ELEMENTS (corpus), 300, &error);
+      g_assert_no_error (error);
+      c = tf_test_tiny_config (tf_tokenizer_vocab_size (toks[i]));
+      tf_tokenizer_apply_to_config (toks[i], &c);
+      models[i] = tf_model_new (&c, &error);
+      g_assert_no_error (error);
+      tf_model_init_random (models[i], 8);
+    }
+  g_autoptr (TfGenerator) g = tf_generator_new (models[0], toks[0], &error);
+  g_assert_no_error (error);
+  tf_generator_set_precision (g, TF_PRECISION_BF16);
+  const int values = tf_config_image_values (&c);
+  TfRng rng;
+  tf_rng_seed (&rng, 9);
+  g_autofree float *x_t = random_floats (&rng, values);
+  g_autofree float *before = g_new (float, values), *after = g_new (float, values);
+  g_autofree float *fresh = g_new (float, values);
+  const int32_t prefix[] = { c.bos_id, 7, 9, c.boi_id };
+  const int32_t *prefixes[] = { prefix };
+  const int lengths[] = { 4 };
+
+  g_assert_true (tf_generator_cached_predict (g, prefixes, lengths, 1, x_t, 500, before,
+                                              &error));
+  g_assert_no_error (error);
+  /* the first layer's MLP output doubled, in the generator's model and in a
+   * copy that a new generator reads */
+  for (int i = 0; i < 2; i++)
+    {
+      TfModel *m = i == 0 ? tf_generator_model (g) : models[1];
+      const TfParamInfo *w2 = tf_model_find_tensor (m, "layers.0.mlp.w2");
+      float *w = tf_model_params (m) + w2->offset;
+      for (size_t j = 0; j < w2->size; j++)
+        w[j] *= 2;
+    }
+  g_assert_true (tf_generator_cached_predict (g, prefixes, lengths, 1, x_t, 500, after,
+                                              &error));
+  g_assert_no_error (error);
+  g_autoptr (TfGenerator) g2 = tf_generator_new (models[1], toks[1], &error);
+  g_assert_no_error (error);
+  tf_generator_set_precision (g2, TF_PRECISION_BF16);
+  g_assert_true (tf_generator_cached_predict (g2, prefixes, lengths, 1, x_t, 500, fresh,
+                                              &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (relative_error (after, before, values), >, 1e-3);
+  g_assert_cmpmem (after, values * sizeof (float), fresh, values * sizeof (float));
 }
 
 /* bf16's tolerance for one layer: operands rounded to 8 significant bits
@@ -514,6 +653,8 @@ main (int argc, char **argv)
   g_test_add_func ("/precision/onednn-f32", test_onednn_f32);
   g_test_add_func ("/precision/emulation-exact", test_emulation_exact);
   g_test_add_func ("/precision/onednn-bf16", test_onednn_bf16);
+  g_test_add_func ("/precision/pack", test_pack);
+  g_test_add_func ("/precision/generator-pack", test_generator_pack);
   g_test_add_func ("/precision/layers", test_layers);
   g_test_add_func ("/precision/model", test_model);
   g_test_add_func ("/precision/threads-same-bits", test_threads_same_bits);
