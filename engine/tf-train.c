@@ -42,6 +42,7 @@ struct _TfTrainer {
   int64_t       *images_seen;     /* [n_sources] images trained on, by data source */
   int            n_images_seen;
   TfGemmBackend  backend;         /* what runs the products, from opt.precision */
+  TfGemmPack    *pack;            /* the weights' bf16 copies, made once per step */
 };
 
 /* ---- Options ------------------------------------------------------------ */
@@ -1488,6 +1489,7 @@ tf_trainer_free (TfTrainer *tr)
   g_free (tr->log_path);
   g_free (tr->warm_start);
   g_free (tr->images_seen);
+  tf_gemm_pack_free (tr->pack);
   tf_train_options_clear (&tr->opt);
   g_free (tr);
 }
@@ -1569,12 +1571,22 @@ train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
 }
 
 /* The step's products on the run's backend; the calling thread's own is
- * left as it was. */
+ * left as it was. The weights do not change until the update that ends the
+ * step, so the forward and the backward pass read one bf16 copy of them
+ * (tf_gemm_pack), made again at every step. */
 gboolean
 tf_trainer_train_step (TfTrainer *tr, TfTrainProgress *progress, GError **error)
 {
+  if (tr->pack == NULL)
+    {
+      tr->pack = tf_gemm_pack_new ();
+      tf_gemm_pack_add (tr->pack, tf_model_params (tr->model), tf_model_n_params (tr->model));
+    }
+  tf_gemm_pack_clear (tr->pack);
   const TfGemmBackend caller = tf_gemm_use (tr->backend);
+  TfGemmPack *caller_pack = tf_gemm_pack_use (tr->pack);
   const gboolean ok = train_step (tr, progress, error);
+  tf_gemm_pack_use (caller_pack);
   tf_gemm_use (caller);
   return ok;
 }
