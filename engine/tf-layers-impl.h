@@ -150,6 +150,86 @@ FN (tf_embedding_backward) (REAL *d_table, const REAL *d_out, const int32_t *ids
     }
 }
 
+/* Maxima and sums over a row in TF_LANES fixed lanes, then the lanes in
+ * order. A plain running sum is one chain of dependent additions that no
+ * compiler may reorder, so its loop (and the exponentials in it) ran one
+ * element at a time; in lanes it vectorises. The order, so the bits,
+ * depends on n only, never on the machine or the threads. */
+#ifndef TF_LANES
+#define TF_LANES 16
+#endif
+
+static inline REAL
+FN (row_max) (const REAL *x, int n)
+{
+  REAL m[TF_LANES];
+  for (int l = 0; l < TF_LANES; l++)
+    m[l] = -INFINITY;
+  int j = 0;
+  for (; j + TF_LANES <= n; j += TF_LANES)
+    for (int l = 0; l < TF_LANES; l++)
+      m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  for (; j < n; j++)
+    m[0] = x[j] > m[0] ? x[j] : m[0];
+  REAL max = m[0];
+  for (int l = 1; l < TF_LANES; l++)
+    max = m[l] > max ? m[l] : max;
+  return max;
+}
+
+/* Σ_j exp(x_j − shift) in double; out_j = exp(x_j − shift) when @out is not
+ * NULL (it may be @x). */
+static inline double
+FN (row_sum_exp) (REAL *out, const REAL *x, REAL shift, int n)
+{
+  double s[TF_LANES] = { 0 };
+  int j = 0;
+  if (out != NULL)
+    for (; j + TF_LANES <= n; j += TF_LANES)
+      for (int l = 0; l < TF_LANES; l++)
+        {
+          out[j + l] = EXP (x[j + l] - shift);
+          s[l] += out[j + l];
+        }
+  else
+    for (; j + TF_LANES <= n; j += TF_LANES)
+      for (int l = 0; l < TF_LANES; l++)
+        s[l] += EXP (x[j + l] - shift);
+  for (; j < n; j++)
+    {
+      const REAL e = EXP (x[j] - shift);
+      if (out != NULL)
+        out[j] = e;
+      s[0] += e;
+    }
+  double sum = 0;
+  for (int l = 0; l < TF_LANES; l++)
+    sum += s[l];
+  return sum;
+}
+
+/* Σ_j a_j·b_j (·c_j when @c is not NULL), each product in double. */
+static inline double
+FN (row_dot) (const REAL *a, const REAL *b, const REAL *c, int n)
+{
+  double s[TF_LANES] = { 0 };
+  int j = 0;
+  if (c != NULL)
+    for (; j + TF_LANES <= n; j += TF_LANES)
+      for (int l = 0; l < TF_LANES; l++)
+        s[l] += (double) a[j + l] * b[j + l] * c[j + l];
+  else
+    for (; j + TF_LANES <= n; j += TF_LANES)
+      for (int l = 0; l < TF_LANES; l++)
+        s[l] += (double) a[j + l] * b[j + l];
+  for (; j < n; j++)
+    s[0] += c != NULL ? (double) a[j] * b[j] * c[j] : (double) a[j] * b[j];
+  double sum = 0;
+  for (int l = 0; l < TF_LANES; l++)
+    sum += s[l];
+  return sum;
+}
+
 TF_VECTOR_CLONES void
 FN (tf_rmsnorm_forward) (REAL *out, REAL *rstd, const REAL *in, const REAL *w,
                          int n, int dim, double eps)
@@ -161,9 +241,7 @@ FN (tf_rmsnorm_forward) (REAL *out, REAL *rstd, const REAL *in, const REAL *w,
       TF_TSAN_MEMBER (team);
       const REAL *x = in + (size_t) r * dim;
       REAL *y = out + (size_t) r * dim;
-      double ss = 0.0;
-      for (int k = 0; k < dim; k++)
-        ss += (double) x[k] * x[k];
+      const double ss = FN (row_dot) (x, x, NULL, dim);
       REAL s = (REAL) (1.0 / sqrt (ss / dim + eps));
       rstd[r] = s;
       for (int k = 0; k < dim; k++)
@@ -187,9 +265,7 @@ FN (tf_rmsnorm_backward) (REAL *d_in, REAL *d_w, const REAL *d_out, const REAL *
       const REAL *dy = d_out + (size_t) r * dim;
       REAL *dx = d_in + (size_t) r * dim;
       double s = rstd[r];
-      double dot = 0.0;
-      for (int k = 0; k < dim; k++)
-        dot += (double) dy[k] * w[k] * x[k];
+      const double dot = FN (row_dot) (dy, w, x, dim);
       REAL a = (REAL) s;
       REAL c = (REAL) (s * s * s * dot / dim);
       for (int k = 0; k < dim; k++)
@@ -355,16 +431,9 @@ FN (tf_attention_forward) (REAL *out, REAL *probs, const REAL *qkv,
                 const int pi = b * L + i0 + i;
                 REAL *row = p + (size_t) i * L;
                 const int j0 = lo[pi] - k0, j1 = hi[pi] - k0;
-                REAL max = -INFINITY;
-                for (int j = j0; j <= j1; j++)
-                  max = row[j] > max ? row[j] : max;
-                REAL sum = 0;
-                for (int j = j0; j <= j1; j++)
-                  {
-                    row[j] = EXP (row[j] - max);
-                    sum += row[j];
-                  }
-                const REAL inv = j1 >= j0 ? 1 / sum : 0;
+                const REAL max = FN (row_max) (row + j0, j1 - j0 + 1);
+                const double sum = FN (row_sum_exp) (row + j0, row + j0, max, j1 - j0 + 1);
+                const REAL inv = j1 >= j0 ? (REAL) (1 / sum) : 0;
                 for (int j = 0; j < nk; j++)
                   row[j] = j >= j0 && j <= j1 ? row[j] * inv : 0;
               }
@@ -422,9 +491,7 @@ FN (tf_attention_backward) (REAL *d_qkv, const REAL *d_out, const REAL *qkv,
                 {
                   const REAL *pr = p + (size_t) i * L;
                   REAL *dr = ds + (size_t) i * nk;
-                  double pdp = 0.0;
-                  for (int j = 0; j < nk; j++)
-                    pdp += (double) pr[j] * dr[j];
+                  const double pdp = FN (row_dot) (pr, dr, NULL, nk);
                   for (int j = 0; j < nk; j++)
                     dr[j] = pr[j] * (dr[j] - (REAL) pdp) * scale;
                 }
@@ -463,16 +530,8 @@ FN (tf_attention_cached_forward) (REAL *out, REAL *scores, const REAL *q, int q_
         {
           REAL *row = p + (size_t) i * n_keys;
           const int last = block ? n_keys - 1 : p0 + i;
-          REAL max = -INFINITY;
-          for (int j = 0; j <= last; j++)
-            max = row[j] > max ? row[j] : max;
-          REAL sum = 0;
-          for (int j = 0; j <= last; j++)
-            {
-              row[j] = EXP (row[j] - max);
-              sum += row[j];
-            }
-          const REAL inv = 1 / sum;
+          const REAL max = FN (row_max) (row, last + 1);
+          const REAL inv = (REAL) (1 / FN (row_sum_exp) (row, row, max, last + 1));
           for (int j = 0; j <= last; j++)
             row[j] *= inv;
           for (int j = last + 1; j < n_keys; j++)
@@ -672,13 +731,8 @@ FN (tf_cross_entropy_forward) (REAL *losses, const REAL *logits, const int32_t *
           continue;
         }
       const REAL *z = logits + (size_t) r * vocab;
-      REAL max = z[0];
-      for (int v = 1; v < vocab; v++)
-        if (z[v] > max)
-          max = z[v];
-      double sum = 0.0;
-      for (int v = 0; v < vocab; v++)
-        sum += EXP (z[v] - max);
+      const REAL max = FN (row_max) (z, vocab);
+      const double sum = FN (row_sum_exp) (NULL, z, max, vocab);
       losses[r] = (REAL) (log (sum) + max - z[targets[r]]);
     }
   TF_TSAN_JOIN (team);
@@ -704,16 +758,8 @@ FN (tf_cross_entropy_backward) (REAL *d_logits, const REAL *logits, const int32_
           continue;
         }
       const REAL *z = logits + (size_t) r * vocab;
-      REAL max = z[0];
-      for (int v = 1; v < vocab; v++)
-        if (z[v] > max)
-          max = z[v];
-      double sum = 0.0;
-      for (int v = 0; v < vocab; v++)
-        {
-          dz[v] = EXP (z[v] - max);
-          sum += dz[v];
-        }
+      const REAL max = FN (row_max) (z, vocab);
+      const double sum = FN (row_sum_exp) (dz, z, max, vocab);
       const REAL f = (REAL) (scale / sum);
       for (int v = 0; v < vocab; v++)
         dz[v] *= f;
