@@ -549,20 +549,21 @@ part_image (const BenchOptions *o, JsonBuilder *b, GError **error)
 }
 
 /* The bytes of weights that decoding one token reads: every matrix of the
- * layers, the final norm and the LM head, and one row of the embedding. */
+ * layers, the final norm and the LM head, and one row of the embedding;
+ * the matrices in bf16 when the generator reads them so (tf-gemm.h). */
 static double
-decode_weight_bytes (TfModel *model)
+decode_weight_bytes (TfModel *model, gboolean bf16)
 {
   const TfConfig *c = tf_model_config (model);
-  double floats = 0;
+  double bytes = 4.0 * c->d_model;
   for (int i = 0; i < tf_model_n_tensors (model); i++)
     {
       const TfParamInfo *info = tf_model_tensor (model, i);
       if (g_str_has_prefix (info->name, "layers.") || g_str_equal (info->name, "norm.weight") ||
           g_str_equal (info->name, "lm_head.weight"))
-        floats += (double) info->size;
+        bytes += (bf16 && info->n_dims == 2 ? 2.0 : 4.0) * (double) info->size;
     }
-  return 4 * (floats + c->d_model);
+  return bytes;
 }
 
 static int32_t
@@ -613,7 +614,8 @@ part_text (const BenchOptions *o, JsonBuilder *b, double bandwidth, GError **err
     }
   if (ok)
     {
-      const double bytes = decode_weight_bytes (model);
+      const double bytes =
+        decode_weight_bytes (model, tf_generator_backend (gen) == TF_GEMM_DNNL_BF16);
       json_builder_set_member_name (b, "prompt_tokens");
       json_builder_add_int_value (b, TEXT_PROMPT);
       json_builder_set_member_name (b, "decode_tokens");

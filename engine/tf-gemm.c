@@ -2,6 +2,7 @@
  * dispatch of prepared products to a backend (see tf-gemm.h). */
 #include "tf-gemm.h"
 #include "tf-tsan.h"
+#include "tf-vector.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -205,8 +206,8 @@ tf_gemm_pack_add (TfGemmPack *pack, const float *data, size_t n)
   g_array_append_val (pack->regions, r);
 }
 
-/* The copies stay allocated, marked not converted: a generator clears its
- * pack at every call. */
+/* The copies stay allocated, marked not converted: they are made again as
+ * they are used. */
 void
 tf_gemm_pack_clear (TfGemmPack *pack)
 {
@@ -272,6 +273,54 @@ pack_lookup (const float *src, size_t extent, gboolean bits)
       return (const char *) r->copy + first * (bits ? sizeof (uint16_t) : sizeof (float));
     }
   return NULL;
+}
+
+const uint16_t *
+tf_gemm_packed_rows (const float *W, int N, int K, int ldb)
+{
+  if (current_backend != TF_GEMM_DNNL_BF16 || N <= 0 || K <= 0)
+    return NULL;
+  return pack_lookup (W, (size_t) (N - 1) * ldb + K, TRUE);
+}
+
+#define GEMV_LANES 16
+#define GEMV_MAX_K 8192   /* longer vectors are rounded into the heap */
+
+TF_VECTOR_CLONES void
+tf_gemv_bf16 (int n0, int n1, int K, float alpha, const float *a, int inc,
+              const uint16_t *W, int ldw, float beta, float *c)
+{
+  float stack[GEMV_MAX_K];
+  float *x = K <= GEMV_MAX_K ? stack : g_new (float, K);
+  for (int k = 0; k < K; k++)
+    x[k] = tf_bf16_round (a[(size_t) k * inc]);
+  for (int n = n0; n < n1; n++)
+    {
+      const uint16_t *w = W + (size_t) n * ldw;
+      float s[GEMV_LANES] = { 0 };
+      int k = 0;
+      for (; k + GEMV_LANES <= K; k += GEMV_LANES)
+        for (int l = 0; l < GEMV_LANES; l++)
+          {
+            const uint32_t bits = (uint32_t) w[k + l] << 16;
+            float wf;
+            memcpy (&wf, &bits, sizeof wf);
+            s[l] += x[k + l] * wf;
+          }
+      for (; k < K; k++)
+        {
+          const uint32_t bits = (uint32_t) w[k] << 16;
+          float wf;
+          memcpy (&wf, &bits, sizeof wf);
+          s[0] += x[k] * wf;
+        }
+      float sum = 0;
+      for (int l = 0; l < GEMV_LANES; l++)
+        sum += s[l];
+      c[n] = beta == 0 ? alpha * sum : alpha * sum + beta * c[n];
+    }
+  if (x != stack)
+    g_free (x);
 }
 
 /* An operand of rows × cols (leading dimension ld) for a bf16 product: its

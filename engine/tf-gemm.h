@@ -96,6 +96,21 @@ TfGemmPack *tf_gemm_pack_use (TfGemmPack *pack);
 /* Floats converted so far, since the pack was made (for tests). */
 size_t      tf_gemm_pack_converted (const TfGemmPack *pack);
 
+/* Decoding's matrix–vector products, c = alpha·W·a + beta·c for one row a,
+ * are bound by reading W: in bf16 they read half the bytes. The bf16 bits
+ * of W [N, K] (row-major, leading dimension ldb, as the products' B given
+ * transposed) from the calling thread's pack, when its backend is oneDNN
+ * bf16 and a region holds W (converted now if not yet); NULL otherwise, and
+ * the product stays fp32. */
+const uint16_t *tf_gemm_packed_rows (const float *W, int N, int K, int ldb);
+
+/* c[n] = alpha·Σ_k bf16(a[k·inc])·W[n, k] + beta·c[n] for n in [n0, n1):
+ * the vector rounded to bf16 as oneDNN's bf16 products round their
+ * operands, products and sums in fp32, each row's sum in fixed lanes (the
+ * same bits on every machine). W holds bf16 bits, leading dimension ldw. */
+void tf_gemv_bf16 (int n0, int n1, int K, float alpha, const float *a, int inc,
+                   const uint16_t *W, int ldw, float beta, float *c);
+
 /* One product C = alpha·op(A)·op(B) + beta·C (row-major, C is M×N), as
  * tf_gemm_prepare() left it for tf_gemm_part(). */
 typedef struct {

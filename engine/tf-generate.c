@@ -43,7 +43,8 @@ struct _TfGenerator {
   TfActivations *acts;          /* the uncached reference path */
   TfRng          rng;
   TfThreads      threads;        /* chosen before each step and token */
-  TfGemmPack    *pack;           /* the weights' bf16 copies, made once per call */
+  TfGemmPack    *pack;           /* the weights' bf16 copies, made on first use */
+  guint64        pack_version;   /* the model's weights version they were made of */
   int            calls;          /* depth of the API calls running */
   volatile gint  abort;
 
@@ -216,7 +217,7 @@ weight (TfModel *model, const char *name)
 {
   const TfParamInfo *info = tf_model_find_tensor (model, name);
   g_assert (info != NULL);   /* every model has every tensor of its config */
-  return tf_model_params (model) + info->offset;
+  return tf_model_weights (model) + info->offset;
 }
 
 /* wq, wk, wv are adjacent in the parameter buffer (one [3d, d] product), and
@@ -329,7 +330,8 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   tf_rng_seed (&g->rng, 1);
   tf_threads_init (&g->threads, 0);
   g->pack = tf_gemm_pack_new ();
-  tf_gemm_pack_add (g->pack, tf_model_params (model), tf_model_n_params (model));
+  tf_gemm_pack_add (g->pack, tf_model_weights (model), tf_model_n_params (model));
+  g->pack_version = tf_model_weights_version (model);
   return g;
 }
 
@@ -556,7 +558,7 @@ feed_image_now (TfGenerator *g, const int *rows, int n_rows, const float *x_t, i
   tf_linear_forward (h1, code, g->w.time0_w, g->w.time0_b, 1, d, d);
   tf_silu_forward (s1, h1, d);
   tf_linear_forward (temb, s1, g->w.time2_w, g->w.time2_b, 1, d, d);
-  const float *params = tf_model_params (g->model);
+  const float *params = tf_model_weights (g->model);
   const TfUnetOffsets *uo = tf_model_unet_offsets (g->model);
   const TfConvPatchOffsets *co = tf_model_conv_patch_offsets (g->model);
   if (g->unet != NULL)
@@ -634,9 +636,10 @@ feed_image (TfGenerator *g, const int *rows, int n_rows, const float *x_t, int t
 
 /* One call of the generator's API, from its start to its return
  * (g_auto (GeneratorCall) call = generator_call (g)): the weights cannot
- * change while it runs, so their bf16 copies are made once in it, on first
- * use, and forgotten when the outermost call begins (a caller may have
- * changed the weights between calls). */
+ * change while it runs. Their bf16 copies, made on first use, last from
+ * call to call (decoding one token per call reads them all) until the
+ * model says its weights may have changed (tf_model_weights_version: a
+ * caller took them to change with tf_model_params()). */
 typedef struct {
   TfGenerator *g;
 } GeneratorCall;
@@ -644,8 +647,11 @@ typedef struct {
 static GeneratorCall
 generator_call (TfGenerator *g)
 {
-  if (g->calls++ == 0)
-    tf_gemm_pack_clear (g->pack);
+  if (g->calls++ == 0 && tf_model_weights_version (g->model) != g->pack_version)
+    {
+      tf_gemm_pack_clear (g->pack);
+      g->pack_version = tf_model_weights_version (g->model);
+    }
   return (GeneratorCall) { g };
 }
 

@@ -30,9 +30,9 @@ FN (gemv_band) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int n0, int n1, int K, R
  * compete with them. The bands depend on the machine's core count only,
  * never on how many threads run now, so the result is the same bits
  * whatever the threads (tf-threads.h varies them with the machine's load).
- * A single row is a matrix–vector product in fp32 whatever the backend:
- * decoding is bound by reading the weights, which bf16 would only speed up
- * with a copy of them converted once, not per call. */
+ * A single row is a matrix–vector product: in bf16 when the weights are
+ * packed in bf16 (a generator's, on oneDNN bf16: decoding is bound by
+ * reading them), in fp32 otherwise. */
 static void
 FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alpha,
            const REAL *A, int lda, const REAL *B, int ldb, REAL beta, REAL *C, int ldc)
@@ -48,14 +48,27 @@ FN (gemm) (CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, REAL alp
   if (M == 1)
     {
       const int band = ((N + bands - 1) / bands + 15) / 16 * 16;
+#ifdef GEMV_BF16
+      /* weights packed in bf16 (tf-gemm.h): half the bytes to read */
+      const uint16_t *packed = tb == CblasTrans ? tf_gemm_packed_rows (B, N, K, ldb) : NULL;
+#endif
       TF_TSAN_FORK (team);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
       for (int t = 0; t < bands; t++)
         {
           TF_TSAN_MEMBER (team);
-          if (t * band < N)
-            FN (gemv_band) (ta, tb, t * band, MIN (N, (t + 1) * band), K, alpha, A, lda, B,
-                            ldb, beta, C);
+          if (t * band >= N)
+            continue;
+#ifdef GEMV_BF16
+          if (packed != NULL)
+            {
+              tf_gemv_bf16 (t * band, MIN (N, (t + 1) * band), K, alpha, A,
+                            ta == CblasNoTrans ? 1 : lda, packed, ldb, beta, C);
+              continue;
+            }
+#endif
+          FN (gemv_band) (ta, tb, t * band, MIN (N, (t + 1) * band), K, alpha, A, lda, B,
+                          ldb, beta, C);
         }
       TF_TSAN_JOIN (team);
       return;

@@ -3,6 +3,7 @@
 #include "tf-layers.h"
 #include "tf-gemm.h"
 #include "tf-tsan.h"
+#include "tf-vector.h"
 
 #include <cblas.h>
 #include <glib.h>
@@ -10,19 +11,6 @@
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-
-/* The element-wise loops (softmax, SwiGLU, norms, RoPE) vectorise; on CPUs
- * with AVX2 a second copy of each kernel runs eight floats at a time,
- * chosen once at load time. Without fused multiply-adds (C17 contracts
- * nothing) both copies give the same bits. ThreadSanitizer instruments the
- * resolver that chooses, which then runs before it is set up and crashes:
- * one copy there. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && \
-    !defined(__SANITIZE_THREAD__)
-#define TF_VECTOR_CLONES __attribute__ ((target_clones ("arch=x86-64-v3", "default")))
-#else
-#define TF_VECTOR_CLONES
 #endif
 
 #define REAL float
@@ -34,7 +22,9 @@
 #define GEMM_PART tf_gemm_part
 #define GEMM_FINISH tf_gemm_finish
 #define EXP tf_expf
+#define GEMV_BF16 1
 #include "tf-layers-impl.h"
+#undef GEMV_BF16
 #undef REAL
 #undef FN
 #undef GEMM

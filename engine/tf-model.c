@@ -44,6 +44,7 @@ struct _TfModel {
   float       *params;
   float       *grads;
   double      *alpha_bar;   /* T + 1 values */
+  guint64      weights_version;   /* counts tf_model_params() and the model's own writes */
 };
 
 static void
@@ -326,7 +327,15 @@ const TfConfig *tf_model_config (const TfModel *m) { return &m->config; }
 size_t tf_model_n_params (const TfModel *m) { return m->n_params; }
 int tf_model_n_tensors (const TfModel *m) { return m->n_tensors; }
 const double *tf_model_alpha_bar (const TfModel *m) { return m->alpha_bar; }
-float *tf_model_params (TfModel *m) { return m->params; }
+const float *tf_model_weights (const TfModel *m) { return m->params; }
+guint64 tf_model_weights_version (const TfModel *m) { return m->weights_version; }
+
+float *
+tf_model_params (TfModel *m)
+{
+  m->weights_version++;   /* the caller may change them */
+  return m->params;
+}
 
 const TfUnetOffsets *
 tf_model_unet_offsets (const TfModel *m)
@@ -372,6 +381,7 @@ tf_model_init_random (TfModel *m, uint64_t seed)
 {
   TfRng rng;
   tf_rng_seed (&rng, seed);
+  m->weights_version++;
   const double out_scale = 1.0 / sqrt (2.0 * m->config.n_layers);
   for (int i = 0; i < m->n_tensors; i++)
     {

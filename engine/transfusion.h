@@ -41,7 +41,14 @@ size_t tf_model_n_params (const TfModel *model);       /* floats */
 int    tf_model_n_tensors (const TfModel *model);
 const TfParamInfo *tf_model_tensor (const TfModel *model, int index);
 const TfParamInfo *tf_model_find_tensor (const TfModel *model, const char *name);
+/* The weights, to change: every call counts as a change, so that copies
+ * made of them (a generator's bf16 weights) are made again; change them
+ * through a pointer got after the last use of the old ones. To read them,
+ * tf_model_weights(). */
 float *tf_model_params (TfModel *model);
+const float *tf_model_weights (const TfModel *model);
+/* Goes up with every tf_model_params() and every load or initialisation. */
+guint64 tf_model_weights_version (const TfModel *model);
 /* The gradient buffer (same layout), allocated on first use. */
 float *tf_model_grads (TfModel *model);
 void   tf_model_zero_grads (TfModel *model);

@@ -316,6 +316,82 @@ test_pack (void)
       }
 }
 
+static void check_bf16 (const char *name, const float *got, const float *ref, size_t n);
+
+/* Decoding's matrix–vector product in bf16 (tf_gemv_bf16): against the
+ * same rounded operands summed in double, within fp32 accumulation's error;
+ * beta = 0 never reads C (NaN there stays out), beta = 1 adds into it. Then,
+ * where oneDNN runs bf16, tf_linear_forward of one row with its weights in
+ * the thread's pack takes that path, bit for bit, and stays within the
+ * bf16 band of fp32. */
+static void
+test_gemv_bf16 (void)
+{
+  static const int Ks[] = { 1, 15, 16, 33, 256, 1000 };
+  for (guint ki = 0; ki < G_N_ELEMENTS (Ks); ki++)
+    for (int inc = 1; inc <= 3; inc += 2)
+      for (int beta = 0; beta <= 1; beta++)
+        {
+          const int K = Ks[ki], N = 37, ldw = K + 3;
+          TfRng rng;
+          tf_rng_seed (&rng, 60 + ki);
+          g_autofree float *a = random_floats (&rng, (size_t) K * inc);
+          g_autofree float *w = random_floats (&rng, (size_t) N * ldw);
+          g_autofree float *c = random_floats (&rng, N);
+          g_autofree uint16_t *wb = g_new (uint16_t, (size_t) N * ldw);
+          for (size_t i = 0; i < (size_t) N * ldw; i++)
+            wb[i] = tf_bf16_bits (w[i]);
+          g_autofree double *ref = g_new (double, N);
+          for (int n = 0; n < N; n++)
+            {
+              double sum = 0;
+              for (int k = 0; k < K; k++)
+                sum += (double) tf_bf16_round (a[(size_t) k * inc]) *
+                       tf_bf16_round (w[(size_t) n * ldw + k]);
+              ref[n] = 0.5 * sum + (beta ? c[n] : 0);
+              if (!beta)
+                c[n] = NAN;
+            }
+          tf_gemv_bf16 (0, N, K, 0.5f, a, inc, wb, ldw, beta ? 1.0f : 0.0f, c);
+          for (int n = 0; n < N; n++)
+            if (!(fabs (c[n] - ref[n]) <= 1e-5 * sqrt ((double) K) * (1 + fabs (ref[n]))))
+              g_error ("K %d, inc %d, beta %d, row %d: %.9g, expected %.9g", K, inc, beta, n,
+                       c[n], ref[n]);
+        }
+
+  if (!tf_gemm_bf16_native ())
+    {
+      g_test_message ("no native bf16 here: the linear layer's bf16 decode path was not run");
+      return;
+    }
+  const int in_dim = 200, out_dim = 70;
+  TfRng rng;
+  tf_rng_seed (&rng, 70);
+  g_autofree float *w = random_floats (&rng, (size_t) out_dim * in_dim);
+  g_autofree float *x = random_floats (&rng, in_dim);
+  g_autofree float *b = random_floats (&rng, out_dim);
+  g_autofree float *got = g_new (float, out_dim), *fp32 = g_new (float, out_dim);
+  g_autofree float *direct = g_new (float, out_dim);
+  g_autofree uint16_t *wb = g_new (uint16_t, (size_t) out_dim * in_dim);
+  for (size_t i = 0; i < (size_t) out_dim * in_dim; i++)
+    wb[i] = tf_bf16_bits (w[i]);
+  tf_linear_forward (fp32, x, w, b, 1, in_dim, out_dim);
+  TfGemmPack *pack = tf_gemm_pack_new ();
+  tf_gemm_pack_add (pack, w, (size_t) out_dim * in_dim);
+  const TfGemmBackend caller = tf_gemm_use (TF_GEMM_DNNL_BF16);
+  TfGemmPack *caller_pack = tf_gemm_pack_use (pack);
+  tf_linear_forward (got, x, w, b, 1, in_dim, out_dim);
+  tf_gemm_pack_use (caller_pack);
+  tf_gemm_use (caller);
+  g_assert_cmpuint (tf_gemm_pack_converted (pack), ==, (size_t) out_dim * in_dim);
+  tf_gemm_pack_free (pack);
+  tf_gemv_bf16 (0, out_dim, in_dim, 1.0f, x, 1, wb, in_dim, 0.0f, direct);
+  for (int o = 0; o < out_dim; o++)
+    direct[o] += b[o];
+  g_assert_cmpmem (got, out_dim * sizeof (float), direct, out_dim * sizeof (float));
+  check_bf16 ("linear, one row", got, fp32, out_dim);
+}
+
 /* A generator packs its weights once per call and forgets them between
  * calls: a weight changed between two calls is seen by the second. Its
  * predictions in bf16 are those of a new generator on the changed model. */
@@ -655,6 +731,7 @@ main (int argc, char **argv)
   g_test_add_func ("/precision/onednn-bf16", test_onednn_bf16);
   g_test_add_func ("/precision/pack", test_pack);
   g_test_add_func ("/precision/generator-pack", test_generator_pack);
+  g_test_add_func ("/precision/gemv-bf16", test_gemv_bf16);
   g_test_add_func ("/precision/layers", test_layers);
   g_test_add_func ("/precision/model", test_model);
   g_test_add_func ("/precision/threads-same-bits", test_threads_same_bits);
