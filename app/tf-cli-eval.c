@@ -127,8 +127,9 @@ static void
 print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOptions *o)
 {
   fprintf (out, _("Evaluation of %s on held-out data (%d steps %s, guidance %g, seed %"
-                  PRIu64 ")\n\n"), model, r->steps,
-           tf_sampler_name (r->sampler), r->cfg, (guint64) o->settings.seed);
+                  PRIu64 ", matrix products %s)\n\n"), model, r->steps,
+           tf_sampler_name (r->sampler), r->cfg, (guint64) o->settings.seed,
+           tf_gemm_backend_name (r->products));
   row (out, _("section"), _("measure"), _("value"), _("target"), _("reference"));
   if (r->sections & TF_EVAL_FASHION)
     {

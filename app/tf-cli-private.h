@@ -50,7 +50,7 @@ int tf_cli_unexpected_argument (TfCli *cli, const char *line, const char *operan
  * error's exit status. */
 #define TF_CLI_PRECISION_ENTRY(text) \
   { "precision", 0, 0, G_OPTION_ARG_STRING, &(text), \
-    N_("Matrix products in fp32, bf16 (fp32 accumulation) or auto: bf16 where the CPU has it (fp32)"), \
+    N_("Matrix products in fp32, bf16 (fp32 accumulation) or auto: bf16 where the CPU has it natively, else fp32 (auto)"), \
     N_("NAME") }
 int tf_cli_precision (TfCli *cli, const char *line, const char *text, TfPrecision *precision);
 /* Gives @gen the precision; when not fp32, says on standard error what runs

@@ -207,7 +207,10 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
           return TF_CLI_EXIT_FAILURE;
         }
     }
-  /* Given, it replaces what a resumed run was started with. */
+  /* Given, it replaces what a resumed run was started with; a new run
+   * without it takes auto, as every command does. */
+  if (precision_text == NULL && !(resume && init_from == NULL))
+    o.precision = TF_PRECISION_AUTO;
   if (precision_text != NULL &&
       (status = tf_cli_precision (cli, line, precision_text, &o.precision)) >= 0)
     {

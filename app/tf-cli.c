@@ -125,7 +125,7 @@ tf_cli_usage_error (TfCli *cli, const char *line, const char *message)
 int
 tf_cli_precision (TfCli *cli, const char *line, const char *text, TfPrecision *precision)
 {
-  *precision = TF_PRECISION_FP32;
+  *precision = TF_PRECISION_AUTO;   /* bf16 where the CPU does it natively */
   if (text == NULL || tf_precision_parse (text, precision, NULL))
     return -1;
   g_autofree char *message = g_strdup_printf (_("--precision: '%s' is not fp32, bf16 or auto"),
@@ -137,7 +137,8 @@ void
 tf_cli_set_precision (TfCli *cli, TfGenerator *gen, TfPrecision precision)
 {
   tf_generator_set_precision (gen, precision);
-  if (precision != TF_PRECISION_FP32)
+  /* said when asked for (auto, the default, is quiet) */
+  if (precision != TF_PRECISION_AUTO && tf_gemm_backend_is_bf16 (tf_generator_backend (gen)))
     fprintf (cli->err, _("matrix products: %s\n"),
              tf_gemm_backend_name (tf_generator_backend (gen)));
 }

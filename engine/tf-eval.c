@@ -1043,6 +1043,7 @@ eval_run (TfGenerator *gen, TfJudge *judge, const TfEvalOptions *options,
         report->sections |= 1u << k;
       }
   report->seconds = g_timer_elapsed (timer, NULL);
+  report->products = tf_generator_backend (gen);
   report->sampler = options->settings.sampler;
   report->steps = options->settings.steps;
   report->cfg = options->settings.cfg;
@@ -1195,6 +1196,7 @@ tf_eval_report_to_json (const TfEvalReport *r)
 
   json_builder_begin_object (b);
   add_double (b, "seconds", r->seconds);
+  add_string (b, "products", tf_gemm_backend_name (r->products));
   if (r->sections & TF_EVAL_FASHION)
     {
       json_builder_set_member_name (b, "fashion");

@@ -155,6 +155,7 @@ typedef struct {
   double steering_mse[TF_EVAL_STEERING_LEVELS][3];
   GArray *drawn;                       /* TfEvalDrawn, in the order drawn */
   double seconds;
+  TfGemmBackend products;              /* what ran the matrix products */
   /* the image settings every section drew with */
   TfSampler sampler;
   int    steps;

@@ -435,15 +435,15 @@ test_bundled_model (void)
   g_assert_cmpint (tf_generation_get_threads (tf_window_get_generation (window)), ==, 1);
   g_settings_reset (settings, "threads");
   g_assert_cmpint (tf_generation_get_threads (tf_window_get_generation (window)), ==, 0);
-  /* and so does the Precision preference */
+  /* and so does the Precision preference (auto: bf16 where the CPU has it) */
   g_assert_cmpint (tf_generation_get_precision (tf_window_get_generation (window)), ==,
-                   TF_PRECISION_FP32);
+                   TF_PRECISION_AUTO);
   g_settings_set_string (settings, "precision", "bf16");
   g_assert_cmpint (tf_generation_get_precision (tf_window_get_generation (window)), ==,
                    TF_PRECISION_BF16);
   g_settings_reset (settings, "precision");
   g_assert_cmpint (tf_generation_get_precision (tf_window_get_generation (window)), ==,
-                   TF_PRECISION_FP32);
+                   TF_PRECISION_AUTO);
   close_window (window);
 }
 
@@ -458,9 +458,9 @@ test_preferences_precision (void)
   AdwComboRow *row = ADW_COMBO_ROW (gtk_widget_get_template_child (window,
                                                                    TF_TYPE_PREFERENCES_WINDOW,
                                                                    "precision_row"));
-  g_assert_cmpuint (adw_combo_row_get_selected (row), ==, TF_PRECISION_FP32);
-  g_settings_set_string (settings, "precision", "auto");
   g_assert_cmpuint (adw_combo_row_get_selected (row), ==, TF_PRECISION_AUTO);
+  g_settings_set_string (settings, "precision", "fp32");
+  g_assert_cmpuint (adw_combo_row_get_selected (row), ==, TF_PRECISION_FP32);
   adw_combo_row_set_selected (row, TF_PRECISION_BF16);
   g_autofree char *name = g_settings_get_string (settings, "precision");
   g_assert_cmpstr (name, ==, "bf16");

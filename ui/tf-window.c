@@ -125,7 +125,7 @@ on_threads_changed (TfWindow *self)
   if (self->generation == NULL || self->settings == NULL)
     return;
   tf_generation_set_threads (self->generation, g_settings_get_int (self->settings, "threads"));
-  TfPrecision precision = TF_PRECISION_FP32;
+  TfPrecision precision = TF_PRECISION_AUTO;
   g_autofree char *name = g_settings_get_string (self->settings, "precision");
   tf_precision_parse (name, &precision, NULL);
   tf_generation_set_precision (self->generation, precision);
