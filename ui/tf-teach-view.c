@@ -986,6 +986,7 @@ start_action (GtkWidget *widget, const char *action_name, GVariant *param)
       o.data[0] = g_strdup (pictures_dir);
     }
   o.out = g_strdup (model);
+  o.precision = TF_PRECISION_AUTO;   /* bf16 where the CPU does it natively, as `train` */
   o.batch = TEACH_BATCH;
   o.steps = minutes ? 1000 : (int64_t) length;
   o.lr = scratch ? scratch_rates[strength] : warm_rates[strength];
