@@ -1399,11 +1399,31 @@ tf_eval_report_to_json (const TfEvalReport *r)
 
 /* ---- Examples ----------------------------------------------------------- */
 
-/* Shorter prompts first (they fit a button), then the order drawn. */
+/* A prompt that reads as a sentence about a picture ("here is the dress",
+ * "this is a coat") rather than as its description ("a dress", "grey
+ * trousers"): it begins with a pointing word. */
+static gboolean
+reads_as_sentence (const char *prompt)
+{
+  static const char *const openers[] = { "here", "there", "this", "that", "these", "those",
+                                         "it", "it's", "here's", "there's" };
+  const char *end = strchr (prompt, ' ');
+  const size_t len = end != NULL ? (size_t) (end - prompt) : strlen (prompt);
+  for (guint i = 0; i < G_N_ELEMENTS (openers); i++)
+    if (strlen (openers[i]) == len && g_ascii_strncasecmp (prompt, openers[i], len) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* Descriptions before sentences, then shorter prompts (they fit a button),
+ * then the order drawn. */
 static int
 compare_prompts (gconstpointer a, gconstpointer b)
 {
   const TfEvalDrawn *x = *(TfEvalDrawn *const *) a, *y = *(TfEvalDrawn *const *) b;
+  const gboolean sx = reads_as_sentence (x->prompt), sy = reads_as_sentence (y->prompt);
+  if (sx != sy)
+    return sx ? 1 : -1;
   const size_t lx = g_utf8_strlen (x->prompt, -1), ly = g_utf8_strlen (y->prompt, -1);
   if (lx != ly)
     return lx < ly ? -1 : 1;

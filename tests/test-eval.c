@@ -313,7 +313,8 @@ test_pick_examples (void)
 {
   TfEvalReport r = { 0 };
   r.drawn = g_array_new (FALSE, TRUE, sizeof (TfEvalDrawn));
-  /* class 7 (sneaker): 3 of 4; class 1 (trousers): 2 of 4; class 0: 1 of 4 */
+  /* class 7 (sneaker): 3 of 4; class 1 (trousers): 2 of 4; class 0 (t-shirt): 2 of 4;
+   * class 3 (dress): 2 of 2; class 5 (sandal): 1 of 3, too few */
   add_drawn (&r, "fashion", "a long photo of a white sneaker", 7, TRUE);
   add_drawn (&r, "fashion", "a sneaker", 7, TRUE);
   add_drawn (&r, "fashion", "sneakers, seen from the side", 7, TRUE);
@@ -322,9 +323,17 @@ test_pick_examples (void)
   add_drawn (&r, "fashion", "trousers", 1, FALSE);
   add_drawn (&r, "fashion", "a pair of trousers", 1, TRUE);
   add_drawn (&r, "fashion", "pants", 1, FALSE);
-  add_drawn (&r, "fashion", "a t-shirt", 0, TRUE);
-  for (int i = 0; i < 3; i++)
+  /* the sentence is shorter, the description comes first */
+  add_drawn (&r, "fashion", "here is the t-shirt", 0, TRUE);
+  add_drawn (&r, "fashion", "a photo of a t-shirt", 0, TRUE);
+  for (int i = 0; i < 2; i++)
     add_drawn (&r, "fashion", "a tee", 0, FALSE);
+  add_drawn (&r, "fashion", "a sandal", 5, TRUE);
+  for (int i = 0; i < 2; i++)
+    add_drawn (&r, "fashion", "a sandal", 5, FALSE);
+  /* only sentences came out right: the shortest of them */
+  add_drawn (&r, "fashion", "this is the dress, seen from the front", 3, TRUE);
+  add_drawn (&r, "fashion", "here is the dress", 3, TRUE);
   add_drawn (&r, "shapes", "a large red circle in the centre", -1, TRUE);
   add_drawn (&r, "shapes", "two blue squares", -1, TRUE);
   add_drawn (&r, "shapes", "a green star", -1, FALSE);
@@ -332,11 +341,12 @@ test_pick_examples (void)
   add_drawn (&r, "emoji", "a cat emoji", -1, TRUE);   /* twice: suggested once */
 
   g_auto (GStrv) all = tf_eval_pick_examples (&r, 8);
-  const char *want[] = { "a sneaker", "two blue squares", "a cat emoji", "grey trousers",
-                         "a large red circle in the centre", NULL };
+  const char *want[] = { "here is the dress", "two blue squares", "a cat emoji", "a sneaker",
+                         "a large red circle in the centre", "a photo of a t-shirt",
+                         "grey trousers", NULL };
   g_assert_cmpstrv (all, want);
   g_auto (GStrv) two = tf_eval_pick_examples (&r, 2);
-  const char *want_two[] = { "a sneaker", "two blue squares", NULL };
+  const char *want_two[] = { "here is the dress", "two blue squares", NULL };
   g_assert_cmpstrv (two, want_two);
   free_drawn_prompts (&r);
 
