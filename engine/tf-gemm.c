@@ -100,6 +100,19 @@ bf16_bits_of (uint32_t u)
   return (u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded;
 }
 
+/* n floats (as bits) converted: bf16 bits into @out when @bits, else the
+ * floats rounded to bf16. The one loop of every conversion. */
+static inline void
+convert_run (const uint32_t *in, void *out, size_t n, gboolean bits)
+{
+  if (bits)
+    for (size_t k = 0; k < n; k++)
+      ((uint16_t *) out)[k] = (uint16_t) bf16_bits_of (in[k]);
+  else
+    for (size_t k = 0; k < n; k++)
+      ((uint32_t *) out)[k] = bf16_bits_of (in[k]) << 16;
+}
+
 uint16_t
 tf_bf16_bits (float x)
 {
@@ -134,19 +147,9 @@ convert_operand (const float *src, int rows, int cols, int ld, gboolean bits)
   for (int r = 0; r < rows; r++)
     {
       TF_TSAN_MEMBER (team);
-      const uint32_t *in = (const uint32_t *) (src + (size_t) r * ld);
-      if (bits)
-        {
-          uint16_t *out = (uint16_t *) dst + (size_t) r * cols;
-          for (int c = 0; c < cols; c++)
-            out[c] = (uint16_t) bf16_bits_of (in[c]);
-        }
-      else
-        {
-          uint32_t *out = (uint32_t *) dst + (size_t) r * cols;
-          for (int c = 0; c < cols; c++)
-            out[c] = bf16_bits_of (in[c]) << 16;
-        }
+      convert_run ((const uint32_t *) (src + (size_t) r * ld),
+                   (char *) dst + (size_t) r * cols * (bits ? sizeof (uint16_t) : sizeof (float)),
+                   (size_t) cols, bits);
     }
   TF_TSAN_JOIN (team);
   return dst;
@@ -260,13 +263,9 @@ pack_lookup (const float *src, size_t extent, gboolean bits)
         if (!r->done[b])
           {
             const size_t s = b * PACK_BLOCK, n = MIN ((size_t) PACK_BLOCK, r->n - s);
-            const uint32_t *in = (const uint32_t *) (r->data + s);
-            if (bits)
-              for (size_t k = 0; k < n; k++)
-                ((uint16_t *) r->copy)[s + k] = (uint16_t) bf16_bits_of (in[k]);
-            else
-              for (size_t k = 0; k < n; k++)
-                ((uint32_t *) r->copy)[s + k] = bf16_bits_of (in[k]) << 16;
+            convert_run ((const uint32_t *) (r->data + s),
+                         (char *) r->copy + s * (bits ? sizeof (uint16_t) : sizeof (float)), n,
+                         bits);
             r->done[b] = 1;
             pack->converted += n;
           }
