@@ -82,6 +82,12 @@ is_null (gpointer pointer)
   return *(gpointer *) pointer == NULL;
 }
 
+static gboolean
+is_set (gpointer pointer)
+{
+  return g_atomic_pointer_get ((gpointer *) pointer) != NULL;
+}
+
 /* ---- Looking at the window ---------------------------------------------- */
 
 typedef gboolean (*WidgetTest) (GtkWidget *widget, gconstpointer data);
@@ -149,13 +155,25 @@ open_window (void)
 }
 
 static void
+on_window_finalized (gpointer data, GObject *where_it_was)
+{
+  GThread **thread = data;
+
+  g_atomic_pointer_set (thread, g_thread_self ());
+}
+
+/* Destroys the window and waits until it is finalized: on this thread, as
+ * every widget must be (a worker holding the last reference of a window
+ * once finalized it there, and crashed). */
+static void
 close_window (TfWindow *window)
 {
-  gpointer weak = window;
+  GThread *finalized_on = NULL;
 
-  g_object_add_weak_pointer (G_OBJECT (window), &weak);
+  g_object_weak_ref (G_OBJECT (window), on_window_finalized, &finalized_on);
   gtk_window_destroy (GTK_WINDOW (window));
-  g_assert_true (wait_until (is_null, &weak, 10000));
+  g_assert_true (wait_until (is_set, &finalized_on, 10000));
+  g_assert_true (g_atomic_pointer_get (&finalized_on) == g_thread_self ());
 }
 
 /* ---- Loading ------------------------------------------------------------ */

@@ -378,18 +378,21 @@ tf_gallery_add_async (TfGallery *self, const float *pixels, int size, int channe
   job->item->pixels = g_bytes_new (pixels, (gsize) size * size * channels * sizeof (float));
   job->item->parameters = g_strdup (parameters);
 
-  task = g_task_new (self, NULL, callback, user_data);
+  /* No source object: the worker may drop the task's last reference, and
+   * a widget must not be finalized there. */
+  task = g_task_new (NULL, NULL, callback, user_data);
   g_task_set_source_tag (task, tf_gallery_add_async);
   g_task_set_task_data (task, job, (GDestroyNotify) add_job_free);
   g_task_run_in_thread (task, add_thread);
 }
 
 char *
-tf_gallery_add_finish (TfGallery *self, GAsyncResult *result, GError **error)
+tf_gallery_add_finish (GAsyncResult *result, GError **error)
 {
   AddJob *job;
 
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == tf_gallery_add_async, NULL);
   job = g_task_get_task_data (G_TASK (result));
   if (!g_task_propagate_boolean (G_TASK (result), error))
     return NULL;

@@ -35,7 +35,7 @@ guint tf_gallery_get_n_items (TfGallery *self);
 void  tf_gallery_add_async (TfGallery *self, const float *pixels, int size, int channels,
                             const char *parameters, GAsyncReadyCallback callback,
                             gpointer user_data);
-char *tf_gallery_add_finish (TfGallery *self, GAsyncResult *result, GError **error);
+char *tf_gallery_add_finish (GAsyncResult *result, GError **error);
 
 /* ---- Reading a `parameters` text back --------------------------------- */
 

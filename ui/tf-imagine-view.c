@@ -261,7 +261,7 @@ saved_to_gallery (GObject *source, GAsyncResult *result, gpointer user_data)
 {
   g_autoptr(TfImagineView) self = user_data;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = tf_gallery_add_finish (TF_GALLERY (source), result, &error);
+  g_autofree char *path = tf_gallery_add_finish (result, &error);
 
   if (path == NULL)
     {

@@ -258,7 +258,7 @@ load_model_thread (GTask *task, gpointer source_object, gpointer task_data,
 static void
 load_model_done (GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  TfWindow *self = TF_WINDOW (source);
+  g_autoptr(TfWindow) self = user_data;
   GTask *task = G_TASK (result);
   g_autoptr(GError) error = NULL;
   g_autoptr(LoadedModel) loaded = g_task_propagate_pointer (task, &error);
@@ -317,7 +317,10 @@ tf_window_open_model (TfWindow *self, GFile *file)
   gtk_label_set_text (self->loading_label, message);
   tf_window_set_loading (self, TRUE);
 
-  task = g_task_new (self, self->load_cancellable, load_model_done, NULL);
+  /* The window is the callback's, not the task's: the worker may drop the
+   * task's last reference after the callback ran, and a window closed by
+   * then would be finalized on the worker thread. */
+  task = g_task_new (NULL, self->load_cancellable, load_model_done, g_object_ref (self));
   g_task_set_source_tag (task, tf_window_open_model);
   g_task_set_task_data (task, g_steal_pointer (&path), g_free);
   g_task_run_in_thread (task, load_model_thread);
@@ -702,7 +705,7 @@ tf_window_dispose (GObject *object)
 {
   TfWindow *self = TF_WINDOW (object);
 
-  /* A load still running keeps the window alive through its GTask and
+  /* A load still running keeps the window alive through its callback and
    * finds load_cancellable cleared when it returns. */
   if (self->load_cancellable != NULL)
     g_cancellable_cancel (self->load_cancellable);
