@@ -1415,15 +1415,48 @@ reads_as_sentence (const char *prompt)
   return FALSE;
 }
 
-/* Descriptions before sentences, then shorter prompts (they fit a button),
- * then the order drawn. */
+/* "a drawing of ankle boot": training's captions put bare class names in
+ * their templates, which reads as broken English on a button. After "of"
+ * a suggestion wants an article, a number or a plural. */
+static gboolean
+lacks_article (const char *prompt)
+{
+  static const char *const determiners[] = { "a", "an", "the", "one", "two", "three", "some" };
+  const char *of = strstr (prompt, " of ");
+  if (of == NULL)
+    return FALSE;
+  const char *rest = of + 4;
+  const char *space = strchr (rest, ' ');
+  const size_t len = space != NULL ? (size_t) (space - rest) : strlen (rest);
+  for (guint i = 0; i < G_N_ELEMENTS (determiners); i++)
+    if (strlen (determiners[i]) == len && g_ascii_strncasecmp (rest, determiners[i], len) == 0)
+      return FALSE;
+  /* the noun phrase's last word: up to a comma or the end */
+  size_t end = strcspn (rest, ",");
+  while (end > 0 && rest[end - 1] == ' ')
+    end--;
+  return end == 0 || g_ascii_tolower (rest[end - 1]) != 's';
+}
+
+/* How a prompt reads on a button: a description (0), a sentence about a
+ * picture (1), a description missing its article (2). */
+static int
+prompt_rank (const char *prompt)
+{
+  if (lacks_article (prompt))
+    return 2;
+  return reads_as_sentence (prompt) ? 1 : 0;
+}
+
+/* Descriptions before sentences before broken English, then shorter
+ * prompts (they fit a button), then the order drawn. */
 static int
 compare_prompts (gconstpointer a, gconstpointer b)
 {
   const TfEvalDrawn *x = *(TfEvalDrawn *const *) a, *y = *(TfEvalDrawn *const *) b;
-  const gboolean sx = reads_as_sentence (x->prompt), sy = reads_as_sentence (y->prompt);
-  if (sx != sy)
-    return sx ? 1 : -1;
+  const int rx = prompt_rank (x->prompt), ry = prompt_rank (y->prompt);
+  if (rx != ry)
+    return rx > ry ? 1 : -1;
   const size_t lx = g_utf8_strlen (x->prompt, -1), ly = g_utf8_strlen (y->prompt, -1);
   if (lx != ly)
     return lx < ly ? -1 : 1;

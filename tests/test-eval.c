@@ -350,6 +350,21 @@ test_pick_examples (void)
   g_assert_cmpstrv (two, want_two);
   free_drawn_prompts (&r);
 
+  /* "a drawing of ankle boot" reads as broken English: the longer prompt
+   * with its article comes first; a plural needs none */
+  r.drawn = g_array_new (FALSE, TRUE, sizeof (TfEvalDrawn));
+  add_drawn (&r, "fashion", "a drawing of ankle boot", 9, TRUE);
+  add_drawn (&r, "fashion", "an illustration of an ankle boot", 9, TRUE);
+  add_drawn (&r, "fashion", "a photo of a pair of trousers", 1, TRUE);
+  add_drawn (&r, "fashion", "a photo of trousers", 1, TRUE);
+  add_drawn (&r, "fashion", "a sketch of bag, isolated", 8, TRUE);
+  add_drawn (&r, "fashion", "a sketch of the bag, isolated", 8, TRUE);
+  g_auto (GStrv) worded = tf_eval_pick_examples (&r, 8);
+  const char *want_worded[] = { "a photo of trousers", "a sketch of the bag, isolated",
+                                "an illustration of an ankle boot", NULL };
+  g_assert_cmpstrv (worded, want_worded);
+  free_drawn_prompts (&r);
+
   /* nothing came out: nothing to suggest */
   r.drawn = g_array_new (FALSE, TRUE, sizeof (TfEvalDrawn));
   add_drawn (&r, "fashion", "a bag", 8, FALSE);
