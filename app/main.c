@@ -12,6 +12,7 @@ int
 main (int argc, char *argv[])
 {
   tf_configure_threads ();
+  tf_choose_renderer ();
   g_autoptr(TfApplication) app = NULL;
 
   /* GTK sets the locale itself; the catalogue must be bound before any

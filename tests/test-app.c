@@ -245,6 +245,22 @@ open_model_info (TfWindow *window)
 
 /* ---- Tests -------------------------------------------------------------- */
 
+/* Without a GPU, GTK's OpenGL is software on the engine's cores: Cairo. */
+static void
+test_renderer_choice (void)
+{
+  g_assert_cmpstr (tf_renderer_choice (NULL, NULL, FALSE), ==, "cairo");
+  g_assert_null (tf_renderer_choice (NULL, NULL, TRUE));
+  g_assert_null (tf_renderer_choice ("", NULL, TRUE));
+  g_assert_cmpstr (tf_renderer_choice (NULL, "1", TRUE), ==, "cairo");
+  g_assert_cmpstr (tf_renderer_choice (NULL, "true", TRUE), ==, "cairo");
+  g_assert_null (tf_renderer_choice (NULL, "0", TRUE));
+  g_assert_null (tf_renderer_choice (NULL, "", TRUE));
+  /* what the person set wins */
+  g_assert_null (tf_renderer_choice ("gl", NULL, FALSE));
+  g_assert_null (tf_renderer_choice ("ngl", "1", FALSE));
+}
+
 static void
 test_actions (void)
 {
@@ -2677,6 +2693,7 @@ main (int argc, char *argv[])
       g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
     }
 
+  g_test_add_func ("/app/renderer-choice", test_renderer_choice);
   g_test_add_func ("/app/actions", test_actions);
   g_test_add_func ("/app/window/empty-state", test_empty_state);
   g_test_add_func ("/app/window/load-model", test_load_model);

@@ -6,6 +6,7 @@
 #include "tf-window.h"
 
 #include <glib/gi18n.h>
+#include <string.h>
 
 struct _TfApplication
 {
@@ -249,4 +250,43 @@ tf_application_init (TfApplication *self)
                                                       _("[MODEL.safetensors…]"));
   g_application_set_option_context_summary (G_APPLICATION (self),
                                             _("Opens each model file given in its own window."));
+}
+
+/* ---- The renderer ------------------------------------------------------- */
+
+const char *
+tf_renderer_choice (const char *gsk_renderer, const char *libgl_always_software,
+                    gboolean have_render_node)
+{
+  if (gsk_renderer != NULL && *gsk_renderer != '\0')
+    return NULL;
+  if (libgl_always_software != NULL && *libgl_always_software != '\0'
+      && strcmp (libgl_always_software, "0") != 0)
+    return "cairo";
+  return have_render_node ? NULL : "cairo";
+}
+
+static gboolean
+have_render_node (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/dev/dri", 0, NULL);
+  const char *name;
+
+  if (dir == NULL)
+    return FALSE;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    if (g_str_has_prefix (name, "renderD"))
+      return TRUE;
+  return FALSE;
+}
+
+void
+tf_choose_renderer (void)
+{
+  const char *renderer = tf_renderer_choice (g_getenv ("GSK_RENDERER"),
+                                             g_getenv ("LIBGL_ALWAYS_SOFTWARE"),
+                                             have_render_node ());
+
+  if (renderer != NULL)
+    g_setenv ("GSK_RENDERER", renderer, TRUE);
 }
