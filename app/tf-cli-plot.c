@@ -140,13 +140,48 @@ tf_cli_plot (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 
 /* ---- samples ------------------------------------------------------------ */
 
+/* @text in lines of at most @width characters (a longer word alone on its
+ * line), right-aligned at @x and centred on @y as a block; at most three
+ * lines, the last ending in "…" when the text goes on. */
+static void
+draw_wrapped (cairo_t *cr, double x, double y, const char *text, int width)
+{
+  g_auto (GStrv) words = g_strsplit (text, " ", -1);
+  g_autoptr (GPtrArray) lines = g_ptr_array_new_with_free_func (g_free);
+  GString *current = g_string_new (NULL);
+  for (guint i = 0; words[i] != NULL; i++)
+    {
+      if (current->len > 0 && current->len + 1 + strlen (words[i]) > (size_t) width)
+        {
+          g_ptr_array_add (lines, g_string_free (current, FALSE));
+          current = g_string_new (NULL);
+        }
+      if (current->len > 0)
+        g_string_append_c (current, ' ');
+      g_string_append (current, words[i]);
+    }
+  g_ptr_array_add (lines, g_string_free (current, FALSE));
+  const guint shown = MIN (lines->len, 3u);
+  if (lines->len > shown)
+    {
+      char *last = g_ptr_array_index (lines, shown - 1);
+      lines->pdata[shown - 1] = g_strconcat (last, "…", NULL);
+      g_free (last);
+    }
+  const double line_h = 16;
+  for (guint i = 0; i < shown; i++)
+    tf_cairo_text_at (cr, x, y + (i - (shown - 1) / 2.0) * line_h,
+                      g_ptr_array_index (lines, i), 1, 0.5);
+}
+
 int
 tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 {
   g_autofree char *line = tf_cli_command_line (command);
   g_autofree char *usage = g_strdup_printf ("%s samples [OPTION…] --output FILE.png", PROGRAM);
   g_autofree char *output = NULL, *model = NULL, *sampler = NULL;
-  int columns = 6, scale = 3;
+  g_autofree char *source = NULL;
+  int columns = 6, scale = 3, n_rows = 8;
   gboolean no_extra = FALSE;
   gint64 seed = 1;
   TfGenerateSettings settings;
@@ -164,14 +199,18 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (the model's own, else ddim)"), N_("NAME") },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, N_("Seed of the first image; the others follow (1)"), N_("S") },
     { "fashion-only", 0, 0, G_OPTION_ARG_NONE, &no_extra, N_("Leave out the shapes and emoji rows"), NULL },
+    { "source", 0, 0, G_OPTION_ARG_STRING, &source, N_("One source's grid: fashion, shapes or emoji"), N_("NAME") },
+    { "rows", 0, 0, G_OPTION_ARG_INT, &n_rows, N_("With --source shapes or emoji: prompts, a row each (8)"), N_("N") },
     G_OPTION_ENTRY_NULL
   };
   g_autofree char *summary = g_strdup_printf (
       "%s\n\n%s", _(command->summary),
       _("A row per Fashion-MNIST class (prompts: captions of held-out t10k images of\n"
         "the class), then a row of held-out shapes prompts and one of held-out emoji\n"
-        "prompts. Drawn with the model's own steps, guidance and sampler when its\n"
-        "file names them, as 'generate' and the app draw. Ctrl-C stops."));
+        "prompts. --source shapes (or emoji) draws that source alone: --rows held-out\n"
+        "prompts, each written beside its row and drawn --columns times, one seed\n"
+        "after another. Drawn with the model's own steps, guidance and sampler when\n"
+        "its file names them, as 'generate' and the app draw. Ctrl-C stops."));
   TfCliImageDefaults defaults;
   tf_cli_image_options_mark (&settings, &defaults);
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
@@ -185,6 +224,25 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     return tf_cli_usage_error (cli, line, _("no --output FILE.png given"));
   if (columns < 1 || columns > 64 || scale < 1 || scale > 16 || seed < 0)
     return tf_cli_usage_error (cli, line, _("--columns must be 1 to 64, --scale 1 to 16, --seed not negative"));
+  /* The sources the grid draws, and whether a row is one prompt. */
+  const char *all_sources[3] = { "fashion", "shapes", "emoji" };
+  const char *const *sources = all_sources;
+  int n_sources = no_extra ? 1 : 3;
+  gboolean prompt_rows = FALSE;
+  if (source != NULL)
+    {
+      int which = -1;
+      for (int k = 0; k < 3; k++)
+        if (strcmp (source, all_sources[k]) == 0)
+          which = k;
+      if (which < 0)
+        return tf_cli_usage_error (cli, line, _("--source must be fashion, shapes or emoji"));
+      sources = all_sources + which;
+      n_sources = 1;
+      prompt_rows = which > 0;
+    }
+  if (n_rows < 1 || n_rows > 64)
+    return tf_cli_usage_error (cli, line, _("--rows must be 1 to 64"));
   g_autoptr(GError) error = NULL;
   settings.seed = (uint64_t) seed;
   if (!tf_generate_settings_validate (&settings, &error))
@@ -199,9 +257,7 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   const int size = config->image_size, channels = config->image_channels;
   const int values = tf_config_image_values (config);
 
-  /* The rows: a source and, for fashion, the class. */
-  const char *sources[3] = { "fashion", "shapes", "emoji" };
-  const int n_sources = no_extra ? 1 : 3;
+  /* The rows: a source and, for fashion, the class; or one prompt each. */
   g_autoptr(GPtrArray) row_labels = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) prompts = g_ptr_array_new_with_free_func (g_free);
   for (int s = 0; s < n_sources; s++)
@@ -213,7 +269,7 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         return tf_cli_fail (cli, error);
       tf_rng_seed (&rng, settings.seed);
       const int64_t n = tf_data_source_size (src);
-      if (s == 0)
+      if (!prompt_rows && strcmp (sources[s], "fashion") == 0)
         {
           const char *const *subjects = tf_data_source_subjects (src);
           for (int c = 0; subjects[c] != NULL; c++)
@@ -236,6 +292,17 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
                 g_ptr_array_add (prompts, g_strdup (subjects[c]));
             }
         }
+      else if (prompt_rows)
+        for (int r = 0; r < n_rows; r++)
+          {
+            TfExample ex;
+            if (!tf_data_source_get (src, r * (n / n_rows), &rng, &ex, &error))
+              return tf_cli_fail (cli, error);
+            g_ptr_array_add (row_labels, g_strdup (ex.caption));
+            for (int k = 0; k < columns; k++)
+              g_ptr_array_add (prompts, g_strdup (ex.caption));
+            tf_example_clear (&ex);
+          }
       else
         {
           g_ptr_array_add (row_labels, g_strdup (sources[s]));
@@ -250,7 +317,9 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
         }
     }
 
-  const int rows = (int) row_labels->len, cell = size * scale, gap = 4, label_w = 120;
+  /* A prompt beside its row takes up to three lines of a wider label. */
+  const int rows = (int) row_labels->len, cell = size * scale, gap = 4;
+  const int label_w = prompt_rows ? 300 : 120;
   const int width = label_w + columns * (cell + gap) + gap, top = 36;
   const int height = top + rows * (cell + gap) + gap;
   cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_RGB24, width, height);
@@ -281,7 +350,11 @@ tf_cli_samples (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       const double y = top + r * (cell + gap);
       cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
       cairo_set_font_size (cr, 14);
-      tf_cairo_text_at (cr, label_w - 10, y + cell / 2.0, g_ptr_array_index (row_labels, r), 1, 0.5);
+      if (prompt_rows)
+        draw_wrapped (cr, label_w - 10, y + cell / 2.0, g_ptr_array_index (row_labels, r), 34);
+      else
+        tf_cairo_text_at (cr, label_w - 10, y + cell / 2.0, g_ptr_array_index (row_labels, r), 1,
+                          0.5);
       for (int k = 0; k < columns; k++)
         {
           const char *prompt = g_ptr_array_index (prompts, r * columns + k);

@@ -286,6 +286,30 @@ test_eval_end_to_end (void)
       }
   g_assert_cmpint (not_white, >, 32 * 32 / 2);
   tf_image_clear (&image);
+
+  /* one source: a row per prompt, the prompt written beside it */
+  g_free (out);
+  g_free (err);
+  const char *one_source[] = { "samples", "--model", model, "--output", grid, "--columns", "1",
+                               "--steps", "1", "--scale", "1", "--source", "shapes", "--rows",
+                               "2", NULL };
+  g_assert_cmpint (run_cli (one_source, &out, &err), ==, 0);
+  g_assert_true (tf_image_read_png (grid, &image, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (image.width, ==, 300 + 1 * (32 + 4) + 4);
+  g_assert_cmpint (image.height, ==, 36 + 2 * (32 + 4) + 4);
+  int ink = 0;   /* the label: text left of the first image */
+  for (int y = 36; y < 36 + 32; y++)
+    for (int x = 0; x < 290; x++)
+      ink += image.rgba[((size_t) y * image.width + x) * 4] < 128;
+  g_assert_cmpint (ink, >, 20);
+  tf_image_clear (&image);
+  g_free (out);
+  g_free (err);
+  const char *bad_source[] = { "samples", "--model", model, "--output", grid, "--source",
+                               "poetry", NULL };
+  g_assert_cmpint (run_cli (bad_source, &out, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "--source must be fashion, shapes or emoji"));
   tf_test_remove_tree (dir);
 }
 
