@@ -559,7 +559,8 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
       expected = "linear, unet or conv";
     }
   else if (g_strcmp0 (key, "unet_channels") == 0 || g_strcmp0 (key, "unet_blocks") == 0 ||
-           g_strcmp0 (key, "conv_channels") == 0)
+           g_strcmp0 (key, "conv_channels") == 0 || g_strcmp0 (key, "image_size") == 0 ||
+           g_strcmp0 (key, "patch_size") == 0)
     {
       char *end = NULL;
       gint64 v = value != NULL ? g_ascii_strtoll (value, &end, 10) : -1;
@@ -569,6 +570,8 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
           index = 0;
           *(g_strcmp0 (key, "unet_channels") == 0 ? &c->unet_channels
             : g_strcmp0 (key, "unet_blocks") == 0 ? &c->unet_blocks
+            : g_strcmp0 (key, "image_size") == 0  ? &c->image_size
+            : g_strcmp0 (key, "patch_size") == 0  ? &c->patch_size
                                                   : &c->conv_channels) = (int) v;
         }
       expected = "a whole number";
@@ -601,7 +604,7 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "unknown recipe field '%s' (expected prediction, t_sampling, t_mean, "
                    "t_scale, min_snr_gamma, time_conditioning, image_encoder, unet_channels, "
-                   "unet_blocks, unet_skips or conv_channels)", key);
+                   "unet_blocks, unet_skips, conv_channels, image_size or patch_size)", key);
       return FALSE;
     }
   if (index < 0)

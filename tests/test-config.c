@@ -350,7 +350,22 @@ test_recipe_errors (void)
   g_clear_error (&error);
   g_assert_false (tf_config_apply_recipe (&c, "shape=round", &error));
   g_assert_nonnull (strstr (error->message, "unknown recipe field 'shape'"));
-  g_assert_nonnull (strstr (error->message, "unet_skips or conv_channels)"));
+  g_assert_nonnull (strstr (error->message, "conv_channels, image_size or patch_size)"));
+  g_clear_error (&error);
+  /* the image's size and patches (issue 14: 64×64 in 8×8 patches) */
+  TfConfig big = c;
+  g_assert_true (tf_config_apply_recipe (&big, "image_size=64,patch_size=8", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (big.image_size, ==, 64);
+  g_assert_cmpint (big.patch_size, ==, 8);
+  g_assert_true (tf_config_validate (&big, "recipe", &error));
+  g_assert_no_error (error);
+  g_assert_false (tf_config_apply_recipe (&big, "patch_size=big", &error));
+  g_assert_nonnull (strstr (error->message, "'patch_size' is 'big', expected a whole number"));
+  g_clear_error (&error);
+  g_assert_true (tf_config_apply_recipe (&big, "patch_size=7", &error));
+  g_assert_false (tf_config_validate (&big, "recipe", &error));
+  g_assert_nonnull (strstr (error->message, "image_size 64 is not a multiple of patch_size 7"));
 }
 
 /* Min-SNR-γ weights in closed form, and the noise levels training draws. */
