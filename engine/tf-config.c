@@ -524,12 +524,28 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
   return TRUE;
 }
 
+/* The recipe's whole-number fields, by name; NULL for any other key. */
+static int *
+int_field (TfConfig *c, const char *key)
+{
+  const struct { const char *name; int *field; } fields[] = {
+    { "unet_channels", &c->unet_channels }, { "unet_blocks", &c->unet_blocks },
+    { "conv_channels", &c->conv_channels }, { "image_size", &c->image_size },
+    { "patch_size", &c->patch_size },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    if (g_strcmp0 (key, fields[i].name) == 0)
+      return fields[i].field;
+  return NULL;
+}
+
 gboolean
 tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GError **error)
 {
   int index = -1;
   double number = 0.0;
   const char *expected = NULL;
+  int *whole = int_field (c, key);
   if (g_strcmp0 (key, "prediction") == 0)
     {
       index = name_index (prediction_names, G_N_ELEMENTS (prediction_names), value);
@@ -558,9 +574,7 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
         c->image_encoder = (TfImageEncoder) index;
       expected = "linear, unet or conv";
     }
-  else if (g_strcmp0 (key, "unet_channels") == 0 || g_strcmp0 (key, "unet_blocks") == 0 ||
-           g_strcmp0 (key, "conv_channels") == 0 || g_strcmp0 (key, "image_size") == 0 ||
-           g_strcmp0 (key, "patch_size") == 0)
+  else if (whole != NULL)
     {
       char *end = NULL;
       gint64 v = value != NULL ? g_ascii_strtoll (value, &end, 10) : -1;
@@ -568,11 +582,7 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
           v <= 65536)
         {
           index = 0;
-          *(g_strcmp0 (key, "unet_channels") == 0 ? &c->unet_channels
-            : g_strcmp0 (key, "unet_blocks") == 0 ? &c->unet_blocks
-            : g_strcmp0 (key, "image_size") == 0  ? &c->image_size
-            : g_strcmp0 (key, "patch_size") == 0  ? &c->patch_size
-                                                  : &c->conv_channels) = (int) v;
+          *whole = (int) v;
         }
       expected = "a whole number";
     }

@@ -1399,6 +1399,18 @@ tf_eval_report_to_json (const TfEvalReport *r)
 
 /* ---- Examples ----------------------------------------------------------- */
 
+/* Whether @text's first word (up to a space) is one of @words, in any case. */
+static gboolean
+first_word_is_one_of (const char *text, const char *const *words, guint n_words)
+{
+  const char *end = strchr (text, ' ');
+  const size_t len = end != NULL ? (size_t) (end - text) : strlen (text);
+  for (guint i = 0; i < n_words; i++)
+    if (strlen (words[i]) == len && g_ascii_strncasecmp (text, words[i], len) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 /* A prompt that reads as a sentence about a picture ("here is the dress",
  * "this is a coat") rather than as its description ("a dress", "grey
  * trousers"): it begins with a pointing word. */
@@ -1407,12 +1419,7 @@ reads_as_sentence (const char *prompt)
 {
   static const char *const openers[] = { "here", "there", "this", "that", "these", "those",
                                          "it", "it's", "here's", "there's" };
-  const char *end = strchr (prompt, ' ');
-  const size_t len = end != NULL ? (size_t) (end - prompt) : strlen (prompt);
-  for (guint i = 0; i < G_N_ELEMENTS (openers); i++)
-    if (strlen (openers[i]) == len && g_ascii_strncasecmp (prompt, openers[i], len) == 0)
-      return TRUE;
-  return FALSE;
+  return first_word_is_one_of (prompt, openers, G_N_ELEMENTS (openers));
 }
 
 /* "a drawing of ankle boot": training's captions put bare class names in
@@ -1426,11 +1433,8 @@ lacks_article (const char *prompt)
   if (of == NULL)
     return FALSE;
   const char *rest = of + 4;
-  const char *space = strchr (rest, ' ');
-  const size_t len = space != NULL ? (size_t) (space - rest) : strlen (rest);
-  for (guint i = 0; i < G_N_ELEMENTS (determiners); i++)
-    if (strlen (determiners[i]) == len && g_ascii_strncasecmp (rest, determiners[i], len) == 0)
-      return FALSE;
+  if (first_word_is_one_of (rest, determiners, G_N_ELEMENTS (determiners)))
+    return FALSE;
   /* the noun phrase's last word: up to a comma or the end */
   size_t end = strcspn (rest, ",");
   while (end > 0 && rest[end - 1] == ' ')
