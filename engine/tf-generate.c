@@ -454,8 +454,8 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
       if (mod != NULL)
         tf_modulate_forward (g->xn, g->xn, mod, mod + d, 0, g->no_group, N, d);
       tf_linear_forward (g->qkv, g->xn, lw->wqkv, NULL, N, d, 3 * d);
-      tf_rope_forward_table (g->qkv, 3 * d, pos, N, H, hd, g->rope);
-      tf_rope_forward_table (g->qkv + d, 3 * d, pos, N, H, hd, g->rope);
+      tf_rope_forward_table (g->qkv, 3 * d, pos, NULL, N, H, hd, g->rope);
+      tf_rope_forward_table (g->qkv + d, 3 * d, pos, NULL, N, H, hd, g->rope);
       for (int r = 0; r < n_rows; r++)
         {
           const int p0 = g->n_cached[rows[r]];

@@ -312,74 +312,99 @@ FN (tf_rope_table) (REAL *table, int p0, int n_pos, int head_dim, double theta)
     }
 }
 
-/* Rotates each row's pairs by the angles of its position, read from @table
- * (rows for positions p_min, p_min + 1, …); @direction −1 rotates back. */
+/* Rotates pairs j0, j0 + step, … of one head by the angles in @cs. */
+static inline void
+FN (rope_pairs) (REAL *head, const REAL *cs, int j0, int step, int half, REAL direction)
+{
+  for (int j = j0; j < half; j += step)
+    {
+      const REAL c = cs[2 * j], s = direction * cs[2 * j + 1];
+      REAL *pair = head + 2 * j;
+      const REAL a = pair[0], b = pair[1];
+      pair[0] = a * c - b * s;
+      pair[1] = a * s + b * c;
+    }
+}
+
+/* Rotates each row's pairs by the angles of its positions, read from @table
+ * (rows for positions p_min, p_min + 1, …); @direction −1 rotates back.
+ * Axial RoPE: even pairs turn by @pos_row's angles, odd pairs by
+ * @pos_col's, so that each axis has pairs of every frequency band. A row
+ * whose two positions are equal (text, and every row when @pos_col is
+ * NULL) takes the 1-D loop over all pairs: the same bits either way. */
 TF_VECTOR_CLONES static void
-FN (rope_apply) (REAL *x, int stride, const int *pos, int n, int n_heads, int head_dim,
-                 const REAL *table, int p_min, REAL direction)
+FN (rope_apply) (REAL *x, int stride, const int *pos_row, const int *pos_col, int n,
+                 int n_heads, int head_dim, const REAL *table, int p_min, REAL direction)
 {
   const int half = head_dim / 2;
+  if (pos_col == NULL)
+    pos_col = pos_row;
   TF_TSAN_FORK (team);
 #pragma omp parallel for schedule(static) if ((double) n * n_heads * head_dim >= 65536)
   for (int r = 0; r < n; r++)
     {
       TF_TSAN_MEMBER (team);
       REAL *row = x + (size_t) r * stride;
-      const REAL *cs = table + (size_t) (pos[r] - p_min) * half * 2;
+      const REAL *cs_row = table + (size_t) (pos_row[r] - p_min) * half * 2;
+      const REAL *cs_col = table + (size_t) (pos_col[r] - p_min) * half * 2;
       for (int h = 0; h < n_heads; h++)
-        for (int j = 0; j < half; j++)
+        if (cs_col == cs_row)
+          FN (rope_pairs) (row + h * head_dim, cs_row, 0, 1, half, direction);
+        else
           {
-            const REAL c = cs[2 * j], s = direction * cs[2 * j + 1];
-            REAL *pair = row + h * head_dim + 2 * j;
-            const REAL a = pair[0], b = pair[1];
-            pair[0] = a * c - b * s;
-            pair[1] = a * s + b * c;
+            FN (rope_pairs) (row + h * head_dim, cs_row, 0, 2, half, direction);
+            FN (rope_pairs) (row + h * head_dim, cs_col, 1, 2, half, direction);
           }
     }
   TF_TSAN_JOIN (team);
 }
 
 static void
-FN (rope_rotate) (REAL *x, int stride, const int *pos, int n, int n_heads, int head_dim,
-                  double theta, REAL direction)
+FN (rope_rotate) (REAL *x, int stride, const int *pos_row, const int *pos_col, int n,
+                  int n_heads, int head_dim, double theta, REAL direction)
 {
   if (n <= 0)
     return;
-  int p_min = pos[0], p_max = pos[0];
-  for (int r = 1; r < n; r++)
+  int p_min = pos_row[0], p_max = pos_row[0];
+  for (int r = 0; r < n; r++)
     {
-      p_min = MIN (p_min, pos[r]);
-      p_max = MAX (p_max, pos[r]);
+      p_min = MIN (p_min, pos_row[r]);
+      p_max = MAX (p_max, pos_row[r]);
+      if (pos_col != NULL)
+        {
+          p_min = MIN (p_min, pos_col[r]);
+          p_max = MAX (p_max, pos_col[r]);
+        }
     }
   /* cos and sin of each (position, pair) in the rows' range once, rather
    * than once per row */
   const int n_pos = p_max - p_min + 1;
   REAL *table = g_new (REAL, (size_t) n_pos * (head_dim / 2) * 2);
   FN (tf_rope_table) (table, p_min, n_pos, head_dim, theta);
-  FN (rope_apply) (x, stride, pos, n, n_heads, head_dim, table, p_min, direction);
+  FN (rope_apply) (x, stride, pos_row, pos_col, n, n_heads, head_dim, table, p_min, direction);
   g_free (table);
 }
 
 void
-FN (tf_rope_forward_table) (REAL *x, int stride, const int *pos, int n, int n_heads,
-                            int head_dim, const REAL *table)
+FN (tf_rope_forward_table) (REAL *x, int stride, const int *pos_row, const int *pos_col,
+                            int n, int n_heads, int head_dim, const REAL *table)
 {
-  FN (rope_apply) (x, stride, pos, n, n_heads, head_dim, table, 0, 1);
+  FN (rope_apply) (x, stride, pos_row, pos_col, n, n_heads, head_dim, table, 0, 1);
 }
 
 void
-FN (tf_rope_forward) (REAL *x, int stride, const int *pos, int n, int n_heads,
-                      int head_dim, double theta)
+FN (tf_rope_forward) (REAL *x, int stride, const int *pos_row, const int *pos_col, int n,
+                      int n_heads, int head_dim, double theta)
 {
-  FN (rope_rotate) (x, stride, pos, n, n_heads, head_dim, theta, 1.0);
+  FN (rope_rotate) (x, stride, pos_row, pos_col, n, n_heads, head_dim, theta, 1.0);
 }
 
 void
-FN (tf_rope_backward) (REAL *d_x, int stride, const int *pos, int n, int n_heads,
-                       int head_dim, double theta)
+FN (tf_rope_backward) (REAL *d_x, int stride, const int *pos_row, const int *pos_col, int n,
+                       int n_heads, int head_dim, double theta)
 {
   /* The rotation is orthogonal: its transpose rotates by −angle. */
-  FN (rope_rotate) (d_x, stride, pos, n, n_heads, head_dim, theta, -1.0);
+  FN (rope_rotate) (d_x, stride, pos_row, pos_col, n, n_heads, head_dim, theta, -1.0);
 }
 
 /* The keys that queries i0..i1−1 of row @b see, together: lo..hi of their

@@ -54,3 +54,13 @@
 #undef GEMM_PART
 #undef GEMM_FINISH
 #undef EXP
+
+void
+tf_rope_image_positions (int *pos_row, int *pos_col, int first, int side)
+{
+  for (int k = 0; k < side * side; k++)
+    {
+      pos_row[k] = first + k / side;
+      pos_col[k] = first + k % side;
+    }
+}

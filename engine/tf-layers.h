@@ -74,16 +74,21 @@ tf_expf (float x)
                                  const REAL *in, const REAL *w, const REAL *rstd,       \
                                  int n, int dim);                                       \
   /* Rotary embedding in place on x[n, stride] (heads at columns h·head_dim),         \
-   * interleaved pairs, angle pos[n]·theta^(−2j/head_dim). Backward rotates back. */  \
-  void tf_rope_forward##SUF (REAL *x, int stride, const int *pos, int n, int n_heads,   \
-                             int head_dim, double theta);                               \
+   * interleaved pairs, pair j turned by pos·theta^(−2j/head_dim) with pos from        \
+   * pos_row[n] for even j and pos_col[n] for odd j (axial RoPE: an image patch's     \
+   * row and column); @pos_col NULL: pos_row for every pair (1-D RoPE).               \
+   * Backward rotates back. */                                                          \
+  void tf_rope_forward##SUF (REAL *x, int stride, const int *pos_row, const int *pos_col, \
+                             int n, int n_heads, int head_dim, double theta);           \
   /* table[p, j] = (cos, sin) of (p0 + p)·theta^(−2j/head_dim) for n_pos positions;  \
    * tf_rope_forward_table rotates with a table that starts at position 0. */         \
   void tf_rope_table##SUF (REAL *table, int p0, int n_pos, int head_dim, double theta); \
-  void tf_rope_forward_table##SUF (REAL *x, int stride, const int *pos, int n,          \
-                                   int n_heads, int head_dim, const REAL *table);       \
-  void tf_rope_backward##SUF (REAL *d_x, int stride, const int *pos, int n, int n_heads, \
-                              int head_dim, double theta);                              \
+  void tf_rope_forward_table##SUF (REAL *x, int stride, const int *pos_row,             \
+                                   const int *pos_col, int n, int n_heads, int head_dim, \
+                                   const REAL *table);                                  \
+  void tf_rope_backward##SUF (REAL *d_x, int stride, const int *pos_row,                \
+                              const int *pos_col, int n, int n_heads, int head_dim,     \
+                              double theta);                                            \
   /* qkv[b·L + i, 3d] → out[b·L + i, d]; probs[b, h, L, L] saved (only the           \
    * visible range of each row is written). */                                        \
   void tf_attention_forward##SUF (REAL *out, REAL *probs, const REAL *qkv,              \
@@ -159,3 +164,8 @@ tf_expf (float x)
 
 TF_LAYER_DECLS (float, )
 TF_LAYER_DECLS (double, _f64)
+
+/* Axial RoPE's positions for the side × side patches of an image, row-major,
+ * the first at document index @first: the patch at grid row r, column c
+ * turns by first + r (pos_row) and first + c (pos_col). */
+void tf_rope_image_positions (int *pos_row, int *pos_col, int first, int side);

@@ -1143,8 +1143,8 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
           in1 = la->xm1;
         }
       tf_linear_forward (la->qkv, in1, P (lo->wqkv), NULL, N, d, 3 * d);
-      tf_rope_forward (la->qkv, 3 * d, a->pos, N, H, hd, c->rope_theta);
-      tf_rope_forward (la->qkv + d, 3 * d, a->pos, N, H, hd, c->rope_theta);
+      tf_rope_forward (la->qkv, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
+      tf_rope_forward (la->qkv + d, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
       tf_attention_forward (la->att, la->probs, la->qkv, a->lo, a->hi, B, L, H, hd);
       if (adaln)
         {
@@ -1368,8 +1368,8 @@ tf_model_backward (TfModel *m, TfActivations *a)
       memset (a->d_att, 0, sizeof (float) * N * d);
       tf_linear_backward (a->d_att, G (lo->wo), NULL, d_attn_out, la->att, P (lo->wo), N, d, d);
       tf_attention_backward (a->d_qkv, a->d_att, la->qkv, la->probs, a->lo, a->hi, B, L, H, hd);
-      tf_rope_backward (a->d_qkv, 3 * d, a->pos, N, H, hd, c->rope_theta);
-      tf_rope_backward (a->d_qkv + d, 3 * d, a->pos, N, H, hd, c->rope_theta);
+      tf_rope_backward (a->d_qkv, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
+      tf_rope_backward (a->d_qkv + d, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
       /* The forward stored q and k after RoPE; Wqkv's gradient needs its input
        * xn1 only, which is unrotated, so the stored qkv is not needed here. */
       memset (d_xn, 0, sizeof (float) * N * d);

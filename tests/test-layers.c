@@ -228,15 +228,30 @@ test_rmsnorm (void)
 
 /* ---- RoPE -------------------------------------------------------------- */
 
-typedef struct { double *in, *r, *work; const int *pos; int n, heads, hd, stride; } RopeCtx;
+typedef struct {
+  double *in, *r, *work;
+  const int *pos, *pos_col;
+  int n, heads, hd, stride;
+} RopeCtx;
 
 static double
 rope_loss (void *p)
 {
   RopeCtx *c = p;
   memcpy (c->work, c->in, sizeof (double) * c->n * c->stride);
-  tf_rope_forward_f64 (c->work, c->stride, c->pos, c->n, c->heads, c->hd, 10000.0);
+  tf_rope_forward_f64 (c->work, c->stride, c->pos, c->pos_col, c->n, c->heads, c->hd, 10000.0);
   return dot (c->work, c->r, (size_t) c->n * c->stride);
+}
+
+/* The backward against finite differences, with @pos_col NULL (1-D) or
+ * axial positions. */
+static void
+check_rope_backward (RopeCtx *c, const char *what)
+{
+  size_t total = (size_t) c->n * c->stride;
+  g_autofree double *d_in = g_memdup2 (c->r, sizeof (double) * total);
+  tf_rope_backward_f64 (d_in, c->stride, c->pos, c->pos_col, c->n, c->heads, c->hd, 10000.0);
+  g_assert_true (check_gradient (what, c->in, total, d_in, rope_loss, c));
 }
 
 static void
@@ -247,17 +262,73 @@ test_rope (void)
   RopeCtx c = { .pos = pos, .n = 5, .heads = 2, .hd = 4, .stride = 10 };
   size_t total = (size_t) c.n * c.stride;
   c.in = randn (total, 1); c.r = randn (total, 1); c.work = g_new (double, total);
-  g_autofree double *d_in = g_memdup2 (c.r, sizeof (double) * total);
-  tf_rope_backward_f64 (d_in, c.stride, pos, c.n, c.heads, c.hd, 10000.0);
-  g_assert_true (check_gradient ("rope d_in", c.in, total, d_in, rope_loss, &c));
+  check_rope_backward (&c, "rope d_in");
 
   /* Position 0 is the identity; the rotation keeps norms. */
   memcpy (c.work, c.in, sizeof (double) * total);
-  tf_rope_forward_f64 (c.work, c.stride, pos, c.n, c.heads, c.hd, 10000.0);
+  tf_rope_forward_f64 (c.work, c.stride, pos, NULL, c.n, c.heads, c.hd, 10000.0);
   g_assert_true (tf_test_close_f64 ("rope pos 0", c.work, c.in, c.heads * c.hd, 0, 0, NULL));
   double before = dot (c.in + c.stride * 4, c.in + c.stride * 4, c.heads * c.hd);
   double after = dot (c.work + c.stride * 4, c.work + c.stride * 4, c.heads * c.hd);
   g_assert_cmpfloat_with_epsilon (before, after, 1e-12);
+  g_free (c.in); g_free (c.r); g_free (c.work);
+}
+
+/* Axial RoPE: even pairs turn as 1-D RoPE at the row position, odd pairs as
+ * at the column position (to a rounding: the 1-D loop over all pairs
+ * vectorises into fused multiply-add-subtracts); rows whose two positions
+ * agree are 1-D RoPE bit for bit; the backward against finite differences. */
+static void
+test_rope_axial (void)
+{
+  /* text, then the 3×3 patches of an image from index 2 (rows 2..4, columns
+   * 2..4), then text going on from 11; 6 pairs a head, so that both halves
+   * hold low and high frequencies */
+  static const int pos_row[] = { 0, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 11, 12 };
+  static const int pos_col[] = { 0, 1, 2, 3, 4, 2, 3, 4, 2, 3, 4, 11, 12 };
+  enum { N = G_N_ELEMENTS (pos_row), HEADS = 2, HD = 12, STRIDE = 30 };
+  int side_row[9], side_col[9];
+  tf_rope_image_positions (side_row, side_col, 2, 3);
+  g_assert_cmpmem (side_row, sizeof side_row, pos_row + 2, sizeof side_row);
+  g_assert_cmpmem (side_col, sizeof side_col, pos_col + 2, sizeof side_col);
+
+  RopeCtx c = { .pos = pos_row, .pos_col = pos_col, .n = N, .heads = HEADS, .hd = HD,
+                .stride = STRIDE };
+  const size_t total = (size_t) N * STRIDE;
+  c.in = randn (total, 2); c.r = randn (total, 2); c.work = g_new (double, total);
+  g_autofree double *by_row = g_memdup2 (c.in, sizeof (double) * total);
+  g_autofree double *by_col = g_memdup2 (c.in, sizeof (double) * total);
+  g_autofree double *want = g_new (double, total);
+  memcpy (c.work, c.in, sizeof (double) * total);
+  tf_rope_forward_f64 (c.work, STRIDE, pos_row, pos_col, N, HEADS, HD, 10000.0);
+  tf_rope_forward_f64 (by_row, STRIDE, pos_row, NULL, N, HEADS, HD, 10000.0);
+  tf_rope_forward_f64 (by_col, STRIDE, pos_col, NULL, N, HEADS, HD, 10000.0);
+  for (int i = 0; i < N; i++)
+    {
+      for (int k = 0; k < STRIDE; k++)
+        {
+          const size_t at = (size_t) i * STRIDE + k;
+          /* pair (k mod HD)/2; the columns past the heads stay as they were */
+          want[at] = k >= HEADS * HD ? c.in[at] : (k % HD / 2) % 2 == 0 ? by_row[at] : by_col[at];
+        }
+      const size_t row = (size_t) i * STRIDE;
+      if (pos_row[i] == pos_col[i])
+        g_assert_cmpmem (c.work + row, sizeof (double) * STRIDE, by_row + row,
+                         sizeof (double) * STRIDE);
+    }
+  g_assert_true (tf_test_close_f64 ("axial rope", c.work, want, total, 1e-15, 1e-15, NULL));
+  check_rope_backward (&c, "axial rope d_in");
+
+  /* float, over the table the generator uses, gives the same bits as
+   * tf_rope_forward's own table */
+  g_autofree float *table = g_new (float, 16 * HD);
+  tf_rope_table (table, 0, 16, HD, 10000.0);
+  g_autofree float *a = g_new (float, total), *b = g_new (float, total);
+  for (size_t k = 0; k < total; k++)
+    a[k] = b[k] = (float) c.in[k];
+  tf_rope_forward (a, STRIDE, pos_row, pos_col, N, HEADS, HD, 10000.0);
+  tf_rope_forward_table (b, STRIDE, pos_row, pos_col, N, HEADS, HD, table);
+  g_assert_cmpmem (a, sizeof (float) * total, b, sizeof (float) * total);
   g_free (c.in); g_free (c.r); g_free (c.work);
 }
 
@@ -679,6 +750,7 @@ main (int argc, char **argv)
   g_test_add_func ("/layers/embedding", test_embedding);
   g_test_add_func ("/layers/rmsnorm", test_rmsnorm);
   g_test_add_func ("/layers/rope", test_rope);
+  g_test_add_func ("/layers/rope-axial", test_rope_axial);
   g_test_add_func ("/layers/attention", test_attention);
   g_test_add_func ("/layers/swiglu", test_swiglu);
   g_test_add_func ("/layers/silu", test_silu);
