@@ -117,7 +117,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *prediction = NULL, *t_sampling = NULL, *time_conditioning = NULL;
   g_autofree char *t_mean = NULL, *t_scale = NULL, *min_snr = NULL;
   g_autofree char *image_encoder = NULL, *unet_channels = NULL, *unet_blocks = NULL,
-                    *unet_skips = NULL, *conv_channels = NULL;
+                    *unet_skips = NULL, *conv_channels = NULL, *image_rope = NULL;
   g_autofree char *precision_text = NULL;
   /* Options left out keep these values: the defaults, or with --resume what
    * the run was started with. */
@@ -162,6 +162,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "unet-blocks", 0, 0, G_OPTION_ARG_STRING, &unet_blocks, N_("U-Net residual blocks per level (1)"), N_("N") },
     { "unet-skips", 0, 0, G_OPTION_ARG_STRING, &unet_skips, N_("U-Net: add each encoder level into the decoder's (true), or draw through the transformer alone (false)"), N_("true|false") },
     { "conv-channels", 0, 0, G_OPTION_ARG_STRING, &conv_channels, N_("Conv encoder: channels of its 3×3 convolutions before and after the patches (16)"), N_("N") },
+    { "image-rope", 0, 0, G_OPTION_ARG_STRING, &image_rope, N_("RoPE positions of image patches: 1d (their index in the document) or axial (their grid row and column) (the preset's)"), N_("1d|axial") },
     TF_CLI_PRECISION_ENTRY (precision_text),
     G_OPTION_ENTRY_NULL
   };
@@ -247,6 +248,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       { "time_conditioning", time_conditioning }, { "image_encoder", image_encoder },
       { "unet_channels", unet_channels }, { "unet_blocks", unet_blocks },
       { "unet_skips", unet_skips }, { "conv_channels", conv_channels },
+      { "image_rope", image_rope },
     };
     g_autoptr (GString) recipe = g_string_new (NULL);
     TfConfig check;
@@ -315,9 +317,9 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
            tf_trainer_step (trainer) > 0 ? _("resuming") : _("training"), out,
            tf_model_n_params (tf_trainer_model (trainer)), c->d_model, c->n_layers, c->n_heads,
            c->vocab_size, tf_trainer_step (trainer));
-  fprintf (cli->err, _("images: %s prediction, %s noise levels, %s timestep%s\n"),
+  fprintf (cli->err, _("images: %s prediction, %s noise levels, %s timestep, %s RoPE%s\n"),
            tf_prediction_name (c->prediction), tf_t_sampling_name (c->t_sampling),
-           tf_time_conditioning_name (c->time_conditioning),
+           tf_time_conditioning_name (c->time_conditioning), tf_image_rope_name (c->image_rope),
            c->min_snr_gamma > 0 ? _(", Min-SNR-γ weights") : "");
   if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
     fprintf (cli->err, c->unet_skips

@@ -36,11 +36,18 @@ static const char *const prediction_names[] = { "eps", "v", "x" };
 static const char *const t_sampling_names[] = { "uniform", "logit_normal" };
 static const char *const time_conditioning_names[] = { "add", "adaln_zero" };
 static const char *const image_encoder_names[] = { "linear", "unet", "conv" };
+static const char *const image_rope_names[] = { "1d", "axial" };
 
 const char *
 tf_image_encoder_name (TfImageEncoder e)
 {
   return (unsigned) e < G_N_ELEMENTS (image_encoder_names) ? image_encoder_names[e] : "?";
+}
+
+const char *
+tf_image_rope_name (TfImageRope r)
+{
+  return (unsigned) r < G_N_ELEMENTS (image_rope_names) ? image_rope_names[r] : "?";
 }
 
 int
@@ -96,6 +103,7 @@ recipe_defaults (TfConfig *c)
   c->unet_blocks = 1;
   c->unet_skips = TRUE;
   c->conv_channels = 16;
+  c->image_rope = TF_IMAGE_ROPE_1D;
 }
 
 gboolean
@@ -189,11 +197,12 @@ tf_config_validate_recipe (const TfConfig *c, const char *what, GError **error)
   if ((unsigned) c->prediction >= G_N_ELEMENTS (prediction_names) ||
       (unsigned) c->t_sampling >= G_N_ELEMENTS (t_sampling_names) ||
       (unsigned) c->time_conditioning >= G_N_ELEMENTS (time_conditioning_names) ||
-      (unsigned) c->image_encoder >= G_N_ELEMENTS (image_encoder_names))
+      (unsigned) c->image_encoder >= G_N_ELEMENTS (image_encoder_names) ||
+      (unsigned) c->image_rope >= G_N_ELEMENTS (image_rope_names))
     {
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
-                   "%s: config field 'prediction', 't_sampling', 'time_conditioning' or "
-                   "'image_encoder' is not a known value", what);
+                   "%s: config field 'prediction', 't_sampling', 'time_conditioning', "
+                   "'image_encoder' or 'image_rope' is not a known value", what);
       return FALSE;
     }
   if (c->image_encoder == TF_IMAGE_ENCODER_UNET)
@@ -386,6 +395,11 @@ tf_config_to_json (const TfConfig *c)
       json_builder_set_member_name (b, "conv_channels");
       json_builder_add_int_value (b, c->conv_channels);
     }
+  if (c->image_rope != TF_IMAGE_ROPE_1D)
+    {
+      json_builder_set_member_name (b, "image_rope");
+      json_builder_add_string_value (b, tf_image_rope_name (c->image_rope));
+    }
   json_builder_end_object (b);
 
   return tf_json_builder_to_string (b);
@@ -491,6 +505,7 @@ tf_config_from_json (TfConfig *config, const char *json, const char *what, GErro
   static const char *const recipe_keys[] = {
     "prediction", "t_sampling", "t_mean", "t_scale", "min_snr_gamma", "time_conditioning",
     "image_encoder", "unet_channels", "unet_blocks", "unet_skips", "conv_channels",
+    "image_rope",
   };
   for (size_t i = 0; i < G_N_ELEMENTS (recipe_keys); i++)
     {
@@ -574,6 +589,13 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
         c->image_encoder = (TfImageEncoder) index;
       expected = "linear, unet or conv";
     }
+  else if (g_strcmp0 (key, "image_rope") == 0)
+    {
+      index = name_index (image_rope_names, G_N_ELEMENTS (image_rope_names), value);
+      if (index >= 0)
+        c->image_rope = (TfImageRope) index;
+      expected = "1d or axial";
+    }
   else if (whole != NULL)
     {
       char *end = NULL;
@@ -614,7 +636,8 @@ tf_config_set_recipe_field (TfConfig *c, const char *key, const char *value, GEr
       g_set_error (error, TF_ERROR, TF_ERROR_CONFIG,
                    "unknown recipe field '%s' (expected prediction, t_sampling, t_mean, "
                    "t_scale, min_snr_gamma, time_conditioning, image_encoder, unet_channels, "
-                   "unet_blocks, unet_skips, conv_channels, image_size or patch_size)", key);
+                   "unet_blocks, unet_skips, conv_channels, image_rope, image_size or "
+                   "patch_size)", key);
       return FALSE;
     }
   if (index < 0)

@@ -47,6 +47,14 @@ typedef enum {
                              * before and after them (tf-conv-patch.h) */
 } TfImageEncoder;
 
+/* RoPE's positions for image patches (issue 14). */
+typedef enum {
+  TF_IMAGE_ROPE_1D,     /* the patch's index in the document, as text's (SPEC §2) */
+  TF_IMAGE_ROPE_AXIAL,  /* two: even rotation pairs by the patch's grid row, odd
+                         * pairs by its column, each counted from the image's first
+                         * patch's index (tf_rope_image_positions) */
+} TfImageRope;
+
 typedef struct {
   int vocab_size;
   int d_model;
@@ -74,6 +82,7 @@ typedef struct {
                                          * decoder draws comes through the transformer */
   int                conv_channels;     /* conv only: the convolutions' channels at full
                                          * resolution (a patch is p·p·conv_channels values) */
+  TfImageRope        image_rope;
   double rope_theta;
   double norm_eps;
   /* special token ids */
@@ -114,7 +123,8 @@ gboolean tf_config_from_json (TfConfig *config, const char *json, const char *wh
  * as the command line gives it: prediction (eps, v, x), t_sampling (uniform,
  * logit_normal), t_mean, t_scale, min_snr_gamma, time_conditioning (add,
  * adaln_zero), image_encoder (linear, unet, conv), unet_channels, unet_blocks,
- * unet_skips, conv_channels. Does not validate the whole config. */
+ * unet_skips, conv_channels, image_rope (1d, axial). Does not validate the
+ * whole config. */
 gboolean tf_config_set_recipe_field (TfConfig *config, const char *key, const char *value,
                                      GError **error);
 /* Applies "key=value,key=value" with tf_config_set_recipe_field(). */
@@ -124,6 +134,7 @@ const char *tf_prediction_name (TfPrediction prediction);
 const char *tf_t_sampling_name (TfTSampling sampling);
 const char *tf_time_conditioning_name (TfTimeConditioning conditioning);
 const char *tf_image_encoder_name (TfImageEncoder encoder);
+const char *tf_image_rope_name (TfImageRope rope);
 /* U-Net levels: log2(patch_size) (each halves the image's side) */
 int tf_config_unet_levels (const TfConfig *config);
 

@@ -70,6 +70,7 @@ struct _TfGenerator {
   /* scratch for a block of up to N_ROWS × max_seq_len positions */
   int            cap;            /* positions */
   int           *pos;
+  int           *pos_col;        /* image_rope = axial: an image block's column positions */
   float         *rstd;
   float         *x, *xn, *qkv, *att, *gu, *act, *proj;
   float         *scores;         /* attention scratch [n_heads, max_seq_len, max_seq_len] */
@@ -311,6 +312,7 @@ tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error)
   g->mods = g_new (float, ((size_t) c->n_layers * 6 + 2) * d);
   g->no_group = g_new0 (int, N);
   g->pos = g_new (int, N);
+  g->pos_col = g_new (int, N);
   g->rstd = g_new (float, N);
   g->order = g_new (int, c->vocab_size);
   g->probs = g_new (double, c->vocab_size);
@@ -378,7 +380,7 @@ tf_generator_free (TfGenerator *g)
   g_free (g->x); g_free (g->xn); g_free (g->qkv); g_free (g->att); g_free (g->scores); g_free (g->rope); g_free (g->gu);
   g_free (g->act); g_free (g->proj); g_free (g->logits); g_free (g->patches);
   g_free (g->time_buf); g_free (g->pred_rows); g_free (g->mods); g_free (g->no_group); g_free (g->order); g_free (g->probs);
-  g_free (g->pos); g_free (g->rstd); g_free (g->layer_w);
+  g_free (g->pos); g_free (g->pos_col); g_free (g->rstd); g_free (g->layer_w);
   tf_unet_acts_free (g->unet);
   tf_conv_patch_acts_free (g->conv);
   g_array_unref (g->chat_turns);
@@ -432,7 +434,9 @@ check_abort (TfGenerator *g, GError **error)
  * @block the positions see each other both ways (an image), and with @mods
  * (adaLN-Zero) their sublayers are modulated and gated by them (g->mods'
  * layout). @commit keeps them in the cache; otherwise the next block
- * overwrites them. Leaves the final normalised hidden states in g->xn. */
+ * overwrites them. Leaves the final normalised hidden states in g->xn.
+ * Positions count on from each row's cache, an image's as
+ * tf_model_forward() places them (1-D, or axial RoPE's rows and columns). */
 static void
 forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean block,
                const float *mods, gboolean commit)
@@ -441,10 +445,18 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
   const int d = c->d_model, h = c->mlp_hidden, H = c->n_heads, hd = tf_config_head_dim (c);
   const int L = c->max_seq_len, N = n_rows * n;
   int *pos = g->pos;
+  const int *pos_col = NULL;
   float *rstd = g->rstd;
   for (int r = 0; r < n_rows; r++)
     for (int i = 0; i < n; i++)
       pos[r * n + i] = g->n_cached[rows[r]] + i;
+  if (block && c->image_rope == TF_IMAGE_ROPE_AXIAL)
+    {
+      for (int r = 0; r < n_rows; r++)
+        tf_rope_image_positions (pos + r * n, g->pos_col + r * n, g->n_cached[rows[r]],
+                                 tf_config_patches_per_side (c));
+      pos_col = g->pos_col;
+    }
 
   for (int l = 0; l < c->n_layers; l++)
     {
@@ -454,8 +466,8 @@ forward_block (TfGenerator *g, const int *rows, int n_rows, int n, gboolean bloc
       if (mod != NULL)
         tf_modulate_forward (g->xn, g->xn, mod, mod + d, 0, g->no_group, N, d);
       tf_linear_forward (g->qkv, g->xn, lw->wqkv, NULL, N, d, 3 * d);
-      tf_rope_forward_table (g->qkv, 3 * d, pos, NULL, N, H, hd, g->rope);
-      tf_rope_forward_table (g->qkv + d, 3 * d, pos, NULL, N, H, hd, g->rope);
+      tf_rope_forward_table (g->qkv, 3 * d, pos, pos_col, N, H, hd, g->rope);
+      tf_rope_forward_table (g->qkv + d, 3 * d, pos, pos_col, N, H, hd, g->rope);
       for (int r = 0; r < n_rows; r++)
         {
           const int p0 = g->n_cached[rows[r]];

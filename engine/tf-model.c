@@ -638,6 +638,8 @@ struct _TfActivations {
 
   /* per position [N] */
   int     *kind, *pos, *doc, *lo, *hi, *image, *patch_row;
+  int     *pos_col;                  /* image_rope = axial only: RoPE's second position
+                                      * (pos is then a patch's row position) */
   int32_t *tokens, *targets;
 
   /* images, in batch order; patch rows [n_patch_rows] in the same order */
@@ -709,7 +711,7 @@ activations_release (TfActivations *a)
   /* Each pointer left NULL: a plan that fails half-way releases, and
    * tf_activations_free() releases again. */
 #define FREE(p) g_clear_pointer (&(p), g_free)
-  FREE (a->kind); FREE (a->pos); FREE (a->doc); FREE (a->lo); FREE (a->hi);
+  FREE (a->kind); FREE (a->pos); FREE (a->pos_col); FREE (a->doc); FREE (a->lo); FREE (a->hi);
   FREE (a->image); FREE (a->patch_row); FREE (a->tokens); FREE (a->targets);
   FREE (a->image_t); FREE (a->image_loss); FREE (a->image_first_row);
   FREE (a->patch_row_position); FREE (a->patch_x); FREE (a->patch_target);
@@ -816,6 +818,8 @@ activations_plan (TfActivations *a, int batch, int seq_len, GError **error)
       a->d_time_silu = g_new (float, n_img * d);
       a->d_gated = g_new (float, N * d);
     }
+  if (c->image_rope == TF_IMAGE_ROPE_AXIAL)
+    a->pos_col = g_new (int, N);
   if (a->unet != NULL || a->conv != NULL)
     {
       const size_t values = tf_config_image_values (c);
@@ -951,6 +955,8 @@ layout_batch (TfActivations *a, const TfBatch *batch)
                 {
                   a->kind[i] = TF_POS_TEXT;
                   a->tokens[i] = seg->tokens[k];
+                  if (a->pos_col != NULL)
+                    a->pos_col[i] = doc_pos;
                   a->pos[i] = doc_pos++;
                   a->doc[i] = doc_id;
                   a->lo[i] = doc_start;
@@ -985,11 +991,17 @@ layout_batch (TfActivations *a, const TfBatch *batch)
           a->image_first_row[g] = first;
           a->n_loss_images += a->image_loss[g];
           const int image_end = i - b * L + np;   /* exclusive, row-relative */
+          /* axial RoPE: the patches' grid rows and columns from the first's index */
+          if (a->pos_col != NULL)
+            tf_rope_image_positions (a->pos + i, a->pos_col + i, doc_pos,
+                                     tf_config_patches_per_side (c));
           for (int k = 0; k < np; k++, i++)
             {
               a->kind[i] = TF_POS_PATCH;
               a->tokens[i] = 0;
-              a->pos[i] = doc_pos++;
+              if (a->pos_col == NULL)
+                a->pos[i] = doc_pos;
+              doc_pos++;   /* after the image, document indices go on (either RoPE) */
               a->doc[i] = doc_id;
               a->lo[i] = doc_start;
               a->hi[i] = image_end - 1;
@@ -1007,6 +1019,8 @@ layout_batch (TfActivations *a, const TfBatch *batch)
           a->kind[i] = TF_POS_PAD;
           a->tokens[i] = 0;
           a->pos[i] = 0;
+          if (a->pos_col != NULL)
+            a->pos_col[i] = 0;
           a->doc[i] = -1;
           a->lo[i] = 0;
           a->hi[i] = -1;
@@ -1143,8 +1157,8 @@ tf_model_forward (TfModel *m, TfActivations *a, const TfBatch *batch, TfLosses *
           in1 = la->xm1;
         }
       tf_linear_forward (la->qkv, in1, P (lo->wqkv), NULL, N, d, 3 * d);
-      tf_rope_forward (la->qkv, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
-      tf_rope_forward (la->qkv + d, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
+      tf_rope_forward (la->qkv, 3 * d, a->pos, a->pos_col, N, H, hd, c->rope_theta);
+      tf_rope_forward (la->qkv + d, 3 * d, a->pos, a->pos_col, N, H, hd, c->rope_theta);
       tf_attention_forward (la->att, la->probs, la->qkv, a->lo, a->hi, B, L, H, hd);
       if (adaln)
         {
@@ -1368,8 +1382,8 @@ tf_model_backward (TfModel *m, TfActivations *a)
       memset (a->d_att, 0, sizeof (float) * N * d);
       tf_linear_backward (a->d_att, G (lo->wo), NULL, d_attn_out, la->att, P (lo->wo), N, d, d);
       tf_attention_backward (a->d_qkv, a->d_att, la->qkv, la->probs, a->lo, a->hi, B, L, H, hd);
-      tf_rope_backward (a->d_qkv, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
-      tf_rope_backward (a->d_qkv + d, 3 * d, a->pos, NULL, N, H, hd, c->rope_theta);
+      tf_rope_backward (a->d_qkv, 3 * d, a->pos, a->pos_col, N, H, hd, c->rope_theta);
+      tf_rope_backward (a->d_qkv + d, 3 * d, a->pos, a->pos_col, N, H, hd, c->rope_theta);
       /* The forward stored q and k after RoPE; Wqkv's gradient needs its input
        * xn1 only, which is unrotated, so the stored qkv is not needed here. */
       memset (d_xn, 0, sizeof (float) * N * d);

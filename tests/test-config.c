@@ -41,6 +41,7 @@ test_presets (void)
       g_assert_cmpfloat (c.t_scale, ==, 1.0);
       g_assert_cmpint (c.time_conditioning, ==, TF_TIME_ADD);
       g_assert_cmpint (c.image_encoder, ==, TF_IMAGE_ENCODER_LINEAR);
+      g_assert_cmpint (c.image_rope, ==, TF_IMAGE_ROPE_1D);
     }
   TfConfig c = valid_config ();
   /* SPEC §2 default: 32×32 RGB, patch 4 → 64 patches of 48 values, d 256. */
@@ -179,6 +180,7 @@ test_recipe_json (void)
   g_assert_null (strstr (plain, "image_encoder"));
   g_assert_null (strstr (plain, "unet_"));
   g_assert_null (strstr (plain, "conv_"));
+  g_assert_null (strstr (plain, "image_rope"));
 
   g_autoptr (GError) error = NULL;
   g_assert_true (tf_config_apply_recipe (&c, "prediction=v,t_sampling=logit_normal,t_mean=-0.5,"
@@ -276,6 +278,41 @@ test_recipe_conv (void)
   g_assert_no_error (error);
 }
 
+/* Axial RoPE for patches: written only when chosen, read back; a config
+ * without the field is 1-D RoPE, as every file before it; a value out of
+ * the enum is refused. */
+static void
+test_recipe_image_rope (void)
+{
+  TfConfig c = valid_config (), back;
+  g_autoptr (GError) error = NULL;
+  g_assert_cmpint (c.image_rope, ==, TF_IMAGE_ROPE_1D);
+  g_assert_true (tf_config_apply_recipe (&c, "image_rope=axial", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c.image_rope, ==, TF_IMAGE_ROPE_AXIAL);
+  g_assert_cmpstr (tf_image_rope_name (c.image_rope), ==, "axial");
+  g_autofree char *json = tf_config_to_json (&c);
+  g_assert_nonnull (strstr (json, "\"image_rope\":\"axial\""));
+  g_assert_true (tf_config_from_json (&back, json, "test", &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (&c, sizeof c, &back, sizeof back);
+
+  g_autofree char *without = replace (json, ",\"image_rope\":\"axial\"", "");
+  g_assert_null (strstr (without, "image_rope"));
+  g_assert_true (tf_config_from_json (&back, without, "test", &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (back.image_rope, ==, TF_IMAGE_ROPE_1D);
+  g_autofree char *again = tf_config_to_json (&back);
+  g_assert_cmpstr (again, ==, without);
+
+  g_assert_true (tf_config_apply_recipe (&c, "image_rope=1d", &error));
+  g_assert_cmpint (c.image_rope, ==, TF_IMAGE_ROPE_1D);
+  c.image_rope = (TfImageRope) 2;
+  g_assert_false (tf_config_validate (&c, "test", &error));
+  g_assert_error (error, TF_ERROR, TF_ERROR_CONFIG);
+  g_assert_nonnull (strstr (error->message, "'image_rope' is not a known value"));
+}
+
 /* A file written before the recipe existed (the golden tiny model, committed
  * before it; the bundled model was one too until the campaign's replaced
  * it) reads with the recipe it was trained with, and writes its config back
@@ -299,9 +336,11 @@ test_recipe_old_file (void)
   g_assert_cmpfloat (c.min_snr_gamma, ==, 0.0);
   g_assert_cmpint (c.time_conditioning, ==, TF_TIME_ADD);
   g_assert_cmpint (c.image_encoder, ==, TF_IMAGE_ENCODER_LINEAR);
+  g_assert_cmpint (c.image_rope, ==, TF_IMAGE_ROPE_1D);
   g_autofree char *again = tf_config_to_json (&c);
   const char *recipe_fields[] = { "prediction", "t_sampling", "t_mean", "t_scale", "min_snr",
-                                  "time_conditioning", "image_encoder", "unet_", "conv_" };
+                                  "time_conditioning", "image_encoder", "unet_", "conv_",
+                                  "image_rope" };
   for (guint i = 0; i < G_N_ELEMENTS (recipe_fields); i++)
     g_assert_null (strstr (again, recipe_fields[i]));
   TfConfig back;
@@ -335,6 +374,8 @@ test_recipe_errors (void)
     { "\"image_encoder\":\"conv\",\"conv_channels\":0", "'conv_channels' is 0, expected 1 to 4096" },
     { "\"image_encoder\":\"conv\",\"conv_channels\":4097", "'conv_channels' is 4097, expected 1 to 4096" },
     { "\"image_encoder\":\"conv\",\"conv_channels\":\"many\"", "'conv_channels' is 'many', expected a whole number" },
+    { "\"image_rope\":\"2d\"", "'image_rope' is '2d', expected 1d or axial" },
+    { "\"image_rope\":true", "'image_rope' is 'true', expected 1d or axial" },
     { "\"prediction\":[1]", "'prediction' is missing or not a value" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -350,7 +391,7 @@ test_recipe_errors (void)
   g_clear_error (&error);
   g_assert_false (tf_config_apply_recipe (&c, "shape=round", &error));
   g_assert_nonnull (strstr (error->message, "unknown recipe field 'shape'"));
-  g_assert_nonnull (strstr (error->message, "conv_channels, image_size or patch_size)"));
+  g_assert_nonnull (strstr (error->message, "conv_channels, image_rope, image_size or patch_size)"));
   g_clear_error (&error);
   /* the image's size and patches (issue 14: 64×64 in 8×8 patches) */
   TfConfig big = c;
@@ -427,6 +468,7 @@ main (int argc, char **argv)
   g_test_add_func ("/config/json-errors", test_json_errors);
   g_test_add_func ("/config/recipe/json", test_recipe_json);
   g_test_add_func ("/config/recipe/conv", test_recipe_conv);
+  g_test_add_func ("/config/recipe/image-rope", test_recipe_image_rope);
   g_test_add_func ("/config/recipe/old-file", test_recipe_old_file);
   g_test_add_func ("/config/recipe/errors", test_recipe_errors);
   g_test_add_func ("/config/recipe/weights-and-levels", test_recipe_weights_and_levels);

@@ -93,11 +93,12 @@ test_cached_text_equals_full (void)
   g_test_message ("largest share of tolerance used: %.3g", worst);
 }
 
-/* @recipe: NULL, or an image-side recipe (adaLN-Zero modulates the cached block too). */
+/* The prediction for one x_t after two prefixes of different lengths, by
+ * full recomputation (@full) and by the cached path (@cached), each
+ * [2, values]. */
 static void
-test_cached_image_equals_full (gconstpointer recipe)
+predict_both_ways (TfGenerator *g, float *full, float *cached)
 {
-  g_autoptr (TfGenerator) g = tiny_generator_with (2, 128, 4, recipe);
   const TfConfig *c = tf_model_config (tf_generator_model (g));
   const int values = tf_config_image_values (c);
   const int32_t cond[] = { c->bos_id, 5, 17, 42, c->boi_id };
@@ -109,16 +110,70 @@ test_cached_image_equals_full (gconstpointer recipe)
   tf_rng_seed (&rng, 3);
   for (int k = 0; k < values; k++)
     x_t[k] = (float) tf_rng_normal (&rng);
-  g_autofree float *full = g_new (float, 2 * values);
-  g_autofree float *cached = g_new (float, 2 * values);
   g_autoptr (GError) error = NULL;
   g_assert_true (tf_generator_predict (g, prefixes, lengths, 2, x_t, 640, full, &error));
   g_assert_no_error (error);
   g_assert_true (tf_generator_cached_predict (g, prefixes, lengths, 2, x_t, 640, cached, &error));
   g_assert_no_error (error);
+}
+
+/* @recipe: NULL, or an image-side recipe (adaLN-Zero modulates the cached block too). */
+static void
+test_cached_image_equals_full (gconstpointer recipe)
+{
+  g_autoptr (TfGenerator) g = tiny_generator_with (2, 128, 4, recipe);
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (g)));
+  g_autofree float *full = g_new (float, 2 * values);
+  g_autofree float *cached = g_new (float, 2 * values);
+  predict_both_ways (g, full, cached);
   double worst;
   g_assert_true (tf_test_close_f32 ("cached eps", cached, full, 2 * values, 1e-4, 1e-4, &worst));
   g_test_message ("largest share of tolerance used: %.3g", worst);
+}
+
+/* A generator of @recipe whose queries and keys are 16 times the random
+ * init's, so that attention, and with it RoPE's positions, matter. */
+static TfGenerator *
+sharp_generator (const char *recipe)
+{
+  TfGenerator *g = tiny_generator_with (2, 128, 4, recipe);
+  TfModel *m = tf_generator_model (g);
+  float *params = tf_model_params (m);
+  for (int i = 0; i < tf_model_n_tensors (m); i++)
+    {
+      const TfParamInfo *t = tf_model_tensor (m, i);
+      if (g_str_has_suffix (t->name, ".attn.wq") || g_str_has_suffix (t->name, ".attn.wk"))
+        for (size_t k = 0; k < t->size; k++)
+          params[t->offset + k] *= 16;
+    }
+  return g;
+}
+
+/* Axial RoPE in the cached image block: each row's patches count their grid
+ * rows and columns from where that row's image starts (the two prefixes
+ * differ in length), as the training forward does. With sharp attention
+ * the positions show: 1-D RoPE predicts far outside the tolerance of the
+ * axial prediction, which the cached path keeps within it. */
+static void
+test_cached_image_axial (void)
+{
+  g_autoptr (TfGenerator) g = sharp_generator ("prediction=v,time_conditioning=adaln_zero,"
+                                               "image_rope=axial");
+  g_autoptr (TfGenerator) g_1d = sharp_generator ("prediction=v,time_conditioning=adaln_zero");
+  const int values = tf_config_image_values (tf_model_config (tf_generator_model (g)));
+  g_autofree float *full = g_new (float, 2 * values);
+  g_autofree float *cached = g_new (float, 2 * values);
+  g_autofree float *full_1d = g_new (float, 2 * values);
+  g_autofree float *cached_1d = g_new (float, 2 * values);
+  predict_both_ways (g, full, cached);
+  predict_both_ways (g_1d, full_1d, cached_1d);
+  double worst, apart = 0;
+  g_assert_true (tf_test_close_f32 ("cached axial", cached, full, 2 * values, 1e-4, 1e-4, &worst));
+  for (int k = 0; k < 2 * values; k++)
+    apart = MAX (apart, fabs (full_1d[k] - full[k]) / (1e-4 + 1e-4 * fabs (full[k])));
+  g_test_message ("largest share of tolerance used: %.3g; 1-D RoPE is %.3g shares away",
+                  worst, apart);
+  g_assert_cmpfloat (apart, >, 10);
 }
 
 /* One denoising step against the twin (tests/golden/tiny-sampling.safetensors). */
@@ -981,6 +1036,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/generate/cached-image/conv",
                         "prediction=v,time_conditioning=adaln_zero,image_encoder=conv,"
                         "conv_channels=6", test_cached_image_equals_full);
+  g_test_add_func ("/generate/cached-image/axial", test_cached_image_axial);
   g_test_add_func ("/generate/step-matches-twin", test_step_matches_twin);
   g_test_add_func ("/generate/sampling-json", test_sampling_json);
   g_test_add_func ("/generate/seed-determinism", test_image_seed_determinism);

@@ -229,7 +229,8 @@ tf_model_info_free (TfModelInfo *info)
             TfPrediction: TF_CONFIG_FIELD_PREDICTION, \
             TfTSampling: TF_CONFIG_FIELD_T_SAMPLING, \
             TfTimeConditioning: TF_CONFIG_FIELD_TIME_CONDITIONING, \
-            TfImageEncoder: TF_CONFIG_FIELD_IMAGE_ENCODER)
+            TfImageEncoder: TF_CONFIG_FIELD_IMAGE_ENCODER, \
+            TfImageRope: TF_CONFIG_FIELD_IMAGE_ROPE)
 #define FIELD(key, label, group) \
   { #key, label, TF_CONFIG_GROUP_##group, FIELD_KIND (key), offsetof (TfConfig, key) }
 /* gboolean is an int to _Generic: named */
@@ -251,6 +252,7 @@ static const TfConfigField config_fields[] = {
   FIELD (unet_blocks,     N_("U-Net blocks per level"), IMAGE),
   BOOLEAN_FIELD (unet_skips, N_("U-Net skip connections"), IMAGE),
   FIELD (conv_channels,   N_("Convolution channels"), IMAGE),
+  FIELD (image_rope,      N_("Patch positions (RoPE)"), IMAGE),
   FIELD (diffusion_steps, N_("Steps"),                DIFFUSION),
   FIELD (schedule,        N_("Noise schedule"),       DIFFUSION),
   FIELD (prediction,      N_("Prediction target"),    DIFFUSION),
@@ -331,6 +333,8 @@ tf_config_field_format (const TfConfigField *field, const TfConfig *config)
       return g_strdup (tf_time_conditioning_name (*(const TfTimeConditioning *) base));
     case TF_CONFIG_FIELD_IMAGE_ENCODER:
       return g_strdup (tf_image_encoder_name (*(const TfImageEncoder *) base));
+    case TF_CONFIG_FIELD_IMAGE_ROPE:
+      return g_strdup (tf_image_rope_name (*(const TfImageRope *) base));
     case TF_CONFIG_FIELD_BOOLEAN:
       return g_strdup (*(const gboolean *) base ? "true" : "false");
     default:
