@@ -6,8 +6,9 @@
  * float64 logits, ε-predictions, losses and the gradient of every parameter
  * (regenerate with /usr/bin/python3 tests/reference/make_golden.py).
  * The same weights and batch under the other recipes of the image side are
- * tiny-model-V and tiny-batch-V (V = v, x, adaln, unet, unet-noskip, conv). TF_GOLDEN_MODEL and
- * TF_GOLDEN_BATCH name another pair of files for the first test. */
+ * tiny-model-V and tiny-batch-V (V = v, x, adaln, unet, unet-noskip, conv,
+ * axial). TF_GOLDEN_MODEL and TF_GOLDEN_BATCH name another pair of files for
+ * the first test. */
 #include "transfusion.h"
 
 #include <glib/gstdio.h>
@@ -282,6 +283,8 @@ main (int argc, char **argv)
                         test_golden_forward_backward);
   /* linear patches between 3×3 convolutions at full resolution (image_encoder conv) */
   g_test_add_data_func ("/golden/forward-backward/conv", "conv", test_golden_forward_backward);
+  /* axial RoPE: patches turn by their grid row and column (image_rope axial) */
+  g_test_add_data_func ("/golden/forward-backward/axial", "axial", test_golden_forward_backward);
   g_test_add_func ("/golden/resave", test_golden_resave);
   return g_test_run ();
 }

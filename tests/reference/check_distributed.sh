@@ -39,7 +39,7 @@ STEPS=${STEPS:-4}
 # The image side's options (issue 14), all of them unlike the presets' values
 # by default, so that each is trained, saved, opened by C and checked against
 # the twin; RECIPE= checks the presets as they are.
-RECIPE=${RECIPE---prediction v --t-sampling logit_normal --t-mean -0.5 --t-scale 1.2 --min-snr-gamma 5 --time-conditioning adaln_zero --image-encoder unet --unet-channels 8 --unet-blocks 1 --unet-skips false}
+RECIPE=${RECIPE---prediction v --t-sampling logit_normal --t-mean -0.5 --t-scale 1.2 --min-snr-gamma 5 --time-conditioning adaln_zero --image-encoder unet --unet-channels 8 --unet-blocks 1 --unet-skips false --image-rope axial}
 
 for f in "$CLI" "$BUILD/tests/test-golden"; do
   [ -x "$f" ] || { echo "check_distributed: $f is missing; build first (meson compile -C $BUILD)"; exit 1; }
@@ -111,6 +111,7 @@ TF_GOLDEN_MODEL="$WORK/model.safetensors" TF_GOLDEN_BATCH="$WORK/batch.safetenso
   G_TEST_SRCDIR="$TOP/tests" "$BUILD/tests/test-golden" --verbose -p /golden/forward-backward \
   -s /golden/forward-backward/v -s /golden/forward-backward/x \
   -s /golden/forward-backward/adaln -s /golden/forward-backward/unet \
-  -s /golden/forward-backward/unet-noskip -s /golden/forward-backward/conv   # the bundled recipes'
+  -s /golden/forward-backward/unet-noskip -s /golden/forward-backward/conv \
+  -s /golden/forward-backward/axial   # the bundled recipes'
 
 echo "check_distributed: all passed"

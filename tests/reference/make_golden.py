@@ -48,6 +48,8 @@ VARIANTS = {
                     "unet_blocks": 2, "unet_skips": False},
     # linear patches between 3×3 convolutions of 5 channels at full resolution
     "conv": {"prediction": "v", "image_encoder": "conv", "conv_channels": 5},
+    # axial RoPE: patches turn by their grid row (even pairs) and column (odd)
+    "axial": {"prediction": "v", "image_rope": "axial"},
 }
 WEIGHT_SEED = 20240611
 DATA_SEED = 7
@@ -151,6 +153,8 @@ def write_batch_file(model_path, batch_path, batch, images, lam=LAMBDA):
     # Debugging aids: the layout the twin derived, its schedule, its hidden states.
     for key in ("kind", "doc", "pos", "image", "patch", "target"):
         tensors.append((f"layout.{key}", getattr(layout, key).astype(np.int32), "I32"))
+    if config["image_rope"] != "1d":
+        tensors.append(("layout.pos_col", layout.pos_col.astype(np.int32), "I32"))
     tensors.append(("schedule.alpha_bar", model64.alpha_bar, "F64"))
     tensors.append(("hidden.embed", f32(out["hidden"][0]), "F32"))
     for i in range(config["n_layers"]):

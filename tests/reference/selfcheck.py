@@ -10,7 +10,8 @@
   elements of every parameter;
 - float32 and float64 losses agree to ~1e-5 relative;
 - the layout conventions (mask, LM targets, RoPE positions, patch order,
-  documents, padding) hold as the README states;
+  documents, padding) hold as the README states, and axial RoPE's rows and
+  columns;
 - make_golden_sampling.py regenerates tiny-sampling.safetensors byte for byte,
   and its checks pass (stored values, float32 vs float64, the sampler
   conventions against the Gaussian posterior, t_prev = 0 gives x0).
@@ -237,6 +238,24 @@ def check_layout(model64, batch, images, lam, stored):
           "a packed image computes as if alone")
 
 
+def check_axial_layout(batch):
+    """image_rope axial: patch k of an image from index b has b + k // side and
+    b + k % side; text and what follows the image keep document indices."""
+    c = twin.validate_config({**make_golden.TINY_CONFIG, "image_rope": "axial"})
+    layout, plain = twin.Layout(batch, c), twin.Layout(batch, twin.validate_config(make_golden.TINY_CONFIG))
+    side = twin.patches_per_side(c)
+    k = np.arange(twin.n_patches(c))
+    # row 0: image 0 at 7..22 (document index 7), image 1 at 30..45 (index 5 of doc B)
+    check(np.array_equal(layout.pos[0, 7:23], 7 + k // side) and
+          np.array_equal(layout.pos_col[0, 7:23], 7 + k % side), "axial: image 0's rows and columns")
+    check(np.array_equal(layout.pos[0, 30:46], 5 + k // side) and
+          np.array_equal(layout.pos_col[0, 30:46], 5 + k % side), "axial: image 1's, from its document")
+    text = layout.kind != twin.POS_PATCH
+    check(np.array_equal(layout.pos[text], plain.pos[text]) and
+          np.array_equal(layout.pos_col[text], plain.pos[text]), "axial: text keeps document indices")
+    check(np.array_equal(plain.pos_col, plain.pos), "1d: both positions are the document index")
+
+
 def check_conventions():
     c = make_golden.TINY_CONFIG
     p, C, S = c["patch_size"], c["image_channels"], c["image_size"]
@@ -263,6 +282,13 @@ def check_conventions():
     check(abs(y[0, 0, 0, 2 * j].item() - (a * math.cos(ang) - b * math.sin(ang))) < 1e-14
           and abs(y[0, 0, 0, 2 * j + 1].item() - (a * math.sin(ang) + b * math.cos(ang))) < 1e-14,
           "RoPE interleaved pairs")
+    # Axial RoPE: even pairs by the first position, odd pairs by the second.
+    cos2, sin2 = twin.rope_tables(np.array([[7]]), hd, theta, torch.float64, np.array([[3]]))
+    check(torch.equal(cos2[..., 0::2], cos[..., 0::2]) and torch.equal(sin2[..., 0::2], sin[..., 0::2]),
+          "axial RoPE: even pairs turn by the row position")
+    cos3, sin3 = twin.rope_tables(np.array([[3]]), hd, theta, torch.float64)
+    check(torch.equal(cos2[..., 1::2], cos3[..., 1::2]) and torch.equal(sin2[..., 1::2], sin3[..., 1::2]),
+          "axial RoPE: odd pairs turn by the column position")
 
     code = twin.timestep_code(3, 8, torch.float64)
     check(abs(code[1].item() - math.cos(3 * math.exp(-math.log(10000) / 4))) < 1e-15
@@ -280,6 +306,7 @@ def main():
     check(lam == 5.0, "lambda")
     print("stored outputs"); out64 = check_against_stored(model64, batch, images, lam, stored)
     print("layout"); check_layout(model64, batch, images, lam, stored)
+    print("axial layout"); check_axial_layout(batch)
     print("precision"); check_precision(batch, images, lam, out64)
     print("finite differences"); check_finite_differences(model64, batch, images, lam)
     print("sampling"); check_sampling()

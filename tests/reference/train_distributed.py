@@ -135,7 +135,8 @@ def add_recipe_arguments(parser):
     """--prediction, --t-sampling … as `transfusion-cli train` has them (the
     preset's value when not given)."""
     choices = {"prediction": twin.PREDICTIONS, "t_sampling": twin.T_SAMPLINGS,
-               "time_conditioning": twin.TIME_CONDITIONINGS, "image_encoder": twin.IMAGE_ENCODERS}
+               "time_conditioning": twin.TIME_CONDITIONINGS, "image_encoder": twin.IMAGE_ENCODERS,
+               "image_rope": twin.IMAGE_ROPES}
     def boolean(text):
         if text not in ("true", "false"):
             raise argparse.ArgumentTypeError(f"{text!r} is not true or false")

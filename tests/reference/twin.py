@@ -46,13 +46,14 @@ RECIPE_DEFAULTS = {
     "prediction": "eps", "t_sampling": "uniform", "t_mean": 0.0, "t_scale": 1.0,
     "min_snr_gamma": 0.0, "time_conditioning": "add",
     "image_encoder": "linear", "unet_channels": 32, "unet_blocks": 1, "unet_skips": True,
-    "conv_channels": 16,
+    "conv_channels": 16, "image_rope": "1d",
 }
 _RECIPE_INTS = ("unet_channels", "unet_blocks", "conv_channels")
 PREDICTIONS = ("eps", "v", "x")
 T_SAMPLINGS = ("uniform", "logit_normal")
 TIME_CONDITIONINGS = ("add", "adaln_zero")
 IMAGE_ENCODERS = ("linear", "unet", "conv")
+IMAGE_ROPES = ("1d", "axial")
 
 # Kinds of position (as TF_POS_* in engine/transfusion.h).
 POS_PAD, POS_TEXT, POS_PATCH = 0, 1, 2
@@ -128,6 +129,7 @@ def validate_config(config, what="config"):
              "unet_channels must be 1..4096, unet_blocks 0..16")
     if c["image_encoder"] == "conv":
         need(1 <= c["conv_channels"] <= 4096, f"conv_channels is {c['conv_channels']}, expected 1..4096")
+    need(c["image_rope"] in IMAGE_ROPES, f"field 'image_rope' is {c['image_rope']!r}")
     return c
 
 
@@ -151,6 +153,8 @@ def config_to_json(config):
             out["unet_skips"] = False
     if c["image_encoder"] == "conv":
         out["conv_channels"] = c["conv_channels"]
+    if c["image_rope"] != "1d":
+        out["image_rope"] = c["image_rope"]
     return json.dumps(out, separators=(",", ":"))
 
 
@@ -355,7 +359,10 @@ class Layout:
     """Where everything sits in the padded batch [B, L].
 
     kind: POS_PAD/POS_TEXT/POS_PATCH; doc: document id within the row (−1 for
-    padding); pos: RoPE position (index within the document); token: text id
+    padding); pos: RoPE position (index within the document); pos_col: RoPE's
+    position for the odd rotation pairs, the same as pos but for patches
+    under axial RoPE, whose pos and pos_col are the image's first index plus
+    the patch's grid row and column; token: text id
     or −1; image: image index or −1; patch: patch index k or −1; target: the
     LM target token or −1. images: [(index, row, start, t, diffusion_loss)]
     in batch order."""
@@ -370,7 +377,7 @@ class Layout:
         for b, row in enumerate(batch):
             if not row:
                 raise ValueError(f"batch: row {b} has no segments")
-            kinds, docs, poss, tokens, imgs, patches = [], [], [], [], [], []
+            kinds, docs, poss, cols, tokens, imgs, patches = [], [], [], [], [], [], []
             doc, pos = -1, 0
             for s, seg in enumerate(row):
                 where = f"batch: row {b} segment {s}"
@@ -382,7 +389,7 @@ class Layout:
                     for tok in seg["text"]:
                         if not isinstance(tok, int) or not 0 <= tok < c["vocab_size"]:
                             raise ValueError(f"{where}: token {tok!r} out of range 0..{c['vocab_size'] - 1}")
-                        kinds.append(POS_TEXT); docs.append(doc); poss.append(pos)
+                        kinds.append(POS_TEXT); docs.append(doc); poss.append(pos); cols.append(pos)
                         tokens.append(tok); imgs.append(-1); patches.append(-1)
                         pos += 1
                 elif "image" in seg:
@@ -397,8 +404,13 @@ class Layout:
                             raise ValueError(f"{where}: a 'noised' image has no diffusion loss")
                         self.noised.add(index)
                     self.images.append((index, b, len(kinds), t, bool(seg.get("diffusion_loss", False))))
+                    first, side = pos, patches_per_side(c)
                     for k in range(n_img):
-                        kinds.append(POS_PATCH); docs.append(doc); poss.append(pos)
+                        kinds.append(POS_PATCH); docs.append(doc)
+                        if c["image_rope"] == "axial":   # grid row and column
+                            poss.append(first + k // side); cols.append(first + k % side)
+                        else:
+                            poss.append(pos); cols.append(pos)
                         tokens.append(-1); imgs.append(index); patches.append(k)
                         pos += 1
                 else:
@@ -406,7 +418,7 @@ class Layout:
             if len(kinds) > c["max_seq_len"]:
                 raise ValueError(f"batch: row {b} has {len(kinds)} positions, "
                                  f"more than max_seq_len {c['max_seq_len']}")
-            rows.append((kinds, docs, poss, tokens, imgs, patches))
+            rows.append((kinds, docs, poss, cols, tokens, imgs, patches))
 
         B = len(rows)
         L = max(len(r[0]) for r in rows)
@@ -414,14 +426,16 @@ class Layout:
         self.kind = np.full((B, L), POS_PAD, dtype=np.int64)
         self.doc = np.full((B, L), -1, dtype=np.int64)
         self.pos = np.zeros((B, L), dtype=np.int64)
+        self.pos_col = np.zeros((B, L), dtype=np.int64)
         self.token = np.full((B, L), -1, dtype=np.int64)
         self.image = np.full((B, L), -1, dtype=np.int64)
         self.patch = np.full((B, L), -1, dtype=np.int64)
-        for b, (kinds, docs, poss, tokens, imgs, patches) in enumerate(rows):
+        for b, (kinds, docs, poss, cols, tokens, imgs, patches) in enumerate(rows):
             n = len(kinds)
             self.kind[b, :n] = kinds
             self.doc[b, :n] = docs
             self.pos[b, :n] = poss
+            self.pos_col[b, :n] = cols
             self.token[b, :n] = tokens
             self.image[b, :n] = imgs
             self.patch[b, :n] = patches
@@ -475,11 +489,17 @@ def patch_embedding(x_t, w, b, pos_emb, temb, p):
     return F.linear(patchify(x_t, p), w, b) + pos_emb + temb
 
 
-def rope_tables(pos, hd, theta, dtype):
-    """cos/sin [B, L, 1, hd/2] of angle pos·theta^(−2j/hd), float64 then @dtype."""
+def rope_tables(pos, hd, theta, dtype, pos_col=None):
+    """cos/sin [B, L, 1, hd/2] of pair j's angle p·theta^(−2j/hd), float64
+    then @dtype, with p from @pos for even j and from @pos_col (default
+    @pos) for odd j: axial RoPE turns half the pairs, of every frequency
+    band, by a patch's row and the other half by its column."""
     j = np.arange(hd // 2, dtype=np.float64)
     inv_freq = theta ** (-2.0 * j / hd)
-    angles = pos.astype(np.float64)[:, :, None] * inv_freq
+    p = pos.astype(np.float64)[:, :, None]
+    if pos_col is not None:
+        p = np.where(j % 2 == 0, p, pos_col.astype(np.float64)[:, :, None])
+    angles = p * inv_freq
     cos = torch.tensor(np.cos(angles)[:, :, None, :], dtype=dtype)
     sin = torch.tensor(np.sin(angles)[:, :, None, :], dtype=dtype)
     return cos, sin
@@ -797,7 +817,8 @@ class Transfusion(nn.Module):
         x = torch.stack(rows)                                   # [B, L, d]
 
         mask = torch.tensor(layout.attention_mask(), device=device)
-        cos, sin = (a.to(device) for a in rope_tables(layout.pos, head_dim(c), c["rope_theta"], dtype))
+        cos, sin = (a.to(device) for a in rope_tables(layout.pos, head_dim(c), c["rope_theta"], dtype,
+                                                      layout.pos_col))
         hidden = [x]
         def modulation(w, b, n_chunks):
             """Per position [B, L, d] chunks: 0 for shifts and scales, 1 for gates
