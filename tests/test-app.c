@@ -986,6 +986,46 @@ test_chat_stream (void)
   close_window (window);
 }
 
+/* The bottom of the newest message is inside the messages' scrolled view. */
+static gboolean
+newest_message_in_view (gpointer data)
+{
+  TfChatView *view = data;
+  GtkWidget *row = tf_chat_view_get_message (view, tf_chat_view_get_n_messages (view) - 1);
+  GtkWidget *scroller = gtk_widget_get_ancestor (row, GTK_TYPE_SCROLLED_WINDOW);
+  graphene_rect_t bounds;
+
+  return gtk_widget_compute_bounds (row, scroller, &bounds)
+         && bounds.origin.y + bounds.size.height <= gtk_widget_get_height (scroller) + 1.0f;
+}
+
+static gboolean
+scrolled_to_top (gpointer data)
+{
+  return gtk_adjustment_get_value (data) == 0.0;
+}
+
+static gboolean
+scrolled_to_end (gpointer data)
+{
+  return gtk_adjustment_get_value (data) + gtk_adjustment_get_page_size (data)
+         >= gtk_adjustment_get_upper (data) - 1.0;
+}
+
+/* Waits for @n frames of @widget to be drawn (layout done). */
+static void
+wait_frames (GtkWidget *widget, guint n)
+{
+  GdkFrameClock *clock = gtk_widget_get_frame_clock (widget);
+  gint64 until = gdk_frame_clock_get_frame_counter (clock) + n;
+
+  while (gdk_frame_clock_get_frame_counter (clock) < until)
+    {
+      gdk_frame_clock_request_phase (clock, GDK_FRAME_CLOCK_PHASE_LAYOUT);
+      g_main_context_iteration (NULL, TRUE);
+    }
+}
+
 /* A conversation longer than the model's context goes on: the earliest
  * exchanges make room (a tiny model of 128 positions keeps 64 for a
  * reply), and the rows of the messages the model no longer sees are
@@ -1033,6 +1073,39 @@ test_chat_forgets_earliest (void)
     }
   g_assert_cmpuint (dimmed, ==, tf_generation_get_chat_forgotten (tf_window_get_generation (window)));
   g_assert_cmpuint (dimmed, <, n);
+
+  /* Longer than the view, and the newest reply, images and all, is in
+   * sight once laid out: the view follows the end as it grows. */
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (GTK_SCROLLED_WINDOW (
+    gtk_widget_get_ancestor (tf_chat_view_get_message (view, 0), GTK_TYPE_SCROLLED_WINDOW)));
+  for (turn = 0; turn < 40 && gtk_adjustment_get_upper (adjustment)
+                                <= 2 * gtk_adjustment_get_page_size (adjustment); turn++)
+    {
+      tf_chat_view_set_message (view, "a red circle");
+      gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+      g_assert_true (wait_until (chat_idle, view, 60000));
+      wait_frames (GTK_WIDGET (view), 2);
+    }
+  g_assert_cmpfloat (gtk_adjustment_get_upper (adjustment), >,
+                     2 * gtk_adjustment_get_page_size (adjustment));
+  g_assert_true (wait_until (newest_message_in_view, view, 5000));
+  GtkWidget *newest = tf_chat_view_get_message (view, tf_chat_view_get_n_messages (view) - 1);
+
+  /* A reader who scrolled up stays where they are when the end grows… */
+  gtk_adjustment_set_value (adjustment, 0.0);
+  gtk_widget_set_size_request (newest, -1, gtk_widget_get_height (newest) + 200);
+  wait_frames (newest, 3);
+  g_assert_true (scrolled_to_top (adjustment));
+  g_assert_false (newest_message_in_view (view));
+  /* …and one at the end is kept there. */
+  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment));
+  wait_frames (newest, 3);
+  double upper = gtk_adjustment_get_upper (adjustment);
+  gtk_widget_set_size_request (newest, -1, gtk_widget_get_height (newest) + 200);
+  wait_frames (newest, 3);
+  g_assert_cmpfloat (gtk_adjustment_get_upper (adjustment), >=, upper + 200);
+  g_assert_true (scrolled_to_end (adjustment));
+  g_assert_true (newest_message_in_view (view));
 
   g_settings_reset (settings, "chat-temperature");
   close_window (window);

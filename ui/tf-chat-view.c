@@ -89,6 +89,9 @@ struct _TfChatView
   /* FALSE when the generator's conversation is not the one shown (another
    * was selected, a reply was stopped, a model was loaded). */
   gboolean         context_in_sync;
+  /* TRUE while the messages are scrolled to their end (see on_scroll_changed). */
+  gboolean         follow_end;
+  guint            follow_tick;
 
   GBytes          *attachment;      /* pixels, or NULL */
 
@@ -249,25 +252,60 @@ message_text (TfChatView *self)
   return gtk_text_buffer_get_text (buffer, &start, &end, FALSE);
 }
 
-static void
-scroll_to_end (TfChatView *self)
+/* The view follows the conversation's end while it shows it: whatever
+ * grows there (a streamed token, an image once laid out, a reply's footer)
+ * moves the end into view, unless the reader has scrolled up. */
+static gboolean
+adjustment_at_end (GtkAdjustment *adjustment)
 {
-  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
-
-  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment));
+  return gtk_adjustment_get_value (adjustment) + gtk_adjustment_get_page_size (adjustment)
+         >= gtk_adjustment_get_upper (adjustment) - 1.0;
 }
 
-/* Keeps the newest text in sight as it streams, once layout has run. */
-static gboolean
-scroll_to_end_idle (gpointer data)
+static void
+on_scroll_value_changed (GtkAdjustment *adjustment, TfChatView *self)
 {
-  scroll_to_end (data);
+  self->follow_end = adjustment_at_end (adjustment);
+}
+
+static gboolean
+follow_end_tick (GtkWidget *widget, GdkFrameClock *clock, gpointer data)
+{
+  TfChatView *self = TF_CHAT_VIEW (widget);
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
+
+  self->follow_tick = 0;
+  if (self->follow_end)
+    gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment)
+                                              - gtk_adjustment_get_page_size (adjustment));
   return G_SOURCE_REMOVE;
 }
 
+/* The content or the page changed size. Emitted while the viewport lays
+ * out, where moving the view would be lost: it moves at the next frame's
+ * start, before that frame's layout. */
+static void
+on_scroll_changed (GtkAdjustment *adjustment, TfChatView *self)
+{
+  if (self->follow_end && !adjustment_at_end (adjustment) && self->follow_tick == 0)
+    self->follow_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), follow_end_tick, NULL, NULL);
+}
+
+static gboolean
+scroll_to_end_idle (gpointer data)
+{
+  TfChatView *self = data;
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
+
+  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment));
+  return G_SOURCE_REMOVE;
+}
+
+/* A new message, or another conversation: show its end, and follow it. */
 static void
 queue_scroll_to_end (TfChatView *self)
 {
+  self->follow_end = TRUE;
   g_idle_add_full (G_PRIORITY_LOW, scroll_to_end_idle, g_object_ref (self), g_object_unref);
 }
 
@@ -755,7 +793,6 @@ on_token (TfGeneration *generation, TfToken *token, TfChatView *self)
     self->first_token_us = g_get_monotonic_time ();
   self->n_reply_tokens++;
   tf_message_row_append_token (self->reply_row, token);
-  queue_scroll_to_end (self);
 }
 
 static void
@@ -767,7 +804,6 @@ on_image_begin (TfGeneration *generation, TfChatView *self)
     self->first_token_us = g_get_monotonic_time ();
   self->image_started_us = g_get_monotonic_time ();
   tf_message_row_begin_image (self->reply_row);
-  queue_scroll_to_end (self);
 }
 
 static void
@@ -1470,6 +1506,9 @@ tf_chat_view_dispose (GObject *object)
   GtkWidget *child;
 
   tf_chat_view_set_generation (self, NULL);
+  if (self->follow_tick != 0)
+    gtk_widget_remove_tick_callback (GTK_WIDGET (self), self->follow_tick);
+  self->follow_tick = 0;
   if (self->attach_dialog != NULL)
     gtk_native_dialog_destroy (self->attach_dialog);
   g_clear_object (&self->attach_dialog);
@@ -1585,6 +1624,15 @@ tf_chat_view_init (TfChatView *self)
   gtk_drop_target_set_gtypes (drop, types, G_N_ELEMENTS (types));
   g_signal_connect (drop, "drop", G_CALLBACK (on_drop), self);
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
+
+  {
+    GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
+
+    self->follow_end = TRUE;
+    g_signal_connect_object (adjustment, "value-changed", G_CALLBACK (on_scroll_value_changed),
+                             self, 0);
+    g_signal_connect_object (adjustment, "changed", G_CALLBACK (on_scroll_changed), self, 0);
+  }
 
   self->store = tf_chat_store_new (NULL);
   reload_conversations (self);
