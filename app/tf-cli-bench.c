@@ -836,7 +836,7 @@ tf_cli_bench (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   gboolean json = FALSE;
   const GOptionEntry entries[] = {
     { "preset", 0, 0, G_OPTION_ARG_STRING, &preset,
-      N_("Model size: tiny, small or default (default)"), N_("NAME") },
+      N_("Model size: tiny, small, default or large (default)"), N_("NAME") },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
       N_("Threads to use (all cores)"), "N" },
     { "repeat", 0, 0, G_OPTION_ARG_INT, &repeat,

@@ -98,7 +98,7 @@ preset_of_model (const char *path, GError **error)
   if (name == NULL)
     {
       g_set_error (error, TF_ERROR, TF_ERROR_INPUT,
-                   _("%s (d %d, %d layers) has the shape of no preset (tiny, small, default)"),
+                   _("%s (d %d, %d layers) has the shape of no preset (tiny, small, default, large)"),
                    path, config.d_model, config.n_layers);
       return NULL;
     }
@@ -129,7 +129,7 @@ tf_cli_train (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   double cfg_drop = NAN, chat = NAN, lambda = NAN, decay = NAN;
   gboolean resume = FALSE;
   const GOptionEntry entries[] = {
-    { "preset", 0, 0, G_OPTION_ARG_STRING, &preset, N_("Model size: tiny, small or default (small)"), N_("NAME") },
+    { "preset", 0, 0, G_OPTION_ARG_STRING, &preset, N_("Model size: tiny, small, default or large (small)"), N_("NAME") },
     { "data", 0, 0, G_OPTION_ARG_STRING, &data, N_("Comma-separated: fashion, emoji, shapes, wordnet, subjects, chat, or folders (the first four)"), N_("LIST") },
     { "weights", 0, 0, G_OPTION_ARG_STRING, &weights, N_("Mixing weight of each --data entry (1 each)"), N_("LIST") },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, N_("Where to write the model (.safetensors)"), N_("FILE") },

@@ -95,7 +95,7 @@ typedef struct {
   int assistant_id;
 } TfConfig;
 
-/* Fills @config with a named preset ("tiny", "small", "default") and the
+/* Fills @config with a named preset ("tiny", "small", "default", "large") and the
  * recipe a new model trains with (v target, logit-normal t; the other
  * recipe fields as a file without them reads). The vocabulary size and
  * special ids are left for the tokenizer to set. */

@@ -25,7 +25,7 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  char    *preset;          /* "tiny", "small", "default" */
+  char    *preset;          /* "tiny", "small", "default", "large" */
   char   **data;            /* NULL-terminated: fashion, emoji, shapes, wordnet, or a folder */
   double  *weights;         /* mixing weight per data entry (NULL: 1 each) */
   char    *out;             /* OUT.safetensors */

@@ -21,16 +21,18 @@ valid_config (void)
 static void
 test_presets (void)
 {
-  const char *names[] = { "tiny", "small", "default" };
-  int last_d = 0;
+  const char *names[] = { "tiny", "small", "default", "large" };
+  int last_size = 0;
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     {
       TfConfig c;
       g_autoptr (GError) error = NULL;
       g_assert_true (tf_config_preset (&c, names[i], &error));
       g_assert_no_error (error);
-      g_assert_cmpint (c.d_model, >, last_d);
-      last_d = c.d_model;
+      /* each larger than the one before (d² per layer) */
+      g_assert_cmpint (c.d_model * c.d_model * c.n_layers, >, last_size);
+      last_size = c.d_model * c.d_model * c.n_layers;
+      g_assert_cmpstr (tf_config_preset_of (&c), ==, names[i]);
       g_assert_cmpint (c.mlp_hidden, ==, tf_config_default_mlp_hidden (c.d_model));
       g_assert_cmpstr (c.schedule, ==, "cosine");
       g_assert_cmpint (c.diffusion_steps, ==, 1000);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench_twin.py: the PyTorch side of `transfusion-cli bench` (issue 6, "The comparison").
 
-    /usr/bin/python3 tests/reference/bench_twin.py [--preset tiny|small|default]
+    /usr/bin/python3 tests/reference/bench_twin.py [--preset tiny|small|default|large]
         [--threads N] [--repeat R] [--json] [--check] [--autocast-bf16]
 
 Builds the twin (twin.py) at a preset's configuration, randomly initialised, in
@@ -55,6 +55,7 @@ PRESETS = {
     "tiny": dict(d_model=64, n_layers=2, n_heads=4, max_seq_len=128, vocab_size=512, batch=8),
     "small": dict(d_model=128, n_layers=4, n_heads=4, max_seq_len=256, vocab_size=2048, batch=16),
     "default": dict(d_model=256, n_layers=8, n_heads=8, max_seq_len=256, vocab_size=4096, batch=16),
+    "large": dict(d_model=256, n_layers=12, n_heads=8, max_seq_len=256, vocab_size=4096, batch=16),
 }
 PARTS = ("train", "image", "text")
 

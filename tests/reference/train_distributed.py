@@ -48,6 +48,7 @@ PRESETS = {
     "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 128},
     "small": {"d_model": 128, "n_layers": 4, "n_heads": 4, "max_seq_len": 256},
     "default": {"d_model": 256, "n_layers": 8, "n_heads": 8, "max_seq_len": 256},
+    "large": {"d_model": 256, "n_layers": 12, "n_heads": 8, "max_seq_len": 256},
 }
 
 
