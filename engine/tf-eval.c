@@ -599,6 +599,16 @@ scene_all_right (const TfShapeScene *asked, const TfShapeScene *found)
   return count == 1 && position == asked->n && colour == asked->n && shape == asked->n;
 }
 
+/* The shape every object of @scene has, or −1 when they differ. */
+static int
+scene_shape (const TfShapeScene *scene)
+{
+  for (int k = 1; k < scene->n; k++)
+    if (scene->objects[k].shape != scene->objects[0].shape)
+      return -1;
+  return scene->n > 0 ? scene->objects[0].shape : -1;
+}
+
 static gboolean
 eval_shapes (Eval *ev, GError **error)
 {
@@ -626,7 +636,8 @@ eval_shapes (Eval *ev, GError **error)
           tf_shapes_analyse (pixels, ev->config->image_size, ev->config->image_channels, &found);
           score_scene (&asked, &found, &r->shapes_colour, &r->shapes_shape, &r->shapes_count,
                        &r->shapes_position);
-          note_drawn (ev, "shapes", ex.caption, -1, scene_all_right (&asked, &found));
+          note_drawn (ev, "shapes", ex.caption, scene_shape (&asked),
+                      scene_all_right (&asked, &found));
           tf_shapes_analyse (ex.pixels, ev->config->image_size, ev->config->image_channels,
                              &found);
           score_scene (&asked, &found, &r->shapes_real_colour, &r->shapes_real_shape,
@@ -1355,6 +1366,11 @@ tf_eval_report_to_json (const TfEvalReport *r)
           json_builder_begin_object (b);
           add_string (b, "section", d->section);
           add_string (b, "prompt", d->prompt);
+          if (d->label >= 0)
+            {
+              json_builder_set_member_name (b, "label");
+              json_builder_add_int_value (b, d->label);
+            }
           json_builder_set_member_name (b, "right");
           json_builder_add_boolean_value (b, d->right);
           json_builder_end_object (b);
@@ -1487,19 +1503,25 @@ tf_eval_pick_examples (const TfEvalReport *r, int n)
   static const char *const sections[] = { "fashion", "shapes", "emoji" };
   GPtrArray *right[3] = { g_ptr_array_new (), g_ptr_array_new (), g_ptr_array_new () };
   double rate[TF_EVAL_FASHION_CLASSES] = { 0 };
-  int asked[TF_EVAL_FASHION_CLASSES] = { 0 }, got[TF_EVAL_FASHION_CLASSES] = { 0 };
+  /* Images asked and right by class: [0] Fashion's classes, [1] the shapes */
+  enum { N_LABELS = MAX (TF_EVAL_FASHION_CLASSES, TF_SHAPES_N_SHAPES) };
+  int asked[2][N_LABELS] = { { 0 } }, got[2][N_LABELS] = { { 0 } };
 
   for (guint i = 0; r->drawn != NULL && i < r->drawn->len; i++)
     {
       TfEvalDrawn *d = &g_array_index (r->drawn, TfEvalDrawn, i);
-      if (d->label >= 0 && d->label < TF_EVAL_FASHION_CLASSES)
-        {
-          asked[d->label]++;
-          got[d->label] += d->right;
-        }
       for (int s = 0; s < 3; s++)
-        if (d->right && strcmp (d->section, sections[s]) == 0)
-          g_ptr_array_add (right[s], d);
+        if (strcmp (d->section, sections[s]) == 0)
+          {
+            const int limit = s == 0 ? TF_EVAL_FASHION_CLASSES : TF_SHAPES_N_SHAPES;
+            if (s < 2 && d->label >= 0 && d->label < limit)
+              {
+                asked[s][d->label]++;
+                got[s][d->label] += d->right;
+              }
+            if (d->right)
+              g_ptr_array_add (right[s], d);
+          }
     }
   for (int s = 0; s < 3; s++)
     g_ptr_array_sort (right[s], compare_prompts);
@@ -1509,8 +1531,8 @@ tf_eval_pick_examples (const TfEvalReport *r, int n)
   int classes[TF_EVAL_FASHION_CLASSES], n_classes = 0;
   for (int c = 0; c < TF_EVAL_FASHION_CLASSES; c++)
     {
-      rate[c] = asked[c] > 0 ? (double) got[c] / asked[c] : 0;
-      if (asked[c] > 0 && 2 * got[c] >= asked[c])
+      rate[c] = asked[0][c] > 0 ? (double) got[0][c] / asked[0][c] : 0;
+      if (asked[0][c] > 0 && 2 * got[0][c] >= asked[0][c])
         classes[n_classes++] = c;
     }
   g_qsort_with_data (classes, n_classes, sizeof (int), compare_classes, rate);
@@ -1527,6 +1549,20 @@ tf_eval_pick_examples (const TfEvalReport *r, int n)
       }
   g_ptr_array_unref (right[0]);
   right[0] = fashion;
+
+  /* Shapes: the scenes of one shape that the model draws right at least half
+   * the time (a scene right once, of a shape right one time in six, would
+   * mostly disappoint whoever tries it). */
+  GPtrArray *shapes = g_ptr_array_new ();
+  for (guint i = 0; i < right[1]->len; i++)
+    {
+      TfEvalDrawn *d = g_ptr_array_index (right[1], i);
+      if (d->label >= 0 && d->label < TF_SHAPES_N_SHAPES
+          && 2 * got[1][d->label] >= asked[1][d->label])
+        g_ptr_array_add (shapes, d);
+    }
+  g_ptr_array_unref (right[1]);
+  right[1] = shapes;
 
   /* In turns: fashion, shapes, emoji, fashion… */
   guint next[3] = { 0, 0, 0 };

@@ -106,7 +106,9 @@ typedef struct {
 typedef struct {
   const char *section;   /* "fashion", "shapes", "emoji" (static) */
   char       *prompt;
-  int         label;     /* the Fashion class asked, else −1 */
+  int         label;     /* the class asked: the Fashion class; for shapes, the
+                          * TfShape every object of the scene has (else −1);
+                          * −1 for emoji */
   gboolean    right;
 } TfEvalDrawn;
 
@@ -202,8 +204,9 @@ char *tf_eval_report_to_json (const TfEvalReport *report);
 
 /* Up to @n prompts the model drew as asked, for a person to try first: for
  * Fashion the classes it draws best (right at least half the time), one
- * prompt each, the shortest that came out right; shapes scenes with every
- * object right and emoji drawn nearest of all, shortest first; taken in
+ * prompt each, the shortest that came out right; shapes scenes of one shape
+ * with every object right, of a shape whose scenes come out right at least
+ * half the time, and emoji drawn nearest of all, shortest first; taken in
  * turns, Fashion first. NULL-terminated; empty when nothing came out. */
 char **tf_eval_pick_examples (const TfEvalReport *report, int n);
 

@@ -12,6 +12,7 @@
 #include "tf-cli.h"
 #include "tf-generate.h"
 #include "tf-data.h"
+#include "tf-data-shapes.h"
 #include "tf-image.h"
 #include "tf-data-shapes.h"
 #include "tf-model-info.h"
@@ -243,8 +244,23 @@ test_eval_end_to_end (void)
       g_assert_cmpstr (json_object_get_string_member (d, "section"), ==, "fashion");
       g_assert_cmpuint (strlen (json_object_get_string_member (d, "prompt")), >, 0);
       drawn_right += json_object_get_boolean_member (d, "right");
+      const gint64 label = json_object_get_int_member_with_default (d, "label", -1);
+      g_assert_cmpint (label, >=, 0);
+      g_assert_cmpint (label, <, TF_EVAL_FASHION_CLASSES);
     }
   g_assert_cmpint (drawn_right, ==, right);
+  /* a shapes scene's label: the shape all its objects have, if one */
+  for (guint i = 0; i < 10; i++)
+    {
+      TfShapeScene asked;
+      tf_shapes_scene_for_index (TF_SPLIT_HELDOUT, i, &asked);
+      int shape = asked.objects[0].shape;
+      for (int k = 1; k < asked.n; k++)
+        shape = asked.objects[k].shape == shape ? shape : -1;
+      JsonObject *d = json_array_get_object_element (drawn, 20 + i);
+      g_assert_cmpint (json_object_get_int_member_with_default (d, "label", -1), ==, shape);
+    }
+  g_assert_false (json_object_has_member (json_array_get_object_element (drawn, 39), "label"));
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 20),
                                                   "section"), ==, "shapes");
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 39),
@@ -314,8 +330,9 @@ test_eval_end_to_end (void)
 }
 
 /* The examples to suggest: Fashion classes right at least half the time,
- * best first, the shortest right prompt of each; shapes and emoji scenes
- * that came out, shortest first; in turns; no prompt twice; at most n. */
+ * best first, the shortest right prompt of each; shapes scenes that came
+ * out, of one shape right at least half the time, and emoji that came out,
+ * shortest first; in turns; no prompt twice; at most n. */
 static void
 add_drawn (TfEvalReport *r, const char *section, const char *prompt, int label, gboolean right)
 {
@@ -358,19 +375,27 @@ test_pick_examples (void)
   /* only sentences came out right: the shortest of them */
   add_drawn (&r, "fashion", "this is the dress, seen from the front", 3, TRUE);
   add_drawn (&r, "fashion", "here is the dress", 3, TRUE);
-  add_drawn (&r, "shapes", "a large red circle in the centre", -1, TRUE);
-  add_drawn (&r, "shapes", "two blue squares", -1, TRUE);
-  add_drawn (&r, "shapes", "a green star", -1, FALSE);
+  /* circles 2 of 3, squares 1 of 2: suggested; stars 1 of 3: not */
+  add_drawn (&r, "shapes", "a large red circle in the centre", TF_SHAPE_CIRCLE, TRUE);
+  add_drawn (&r, "shapes", "two red circles", TF_SHAPE_CIRCLE, TRUE);
+  add_drawn (&r, "shapes", "a blue circle", TF_SHAPE_CIRCLE, FALSE);
+  add_drawn (&r, "shapes", "two blue squares", TF_SHAPE_SQUARE, TRUE);
+  add_drawn (&r, "shapes", "a square", TF_SHAPE_SQUARE, FALSE);
+  add_drawn (&r, "shapes", "a star", TF_SHAPE_STAR, TRUE);
+  add_drawn (&r, "shapes", "a green star", TF_SHAPE_STAR, FALSE);
+  add_drawn (&r, "shapes", "a large star", TF_SHAPE_STAR, FALSE);
+  /* a scene of two shapes has no one shape to rate: not suggested */
+  add_drawn (&r, "shapes", "a heart and a cross", -1, TRUE);
   add_drawn (&r, "emoji", "a cat emoji", -1, TRUE);
   add_drawn (&r, "emoji", "a cat emoji", -1, TRUE);   /* twice: suggested once */
 
   g_auto (GStrv) all = tf_eval_pick_examples (&r, 8);
-  const char *want[] = { "here is the dress", "two blue squares", "a cat emoji", "a sneaker",
-                         "a large red circle in the centre", "a photo of a t-shirt",
-                         "grey trousers", NULL };
+  const char *want[] = { "here is the dress", "two red circles", "a cat emoji", "a sneaker",
+                         "two blue squares", "a photo of a t-shirt",
+                         "a large red circle in the centre", "grey trousers", NULL };
   g_assert_cmpstrv (all, want);
   g_auto (GStrv) two = tf_eval_pick_examples (&r, 2);
-  const char *want_two[] = { "here is the dress", "two blue squares", NULL };
+  const char *want_two[] = { "here is the dress", "two red circles", NULL };
   g_assert_cmpstrv (two, want_two);
   free_drawn_prompts (&r);
 
