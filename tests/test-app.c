@@ -554,6 +554,12 @@ text_has_focus (gpointer entry)
 }
 
 static gboolean
+imagine_idle (gpointer data)
+{
+  return !tf_imagine_view_get_running (data);
+}
+
+static gboolean
 is_mapped_popover_of (gpointer entry)
 {
   GtkWidget *popover = find_widget (entry, GTK_TYPE_POPOVER);
@@ -632,6 +638,16 @@ test_imagine_suggestions (void)
               g_assert_true (wait_until (is_mapped_popover_of, entry, 5000));
             }
         }
+      /* Generate closes them, or they would stay open over the field. */
+      if (is_mapped_popover_of (entry))
+        {
+          TfImagineView *view = tf_window_get_imagine_view (window);
+          gtk_widget_activate_action (GTK_WIDGET (window), "win.generate", NULL);
+          g_assert_true (tf_imagine_view_get_running (view));
+          g_assert_false (is_mapped_popover_of (entry));
+          g_assert_true (wait_until (imagine_idle, view, 120000));
+          g_assert_false (is_mapped_popover_of (entry));
+        }
     }
   close_window (window);
 }
@@ -670,12 +686,6 @@ on_step_logged (TfGeneration *generation, guint step, guint n_steps, GBytes *x_t
       log->stop_requested = TRUE;
       gtk_widget_activate_action (GTK_WIDGET (log->window), "win.stop", NULL);
     }
-}
-
-static gboolean
-imagine_idle (gpointer data)
-{
-  return !tf_imagine_view_get_running (data);
 }
 
 /* Between two ticks of a 1 ms timeout: the wall-clock gap, and the main

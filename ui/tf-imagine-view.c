@@ -435,6 +435,16 @@ start_image (TfImagineView *self, GError **error)
   return TRUE;
 }
 
+/* Hides the prompt's completion popup, a popover of the field. */
+static void
+close_completions (TfImagineView *self)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (GTK_WIDGET (self->prompt_entry));
+       child != NULL; child = gtk_widget_get_next_sibling (child))
+    if (GTK_IS_POPOVER (child))
+      gtk_popover_popdown (GTK_POPOVER (child));
+}
+
 static void
 generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
@@ -491,8 +501,10 @@ generate_action (GtkWidget *widget, const char *action_name, GVariant *param)
   if (adw_flap_get_folded (self->flap))
     adw_flap_set_reveal_flap (self->flap, FALSE);
   tf_imagine_view_update_actions (self);
-  /* Space stops; and the prompt's suggestions close. */
+  /* Space stops. The prompt's suggestions close: GTK 4.8 leaves a typed
+   * prompt's completions open over the field when the focus moves on. */
   gtk_widget_grab_focus (self->stop_button);
+  close_completions (self);
 }
 
 /* Choosing a variant shows it, with its replay; Save, Copy and reuse-seed
