@@ -295,8 +295,11 @@ static gboolean
 scroll_to_end_idle (gpointer data)
 {
   TfChatView *self = data;
-  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
+  GtkAdjustment *adjustment;
 
+  if (self->messages_scroller == NULL)   /* the view was disposed meanwhile */
+    return G_SOURCE_REMOVE;
+  adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
   gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment));
   return G_SOURCE_REMOVE;
 }
