@@ -297,7 +297,8 @@ scroll_to_end_idle (gpointer data)
   TfChatView *self = data;
   GtkAdjustment *adjustment;
 
-  if (self->messages_scroller == NULL)   /* the view was disposed meanwhile */
+  /* The view was disposed meanwhile, or the reader scrolled up since. */
+  if (self->messages_scroller == NULL || !self->follow_end)
     return G_SOURCE_REMOVE;
   adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
   gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment));
