@@ -281,28 +281,21 @@ follow_end_tick (GtkWidget *widget, GdkFrameClock *clock, gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* The content or the page changed size. Emitted while the viewport lays
- * out, where moving the view would be lost: it moves at the next frame's
- * start, before that frame's layout. */
+/* Moves the view to the end at the next frame's start, before that frame's
+ * layout (inside the viewport's allocation the move would be lost). */
 static void
-on_scroll_changed (GtkAdjustment *adjustment, TfChatView *self)
+queue_follow (TfChatView *self)
 {
-  if (self->follow_end && !adjustment_at_end (adjustment) && self->follow_tick == 0)
+  if (self->follow_tick == 0)
     self->follow_tick = gtk_widget_add_tick_callback (GTK_WIDGET (self), follow_end_tick, NULL, NULL);
 }
 
-static gboolean
-scroll_to_end_idle (gpointer data)
+/* The content or the page changed size (emitted by layout). */
+static void
+on_scroll_changed (GtkAdjustment *adjustment, TfChatView *self)
 {
-  TfChatView *self = data;
-  GtkAdjustment *adjustment;
-
-  /* The view was disposed meanwhile, or the reader scrolled up since. */
-  if (self->messages_scroller == NULL || !self->follow_end)
-    return G_SOURCE_REMOVE;
-  adjustment = gtk_scrolled_window_get_vadjustment (self->messages_scroller);
-  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment));
-  return G_SOURCE_REMOVE;
+  if (self->follow_end && !adjustment_at_end (adjustment))
+    queue_follow (self);
 }
 
 /* A new message, or another conversation: show its end, and follow it. */
@@ -310,7 +303,7 @@ static void
 queue_scroll_to_end (TfChatView *self)
 {
   self->follow_end = TRUE;
-  g_idle_add_full (G_PRIORITY_LOW, scroll_to_end_idle, g_object_ref (self), g_object_unref);
+  queue_follow (self);
 }
 
 static char *
