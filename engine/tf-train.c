@@ -1008,8 +1008,17 @@ provenance_json (TfTrainer *tr, double elapsed)
   json_builder_end_object (b);
   if (tr->warm_start != NULL)
     {
+      /* An object, the model it started from with that model's provenance
+       * inside, as JSON rather than as text: text would escape every quote
+       * of the chain once more at each warm restart. A run resumed from a
+       * state written before keeps its text. */
+      g_autoptr (JsonParser) parser = json_parser_new ();
       json_builder_set_member_name (b, "warm_start");
-      json_builder_add_string_value (b, tr->warm_start);
+      if (tf_json_parse (parser, tr->warm_start, -1, NULL)
+          && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+        json_builder_add_value (b, json_node_copy (json_parser_get_root (parser)));
+      else
+        json_builder_add_string_value (b, tr->warm_start);
     }
   json_builder_end_object (b);
   return tf_json_builder_to_string (b);
@@ -1285,6 +1294,123 @@ open_log (TfTrainer *tr, GError **error)
 
 /* ---- The trainer -------------------------------------------------------- */
 
+/* The JSON object that starts at @text ('{'), as far as its braces
+ * balance outside strings; NULL when they never do. */
+static char *
+balanced_object (const char *text)
+{
+  int depth = 0;
+  gboolean in_string = FALSE, escaped = FALSE;
+  for (const char *r = text; *r != '\0'; r++)
+    {
+      if (in_string)
+        {
+          if (escaped)
+            escaped = FALSE;
+          else if (*r == '\\')
+            escaped = TRUE;
+          else if (*r == '"')
+            in_string = FALSE;
+        }
+      else if (*r == '"')
+        in_string = TRUE;
+      else if (*r == '{')
+        depth++;
+      else if (*r == '}' && --depth == 0)
+        return g_strndup (text, (gsize) (r - text + 1));
+    }
+  return NULL;
+}
+
+gboolean
+tf_provenance_lineage (const char *provenance, TfLineage *lineage)
+{
+  g_return_val_if_fail (lineage != NULL, FALSE);
+  memset (lineage, 0, sizeof *lineage);
+  if (provenance == NULL)
+    return FALSE;
+  /* Each link's parser stays alive while the next one is read from it. */
+  g_autoptr (GPtrArray) parsers = g_ptr_array_new_with_free_func (g_object_unref);
+  JsonParser *parser = json_parser_new ();
+  g_ptr_array_add (parsers, parser);
+  if (!tf_json_parse (parser, provenance, -1, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    return FALSE;
+  JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+  /* A bound on the chain: a file is not trusted to end it. */
+  for (int link = 0; o != NULL && link < 10000; link++)
+    {
+      const int64_t steps = MAX (0, json_object_get_int_member_with_default (o, "step", 0));
+      const double seconds = MAX (0.0, json_object_get_double_member_with_default (o, "wall_seconds", 0));
+      if (link == 0)
+        {
+          lineage->run_steps = steps;
+          lineage->run_wall_seconds = seconds;
+        }
+      lineage->runs++;
+      lineage->steps += steps;
+      lineage->wall_seconds += seconds;
+      JsonNode *ws = json_object_get_member (o, "warm_start");
+      o = NULL;
+      if (ws != NULL && JSON_NODE_HOLDS_OBJECT (ws))
+        {
+          JsonNode *from = json_object_get_member (json_node_get_object (ws), "provenance");
+          if (from != NULL && JSON_NODE_HOLDS_OBJECT (from))
+            o = json_node_get_object (from);
+        }
+      else if (ws != NULL && JSON_NODE_HOLDS_VALUE (ws)
+               && json_node_get_value_type (ws) == G_TYPE_STRING)
+        {
+          const char *at = strstr (json_node_get_string (ws), "(its provenance: {");
+          g_autofree char *inner = at != NULL ? balanced_object (at + strlen ("(its provenance: ")) : NULL;
+          if (inner != NULL)
+            {
+              parser = json_parser_new ();
+              g_ptr_array_add (parsers, parser);
+              if (tf_json_parse (parser, inner, -1, NULL)
+                  && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+                o = json_node_get_object (json_parser_get_root (parser));
+            }
+        }
+    }
+  return TRUE;
+}
+
+/* What a warm restart from @path records (the trainer's "warm_start"):
+ * {"from": its file name, "moments": "zero", "provenance": its provenance
+ * as an object (null when it has none that reads), and the tensors that a
+ * recipe started afresh or dropped, comma-separated, when there are any}. */
+static char *
+warm_start_json (const char *path, const char *provenance, const char *fresh, const char *dropped)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree char *base = g_path_get_basename (path);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "from");
+  json_builder_add_string_value (b, base);
+  json_builder_set_member_name (b, "moments");
+  json_builder_add_string_value (b, "zero");
+  json_builder_set_member_name (b, "provenance");
+  if (provenance != NULL && tf_json_parse (parser, provenance, -1, NULL)
+      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    json_builder_add_value (b, json_node_copy (json_parser_get_root (parser)));
+  else
+    json_builder_add_null_value (b);
+  if (fresh != NULL)
+    {
+      json_builder_set_member_name (b, "new_tensors");
+      json_builder_add_string_value (b, fresh);
+    }
+  if (dropped != NULL)
+    {
+      json_builder_set_member_name (b, "dropped_tensors");
+      json_builder_add_string_value (b, dropped);
+    }
+  json_builder_end_object (b);
+  return tf_json_builder_to_string (b);
+}
+
 /* A new run from a model's weights and tokenizer: the model must have the
  * preset's shape (@config, before the tokenizer sets its vocabulary). */
 static gboolean
@@ -1355,15 +1481,9 @@ warm_start (TfTrainer *tr, const TfConfig *config, const char *path, GError **er
       m = g_steal_pointer (&changed);
     }
   tr->model = g_steal_pointer (&m);
-  const char *provenance = tf_safetensors_metadata (st, "provenance");
-  g_autofree char *base = g_path_get_basename (path);
-  tr->warm_start = g_strdup_printf ("weights of %s (its provenance: %s); optimizer moments "
-                                    "started at zero%s%s%s%s", base,
-                                    provenance != NULL ? provenance : "none",
-                                    fresh->len ? "; new tensors initialised from the seed: " : "",
-                                    fresh->str,
-                                    dropped->len ? "; tensors the recipe has no use for: " : "",
-                                    dropped->str);
+  tr->warm_start = warm_start_json (path, tf_safetensors_metadata (st, "provenance"),
+                                    fresh->len ? fresh->str : NULL,
+                                    dropped->len ? dropped->str : NULL);
   return TRUE;
 }
 

@@ -96,6 +96,22 @@ char *tf_train_state_path (const char *model_path);
 /* The path of the log of every step (OUT.log.jsonl for OUT.safetensors). */
 char *tf_train_log_path (const char *model_path);
 
+/* How much training a model's weights hold: the run that wrote them and
+ * every run it was warm-started from, by the chain of "warm_start" in its
+ * provenance (also as the text that files written before the chain was
+ * JSON hold: "weights of X (its provenance: {…}); …"). */
+typedef struct {
+  int64_t run_steps;        /* the run that wrote them */
+  double  run_wall_seconds;
+  int     runs;             /* it and those it started from */
+  int64_t steps;            /* their steps added up */
+  double  wall_seconds;     /* their training time added up */
+} TfLineage;
+
+/* FALSE when @provenance is NULL or not a provenance object; a link of the
+ * chain that does not read ends it there. */
+gboolean tf_provenance_lineage (const char *provenance, TfLineage *lineage);
+
 typedef struct {
   int64_t step;             /* steps done, after this one */
   int64_t steps;            /* total */

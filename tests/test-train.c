@@ -317,6 +317,63 @@ test_warm_start (void)
   g_assert_no_error (error);
   g_assert_nonnull (strstr (tf_safetensors_metadata (st, "provenance"), "\"warm_start\""));
   g_assert_nonnull (strstr (tf_safetensors_metadata (st, "provenance"), "first.safetensors"));
+  /* The start is an object that holds the first model's provenance as JSON. */
+  {
+    g_autoptr (JsonParser) parser = json_parser_new ();
+    g_assert_true (json_parser_load_from_data (parser, tf_safetensors_metadata (st, "provenance"),
+                                               -1, NULL));
+    JsonObject *ws = json_object_get_object_member (
+      json_node_get_object (json_parser_get_root (parser)), "warm_start");
+    g_assert_nonnull (ws);
+    g_assert_cmpstr (json_object_get_string_member (ws, "from"), ==, "first.safetensors");
+    g_assert_cmpstr (json_object_get_string_member (ws, "moments"), ==, "zero");
+    JsonObject *before = json_object_get_object_member (ws, "provenance");
+    g_assert_nonnull (before);
+    g_assert_cmpint (json_object_get_int_member (before, "step"), ==, 6);
+    g_assert_false (json_object_has_member (before, "warm_start"));
+  }
+  TfLineage lineage;
+  g_autoptr (TfSafetensors) first_st = tf_safetensors_open (first, &error);
+  g_assert_no_error (error);
+  g_assert_true (tf_provenance_lineage (tf_safetensors_metadata (first_st, "provenance"), &lineage));
+  g_assert_cmpint (lineage.runs, ==, 1);
+  g_assert_cmpint (lineage.steps, ==, 6);
+  const double first_seconds = lineage.wall_seconds;
+  g_assert_true (tf_provenance_lineage (tf_safetensors_metadata (st, "provenance"), &lineage));
+  g_assert_cmpint (lineage.runs, ==, 2);
+  g_assert_cmpint (lineage.run_steps, ==, 4);
+  g_assert_cmpint (lineage.steps, ==, 10);
+  g_assert_cmpfloat (lineage.wall_seconds, ==, lineage.run_wall_seconds + first_seconds);
+
+  /* A third run from the second: the chain nests as objects, so its text
+   * does not grow by escaping every level's quotes again. */
+  {
+    g_autofree char *third = tmp_path ("third.safetensors");
+    TfTrainOptions o3;
+    tf_test_tiny_train_options (&o3, third);
+    o3.steps = 2;
+    o3.init_from = g_strdup (warm);
+    g_autoptr (TfTrainer) tr3 = tf_trainer_new (&o3, &error);
+    g_assert_no_error (error);
+    g_assert_true (tf_trainer_run (tr3, NULL, NULL, NULL, &error));
+    g_assert_no_error (error);
+    tf_train_options_clear (&o3);
+    g_autoptr (TfSafetensors) st3 = tf_safetensors_open (third, &error);
+    g_assert_no_error (error);
+    const char *p1 = tf_safetensors_metadata (first_st, "provenance");
+    const char *p3 = tf_safetensors_metadata (st3, "provenance");
+    gsize escapes1 = 0, escapes3 = 0;
+    for (const char *c = p1; *c != '\0'; c++)
+      escapes1 += *c == '\\';
+    for (const char *c = p3; *c != '\0'; c++)
+      escapes3 += *c == '\\';
+    g_assert_cmpuint (escapes1, >, 0);   /* its options, as text */
+    g_assert_cmpuint (escapes3, ==, 3 * escapes1);
+    g_assert_true (tf_provenance_lineage (p3, &lineage));
+    g_assert_cmpint (lineage.runs, ==, 3);
+    g_assert_cmpint (lineage.run_steps, ==, 2);
+    g_assert_cmpint (lineage.steps, ==, 12);
+  }
 
   /* not with --resume, and not from another shape */
   o.init_from = g_strdup (first);
@@ -334,6 +391,85 @@ test_warm_start (void)
   g_assert_error (error, TF_ERROR, TF_ERROR_INPUT);
   g_assert_nonnull (strstr (error->message, "is a d 64, 2-layer model"));
   tf_train_options_clear (&o);
+}
+
+/* The chain of warm starts as files written before it was JSON hold it:
+ * each provenance as text inside the next one's "warm_start" text, its
+ * quotes escaped once more at each level. A link that does not read ends
+ * the chain; what is not a provenance is refused. */
+static void
+test_lineage_text_chain (void)
+{
+  /* Each level as the trainer wrote it: JSON whose warm_start is a string. */
+  const char *inner = "{\"step\":3,\"wall_seconds\":10.0,\"options\":\"{\\\"a\\\":\\\"}{\\\"}\"}";
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autofree char *middle_ws = g_strdup_printf ("weights of a.safetensors (its provenance: %s); "
+                                                "optimizer moments started at zero", inner);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "step");
+  json_builder_add_int_value (b, 5);
+  json_builder_set_member_name (b, "wall_seconds");
+  json_builder_add_double_value (b, 20);
+  json_builder_set_member_name (b, "warm_start");
+  json_builder_add_string_value (b, middle_ws);
+  json_builder_end_object (b);
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) middle_node = json_builder_get_root (b);
+  json_generator_set_root (gen, middle_node);
+  g_autofree char *middle = json_generator_to_data (gen, NULL);
+  g_autofree char *outer_ws = g_strdup_printf ("weights of b.safetensors (its provenance: %s); "
+                                               "optimizer moments started at zero; new tensors "
+                                               "initialised from the seed: x", middle);
+  json_builder_reset (b);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "step");
+  json_builder_add_int_value (b, 7);
+  json_builder_set_member_name (b, "wall_seconds");
+  json_builder_add_double_value (b, 30);
+  json_builder_set_member_name (b, "warm_start");
+  json_builder_add_string_value (b, outer_ws);
+  json_builder_end_object (b);
+  g_autoptr (JsonNode) outer_node = json_builder_get_root (b);
+  json_generator_set_root (gen, outer_node);
+  g_autofree char *outer = json_generator_to_data (gen, NULL);
+
+  TfLineage lineage;
+  g_assert_true (tf_provenance_lineage (inner, &lineage));
+  g_assert_cmpint (lineage.runs, ==, 1);
+  g_assert_true (tf_provenance_lineage (outer, &lineage));
+  g_assert_cmpint (lineage.runs, ==, 3);
+  g_assert_cmpint (lineage.run_steps, ==, 7);
+  g_assert_cmpfloat (lineage.run_wall_seconds, ==, 30);
+  g_assert_cmpint (lineage.steps, ==, 15);
+  g_assert_cmpfloat (lineage.wall_seconds, ==, 60);
+
+  /* A broken link: the chain ends with the run that names it. */
+  g_assert_true (tf_provenance_lineage ("{\"step\":2,\"wall_seconds\":1,\"warm_start\":"
+                                        "\"weights of c (its provenance: {\\\"step\\\":9\"}",
+                                        &lineage));
+  g_assert_cmpint (lineage.runs, ==, 1);
+  g_assert_cmpint (lineage.steps, ==, 2);
+  g_assert_true (tf_provenance_lineage ("{\"step\":2,\"warm_start\":{\"provenance\":null}}",
+                                        &lineage));
+  g_assert_cmpint (lineage.runs, ==, 1);
+  /* Not a provenance at all. */
+  g_assert_false (tf_provenance_lineage (NULL, &lineage));
+  g_assert_false (tf_provenance_lineage ("not json", &lineage));
+  g_assert_false (tf_provenance_lineage ("[1, 2]", &lineage));
+  g_assert_cmpint (lineage.runs, ==, 0);
+}
+
+/* The string member @key of the "warm_start" object in @provenance. */
+static char *
+warm_start_member (const char *provenance, const char *key)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_assert_true (json_parser_load_from_data (parser, provenance, -1, NULL));
+  JsonObject *ws = json_object_get_object_member (
+    json_node_get_object (json_parser_get_root (parser)), "warm_start");
+  g_assert_nonnull (ws);
+  g_assert_true (json_object_has_member (ws, key));
+  return g_strdup (json_object_get_string_member (ws, key));
 }
 
 /* A plain model trained for @first_steps into tmp/@first, and a trainer of
@@ -408,10 +544,11 @@ test_warm_start_new_image_side (void)
   g_autoptr (TfSafetensors) st = tf_safetensors_open (warm, &error);
   g_assert_no_error (error);
   const char *provenance = tf_safetensors_metadata (st, "provenance");
-  g_assert_nonnull (strstr (provenance, "new tensors initialised from the seed: "));
-  g_assert_nonnull (strstr (provenance, "adaln.weight"));
-  g_assert_nonnull (strstr (provenance, "has no use for: "));
-  g_assert_nonnull (strstr (provenance, "patch_in.weight"));
+  g_autofree char *fresh = warm_start_member (provenance, "new_tensors");
+  g_autofree char *dropped = warm_start_member (provenance, "dropped_tensors");
+  g_assert_nonnull (strstr (fresh, "adaln.weight"));
+  g_assert_null (strstr (fresh, "patch_in.weight"));
+  g_assert_nonnull (strstr (dropped, "patch_in.weight"));
   tf_train_options_clear (&o);
 }
 
@@ -457,8 +594,10 @@ test_warm_start_conv (void)
   g_autoptr (TfSafetensors) st = tf_safetensors_open (warm, &error);
   g_assert_no_error (error);
   const char *provenance = tf_safetensors_metadata (st, "provenance");
-  g_assert_nonnull (strstr (provenance, "new tensors initialised from the seed: conv.stem.weight"));
-  g_assert_nonnull (strstr (provenance, "patch_out.weight"));
+  g_autofree char *started = warm_start_member (provenance, "new_tensors");
+  g_autofree char *dropped = warm_start_member (provenance, "dropped_tensors");
+  g_assert_true (g_str_has_prefix (started, "conv.stem.weight"));
+  g_assert_nonnull (strstr (dropped, "patch_out.weight"));
   tf_train_options_clear (&o);
 }
 
@@ -954,6 +1093,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train/loosen-prompts", test_loosen_prompts);
   g_test_add_func ("/train/decay-lengthen", test_decay_lengthen);
   g_test_add_func ("/train/warm-start", test_warm_start);
+  g_test_add_func ("/train/lineage-text-chain", test_lineage_text_chain);
   g_test_add_func ("/train/warm-start-new-image-side", test_warm_start_new_image_side);
   g_test_add_func ("/train/warm-start-conv", test_warm_start_conv);
   g_test_add_func ("/train/kill-and-resume", test_kill_and_resume);
