@@ -8,9 +8,11 @@
 #include "tf-cli-private.h"
 
 #include <glib/gi18n.h>
+#include <inttypes.h>
 #include <string.h>
 
 #include "tf-model-info.h"
+#include "tf-train.h"
 #include "transfusion.h"
 
 static int cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **argv);
@@ -189,6 +191,22 @@ print_model_info (TfCli *cli, const TfModelInfo *info)
 
   for (guint i = 0; i < G_N_ELEMENTS (file_rows); i++)
     print_row (cli->out, width, file_rows[i][0], file_rows[i][1]);
+  /* How long its weights trained: this run, and with the runs it was
+   * warm-started from. */
+  TfLineage lineage;
+  if (tf_provenance_lineage (info->provenance, &lineage))
+    {
+      g_autofree char *run = g_strdup_printf (_("%" PRId64 " steps in %.1f h"), lineage.run_steps,
+                                              lineage.run_wall_seconds / 3600);
+      print_row (cli->out, width, "trained", run);
+      if (lineage.runs > 1)
+        {
+          g_autofree char *all = g_strdup_printf (
+            _("%" PRId64 " steps in %.1f h over %d runs, each from the weights of the one before"),
+            lineage.steps, lineage.wall_seconds / 3600, lineage.runs);
+          print_row (cli->out, width, "trained_in_all", all);
+        }
+    }
   fputc ('\n', cli->out);
   for (guint i = 0; i < n_fields; i++)
     {
@@ -226,8 +244,10 @@ cmd_info (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   gboolean printed = FALSE;
 
   summary = g_strdup_printf ("%s\n\n%s", _(command->summary),
-                             _("Prints each file's parameter count, data types, size and\n"
-                               "metadata keys, then the model's config, one field per line.\n"
+                             _("Prints each file's parameter count, data types, size,\n"
+                               "metadata keys and how long it trained (also with the runs\n"
+                               "it was warm-started from), then the model's config, one\n"
+                               "field per line.\n"
                                "Exit status: 0 when every file is a good model, 1 otherwise."));
   status = tf_cli_parse_options (cli, line, usage, summary, NULL, FALSE, argc, argv, &files);
   if (status >= 0)

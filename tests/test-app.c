@@ -2472,6 +2472,18 @@ test_teach_folder_to_imagine (void)
     g_assert_nonnull (find_mapped_label (info_window, "Started from"));
     g_assert_nonnull (find_mapped_label (info_window, "default.safetensors"));
     g_assert_nonnull (find_mapped_label (info_window, "3 of 3"));
+    /* With the runs its start came from: one more than the bundled model's. */
+    {
+      g_autofree char *bundled_path = tf_default_model_path ();
+      g_autoptr (TfModelInfo) bundled = tf_model_info_load (bundled_path, NULL);
+      TfLineage lineage;
+      g_assert_nonnull (bundled);
+      g_assert_true (tf_provenance_lineage (bundled->provenance, &lineage));
+      g_autofree char *all = g_strdup_printf ("%d runs, %" G_GINT64_FORMAT " steps, ",
+                                              lineage.runs + 1, lineage.steps + 3);
+      g_assert_nonnull (find_mapped_label (info_window, "In all"));
+      g_assert_nonnull (find_mapped_label (info_window, all));
+    }
     /* The user's folder by its own name, not the copy's. */
     g_assert_nonnull (find_mapped_label (info_window, "my-squares, "));
     g_assert_null (find_mapped_label (info_window, "pictures"));

@@ -10,6 +10,7 @@
 
 #include "tf-json.h"
 #include "tf-teach-view.h"
+#include "tf-train.h"
 
 struct _TfModelInfoWindow
 {
@@ -119,9 +120,25 @@ add_training_card (TfModelInfoWindow *self, const char *provenance)
         }
       card_add_row (card, _("Trained on"), data->str);
     }
-  if (json_object_has_member (o, "warm_start"))
+  TfLineage lineage;
+  if (tf_provenance_lineage (provenance, &lineage) && lineage.runs > 1)
     {
-      /* "weights of default.safetensors (its provenance: …); …" */
+      /* Translators: the training of a model with the runs it was
+       * warm-started from: "5 runs, 22797 steps, 12.5 h" */
+      g_autofree char *all = g_strdup_printf (_("%d runs, %" PRId64 " steps, %.1f h"),
+                                              lineage.runs, lineage.steps,
+                                              lineage.wall_seconds / 3600);
+      /* Translators: a row of Model Info: how much training there is in all */
+      card_add_row (card, _("In all"), all);
+    }
+  JsonNode *warm = json_object_get_member (o, "warm_start");
+  if (warm != NULL && JSON_NODE_HOLDS_OBJECT (warm))
+    card_add_row (card, _("Started from"),
+                  json_object_get_string_member_with_default (json_node_get_object (warm), "from", "?"));
+  else if (warm != NULL && JSON_NODE_HOLDS_VALUE (warm))
+    {
+      /* Files from before the chain was JSON: "weights of default.safetensors
+       * (its provenance: …); …" */
       g_autofree char *from = g_strdup (json_object_get_string_member_with_default (o, "warm_start", ""));
       char *cut = strstr (from, " (its provenance");
       if (cut != NULL)
