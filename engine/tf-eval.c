@@ -667,6 +667,11 @@ eval_shapes (Eval *ev, GError **error)
           r->shapes_other_colour += found.objects[0].colour == colour;
           r->shapes_other_shape += found.objects[0].shape == shape;
         }
+      /* One object of one shape: more evidence of how well that shape is
+       * drawn, for the suggestions (tf_eval_pick_examples). */
+      note_drawn (ev, "shapes", prompt, shape,
+                  found.n == 1 && found.objects[0].colour == colour
+                  && found.objects[0].shape == shape);
     }
   return TRUE;
 }
@@ -1552,7 +1557,8 @@ tf_eval_pick_examples (const TfEvalReport *r, int n)
 
   /* Shapes: the scenes of one shape that the model draws right at least half
    * the time (a scene right once, of a shape right one time in six, would
-   * mostly disappoint whoever tries it). */
+   * mostly disappoint whoever tries it), counting the single shapes asked in
+   * other words as well: a few scenes of a shape are too few to tell. */
   GPtrArray *shapes = g_ptr_array_new ();
   for (guint i = 0; i < right[1]->len; i++)
     {

@@ -236,7 +236,7 @@ test_eval_end_to_end (void)
    * as many right fashion ones as the judge found; then the examples */
   JsonArray *drawn = json_object_get_array_member (root, "drawn");
   g_assert_nonnull (drawn);
-  g_assert_cmpint (json_array_get_length (drawn), ==, 20 + 10 + 10);
+  g_assert_cmpint (json_array_get_length (drawn), ==, 20 + 10 + 5 + 10);
   gint64 drawn_right = 0;
   for (guint i = 0; i < 20; i++)
     {
@@ -260,10 +260,33 @@ test_eval_end_to_end (void)
       JsonObject *d = json_array_get_object_element (drawn, 20 + i);
       g_assert_cmpint (json_object_get_int_member_with_default (d, "label", -1), ==, shape);
     }
-  g_assert_false (json_object_has_member (json_array_get_object_element (drawn, 39), "label"));
+  /* then the single shapes asked in other words, labelled with their shape;
+   * right only as one object of the colour and shape asked */
+  JsonObject *shapes_report = json_object_get_object_member (root, "shapes");
+  gint64 other_right = 0;
+  for (guint i = 0; i < 5; i++)
+    {
+      JsonObject *d = json_array_get_object_element (drawn, 30 + i);
+      const int combo = (int) (i * 7) % (TF_SHAPES_N_COLOURS * TF_SHAPES_N_SHAPES);
+      g_autofree char *prompt = tf_eval_other_shape_prompt (combo % TF_SHAPES_N_COLOURS,
+                                                           combo / TF_SHAPES_N_COLOURS, (int) i);
+      g_assert_cmpstr (json_object_get_string_member (d, "section"), ==, "shapes");
+      g_assert_cmpstr (json_object_get_string_member (d, "prompt"), ==, prompt);
+      g_assert_cmpint (json_object_get_int_member (d, "label"), ==, combo / TF_SHAPES_N_COLOURS);
+      other_right += json_object_get_boolean_member (d, "right");
+    }
+  /* none can be right without its shape being right */
+  g_assert_cmpfloat (other_right, <=,
+                     json_object_get_double_member (
+                       json_object_get_object_member (
+                         json_object_get_object_member (shapes_report, "other_wordings"), "shape"),
+                       "percent") * 5 / 100 + 1e-9);
+  g_assert_false (json_object_has_member (json_array_get_object_element (drawn, 44), "label"));
   g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 20),
                                                   "section"), ==, "shapes");
-  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 39),
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 35),
+                                                  "section"), ==, "emoji");
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (drawn, 44),
                                                   "section"), ==, "emoji");
   g_assert_nonnull (json_object_get_array_member (root, "examples"));
 
@@ -384,6 +407,13 @@ test_pick_examples (void)
   add_drawn (&r, "shapes", "a star", TF_SHAPE_STAR, TRUE);
   add_drawn (&r, "shapes", "a green star", TF_SHAPE_STAR, FALSE);
   add_drawn (&r, "shapes", "a large star", TF_SHAPE_STAR, FALSE);
+  /* hearts: 2 of 3 scenes, but the single hearts asked in other words came
+   * out wrong: 2 of 5 in all, not suggested */
+  add_drawn (&r, "shapes", "a large pink heart on the left", TF_SHAPE_HEART, TRUE);
+  add_drawn (&r, "shapes", "two pink hearts", TF_SHAPE_HEART, TRUE);
+  add_drawn (&r, "shapes", "a heart", TF_SHAPE_HEART, FALSE);
+  add_drawn (&r, "shapes", "one pink heart", TF_SHAPE_HEART, FALSE);
+  add_drawn (&r, "shapes", "a pink heart, please", TF_SHAPE_HEART, FALSE);
   /* a scene of two shapes has no one shape to rate: not suggested */
   add_drawn (&r, "shapes", "a heart and a cross", -1, TRUE);
   add_drawn (&r, "emoji", "a cat emoji", -1, TRUE);
