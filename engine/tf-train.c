@@ -1377,9 +1377,10 @@ tf_provenance_lineage (const char *provenance, TfLineage *lineage)
 }
 
 /* What a warm restart from @path records (the trainer's "warm_start"):
- * {"from": its file name, "moments": "zero", "provenance": its provenance
- * as an object (null when it has none that reads), and the tensors that a
- * recipe started afresh or dropped, comma-separated, when there are any}. */
+ * {"from": its file name, "optimizer": "moments started at zero",
+ * "provenance": its provenance as an object (null when it has none that
+ * reads), and the tensors that a recipe started afresh or dropped,
+ * comma-separated, when there are any}. */
 static char *
 warm_start_json (const char *path, const char *provenance, const char *fresh, const char *dropped)
 {
@@ -1389,8 +1390,8 @@ warm_start_json (const char *path, const char *provenance, const char *fresh, co
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "from");
   json_builder_add_string_value (b, base);
-  json_builder_set_member_name (b, "moments");
-  json_builder_add_string_value (b, "zero");
+  json_builder_set_member_name (b, "optimizer");
+  json_builder_add_string_value (b, "moments started at zero");
   json_builder_set_member_name (b, "provenance");
   if (provenance != NULL && tf_json_parse (parser, provenance, -1, NULL)
       && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
