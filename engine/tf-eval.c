@@ -589,6 +589,20 @@ score_scene (const TfShapeScene *asked, const TfShapeScene *found, int *colour, 
         }
 }
 
+/* Adds to @shape[size] the objects of @asked whose shape @found reads right
+ * in their cell, by the size asked. */
+static void
+score_shape_by_size (const TfShapeScene *asked, const TfShapeScene *found, int shape[2])
+{
+  for (int i = 0; i < asked->n; i++)
+    for (int j = 0; j < found->n; j++)
+      if (found->objects[j].cell == asked->objects[i].cell)
+        {
+          shape[asked->objects[i].size] += found->objects[j].shape == asked->objects[i].shape;
+          break;
+        }
+}
+
 /* Whether @found is @asked: as many objects, each in its cell with its
  * colour and shape. */
 static gboolean
@@ -636,12 +650,16 @@ eval_shapes (Eval *ev, GError **error)
           tf_shapes_analyse (pixels, ev->config->image_size, ev->config->image_channels, &found);
           score_scene (&asked, &found, &r->shapes_colour, &r->shapes_shape, &r->shapes_count,
                        &r->shapes_position);
+          score_shape_by_size (&asked, &found, r->shapes_size_shape);
+          for (int k = 0; k < asked.n; k++)
+            r->shapes_size_objects[asked.objects[k].size]++;
           note_drawn (ev, "shapes", ex.caption, scene_shape (&asked),
                       scene_all_right (&asked, &found));
           tf_shapes_analyse (ex.pixels, ev->config->image_size, ev->config->image_channels,
                              &found);
           score_scene (&asked, &found, &r->shapes_real_colour, &r->shapes_real_shape,
                        &r->shapes_real_count, &r->shapes_real_position);
+          score_shape_by_size (&asked, &found, r->shapes_size_real_shape);
         }
       tf_example_clear (&ex);
       if (!ok)
@@ -1281,6 +1299,24 @@ tf_eval_report_to_json (const TfEvalReport *r)
       add_measure (b, "real_position", percent (r->shapes_real_position, r->shapes_objects), -1);
       add_int (b, "scenes", r->shapes_scenes);
       add_int (b, "objects", r->shapes_objects);
+      /* the shape by the size asked: {"small": {"percent", "real_percent",
+       * "objects"}, "large": …} */
+      json_builder_set_member_name (b, "shape_by_size");
+      json_builder_begin_object (b);
+      for (int z = 0; z < TF_SHAPES_N_SIZES; z++)
+        {
+          json_builder_set_member_name (b, tf_shapes_size_name (z));
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "percent");
+          json_builder_add_double_value (b, percent (r->shapes_size_shape[z],
+                                                     r->shapes_size_objects[z]));
+          json_builder_set_member_name (b, "real_percent");
+          json_builder_add_double_value (b, percent (r->shapes_size_real_shape[z],
+                                                     r->shapes_size_objects[z]));
+          add_int (b, "objects", r->shapes_size_objects[z]);
+          json_builder_end_object (b);
+        }
+      json_builder_end_object (b);
       json_builder_set_member_name (b, "other_wordings");
       json_builder_begin_object (b);
       add_measure (b, "one_object", percent (r->shapes_other_one, r->shapes_other_n), -1);

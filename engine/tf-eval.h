@@ -135,6 +135,9 @@ typedef struct {
   int    shapes_scenes, shapes_objects;
   int    shapes_colour, shapes_shape, shapes_count, shapes_position;
   int    shapes_real_colour, shapes_real_shape, shapes_real_count, shapes_real_position;
+  /* the shape read right by the size asked (TF_SHAPE_SMALL, TF_SHAPE_LARGE):
+   * whether small objects are the ones that fail */
+  int    shapes_size_objects[2], shapes_size_shape[2], shapes_size_real_shape[2];
   /* one shape asked in words no training prompt uses, without size or place
    * ("one red circle"): drawn as one object, in that colour, of that shape */
   int    shapes_other_n, shapes_other_one, shapes_other_colour, shapes_other_shape;

@@ -12,7 +12,6 @@
 #include "tf-cli.h"
 #include "tf-generate.h"
 #include "tf-data.h"
-#include "tf-data-shapes.h"
 #include "tf-image.h"
 #include "tf-data-shapes.h"
 #include "tf-model-info.h"
@@ -168,6 +167,29 @@ test_eval_end_to_end (void)
       g_assert_cmpfloat (member_percent (shapes, real), >=, 90);
     }
   g_assert_cmpint (json_object_get_int_member (shapes, "scenes"), ==, 10);
+  /* the shape by the size asked: every object in one size, and the two
+   * add up to the shape measure, for the model and for the real renders */
+  {
+    JsonObject *by_size = json_object_get_object_member (shapes, "shape_by_size");
+    g_assert_nonnull (by_size);
+    const gint64 objects = json_object_get_int_member (shapes, "objects");
+    gint64 n = 0;
+    double shape_right = 0, real_right = 0;
+    for (int z = 0; z < TF_SHAPES_N_SIZES; z++)
+      {
+        JsonObject *size = json_object_get_object_member (by_size, tf_shapes_size_name (z));
+        g_assert_nonnull (size);
+        const gint64 k = json_object_get_int_member (size, "objects");
+        n += k;
+        shape_right += json_object_get_double_member (size, "percent") * k / 100;
+        real_right += json_object_get_double_member (size, "real_percent") * k / 100;
+      }
+    g_assert_cmpint (n, ==, objects);
+    g_assert_cmpfloat_with_epsilon (shape_right, member_percent (shapes, "shape") * objects / 100,
+                                    1e-6);
+    g_assert_cmpfloat_with_epsilon (real_right, member_percent (shapes, "real_shape") * objects / 100,
+                                    1e-6);
+  }
   JsonObject *other = json_object_get_object_member (shapes, "other_wordings");
   g_assert_nonnull (other);
   g_assert_cmpint (json_object_get_int_member (other, "prompts"), ==, 5);
