@@ -263,17 +263,25 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
         }
     }
   if (r->sections & TF_EVAL_STEERING)
-    for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
-      {
-        g_autofree char *measure = g_strdup_printf (_("ε error at t = %d, right caption"),
-                                                    r->steering_t[k]);
-        g_autofree char *value = g_strdup_printf ("%.4f", r->steering_mse[k][0]);
-        g_autofree char *note = g_strdup_printf (_("another class's caption %.4f, none %.4f; "
-                                                   "%d images"),
-                                                 r->steering_mse[k][1],
-                                                 r->steering_mse[k][2], r->steering_n);
-        row (out, k == 0 ? "steering" : "", measure, value, "", note);
-      }
+    {
+      /* Fashion images, then shapes scenes where the shapes are (colour models) */
+      const struct { const double (*mse)[3]; int n; const char *measure, *note; } kinds[] = {
+        { r->steering_mse, r->steering_n, _("ε error at t = %d, right caption"),
+          _("another class's caption %.4f, none %.4f; %d images") },
+        /* Translators: the ε error where the shapes are, on shapes scenes */
+        { r->steering_shape_mse, r->steering_shape_n, _("… shapes at t = %d, right caption"),
+          _("other shapes named %.4f, none %.4f; %d scenes, where the shapes are") },
+      };
+      for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
+        for (int k = 0; k < TF_EVAL_STEERING_LEVELS && kinds[i].n > 0; k++)
+          {
+            g_autofree char *measure = g_strdup_printf (kinds[i].measure, r->steering_t[k]);
+            g_autofree char *value = g_strdup_printf ("%.4f", kinds[i].mse[k][0]);
+            g_autofree char *note = g_strdup_printf (kinds[i].note, kinds[i].mse[k][1],
+                                                     kinds[i].mse[k][2], kinds[i].n);
+            row (out, i == 0 && k == 0 ? "steering" : "", measure, value, "", note);
+          }
+    }
   if (r->drawn != NULL)
     {
       g_auto(GStrv) examples = tf_eval_pick_examples (r, 8);

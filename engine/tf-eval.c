@@ -958,14 +958,14 @@ get_other_class (TfDataSource *src, int64_t index, int label, TfRng *rng, TfExam
   return FALSE;
 }
 
-/* One image: its ε error at each level after the three prefixes, added to
- * the report's sums. */
+/* One image, @pixels: its ε error at each level after the three @captions,
+ * added to @mse: over every value, or only where @mask is set. */
 static gboolean
-steering_image (Eval *ev, const TfExample *ex, const TfExample *other, TfRng *rng,
-                    float *x, float *noise, float *eps, GError **error)
+steering_image (Eval *ev, const float *pixels, const char *const captions[3], const guint8 *mask,
+                TfRng *rng, float *x, float *noise, float *eps,
+                double mse[TF_EVAL_STEERING_LEVELS][3], GError **error)
 {
   const double *alpha_bar = tf_model_alpha_bar (tf_generator_model (ev->gen));
-  const char *captions[3] = { ex->caption, other->caption, "" };
   int32_t *prefixes[3] = { NULL, NULL, NULL };
   int lengths[3];
   gboolean ok = TRUE;
@@ -979,7 +979,7 @@ steering_image (Eval *ev, const TfExample *ex, const TfExample *other, TfRng *rn
       for (int v = 0; v < ev->values; v++)
         {
           noise[v] = (float) tf_rng_normal (rng);
-          x[v] = (float) (a * ex->pixels[v] + b * noise[v]);
+          x[v] = (float) (a * pixels[v] + b * noise[v]);
         }
       ok = tf_generator_predict (ev->gen, (const int32_t *const *) prefixes, lengths, 3, x, t,
                                  eps, error);
@@ -989,19 +989,70 @@ steering_image (Eval *ev, const TfExample *ex, const TfExample *other, TfRng *rn
       for (int r = 0; r < 3 && ok; r++)
         {
           double sum = 0.0;
+          int counted = 0;
           for (int v = 0; v < ev->values; v++)
             {
+              if (mask != NULL && !mask[v])
+                continue;
               const double e = tf_diffusion_eps_of (prediction, a, b, x[v],
                                                     eps[(size_t) r * ev->values + v]);
               const double d = e - noise[v];
               sum += d * d;
+              counted++;
             }
-          ev->r->steering_mse[k][r] += sum / ev->values;
+          mse[k][r] += sum / MAX (1, counted);
         }
     }
   for (int r = 0; r < 3; r++)
     g_free (prefixes[r]);
   return ok;
+}
+
+/* Held-out shapes scenes, each after its own caption, the same caption with
+ * every object another shape (same words otherwise), and none; the error is
+ * measured only where the two scenes' renders differ: where the shape is. */
+static gboolean
+steering_shapes (Eval *ev, float *x, float *noise, float *eps, GError **error)
+{
+  const int size = ev->config->image_size, C = ev->config->image_channels;
+  g_autofree float *pixels = g_new (float, ev->values), *other = g_new (float, ev->values);
+  g_autofree guint8 *mask = g_new (guint8, ev->values);
+  TfRng rng;
+
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  const int n = 4 * ev->o->samples;
+  for (int i = 0; i < n; i++)
+    {
+      TfShapeScene scene, swapped;
+      if (!step (ev, "steering", ev->done, ev->total, error))
+        return FALSE;
+      tf_shapes_scene_for_index (TF_SPLIT_HELDOUT, i, &scene);
+      swapped = scene;
+      for (int k = 0; k < scene.n; k++)
+        swapped.objects[k].shape = (scene.objects[k].shape + 1
+                                    + (int) tf_rng_below (&rng, TF_SHAPES_N_SHAPES - 1))
+                                   % TF_SHAPES_N_SHAPES;
+      /* The same phrasing for both: the same draws. */
+      TfRng phrasing = rng;
+      g_autofree char *right = tf_shapes_caption (&scene, &phrasing);
+      phrasing = rng;
+      g_autofree char *wrong = tf_shapes_caption (&swapped, &phrasing);
+      rng = phrasing;
+      tf_shapes_render (&scene, size, C, pixels);
+      tf_shapes_render (&swapped, size, C, other);
+      for (int v = 0; v < ev->values; v++)
+        mask[v] = fabsf (pixels[v] - other[v]) > 1e-3f;
+      const char *const captions[3] = { right, wrong, "" };
+      if (!steering_image (ev, pixels, captions, mask, &rng, x, noise, eps,
+                           ev->r->steering_shape_mse, error))
+        return FALSE;
+      ev->r->steering_shape_n++;
+      ev->done++;
+    }
+  for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
+    for (int r = 0; r < 3; r++)
+      ev->r->steering_shape_mse[k][r] /= MAX (1, n);
+  return TRUE;
 }
 
 static gboolean
@@ -1019,14 +1070,22 @@ eval_steering (Eval *ev, GError **error)
     ev->r->steering_t[k] = ev->config->diffusion_steps * (3 + 2 * k) / 10;
   const int64_t size = tf_data_source_size (src);
   const int n = (int) MIN (4 * ev->o->samples, size);
+  /* Fashion, then shapes on a model of colour images (the shapes are colour) */
+  const gboolean shapes = ev->config->image_channels == 3;
+  const int total = n + (shapes ? 4 * ev->o->samples : 0);
   for (int i = 0; i < n; i++)
     {
       TfExample ex = { 0 }, other = { 0 };
       const int64_t index = (int64_t) i * size / n;   /* spread over t10k */
-      gboolean ok = step (ev, "steering", i, n, error)
+      gboolean ok = step (ev, "steering", i, total, error)
                     && tf_data_source_get (src, index, &rng, &ex, error)
-                    && get_other_class (src, index, ex.label, &rng, &other, error)
-                    && steering_image (ev, &ex, &other, &rng, x, noise, eps, error);
+                    && get_other_class (src, index, ex.label, &rng, &other, error);
+      if (ok)
+        {
+          const char *const captions[3] = { ex.caption, other.caption, "" };
+          ok = steering_image (ev, ex.pixels, captions, NULL, &rng, x, noise, eps,
+                               ev->r->steering_mse, error);
+        }
       tf_example_clear (&ex);
       tf_example_clear (&other);
       if (!ok)
@@ -1036,7 +1095,9 @@ eval_steering (Eval *ev, GError **error)
   for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
     for (int r = 0; r < 3; r++)
       ev->r->steering_mse[k][r] /= n;
-  return TRUE;
+  ev->done = n;
+  ev->total = total;
+  return !shapes || steering_shapes (ev, x, noise, eps, error);
 }
 
 static gboolean
@@ -1394,6 +1455,23 @@ tf_eval_report_to_json (const TfEvalReport *r)
           for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
             json_builder_add_double_value (b, r->steering_mse[k][c]);
           json_builder_end_array (b);
+        }
+      if (r->steering_shape_n > 0)
+        {
+          static const char *const shape_names[3] = { "right_caption", "other_shape_caption",
+                                                      "no_caption" };
+          json_builder_set_member_name (b, "shapes");
+          json_builder_begin_object (b);
+          add_int (b, "scenes", r->steering_shape_n);
+          for (int c = 0; c < 3; c++)   /* where the shapes differ */
+            {
+              json_builder_set_member_name (b, shape_names[c]);
+              json_builder_begin_array (b);
+              for (int k = 0; k < TF_EVAL_STEERING_LEVELS; k++)
+                json_builder_add_double_value (b, r->steering_shape_mse[k][c]);
+              json_builder_end_array (b);
+            }
+          json_builder_end_object (b);
         }
       json_builder_end_object (b);
     }

@@ -21,7 +21,9 @@
  * - steering: how much the caption steers denoising, without sampling:
  *   the ε-prediction error on held-out Fashion images noised to t, after the
  *   image's own caption, a caption of another class and no caption, with the
- *   same noise. A model that ignores its prompt has the three equal. */
+ *   same noise. A model that ignores its prompt has the three equal. The same
+ *   on held-out shapes scenes with every shape word changed, where the shapes
+ *   are: whether the words that name a shape steer its pixels. */
 #pragma once
 
 #include <glib.h>
@@ -158,6 +160,12 @@ typedef struct {
   int    steering_n;                   /* images */
   int    steering_t[TF_EVAL_STEERING_LEVELS];
   double steering_mse[TF_EVAL_STEERING_LEVELS][3];
+  /* the same on held-out shapes scenes, after their caption [0], the same
+   * caption with every object another shape [1] and none [2], measured only
+   * where the two scenes differ (colour models only; n 0 otherwise): whether
+   * the shape words steer where the shapes are */
+  int    steering_shape_n;
+  double steering_shape_mse[TF_EVAL_STEERING_LEVELS][3];
   GArray *drawn;                       /* TfEvalDrawn, in the order drawn */
   double seconds;
   TfGemmBackend products;              /* what ran the matrix products */

@@ -254,6 +254,24 @@ test_eval_end_to_end (void)
         }
     }
 
+  /* and on 4 shapes scenes, where the shapes are: after their caption,
+   * other shapes named, none */
+  JsonObject *shape_steering = json_object_get_object_member (steering, "shapes");
+  g_assert_nonnull (shape_steering);
+  g_assert_cmpint (json_object_get_int_member (shape_steering, "scenes"), ==, 4);
+  const char *shape_prefixes[] = { "right_caption", "other_shape_caption", "no_caption" };
+  for (guint c = 0; c < 3; c++)
+    {
+      JsonArray *mse = json_object_get_array_member (shape_steering, shape_prefixes[c]);
+      g_assert_cmpint (json_array_get_length (mse), ==, 4);
+      for (guint k = 0; k < 4; k++)
+        {
+          const double v = json_array_get_double_element (mse, k);
+          g_assert_true (isfinite (v));
+          g_assert_cmpfloat (v, >, 0);
+        }
+    }
+
   /* every image drawn, with its prompt and whether it came out as asked:
    * as many right fashion ones as the judge found; then the examples */
   JsonArray *drawn = json_object_get_array_member (root, "drawn");
@@ -953,6 +971,27 @@ test_bundled_model (void)
   g_test_message ("caption → %s", caption);
   g_assert_true (g_utf8_validate (caption, -1, NULL));
   g_assert_cmpuint (strlen (caption), >, 0);
+
+  /* Its prompts steer: where the shapes are, at high noise, the ε error is
+   * lowest after the scene's caption, higher with other shapes named, and
+   * highest with no caption (paired: the same noise for all three). */
+  TfEvalOptions eo;
+  tf_eval_options_init (&eo);
+  eo.sections = TF_EVAL_STEERING;
+  eo.samples = 2;
+  TfEvalReport report;
+  g_assert_true (tf_eval_run (gen, NULL, &eo, &report, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (report.steering_shape_n, ==, 8);
+  for (int k = 2; k < TF_EVAL_STEERING_LEVELS; k++)
+    {
+      g_test_message ("shapes at t = %d: right %.4f, other shapes %.4f, none %.4f",
+                      report.steering_t[k], report.steering_shape_mse[k][0],
+                      report.steering_shape_mse[k][1], report.steering_shape_mse[k][2]);
+      g_assert_cmpfloat (report.steering_shape_mse[k][0], <, report.steering_shape_mse[k][1]);
+      g_assert_cmpfloat (report.steering_shape_mse[k][1], <, report.steering_shape_mse[k][2]);
+    }
+  tf_eval_report_clear (&report);
 }
 
 /* One shape in other words: the article agrees ("just an orange circle"),
