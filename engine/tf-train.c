@@ -1337,6 +1337,9 @@ tf_provenance_lineage (const char *provenance, TfLineage *lineage)
       || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     return FALSE;
   JsonObject *o = json_node_get_object (json_parser_get_root (parser));
+  /* What the trainer writes: steps at least (other tools write their own). */
+  if (!json_object_has_member (o, "step"))
+    return FALSE;
   /* A bound on the chain: a file is not trusted to end it. */
   for (int link = 0; o != NULL && link < 10000; link++)
     {

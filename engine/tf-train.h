@@ -108,8 +108,8 @@ typedef struct {
   double  wall_seconds;     /* their training time added up */
 } TfLineage;
 
-/* FALSE when @provenance is NULL or not a provenance object; a link of the
- * chain that does not read ends it there. */
+/* FALSE when @provenance is NULL or not the trainer's (a JSON object with
+ * its "step"); a link of the chain that does not read ends it there. */
 gboolean tf_provenance_lineage (const char *provenance, TfLineage *lineage);
 
 typedef struct {

@@ -456,6 +456,7 @@ test_lineage_text_chain (void)
   g_assert_false (tf_provenance_lineage (NULL, &lineage));
   g_assert_false (tf_provenance_lineage ("not json", &lineage));
   g_assert_false (tf_provenance_lineage ("[1, 2]", &lineage));
+  g_assert_false (tf_provenance_lineage ("{\"tool\": \"make_golden.py\"}", &lineage));
   g_assert_cmpint (lineage.runs, ==, 0);
 }
 
