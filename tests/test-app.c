@@ -362,6 +362,39 @@ test_load_model (void)
     gtk_window_destroy (GTK_WINDOW (info_window));
   }
 
+  /* A provenance whose warm start is not what the trainer writes (a number;
+   * an object whose "from" is one) is shown without it, not read as text. */
+  {
+    static const char *const provenances[] = {
+      "{\"step\": 3, \"steps\": 3, \"warm_start\": 5}",
+      "{\"step\": 3, \"steps\": 3, \"warm_start\": {\"from\": 7, \"provenance\": "
+      "{\"step\": 2}}}",
+    };
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TfSafetensors) st = tf_safetensors_open (path, &error);
+    g_assert_no_error (error);
+    g_autoptr(TfModel) model = tf_model_load_from (st, &error);
+    g_assert_no_error (error);
+    for (guint i = 0; i < G_N_ELEMENTS (provenances); i++)
+      {
+        g_autofree char *odd = g_strdup_printf ("%s/odd-provenance-%u.safetensors", tmp_dir, i);
+        const char *keys[] = { "tokenizer", "provenance" };
+        const char *values[] = { tf_safetensors_metadata (st, "tokenizer"), provenances[i] };
+        g_assert_true (tf_model_save (model, odd, TF_DTYPE_F32, keys, values, 2, &error));
+        g_assert_no_error (error);
+        load (window, odd, &outcome);
+        g_assert_true (outcome.loaded);
+        GtkWidget *info_window = open_model_info (window);
+        g_assert_nonnull (find_mapped_label (info_window, "3 of 3"));
+        g_assert_null (find_mapped_label (info_window, "Started from"));
+        /* the second: its chain holds two runs */
+        if (i == 1)
+          g_assert_nonnull (find_mapped_label (info_window, "2 runs, 5 steps"));
+        gtk_window_destroy (GTK_WINDOW (info_window));
+        g_unlink (odd);
+      }
+  }
+
   close_window (window);
   g_unlink (path);
 }
