@@ -273,6 +273,42 @@ test_keep_mix (void)
   g_assert_true (tf_data_source_installed ("shapes", NULL));
 }
 
+/* A title longer than the plot is wide is set smaller to fit: nothing is
+ * drawn in the right margin of the title's band. */
+static void
+test_plot_long_title (void)
+{
+  enum { W = 600, H = 400 };
+  g_autoptr (GArray) points = g_array_new (FALSE, TRUE, sizeof (TfLossPoint));
+  for (int i = 1; i <= 50; i++)
+    tf_loss_points_append (points, i, 3.0 / i, 0.5 / i, 1e-3);
+  g_autoptr (GString) title = g_string_new (NULL);
+  for (int i = 0; i < 5; i++)
+    g_string_append_printf (title, "%scampaign-%d.log.jsonl", i ? " → " : "", i);
+  g_string_append (title, ": 22797 steps logged, 5 runs");
+  cairo_surface_t *surface = cairo_image_surface_create (CAIRO_FORMAT_RGB24, W, H);
+  cairo_t *cr = cairo_create (surface);
+  tf_loss_plot_draw (cr, W, H, points, 1, title->str);
+  cairo_destroy (cr);
+  cairo_surface_flush (surface);
+  const unsigned char *data = cairo_image_surface_get_data (surface);
+  const int stride = cairo_image_surface_get_stride (surface);
+  int inked_left = 0;
+  for (int y = 8; y < 40; y++)
+    for (int x = 0; x < W; x++)
+      {
+        const guint32 px = *(const guint32 *) (data + (size_t) y * stride + 4 * (size_t) x);
+        const int g = (px >> 8) & 0xff;
+        if (g < 128)
+          {
+            g_assert_cmpint (x, <, W - 20);   /* the right margin is empty */
+            inked_left += x < W / 2;
+          }
+      }
+  g_assert_cmpint (inked_left, >, 0);   /* and the title is there */
+  cairo_surface_destroy (surface);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -300,6 +336,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/training/stop", test_stop);
   g_test_add_func ("/training/minutes-and-failure", test_minutes_and_failure);
   g_test_add_func ("/training/keep-mix", test_keep_mix);
+  g_test_add_func ("/training/plot-long-title", test_plot_long_title);
   int status = g_test_run ();
   tf_test_remove_tree (tmp_dir);
   g_free (tmp_dir);

@@ -417,9 +417,29 @@ tf_loss_plot_draw (cairo_t *cr, int width, int height, const GArray *points, int
   double top = 14;
   if (title != NULL)
     {
+      /* A long title (the names of many logs) is set smaller to fit the
+       * width, down to a size that still reads; past that its middle gives
+       * way to "…", keeping how it starts and its summary at the end. */
+      cairo_text_extents_t e;
+      const double room = width - pad_left - pad_right;
+      g_autofree char *shown = g_strdup (title);
       cairo_set_source_rgb (cr, 0.1, 0.1, 0.1);
       cairo_set_font_size (cr, 18);
-      tf_cairo_text_at (cr, pad_left, 24, title, 0, 0.5);
+      cairo_text_extents (cr, shown, &e);
+      if (e.width > room && room > 0)   /* hinting may round up a little */
+        cairo_set_font_size (cr, MAX (9.0, 0.97 * 18 * room / e.width));
+      cairo_text_extents (cr, shown, &e);
+      const glong n = g_utf8_strlen (title, -1);
+      for (glong cut = 1; e.width > room && cut < n; cut++)
+        {
+          const glong keep = n - cut, head = keep / 2;
+          g_autofree char *front = g_utf8_substring (title, 0, head);
+          g_autofree char *back = g_utf8_substring (title, n - (keep - head), n);
+          g_free (shown);
+          shown = g_strconcat (front, "…", back, NULL);
+          cairo_text_extents (cr, shown, &e);
+        }
+      tf_cairo_text_at (cr, pad_left, 24, shown, 0, 0.5);
       top = 46;
     }
   g_autofree char *smooth_lm = g_strdup_printf (_("LM loss (cross-entropy, nats), smoothed over ~%.0f steps"), span);
