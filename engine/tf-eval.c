@@ -572,33 +572,23 @@ eval_caption (Eval *ev, GError **error)
   return ok;
 }
 
-/* Adds what @found reads right of @asked: objects by cell. */
+/* Adds what @found reads right of @asked: objects by cell; the shapes read
+ * right also by the size asked, in @shape_by_size when it is not NULL. */
 static void
 score_scene (const TfShapeScene *asked, const TfShapeScene *found, int *colour, int *shape,
-             int *count, int *position)
+             int *count, int *position, int shape_by_size[TF_SHAPES_N_SIZES])
 {
   *count += found->n == asked->n;
   for (int i = 0; i < asked->n; i++)
     for (int j = 0; j < found->n; j++)
       if (found->objects[j].cell == asked->objects[i].cell)
         {
+          const gboolean same = found->objects[j].shape == asked->objects[i].shape;
           *position += 1;
           *colour += found->objects[j].colour == asked->objects[i].colour;
-          *shape += found->objects[j].shape == asked->objects[i].shape;
-          break;
-        }
-}
-
-/* Adds to @shape[size] the objects of @asked whose shape @found reads right
- * in their cell, by the size asked. */
-static void
-score_shape_by_size (const TfShapeScene *asked, const TfShapeScene *found, int shape[2])
-{
-  for (int i = 0; i < asked->n; i++)
-    for (int j = 0; j < found->n; j++)
-      if (found->objects[j].cell == asked->objects[i].cell)
-        {
-          shape[asked->objects[i].size] += found->objects[j].shape == asked->objects[i].shape;
+          *shape += same;
+          if (shape_by_size != NULL)
+            shape_by_size[asked->objects[i].size] += same;
           break;
         }
 }
@@ -609,7 +599,7 @@ static gboolean
 scene_all_right (const TfShapeScene *asked, const TfShapeScene *found)
 {
   int colour = 0, shape = 0, count = 0, position = 0;
-  score_scene (asked, found, &colour, &shape, &count, &position);
+  score_scene (asked, found, &colour, &shape, &count, &position, NULL);
   return count == 1 && position == asked->n && colour == asked->n && shape == asked->n;
 }
 
@@ -649,8 +639,7 @@ eval_shapes (Eval *ev, GError **error)
           r->shapes_objects += asked.n;
           tf_shapes_analyse (pixels, ev->config->image_size, ev->config->image_channels, &found);
           score_scene (&asked, &found, &r->shapes_colour, &r->shapes_shape, &r->shapes_count,
-                       &r->shapes_position);
-          score_shape_by_size (&asked, &found, r->shapes_size_shape);
+                       &r->shapes_position, r->shapes_size_shape);
           for (int k = 0; k < asked.n; k++)
             r->shapes_size_objects[asked.objects[k].size]++;
           note_drawn (ev, "shapes", ex.caption, scene_shape (&asked),
@@ -658,8 +647,7 @@ eval_shapes (Eval *ev, GError **error)
           tf_shapes_analyse (ex.pixels, ev->config->image_size, ev->config->image_channels,
                              &found);
           score_scene (&asked, &found, &r->shapes_real_colour, &r->shapes_real_shape,
-                       &r->shapes_real_count, &r->shapes_real_position);
-          score_shape_by_size (&asked, &found, r->shapes_size_real_shape);
+                       &r->shapes_real_count, &r->shapes_real_position, r->shapes_size_real_shape);
         }
       tf_example_clear (&ex);
       if (!ok)

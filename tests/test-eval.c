@@ -64,6 +64,26 @@ member_percent (JsonObject *section, const char *name)
   return v;
 }
 
+/* The ε errors of a steering block: after the right caption, @other and
+ * none, each at the four levels, finite and positive. */
+static void
+assert_steering_errors (JsonObject *block, const char *other)
+{
+  const char *prefixes[] = { "right_caption", other, "no_caption" };
+  for (guint c = 0; c < 3; c++)
+    {
+      JsonArray *mse = json_object_get_array_member (block, prefixes[c]);
+      g_assert_nonnull (mse);
+      g_assert_cmpint (json_array_get_length (mse), ==, 4);
+      for (guint k = 0; k < 4; k++)
+        {
+          const double v = json_array_get_double_element (mse, k);
+          g_assert_true (isfinite (v));
+          g_assert_cmpfloat (v, >, 0);
+        }
+    }
+}
+
 /* Runs `eval` with @args, which ask for JSON, and parses what it prints:
  * the root object (owned by @parser). */
 static JsonObject *
@@ -241,36 +261,14 @@ test_eval_end_to_end (void)
   for (guint k = 1; k < 4; k++)
     g_assert_cmpint (json_array_get_int_element (levels, k), >,
                      json_array_get_int_element (levels, k - 1));
-  const char *prefixes[] = { "right_caption", "other_class_caption", "no_caption" };
-  for (guint c = 0; c < 3; c++)
-    {
-      JsonArray *mse = json_object_get_array_member (steering, prefixes[c]);
-      g_assert_cmpint (json_array_get_length (mse), ==, 4);
-      for (guint k = 0; k < 4; k++)
-        {
-          const double v = json_array_get_double_element (mse, k);
-          g_assert_true (isfinite (v));
-          g_assert_cmpfloat (v, >, 0);
-        }
-    }
+  assert_steering_errors (steering, "other_class_caption");
 
   /* and on 4 shapes scenes, where the shapes are: after their caption,
    * other shapes named, none */
   JsonObject *shape_steering = json_object_get_object_member (steering, "shapes");
   g_assert_nonnull (shape_steering);
   g_assert_cmpint (json_object_get_int_member (shape_steering, "scenes"), ==, 4);
-  const char *shape_prefixes[] = { "right_caption", "other_shape_caption", "no_caption" };
-  for (guint c = 0; c < 3; c++)
-    {
-      JsonArray *mse = json_object_get_array_member (shape_steering, shape_prefixes[c]);
-      g_assert_cmpint (json_array_get_length (mse), ==, 4);
-      for (guint k = 0; k < 4; k++)
-        {
-          const double v = json_array_get_double_element (mse, k);
-          g_assert_true (isfinite (v));
-          g_assert_cmpfloat (v, >, 0);
-        }
-    }
+  assert_steering_errors (shape_steering, "other_shape_caption");
 
   /* every image drawn, with its prompt and whether it came out as asked:
    * as many right fashion ones as the judge found; then the examples */
