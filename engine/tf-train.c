@@ -1379,6 +1379,35 @@ tf_provenance_lineage (const char *provenance, TfLineage *lineage)
   return TRUE;
 }
 
+char *
+tf_provenance_started_from (const char *provenance)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  if (provenance == NULL || !tf_json_parse (parser, provenance, -1, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    return NULL;
+  JsonNode *ws = json_object_get_member (json_node_get_object (json_parser_get_root (parser)),
+                                         "warm_start");
+  if (ws != NULL && JSON_NODE_HOLDS_OBJECT (ws))
+    {
+      JsonNode *from = json_object_get_member (json_node_get_object (ws), "from");
+      if (from != NULL && JSON_NODE_HOLDS_VALUE (from)
+          && json_node_get_value_type (from) == G_TYPE_STRING)
+        return g_strdup (json_node_get_string (from));
+    }
+  else if (ws != NULL && JSON_NODE_HOLDS_VALUE (ws)
+           && json_node_get_value_type (ws) == G_TYPE_STRING)
+    {
+      /* "weights of X (its provenance: …); …" */
+      const char *text = json_node_get_string (ws);
+      const char *end = strstr (text, " (its provenance");
+      if (g_str_has_prefix (text, "weights of "))
+        text += strlen ("weights of ");
+      return end != NULL && end >= text ? g_strndup (text, (gsize) (end - text)) : g_strdup (text);
+    }
+  return NULL;
+}
+
 /* What a warm restart from @path records (the trainer's "warm_start"):
  * {"from": its file name, "optimizer": "moments started at zero",
  * "provenance": its provenance as an object (null when it has none that

@@ -112,6 +112,10 @@ typedef struct {
  * its "step"); a link of the chain that does not read ends it there. */
 gboolean tf_provenance_lineage (const char *provenance, TfLineage *lineage);
 
+/* The file name of the model a warm start began from, as @provenance
+ * records it (either form); NULL when it records none that reads. */
+char *tf_provenance_started_from (const char *provenance);
+
 typedef struct {
   int64_t step;             /* steps done, after this one */
   int64_t steps;            /* total */

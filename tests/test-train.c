@@ -342,6 +342,11 @@ test_warm_start (void)
   g_assert_true (tf_provenance_lineage (tf_safetensors_metadata (st, "provenance"), &lineage));
   g_assert_cmpint (lineage.runs, ==, 2);
   g_assert_cmpint (lineage.run_steps, ==, 4);
+  {
+    g_autofree char *started = tf_provenance_started_from (tf_safetensors_metadata (st, "provenance"));
+    g_assert_cmpstr (started, ==, "first.safetensors");
+    g_assert_null (tf_provenance_started_from (tf_safetensors_metadata (first_st, "provenance")));
+  }
   g_assert_cmpint (lineage.steps, ==, 10);
   g_assert_cmpfloat (lineage.wall_seconds, ==, lineage.run_wall_seconds + first_seconds);
 
@@ -442,6 +447,14 @@ test_lineage_text_chain (void)
   g_assert_cmpfloat (lineage.run_wall_seconds, ==, 30);
   g_assert_cmpint (lineage.steps, ==, 15);
   g_assert_cmpfloat (lineage.wall_seconds, ==, 60);
+  {
+    g_autofree char *from = tf_provenance_started_from (outer);
+    g_assert_cmpstr (from, ==, "b.safetensors");
+  }
+  /* a warm start of another type than the trainer writes names nothing */
+  g_assert_null (tf_provenance_started_from ("{\"step\": 3, \"warm_start\": 5}"));
+  g_assert_null (tf_provenance_started_from ("{\"step\": 3, \"warm_start\": {\"from\": 7}}"));
+  g_assert_null (tf_provenance_started_from ("not json"));
 
   /* A broken link: the chain ends with the run that names it. */
   g_assert_true (tf_provenance_lineage ("{\"step\":2,\"wall_seconds\":1,\"warm_start\":"

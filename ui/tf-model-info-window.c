@@ -131,25 +131,9 @@ add_training_card (TfModelInfoWindow *self, const char *provenance)
       /* Translators: a row of Model Info: how much training there is in all */
       card_add_row (card, _("In all"), all);
     }
-  /* Any file can be opened: a member of another type than the trainer
-   * writes is left out, not read as text. */
-  JsonNode *warm = json_object_get_member (o, "warm_start");
-  JsonNode *from_node = warm != NULL && JSON_NODE_HOLDS_OBJECT (warm)
-                        ? json_object_get_member (json_node_get_object (warm), "from") : NULL;
-  if (from_node != NULL && JSON_NODE_HOLDS_VALUE (from_node)
-      && json_node_get_value_type (from_node) == G_TYPE_STRING)
-    card_add_row (card, _("Started from"), json_node_get_string (from_node));
-  else if (warm != NULL && JSON_NODE_HOLDS_VALUE (warm)
-           && json_node_get_value_type (warm) == G_TYPE_STRING)
-    {
-      /* Files from before the chain was JSON: "weights of default.safetensors
-       * (its provenance: …); …" */
-      g_autofree char *from = g_strdup (json_node_get_string (warm));
-      char *cut = strstr (from, " (its provenance");
-      if (cut != NULL)
-        *cut = '\0';
-      card_add_row (card, _("Started from"), g_str_has_prefix (from, "weights of ") ? from + 11 : from);
-    }
+  g_autofree char *from = tf_provenance_started_from (provenance);
+  if (from != NULL)
+    card_add_row (card, _("Started from"), from);
 }
 
 static void
