@@ -325,7 +325,7 @@ tf_cli_eval (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
     { "judge", 0, 0, G_OPTION_ARG_FILENAME, &judge_path, N_("The Fashion-MNIST judge (the one in resources/judge/, or installed)"), N_("FILE") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON instead of a table"), NULL },
     { "json-file", 0, 0, G_OPTION_ARG_FILENAME, &json_file, N_("Also write the JSON to FILE"), N_("FILE") },
-    { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes scenes and emoji prompts, 5×N single shapes, 20×N captions (10)"), N_("N") },
+    { "samples", 'n', 0, G_OPTION_ARG_INT, &options.samples, N_("Images per class and phrasing; 10×N shapes scenes and emoji prompts, 5×N single shapes, 100×N captions (10)"), N_("N") },
     { "steps", 0, 0, G_OPTION_ARG_INT, &options.settings.steps, N_("Denoising steps per image (the model's own, else 25)"), N_("S") },
     { "cfg", 0, 0, G_OPTION_ARG_DOUBLE, &options.settings.cfg, N_("Guidance scale (the model's own, else 3)"), N_("W") },
     { "sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, N_("ddpm or ddim (the model's own, else ddim)"), N_("NAME") },

@@ -79,7 +79,7 @@ typedef struct {
   guint    sections;
   int      samples;        /* fashion: images per class and phrasing row;
                             * shapes, emoji: 10 × samples prompts;
-                            * caption: 20 × samples t10k images */
+                            * caption: 100 × samples t10k images */
   int      text_documents; /* held-out WordNet documents for bits per byte */
   int      answers;        /* "what is …?" answers printed */
   TfGenerateSettings settings;  /* steps, cfg, sampler, seed of every image */
