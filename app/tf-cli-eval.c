@@ -89,18 +89,19 @@ row (FILE *out, const char *section, const char *measure, const char *value,
   column (out, section, 8, FALSE);
   fputc (' ', out);
   column (out, measure, 36, FALSE);
-  column (out, value, 9, TRUE);
+  column (out, value, 13, TRUE);
   fputs ("  ", out);
   column (out, target, 9, FALSE);
   fprintf (out, "%s\n", note);
 }
 
-/* A percentage beside its target: "85%  no". */
+/* A percentage with its noise beside its target: "85.0% ±7.1  ≥85% yes". */
 static void
 row_percent (FILE *out, const char *section, const char *measure, int part, int whole,
              double target, const char *note)
 {
-  g_autofree char *value = g_strdup_printf ("%.1f%%", pc (part, whole));
+  g_autofree char *value = g_strdup_printf ("%.1f%% ±%.1f", pc (part, whole),
+                                            tf_eval_interval95 (part, whole));
   g_autofree char *goal = target >= 0
     ? g_strdup_printf ("≥%.0f%% %s", target, pc (part, whole) >= target ? _("yes") : _("no"))
     : g_strdup ("");

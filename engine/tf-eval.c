@@ -188,6 +188,17 @@ tf_eval_options_init (TfEvalOptions *o)
   o->settings.cfg = 3.0;
 }
 
+double
+tf_eval_interval95 (int part, int whole)
+{
+  if (whole <= 0)
+    return 0;
+  const double z = 1.96, n = whole, p = (double) part / whole;
+  const double centre = (p + z * z / (2 * n)) / (1 + z * z / n);
+  const double half = z * sqrt (p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n);
+  return 100 * MAX (p - (centre - half), centre + half - p);
+}
+
 static void
 answer_clear (gpointer data)
 {

@@ -92,6 +92,11 @@ typedef struct {
 
 void tf_eval_options_init (TfEvalOptions *options);
 
+/* How far, in points, the true rate may lie from @part of @whole seen: the
+ * farther end of the 95% Wilson interval (which, unlike p ± 1.96·se, is
+ * not zero at 0% or 100%). 0 when @whole is 0. */
+double tf_eval_interval95 (int part, int whole);
+
 #define TF_EVAL_FASHION_CLASSES 10
 /* The image settings tf_eval_sweep() tries: DDIM and DDPM, 25 and 50 steps,
  * guidance 2, 3 and 5. */

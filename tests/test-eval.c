@@ -559,6 +559,8 @@ test_eval_sweep (void)
   g_assert_nonnull (strstr (out, "ddim 25 steps, guidance 2"));
   g_assert_nonnull (strstr (out, "ddpm 50 steps, guidance 5"));
   g_assert_nonnull (strstr (out, "← chosen"));
+  /* each percentage with its 95% interval */
+  g_assert_nonnull (strstr (out, "% ±"));
   g_assert_nonnull (strstr (err, "eval: sweep, setting 1 of 12…\neval: shapes (15 items)…\n"));
   g_assert_nonnull (strstr (err, "eval: sweep, setting 12 of 12…\n"));
 
@@ -995,6 +997,19 @@ test_bundled_model (void)
 /* One shape in other words: the article agrees ("just an orange circle"),
  * no size or place is said, and 48 prompts ask for every colour with every
  * shape. */
+/* The 95% Wilson interval's farther end, against published values: 80 of
+ * 100 lies in [71.1, 86.7]%, 0 of 50 in [0, 7.1]% (where p ± 1.96·se
+ * would say ±0), 50 of 50 in [92.9, 100]%. */
+static void
+test_interval95 (void)
+{
+  g_assert_cmpfloat_with_epsilon (tf_eval_interval95 (80, 100), 8.883, 1e-3);
+  g_assert_cmpfloat_with_epsilon (tf_eval_interval95 (0, 50), 7.135, 1e-3);
+  g_assert_cmpfloat_with_epsilon (tf_eval_interval95 (50, 50), 7.135, 1e-3);
+  g_assert_cmpfloat_with_epsilon (tf_eval_interval95 (40, 50), 13.037, 1e-3);
+  g_assert_cmpfloat (tf_eval_interval95 (0, 0), ==, 0);
+}
+
 /* Fills @n images of [32, 32, 3] with flat @cell × @cell cells, moved by
  * @shift pixels, of values that differ from each neighbour's. */
 static void
@@ -1086,6 +1101,7 @@ main (int argc, char **argv)
   g_test_add_func ("/eval/emoji-render-as", test_emoji_render_as);
   g_test_add_func ("/eval/other-shape-prompts", test_other_shape_prompts);
   g_test_add_func ("/eval/seam-ratio", test_seam_ratio);
+  g_test_add_func ("/eval/interval95", test_interval95);
   g_test_add_func ("/eval/pick-examples", test_pick_examples);
   g_test_add_func ("/eval/convert-examples", test_convert_examples);
   g_test_add_func ("/eval/sweep", test_eval_sweep);
