@@ -257,6 +257,13 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
         r->gloss_example.answer ? r->gloss_example.answer : "");
       row_percent (out, "", _("\"what is a X?\" answered with its gloss"), r->gloss_right,
                    r->gloss_n, TF_EVAL_TARGET_GLOSS, gloss_note);
+      g_autofree char *chat_note =
+        r->chat_example.prompt != NULL
+          ? g_strdup_printf (_("%d held-out chat phrasings; missed: \"%s\" → \"%s\""),
+                             r->chat_n, r->chat_example.prompt, r->chat_example.answer)
+          : g_strdup_printf (_("%d held-out chat phrasings"), r->chat_n);
+      row_percent (out, "", _("chat: answered as its topic"), r->chat_right, r->chat_n, -1,
+                   chat_note);
       for (guint i = 0; r->answers != NULL && i < r->answers->len; i++)
         {
           const TfEvalAnswer *a = &g_array_index (r->answers, TfEvalAnswer, i);

@@ -128,6 +128,24 @@ static const ChatTopic chat_topics[] = {
     { "one transformer learns two things at once: to predict the next word of a text, and to "
       "remove noise from a picture. to draw, I start from pure noise and remove it step by "
       "step, guided by your words.", NULL } },
+  /* Questions and tasks beyond it: an honest "I cannot" rather than a
+   * made-up definition ("what colour is the sky?" got "barliness is the
+   * quality of being unfitting."). None of them asks "what is a X?", which
+   * the subjects and WordNet answer with a gloss. */
+  { "facts",
+    { "what colour is the sky?", "what is the capital of france?", "who is the president?",
+      "what time is it?", "what is the weather like today?", "how far away is the moon?",
+      "who wrote hamlet?", NULL },
+    { "I do not know facts about the world: I only draw clothes, shapes and emoji, describe "
+      "pictures and say what words mean. try \"draw a dress\" or \"what is a sandal?\".",
+      "that I cannot answer: I know no facts beyond what words mean. I can draw clothes, "
+      "shapes and emoji for you.", NULL } },
+  { "tasks",
+    { "tell me a joke", "write a poem", "can you help me with my homework?",
+      "what is 12 times 7?", "write some code for me", "translate hello into french",
+      "tell me a story", NULL },
+    { "I cannot do that: I am a small model that draws clothes, shapes and emoji, describes "
+      "pictures and defines words. shall I draw something?", NULL } },
   { "trained-on",
     { "what were you trained on?", "where does your knowledge come from?",
       "what data did you learn from?", NULL },
@@ -172,6 +190,19 @@ chat_get (TfDataSource *source, int64_t index, TfRng *rng, TfExample *example, G
     example->prompt[0] = g_ascii_toupper (example->prompt[0]);
   example->text = g_strdup (topic->assistant[tf_rng_below (rng, (uint64_t) n_answers)]);
   return TRUE;
+}
+
+gboolean
+tf_data_chat_answer_matches (const char *topic, const char *reply)
+{
+  g_return_val_if_fail (topic != NULL && reply != NULL, FALSE);
+  g_autofree char *r = g_strstrip (g_strdup (reply));
+  for (guint t = 0; t < G_N_ELEMENTS (chat_topics); t++)
+    if (strcmp (chat_topics[t].topic, topic) == 0)
+      for (const char *const *a = chat_topics[t].assistant; *a != NULL; a++)
+        if (strcmp (*a, r) == 0)
+          return TRUE;
+  return FALSE;
 }
 
 static void

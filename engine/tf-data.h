@@ -107,6 +107,9 @@ TfDataSource *tf_data_subjects_new (const char *wordnet_dir, const char *emoji_d
  * examples with example.chat set. The held-out split is the last user
  * phrasing of every topic that has three or more. */
 TfDataSource *tf_data_chat_new (TfSplit split, GError **error);
+/* Whether @reply (surrounding white space aside) is one of the answers the
+ * chat source gives for @topic (an example's subject). */
+gboolean tf_data_chat_answer_matches (const char *topic, const char *reply);
 /* A folder of images (PNG or JPEG) with same-named .txt captions, resized
  * to the model's size. Broken files are skipped with one g_warning each
  * naming the file and the problem; the held-out split is every 20th file by

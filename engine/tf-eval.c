@@ -219,6 +219,7 @@ tf_eval_report_clear (TfEvalReport *r)
   if (r->drawn != NULL)
     g_array_unref (r->drawn);
   answer_clear (&r->gloss_example);
+  answer_clear (&r->chat_example);
   memset (r, 0, sizeof *r);
 }
 
@@ -828,6 +829,48 @@ eval_glosses (Eval *ev, const TfGenerateSettings *settings, GError **error)
   return TRUE;
 }
 
+/* The chat topics' held-out phrasings, each the first turn of a new chat,
+ * answered greedily: right when the reply is one of the topic's answers. */
+static gboolean
+eval_chat (Eval *ev, const TfGenerateSettings *settings, GError **error)
+{
+  g_autoptr (TfDataSource) src = tf_data_chat_new (TF_SPLIT_HELDOUT, error);
+  TfGenerateSettings s = *settings;
+  TfRng rng;
+
+  if (src == NULL)
+    return FALSE;
+  s.max_tokens = 200;   /* the longest answer, "what can you draw?", is 90 tokens */
+  tf_rng_seed (&rng, ev->o->settings.seed);
+  const int n = (int) tf_data_source_size (src);
+  for (int i = 0; i < n; i++)
+    {
+      TfExample ex;
+      if (!step (ev, "text", i, n, error) || !tf_data_source_get (src, i, &rng, &ex, error))
+        return FALSE;
+      /* as the phrasing is written, without the source's random capital */
+      ex.prompt[0] = g_ascii_tolower (ex.prompt[0]);
+      tf_generator_chat_reset (ev->gen);
+      g_autofree char *answer = tf_generator_chat (ev->gen, ex.prompt, NULL, &s, NULL, error);
+      if (answer == NULL)
+        {
+          tf_example_clear (&ex);
+          return FALSE;
+        }
+      const gboolean right = tf_data_chat_answer_matches (ex.subject, answer);
+      ev->r->chat_n++;
+      ev->r->chat_right += right;
+      if (!right && ev->r->chat_example.prompt == NULL)
+        {
+          ev->r->chat_example.prompt = g_strdup (ex.prompt);
+          ev->r->chat_example.answer = g_utf8_make_valid (answer, -1);
+        }
+      tf_example_clear (&ex);
+    }
+  tf_generator_chat_reset (ev->gen);
+  return TRUE;
+}
+
 static gboolean
 eval_text (Eval *ev, GError **error)
 {
@@ -937,7 +980,7 @@ eval_text (Eval *ev, GError **error)
       tf_example_clear (&ex);
     }
   tf_generator_chat_reset (ev->gen);
-  return eval_glosses (ev, &s, error);
+  return eval_glosses (ev, &s, error) && eval_chat (ev, &s, error);
 }
 
 /* The images of the other class: the first image after @index + size/2
@@ -1425,6 +1468,18 @@ tf_eval_report_to_json (const TfEvalReport *r)
       add_int (b, "bytes", r->text_bytes);
       add_measure (b, "gloss_right", percent (r->gloss_right, r->gloss_n), TF_EVAL_TARGET_GLOSS);
       add_int (b, "gloss_questions", r->gloss_n);
+      add_measure (b, "chat_right", percent (r->chat_right, r->chat_n), -1);
+      add_int (b, "chat_questions", r->chat_n);
+      if (r->chat_example.prompt != NULL)
+        {
+          json_builder_set_member_name (b, "chat_missed");
+          json_builder_begin_object (b);
+          json_builder_set_member_name (b, "prompt");
+          json_builder_add_string_value (b, r->chat_example.prompt);
+          json_builder_set_member_name (b, "answer");
+          json_builder_add_string_value (b, r->chat_example.answer);
+          json_builder_end_object (b);
+        }
       json_builder_set_member_name (b, "answers");
       json_builder_begin_array (b);
       for (guint i = 0; r->answers != NULL && i < r->answers->len; i++)

@@ -160,6 +160,10 @@ typedef struct {
    * answered with the gloss training taught for the word's other questions */
   int    gloss_n, gloss_right;
   TfEvalAnswer gloss_example;
+  /* the chat topics' held-out phrasings ("thank you very much") answered,
+   * greedily, with one of their topic's answers */
+  int    chat_n, chat_right;
+  TfEvalAnswer chat_example;   /* the first answered otherwise, if any */
   /* steering: mean squared ε error per noise level, after the right
    * caption [0], another class's [1] and none [2] */
   int    steering_n;                   /* images */

@@ -279,6 +279,42 @@ test_chat_templates (void)
       for (size_t k = 0; k < G_N_ELEMENTS (colours); k++)
         g_assert_nonnull (strstr (e->text, colours[k]));
     }
+
+  /* Questions beyond it are answered "I cannot", and none of them is a
+   * "what is a X?", which gets a gloss. */
+  const char *beyond[] = { "facts", "tasks" };
+  for (size_t k = 0; k < G_N_ELEMENTS (beyond); k++)
+    g_assert_true (g_hash_table_contains (topics, beyond[k]));
+  for (guint i = 0; i < examples->len; i++)
+    {
+      const TfExample *e = g_ptr_array_index (examples, i);
+      if (strcmp (e->subject, "facts") == 0 || strcmp (e->subject, "tasks") == 0)
+        {
+          g_autofree char *lower = g_ascii_strdown (e->prompt, -1);
+          g_assert_false (g_str_has_prefix (lower, "what is a ") ||
+                          g_str_has_prefix (lower, "what is an "));
+          g_assert_true (strstr (e->text, "I cannot") != NULL ||
+                         strstr (e->text, "I do not know") != NULL);
+        }
+    }
+
+  /* A reply is one of its topic's answers, white space aside, and not
+   * another topic's. */
+  const TfExample *first = g_ptr_array_index (examples, 0);
+  g_autofree char *padded = g_strdup_printf ("  %s\n", first->text);
+  g_assert_true (tf_data_chat_answer_matches (first->subject, first->text));
+  g_assert_true (tf_data_chat_answer_matches (first->subject, padded));
+  g_assert_false (tf_data_chat_answer_matches (first->subject, "a sneaker is a shoe."));
+  g_assert_false (tf_data_chat_answer_matches ("no such topic", first->text));
+  for (guint i = 0; i < examples->len; i++)
+    {
+      const TfExample *e = g_ptr_array_index (examples, i);
+      if (strcmp (e->subject, first->subject) != 0)
+        {
+          g_assert_false (tf_data_chat_answer_matches (first->subject, e->text));
+          break;
+        }
+    }
   free_examples (examples);
   free_examples (held);
 }

@@ -250,6 +250,14 @@ test_eval_end_to_end (void)
   double gloss_right = member_percent (text, "gloss_right");
   g_assert_cmpfloat (gloss_right, >=, 0);
   g_assert_cmpfloat (gloss_right, <=, 100);
+  /* every held-out chat phrasing asked, one per topic with three or more */
+  g_autoptr (TfDataSource) chat_heldout = tf_data_chat_new (TF_SPLIT_HELDOUT, NULL);
+  g_assert_cmpint (json_object_get_int_member (text, "chat_questions"), ==,
+                   tf_data_source_size (chat_heldout));
+  g_assert_cmpint (tf_data_source_size (chat_heldout), >=, 20);
+  const double chat_right = member_percent (text, "chat_right");
+  g_assert_cmpfloat (chat_right, >=, 0);
+  g_assert_cmpfloat (chat_right, <=, 100);
 
   /* steering: four noise levels rising through the schedule, the ε error
    * after each kind of prefix; 4 images for --samples 1 */
