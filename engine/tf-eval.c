@@ -789,18 +789,30 @@ tf_eval_gloss_matches (const char *answer, const char *expected)
   const char *semicolon = strchr (e, ';');
   return semicolon != NULL && strncmp (a, e, (size_t) (semicolon - e)) == 0;
 }
-/* Held-out "what is a X?" questions about the image sources' subjects,
- * answered greedily in the chat template (issue 16). */
+
+/* What eval_questions() asks and how it scores a reply. */
+typedef enum {
+  QUESTIONS_GLOSS,   /* held-out "what is a X?": the gloss (tf_eval_gloss_matches) */
+  QUESTIONS_CHAT,    /* held-out chat phrasings: one of the topic's answers */
+} Questions;
+
+/* Every example of the subjects' or the chat topics' held-out split asked
+ * as the first turn of a new chat and answered greedily (issue 16). */
 static gboolean
-eval_glosses (Eval *ev, const TfGenerateSettings *settings, GError **error)
+eval_questions (Eval *ev, Questions kind, const TfGenerateSettings *settings, GError **error)
 {
-  g_autoptr (TfDataSource) src = open_source (ev, "subjects", error);
+  g_autoptr (TfDataSource) src = kind == QUESTIONS_GLOSS ? open_source (ev, "subjects", error)
+                                                         : tf_data_chat_new (TF_SPLIT_HELDOUT, error);
   TfGenerateSettings s = *settings;
+  int *asked = kind == QUESTIONS_GLOSS ? &ev->r->gloss_n : &ev->r->chat_n;
+  int *right = kind == QUESTIONS_GLOSS ? &ev->r->gloss_right : &ev->r->chat_right;
+  TfEvalAnswer *example = kind == QUESTIONS_GLOSS ? &ev->r->gloss_example : &ev->r->chat_example;
   TfRng rng;
 
   if (src == NULL)
     return FALSE;
-  s.max_tokens = 64;
+  /* the longest chat answer, "what can you draw?", is 90 tokens */
+  s.max_tokens = kind == QUESTIONS_GLOSS ? 64 : 200;
   tf_rng_seed (&rng, ev->o->settings.seed);
   const int n = (int) tf_data_source_size (src);
   for (int i = 0; i < n; i++)
@@ -808,6 +820,9 @@ eval_glosses (Eval *ev, const TfGenerateSettings *settings, GError **error)
       TfExample ex;
       if (!step (ev, "text", i, n, error) || !tf_data_source_get (src, i, &rng, &ex, error))
         return FALSE;
+      /* a chat phrasing as it is written, without the source's random capital */
+      if (kind == QUESTIONS_CHAT)
+        ex.prompt[0] = g_ascii_tolower (ex.prompt[0]);
       tf_generator_chat_reset (ev->gen);
       g_autofree char *answer = tf_generator_chat (ev->gen, ex.prompt, NULL, &s, NULL, error);
       if (answer == NULL)
@@ -815,55 +830,15 @@ eval_glosses (Eval *ev, const TfGenerateSettings *settings, GError **error)
           tf_example_clear (&ex);
           return FALSE;
         }
-      const gboolean right = tf_eval_gloss_matches (answer, ex.text);
-      ev->r->gloss_n++;
-      ev->r->gloss_right += right;
-      if (ev->r->gloss_example.prompt == NULL)
+      const gboolean ok = kind == QUESTIONS_GLOSS ? tf_eval_gloss_matches (answer, ex.text)
+                                                  : tf_data_chat_answer_matches (ex.subject, answer);
+      (*asked)++;
+      *right += ok;
+      /* the first gloss question; the first chat phrasing missed */
+      if (example->prompt == NULL && (kind == QUESTIONS_GLOSS || !ok))
         {
-          ev->r->gloss_example.prompt = g_strdup (ex.prompt);
-          ev->r->gloss_example.answer = g_utf8_make_valid (answer, -1);
-        }
-      tf_example_clear (&ex);
-    }
-  tf_generator_chat_reset (ev->gen);
-  return TRUE;
-}
-
-/* The chat topics' held-out phrasings, each the first turn of a new chat,
- * answered greedily: right when the reply is one of the topic's answers. */
-static gboolean
-eval_chat (Eval *ev, const TfGenerateSettings *settings, GError **error)
-{
-  g_autoptr (TfDataSource) src = tf_data_chat_new (TF_SPLIT_HELDOUT, error);
-  TfGenerateSettings s = *settings;
-  TfRng rng;
-
-  if (src == NULL)
-    return FALSE;
-  s.max_tokens = 200;   /* the longest answer, "what can you draw?", is 90 tokens */
-  tf_rng_seed (&rng, ev->o->settings.seed);
-  const int n = (int) tf_data_source_size (src);
-  for (int i = 0; i < n; i++)
-    {
-      TfExample ex;
-      if (!step (ev, "text", i, n, error) || !tf_data_source_get (src, i, &rng, &ex, error))
-        return FALSE;
-      /* as the phrasing is written, without the source's random capital */
-      ex.prompt[0] = g_ascii_tolower (ex.prompt[0]);
-      tf_generator_chat_reset (ev->gen);
-      g_autofree char *answer = tf_generator_chat (ev->gen, ex.prompt, NULL, &s, NULL, error);
-      if (answer == NULL)
-        {
-          tf_example_clear (&ex);
-          return FALSE;
-        }
-      const gboolean right = tf_data_chat_answer_matches (ex.subject, answer);
-      ev->r->chat_n++;
-      ev->r->chat_right += right;
-      if (!right && ev->r->chat_example.prompt == NULL)
-        {
-          ev->r->chat_example.prompt = g_strdup (ex.prompt);
-          ev->r->chat_example.answer = g_utf8_make_valid (answer, -1);
+          example->prompt = g_strdup (ex.prompt);
+          example->answer = g_utf8_make_valid (answer, -1);
         }
       tf_example_clear (&ex);
     }
@@ -980,7 +955,8 @@ eval_text (Eval *ev, GError **error)
       tf_example_clear (&ex);
     }
   tf_generator_chat_reset (ev->gen);
-  return eval_glosses (ev, &s, error) && eval_chat (ev, &s, error);
+  return eval_questions (ev, QUESTIONS_GLOSS, &s, error) &&
+         eval_questions (ev, QUESTIONS_CHAT, &s, error);
 }
 
 /* The images of the other class: the first image after @index + size/2
