@@ -2,14 +2,17 @@
  * Everything runs with LANGUAGE=de in the C.UTF-8 locale, which every
  * system has (gettext honours LANGUAGE in any locale but plain "C"), with
  * the build tree's catalogues: transfusion-cli's help and errors, the
- * desktop file, an error of the generator's worker and the keyboard
- * shortcuts window (in a real GTK; skipped without a display). */
+ * desktop file, an error of the generator's worker, the keyboard
+ * shortcuts window and the chat's first screen (in a real GTK; skipped
+ * without a display). */
 #include "config.h"
 
+#include "tf-chat-view.h"
 #include "tf-generation.h"
 #include "tf-model-info.h"
 #include "tf-test-util.h"
 
+#include <adwaita.h>
 #include <glib/gi18n.h>
 #include <gtk/gtk.h>
 #include <locale.h>
@@ -142,6 +145,56 @@ test_shortcuts_window (void)
   gtk_window_destroy (GTK_WINDOW (window));
 }
 
+/* Whether a button under @widget is labelled @label. */
+static gboolean
+find_button (GtkWidget *widget, const char *label)
+{
+  if (GTK_IS_BUTTON (widget) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (widget)), label) == 0)
+    return TRUE;
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    if (find_button (child, label))
+      return TRUE;
+  return FALSE;
+}
+
+static AdwStatusPage *
+first_status_page (GtkWidget *widget)
+{
+  if (ADW_IS_STATUS_PAGE (widget))
+    return ADW_STATUS_PAGE (widget);
+  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      AdwStatusPage *page = first_status_page (child);
+      if (page != NULL)
+        return page;
+    }
+  return NULL;
+}
+
+/* The chat's first screen says in German that the model knows English
+ * only, and its example messages, which the model reads, stay English. */
+static void
+test_chat_starters (void)
+{
+  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
+    {
+      g_test_skip ("no display (DISPLAY and WAYLAND_DISPLAY are unset); run under xvfb-run");
+      return;
+    }
+  adw_init ();
+  GtkWidget *view = g_object_ref_sink (g_object_new (TF_TYPE_CHAT_VIEW, NULL));
+  g_assert_true (find_button (view, "Draw a sneaker"));
+  g_assert_true (find_button (view, "What is a bicycle?"));
+  g_assert_false (find_button (view, "Zeichne einen Turnschuh"));
+  AdwStatusPage *page = first_status_page (view);
+  g_assert_nonnull (page);
+  g_assert_cmpstr (adw_status_page_get_title (page), ==, "Mit dem Modell chatten");
+  g_assert_nonnull (strstr (adw_status_page_get_description (page), "nur Englisch"));
+  g_object_unref (view);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -158,6 +211,7 @@ main (int argc, char **argv)
   g_test_add_func ("/i18n/cli", test_cli);
   g_test_add_func ("/i18n/desktop-file", test_desktop_file);
   g_test_add_func ("/i18n/generation-error", test_generation_error);
+  g_test_add_func ("/i18n/chat-starters", test_chat_starters);
   g_test_add_func ("/i18n/shortcuts-window", test_shortcuts_window);
   return g_test_run ();
 }

@@ -1587,10 +1587,12 @@ tf_chat_view_class_init (TfChatViewClass *klass)
 static void
 tf_chat_view_init (TfChatView *self)
 {
+  /* Messages the model reads, so in the one language it knows, whatever
+   * the interface's: not for translation. */
   const char *starters[] = {
-    N_("What is a bicycle?"),
-    N_("Draw a small red circle"),
-    N_("Draw a sneaker"),
+    "What is a bicycle?",
+    "Draw a large red heart",
+    "Draw a sneaker",
   };
   GtkDropTarget *drop = gtk_drop_target_new (G_TYPE_INVALID, GDK_ACTION_COPY);
   GType types[] = { GDK_TYPE_TEXTURE, G_TYPE_FILE };
@@ -1600,7 +1602,7 @@ tf_chat_view_init (TfChatView *self)
 
   for (guint i = 0; i < G_N_ELEMENTS (starters); i++)
     {
-      GtkWidget *button = gtk_button_new_with_label (_(starters[i]));
+      GtkWidget *button = gtk_button_new_with_label (starters[i]);
 
       gtk_widget_add_css_class (button, "example");
       gtk_widget_set_tooltip_text (button, _("Send this message"));
