@@ -107,21 +107,33 @@ test_generation_error (void)
   tf_test_remove_tree (dir);
 }
 
-static gboolean
-find_title (GtkWidget *widget, GType type, const char *title)
+/* The first widget under @widget (itself included) of @type whose
+ * @property is @value; with @property NULL, the first of @type. */
+static GtkWidget *
+find_widget (GtkWidget *widget, GType type, const char *property, const char *value)
 {
   if (G_TYPE_CHECK_INSTANCE_TYPE (widget, type))
     {
       g_autofree char *text = NULL;
-      g_object_get (widget, "title", &text, NULL);
-      if (g_strcmp0 (text, title) == 0)
-        return TRUE;
+      if (property != NULL)
+        g_object_get (widget, property, &text, NULL);
+      if (property == NULL || g_strcmp0 (text, value) == 0)
+        return widget;
     }
   for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
        child = gtk_widget_get_next_sibling (child))
-    if (find_title (child, type, title))
-      return TRUE;
-  return FALSE;
+    {
+      GtkWidget *found = find_widget (child, type, property, value);
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+static gboolean
+find_title (GtkWidget *widget, GType type, const char *title)
+{
+  return find_widget (widget, type, "title", title) != NULL;
 }
 
 /* The application's keyboard shortcuts window, built from the GResource. */
@@ -145,34 +157,6 @@ test_shortcuts_window (void)
   gtk_window_destroy (GTK_WINDOW (window));
 }
 
-/* Whether a button under @widget is labelled @label. */
-static gboolean
-find_button (GtkWidget *widget, const char *label)
-{
-  if (GTK_IS_BUTTON (widget) && g_strcmp0 (gtk_button_get_label (GTK_BUTTON (widget)), label) == 0)
-    return TRUE;
-  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    if (find_button (child, label))
-      return TRUE;
-  return FALSE;
-}
-
-static AdwStatusPage *
-first_status_page (GtkWidget *widget)
-{
-  if (ADW_IS_STATUS_PAGE (widget))
-    return ADW_STATUS_PAGE (widget);
-  for (GtkWidget *child = gtk_widget_get_first_child (widget); child != NULL;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      AdwStatusPage *page = first_status_page (child);
-      if (page != NULL)
-        return page;
-    }
-  return NULL;
-}
-
 /* The chat's first screen says in German that the model knows English
  * only, and its example messages, which the model reads, stay English. */
 static void
@@ -185,10 +169,10 @@ test_chat_starters (void)
     }
   adw_init ();
   GtkWidget *view = g_object_ref_sink (g_object_new (TF_TYPE_CHAT_VIEW, NULL));
-  g_assert_true (find_button (view, "Draw a sneaker"));
-  g_assert_true (find_button (view, "What is a bicycle?"));
-  g_assert_false (find_button (view, "Zeichne einen Turnschuh"));
-  AdwStatusPage *page = first_status_page (view);
+  g_assert_nonnull (find_widget (view, GTK_TYPE_BUTTON, "label", "Draw a sneaker"));
+  g_assert_nonnull (find_widget (view, GTK_TYPE_BUTTON, "label", "What is a bicycle?"));
+  g_assert_null (find_widget (view, GTK_TYPE_BUTTON, "label", "Zeichne einen Turnschuh"));
+  AdwStatusPage *page = ADW_STATUS_PAGE (find_widget (view, ADW_TYPE_STATUS_PAGE, NULL, NULL));
   g_assert_nonnull (page);
   g_assert_cmpstr (adw_status_page_get_title (page), ==, "Mit dem Modell chatten");
   g_assert_nonnull (strstr (adw_status_page_get_description (page), "nur Englisch"));
