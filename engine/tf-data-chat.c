@@ -4,8 +4,9 @@
  * a caption. These few dozen topics teach it to greet, thank, and say
  * truthfully what it can do: draw the ten Fashion-MNIST clothes, coloured
  * shapes at nine places and emoji, at 32 × 32 pixels; describe a picture it
- * is given; define words from WordNet. Every answer is about this program,
- * so keep them true when the sources change. */
+ * is given; define words from WordNet; and decline, as truthfully, the
+ * questions and tasks beyond that. Every answer is about this program, so
+ * keep them true when the sources change. */
 #include "tf-data-private.h"
 
 #include <string.h>
