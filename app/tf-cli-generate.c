@@ -493,7 +493,7 @@ tf_cli_generate (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       if (!tf_image_read (init_image, &image, &error))
         return file_error (cli, error);
       init_pixels = g_new (float, tf_config_image_values (config));
-      tf_image_to_model (&image, size, channels, init_pixels);
+      tf_generator_fit_picture (gen, &image, init_pixels);
       tf_image_clear (&image);
       settings.init_image = init_pixels;
     }
@@ -574,8 +574,10 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *summary = g_strdup_printf (
       "%s\n\n%s", _(command->summary),
       _("Fits the picture to the model's size (a larger one shrinks, keeping its\n"
-        "shape; a smaller one keeps its size; on the colour of its edge) and prints\n"
-        "the model's caption on standard output."));
+        "shape; a smaller one keeps its size; on the colour of its edge; a grey one\n"
+        "on black, larger than 28 × 28, shrinks to that for a model trained on\n"
+        "Fashion-MNIST, as training placed those) and prints the model's caption\n"
+        "on standard output."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;
@@ -601,7 +603,7 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   tf_cli_set_precision (cli, gen, precision);
   const TfConfig *config = tf_model_config (tf_generator_model (gen));
   g_autofree float *pixels = g_new (float, tf_config_image_values (config));
-  tf_image_to_model (&image, config->image_size, config->image_channels, pixels);
+  tf_generator_fit_picture (gen, &image, pixels);
   tf_image_clear (&image);
   /* The likeliest caption (temperature 0) draws nothing at random. */
   announce_seed (cli, &settings, random_seed && settings.temperature > 0);
@@ -621,6 +623,7 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
 
 typedef struct {
   TfCli                    *cli;
+  TfGenerator              *gen;
   const TfConfig           *config;
   const TfGenerateSettings *settings;
   const char               *images;       /* folder for the images drawn */
@@ -771,7 +774,7 @@ read_attachment (ChatRun *run, const char *path)
       return NULL;
     }
   pixels = g_new (float, tf_config_image_values (run->config));
-  tf_image_to_model (&image, run->config->image_size, run->config->image_channels, pixels);
+  tf_generator_fit_picture (run->gen, &image, pixels);
   tf_image_clear (&image);
   fprintf (run->cli->err, _("attached %s to your next message\n"), path);
   return pixels;
@@ -852,6 +855,7 @@ tf_cli_chat (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
   g_autofree char *name = tf_model_name_from_path (model_path);
   ChatRun run = {
     .cli = cli,
+    .gen = gen,
     .config = tf_model_config (tf_generator_model (gen)),
     .settings = &settings,
     .images = images != NULL ? images : ".",

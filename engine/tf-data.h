@@ -52,6 +52,9 @@ void tf_example_clear (TfExample *example);
 
 typedef struct _TfDataSource TfDataSource;
 
+/* Fashion-MNIST's images are 28 × 28 grey pictures. */
+#define TF_FASHION_SIDE 28
+
 /* Fashion-MNIST from @dir (NULL: /usr/share/datasets/fashion-mnist). The
  * train split reads only train-*.gz; the held-out split reads only t10k-*.gz.
  * 28×28 grey images centred on the model's image size (grey replicated to

@@ -5,6 +5,7 @@
 #include "tf-threads.h"
 #include "tf-diffusion.h"
 #include "tf-layers.h"
+#include "tf-train.h"
 #include "tf-rng.h"
 #include "tf-unet.h"
 #include "tf-conv-patch.h"
@@ -47,6 +48,7 @@ struct _TfGenerator {
   guint64        pack_version;   /* the model's weights version they were made of */
   int            calls;          /* depth of the API calls running */
   volatile gint  abort;
+  int            grey_side;      /* tf_image_to_model_picture()'s, for people's pictures */
 
   /* KV cache per row: [n_layers][max_seq_len][d] for keys and for values */
   float         *k_cache[N_ROWS], *v_cache[N_ROWS];
@@ -361,7 +363,19 @@ tf_generator_new_from_file (const char *path, GError **error)
       tf_model_free (model);
       return NULL;
     }
-  return tf_generator_new (model, tok, error);
+  return tf_generator_new_with_file (model, tok, st, error);
+}
+
+TfGenerator *
+tf_generator_new_with_file (TfModel *model, TfTokenizer *tokenizer, const TfSafetensors *st,
+                            GError **error)
+{
+  const int grey_side = tf_provenance_grey_side (tf_safetensors_metadata (st, "provenance"),
+                                                 tf_model_config (model)->image_size);
+  TfGenerator *g = tf_generator_new (model, tokenizer, error);
+  if (g != NULL)
+    tf_generator_set_picture_grey_side (g, grey_side);
+  return g;
 }
 
 void
@@ -401,6 +415,25 @@ void
 tf_generator_set_precision (TfGenerator *g, TfPrecision precision)
 {
   g->backend = tf_gemm_backend_for (precision);
+}
+
+void
+tf_generator_set_picture_grey_side (TfGenerator *g, int grey_side)
+{
+  g->grey_side = MAX (grey_side, 0);
+}
+
+int
+tf_generator_picture_grey_side (TfGenerator *g)
+{
+  return g->grey_side;
+}
+
+void
+tf_generator_fit_picture (TfGenerator *g, const TfImage *image, float *pixels)
+{
+  const TfConfig *c = tf_model_config (g->model);
+  tf_image_to_model_picture (image, c->image_size, c->image_channels, g->grey_side, pixels);
 }
 
 TfGemmBackend

@@ -18,6 +18,7 @@
 
 #include "transfusion.h"
 #include "tf-gemm.h"
+#include "tf-image.h"
 #include "tf-tokenizer.h"
 
 G_BEGIN_DECLS
@@ -98,8 +99,14 @@ typedef struct {
 
 typedef struct _TfGenerator TfGenerator;
 
-/* Loads a checkpoint with its tokenizer. */
+/* Loads a checkpoint with its tokenizer (and the grey side of the pictures
+ * people give it, from its provenance: tf_generator_fit_picture). */
 TfGenerator *tf_generator_new_from_file (const char *path, GError **error);
+/* Takes ownership of @model and @tokenizer; with @st, the file they came
+ * from, also what it says of the pictures people give the model (its
+ * provenance: tf_generator_fit_picture). */
+TfGenerator *tf_generator_new_with_file (TfModel *model, TfTokenizer *tokenizer,
+                                         const TfSafetensors *st, GError **error);
 /* Takes ownership of @model and @tokenizer. */
 TfGenerator *tf_generator_new (TfModel *model, TfTokenizer *tokenizer, GError **error);
 void tf_generator_free (TfGenerator *gen);
@@ -118,6 +125,15 @@ void tf_generator_set_threads (TfGenerator *gen, int limit);
 void tf_generator_set_precision (TfGenerator *gen, TfPrecision precision);
 /* What runs them. */
 TfGemmBackend tf_generator_backend (TfGenerator *gen);
+
+/* A picture a person gives the model (to caption, in a chat, to start an
+ * image from) into @pixels (the model's size × size × channels), fitted as
+ * training placed its kind: tf_image_to_model_picture() with the grey side
+ * set here (0 until set: every picture fills the image), which
+ * tf_model_info_open_generator() sets from the file's provenance. */
+void tf_generator_set_picture_grey_side (TfGenerator *gen, int grey_side);
+int  tf_generator_picture_grey_side (TfGenerator *gen);
+void tf_generator_fit_picture (TfGenerator *gen, const TfImage *image, float *pixels);
 
 /* Asks the running call to stop; it returns within one step or token with
  * TF_ERROR_ABORTED. The flag clears when the next call starts. */

@@ -606,12 +606,15 @@ compare_floats (const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-void
-tf_image_to_model (const TfImage *image, int size, int channels, float *out)
+/* Fits @image within @within × @within (at most @size), centred in
+ * size × size: tf_image_to_model() with @within = @size. */
+static void
+fit_within (const TfImage *image, int size, int channels, int within, float *out)
 {
   g_return_if_fail (image != NULL && image->rgba != NULL && image->width > 0
                     && image->height > 0);
   g_return_if_fail (size > 0 && (channels == 1 || channels == 3) && out != NULL);
+  g_return_if_fail (within >= 1 && within <= size);
   int w = image->width, h = image->height;
 
   /* The fitted rectangle inside the square: larger images shrink to fit,
@@ -619,10 +622,10 @@ tf_image_to_model (const TfImage *image, int size, int channels, float *out)
    * image on 32×32), so that a picture is never blurred by stretching. */
   int long_side = MAX (w, h);
   int fw = w, fh = h;
-  if (long_side > size)
+  if (long_side > within)
     {
-      fw = CLAMP ((int) lround ((double) w * size / long_side), 1, size);
-      fh = CLAMP ((int) lround ((double) h * size / long_side), 1, size);
+      fw = CLAMP ((int) lround ((double) w * within / long_side), 1, within);
+      fh = CLAMP ((int) lround ((double) h * within / long_side), 1, within);
     }
   int ox = (size - fw) / 2, oy = (size - fh) / 2;
 
@@ -686,6 +689,61 @@ tf_image_to_model (const TfImage *image, int size, int channels, float *out)
             dst[c] = CLAMP (2.0f * rgb[c] - 1.0f, -1.0f, 1.0f);
       }
   g_free (fitted);
+}
+
+void
+tf_image_to_model (const TfImage *image, int size, int channels, float *out)
+{
+  fit_within (image, size, channels, size, out);
+}
+
+/* Whether every pixel, over white as the fitting composites it, has its
+ * red, green and blue within 2/255 of each other, and most of the
+ * outermost pixels are dark (a grey picture on black, as Fashion-MNIST's
+ * are; black shapes on white are not one). */
+static gboolean
+is_grey_on_dark (const TfImage *image)
+{
+  const int w = image->width, h = image->height;
+  int edge = 0, dark = 0;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x += (y == 0 || y == h - 1 || x == w - 1) ? 1 : MAX (w - 1, 1))
+      {
+        const uint8_t *p = image->rgba + ((size_t) y * w + x) * 4;
+        /* over white; grey, so red stands for all three */
+        const double v = p[0] * (p[3] / 255.0) + 255 * (1 - p[3] / 255.0);
+        edge++;
+        dark += v < 128;
+      }
+  if (2 * dark <= edge)
+    return FALSE;
+  const size_t n = (size_t) image->width * image->height;
+  for (size_t i = 0; i < n; i++)
+    {
+      const uint8_t *p = image->rgba + i * 4;
+      const double a = p[3] / 255.0;
+      double lo = 255, hi = 0;
+      for (int c = 0; c < 3; c++)
+        {
+          const double v = p[c] * a + 255 * (1 - a);
+          lo = MIN (lo, v);
+          hi = MAX (hi, v);
+        }
+      if (hi - lo > 2)
+        return FALSE;
+    }
+  return TRUE;
+}
+
+void
+tf_image_to_model_picture (const TfImage *image, int size, int channels, int grey_side,
+                           float *out)
+{
+  g_return_if_fail (image != NULL && image->rgba != NULL);
+  const gboolean fits = grey_side >= 1 && grey_side < size &&
+                        MAX (image->width, image->height) > grey_side &&
+                        is_grey_on_dark (image);
+  fit_within (image, size, channels, fits ? grey_side : size, out);
 }
 
 void

@@ -46,6 +46,15 @@ GHashTable *tf_image_read_png_text (const char *path, GError **error);
  * pixels (black around a 28×28 Fashion-MNIST image, as training places it),
  * then scaled to [-1, 1] with @channels (1: luminance, 3: RGB). */
 void tf_image_to_model (const TfImage *image, int size, int channels, float *out);
+/* A picture a person gives a model (to caption, in a chat, to start an
+ * image from), fitted as training placed its kind: as tf_image_to_model,
+ * except that a grey picture on a dark ground (R, G and B within 2/255
+ * everywhere, most of its outermost pixels darker than mid-grey) larger
+ * than @grey_side × @grey_side shrinks to fit that, centred in size × size.
+ * A model trained on Fashion-MNIST saw its grey pictures as 28 × 28 on 32
+ * (tf_provenance_grey_side); 0 (or @size) turns the rule off. */
+void tf_image_to_model_picture (const TfImage *image, int size, int channels, int grey_side,
+                                float *out);
 /* Model pixels → 8-bit (clamped, rounded). */
 void tf_image_from_model (const float *pixels, int size, int channels, uint8_t *out);
 

@@ -1408,6 +1408,38 @@ tf_provenance_started_from (const char *provenance)
   return NULL;
 }
 
+int
+tf_provenance_grey_side (const char *provenance, int image_size)
+{
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (JsonParser) options_parser = json_parser_new ();
+  if (image_size <= TF_FASHION_SIDE || provenance == NULL
+      || !tf_json_parse (parser, provenance, -1, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    return 0;
+  /* "options" is the run's options as a JSON string */
+  JsonNode *options = json_object_get_member (json_node_get_object (json_parser_get_root (parser)),
+                                              "options");
+  if (options == NULL || !JSON_NODE_HOLDS_VALUE (options)
+      || json_node_get_value_type (options) != G_TYPE_STRING
+      || !tf_json_parse (options_parser, json_node_get_string (options), -1, NULL)
+      || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (options_parser)))
+    return 0;
+  JsonNode *data = json_object_get_member (json_node_get_object (json_parser_get_root (options_parser)),
+                                           "data");
+  if (data == NULL || !JSON_NODE_HOLDS_ARRAY (data))
+    return 0;
+  JsonArray *sources = json_node_get_array (data);
+  for (guint i = 0; i < json_array_get_length (sources); i++)
+    {
+      JsonNode *s = json_array_get_element (sources, i);
+      if (JSON_NODE_HOLDS_VALUE (s) && json_node_get_value_type (s) == G_TYPE_STRING
+          && strcmp (json_node_get_string (s), "fashion") == 0)
+        return TF_FASHION_SIDE;
+    }
+  return 0;
+}
+
 /* What a warm restart from @path records (the trainer's "warm_start"):
  * {"from": its file name, "optimizer": "moments started at zero",
  * "provenance": its provenance as an object (null when it has none that

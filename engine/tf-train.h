@@ -116,6 +116,12 @@ gboolean tf_provenance_lineage (const char *provenance, TfLineage *lineage);
  * records it (either form); NULL when it records none that reads. */
 char *tf_provenance_started_from (const char *provenance);
 
+/* The side a grey picture a person gives the model is fitted within
+ * (tf_image_to_model_picture): 28 when the run that wrote @provenance
+ * trained on Fashion-MNIST, whose grey 28 × 28 images it placed unscaled on
+ * @image_size (larger than 28); else 0, and pictures fill the image. */
+int tf_provenance_grey_side (const char *provenance, int image_size);
+
 typedef struct {
   int64_t step;             /* steps done, after this one */
   int64_t steps;            /* total */

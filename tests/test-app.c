@@ -1280,7 +1280,7 @@ test_pictures_read_as_the_cli (void)
   for (guint i = 0; i < G_N_ELEMENTS (same); i++)
     {
       g_autoptr(GFile) file = g_file_new_for_path (same[i]);
-      g_autoptr(GBytes) app_pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+      g_autoptr(GBytes) app_pixels = tf_pixels_new_from_file (file, 32, 3, 0, &error);
       g_assert_no_error (error);
       g_autoptr(GBytes) cli_pixels = pixels_as_the_cli_reads (same[i], &error);
       g_assert_no_error (error);
@@ -1291,20 +1291,20 @@ test_pictures_read_as_the_cli (void)
      * 40 high, so its 32 × 32 fit is 16 × 32 with a plain border left and
      * right, and its red gradient runs top to bottom. */
     g_autoptr(GFile) file = g_file_new_for_path (jpeg_path);
-    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, 0, &error);
     const float *p = g_bytes_get_data (pixels, NULL);
     g_assert_cmpfloat (p[(5 * 32 + 0) * 3], ==, p[(25 * 32 + 0) * 3]);
     g_assert_cmpfloat (fabsf (p[(5 * 32 + 16) * 3] - p[(25 * 32 + 16) * 3]), >, 0.5f);
   }
   {
     g_autoptr(GFile) file = g_file_new_for_path (tiff_path);
-    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, 0, &error);
     g_assert_no_error (error);
     g_assert_cmpuint (g_bytes_get_size (pixels), ==, 32 * 32 * 3 * sizeof (float));
   }
   {
     g_autoptr(GFile) file = g_file_new_for_path (cut_path);
-    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, &error);
+    g_autoptr(GBytes) pixels = tf_pixels_new_from_file (file, 32, 3, 0, &error);
     g_assert_null (pixels);
     g_assert_nonnull (error);
     g_assert_nonnull (strstr (error->message, "cut.jpg: not a readable JPEG image"));

@@ -918,6 +918,10 @@ test_bundled_model (void)
   g_assert_no_error (error);
   const char *provenance = tf_safetensors_metadata (st, "provenance");
   g_assert_nonnull (provenance);
+  /* It trained on Fashion-MNIST: a grey picture on black larger than 28
+   * is fitted within 28 × 28, as those were (a garment four times larger
+   * reads as the garment). */
+  g_assert_cmpint (tf_generator_picture_grey_side (gen), ==, TF_FASHION_SIDE);
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_assert_true (json_parser_load_from_data (parser, provenance, -1, &error));
   JsonObject *prov = json_node_get_object (json_parser_get_root (parser));

@@ -4,6 +4,7 @@
  * in a temporary directory that is removed afterwards. */
 #include "tf-image.h"
 #include "tf-config.h"
+#include "tf-train.h"
 #include "tf-test-util.h"
 
 #include <math.h>
@@ -881,6 +882,84 @@ test_to_model_fit (void)
   tf_image_clear (&half);
 }
 
+/* @small (w × h) with every pixel a @k × @k block. */
+static TfImage
+blown_up (const TfImage *small, int k)
+{
+  TfImage big = { small->width * k, small->height * k,
+                  g_new (uint8_t, (size_t) small->width * small->height * k * k * 4) };
+  for (int y = 0; y < big.height; y++)
+    for (int x = 0; x < big.width; x++)
+      memcpy (big.rgba + ((size_t) y * big.width + x) * 4,
+              small->rgba + ((size_t) (y / k) * small->width + x / k) * 4, 4);
+  return big;
+}
+
+static void
+assert_same_pixels (const float *a, const float *b, int n, const char *what)
+{
+  for (int i = 0; i < n; i++)
+    assert_near (a[i], b[i], what, i);
+}
+
+/* A picture a person gives: a grey one on black, larger than 28, fits
+ * within 28 × 28 of 32 as Fashion-MNIST's did in training (four times a
+ * 28 × 28 garment reads exactly as the garment itself); colour, grey on
+ * white, no grey side, or no larger than it: as tf_image_to_model. */
+static void
+test_to_model_picture (void)
+{
+  TfImage garment = solid_image (28, 28, 0, 0, 0, 255);
+  for (int y = 4; y < 25; y++)
+    for (int x = 8; x < 20; x++)
+      memset (garment.rgba + (y * 28 + x) * 4, (uint8_t) (100 + 5 * (x - 8)), 3);
+  TfImage big = blown_up (&garment, 4);
+  float want[32 * 32 * 3], got[32 * 32 * 3];
+  tf_image_to_model (&garment, 32, 3, want);
+  tf_image_to_model_picture (&big, 32, 3, 28, got);
+  assert_same_pixels (got, want, 32 * 32 * 3, "112 × 112 grey on black, as the 28 × 28");
+  /* without the rule it fills all 32: the garment reaches row 28 */
+  tf_image_to_model (&big, 32, 3, want);
+  g_assert_cmpfloat (got[(28 * 32 + 16) * 3], ==, -1.0f);
+  g_assert_cmpfloat (want[(28 * 32 + 16) * 3], >, -0.5f);
+  tf_image_to_model_picture (&big, 32, 3, 0, got);
+  assert_same_pixels (got, want, 32 * 32 * 3, "no grey side");
+  tf_image_to_model_picture (&garment, 32, 3, 28, got);
+  tf_image_to_model (&garment, 32, 3, want);
+  assert_same_pixels (got, want, 32 * 32 * 3, "28 × 28 itself");
+
+  /* one pixel of colour, or a white ground: the whole image */
+  memset (big.rgba, 0, 4);
+  big.rgba[0] = 200;
+  big.rgba[3] = 255;
+  tf_image_to_model (&big, 32, 3, want);
+  tf_image_to_model_picture (&big, 32, 3, 28, got);
+  assert_same_pixels (got, want, 32 * 32 * 3, "colour");
+  for (int i = 0; i < big.width * big.height; i++)
+    if (big.rgba[i * 4] == 0 || i == 0)
+      memset (big.rgba + i * 4, 255, 3);
+  tf_image_to_model (&big, 32, 3, want);
+  tf_image_to_model_picture (&big, 32, 3, 28, got);
+  assert_same_pixels (got, want, 32 * 32 * 3, "grey on white");
+  tf_image_clear (&big);
+  tf_image_clear (&garment);
+}
+
+/* The grey side comes from the run's sources: 28 for a model trained on
+ * Fashion-MNIST at more than 28 pixels, else 0. */
+static void
+test_provenance_grey_side (void)
+{
+  const char *fashion = "{\"step\":5,\"options\":\"{\\\"data\\\":[\\\"shapes\\\",\\\"fashion\\\"]}\"}";
+  const char *shapes = "{\"step\":5,\"options\":\"{\\\"data\\\":[\\\"shapes\\\"]}\"}";
+  g_assert_cmpint (tf_provenance_grey_side (fashion, 32), ==, 28);
+  g_assert_cmpint (tf_provenance_grey_side (fashion, 28), ==, 0);
+  g_assert_cmpint (tf_provenance_grey_side (shapes, 32), ==, 0);
+  g_assert_cmpint (tf_provenance_grey_side ("{\"options\": 5}", 32), ==, 0);
+  g_assert_cmpint (tf_provenance_grey_side ("not json", 32), ==, 0);
+  g_assert_cmpint (tf_provenance_grey_side (NULL, 32), ==, 0);
+}
+
 static void
 test_to_model_resize (void)
 {
@@ -1012,6 +1091,8 @@ main (int argc, char **argv)
   g_test_add_func ("/image/write-errors", test_write_errors);
   g_test_add_func ("/image/write-short", test_write_short);
   g_test_add_func ("/image/to-model-fit", test_to_model_fit);
+  g_test_add_func ("/image/to-model-picture", test_to_model_picture);
+  g_test_add_func ("/image/provenance-grey-side", test_provenance_grey_side);
   g_test_add_func ("/image/to-model-resize", test_to_model_resize);
   g_test_add_func ("/image/model-round-trip", test_model_round_trip);
   return g_test_run ();

@@ -1175,7 +1175,8 @@ tf_chat_view_attach_file (TfChatView *self, GFile *file, GError **error)
   g_return_val_if_fail (TF_IS_CHAT_VIEW (self), FALSE);
   if (self->generation == NULL)
     return FALSE;
-  pixels = tf_pixels_new_from_file (file, self->image_size, self->channels, error);
+  pixels = tf_pixels_new_from_file (file, self->image_size, self->channels,
+                                    tf_generation_get_picture_grey_side (self->generation), error);
   if (pixels == NULL)
     return FALSE;
   name = g_file_get_basename (file);
@@ -1232,8 +1233,9 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, TfChatV
     return FALSE;
   if (G_VALUE_HOLDS (value, GDK_TYPE_TEXTURE))
     {
-      g_autoptr(GBytes) pixels = tf_pixels_new_from_texture (g_value_get_object (value),
-                                                             self->image_size, self->channels);
+      g_autoptr(GBytes) pixels =
+        tf_pixels_new_from_texture (g_value_get_object (value), self->image_size, self->channels,
+                                    tf_generation_get_picture_grey_side (self->generation));
 
       set_attachment (self, pixels, _("Dropped picture"));
       return TRUE;

@@ -858,6 +858,15 @@ tf_generation_get_image_size (TfGeneration *self)
 }
 
 int
+tf_generation_get_picture_grey_side (TfGeneration *self)
+{
+  if (self == NULL)
+    return 0;
+  g_return_val_if_fail (TF_IS_GENERATION (self), 0);
+  return tf_generator_picture_grey_side (self->generator);
+}
+
+int
 tf_generation_get_channels (TfGeneration *self)
 {
   g_return_val_if_fail (TF_IS_GENERATION (self), 0);

@@ -99,6 +99,10 @@ gboolean     tf_generation_get_busy (TfGeneration *self);
 int          tf_generation_get_chat_forgotten (TfGeneration *self);
 int          tf_generation_get_image_size (TfGeneration *self);
 int          tf_generation_get_channels (TfGeneration *self);
+/* The side a grey picture on black that a person gives this model is
+ * fitted within (tf_generator_fit_picture; 0: none, also for @self NULL,
+ * no model). */
+int          tf_generation_get_picture_grey_side (TfGeneration *self);
 
 /* Jobs. The settings (and the negative prompt and init image they point
  * to) are copied. @cancellable may be NULL. FALSE with G_IO_ERROR_BUSY when a job runs, or

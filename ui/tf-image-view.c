@@ -123,20 +123,20 @@ tf_texture_new_from_pixels (const float *pixels, int size, int channels, int sca
   return gdk_memory_texture_new (side, side, GDK_MEMORY_R8G8B8, bytes, (gsize) side * 3);
 }
 
-/* @image fitted as training images are, as model pixels. */
+/* @image fitted as training placed its kind, as model pixels. */
 static GBytes *
-pixels_from_image (const TfImage *image, int size, int channels)
+pixels_from_image (const TfImage *image, int size, int channels, int grey_side)
 {
   gsize n = (gsize) size * size * channels;
   float *pixels = g_new (float, n);
 
-  tf_image_to_model (image, size, channels, pixels);
+  tf_image_to_model_picture (image, size, channels, grey_side, pixels);
   return g_bytes_new_take (pixels, n * sizeof (float));
 }
 
 /* Unpremultiplied RGBA, then fitted as training images are. */
 GBytes *
-tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels)
+tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels, int grey_side)
 {
   TfImage image = { 0 };
   int width = gdk_texture_get_width (texture);
@@ -162,13 +162,13 @@ tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels)
         }
       image.rgba[i * 4 + 3] = (guint8) a;
     }
-  pixels = pixels_from_image (&image, size, channels);
+  pixels = pixels_from_image (&image, size, channels, grey_side);
   tf_image_clear (&image);
   return pixels;
 }
 
 GBytes *
-tf_pixels_new_from_file (GFile *file, int size, int channels, GError **error)
+tf_pixels_new_from_file (GFile *file, int size, int channels, int grey_side, GError **error)
 {
   g_autofree char *path = g_file_get_path (file);
   g_autoptr(GError) engine_error = NULL;
@@ -183,7 +183,7 @@ tf_pixels_new_from_file (GFile *file, int size, int channels, GError **error)
     {
       if (tf_image_read (path, &image, &engine_error))
         {
-          GBytes *pixels = pixels_from_image (&image, size, channels);
+          GBytes *pixels = pixels_from_image (&image, size, channels, grey_side);
 
           tf_image_clear (&image);
           return pixels;
@@ -203,7 +203,7 @@ tf_pixels_new_from_file (GFile *file, int size, int channels, GError **error)
       g_prefix_error (error, "%s: ", shown);
       return NULL;
     }
-  return tf_pixels_new_from_texture (texture, size, channels);
+  return tf_pixels_new_from_texture (texture, size, channels, grey_side);
 }
 
 /* GtkFileChooserNative is the file chooser of GTK 4.8 (Debian 12). */

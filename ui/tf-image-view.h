@@ -25,10 +25,13 @@ gboolean tf_image_view_has_image (TfImageView *self);
 GdkTexture *tf_texture_new_from_pixels (const float *pixels, int size, int channels, int scale);
 
 /* The other way, for a picture coming in (dropped, chosen, attached): fitted
- * to the model's size × size × channels as training images are
- * (tf_image_to_model). The file's error names it. */
-GBytes *tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels);
-GBytes *tf_pixels_new_from_file (GFile *file, int size, int channels, GError **error);
+ * to the model's size × size × channels as training placed its kind
+ * (tf_image_to_model_picture with @grey_side: the model's, from
+ * tf_generation_get_picture_grey_side, or 0 to fill the image). The file's
+ * error names it. */
+GBytes *tf_pixels_new_from_texture (GdkTexture *texture, int size, int channels, int grey_side);
+GBytes *tf_pixels_new_from_file (GFile *file, int size, int channels, int grey_side,
+                                 GError **error);
 /* A modal file chooser of pictures (PNG, JPEG, TIFF) on @widget's window;
  * the caller connects "response" and shows it. */
 GtkNativeDialog *tf_picture_chooser_new (GtkWidget *widget, const char *title,

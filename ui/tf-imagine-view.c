@@ -787,7 +787,8 @@ tf_imagine_view_set_init_image (TfImagineView *self, GFile *file, GError **error
       set_init_pixels (self, NULL, NULL);
       return TRUE;
     }
-  pixels = tf_pixels_new_from_file (file, self->image_size, self->channels, error);
+  pixels = tf_pixels_new_from_file (file, self->image_size, self->channels,
+                                    tf_generation_get_picture_grey_side (self->generation), error);
   if (pixels == NULL)
     return FALSE;
   name = g_file_get_basename (file);
@@ -852,8 +853,9 @@ on_drop (GtkDropTarget *target, const GValue *value, double x, double y, TfImagi
   if (G_VALUE_HOLDS (value, GDK_TYPE_TEXTURE))
     {
       /* Pixels only (from an image editor): nothing to read settings from. */
-      g_autoptr(GBytes) pixels = tf_pixels_new_from_texture (g_value_get_object (value),
-                                                             self->image_size, self->channels);
+      g_autoptr(GBytes) pixels =
+        tf_pixels_new_from_texture (g_value_get_object (value), self->image_size, self->channels,
+                                    tf_generation_get_picture_grey_side (self->generation));
 
       set_init_pixels (self, pixels, _("Dropped picture"));
       return TRUE;

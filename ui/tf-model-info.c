@@ -173,11 +173,12 @@ TfGenerator *
 tf_model_info_open_generator (const char *path, GError **error)
 {
   TfTokenizer *tokenizer = NULL;
-  TfModel *model = tf_model_file_open (path, TRUE, NULL, &tokenizer, error);
+  g_autoptr (TfSafetensors) st = NULL;
+  TfModel *model = tf_model_file_open (path, TRUE, &st, &tokenizer, error);
 
   if (model == NULL)
     return NULL;
-  return tf_generator_new (model, tokenizer, error);
+  return tf_generator_new_with_file (model, tokenizer, st, error);
 }
 
 char *

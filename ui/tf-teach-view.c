@@ -349,7 +349,9 @@ scan_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *can
         }
       g_autoptr (GFile) file = g_file_new_for_path (path);
       g_autoptr (GError) picture_error = NULL;
-      GBytes *pixels = tf_pixels_new_from_file (file, scan->size, scan->channels, &picture_error);
+      /* filling the image, as the folder source trains on them */
+      GBytes *pixels = tf_pixels_new_from_file (file, scan->size, scan->channels, 0,
+                                                &picture_error);
       if (pixels == NULL)
         {
           /* Translators: a file of the folder that is not used, and why */
