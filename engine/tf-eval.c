@@ -562,7 +562,7 @@ eval_caption (Eval *ev, GError **error)
           tf_example_clear (&ex);
           break;
         }
-      tf_image_to_model (&image, size, C, fitted);
+      tf_generator_fit_picture (ev->gen, &image, fitted);
       tf_image_clear (&image);
       g_autofree char *caption = tf_generator_caption (ev->gen, fitted, &s, NULL, error);
       if (caption == NULL)
