@@ -575,9 +575,9 @@ tf_cli_caption (TfCli *cli, const TfCliCommand *command, int argc, char **argv)
       "%s\n\n%s", _(command->summary),
       _("Fits the picture to the model's size (a larger one shrinks, keeping its\n"
         "shape; a smaller one keeps its size; on the colour of its edge; a grey one\n"
-        "on black, larger than 28 × 28, shrinks to that for a model trained on\n"
-        "Fashion-MNIST, as training placed those) and prints the model's caption\n"
-        "on standard output."));
+        "on black cut to its subject, larger than 28 × 28, shrinks to that for a\n"
+        "model trained on Fashion-MNIST, as training placed those) and prints the\n"
+        "model's caption on standard output."));
   int status = tf_cli_parse_flags (cli, line, usage, summary, entries, argc, argv);
   if (status >= 0)
     return status;

@@ -49,8 +49,10 @@ void tf_image_to_model (const TfImage *image, int size, int channels, float *out
 /* A picture a person gives a model (to caption, in a chat, to start an
  * image from), fitted as training placed its kind: as tf_image_to_model,
  * except that a grey picture on a dark ground (R, G and B within 2/255
- * everywhere, most of its outermost pixels darker than mid-grey) larger
- * than @grey_side × @grey_side shrinks to fit that, centred in size × size.
+ * everywhere, most of its outermost pixels darker than mid-grey), larger
+ * than @grey_side × @grey_side and cut to its subject (a dark margin all
+ * around of less than 1.5 in 32 of its side: not framed as the model's
+ * own pictures are), shrinks to fit that, centred in size × size.
  * A model trained on Fashion-MNIST saw its grey pictures as 28 × 28 on 32
  * (tf_provenance_grey_side); 0 (or @size) turns the rule off. */
 void tf_image_to_model_picture (const TfImage *image, int size, int channels, int grey_side,

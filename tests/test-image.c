@@ -902,15 +902,17 @@ assert_same_pixels (const float *a, const float *b, int n, const char *what)
     assert_near (a[i], b[i], what, i);
 }
 
-/* A picture a person gives: a grey one on black, larger than 28, fits
- * within 28 × 28 of 32 as Fashion-MNIST's did in training (four times a
- * 28 × 28 garment reads exactly as the garment itself); colour, grey on
- * white, no grey side, or no larger than it: as tf_image_to_model. */
+/* A picture a person gives: a grey one on black, larger than 28 and cut to
+ * its garment, fits within 28 × 28 of 32 as Fashion-MNIST's did in
+ * training (four times a 28 × 28 garment reads exactly as the garment
+ * itself); one framed as the model's own are (2 in 32 dark all around),
+ * colour, grey on white, no grey side, or no larger than it: as
+ * tf_image_to_model. */
 static void
 test_to_model_picture (void)
 {
   TfImage garment = solid_image (28, 28, 0, 0, 0, 255);
-  for (int y = 4; y < 25; y++)
+  for (int y = 0; y < 28; y++)
     for (int x = 8; x < 20; x++)
       memset (garment.rgba + (y * 28 + x) * 4, (uint8_t) (100 + 5 * (x - 8)), 3);
   TfImage big = blown_up (&garment, 4);
@@ -918,15 +920,29 @@ test_to_model_picture (void)
   tf_image_to_model (&garment, 32, 3, want);
   tf_image_to_model_picture (&big, 32, 3, 28, got);
   assert_same_pixels (got, want, 32 * 32 * 3, "112 × 112 grey on black, as the 28 × 28");
-  /* without the rule it fills all 32: the garment reaches row 28 */
+  /* without the rule it fills all 32: the garment reaches row 31 */
   tf_image_to_model (&big, 32, 3, want);
-  g_assert_cmpfloat (got[(28 * 32 + 16) * 3], ==, -1.0f);
-  g_assert_cmpfloat (want[(28 * 32 + 16) * 3], >, -0.5f);
+  g_assert_cmpfloat (got[(31 * 32 + 16) * 3], ==, -1.0f);
+  g_assert_cmpfloat (want[(31 * 32 + 16) * 3], >, -0.5f);
   tf_image_to_model_picture (&big, 32, 3, 0, got);
   assert_same_pixels (got, want, 32 * 32 * 3, "no grey side");
   tf_image_to_model_picture (&garment, 32, 3, 28, got);
   tf_image_to_model (&garment, 32, 3, want);
   assert_same_pixels (got, want, 32 * 32 * 3, "28 × 28 itself");
+
+  /* the model's own framing (the garment on 32 × 32, 2 dark all around),
+   * eight times larger as the app saves it: the whole image */
+  TfImage framed = solid_image (32, 32, 0, 0, 0, 255);
+  for (int y = 2; y < 30; y++)
+    memcpy (framed.rgba + (y * 32 + 2) * 4, garment.rgba + (y - 2) * 28 * 4, 28 * 4);
+  TfImage saved = blown_up (&framed, 8);
+  tf_image_to_model (&saved, 32, 3, want);
+  tf_image_to_model_picture (&saved, 32, 3, 28, got);
+  assert_same_pixels (got, want, 32 * 32 * 3, "framed as the model's own");
+  tf_image_to_model (&framed, 32, 3, want);
+  assert_same_pixels (got, want, 32 * 32 * 3, "framed, as at 32 × 32");
+  tf_image_clear (&saved);
+  tf_image_clear (&framed);
 
   /* one pixel of colour, or a white ground: the whole image */
   memset (big.rgba, 0, 4);
