@@ -697,12 +697,13 @@ tf_image_to_model (const TfImage *image, int size, int channels, float *out)
   fit_within (image, size, channels, size, out);
 }
 
-/* Whether every pixel, over white as the fitting composites it, has its
- * red, green and blue within 2/255 of each other, and most of the
- * outermost pixels are dark (a grey picture on black, as Fashion-MNIST's
- * are; black shapes on white are not one). */
+/* Whether @image is a grey picture on black cut to its subject, as
+ * Fashion-MNIST's are: every pixel, over white as the fitting composites
+ * it, has its red, green and blue within 2/255 of each other; most of the
+ * outermost pixels are dark (black shapes on white are not one); and it is
+ * not framed as the model's own pictures are (below). */
 static gboolean
-is_grey_on_dark (const TfImage *image)
+is_grey_cut_to_subject (const TfImage *image)
 {
   const int w = image->width, h = image->height;
   int edge = 0, dark = 0;
@@ -750,8 +751,10 @@ is_grey_on_dark (const TfImage *image)
             right = MAX (right, x);
           }
       }
-  const int margin = bottom < 0 ? MIN (w, h) : MIN (MIN (top, h - 1 - bottom), MIN (left, w - 1 - right));
-  return 32 * margin < 3 * MAX (w, h) / 2;
+  const int margin = bottom < 0 ? MIN (w, h)
+                                 : MIN (MIN (top, h - 1 - bottom), MIN (left, w - 1 - right));
+  /* margin / side < 1.5 / 32 */
+  return 64 * margin < 3 * MAX (w, h);
 }
 
 void
@@ -761,7 +764,7 @@ tf_image_to_model_picture (const TfImage *image, int size, int channels, int gre
   g_return_if_fail (image != NULL && image->rgba != NULL);
   const gboolean fits = grey_side >= 1 && grey_side < size &&
                         MAX (image->width, image->height) > grey_side &&
-                        is_grey_on_dark (image);
+                        is_grey_cut_to_subject (image);
   fit_within (image, size, channels, fits ? grey_side : size, out);
 }
 
