@@ -184,6 +184,8 @@ print_table (FILE *out, const TfEvalReport *r, const char *model, const TfEvalOp
                                                r->caption_example[1]);
       row_percent (out, "caption", _("exact class"), r->caption_exact, r->caption_n,
                    TF_EVAL_TARGET_CAPTION, note);
+      row_percent (out, "", _("exact class, the PNGs 4× larger"), r->caption_exact_large,
+                   r->caption_n, -1, "");
     }
   if (r->sections & TF_EVAL_SHAPES)
     {

@@ -513,6 +513,28 @@ eval_fashion (Eval *ev, GError **error)
   return TRUE;
 }
 
+/* The caption of the grey @side × @side picture @grey saved as a PNG at
+ * @scale times its size (each pixel a block), read back and fitted as
+ * `caption --image` fits a picture; NULL with @error set. */
+static char *
+caption_of_png (Eval *ev, const char *png, const uint8_t *grey, int side, int scale,
+                const TfGenerateSettings *s, float *fitted, GError **error)
+{
+  const int big = side * scale;
+  g_autofree uint8_t *pixels = g_new (uint8_t, (size_t) big * big);
+  for (int y = 0; y < big; y++)
+    for (int x = 0; x < big; x++)
+      pixels[y * big + x] = grey[(y / scale) * side + x / scale];
+  TfImage image = { 0 };
+  if (!tf_image_write_png (png, pixels, big, big, 1, NULL, NULL, error)
+      || !tf_image_read_png (png, &image, error))
+    return NULL;
+  tf_generator_fit_picture (ev->gen, &image, fitted);
+  tf_image_clear (&image);
+  char *caption = tf_generator_caption (ev->gen, fitted, s, NULL, error);
+  return caption != NULL ? g_strstrip (caption) : NULL;
+}
+
 static gboolean
 eval_caption (Eval *ev, GError **error)
 {
@@ -554,26 +576,20 @@ eval_caption (Eval *ev, GError **error)
         for (int x = 0; x < side; x++)
           grey[y * side + x] = (uint8_t) lrintf (
             (ex.pixels[((size_t) (at + y) * size + at + x) * C] + 1.0f) * 127.5f);
-      TfImage image = { 0 };
-      ok = tf_image_write_png (png, grey, side, side, 1, NULL, NULL, error)
-           && tf_image_read_png (png, &image, error);
-      if (!ok)
-        {
-          tf_example_clear (&ex);
-          break;
-        }
-      tf_generator_fit_picture (ev->gen, &image, fitted);
-      tf_image_clear (&image);
-      g_autofree char *caption = tf_generator_caption (ev->gen, fitted, &s, NULL, error);
-      if (caption == NULL)
+      g_autofree char *caption = caption_of_png (ev, png, grey, side, 1, &s, fitted, error);
+      /* and the same picture four times larger, as people may keep it */
+      g_autofree char *large = caption != NULL
+                                 ? caption_of_png (ev, png, grey, side, 4, &s, fitted, error)
+                                 : NULL;
+      if (large == NULL)
         {
           tf_example_clear (&ex);
           ok = FALSE;
           break;
         }
-      g_strstrip (caption);
       ev->r->caption_n++;
       ev->r->caption_exact += tf_data_fashion_caption_class (caption) == ex.label;
+      ev->r->caption_exact_large += tf_data_fashion_caption_class (large) == ex.label;
       if (i == 0)
         {
           ev->r->caption_example[0] = g_utf8_make_valid (caption, -1);
@@ -1356,6 +1372,7 @@ tf_eval_report_to_json (const TfEvalReport *r)
       add_measure (b, "exact_class", percent (r->caption_exact, r->caption_n),
                    TF_EVAL_TARGET_CAPTION);
       add_int (b, "images", r->caption_n);
+      add_measure (b, "exact_class_4x", percent (r->caption_exact_large, r->caption_n), -1);
       json_builder_set_member_name (b, "example");
       json_builder_add_string_value (b, r->caption_example[0] != NULL ? r->caption_example[0] : "");
       json_builder_set_member_name (b, "example_class");

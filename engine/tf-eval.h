@@ -137,6 +137,7 @@ typedef struct {
   double seam_generated, seam_real;
   /* caption */
   int    caption_n, caption_exact;
+  int    caption_exact_large;              /* the same pictures 4× larger (112 × 112) */
   char  *caption_example[2];               /* a caption and what it should name */
   /* shapes: scenes; objects asked; right per attribute; real renders the same */
   int    shapes_scenes, shapes_objects;

@@ -174,6 +174,7 @@ test_eval_end_to_end (void)
   g_assert_nonnull (caption);
   member_percent (caption, "exact_class");
   g_assert_cmpint (json_object_get_int_member (caption, "images"), ==, 100);
+  member_percent (caption, "exact_class_4x");
   g_assert_true (json_object_has_member (caption, "example"));
 
   JsonObject *shapes = json_object_get_object_member (root, "shapes");
