@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#define CHAT_MAX_PHRASINGS 7
+#define CHAT_MAX_PHRASINGS 10
 #define CHAT_MAX_ANSWERS 3
 /* Topics with this many user phrasings or more keep their last for the
  * held-out split. */
@@ -136,6 +136,7 @@ static const ChatTopic chat_topics[] = {
   { "facts",
     { "what colour is the sky?", "what is the capital of france?", "who is the president?",
       "what time is it?", "what is the weather like today?", "how far away is the moon?",
+      "what is the population of china?", "who invented the telephone?", "where is paris?",
       "who wrote hamlet?", NULL },
     { "I do not know facts about the world: I only draw clothes, shapes and emoji, describe "
       "pictures and say what words mean. try \"draw a dress\" or \"what is a sandal?\".",
@@ -144,6 +145,7 @@ static const ChatTopic chat_topics[] = {
   { "tasks",
     { "tell me a joke", "write a poem", "can you help me with my homework?",
       "what is 12 times 7?", "write some code for me", "translate hello into french",
+      "sing me a song", "give me a recipe for soup", "play a game with me",
       "tell me a story", NULL },
     { "I cannot do that: I am a small model that draws clothes, shapes and emoji, describes "
       "pictures and defines words. shall I draw something?", NULL } },
