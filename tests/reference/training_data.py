@@ -816,21 +816,22 @@ _CENTRE = re.compile(r"\bcentre\b")
 
 def loosen_prompt(rng, source, caption):
     """engine/tf-train.c's tf_train_loosen_prompt: a prompt for shapes or
-    emoji without the places (1 in 4), emoji without the background (1 in
-    4), without the size or with "big"/"little" (15 in 100 each; "a" becomes
-    "an" before a vowel, and before a u the size stays), "center" (3 in 10)."""
+    emoji without the places (4 in 10), emoji without the background (1 in
+    4), without the size (30 in 100) or with "big"/"little" (15 in 100; "a"
+    becomes "an" before a vowel, and before a u the size stays), "center"
+    (3 in 10)."""
     if source not in ("shapes", "emoji"):
         return caption
     text = caption
-    if rng.random() < 0.25:
+    if rng.random() < 0.4:
         text = _WHERE.sub("", text)
     if source == "emoji" and rng.random() < 0.25:
         text = _BACKGROUND.sub("", text)
     u = rng.random()
-    if u < 0.3:
+    if u < 0.45:
         def edit(m):
             size, word = m.group(1), m.group(2)
-            if u >= 0.15:
+            if u >= 0.3:
                 return f"a {dict(large='big', small='little').get(size, size)} {word}"
             if word[0] == "u":
                 return m.group(0)
