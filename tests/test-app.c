@@ -493,6 +493,10 @@ test_bundled_model (void)
   g_assert_nonnull (tf_window_get_generation (window));
   g_assert_true (shows (window, "default"));
   g_assert_true (shows (window, "Imagine an Image"));
+  /* It trained on Fashion-MNIST: people's grey pictures on black are fitted
+   * within 28 × 28, as those were (tf_image_to_model_picture). */
+  g_assert_cmpint (tf_generation_get_picture_grey_side (tf_window_get_generation (window)), ==,
+                   28);
 
   /* The Threads preference reaches the generator, now and when it changes. */
   g_autoptr (GSettings) settings = g_settings_new (APPLICATION_ID);
@@ -1308,6 +1312,33 @@ test_pictures_read_as_the_cli (void)
     g_assert_null (pixels);
     g_assert_nonnull (error);
     g_assert_nonnull (strstr (error->message, "cut.jpg: not a readable JPEG image"));
+    g_clear_error (&error);
+  }
+  {
+    /* With a grey side of 28 (a model trained on Fashion-MNIST), a grey
+     * garment on black four times larger reads as the 28 × 28 one, as
+     * `caption` reads it; with none it fills the 32. */
+    uint8_t small[28 * 28], big[112 * 112];
+    for (int y = 0; y < 28; y++)
+      for (int x = 0; x < 28; x++)
+        small[y * 28 + x] = x >= 6 && x < 22 ? (uint8_t) (120 + 4 * y) : 0;
+    for (int y = 0; y < 112; y++)
+      for (int x = 0; x < 112; x++)
+        big[y * 112 + x] = small[(y / 4) * 28 + x / 4];
+    g_autofree char *small_path = g_build_filename (tmp_dir, "garment.png", NULL);
+    g_autofree char *big_path = g_build_filename (tmp_dir, "garment-x4.png", NULL);
+    g_assert_true (tf_image_write_png (small_path, small, 28, 28, 1, NULL, NULL, &error));
+    g_assert_true (tf_image_write_png (big_path, big, 112, 112, 1, NULL, NULL, &error));
+    g_autoptr(GFile) small_file = g_file_new_for_path (small_path);
+    g_autoptr(GFile) big_file = g_file_new_for_path (big_path);
+    g_autoptr(GBytes) want = tf_pixels_new_from_file (small_file, 32, 3, 28, &error);
+    g_autoptr(GBytes) got = tf_pixels_new_from_file (big_file, 32, 3, 28, &error);
+    g_autoptr(GBytes) filled = tf_pixels_new_from_file (big_file, 32, 3, 0, &error);
+    g_assert_no_error (error);
+    const float *a = g_bytes_get_data (want, NULL), *b = g_bytes_get_data (got, NULL);
+    for (int i = 0; i < 32 * 32 * 3; i++)
+      g_assert_cmpfloat (fabsf (a[i] - b[i]), <, 1e-5f);
+    g_assert_false (g_bytes_equal (filled, got));
   }
 }
 
