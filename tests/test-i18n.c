@@ -136,15 +136,22 @@ find_title (GtkWidget *widget, GType type, const char *title)
   return find_widget (widget, type, "title", title) != NULL;
 }
 
+/* TRUE, with the test skipped, when there is no display for GTK. */
+static gboolean
+skipped_without_display (void)
+{
+  if (g_getenv ("DISPLAY") != NULL || g_getenv ("WAYLAND_DISPLAY") != NULL)
+    return FALSE;
+  g_test_skip ("no display (DISPLAY and WAYLAND_DISPLAY are unset); run under xvfb-run");
+  return TRUE;
+}
+
 /* The application's keyboard shortcuts window, built from the GResource. */
 static void
 test_shortcuts_window (void)
 {
-  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
-    {
-      g_test_skip ("no display (DISPLAY and WAYLAND_DISPLAY are unset); run under xvfb-run");
-      return;
-    }
+  if (skipped_without_display ())
+    return;
   gtk_init ();
   g_autoptr (GtkBuilder) builder =
     gtk_builder_new_from_resource ("/org/transfusion/Transfusion/gtk/help-overlay.ui");
@@ -162,11 +169,8 @@ test_shortcuts_window (void)
 static void
 test_chat_starters (void)
 {
-  if (g_getenv ("DISPLAY") == NULL && g_getenv ("WAYLAND_DISPLAY") == NULL)
-    {
-      g_test_skip ("no display (DISPLAY and WAYLAND_DISPLAY are unset); run under xvfb-run");
-      return;
-    }
+  if (skipped_without_display ())
+    return;
   adw_init ();
   GtkWidget *view = g_object_ref_sink (g_object_new (TF_TYPE_CHAT_VIEW, NULL));
   g_assert_nonnull (find_widget (view, GTK_TYPE_BUTTON, "label", "Draw a sneaker"));
